@@ -1,0 +1,250 @@
+"""One small function per verb: read flags, call the library, hand results to the renderer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pgshift
+from pgshift.cli.render import Output, RunRenderer
+from pgshift.config import Settings, describe, load_settings
+from pgshift.durations import format_duration_ms
+from pgshift.errors import UsageError
+from pgshift.plan import Plan
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags: dict[str, str | None] = {
+        "database_url": getattr(args, "database_url", None),
+        "migrations_dir": getattr(args, "dir", None),
+    }
+    return load_settings(flags)
+
+
+def dispatch(args: argparse.Namespace, out: Output) -> int:
+    handlers = {
+        "up": cmd_up,
+        "status": cmd_status,
+        "create": cmd_create,
+        "config": cmd_config,
+        "server": cmd_server,
+    }
+    return handlers[args.command](args, out)
+
+
+# -- up ---------------------------------------------------------------------------------------
+
+
+def _plan_rows(plan: Plan) -> list[list[str]]:
+    rows = []
+    for step in plan.steps:
+        m = step.migration
+        h = m.header
+        outside = (
+            sum(1 for s in m.statements if not s.transactional)
+            if h.transaction
+            else len(m.statements)
+        )
+        rows.append(
+            [
+                m.version,
+                m.description,
+                {True: "yes", False: "no", None: "-"}[h.zero_downtime],
+                h.risk_level or "-",
+                format_duration_ms(h.estimated_duration_ms),
+                str(len(m.statements)) + (f" ({outside} outside a transaction)" if outside else ""),
+                f"resume after {step.resume.statements_done}" if step.resume else "",
+            ]
+        )
+    return rows
+
+
+def _show_plan(out: Output, plan: Plan) -> None:
+    out.table(
+        ["version", "description", "zero-downtime", "risk", "estimated", "statements", "note"],
+        _plan_rows(plan),
+        title=f"Plan: {len(plan.steps)} migration(s) to apply",
+    )
+
+
+def _confirm_on_terminal(out: Output, yes: bool, backup_wanted: bool) -> Callable[[Plan], bool]:
+    def confirm(plan: Plan) -> bool:
+        _show_plan(out, plan)
+        if backup_wanted:
+            out.line("note: backups before `up` are not available in this version yet; none taken")
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to apply {len(plan.steps)} migration(s) without confirmation:"
+                " there is no terminal to ask on",
+                hint="pass --yes to apply without asking",
+            )
+        answer = input(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
+        return answer in ("y", "yes")
+
+    return confirm
+
+
+def cmd_up(args: argparse.Namespace, out: Output) -> int:
+    settings = settings_from(args)
+    if args.dry_run:
+        migrations = pgshift.load_project(settings)
+        plan = pgshift.plan_up(settings, migrations, pgshift.database_url(settings), args.target)
+        if args.json:
+            out.json({"dry_run": True, "steps": [_step_json(s.migration) for s in plan.steps]})
+            return 0
+        if not plan.steps:
+            out.line("Nothing to apply: the database is up to date.")
+            return 0
+        _show_plan(out, plan)
+        for step in plan.steps:
+            m = step.migration
+            out.line(f"\n-- {m.path}")
+            for stmt in m.statements:
+                where = (
+                    ""
+                    if stmt.transactional and m.header.transaction
+                    else "  -- outside a transaction"
+                )
+                out.line(f"-- line {stmt.line}{where}\n{stmt.sql};")
+        out.line("\ndry run: nothing was changed")
+        return 0
+    renderer = RunRenderer(out)
+    try:
+        plan, result = pgshift.up(
+            settings,
+            target=args.target,
+            confirm=_confirm_on_terminal(
+                out, args.yes or args.json, settings.backup_enabled and not args.skip_backup
+            ),
+            emit=renderer,
+        )
+    except Exception:
+        if args.json and renderer.steps:
+            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": None})
+        raise
+    if result is None:
+        if args.json:
+            out.json({"run_id": None, "steps": [], "backup_id": None})
+        else:
+            out.line("Nothing to apply: the database is up to date.")
+        return 0
+    if args.json:
+        out.json({"run_id": result.run_id, "steps": renderer.steps, "backup_id": None})
+    return 0
+
+
+def _step_json(m: Any) -> dict[str, Any]:
+    return {"version": m.version, "action": "apply", "status": "planned", "duration_ms": None}
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    report = pgshift.status(settings_from(args))
+    if args.json:
+        out.json(
+            {
+                "migrations": [
+                    {
+                        "version": r.version,
+                        "description": r.description,
+                        "state": r.state,
+                        "applied_at": r.applied.applied_at.isoformat() if r.applied else None,
+                        "duration_ms": r.applied.duration_ms if r.applied else None,
+                        "estimated_ms": r.migration.header.estimated_duration_ms
+                        if r.migration
+                        else None,
+                        "risk_level": r.migration.header.risk_level if r.migration else None,
+                        "zero_downtime": r.migration.header.zero_downtime if r.migration else None,
+                    }
+                    for r in report.rows
+                ],
+                "pending": report.pending,
+                "applied": report.applied,
+            }
+        )
+        return 0
+    rows = []
+    for r in report.rows:
+        h = r.migration.header if r.migration else None
+        took = format_duration_ms(r.applied.duration_ms) if r.applied else "-"
+        estimated = format_duration_ms(h.estimated_duration_ms) if h else "-"
+        rows.append(
+            [
+                r.version,
+                r.description,
+                r.state,
+                f"{r.applied.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied else "-",
+                f"{took} / {estimated}",
+                (h.risk_level or "-") if h else "-",
+                {True: "yes", False: "no", None: "-"}[h.zero_downtime if h else None],
+            ]
+        )
+    out.table(
+        [
+            "version",
+            "description",
+            "state",
+            "applied at",
+            "took / estimated",
+            "risk",
+            "zero-downtime",
+        ],
+        rows,
+        title=f"{report.applied} applied, {report.pending} pending",
+    )
+    return 0
+
+
+# -- create, config, server -------------------------------------------------------------------
+
+
+def cmd_create(args: argparse.Namespace, out: Output) -> int:
+    forward, rollback = pgshift.create(
+        settings_from(args),
+        args.description,
+        zero_downtime=args.zero_downtime,
+        estimated_duration=args.estimated_duration,
+        risk_level=args.risk_level,
+        depends_on=args.depends_on,
+    )
+    if not out.quiet:
+        print(forward)
+        print(rollback)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, out: Output) -> int:
+    rows = describe(settings_from(args))
+    if args.json:
+        out.json({name: {"value": value, "source": source} for name, value, source in rows})
+        return 0
+    out.table(["setting", "value", "source"], [list(r) for r in rows])
+    return 0
+
+
+def cmd_server(args: argparse.Namespace, out: Output) -> int:
+    from pgshift import embedded
+
+    settings = settings_from(args)
+    if args.server_command == "stop":
+        was_running = embedded.stop(settings.project_root)
+        out.line(
+            "embedded PostgreSQL stopped" if was_running else "embedded PostgreSQL was not running"
+        )
+        return 0
+    if args.server_command == "status":
+        st = embedded.status(settings.project_root)
+        out.line(f"data:    {st.data_dir}")
+        out.line(f"running: {'yes' if st.running else 'no'}")
+        if st.running:
+            out.line(f"pid:     {st.pid}")
+            out.line(f"version: {st.version}")
+            out.line(f"url:     {st.url}")
+        return 0
+    raise UsageError("pgshift server: say `status` or `stop`")

@@ -1,0 +1,297 @@
+"""Effective settings: flags over environment over `[tool.pgshift]` / pgshift.toml over defaults.
+
+Each value remembers where it came from so `pgshift config` can explain it, and the database URL
+is only ever shown with its password masked.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pgshift.durations import parse_duration_ms
+from pgshift.errors import ConfigError
+
+Source = str  # "flag", "env", "pyproject.toml", "pgshift.toml", "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob pgshift reads, already validated."""
+
+    database_url: str | None
+    migrations_dir: Path
+    migration_timeout_ms: int
+    pool_min: int
+    pool_max: int
+    health_check_enabled: bool
+    health_check_interval_ms: int
+    backup_enabled: bool
+    backup_retention_days: int
+    backup_dir: Path
+    schema: str
+    lock_timeout_ms: int
+    lock_retry_total_ms: int
+    runner_lock_wait_ms: int
+    project_root: Path
+    sources: Mapping[str, Source]
+
+    def masked_url(self) -> str | None:
+        return mask_url(self.database_url) if self.database_url else None
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _parse_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{text!r} must not be negative")
+    return value
+
+
+def _parse_ms(text: str) -> int:
+    return parse_duration_ms(text, default_unit="ms")
+
+
+def _parse_schema(text: str) -> str:
+    value = text.strip()
+    if not value or len(value.encode()) > 63:
+        raise ValueError(f"{text!r} is not a valid schema name (1 to 63 bytes)")
+    return value
+
+
+@dataclass(frozen=True)
+class _Knob:
+    name: str  # Settings field
+    env: str | None  # environment variable
+    file_key: str  # key in [tool.pgshift]
+    default: str
+    parse: Callable[[str], Any]
+
+
+_KNOBS: tuple[_Knob, ...] = (
+    _Knob("migrations_dir", "DB_MIGRATIONS_DIR", "migrations_dir", "./migrations", str),
+    _Knob("migration_timeout_ms", "DB_MIGRATION_TIMEOUT", "migration_timeout", "300000", _parse_ms),
+    _Knob("pool_min", "DB_POOL_MIN", "pool_min", "5", _parse_int),
+    _Knob("pool_max", "DB_POOL_MAX", "pool_max", "20", _parse_int),
+    _Knob(
+        "health_check_enabled",
+        "DB_HEALTH_CHECK_ENABLED",
+        "health_check_enabled",
+        "true",
+        _parse_bool,
+    ),
+    _Knob(
+        "health_check_interval_ms",
+        "DB_HEALTH_CHECK_INTERVAL",
+        "health_check_interval",
+        "30000",
+        _parse_ms,
+    ),
+    _Knob("backup_enabled", "DB_BACKUP_ENABLED", "backup_enabled", "true", _parse_bool),
+    _Knob(
+        "backup_retention_days",
+        "DB_BACKUP_RETENTION_DAYS",
+        "backup_retention_days",
+        "30",
+        _parse_int,
+    ),
+    _Knob("backup_dir", "DB_BACKUP_DIR", "backup_dir", ".pgshift/backups", str),
+    _Knob("schema", "PGSHIFT_SCHEMA", "schema", "pgshift", _parse_schema),
+    _Knob("lock_timeout_ms", "PGSHIFT_LOCK_TIMEOUT", "lock_timeout", "2000", _parse_ms),
+    _Knob(
+        "lock_retry_total_ms",
+        "PGSHIFT_LOCK_RETRY_TOTAL",
+        "lock_retry_total",
+        "60000",
+        _parse_ms,
+    ),
+    _Knob(
+        "runner_lock_wait_ms",
+        "PGSHIFT_RUNNER_LOCK_WAIT",
+        "runner_lock_wait",
+        "60000",
+        _parse_ms,
+    ),
+)
+
+KNOB_ENV = {k.name: k.env for k in _KNOBS}
+
+_PG_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a libpq URL or key=value string with ``***``."""
+    if "://" in url:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{host}"
+        query = "&".join(
+            "password=***" if q.lower().startswith("password=") else q
+            for q in parts.query.split("&")
+            if q
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    words = []
+    for word in url.split():
+        key = word.split("=", 1)[0].strip().lower()
+        words.append(f"{key}=***" if key == "password" else word)
+    return " ".join(words)
+
+
+def find_project_root(start: Path) -> tuple[Path, Path | None]:
+    """The nearest folder holding pgshift.toml or a pyproject.toml with [tool.pgshift].
+
+    Falls back to ``start`` itself, so a bare folder of migrations is a project too.
+    """
+    for folder in (start, *start.parents):
+        if (folder / "pgshift.toml").is_file():
+            return folder, folder / "pgshift.toml"
+        pyproject = folder / "pyproject.toml"
+        if (
+            pyproject.is_file()
+            and "tool" in _read_toml(pyproject)
+            and "pgshift" in (_read_toml(pyproject).get("tool") or {})
+        ):
+            return folder, pyproject
+    return start, None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _file_table(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    data = _read_toml(path)
+    if path.name == "pgshift.toml":
+        table = data.get("tool", {}).get("pgshift", data)
+    else:
+        table = data.get("tool", {}).get("pgshift", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.pgshift] must be a table")
+    return table
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve every setting; a bad value raises ConfigError naming its variable, key or flag.
+
+    ``flags`` maps Settings field names (and "database_url") to command-line values.
+    """
+    flags = flags or {}
+    env = os.environ if env is None else env
+    cwd = (cwd or Path.cwd()).resolve()
+    root, config_file = find_project_root(cwd)
+    table = _file_table(config_file)
+    file_label = config_file.name if config_file else "file"
+
+    known_keys = {k.file_key for k in _KNOBS} | {"database_url"}
+    for key in table:
+        if key not in known_keys:
+            raise ConfigError(
+                f"{config_file}: unknown setting {key!r} in [tool.pgshift]",
+                hint="known settings: " + ", ".join(sorted(known_keys)),
+            )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for knob in _KNOBS:
+        raw: str
+        flag_value = flags.get(knob.name)
+        if flag_value is not None:
+            raw, source, label = flag_value, "flag", "--" + knob.file_key.replace("_", "-")
+        elif knob.env and env.get(knob.env) not in (None, ""):
+            raw, source, label = env[knob.env], "env", knob.env
+        elif knob.file_key in table:
+            value = table[knob.file_key]
+            raw = str(value).lower() if isinstance(value, bool) else str(value)
+            source, label = file_label, f"{config_file}: {knob.file_key}"
+        else:
+            raw, source, label = knob.default, "default", knob.name
+        try:
+            values[knob.name] = knob.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"bad value for {label}: {exc}") from None
+        sources[knob.name] = source
+
+    if values["pool_min"] > values["pool_max"]:
+        raise ConfigError(
+            f"DB_POOL_MIN ({values['pool_min']}) is larger than DB_POOL_MAX ({values['pool_max']})"
+        )
+
+    url: str | None
+    if flags.get("database_url"):
+        url, sources["database_url"] = flags["database_url"], "flag"
+    elif env.get("DATABASE_URL"):
+        url, sources["database_url"] = env["DATABASE_URL"], "env"
+    elif table.get("database_url"):
+        url, sources["database_url"] = str(table["database_url"]), file_label
+    elif any(env.get(name) for name in _PG_ENV):
+        url, sources["database_url"] = "", "env (PG* variables)"
+    else:
+        url, sources["database_url"] = None, "embedded"
+
+    migrations_dir = Path(values.pop("migrations_dir"))
+    backup_dir = Path(values.pop("backup_dir"))
+    return Settings(
+        database_url=url,
+        migrations_dir=_anchor(migrations_dir, sources["migrations_dir"], cwd, root),
+        backup_dir=_anchor(backup_dir, sources["backup_dir"], cwd, root),
+        project_root=root,
+        sources=sources,
+        **values,
+    )
+
+
+def _anchor(path: Path, source: Source, cwd: Path, root: Path) -> Path:
+    """Relative paths typed by the user follow the shell; those from files follow the project."""
+    if path.is_absolute():
+        return path
+    return (cwd if source in ("flag", "env") else root) / path
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(name, shown value, source) rows for `pgshift config`; the URL is masked."""
+    rows: list[tuple[str, str, str]] = []
+    url = settings.masked_url()
+    shown_url = (
+        url
+        if url
+        else ("libpq PG* variables" if settings.database_url == "" else "embedded PostgreSQL")
+    )
+    rows.append(("DATABASE_URL", shown_url, settings.sources["database_url"]))
+    for f in fields(Settings):
+        if f.name in ("database_url", "sources", "project_root"):
+            continue
+        env_name = KNOB_ENV.get(f.name) or f.name
+        rows.append((env_name, str(getattr(settings, f.name)), settings.sources.get(f.name, "")))
+    rows.append(("project root", str(settings.project_root), "found"))
+    return rows

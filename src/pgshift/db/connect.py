@@ -1,0 +1,61 @@
+"""Connections to the target database: application_name, redacted errors, libpq defaults."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pgshift.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    import psycopg
+
+APPLICATION_NAME = "pgshift"
+
+
+def redact(text: str, url: str | None) -> str:
+    """Remove the URL's password from any text that might echo it (errors, logs)."""
+    from pgshift.config import mask_url
+
+    if not url:
+        return text
+    secret = _password_of(url)
+    if secret:
+        text = text.replace(secret, "***")
+    return text.replace(url, mask_url(url))
+
+
+def _password_of(url: str) -> str | None:
+    import psycopg.conninfo
+
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return None
+    value = params.get("password")
+    return str(value) if value else None
+
+
+def connect(
+    url: str | None,
+    *,
+    purpose: str = "runner",
+    autocommit: bool = True,
+    connect_timeout_s: int = 10,
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a connection named after its purpose, so `pg_stat_activity` tells who is who.
+
+    An empty ``url`` means "libpq's PG* environment variables".
+    """
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            url or "",
+            autocommit=autocommit,
+            application_name=f"{APPLICATION_NAME} {purpose}",
+            connect_timeout=connect_timeout_s,
+        )
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            "cannot connect to the database: " + redact(str(exc).strip(), url)
+        ) from None

@@ -1,0 +1,132 @@
+"""The session advisory lock that lets one runner at a time change the schema.
+
+It lives on its own idle autocommit connection so no migration transaction ever holds it, and it
+is waited for by polling `pg_try_advisory_lock`, so the wait is bounded and the refusal can name
+the holder instead of queueing forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pgshift.db.connect import connect
+from pgshift.errors import LockBusy
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def lock_key(schema: str) -> int:
+    """A stable signed 64-bit key per history schema (two projects in one database coexist)."""
+    digest = hashlib.sha256(f"pgshift:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    application_name: str
+    since: str
+    state: str
+
+    def describe(self) -> str:
+        name = self.application_name or "(no application_name)"
+        return f"pid {self.pid} ({name}), connected since {self.since}, {self.state}"
+
+
+_HOLDER_SQL = """
+SELECT a.pid, coalesce(a.application_name, ''), a.backend_start::text, coalesce(a.state, '')
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1
+"""
+
+
+def find_holder(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> LockHolder | None:
+    unsigned = lock_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
+    row = conn.execute(
+        _HOLDER_SQL, {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+    ).fetchone()
+    if row is None:
+        return None
+    return LockHolder(int(str(row[0])), str(row[1]), str(row[2]), str(row[3]))
+
+
+class RunnerLock:
+    """Context manager: hold the migration lock for the duration of a run."""
+
+    def __init__(self, url: str | None, schema: str, wait_ms: int, purpose: str = "lock") -> None:
+        self.url = url
+        self.schema = schema
+        self.wait_ms = wait_ms
+        self.purpose = purpose
+        self.conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self.waited_for: LockHolder | None = None
+
+    def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
+        conn = connect(self.url, purpose=self.purpose)
+        key = lock_key(self.schema)
+        deadline = time.monotonic() + self.wait_ms / 1000
+        delay = 0.05
+        notified = False
+        try:
+            while True:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if row is not None and row[0]:
+                    self.conn = conn
+                    return
+                holder = find_holder(conn, self.schema)
+                if holder is not None:
+                    self.waited_for = holder
+                if not notified and on_wait is not None and holder is not None:
+                    on_wait(holder)
+                    notified = True
+                if time.monotonic() >= deadline:
+                    who = holder.describe() if holder else "a session that just released it"
+                    raise LockBusy(
+                        f"another pgshift run holds the migration lock: {who}",
+                        hint="wait for it to finish, or raise PGSHIFT_RUNNER_LOCK_WAIT",
+                    )
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 0.5)
+        except BaseException:
+            conn.close()
+            raise
+
+    def check(self) -> None:
+        """Fail loudly if the lock's connection died: another runner may now hold it."""
+        import psycopg
+
+        if self.conn is None:
+            raise LockBusy("the migration lock is not held")
+        try:
+            self.conn.execute("SELECT 1")
+        except psycopg.Error:
+            raise LockBusy(
+                "lost the migration lock: its connection to the database was closed"
+            ) from None
+
+    def release(self) -> None:
+        if self.conn is None:
+            return
+        import psycopg
+
+        try:
+            self.conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self.schema),))
+        except psycopg.Error:
+            pass  # the session is gone, and with it the lock
+        finally:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> RunnerLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,221 @@
+"""PostgresHistoryStore: pgshift's own tables in the target database, and their upgrades.
+
+Identifiers are always composed with psycopg.sql; the tool's schema is versioned by the numbered
+.sql files in schema/, applied in order under the runner lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pgshift.history import AppliedMigration, History, Progress
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql as pgsql
+
+
+_EVENT_APPLIED = "migration_applied"
+_EVENT_FAILED = "migration_failed"
+_EVENT_REVERTED = "migration_reverted"
+
+
+def schema_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of the tool's own schema versions, in order."""
+    folder = resources.files("pgshift.db") / "schema"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text("utf-8")))
+    return sorted(found)
+
+
+class PostgresHistoryStore:
+    """Reads and writes history through connections the caller owns (so writes join its txn)."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    def _q(self, template: str) -> pgsql.Composed:
+        """Compose ``template`` with ``{s}`` standing for the quoted history schema."""
+        from psycopg import sql
+
+        return sql.SQL(template).format(s=sql.Identifier(self.schema))
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        row = conn.execute(
+            "SELECT to_regclass(format('%%I.applied', %s::text)) IS NOT NULL", (self.schema,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
+        """Bring the tool's tables to the newest version; call only while holding the lock."""
+        done: list[str] = []
+        conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
+        conn.execute(
+            self._q(
+                "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+        row = conn.execute(self._q("SELECT coalesce(max(version), 0) FROM {s}.schema_version"))
+        current = int(row.fetchone()[0])  # type: ignore[index]
+        for number, name, body in schema_files():
+            if number <= current:
+                continue
+            with conn.transaction():
+                conn.execute(
+                    "SELECT set_config('search_path', %s, true)",
+                    (_quote_ident(self.schema),),
+                )
+                conn.execute(body.encode())
+                conn.execute(
+                    self._q("INSERT INTO {s}.schema_version (version, name) VALUES (%s, %s)"),
+                    (number, name),
+                )
+            done.append(name)
+        return done
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, conn: psycopg.Connection[tuple[Any, ...]]) -> History:
+        """The whole history; an absent schema is an empty history (read-only commands)."""
+        if not self.exists(conn):
+            return History()
+        applied = tuple(
+            AppliedMigration(
+                version=r[0],
+                description=r[1],
+                checksum=r[2],
+                rollback_checksum=r[3],
+                applied_at=r[4],
+                duration_ms=int(r[5]),
+                applied_by=r[6],
+                host=r[7],
+                run_id=str(r[8]),
+                metadata=r[9] or {},
+            )
+            for r in conn.execute(
+                self._q(
+                    "SELECT version, description, checksum, rollback_checksum, applied_at,"
+                    " duration_ms, applied_by, host, run_id, metadata"
+                    " FROM {s}.applied ORDER BY version"
+                )
+            )
+        )
+        progress = tuple(
+            Progress(r[0], r[1], r[2], int(r[3]), str(r[4]), r[5])
+            for r in conn.execute(
+                self._q(
+                    "SELECT version, checksum, prefix_checksum, statements_done, run_id,"
+                    " updated_at FROM {s}.progress ORDER BY version"
+                )
+            )
+        )
+        failed = frozenset(
+            r[0]
+            for r in conn.execute(
+                self._q(
+                    "SELECT version FROM (SELECT DISTINCT ON (version) version, event"
+                    " FROM {s}.log WHERE event = ANY(%s) AND version IS NOT NULL"
+                    " ORDER BY version, id DESC) last WHERE event = %s"
+                ),
+                ([_EVENT_APPLIED, _EVENT_FAILED, _EVENT_REVERTED], _EVENT_FAILED),
+            )
+        )
+        applied_versions = {a.version for a in applied}
+        return History(applied, progress, failed - applied_versions)
+
+    def last_events(
+        self, conn: psycopg.Connection[tuple[Any, ...]], limit: int = 50
+    ) -> list[tuple[datetime, str, str | None, dict[str, Any]]]:
+        rows = conn.execute(
+            self._q("SELECT at, event, version, detail FROM {s}.log ORDER BY id DESC LIMIT %s"),
+            (limit,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # -- writing (inside the caller's transaction when it has one) -----------------------------
+
+    def log(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        run_id: str | None,
+        event: str,
+        version: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            self._q("INSERT INTO {s}.log (run_id, event, version, detail) VALUES (%s, %s, %s, %s)"),
+            (run_id, event, version, json.dumps(dict(detail or {}), default=str)),
+        )
+
+    def record_applied(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        row: AppliedMigration,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert the applied row, clear progress and log it: one round trip, caller's txn."""
+        conn.execute(
+            self._q(
+                "WITH a AS (INSERT INTO {s}.applied (version, description, checksum,"
+                " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
+                " VALUES (%(version)s, %(description)s, %(checksum)s, %(rollback_checksum)s,"
+                " %(duration_ms)s, %(applied_by)s, %(host)s, %(run_id)s, %(metadata)s)),"
+                " p AS (DELETE FROM {s}.progress WHERE version = %(version)s)"
+                " INSERT INTO {s}.log (run_id, event, version, detail)"
+                " VALUES (%(run_id)s, %(event)s, %(version)s, %(detail)s)"
+            ),
+            {
+                "version": row.version,
+                "description": row.description,
+                "checksum": row.checksum,
+                "rollback_checksum": row.rollback_checksum,
+                "duration_ms": row.duration_ms,
+                "applied_by": row.applied_by,
+                "host": row.host,
+                "run_id": row.run_id,
+                "metadata": json.dumps(dict(row.metadata)),
+                "event": _EVENT_APPLIED,
+                "detail": json.dumps({"duration_ms": row.duration_ms, **dict(detail or {})}),
+            },
+        )
+
+    def save_progress(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> None:
+        conn.execute(
+            self._q(
+                "INSERT INTO {s}.progress (version, checksum, prefix_checksum, statements_done,"
+                " run_id) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
+                " checksum = excluded.checksum, prefix_checksum = excluded.prefix_checksum,"
+                " statements_done = excluded.statements_done, run_id = excluded.run_id,"
+                " updated_at = clock_timestamp()"
+            ),
+            (
+                progress.version,
+                progress.checksum,
+                progress.prefix_checksum,
+                progress.statements_done,
+                progress.run_id,
+            ),
+        )
+
+    def record_failed(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        run_id: str,
+        version: str,
+        detail: Mapping[str, Any],
+    ) -> None:
+        self.log(conn, run_id, _EVENT_FAILED, version, detail)
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,122 @@
+"""The error tree every part of pgshift raises, each error carrying the exit code the CLI returns.
+
+This module imports nothing from pgshift so that every layer can depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in an input file, located so that an editor can jump to it."""
+
+    file: str
+    line: int
+    message: str
+    column: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        if self.column:
+            where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class PgshiftError(Exception):
+    """Root of the errors a user can act on; anything else reaching the CLI is a bug (exit 70)."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class CheckFailed(PgshiftError):
+    """A migration failed and was rolled back, or a check failed."""
+
+    exit_code = 1
+
+
+class UsageError(PgshiftError):
+    """Bad command-line usage (unknown flag, missing argument, refused confirmation)."""
+
+    exit_code = 2
+
+
+class ConfigError(PgshiftError):
+    """A setting has a bad value; the message names the variable or flag."""
+
+    exit_code = 2
+
+
+class InputError(PgshiftError):
+    """One or more migration files are wrong; nothing is applied while any is."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...], *, hint: str | None = None):
+        self.problems = tuple(problems)
+        lines = [str(p) for p in self.problems]
+        head = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
+        super().__init__(f"{head} in the migration files:\n" + "\n".join(lines), hint=hint)
+
+
+class DatabaseUnavailable(PgshiftError):
+    """The database cannot be reached (the message never contains a password)."""
+
+    exit_code = 3
+
+
+class LockBusy(PgshiftError):
+    """Another runner holds the migration lock, or the lock was lost."""
+
+    exit_code = 3
+
+
+class DriftError(PgshiftError):
+    """An applied migration's file changed or disappeared."""
+
+    exit_code = 4
+
+
+class MigrationFailed(PgshiftError):
+    """A migration's SQL failed; its transaction was rolled back."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None = None,
+        sqlstate: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.version = version
+        self.sqlstate = sqlstate
+
+
+class MigrationTimeout(MigrationFailed):
+    """A statement timeout or exhausted lock retries stopped a migration."""
+
+    exit_code = 5
+
+
+class HalfApplied(MigrationFailed):
+    """A non-transactional step failed after earlier steps committed: recovery needed."""
+
+    exit_code = 6
+
+
+class BackupError(PgshiftError):
+    """A backup or restore failed."""
+
+    exit_code = 7
+
+
+BUG_EXIT_CODE = 70

@@ -1,0 +1,93 @@
+"""What a run reports while it works; the CLI renders these, nothing below it prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunnerLockWaiting:
+    holder: str  # who holds the migration lock, already phrased for a person
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    version: str
+    name: str
+    statements: int
+    resumed_from: int  # statements already done by an earlier, interrupted run
+
+
+@dataclass(frozen=True)
+class StatementDone:
+    version: str
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class LockRetry:
+    version: str
+    line: int
+    attempt: int
+    sleep_ms: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class InvalidIndexRebuilt:
+    version: str
+    index: str
+
+
+@dataclass(frozen=True)
+class StepApplied:
+    version: str
+    name: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class StepSkipped:
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    version: str
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    applied: int
+    duration_ms: int
+
+
+Event = (
+    RunStarted
+    | RunnerLockWaiting
+    | StepStarted
+    | StatementDone
+    | LockRetry
+    | InvalidIndexRebuilt
+    | StepApplied
+    | StepSkipped
+    | StepFailed
+    | RunFinished
+)
+Emit = Callable[[Event], None]
+
+
+def ignore(_: Event) -> None:
+    """An emitter for library callers that do not watch progress."""

@@ -1,0 +1,101 @@
+"""Immutable values that describe migration files once read: the vocabulary of every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RISK_LEVELS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    """One `-- Key: value` or `-- @key: value` line, kept with its line for error messages."""
+
+    key: str  # as written, lower-cased, without "@" (e.g. "migration", "zero-downtime")
+    value: str
+    line: int
+    is_annotation: bool  # True for "@key" lines
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed metadata block at the top of a migration or rollback file."""
+
+    fields: tuple[HeaderField, ...] = ()
+    migration: str | None = None  # "-- Migration:" (or "-- Rollback:" in a rollback file)
+    description: str | None = None
+    created: str | None = None
+    version: str | None = None
+    zero_downtime: bool | None = None
+    estimated_duration_ms: int | None = None
+    risk_level: str | None = None
+    dependencies: tuple[str, ...] = ()  # as written: versions or version_description names
+    transaction: bool = True  # @transaction: false forces every statement outside a transaction
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+    lint_ignore: tuple[str, ...] = ()
+    unknown: tuple[HeaderField, ...] = ()  # @keys pgshift does not know; validate warns
+
+    def line_of(self, key: str) -> int:
+        """Line of the first field named ``key`` (without "@"), or 1 when absent."""
+        for f in self.fields:
+            if f.key == key:
+                return f.line
+        return 1
+
+    def metadata(self) -> dict[str, str]:
+        """Every @annotation as written, for the history table."""
+        return {f.key: f.value for f in self.fields if f.is_annotation}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a file with its position, classified by the real PostgreSQL parser."""
+
+    index: int  # 0-based position in the file
+    sql: str  # the statement's text, without the trailing semicolon
+    line: int  # 1-based line in the file where the statement starts
+    column: int  # 1-based column
+    kind: str  # pglast node name, e.g. "CreateStmt", "IndexStmt"
+    transactional: bool  # False: PostgreSQL refuses it inside a transaction block
+    transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK/SAVEPOINT...: an error in a file
+    # For CREATE INDEX CONCURRENTLY / DROP INDEX CONCURRENTLY: the (schema or None, name) of the
+    # index, so a resumed run can tell a finished build from an INVALID leftover.
+    concurrent_index: tuple[str | None, str] | None = None
+    ignore: tuple[str, ...] = ()  # rule codes from a "-- pgshift-ignore:" comment just before
+
+
+@dataclass(frozen=True)
+class RollbackScript:
+    """The `_rollback.sql` file paired with a migration."""
+
+    path: Path
+    text: str
+    checksum: str
+    header: Header
+    statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A forward migration file, its parsed header and statements, and its rollback."""
+
+    version: str  # the 14 digits
+    description: str  # lower_snake words from the file name
+    path: Path
+    text: str
+    checksum: str  # sha256 hex of the text with CRLF normalised to LF
+    header: Header
+    statements: tuple[Statement, ...]
+    rollback: RollbackScript | None
+    dependencies: tuple[str, ...] = field(default=())  # resolved versions
+
+    @property
+    def name(self) -> str:
+        return f"{self.version}_{self.description}"
+
+    @property
+    def transactional(self) -> bool:
+        """True when the whole file can run in one transaction."""
+        return self.header.transaction and all(s.transactional for s in self.statements)

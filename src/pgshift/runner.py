@@ -1,0 +1,516 @@
+"""Executes a Plan against the database, one migration at a time, safely under load.
+
+Why it is shaped this way:
+* Each migration runs in its own transaction, and its applied row is written in that same
+  transaction, so a migration is either fully recorded or not at all.
+* Statements PostgreSQL refuses in a transaction block run alone, in autocommit, and progress is
+  recorded after each, so a re-run continues where the last one stopped.
+* Every statement runs under a short lock_timeout; a lock conflict rolls the transaction back and
+  retries with jittered backoff, so the application's queries never queue behind a migration for
+  longer than that timeout (the lock-queue outage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import random
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pgshift import events as ev
+from pgshift.db import catalog
+from pgshift.db.connect import connect, redact
+from pgshift.db.lock import RunnerLock
+from pgshift.db.store import PostgresHistoryStore
+from pgshift.errors import (
+    DriftError,
+    HalfApplied,
+    LockBusy,
+    MigrationFailed,
+    MigrationTimeout,
+)
+from pgshift.history import AppliedMigration, Progress
+from pgshift.model import Migration, Statement
+from pgshift.plan import Plan, Step, plan_up
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    schema: str = "pgshift"
+    lock_timeout_ms: int = 2000
+    lock_retry_total_ms: int = 60_000
+    statement_timeout_ms: int = 300_000
+    runner_lock_wait_ms: int = 60_000
+    retry_base_ms: int = 100
+    retry_cap_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Statements [start, end) of a migration that run together: one transaction, or one alone."""
+
+    start: int
+    end: int
+    transactional: bool
+
+
+@dataclass(frozen=True)
+class StepResult:
+    version: str
+    action: str
+    status: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    steps: tuple[StepResult, ...]
+
+
+def chunks_of(migration: Migration) -> list[Chunk]:
+    """Group consecutive transactional statements; everything else stands alone."""
+    chunks: list[Chunk] = []
+    force_autocommit = not migration.header.transaction
+    for stmt in migration.statements:
+        transactional = stmt.transactional and not force_autocommit
+        if transactional and chunks and chunks[-1].transactional:
+            last = chunks[-1]
+            chunks[-1] = Chunk(last.start, stmt.index + 1, True)
+        else:
+            chunks.append(Chunk(stmt.index, stmt.index + 1, transactional))
+    if not chunks:  # an empty migration is still recorded, in one transaction
+        chunks.append(Chunk(0, 0, True))
+    return chunks
+
+
+def prefix_checksum(statements: Sequence[Statement], count: int) -> str:
+    digest = hashlib.sha256()
+    for stmt in statements[:count]:
+        digest.update(stmt.sql.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def backoff_ms(attempt: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
+    """Full-jitter exponential backoff: spreads retries of many runners and app sessions."""
+    ceiling = min(cap_ms, base_ms * (2 ** min(attempt, 20)))
+    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
+
+
+class _StatementError(Exception):
+    """A server error together with the statement that raised it."""
+
+    def __init__(self, error: psycopg.Error, statement: Statement | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.statement = statement
+
+
+class Runner:
+    """Applies the steps of a plan while holding the runner lock."""
+
+    def __init__(self, url: str | None, options: RunOptions, emit: ev.Emit = ev.ignore) -> None:
+        self.url = url
+        self.options = options
+        self.emit = emit
+        self.store = PostgresHistoryStore(options.schema)
+        self.run_id = str(uuid.uuid4())
+        self.rng = random.Random()
+        self.user = getpass.getuser()
+        self.host = socket.gethostname()
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def run(
+        self, migrations: Sequence[Migration], planned: Plan, target: str | None = None
+    ) -> RunResult:
+        """Take the lock, re-plan against fresh history, and apply what is still pending.
+
+        ``planned`` is what the user saw and confirmed; steps another runner applied in the
+        meantime are skipped, and nothing outside it is applied.
+        """
+        lock = RunnerLock(self.url, self.options.schema, self.options.runner_lock_wait_ms)
+        lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
+        conn = connect(self.url, purpose="runner")
+        try:
+            self.store.upgrade(conn)
+            history = self.store.read(conn)
+            fresh = plan_up(migrations, history, target)
+            wanted = set(planned.versions)
+            steps = [s for s in fresh.steps if s.migration.version in wanted]
+            results: list[StepResult] = []
+            for version in planned.versions:
+                if version not in {s.migration.version for s in steps}:
+                    self.emit(ev.StepSkipped(version, "already applied by another run"))
+                    results.append(StepResult(version, "apply", "skipped", 0))
+            assert lock.conn is not None
+            side = lock.conn
+            self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
+            self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
+            started = time.monotonic()
+            try:
+                for step in steps:
+                    lock.check()
+                    results.append(self._apply_step(conn, side, step))
+            except MigrationFailed as exc:
+                self.store.log(
+                    side,
+                    self.run_id,
+                    "run_failed",
+                    exc.version,
+                    {"error": exc.message, "exit_code": exc.exit_code},
+                )
+                raise
+            elapsed = _ms_since(started)
+            applied = sum(1 for r in results if r.status == "applied")
+            self.store.log(
+                side,
+                self.run_id,
+                "run_finished",
+                None,
+                {"applied": applied, "duration_ms": elapsed},
+            )
+            self.emit(ev.RunFinished(self.run_id, applied, elapsed))
+            return RunResult(self.run_id, tuple(results))
+        finally:
+            conn.close()
+            lock.release()
+
+    def _run_detail(self, steps: Sequence[Step]) -> dict[str, Any]:
+        return {
+            "versions": [s.migration.version for s in steps],
+            "user": self.user,
+            "host": self.host,
+        }
+
+    # -- one migration -------------------------------------------------------------------------
+
+    def _apply_step(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        side: psycopg.Connection[tuple[Any, ...]],
+        step: Step,
+    ) -> StepResult:
+        import psycopg
+
+        m = step.migration
+        done = 0
+        if step.resume is not None:
+            done = step.resume.statements_done
+            if done > len(m.statements) or step.resume.prefix_checksum != prefix_checksum(
+                m.statements, done
+            ):
+                raise DriftError(
+                    f"{m.path}: the first {done} statement(s) already ran in an interrupted run,"
+                    " and the file's text for them has changed since",
+                    hint="restore those statements as they were; only the rest may change",
+                )
+        self.emit(ev.StepStarted(m.version, m.name, len(m.statements), done))
+        chunks = [c for c in chunks_of(m) if c.end > done or (c.end == 0 and done == 0)]
+        started = time.monotonic()
+        budget_ms = m.header.statement_timeout_ms or self.options.statement_timeout_ms
+        committed_any = done > 0
+        if not m.transactional:
+            self.store.log(side, self.run_id, "migration_started", m.version, {"resume_at": done})
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            try:
+                self._run_chunk_with_retries(conn, side, m, chunk, last, started, budget_ms)
+            except _StatementError as failure:
+                raise self._failure(
+                    side, m, failure, committed_any or not chunk.transactional
+                ) from None
+            except psycopg.Error as exc:  # outside any statement: our own bookkeeping
+                raise self._failure(side, m, _StatementError(exc, None), committed_any) from None
+            committed_any = True
+        duration = _ms_since(started)
+        self.emit(ev.StepApplied(m.version, m.name, duration))
+        return StepResult(m.version, "apply", "applied", duration)
+
+    def _run_chunk_with_retries(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        side: psycopg.Connection[tuple[Any, ...]],
+        m: Migration,
+        chunk: Chunk,
+        last: bool,
+        started: float,
+        budget_ms: int,
+    ) -> None:
+        import psycopg.errors
+
+        lock_timeout = m.header.lock_timeout_ms or self.options.lock_timeout_ms
+        retry_deadline = time.monotonic() + self.options.lock_retry_total_ms / 1000
+        attempt = 0
+        while True:
+            remaining = budget_ms - _ms_since(started)
+            if remaining <= 0:
+                raise MigrationTimeout(
+                    f"{m.path}: took longer than its statement timeout of {budget_ms} ms",
+                    version=m.version,
+                    hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout, or split the file",
+                )
+            try:
+                self._run_chunk(conn, m, chunk, last, started, lock_timeout, remaining)
+                return
+            except _StatementError as failure:
+                if not isinstance(failure.error, psycopg.errors.LockNotAvailable):
+                    raise
+                attempt += 1
+                sleep_ms = backoff_ms(
+                    attempt, self.options.retry_base_ms, self.options.retry_cap_ms, self.rng
+                )
+                line = failure.statement.line if failure.statement else 0
+                if time.monotonic() + sleep_ms / 1000 > retry_deadline:
+                    self.store.record_failed(
+                        side,
+                        self.run_id,
+                        m.version,
+                        {"sqlstate": "55P03", "message": "lock retries exhausted", "line": line},
+                    )
+                    raise MigrationTimeout(
+                        f"{m.path}:{line}: could not take the locks it needs within"
+                        f" {self.options.lock_retry_total_ms} ms ({attempt} attempts,"
+                        f" lock_timeout {lock_timeout} ms each):"
+                        f" {_primary(failure.error)}",
+                        version=m.version,
+                        sqlstate="55P03",
+                        hint="find the blocking session with `pgshift health`; raise"
+                        " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
+                    ) from None
+                detail = _primary(failure.error)
+                self.store.log(
+                    side,
+                    self.run_id,
+                    "lock_retry",
+                    m.version,
+                    {"attempt": attempt, "line": line, "sleep_ms": sleep_ms, "message": detail},
+                )
+                self.emit(ev.LockRetry(m.version, line, attempt, sleep_ms, detail))
+                time.sleep(sleep_ms / 1000)
+
+    def _run_chunk(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        m: Migration,
+        chunk: Chunk,
+        last: bool,
+        started: float,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None:
+        import psycopg
+
+        statements = m.statements[chunk.start : chunk.end]
+        current: Statement | None = None
+        try:
+            if chunk.transactional:
+                with conn.transaction():
+                    _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=True)
+                    for current in statements:
+                        conn.execute(current.sql.encode())
+                    current = None
+                    self._record(conn, m, chunk, last, started)
+                return
+            (current,) = statements
+            _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
+            if self._already_done(conn, m, current):
+                self.emit(ev.StatementDone(m.version, current.index + 1, len(m.statements)))
+            else:
+                conn.execute(current.sql.encode())
+            current = None
+            if last:
+                with conn.transaction():
+                    self._record(conn, m, chunk, last, started)
+            else:
+                self._record(conn, m, chunk, last, started)
+        except psycopg.Error as exc:
+            raise _StatementError(exc, current) from exc
+        finally:
+            if not chunk.transactional and not conn.closed:
+                _reset_timeouts(conn)
+
+    def _already_done(
+        self, conn: psycopg.Connection[tuple[Any, ...]], m: Migration, stmt: Statement
+    ) -> bool:
+        """Decide what a resumed concurrent index statement must do.
+
+        An INVALID index left by a failed or interrupted CREATE INDEX CONCURRENTLY would make
+        `IF NOT EXISTS` skip the build and leave the table without a usable index: drop and
+        rebuild it. A valid one built by an interrupted run whose progress was not recorded yet
+        counts as done.
+        """
+        if stmt.concurrent_index is None:
+            return False
+        schema, name = stmt.concurrent_index
+        found = catalog.find_index(conn, schema, name)
+        if stmt.kind == "IndexStmt":
+            if found is None:
+                return False
+            if not found.valid:
+                from psycopg import sql
+
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
+                        sql.Identifier(found.schema), sql.Identifier(found.name)
+                    )
+                )
+                self.emit(ev.InvalidIndexRebuilt(m.version, found.qualified))
+                self.store.log(
+                    conn,
+                    self.run_id,
+                    "invalid_index_rebuilt",
+                    m.version,
+                    {"index": found.qualified},
+                )
+                return False
+            return self._resuming_at(conn, m, stmt)
+        # DROP INDEX CONCURRENTLY: already gone after an interrupted run counts as done.
+        return found is None and self._resuming_at(conn, m, stmt)
+
+    def _resuming_at(
+        self, conn: psycopg.Connection[tuple[Any, ...]], m: Migration, stmt: Statement
+    ) -> bool:
+        progress = self.store.read(conn).progress_of(m.version)
+        done = progress.statements_done if progress else 0
+        return done == stmt.index and (progress is not None or stmt.index == 0)
+
+    def _record(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        m: Migration,
+        chunk: Chunk,
+        last: bool,
+        started: float,
+    ) -> None:
+        if last:
+            self.store.record_applied(
+                conn,
+                AppliedMigration(
+                    version=m.version,
+                    description=m.description,
+                    checksum=m.checksum,
+                    rollback_checksum=m.rollback.checksum if m.rollback else None,
+                    applied_at=None,  # type: ignore[arg-type]  # the database's now()
+                    duration_ms=_ms_since(started),
+                    applied_by=self.user,
+                    host=self.host,
+                    run_id=self.run_id,
+                    metadata=m.header.metadata(),
+                ),
+            )
+        else:
+            self.store.save_progress(
+                conn,
+                Progress(
+                    version=m.version,
+                    checksum=m.checksum,
+                    prefix_checksum=prefix_checksum(m.statements, chunk.end),
+                    statements_done=chunk.end,
+                    run_id=self.run_id,
+                    updated_at=None,  # type: ignore[arg-type]  # the database's clock
+                ),
+            )
+        self.emit(ev.StatementDone(m.version, chunk.end, len(m.statements)))
+
+    def _failure(
+        self,
+        side: psycopg.Connection[tuple[Any, ...]],
+        m: Migration,
+        failure: _StatementError,
+        half_applied: bool,
+    ) -> MigrationFailed:
+        import psycopg.errors
+
+        error = failure.error
+        stmt = failure.statement
+        line = _error_line(error, stmt)
+        primary = redact(_primary(error), self.url)
+        sqlstate = error.sqlstate
+        detail: dict[str, Any] = {"sqlstate": sqlstate, "message": primary, "line": line}
+        if stmt is not None:
+            detail["statement"] = stmt.sql[:2000]
+            detail["statement_index"] = stmt.index
+        with contextlib.suppress(psycopg.Error):  # the failure matters more than its log line
+            self.store.record_failed(side, self.run_id, m.version, detail)
+        self.emit(ev.StepFailed(m.version, m.name, primary))
+        where = f"{m.path}:{line}" if line else str(m.path)
+        message = f"{where}: {primary}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+        diag_hint = error.diag.message_hint if error.diag else None
+        if half_applied:
+            return HalfApplied(
+                message + "\nthis migration runs partly outside a transaction and stopped"
+                " half-way; its progress is recorded",
+                version=m.version,
+                sqlstate=sqlstate,
+                hint="fix the cause and run `pgshift up` again: it continues after the last"
+                " completed statement",
+            )
+        if isinstance(error, psycopg.errors.QueryCanceled):
+            return MigrationTimeout(
+                message,
+                version=m.version,
+                sqlstate=sqlstate,
+                hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout for this file",
+            )
+        return MigrationFailed(
+            message + "\nthe migration was rolled back; nothing of it was applied",
+            version=m.version,
+            sqlstate=sqlstate,
+            hint=diag_hint,
+        )
+
+
+def _set_timeouts(
+    conn: psycopg.Connection[tuple[Any, ...]], lock_ms: int, statement_ms: int, *, local: bool
+) -> None:
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+        (f"{lock_ms}ms", local, f"{statement_ms}ms", local),
+    )
+
+
+def _reset_timeouts(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    import psycopg
+
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("RESET lock_timeout; RESET statement_timeout")
+
+
+def _primary(error: Exception) -> str:
+    diag = getattr(error, "diag", None)
+    text = diag.message_primary if diag is not None and diag.message_primary else str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _error_line(error: Exception, stmt: Statement | None) -> int:
+    """The file line of the error: the statement's line, refined by the server's position."""
+    if stmt is None:
+        return 0
+    diag = getattr(error, "diag", None)
+    position = diag.statement_position if diag is not None else None
+    if position:
+        try:
+            offset = int(position) - 1
+        except ValueError:
+            offset = -1
+        if 0 <= offset <= len(stmt.sql):
+            return stmt.line + stmt.sql[:offset].count("\n")
+    return stmt.line
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+__all__ = ["Chunk", "LockBusy", "RunOptions", "RunResult", "Runner", "StepResult", "chunks_of"]
