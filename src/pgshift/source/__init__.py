@@ -1,0 +1,1 @@
+"""Reading migration files into model values: names, headers, SQL statements and whole folders."""

@@ -1,0 +1,286 @@
+"""A migrations folder read into Migrations: pairing, checksums, duplicates and dependencies.
+
+Every mistake in every file is collected before anything is reported, so an author fixes
+all of them in one pass instead of one per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgshift.errors import ConfigError, InputError, Problem
+from pgshift.graph import CycleError, topological_order
+from pgshift.model import Header, Migration, RollbackScript, Statement
+from pgshift.source.header import ANNOTATION_KEYS, parse_header
+from pgshift.source.naming import FileName, parse_file_name
+from pgshift.source.sql import split_statements
+
+TRANSACTION_CONTROL_MESSAGE = (
+    "BEGIN/COMMIT are not allowed in a migration file: "
+    "pgshift runs each migration in its own transaction"
+)
+
+
+def checksum_text(text: str) -> str:
+    """SHA-256 of ``text`` with line endings normalised, so a CRLF-only change is not drift."""
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Everything read from a folder: usable migrations, blocking problems, and warnings."""
+
+    migrations: tuple[Migration, ...]  # in plan order
+    problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    name: FileName
+    text: str
+    header: Header
+    statements: tuple[Statement, ...]
+
+
+def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line = before.count(b"\n") + 1
+        problems.append(
+            Problem(
+                str(path),
+                line,
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} on this line);"
+                " save it as UTF-8",
+            )
+        )
+        return None
+    # A BOM would reach the server as part of the first statement's first word.
+    return text.removeprefix("\ufeff")
+
+
+def _read_file(path: Path, problems: list[Problem], warnings: list[Problem]) -> _File | None:
+    file = str(path)
+    try:
+        name = parse_file_name(path.name)
+    except ValueError as exc:
+        problems.append(Problem(file, 1, f"bad file name: {exc}"))
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(file, 1, f"cannot read the file: {exc.strerror or exc}"))
+        return None
+    text = _decode(path, data, problems)
+    if text is None:
+        return None
+    header, header_problems = parse_header(text, file, rollback=name.is_rollback)
+    problems.extend(header_problems)
+    statements, sql_problems = split_statements(text, file)
+    problems.extend(sql_problems)
+    for statement in statements:
+        if statement.transaction_control:
+            problems.append(
+                Problem(file, statement.line, TRANSACTION_CONTROL_MESSAGE, statement.column)
+            )
+    for unknown in header.unknown:
+        warnings.append(
+            Problem(
+                file,
+                unknown.line,
+                f"unknown annotation @{unknown.key} is ignored"
+                f" (known: {', '.join('@' + k for k in ANNOTATION_KEYS)})",
+            )
+        )
+    _check_header_names(path, name, header, problems)
+    return _File(path, name, text, header, statements)
+
+
+def _check_header_names(
+    path: Path, name: FileName, header: Header, problems: list[Problem]
+) -> None:
+    """The header repeats the file's identity; a copy-pasted header must not go unnoticed."""
+    file = str(path)
+    key = "rollback" if name.is_rollback else "migration"
+    if header.migration is not None and header.migration not in (path.name, path.stem):
+        label = "Rollback" if name.is_rollback else "Migration"
+        problems.append(
+            Problem(
+                file,
+                header.line_of(key),
+                f"header '-- {label}: {header.migration}' does not match the file name"
+                f" {path.name!r}",
+            )
+        )
+    if header.version is not None and header.version != name.version:
+        problems.append(
+            Problem(
+                file,
+                header.line_of("version"),
+                f"header '-- Version: {header.version}' does not match the file's version"
+                f" {name.version}",
+            )
+        )
+
+
+def _resolve_dependencies(
+    item: _File, forward: dict[str, _File], problems: list[Problem]
+) -> tuple[str, ...]:
+    """Versions named by ``@dependencies``, each checked against the files that exist."""
+    file = str(item.path)
+    line = item.header.line_of("dependencies")
+    resolved: list[str] = []
+    for entry in item.header.dependencies:
+        written = entry.removesuffix(".sql")
+        version, _, description = written.partition("_")
+        target = forward.get(version)
+        if target is None:
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"unknown dependency {entry!r}: no migration with version {version}",
+                )
+            )
+            continue
+        if description and description != target.name.description:
+            actual = f"{version}_{target.name.description}"
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"dependency {entry!r} does not match the migration with version"
+                    f" {version}, which is {actual!r}",
+                )
+            )
+            continue
+        if version not in resolved:
+            resolved.append(version)
+    return tuple(resolved)
+
+
+def read_migrations(directory: Path) -> LoadResult:
+    """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
+
+    Raises ConfigError only when the folder itself is missing, since then no file can be
+    blamed.
+    """
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(
+            f"migrations directory {directory} {what}",
+            hint="set DB_MIGRATIONS_DIR or pass --dir",
+        )
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    paths = sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix == ".sql" and not p.name.startswith(".") and p.is_file()
+    )
+    forward: dict[str, _File] = {}
+    rollbacks: list[_File] = []
+    for path in paths:
+        item = _read_file(path, problems, warnings)
+        if item is None:
+            continue
+        if item.name.is_rollback:
+            rollbacks.append(item)
+            continue
+        first = forward.get(item.name.version)
+        if first is not None:
+            problems.append(
+                Problem(
+                    str(path),
+                    1,
+                    f"duplicate version {item.name.version}: {first.path} and {path} both use"
+                    " it; give one of them a new version",
+                )
+            )
+            continue
+        forward[item.name.version] = item
+
+    paired: dict[str, _File] = {}
+    for item in rollbacks:
+        owner = forward.get(item.name.version)
+        expected = f"{item.name.version}_{item.name.description}.sql"
+        if owner is None or owner.name.description != item.name.description:
+            if (directory / expected) in paths:
+                continue  # the forward file exists; its own problem is what to fix
+            also = f" (version {item.name.version} is {owner.path.name})" if owner else ""
+            problems.append(
+                Problem(
+                    str(item.path),
+                    1,
+                    f"rollback file without a migration: expected {expected} beside it{also}",
+                )
+            )
+            continue
+        paired[item.name.version] = item
+
+    deps: dict[str, tuple[str, ...]] = {}
+    for version, item in forward.items():
+        deps[version] = _resolve_dependencies(item, forward, problems)
+        if version not in paired:
+            rollback_name = f"{item.path.stem}_rollback.sql"
+            warnings.append(
+                Problem(str(item.path), 1, f"no rollback file: expected {rollback_name} beside it")
+            )
+
+    try:
+        order = topological_order(deps)
+    except CycleError as exc:
+        first_member = forward[exc.cycle[0]]
+        problems.append(
+            Problem(str(first_member.path), first_member.header.line_of("dependencies"), str(exc))
+        )
+        order = sorted(forward)
+
+    migrations = tuple(_migration(forward[v], paired.get(v), deps[v]) for v in order)
+    return LoadResult(
+        migrations=migrations,
+        problems=tuple(sorted(problems, key=_location)),
+        warnings=tuple(sorted(warnings, key=_location)),
+    )
+
+
+def _location(problem: Problem) -> tuple[str, int, int, str]:
+    return problem.file, problem.line, problem.column, problem.message
+
+
+def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...]) -> Migration:
+    script = None
+    if rollback is not None:
+        script = RollbackScript(
+            path=rollback.path,
+            text=rollback.text,
+            checksum=checksum_text(rollback.text),
+            header=rollback.header,
+            statements=rollback.statements,
+        )
+    return Migration(
+        version=item.name.version,
+        description=item.name.description,
+        path=item.path,
+        text=item.text,
+        checksum=checksum_text(item.text),
+        header=item.header,
+        statements=item.statements,
+        rollback=script,
+        dependencies=dependencies,
+    )
+
+
+def load_migrations(directory: Path) -> tuple[Migration, ...]:
+    """The folder's migrations in plan order, or InputError listing every problem at once."""
+    result = read_migrations(directory)
+    if result.problems:
+        raise InputError(result.problems)
+    return result.migrations
