@@ -49,12 +49,19 @@ def connect(
     import psycopg
 
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             url or "",
             autocommit=autocommit,
             application_name=f"{APPLICATION_NAME} {purpose}",
             connect_timeout=connect_timeout_s,
         )
+        if conn.info.server_version >= 140000:
+            # A killed runner must not leave its statement running (and its locks held) until
+            # the statement ends by itself: the server checks the client is still there.
+            conn.execute("SELECT set_config('client_connection_check_interval', '1s', false)")
+            if not autocommit:
+                conn.commit()
+        return conn
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             "cannot connect to the database: " + redact(str(exc).strip(), url)

@@ -1,0 +1,99 @@
+"""Helpers shared by tests: run the CLI in-process or as a real process, and peek at a database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgshift.cli.main import main
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    db_url: str | None,
+    *args: str,
+) -> CliResult:
+    """Run `pgshift <args>` in-process against ``project``'s migrations and ``db_url``."""
+    argv = list(args)
+    extra = ["--dir", str(project / "migrations")]
+    if db_url is not None:
+        extra += ["--database-url", db_url]
+    capsys.readouterr()
+    old = Path.cwd()
+    os.chdir(project)
+    try:
+        code = main([*argv, *extra])
+    finally:
+        os.chdir(old)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
+
+
+def spawn_cli(
+    project: Path, db_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start `python -m pgshift <args>` as a real process (no terminal on stdin)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pgshift",
+            *args,
+            "--dir",
+            str(project / "migrations"),
+            "--database-url",
+            db_url,
+        ],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def query(db_url: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        cur = conn.execute(sql.encode() if params is None else sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def tables(db_url: str, schema: str = "public") -> set[str]:
+    return {
+        r[0]
+        for r in query(db_url, "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema])
+    }
+
+
+def applied_versions(db_url: str) -> list[str]:
+    if not query(db_url, "SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'"):
+        return []
+    return [r[0] for r in query(db_url, "SELECT version FROM pgshift.applied ORDER BY version")]
+
+
+def count_events(db_url: str, event: str) -> int:
+    """How many log events of a kind; 0 before pgshift created its tables."""
+    if not query(db_url, "SELECT to_regclass('pgshift.log') IS NOT NULL")[0][0]:
+        return 0
+    return int(query(db_url, "SELECT count(*) FROM pgshift.log WHERE event = %s", [event])[0][0])
