@@ -23,15 +23,39 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(flags)
 
 
-def dispatch(args: argparse.Namespace, out: Output) -> int:
-    handlers = {
-        "up": cmd_up,
-        "status": cmd_status,
-        "create": cmd_create,
-        "config": cmd_config,
-        "server": cmd_server,
-    }
-    return handlers[args.command](args, out)
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add up, status, create, config and server to the parser."""
+    p = sub.add_parser("up", parents=[common], help="apply pending migrations")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--skip-backup", action="store_true", help="do not take a backup first")
+    p.add_argument("--target", metavar="VERSION", help="apply up to this version only")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its SQL only")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p.set_defaults(handler=cmd_up)
+
+    p = sub.add_parser("status", parents=[common], help="one row per migration")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("create", parents=[common], help="write a new migration and its rollback")
+    p.add_argument("description", help='e.g. "add user preferences table"')
+    p.add_argument("--zero-downtime", action="store_true")
+    p.add_argument("--estimated-duration", metavar="DURATION", help='e.g. "30 seconds"')
+    p.add_argument("--risk-level", choices=["low", "medium", "high"], default="low")
+    p.add_argument("--depends-on", metavar="VERSION", action="append", default=[])
+    p.set_defaults(handler=cmd_create)
+
+    p = sub.add_parser("config", parents=[common], help="effective settings and their sources")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_config)
+
+    server = sub.add_parser("server", parents=[common], help="the embedded PostgreSQL")
+    server.set_defaults(handler=cmd_server)
+    actions = server.add_subparsers(
+        dest="server_command", metavar="ACTION", parser_class=type(server)
+    )
+    actions.add_parser("status", parents=[common], help="is it running, where")
+    actions.add_parser("stop", parents=[common], help="stop it")
 
 
 # -- up ---------------------------------------------------------------------------------------

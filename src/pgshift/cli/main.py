@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pgshift.errors import BUG_EXIT_CODE, PgshiftError, UsageError
+
+if TYPE_CHECKING:
+    from pgshift.cli.render import Output
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,53 +21,60 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Global options, accepted before and after the verb.
+
+    After the verb their defaults are suppressed, so `pgshift --dir x up` keeps the x.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
     parser.add_argument(
-        "--database-url", metavar="URL", help="target database (else DATABASE_URL, PG*, embedded)"
+        "--database-url",
+        metavar="URL",
+        default=default(None),
+        help="target database (else DATABASE_URL, PG*, embedded)",
     )
-    parser.add_argument("--dir", metavar="PATH", help="migrations folder (else DB_MIGRATIONS_DIR)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--dir",
+        metavar="PATH",
+        default=default(None),
+        help="migrations folder (else DB_MIGRATIONS_DIR)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="print only errors"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=default(0), help="more detail")
+    parser.add_argument(
+        "--debug", action="store_true", default=default(False), help="show tracebacks"
+    )
+
+
+Registrar = Callable[[Any, argparse.ArgumentParser], None]
+
+
+def _registrars() -> list[Registrar]:
+    """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
+    from pgshift.cli import commands
+
+    return [commands.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    top = _Parser(add_help=False)
+    _common(top, top=True)
     common = _Parser(add_help=False)
-    _common(common)
+    _common(common, top=False)
     parser = _Parser(
         prog="pgshift",
         description="PostgreSQL schema migrations without downtime.",
-        parents=[common],
+        parents=[top],
     )
     parser.add_argument("--version", action="version", version="pgshift 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser("up", parents=[common], help="apply pending migrations")
-    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--skip-backup", action="store_true", help="do not take a backup first")
-    p.add_argument("--target", metavar="VERSION", help="apply up to this version only")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and its SQL only")
-    p.add_argument("--json", action="store_true", help="print the run as JSON")
-
-    p = sub.add_parser("status", parents=[common], help="one row per migration")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("create", parents=[common], help="write a new migration and its rollback")
-    p.add_argument("description", help='e.g. "add user preferences table"')
-    p.add_argument("--zero-downtime", action="store_true")
-    p.add_argument("--estimated-duration", metavar="DURATION", help='e.g. "30 seconds"')
-    p.add_argument("--risk-level", choices=["low", "medium", "high"], default="low")
-    p.add_argument("--depends-on", metavar="VERSION", action="append", default=[])
-
-    p = sub.add_parser("config", parents=[common], help="effective settings and their sources")
-    p.add_argument("--json", action="store_true")
-
-    server = sub.add_parser("server", parents=[common], help="the embedded PostgreSQL")
-    server_sub = server.add_subparsers(
-        dest="server_command", metavar="ACTION", parser_class=_Parser
-    )
-    server_sub.add_parser("status", parents=[common], help="is it running, where")
-    server_sub.add_parser("stop", parents=[common], help="stop it")
+    for register in _registrars():
+        register(sub, common)
     return parser
 
 
@@ -79,12 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
-        from pgshift.cli import commands
-
         out = Output(
             quiet=args.quiet, json_mode=bool(getattr(args, "json", False)), verbose=args.verbose
         )
-        return commands.dispatch(args, out)
+        handler: Callable[[argparse.Namespace, Output], int] = args.handler
+        return handler(args, out)
     except PgshiftError as exc:
         out.error(exc)
         if debug:
