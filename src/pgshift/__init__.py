@@ -123,8 +123,10 @@ def up(
         statement_timeout_ms=settings.migration_timeout_ms,
         runner_lock_wait_ms=settings.runner_lock_wait_ms,
     )
+    from pgshift import plan as planning
+
     runner = Runner(url, options, emit or events.ignore)
-    return plan, runner.run(migrations, plan, target)
+    return plan, runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
 
 
 def create(

@@ -23,6 +23,7 @@ class StepStarted:
     name: str
     statements: int
     resumed_from: int  # statements already done by an earlier, interrupted run
+    action: str = "apply"
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,14 @@ class StepApplied:
     version: str
     name: str
     duration_ms: int
+    action: str = "apply"  # "revert": the step ran the rollback file
 
 
 @dataclass(frozen=True)
 class StepSkipped:
     version: str
     reason: str
+    action: str = "apply"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class StepFailed:
     version: str
     name: str
     message: str
+    action: str = "apply"
 
 
 @dataclass(frozen=True)

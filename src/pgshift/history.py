@@ -38,6 +38,7 @@ class Progress:
     statements_done: int
     run_id: str
     updated_at: datetime
+    action: str = "apply"  # "revert" while its rollback file is part-way through
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class History:
     def applied_versions(self) -> dict[str, AppliedMigration]:
         return {a.version: a for a in self.applied}
 
-    def progress_of(self, version: str) -> Progress | None:
+    def progress_of(self, version: str, action: str | None = None) -> Progress | None:
         for p in self.in_progress:
-            if p.version == version:
+            if p.version == version and (action is None or p.action == action):
                 return p
         return None

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgshift.errors import DriftError, UsageError
 from pgshift.history import AppliedMigration, History, Progress
-from pgshift.model import Migration
+from pgshift.model import Header, Migration, Statement
 
 APPLIED = "applied"
 PENDING = "pending"
@@ -32,11 +33,32 @@ class MigrationState:
 
 
 @dataclass(frozen=True)
+class Script:
+    """What a step executes: a migration file or its rollback file."""
+
+    path: Path
+    header: Header
+    statements: tuple[Statement, ...]
+    checksum: str
+
+
+@dataclass(frozen=True)
 class Step:
-    """One migration to apply, and where an interrupted earlier attempt left it."""
+    """One migration to apply or revert, and where an interrupted earlier attempt left it."""
 
     migration: Migration
     resume: Progress | None = None
+    action: str = "apply"  # or "revert": run the rollback file and forget the applied row
+
+    @property
+    def script(self) -> Script:
+        m = self.migration
+        if self.action == "apply":
+            return Script(m.path, m.header, m.statements, m.checksum)
+        if m.rollback is None:
+            raise UsageError(f"{m.path}: has no rollback file, so it cannot be reverted")
+        r = m.rollback
+        return Script(r.path, r.header, r.statements, r.checksum)
 
 
 @dataclass(frozen=True)
@@ -108,4 +130,4 @@ def plan_up(migrations: Sequence[Migration], history: History, target: str | Non
             wanted.add(version)
             stack.extend(by_version[version].dependencies)
         pending = [m for m in pending if m.version in wanted]
-    return Plan(tuple(Step(m, history.progress_of(m.version)) for m in pending))
+    return Plan(tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending))

@@ -19,7 +19,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,9 @@ from pgshift.errors import (
     MigrationFailed,
     MigrationTimeout,
 )
-from pgshift.history import AppliedMigration, Progress
-from pgshift.model import Migration, Statement
-from pgshift.plan import Plan, Step, plan_up
+from pgshift.history import AppliedMigration, History, Progress
+from pgshift.model import Statement
+from pgshift.plan import Plan, Step
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,18 +77,20 @@ class RunResult:
     steps: tuple[StepResult, ...]
 
 
-def chunks_of(migration: Migration) -> list[Chunk]:
-    """Group consecutive transactional statements; everything else stands alone."""
+def chunks_of(statements: Sequence[Statement], *, transaction: bool = True) -> list[Chunk]:
+    """Group consecutive transactional statements; everything else stands alone.
+
+    ``transaction=False`` (the file's `@transaction: false`) runs every statement alone.
+    """
     chunks: list[Chunk] = []
-    force_autocommit = not migration.header.transaction
-    for stmt in migration.statements:
-        transactional = stmt.transactional and not force_autocommit
+    for stmt in statements:
+        transactional = stmt.transactional and transaction
         if transactional and chunks and chunks[-1].transactional:
             last = chunks[-1]
             chunks[-1] = Chunk(last.start, stmt.index + 1, True)
         else:
             chunks.append(Chunk(stmt.index, stmt.index + 1, transactional))
-    if not chunks:  # an empty migration is still recorded, in one transaction
+    if not chunks:  # an empty file is still recorded, in one transaction
         chunks.append(Chunk(0, 0, True))
     return chunks
 
@@ -131,28 +133,28 @@ class Runner:
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def run(
-        self, migrations: Sequence[Migration], planned: Plan, target: str | None = None
-    ) -> RunResult:
-        """Take the lock, re-plan against fresh history, and apply what is still pending.
+    def run(self, planned: Plan, replan: Callable[[History], Plan]) -> RunResult:
+        """Take the lock, re-plan against fresh history, and run what is still to do.
 
-        ``planned`` is what the user saw and confirmed; steps another runner applied in the
-        meantime are skipped, and nothing outside it is applied.
+        ``planned`` is what the user saw and confirmed; ``replan`` computes the same kind of plan
+        from the history read under the lock. Steps another runner did in the meantime are
+        skipped, and nothing outside ``planned`` is run.
         """
         lock = RunnerLock(self.url, self.options.schema, self.options.runner_lock_wait_ms)
         lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
         conn = connect(self.url, purpose="runner")
         try:
             self.store.upgrade(conn)
-            history = self.store.read(conn)
-            fresh = plan_up(migrations, history, target)
-            wanted = set(planned.versions)
-            steps = [s for s in fresh.steps if s.migration.version in wanted]
+            fresh = replan(self.store.read(conn))
+            wanted = {(s.migration.version, s.action) for s in planned.steps}
+            steps = [s for s in fresh.steps if (s.migration.version, s.action) in wanted]
+            still = {(s.migration.version, s.action) for s in steps}
             results: list[StepResult] = []
-            for version in planned.versions:
-                if version not in {s.migration.version for s in steps}:
-                    self.emit(ev.StepSkipped(version, "already applied by another run"))
-                    results.append(StepResult(version, "apply", "skipped", 0))
+            for step in planned.steps:
+                key = (step.migration.version, step.action)
+                if key not in still:
+                    self.emit(ev.StepSkipped(key[0], "already done by another run", key[1]))
+                    results.append(StepResult(key[0], key[1], "skipped", 0))
             assert lock.conn is not None
             side = lock.conn
             self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
@@ -161,7 +163,7 @@ class Runner:
             try:
                 for step in steps:
                     lock.check()
-                    results.append(self._apply_step(conn, side, step))
+                    results.append(self._run_step(conn, side, step))
             except MigrationFailed as exc:
                 self.store.log(
                     side,
@@ -172,7 +174,7 @@ class Runner:
                 )
                 raise
             elapsed = _ms_since(started)
-            applied = sum(1 for r in results if r.status == "applied")
+            applied = sum(1 for r in results if r.status in ("applied", "reverted"))
             self.store.log(
                 side,
                 self.run_id,
@@ -188,14 +190,14 @@ class Runner:
 
     def _run_detail(self, steps: Sequence[Step]) -> dict[str, Any]:
         return {
-            "versions": [s.migration.version for s in steps],
+            "steps": [[s.migration.version, s.action] for s in steps],
             "user": self.user,
             "host": self.host,
         }
 
     # -- one migration -------------------------------------------------------------------------
 
-    def _apply_step(
+    def _run_step(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         side: psycopg.Connection[tuple[Any, ...]],
@@ -203,65 +205,94 @@ class Runner:
     ) -> StepResult:
         import psycopg
 
-        m = step.migration
+        m, script = step.migration, step.script
         done = 0
         if step.resume is not None:
             done = step.resume.statements_done
-            if done > len(m.statements) or step.resume.prefix_checksum != prefix_checksum(
-                m.statements, done
+            if done > len(script.statements) or step.resume.prefix_checksum != prefix_checksum(
+                script.statements, done
             ):
                 raise DriftError(
-                    f"{m.path}: the first {done} statement(s) already ran in an interrupted run,"
-                    " and the file's text for them has changed since",
+                    f"{script.path}: the first {done} statement(s) already ran in an interrupted"
+                    " run, and the file's text for them has changed since",
                     hint="restore those statements as they were; only the rest may change",
                 )
-        self.emit(ev.StepStarted(m.version, m.name, len(m.statements), done))
-        chunks = [c for c in chunks_of(m) if c.end > done or (c.end == 0 and done == 0)]
+        self.emit(ev.StepStarted(m.version, m.name, len(script.statements), done, step.action))
+        chunks = chunks_of(script.statements, transaction=script.header.transaction)
+        chunks = [c for c in chunks if c.end > done or c.end == 0]
         started = time.monotonic()
-        budget_ms = m.header.statement_timeout_ms or self.options.statement_timeout_ms
+        budget_ms = script.header.statement_timeout_ms or self.options.statement_timeout_ms
         committed_any = done > 0
-        if not m.transactional:
+        if len(chunks) > 1 or not chunks[0].transactional:
+            # Leave a trace before anything commits, so a killed run is known to have started.
+            if step.resume is None:
+                self.store.save_progress(side, self._progress(step, 0))
             self.store.log(side, self.run_id, "migration_started", m.version, {"resume_at": done})
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             try:
-                self._run_chunk_with_retries(conn, side, m, chunk, last, started, budget_ms)
+                self._run_chunk_with_retries(
+                    conn, side, step, chunk, last=last, started=started, budget_ms=budget_ms
+                )
             except _StatementError as failure:
-                raise self._failure(
-                    side, m, failure, committed_any or not chunk.transactional
-                ) from None
+                half = committed_any or not chunk.transactional
+                raise self._failure(side, step, failure, half_applied=half) from None
             except psycopg.Error as exc:  # outside any statement: our own bookkeeping
-                raise self._failure(side, m, _StatementError(exc, None), committed_any) from None
+                bookkeeping = _StatementError(exc, None)
+                raise self._failure(side, step, bookkeeping, half_applied=committed_any) from None
             committed_any = True
         duration = _ms_since(started)
-        self.emit(ev.StepApplied(m.version, m.name, duration))
-        return StepResult(m.version, "apply", "applied", duration)
+        status = "applied" if step.action == "apply" else "reverted"
+        self.emit(ev.StepApplied(m.version, m.name, duration, step.action))
+        return StepResult(m.version, step.action, status, duration)
+
+    def _progress(self, step: Step, done: int) -> Progress:
+        script = step.script
+        return Progress(
+            version=step.migration.version,
+            checksum=script.checksum,
+            prefix_checksum=prefix_checksum(script.statements, done),
+            statements_done=done,
+            run_id=self.run_id,
+            updated_at=None,  # type: ignore[arg-type]  # the database's clock
+            action=step.action,
+        )
 
     def _run_chunk_with_retries(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         side: psycopg.Connection[tuple[Any, ...]],
-        m: Migration,
+        step: Step,
         chunk: Chunk,
+        *,
         last: bool,
         started: float,
         budget_ms: int,
     ) -> None:
         import psycopg.errors
 
-        lock_timeout = m.header.lock_timeout_ms or self.options.lock_timeout_ms
+        m, script = step.migration, step.script
+        lock_timeout = script.header.lock_timeout_ms or self.options.lock_timeout_ms
         retry_deadline = time.monotonic() + self.options.lock_retry_total_ms / 1000
         attempt = 0
         while True:
             remaining = budget_ms - _ms_since(started)
             if remaining <= 0:
                 raise MigrationTimeout(
-                    f"{m.path}: took longer than its statement timeout of {budget_ms} ms",
+                    f"{script.path}: took longer than its statement timeout of {budget_ms} ms",
                     version=m.version,
                     hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout, or split the file",
                 )
             try:
-                self._run_chunk(conn, m, chunk, last, started, lock_timeout, remaining)
+                self._run_chunk(
+                    conn,
+                    step,
+                    chunk,
+                    last=last,
+                    started=started,
+                    lock_timeout_ms=lock_timeout,
+                    statement_timeout_ms=remaining,
+                )
                 return
             except _StatementError as failure:
                 if not isinstance(failure.error, psycopg.errors.LockNotAvailable):
@@ -277,9 +308,10 @@ class Runner:
                         self.run_id,
                         m.version,
                         {"sqlstate": "55P03", "message": "lock retries exhausted", "line": line},
+                        action=step.action,
                     )
                     raise MigrationTimeout(
-                        f"{m.path}:{line}: could not take the locks it needs within"
+                        f"{script.path}:{line}: could not take the locks it needs within"
                         f" {self.options.lock_retry_total_ms} ms ({attempt} attempts,"
                         f" lock_timeout {lock_timeout} ms each):"
                         f" {_primary(failure.error)}",
@@ -302,8 +334,9 @@ class Runner:
     def _run_chunk(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
-        m: Migration,
+        step: Step,
         chunk: Chunk,
+        *,
         last: bool,
         started: float,
         lock_timeout_ms: int,
@@ -311,7 +344,7 @@ class Runner:
     ) -> None:
         import psycopg
 
-        statements = m.statements[chunk.start : chunk.end]
+        statements = step.script.statements[chunk.start : chunk.end]
         current: Statement | None = None
         try:
             if chunk.transactional:
@@ -320,20 +353,18 @@ class Runner:
                     for current in statements:
                         conn.execute(current.sql.encode())
                     current = None
-                    self._record(conn, m, chunk, last, started)
+                    self._record(conn, step, chunk, last=last, started=started)
                 return
             (current,) = statements
             _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
-            if self._already_done(conn, m, current):
-                self.emit(ev.StatementDone(m.version, current.index + 1, len(m.statements)))
-            else:
+            if not self._already_done(conn, step, current):
                 conn.execute(current.sql.encode())
             current = None
             if last:
                 with conn.transaction():
-                    self._record(conn, m, chunk, last, started)
+                    self._record(conn, step, chunk, last=last, started=started)
             else:
-                self._record(conn, m, chunk, last, started)
+                self._record(conn, step, chunk, last=last, started=started)
         except psycopg.Error as exc:
             raise _StatementError(exc, current) from exc
         finally:
@@ -341,7 +372,7 @@ class Runner:
                 _reset_timeouts(conn)
 
     def _already_done(
-        self, conn: psycopg.Connection[tuple[Any, ...]], m: Migration, stmt: Statement
+        self, conn: psycopg.Connection[tuple[Any, ...]], step: Step, stmt: Statement
     ) -> bool:
         """Decide what a resumed concurrent index statement must do.
 
@@ -365,35 +396,31 @@ class Runner:
                         sql.Identifier(found.schema), sql.Identifier(found.name)
                     )
                 )
-                self.emit(ev.InvalidIndexRebuilt(m.version, found.qualified))
-                self.store.log(
-                    conn,
-                    self.run_id,
-                    "invalid_index_rebuilt",
-                    m.version,
-                    {"index": found.qualified},
-                )
+                version = step.migration.version
+                self.emit(ev.InvalidIndexRebuilt(version, found.qualified))
+                detail = {"index": found.qualified}
+                self.store.log(conn, self.run_id, "invalid_index_rebuilt", version, detail)
                 return False
-            return self._resuming_at(conn, m, stmt)
+            return _interrupted_at(step, stmt)
         # DROP INDEX CONCURRENTLY: already gone after an interrupted run counts as done.
-        return found is None and self._resuming_at(conn, m, stmt)
-
-    def _resuming_at(
-        self, conn: psycopg.Connection[tuple[Any, ...]], m: Migration, stmt: Statement
-    ) -> bool:
-        progress = self.store.read(conn).progress_of(m.version)
-        done = progress.statements_done if progress else 0
-        return done == stmt.index and (progress is not None or stmt.index == 0)
+        return found is None and _interrupted_at(step, stmt)
 
     def _record(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
-        m: Migration,
+        step: Step,
         chunk: Chunk,
+        *,
         last: bool,
         started: float,
     ) -> None:
-        if last:
+        m = step.migration
+        if not last:
+            self.store.save_progress(conn, self._progress(step, chunk.end))
+        elif step.action == "revert":
+            detail = {"duration_ms": _ms_since(started), "user": self.user, "host": self.host}
+            self.store.record_reverted(conn, m.version, self.run_id, detail)
+        else:
             self.store.record_applied(
                 conn,
                 AppliedMigration(
@@ -409,29 +436,19 @@ class Runner:
                     metadata=m.header.metadata(),
                 ),
             )
-        else:
-            self.store.save_progress(
-                conn,
-                Progress(
-                    version=m.version,
-                    checksum=m.checksum,
-                    prefix_checksum=prefix_checksum(m.statements, chunk.end),
-                    statements_done=chunk.end,
-                    run_id=self.run_id,
-                    updated_at=None,  # type: ignore[arg-type]  # the database's clock
-                ),
-            )
-        self.emit(ev.StatementDone(m.version, chunk.end, len(m.statements)))
+        self.emit(ev.StatementDone(m.version, chunk.end, len(step.script.statements)))
 
     def _failure(
         self,
         side: psycopg.Connection[tuple[Any, ...]],
-        m: Migration,
+        step: Step,
         failure: _StatementError,
+        *,
         half_applied: bool,
     ) -> MigrationFailed:
         import psycopg.errors
 
+        m, script = step.migration, step.script
         error = failure.error
         stmt = failure.statement
         line = _error_line(error, stmt)
@@ -442,19 +459,19 @@ class Runner:
             detail["statement"] = stmt.sql[:2000]
             detail["statement_index"] = stmt.index
         with contextlib.suppress(psycopg.Error):  # the failure matters more than its log line
-            self.store.record_failed(side, self.run_id, m.version, detail)
-        self.emit(ev.StepFailed(m.version, m.name, primary))
-        where = f"{m.path}:{line}" if line else str(m.path)
+            self.store.record_failed(side, self.run_id, m.version, detail, action=step.action)
+        self.emit(ev.StepFailed(m.version, m.name, primary, step.action))
+        where = f"{script.path}:{line}" if line else str(script.path)
         message = f"{where}: {primary}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
         diag_hint = error.diag.message_hint if error.diag else None
         if half_applied:
             return HalfApplied(
-                message + "\nthis migration runs partly outside a transaction and stopped"
+                message + f"\nthis {_noun(step)} runs partly outside a transaction and stopped"
                 " half-way; its progress is recorded",
                 version=m.version,
                 sqlstate=sqlstate,
-                hint="fix the cause and run `pgshift up` again: it continues after the last"
-                " completed statement",
+                hint="fix the cause and run the same command again: it continues after the"
+                " last completed statement",
             )
         if isinstance(error, psycopg.errors.QueryCanceled):
             return MigrationTimeout(
@@ -463,12 +480,26 @@ class Runner:
                 sqlstate=sqlstate,
                 hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout for this file",
             )
+        undone = (
+            "the migration was rolled back; nothing of it was applied"
+            if step.action == "apply"
+            else "the rollback's transaction was rolled back; the migration is still applied"
+        )
         return MigrationFailed(
-            message + "\nthe migration was rolled back; nothing of it was applied",
+            message + "\n" + undone,
             version=m.version,
             sqlstate=sqlstate,
             hint=diag_hint,
         )
+
+
+def _noun(step: Step) -> str:
+    return "migration" if step.action == "apply" else "rollback"
+
+
+def _interrupted_at(step: Step, stmt: Statement) -> bool:
+    """True when an earlier, interrupted run of this step stopped at ``stmt``."""
+    return step.resume is not None and step.resume.statements_done == stmt.index
 
 
 def _set_timeouts(

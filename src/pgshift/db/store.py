@@ -111,11 +111,11 @@ class PostgresHistoryStore:
             )
         )
         progress = tuple(
-            Progress(r[0], r[1], r[2], int(r[3]), str(r[4]), r[5])
+            Progress(r[0], r[1], r[2], int(r[3]), str(r[4]), r[5], r[6])
             for r in conn.execute(
                 self._q(
                     "SELECT version, checksum, prefix_checksum, statements_done, run_id,"
-                    " updated_at FROM {s}.progress ORDER BY version"
+                    " updated_at, action FROM {s}.progress ORDER BY version"
                 )
             )
         )
@@ -189,17 +189,45 @@ class PostgresHistoryStore:
             },
         )
 
+    def record_reverted(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        version: str,
+        run_id: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete the applied row and progress and log the revert: one round trip, caller's txn."""
+        conn.execute(
+            self._q(
+                "WITH a AS (DELETE FROM {s}.applied WHERE version = %(version)s),"
+                " p AS (DELETE FROM {s}.progress WHERE version = %(version)s)"
+                " INSERT INTO {s}.log (run_id, event, version, detail)"
+                " VALUES (%(run_id)s, %(event)s, %(version)s, %(detail)s)"
+            ),
+            {
+                "version": version,
+                "run_id": run_id,
+                "event": _EVENT_REVERTED,
+                "detail": json.dumps(dict(detail or {})),
+            },
+        )
+
+    def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
+        conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))
+
     def save_progress(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> None:
         conn.execute(
             self._q(
-                "INSERT INTO {s}.progress (version, checksum, prefix_checksum, statements_done,"
-                " run_id) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
+                "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
+                " statements_done, run_id) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (version) DO UPDATE SET action = excluded.action,"
                 " checksum = excluded.checksum, prefix_checksum = excluded.prefix_checksum,"
                 " statements_done = excluded.statements_done, run_id = excluded.run_id,"
                 " updated_at = clock_timestamp()"
             ),
             (
                 progress.version,
+                progress.action,
                 progress.checksum,
                 progress.prefix_checksum,
                 progress.statements_done,
@@ -213,8 +241,11 @@ class PostgresHistoryStore:
         run_id: str,
         version: str,
         detail: Mapping[str, Any],
+        *,
+        action: str = "apply",
     ) -> None:
-        self.log(conn, run_id, _EVENT_FAILED, version, detail)
+        event = _EVENT_FAILED if action == "apply" else "revert_failed"
+        self.log(conn, run_id, event, version, detail)
 
 
 def _quote_ident(name: str) -> str:

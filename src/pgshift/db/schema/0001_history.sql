@@ -27,9 +27,10 @@ CREATE TABLE log (
 CREATE INDEX log_version_idx ON log (version, id);
 CREATE INDEX log_run_idx ON log (run_id, id);
 
--- Migrations that run partly outside a transaction: how far they got.
+-- Migrations (or their rollbacks) that run partly outside a transaction: how far they got.
 CREATE TABLE progress (
     version          text PRIMARY KEY,
+    action           text NOT NULL DEFAULT 'apply' CHECK (action IN ('apply', 'revert')),
     checksum         text NOT NULL,
     prefix_checksum  text NOT NULL,
     statements_done  integer NOT NULL,
