@@ -40,6 +40,22 @@ class Settings:
     runner_lock_wait_ms: int
     project_root: Path
     sources: Mapping[str, Source]
+    # `pgshift health` thresholds and the in-run monitor (PGSHIFT_HEALTH_*); README documents them.
+    health_latency_warn_ms: int
+    health_latency_crit_ms: int
+    health_blocked_warn_ms: int
+    health_blocked_crit_ms: int
+    health_long_transaction_warn_ms: int
+    health_long_transaction_crit_ms: int
+    health_idle_transaction_warn_ms: int
+    health_idle_transaction_crit_ms: int
+    health_lock_held_warn_ms: int
+    health_connections_warn_pct: int
+    health_connections_crit_pct: int
+    health_replication_lag_warn_ms: int
+    health_replication_lag_crit_ms: int
+    health_abort_blocked_sessions: int
+    health_abort_blocked_ms: int
 
     def masked_url(self) -> str | None:
         return mask_url(self.database_url) if self.database_url else None
@@ -126,6 +142,111 @@ _KNOBS: tuple[_Knob, ...] = (
         "PGSHIFT_RUNNER_LOCK_WAIT",
         "runner_lock_wait",
         "60000",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_latency_warn_ms",
+        "PGSHIFT_HEALTH_LATENCY_WARN",
+        "health_latency_warn",
+        "100ms",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_latency_crit_ms",
+        "PGSHIFT_HEALTH_LATENCY_CRIT",
+        "health_latency_crit",
+        "1s",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_blocked_warn_ms",
+        "PGSHIFT_HEALTH_BLOCKED_WARN",
+        "health_blocked_warn",
+        "5s",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_blocked_crit_ms",
+        "PGSHIFT_HEALTH_BLOCKED_CRIT",
+        "health_blocked_crit",
+        "60s",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_long_transaction_warn_ms",
+        "PGSHIFT_HEALTH_LONG_TRANSACTION_WARN",
+        "health_long_transaction_warn",
+        "5 minutes",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_long_transaction_crit_ms",
+        "PGSHIFT_HEALTH_LONG_TRANSACTION_CRIT",
+        "health_long_transaction_crit",
+        "30 minutes",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_idle_transaction_warn_ms",
+        "PGSHIFT_HEALTH_IDLE_TRANSACTION_WARN",
+        "health_idle_transaction_warn",
+        "1 minute",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_idle_transaction_crit_ms",
+        "PGSHIFT_HEALTH_IDLE_TRANSACTION_CRIT",
+        "health_idle_transaction_crit",
+        "10 minutes",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_lock_held_warn_ms",
+        "PGSHIFT_HEALTH_LOCK_HELD_WARN",
+        "health_lock_held_warn",
+        "1 hour",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_connections_warn_pct",
+        "PGSHIFT_HEALTH_CONNECTIONS_WARN",
+        "health_connections_warn_pct",
+        "80",
+        _parse_int,
+    ),
+    _Knob(
+        "health_connections_crit_pct",
+        "PGSHIFT_HEALTH_CONNECTIONS_CRIT",
+        "health_connections_crit_pct",
+        "95",
+        _parse_int,
+    ),
+    _Knob(
+        "health_replication_lag_warn_ms",
+        "PGSHIFT_HEALTH_REPLICATION_LAG_WARN",
+        "health_replication_lag_warn",
+        "10s",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_replication_lag_crit_ms",
+        "PGSHIFT_HEALTH_REPLICATION_LAG_CRIT",
+        "health_replication_lag_crit",
+        "60s",
+        _parse_ms,
+    ),
+    _Knob(
+        "health_abort_blocked_sessions",
+        "PGSHIFT_HEALTH_ABORT_BLOCKED_SESSIONS",
+        "health_abort_blocked_sessions",
+        "5",
+        _parse_int,
+    ),
+    _Knob(
+        "health_abort_blocked_ms",
+        "PGSHIFT_HEALTH_ABORT_BLOCKED_FOR",
+        "health_abort_blocked",
+        "10s",
         _parse_ms,
     ),
 )
