@@ -1,0 +1,85 @@
+"""Settings precedence, validation that names the culprit, and password masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgshift.config import describe, load_settings, mask_url
+from pgshift.errors import ConfigError
+
+
+def test_defaults_are_the_seed_values(tmp_path: Path) -> None:
+    s = load_settings({}, {}, tmp_path)
+    assert (s.pool_min, s.pool_max) == (5, 20)
+    assert s.migrations_dir == tmp_path / "migrations"
+    assert s.migration_timeout_ms == 300_000
+    assert s.health_check_enabled is True and s.health_check_interval_ms == 30_000
+    assert s.backup_enabled is True and s.backup_retention_days == 30
+    assert s.database_url is None and s.sources["database_url"] == "embedded"
+    assert s.sources["pool_min"] == "default"
+
+
+def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pgshift]\nmigration_timeout = "2 minutes"\npool_max = 30\nbackup_enabled = false\n'
+        'migrations_dir = "db/migrations"\n'
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    env = {"DB_MIGRATION_TIMEOUT": "1000", "DB_POOL_MIN": "2"}
+    s = load_settings({"migration_timeout_ms": "5s"}, env, sub)
+    assert s.project_root == tmp_path
+    assert (s.migration_timeout_ms, s.sources["migration_timeout_ms"]) == (5000, "flag")
+    assert (s.pool_min, s.sources["pool_min"]) == (2, "env")
+    assert (s.pool_max, s.sources["pool_max"]) == (30, "pyproject.toml")
+    assert s.backup_enabled is False
+    assert s.migrations_dir == tmp_path / "db" / "migrations"  # file paths follow the project
+    s = load_settings({}, {"DB_MIGRATIONS_DIR": "here"}, sub)
+    assert s.migrations_dir == sub / "here"  # typed paths follow the shell
+
+
+@pytest.mark.parametrize(
+    ("env", "culprit"),
+    [
+        ({"DB_POOL_MIN": "five"}, "DB_POOL_MIN"),
+        ({"DB_BACKUP_ENABLED": "maybe"}, "DB_BACKUP_ENABLED"),
+        ({"DB_MIGRATION_TIMEOUT": "soon"}, "DB_MIGRATION_TIMEOUT"),
+        ({"DB_HEALTH_CHECK_INTERVAL": "-5"}, "DB_HEALTH_CHECK_INTERVAL"),
+        ({"DB_POOL_MIN": "30"}, "DB_POOL_MIN"),
+    ],
+)
+def test_bad_value_names_the_variable(tmp_path: Path, env: dict[str, str], culprit: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, env, tmp_path)
+    assert culprit in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_unknown_file_key_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "pgshift.toml").write_text("pool_maximum = 3\n")
+    with pytest.raises(ConfigError, match="pool_maximum"):
+        load_settings({}, {}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://app:s3cret@db:5432/prod", "postgresql://app:***@db:5432/prod"),
+        ("postgres://app@db/prod?password=s3cret&sslmode=require",
+         "postgres://app@db/prod?password=***&sslmode=require"),
+        ("host=db user=app password=s3cret dbname=prod",
+         "host=db user=app password=*** dbname=prod"),
+        ("postgresql://app@db/prod", "postgresql://app@db/prod"),
+    ],
+)  # fmt: skip
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_describe_never_shows_the_password(tmp_path: Path) -> None:
+    s = load_settings({}, {"DATABASE_URL": "postgresql://app:s3cret@db/prod"}, tmp_path)
+    rows = describe(s)
+    assert all("s3cret" not in value for _, value, _ in rows)
+    assert ("DATABASE_URL", "postgresql://app:***@db/prod", "env") in rows

@@ -1,0 +1,85 @@
+"""plan.py from literals: states, drift refusal, dependency-aware targets. No files, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pgshift.errors import DriftError, UsageError
+from pgshift.history import AppliedMigration, History, Progress
+from pgshift.model import Header, Migration
+from pgshift.plan import check_no_drift, migration_states, plan_up
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def mig(version: str, deps: tuple[str, ...] = (), checksum: str | None = None) -> Migration:
+    return Migration(
+        version=version,
+        description=f"m{version[-4:]}",
+        path=Path(f"{version}_m.sql"),
+        text="",
+        checksum=checksum or f"sum-{version}",
+        header=Header(),
+        statements=(),
+        rollback=None,
+        dependencies=deps,
+    )
+
+
+def applied(version: str, checksum: str | None = None) -> AppliedMigration:
+    return AppliedMigration(
+        version, f"m{version[-4:]}", checksum or f"sum-{version}", None, NOW, 5, "me", None, "r"
+    )
+
+
+A, B, C, D = "20250101000000", "20250102000000", "20250103000000", "20250104000000"
+
+
+def test_states_cover_every_kind() -> None:
+    migrations = [mig(A), mig(B, checksum="edited"), mig(C), mig(D)]
+    history = History(
+        applied=(applied(A), applied(B), applied("20241231000000"), applied(D)),
+        failed=frozenset(),
+    )
+    states = {s.version: s.state for s in migration_states(migrations, history)}
+    assert states == {
+        "20241231000000": "missing",
+        A: "applied",
+        B: "drifted",
+        C: "out-of-order",
+        D: "applied",
+    }
+
+
+def test_failed_and_half_applied_are_failed() -> None:
+    progress = Progress(C, "sum", "prefix", 1, "run", NOW)
+    history = History(applied=(applied(A),), in_progress=(progress,), failed=frozenset({B}))
+    states = {s.version: s.state for s in migration_states([mig(A), mig(B), mig(C)], history)}
+    assert states == {A: "applied", B: "failed", C: "failed"}
+
+
+def test_plan_refuses_drift_and_missing() -> None:
+    with pytest.raises(DriftError) as info:
+        plan_up([mig(A, checksum="edited"), mig(B)], History(applied=(applied(A),)))
+    assert f"{A}_m.sql" in info.value.message
+    assert info.value.exit_code == 4
+    with pytest.raises(DriftError, match="file is gone"):
+        check_no_drift(migration_states([mig(B)], History(applied=(applied(A),))))
+
+
+def test_target_pulls_in_later_dependencies_only() -> None:
+    migrations = [mig(B), mig(A, deps=(C,)), mig(C), mig(D)]  # loader order: deps first
+    plan = plan_up([mig(C), mig(A, deps=(C,)), mig(B), mig(D)], History(), target=A)
+    assert plan.versions == (C, A)
+    assert plan_up(migrations, History(), target=B).versions == (B, A, C)
+    with pytest.raises(UsageError, match="--target 20990101000000"):
+        plan_up(migrations, History(), target="20990101000000")
+
+
+def test_resume_point_is_attached_to_its_step() -> None:
+    progress = Progress(B, "sum", "prefix", 2, "run", NOW)
+    plan = plan_up([mig(A), mig(B)], History(applied=(applied(A),), in_progress=(progress,)))
+    assert [(s.migration.version, s.resume) for s in plan.steps] == [(B, progress)]

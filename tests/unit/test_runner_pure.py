@@ -1,0 +1,49 @@
+"""The runner's pure decisions: how statements are grouped, resume checksums, backoff bounds."""
+
+from __future__ import annotations
+
+import random
+
+from pgshift.model import Statement
+from pgshift.runner import Chunk, backoff_ms, chunks_of, prefix_checksum
+
+
+def stmt(index: int, transactional: bool = True) -> Statement:
+    return Statement(index, f"SELECT {index}", index + 1, 1, "SelectStmt", transactional)
+
+
+def test_consecutive_transactional_statements_share_a_chunk() -> None:
+    statements = [stmt(0), stmt(1), stmt(2, False), stmt(3), stmt(4, False), stmt(5, False)]
+    assert chunks_of(statements) == [
+        Chunk(0, 2, True),
+        Chunk(2, 3, False),
+        Chunk(3, 4, True),
+        Chunk(4, 5, False),
+        Chunk(5, 6, False),
+    ]
+
+
+def test_transaction_false_runs_every_statement_alone() -> None:
+    assert chunks_of([stmt(0), stmt(1)], transaction=False) == [
+        Chunk(0, 1, False),
+        Chunk(1, 2, False),
+    ]
+
+
+def test_empty_file_is_one_empty_transaction() -> None:
+    assert chunks_of([]) == [Chunk(0, 0, True)]
+
+
+def test_prefix_checksum_covers_only_the_done_statements() -> None:
+    a = [stmt(0), stmt(1)]
+    b = [stmt(0), Statement(1, "SELECT 'changed'", 2, 1, "SelectStmt", True)]
+    assert prefix_checksum(a, 1) == prefix_checksum(b, 1)
+    assert prefix_checksum(a, 2) != prefix_checksum(b, 2)
+
+
+def test_backoff_is_jittered_within_bounds() -> None:
+    rng = random.Random(7)
+    values = [backoff_ms(attempt, 100, 5000, rng) for attempt in range(1, 12)]
+    assert all(1 <= v <= 5000 for v in values)
+    assert values[-1] >= 2500  # capped, not shrinking
+    assert len({backoff_ms(3, 100, 5000, rng) for _ in range(20)}) > 5  # jitter
