@@ -1,0 +1,78 @@
+"""The command line as a user meets it: exit codes, the installed command, secrets kept secret."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
+
+
+def test_unknown_command_and_flag_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(capsys, tmp_path, None, "frobnicate").code == 2
+    result = run_cli(capsys, tmp_path, None, "status", "--no-such-flag")
+    assert result.code == 2 and "--no-such-flag" in result.err
+
+
+def test_config_masks_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter2@db.example/prod")
+    monkeypatch.setenv("DB_POOL_MAX", "40")
+    result = run_cli(capsys, tmp_path, None, "config", "--json")
+    assert result.code == 0
+    data = result.json()
+    assert data["DATABASE_URL"] == {
+        "value": "postgresql://app:***@db.example/prod",
+        "source": "env",
+    }
+    assert data["DB_POOL_MAX"] == {"value": "40", "source": "env"}
+    assert "hunter2" not in result.out + result.err
+
+
+def test_bad_setting_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_MIGRATION_TIMEOUT", "forever")
+    result = run_cli(capsys, tmp_path, None, "status")
+    assert result.code == 2 and "DB_MIGRATION_TIMEOUT" in result.err
+
+
+def test_unreachable_database_exits_3_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    url = "postgresql://app:hunter2@127.0.0.1:1/prod?connect_timeout=2"
+    for args in (("status",), ("up", "--yes"), ("up", "--yes", "-v", "--debug")):
+        result = run_cli(capsys, tmp_path, url, *args)
+        assert result.code == 3, result.err
+        assert "hunter2" not in result.out + result.err
+        assert "cannot connect" in result.err
+
+
+def test_installed_command_runs_the_examples(tmp_path: Path, db_url: str) -> None:
+    exe = shutil.which("pgshift")
+    assert exe is not None, "the pgshift console script is not installed"
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    env = {**os.environ, "DATABASE_URL": db_url}
+    up = subprocess.run(
+        [exe, "up", "--yes"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    assert "20250528120000_add_user_preferences_table" in up.stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "pgshift", "status"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0
+    assert status.stdout.count("applied") >= 3  # title line + two rows
