@@ -106,7 +106,7 @@ def _confirm_on_terminal(out: Output, yes: bool, backup_wanted: bool) -> Callabl
                 " there is no terminal to ask on",
                 hint="pass --yes to apply without asking",
             )
-        answer = input(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
+        answer = out.ask(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
         return answer in ("y", "yes")
 
     return confirm
@@ -142,7 +142,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             settings,
             target=args.target,
             confirm=_confirm_on_terminal(
-                out, args.yes or args.json, settings.backup_enabled and not args.skip_backup
+                out, args.yes, settings.backup_enabled and not args.skip_backup
             ),
             emit=renderer,
         )

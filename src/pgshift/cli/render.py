@@ -27,6 +27,13 @@ class Output:
         stream = sys.stderr if self.json_mode else sys.stdout
         print(text, file=stream, flush=True)
 
+    def ask(self, prompt: str) -> str:
+        """Ask on the terminal; in JSON mode the question goes to stderr, keeping stdout clean."""
+        stream = sys.stderr if self.json_mode else sys.stdout
+        stream.write(prompt)
+        stream.flush()
+        return sys.stdin.readline()
+
     def json(self, data: Any) -> None:
         print(json.dumps(data, indent=2, default=str), flush=True)
 
