@@ -10,23 +10,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgshift.config import Settings, load_settings
 from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from pgshift.events import Emit
+    from pgshift.healthcheck import HealthReport
     from pgshift.history import History
     from pgshift.model import Migration
     from pgshift.plan import MigrationState, Plan
     from pgshift.runner import RunResult
+    from pgshift.serve import HealthServer
 
 __all__ = [
     "PgshiftError",
     "Settings",
     "create",
     "database_url",
+    "health",
+    "health_server",
     "load_project",
     "load_settings",
     "plan_up",
@@ -87,6 +93,44 @@ def status(settings: Settings) -> StatusReport:
     migrations = load_project(settings)
     history = read_history(settings, database_url(settings))
     return StatusReport(tuple(migration_states(migrations, history)))
+
+
+def health(settings: Settings) -> HealthReport:
+    """The health report (SPEC section 5); read-only, never takes the migration lock.
+
+    An unreachable database is a critical `connection` check, not an exception, so monitoring
+    always gets a report and an exit code.
+    """
+    from contextlib import AbstractContextManager
+
+    from pgshift.db.connect import connect
+    from pgshift.healthcheck import run_checks
+
+    migrations: tuple[Migration, ...] | PgshiftError
+    try:
+        migrations = load_project(settings)
+    except PgshiftError as exc:
+        migrations = exc
+    url: str | None = None
+    url_error: PgshiftError | None = None
+    try:
+        url = database_url(settings)
+    except PgshiftError as exc:
+        url_error = exc
+
+    def connection() -> AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]:
+        if url_error is not None:
+            raise url_error
+        return connect(url, purpose="health", connect_timeout_s=5)
+
+    return run_checks(settings, connection, migrations=migrations, url=url)
+
+
+def health_server(settings: Settings, address: str) -> HealthServer:
+    """An HTTP server for /health and /metrics on ``address`` (loopback unless a host is given)."""
+    from pgshift.serve import HealthServer
+
+    return HealthServer.bind(settings, address)
 
 
 def plan_up(

@@ -56,9 +56,9 @@ Registrar = Callable[[Any, argparse.ArgumentParser], None]
 
 def _registrars() -> list[Registrar]:
     """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
-    from pgshift.cli import commands
+    from pgshift.cli import commands, health
 
-    return [commands.register]
+    return [commands.register, health.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,10 @@ class Output:
     def json(self, data: Any) -> None:
         print(json.dumps(data, indent=2, default=str), flush=True)
 
+    def json_line(self, data: Any) -> None:
+        """One compact JSON document per line, for streams (`health --watch --json`)."""
+        print(json.dumps(data, default=str), flush=True)
+
     def table(self, headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
         if self.quiet:
             return
@@ -72,51 +76,104 @@ class Output:
             print(f"hint: {hint}", file=sys.stderr, flush=True)
 
 
+_PAST = {"apply": "applied", "revert": "reverted"}
+_DOING = {"apply": "applying", "revert": "reverting"}
+
+
 class RunRenderer:
-    """Turns runner events into progress lines, and remembers the steps for JSON output."""
+    """Turns runner events into progress: a live bar on a terminal, plain lines otherwise.
+
+    It also remembers each step's outcome, which is what `--json` prints.
+    """
 
     def __init__(self, out: Output) -> None:
         self.out = out
         self.steps: list[dict[str, Any]] = []
         self.run_id: str | None = None
+        self._progress: Any = None
+        self._task: Any = None
+
+    def _say(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False, markup=False)
+        else:
+            self.out.line(text)
+
+    def _start_bar(self, total: int) -> None:
+        out = self.out
+        if not out.tty or out.json_mode or out.quiet or total < 1:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=total)
+
+    def close(self) -> None:
+        """Stop the live display; safe to call twice, and after a failure."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _record(self, version: str, action: str, status: str, ms: int | None) -> None:
+        self.steps.append(
+            {"version": version, "action": action, "status": status, "duration_ms": ms}
+        )
 
     def __call__(self, event: ev.Event) -> None:
-        out = self.out
         match event:
             case ev.RunnerLockWaiting(holder=holder):
-                out.line(f"waiting for the migration lock held by {holder}")
+                self._say(f"waiting for the migration lock held by {holder}")
             case ev.RunStarted(run_id=run_id, versions=versions):
                 self.run_id = run_id
-                out.line(f"run {run_id}: applying {len(versions)} migration(s)")
-            case ev.StepStarted(name=name, resumed_from=resumed, statements=total):
+                self._say(f"run {run_id}: {len(versions)} step(s)")
+                self._start_bar(len(versions))
+            case ev.StepStarted(name=name, resumed_from=resumed, statements=total, action=act):
                 suffix = f" (resuming after statement {resumed} of {total})" if resumed else ""
-                out.line(f"  applying {name}{suffix}")
-            case ev.LockRetry(
-                version=version, line=line, attempt=attempt, sleep_ms=sleep_ms, detail=detail
-            ):
-                out.line(
+                if self._progress is not None:
+                    self._progress.update(self._task, description=f"{_DOING[act]} {name}")
+                if self.out.verbose or self._progress is None:
+                    self._say(f"  {_DOING[act]} {name}{suffix}")
+                elif suffix:
+                    self._say(f"  {name}{suffix}")
+            case ev.StatementDone(version=version, index=index, total=total):
+                if self.out.verbose:
+                    self._say(f"    {version}: {index}/{total} statement(s) done")
+            case ev.LockRetry(line=line, attempt=attempt, sleep_ms=sleep_ms, detail=detail):
+                self._say(
                     f"    lock busy at line {line} ({detail}); retry {attempt} in {sleep_ms} ms"
                 )
             case ev.InvalidIndexRebuilt(index=index):
-                out.line(
+                self._say(
                     f"    found INVALID index {index} from an earlier failed build: rebuilding"
                 )
-            case ev.StepApplied(version=version, name=name, duration_ms=ms):
-                self.steps.append(
-                    {"version": version, "action": "apply", "status": "applied", "duration_ms": ms}
-                )
-                out.line(f"  applied  {name} ({format_duration_ms(ms)})")
-            case ev.StepSkipped(version=version, reason=reason):
-                self.steps.append(
-                    {"version": version, "action": "apply", "status": "skipped", "duration_ms": 0}
-                )
-                out.line(f"  skipped  {version}: {reason}")
-            case ev.StepFailed(version=version, name=name):
-                self.steps.append(
-                    {"version": version, "action": "apply", "status": "failed", "duration_ms": None}
-                )
-                out.line(f"  FAILED   {name}")
-            case ev.RunFinished(applied=applied, duration_ms=ms):
-                out.line(f"done: {applied} migration(s) applied in {format_duration_ms(ms)}")
-            case ev.StatementDone():
-                pass
+            case ev.StepApplied(version=version, name=name, duration_ms=ms, action=act):
+                self._record(version, act, _PAST[act], ms)
+                self._say(f"  {_PAST[act]:<9}{name} ({format_duration_ms(ms)})")
+                if self._progress is not None:
+                    self._progress.advance(self._task)
+            case ev.StepSkipped(version=version, reason=reason, action=act):
+                self._record(version, act, "skipped", 0)
+                self._say(f"  skipped  {version}: {reason}")
+                if self._progress is not None:
+                    self._progress.advance(self._task)
+            case ev.StepFailed(version=version, name=name, action=act):
+                self._record(version, act, "failed", None)
+                self._say(f"  FAILED   {name}")
+            case ev.RunFinished(applied=done, duration_ms=ms):
+                self.close()
+                self._say(f"done: {done} step(s) in {format_duration_ms(ms)}")

@@ -62,3 +62,284 @@ def invalid_indexes(conn: psycopg.Connection[tuple[Any, ...]]) -> list[IndexStat
 
 def server_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     return int(conn.info.server_version)
+
+
+# -- health facts (read-only; `pgshift health` and the in-run monitor) ----------------------------
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    schema: str
+    name: str
+    table: str
+    definition: str
+
+
+def invalid_index_details(conn: psycopg.Connection[tuple[Any, ...]]) -> list[InvalidIndex]:
+    """INVALID indexes with their table and definition, skipping builds still in progress."""
+    rows = conn.execute(
+        """
+        SELECT n.nspname, c.relname, t.oid::regclass::text, pg_get_indexdef(c.oid)
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT i.indisvalid
+          AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid)
+        ORDER BY 1, 2
+        """
+    ).fetchall()
+    return [InvalidIndex(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One backend as `pg_stat_activity` shows it; ages are in ms, None when not applicable."""
+
+    pid: int
+    application_name: str
+    user: str
+    state: str
+    query: str
+    xact_ms: int | None
+    state_ms: int | None
+
+
+@dataclass(frozen=True)
+class BlockedSession:
+    """A session waiting for a lock, what it waits on, since when, and who is in its way."""
+
+    session: SessionInfo
+    waiting_ms: int
+    locktype: str
+    relation: str | None  # the table (or index) waited on, when the lock is on a relation
+    mode: str
+    blocked_by: tuple[int, ...]  # pg_blocking_pids: holders and sessions queued ahead
+
+
+_SESSION_COLUMNS = """
+    a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''),
+    left(coalesce(a.query, ''), 300),
+    (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint,
+    (extract(epoch FROM clock_timestamp() - a.state_change) * 1000)::bigint
+"""
+
+
+def _session(row: tuple[Any, ...]) -> SessionInfo:
+    return SessionInfo(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        None if row[5] is None else int(row[5]),
+        None if row[6] is None else int(row[6]),
+    )
+
+
+def blocked_sessions(conn: psycopg.Connection[tuple[Any, ...]]) -> list[BlockedSession]:
+    """Sessions of this database waiting on a heavyweight lock, longest wait first.
+
+    The wait starts at `pg_locks.waitstart` (PostgreSQL 14+); older servers only know when the
+    statement started, which is an upper bound.
+    """
+    since = (
+        "coalesce(l.waitstart, a.query_start)"
+        if conn.info.server_version >= 140000
+        else "a.query_start"
+    )
+    waitstart_col = "waitstart" if conn.info.server_version >= 140000 else "NULL::timestamptz"
+    rows = conn.execute(
+        f"""
+        SELECT {_SESSION_COLUMNS},
+               (extract(epoch FROM clock_timestamp() - {since}) * 1000)::bigint,
+               coalesce(l.locktype, ''), l.relation::regclass::text, coalesce(l.mode, ''),
+               pg_blocking_pids(a.pid)
+        FROM pg_stat_activity a
+        LEFT JOIN LATERAL (
+            SELECT locktype, relation, mode, {waitstart_col} AS waitstart
+            FROM pg_locks WHERE pid = a.pid AND NOT granted LIMIT 1
+        ) l ON true
+        WHERE a.wait_event_type = 'Lock' AND a.datname = current_database()
+          AND a.pid <> pg_backend_pid()
+        ORDER BY 8 DESC NULLS LAST, a.pid
+        """
+    ).fetchall()
+    return [
+        BlockedSession(
+            _session(r),
+            int(r[7] or 0),
+            str(r[8]),
+            None if r[9] is None else str(r[9]),
+            str(r[10]),
+            tuple(int(p) for p in (r[11] or ())),
+        )
+        for r in rows
+    ]
+
+
+def sessions(conn: psycopg.Connection[tuple[Any, ...]], pids: list[int]) -> dict[int, SessionInfo]:
+    """The sessions with these pids (those still connected), to name who blocks whom."""
+    if not pids:
+        return {}
+    rows = conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM pg_stat_activity a WHERE a.pid = ANY(%s)",
+        (pids,),
+    ).fetchall()
+    return {int(r[0]): _session(r) for r in rows}
+
+
+def long_transactions(
+    conn: psycopg.Connection[tuple[Any, ...]], older_than_ms: int
+) -> list[SessionInfo]:
+    """Client sessions of this database whose transaction is older than ``older_than_ms``.
+
+    Covers long-running statements (a statement lives inside its transaction) and sessions
+    idle in transaction, which hold their locks and the xmin horizon while doing nothing.
+    """
+    rows = conn.execute(
+        f"""
+        SELECT {_SESSION_COLUMNS}
+        FROM pg_stat_activity a
+        WHERE a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()
+          AND a.backend_type = 'client backend' AND a.datname = current_database()
+          AND clock_timestamp() - a.xact_start >= make_interval(secs => %s::float8 / 1000)
+        ORDER BY a.xact_start
+        """,
+        (older_than_ms,),
+    ).fetchall()
+    return [_session(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ConnectionUse:
+    used: int  # client backends, all databases: they share max_connections
+    max_connections: int
+    reserved: int  # superuser_reserved_connections (+ reserved_connections on 16+)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.max_connections - self.reserved)
+
+
+def connection_use(conn: psycopg.Connection[tuple[Any, ...]]) -> ConnectionUse:
+    row = conn.execute(
+        """
+        SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+               current_setting('max_connections')::int,
+               current_setting('superuser_reserved_connections')::int
+               + coalesce(current_setting('reserved_connections', true)::int, 0)
+        """
+    ).fetchone()
+    assert row is not None
+    return ConnectionUse(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass(frozen=True)
+class LockState:
+    """Who holds the migration lock, for how long, and whether any pgshift worker is around."""
+
+    holder: SessionInfo
+    held_ms: int  # since the holder connected: the lock connection is opened to take it
+    workers: int  # other pgshift sessions that do work (runner, rollback ...), not read-only ones
+
+
+READ_ONLY_PURPOSES = ("lock", "health", "status", "monitor", "validate")
+
+
+def migration_lock(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> LockState | None:
+    """The holder of the migration lock of ``schema``, read from `pg_locks`; never takes it."""
+    from pgshift.db.lock import lock_key
+
+    unsigned = lock_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
+    row = conn.execute(
+        f"""
+        SELECT {_SESSION_COLUMNS},
+               (extract(epoch FROM clock_timestamp() - a.backend_start) * 1000)::bigint,
+               (SELECT count(*) FROM pg_stat_activity o
+                WHERE o.datname = current_database() AND o.pid <> a.pid
+                  AND o.application_name LIKE 'pgshift %%'
+                  AND NOT o.application_name = ANY(%(read_only)s))
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1
+        """,
+        {
+            "classid": unsigned >> 32,
+            "objid": unsigned & 0xFFFF_FFFF,
+            "read_only": [f"pgshift {p}" for p in READ_ONLY_PURPOSES],
+        },
+    ).fetchone()
+    if row is None:
+        return None
+    return LockState(_session(row), int(row[7] or 0), int(row[8]))
+
+
+@dataclass(frozen=True)
+class Replica:
+    name: str
+    state: str
+    lag_ms: int | None  # replay lag; None when the server does not say (no pg_monitor role)
+
+
+def replicas(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Replica]:
+    rows = conn.execute(
+        """
+        SELECT coalesce(application_name, ''), coalesce(state, ''),
+               (extract(epoch FROM replay_lag) * 1000)::bigint
+        FROM pg_stat_replication ORDER BY 1
+        """
+    ).fetchall()
+    return [Replica(str(r[0]), str(r[1]), None if r[2] is None else int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True)
+class PoolerProbe:
+    """What a connection saw across separate transactions; a pooler in between shows here."""
+
+    announced_pid: int  # the pid in the startup reply (a pooler announces its own)
+    server_pids: tuple[int, ...]  # pg_backend_pid() in successive autocommit statements
+    setting_kept: bool  # a session-level set_config survived into the next transaction
+
+
+def probe_pooler(conn: psycopg.Connection[tuple[Any, ...]], rounds: int = 3) -> PoolerProbe:
+    """Run statements in separate transactions on one autocommit connection and compare.
+
+    A transaction-mode pooler hands each transaction whichever server connection is free: the
+    backend pid changes, or a session setting is lost. Through a lightly loaded pooler both may
+    look stable, which is why the announced pid is kept too. Only a custom, namespaced setting
+    is set (and reset): nothing in the database changes.
+    """
+    import uuid
+
+    token = uuid.uuid4().hex
+    conn.execute("SELECT set_config('pgshift.health_probe', %s, false)", (token,))
+    pids: list[int] = []
+    for _ in range(rounds):
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        pids.append(int(row[0]) if row else 0)
+    row = conn.execute("SELECT current_setting('pgshift.health_probe', true)").fetchone()
+    kept = bool(row and row[0] == token)
+    conn.execute("SELECT set_config('pgshift.health_probe', '', false)")
+    return PoolerProbe(int(conn.info.backend_pid), tuple(pids), kept)
+
+
+def last_failures(
+    conn: psycopg.Connection[tuple[Any, ...]], schema: str
+) -> dict[str, dict[str, Any]]:
+    """The detail of the newest `migration_failed` event per version (statement, line, error)."""
+    from psycopg import sql
+
+    exists = conn.execute(
+        "SELECT to_regclass(format('%%I.log', %s::text)) IS NOT NULL", (schema,)
+    ).fetchone()
+    if not (exists and exists[0]):
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT ON (version) version, at, detail FROM {}.log"
+            " WHERE event = 'migration_failed' AND version IS NOT NULL ORDER BY version, id DESC"
+        ).format(sql.Identifier(schema))
+    ).fetchall()
+    return {str(r[0]): {"at": r[1], **(r[2] or {})} for r in rows}
