@@ -141,7 +141,9 @@ class Runner:
         skipped, and nothing outside ``planned`` is run.
         """
         lock = RunnerLock(self.url, self.options.schema, self.options.runner_lock_wait_ms)
+        asked = time.monotonic()
         lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
+        waited_ms = _ms_since(asked)
         conn = connect(self.url, purpose="runner")
         try:
             self.store.upgrade(conn)
@@ -157,6 +159,9 @@ class Runner:
                     results.append(StepResult(key[0], key[1], "skipped", 0))
             assert lock.conn is not None
             side = lock.conn
+            if lock.waited_for is not None:
+                detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
+                self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
             self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
             self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
             started = time.monotonic()

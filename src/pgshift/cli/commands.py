@@ -147,6 +147,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             emit=renderer,
         )
     except Exception:
+        renderer.close()
         if args.json and renderer.steps:
             out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": None})
         raise
