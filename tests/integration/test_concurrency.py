@@ -167,3 +167,26 @@ def test_lock_queue_is_bounded_while_a_blocker_holds_the_table(
     assert len(waits) > 20
     # Nobody waited much longer than the lock timeout (generous slack for a loaded CI machine).
     assert max(waits) < lock_timeout_ms / 1000 + 0.5, max(waits)
+
+
+def test_runner_waits_for_a_short_lock_and_logs_the_wait(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pgshift.db.lock import lock_key
+
+    project = make_project(pair(V1, "one", "CREATE TABLE one (id int);"))
+    holder = psycopg.connect(db_url, autocommit=True, application_name="other-deploy")
+    holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("pgshift"),))
+    releaser = threading.Timer(0.7, holder.close)
+    releaser.start()
+    try:
+        result = run_cli(capsys, project, db_url, "up", "--yes")
+    finally:
+        releaser.join()
+    assert result.code == 0, result.err
+    assert "waiting for the migration lock" in result.out and "other-deploy" in result.out
+    (detail,) = query(db_url, "SELECT detail FROM pgshift.log WHERE event = 'runner_lock_waited'")
+    assert "other-deploy" in detail[0]["holder"]
+    assert detail[0]["waited_ms"] >= 500
