@@ -76,3 +76,15 @@ def test_installed_command_runs_the_examples(tmp_path: Path, db_url: str) -> Non
     )  # fmt: skip
     assert status.returncode == 0
     assert status.stdout.count("applied") >= 3  # title line + two rows
+
+
+def test_unexpected_database_refusal_is_an_error_not_a_bug(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support import query
+
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    query(db_url, "CREATE SCHEMA pgshift; CREATE TABLE pgshift.applied (something_else int)")
+    result = run_cli(capsys, tmp_path, db_url, "status")
+    assert result.code == 1, result.err
+    assert "the database refused" in result.err and "Traceback" not in result.err

@@ -103,10 +103,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.plain_error("interrupted")
         return 130
-    except Exception:
+    except Exception as exc:
+        converted = _database_error(exc, args_list)
+        if converted is not None:
+            out.error(converted)
+            if debug:
+                traceback.print_exc()
+            return converted.exit_code
         traceback.print_exc()
         out.plain_error("this is a bug in pgshift; please report it with the traceback above")
         return BUG_EXIT_CODE
+
+
+def _database_error(exc: Exception, argv: list[str]) -> PgshiftError | None:
+    """A server error no layer below expected is the database's answer, not a pgshift bug.
+
+    A lost or refused connection is exit 3; anything else the server refused is exit 1. The
+    message is redacted of every URL the user gave us.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    import os
+
+    from pgshift.db.connect import redact
+    from pgshift.errors import CheckFailed, DatabaseUnavailable
+
+    text = str(exc).strip() or type(exc).__name__
+    urls = [os.environ.get("DATABASE_URL", "")]
+    urls += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--database-url"]
+    urls += [a.split("=", 1)[1] for a in argv if a.startswith("--database-url=")]
+    for url in urls:
+        text = redact(text, url)
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(f"database error: {text}")
+    sqlstate = getattr(exc, "sqlstate", None)
+    return CheckFailed(
+        f"the database refused: {text}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+    )
 
 
 def run() -> None:
