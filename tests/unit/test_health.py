@@ -1,0 +1,304 @@
+"""The health rules from literal facts: thresholds, aggregation, metrics, backups, no database."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pgshift.db.catalog import (
+    BlockedSession,
+    ConnectionUse,
+    InvalidIndex,
+    LockState,
+    PoolerProbe,
+    Replica,
+    SessionInfo,
+)
+from pgshift.healthcheck import (
+    CRITICAL,
+    OK,
+    UNKNOWN,
+    WARNING,
+    BackupFacts,
+    Check,
+    HealthReport,
+    Thresholds,
+    blocked_behind,
+    check_backups,
+    check_blocked,
+    check_connection,
+    check_connections,
+    check_failed,
+    check_long_transactions,
+    check_migration_lock,
+    check_pooler,
+    check_replication,
+    check_server_version,
+    newest_backup,
+    root_blockers,
+    worst,
+)
+from pgshift.history import History, Progress
+from pgshift.serve import parse_address, render_metrics
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+T = Thresholds()
+
+
+def session(
+    pid: int, state: str = "active", xact_ms: int | None = 0, state_ms: int = 0
+) -> SessionInfo:
+    return SessionInfo(pid, f"app{pid}", "alice", state, f"SELECT {pid}", xact_ms, state_ms)
+
+
+def waiting(pid: int, ms: int, by: tuple[int, ...], relation: str = "public.t") -> BlockedSession:
+    return BlockedSession(session(pid), ms, "relation", relation, "AccessShareLock", by)
+
+
+def test_aggregate_status_ranks_critical_over_unknown_over_warning() -> None:
+    assert worst([]) == OK
+    assert worst([OK, WARNING]) == WARNING
+    assert worst([WARNING, UNKNOWN]) == UNKNOWN
+    assert worst([UNKNOWN, CRITICAL, WARNING]) == CRITICAL
+    report = HealthReport((Check("a", OK, ""), Check("b", UNKNOWN, "")), NOW)
+    assert (report.status, report.exit_code) == (UNKNOWN, 3)
+    assert HealthReport((Check("a", WARNING, ""),), NOW).exit_code == 1
+    assert HealthReport((Check("a", CRITICAL, ""),), NOW).exit_code == 2
+    assert HealthReport((), NOW).exit_code == 0
+
+
+def test_json_shape_matches_spec() -> None:
+    report = HealthReport((Check("x", WARNING, "why", {"at": NOW}),), NOW)
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["status"] == "warning"
+    assert data["checks"][0] == {
+        "name": "x",
+        "status": "warning",
+        "detail": "why",
+        "data": {"at": str(NOW)},
+        "duration_ms": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("round_trip", "expected"), [(5.0, OK), (100.0, WARNING), (999.0, WARNING), (1000.0, CRITICAL)]
+)
+def test_latency_thresholds(round_trip: float, expected: str) -> None:
+    assert check_connection(round_trip, 3.0, T).status == expected
+
+
+@pytest.mark.parametrize(
+    ("num", "expected"), [(110005, CRITICAL), (130010, WARNING), (140000, OK), (180001, OK)]
+)
+def test_server_version_support(num: int, expected: str) -> None:
+    assert check_server_version(num, f"{num // 10000}.x").status == expected
+
+
+def test_pooler_detection() -> None:
+    direct = check_pooler(PoolerProbe(42, (42, 42, 42), True))
+    assert direct.status == OK
+    moving = check_pooler(PoolerProbe(7, (42, 43, 42), True))
+    assert moving.status == CRITICAL and "transaction-mode pooler" in moving.detail
+    lost = check_pooler(PoolerProbe(42, (42, 42, 42), False))
+    assert lost.status == CRITICAL and "session setting was lost" in lost.detail
+    proxied = check_pooler(PoolerProbe(99999, (42, 42, 42), True))
+    assert proxied.status == WARNING and "announced pid 99999" in proxied.detail
+
+
+def test_connection_use_against_max_connections() -> None:
+    assert check_connections(ConnectionUse(10, 100, 3), T).status == OK
+    assert check_connections(ConnectionUse(80, 100, 3), T).status == WARNING
+    crit = check_connections(ConnectionUse(93, 100, 3), T)
+    assert crit.status == CRITICAL and "93 of 97" in crit.detail
+
+
+def test_blocked_sessions_name_the_blocker_table_and_wait() -> None:
+    blocker = session(10, state="idle in transaction", xact_ms=90_000)
+    found = [waiting(20, 6_000, (10,)), waiting(30, 1_000, (20,))]
+    check = check_blocked(found, {10: blocker}, T)
+    assert check.status == WARNING
+    assert "pid 20" in check.detail and "public.t" in check.detail
+    assert "blocked by pid 10 (app10, idle in transaction)" in check.detail
+    assert check.data["count"] == 2 and check.data["over_warning"] == 1
+    assert [b["pid"] for b in check.data["blockers"]] == [10]
+    assert check_blocked([waiting(20, 61_000, (10,))], {}, T).status == CRITICAL
+    below = check_blocked([waiting(20, 100, (10,))], {}, T)
+    assert below.status == OK and "pid 10" in below.detail
+
+
+def test_lock_queue_is_followed_transitively() -> None:
+    found = [waiting(20, 5, (10,)), waiting(30, 5, (20,)), waiting(40, 5, (99,))]
+    assert root_blockers(found) == [10, 99]
+    assert [b.session.pid for b in blocked_behind(found, 10)] == [20, 30]
+    assert blocked_behind(found, 55) == []
+
+
+def test_long_and_idle_transactions_use_their_own_thresholds() -> None:
+    found = [
+        session(1, "active", xact_ms=10_000),  # under 5 min
+        session(2, "idle in transaction", xact_ms=70_000, state_ms=70_000),  # over 1 min idle
+        session(3, "active", xact_ms=2_000_000),  # over 30 min
+    ]
+    check = check_long_transactions(found, T)
+    assert check.status == CRITICAL
+    assert [s["pid"] for s in check.data["sessions"]] == [2, 3]
+    assert "pid 3" in check.detail
+    only_idle = check_long_transactions(found[:2], T)
+    assert only_idle.status == WARNING and "idle in transaction" in only_idle.detail
+    assert check_long_transactions(found[:1], T).status == OK
+
+
+def test_migration_lock_free_held_long_and_orphaned() -> None:
+    assert check_migration_lock(None, T).status == OK
+    busy = LockState(session(5, "idle", state_ms=10), held_ms=20_000, workers=1)
+    assert check_migration_lock(busy, T).status == OK
+    long = LockState(session(5, "idle"), held_ms=T.lock_held_warn_ms + 1, workers=1)
+    assert check_migration_lock(long, T).status == WARNING
+    orphan = LockState(session(5, "idle"), held_ms=120_000, workers=0)
+    check = check_migration_lock(orphan, T)
+    assert check.status == CRITICAL and "pg_terminate_backend(5)" in check.detail
+    young = LockState(session(5, "idle"), held_ms=1_000, workers=0)
+    assert check_migration_lock(young, T).status == OK
+
+
+def test_failed_and_half_applied_migrations() -> None:
+    assert check_failed(History(), {}).status == OK
+    failed = check_failed(
+        History(failed=frozenset({"20250101000000"})),
+        {"20250101000000": {"line": 8, "statement": "INSERT INTO x", "message": "boom"}},
+    )
+    assert failed.status == WARNING and "line 8" in failed.detail and "boom" in failed.detail
+    half = check_failed(
+        History(in_progress=(Progress("20250102000000", "c", "p", 2, "r", NOW),)),
+        {"20250102000000": {"line": 9, "statement": "CREATE INDEX CONCURRENTLY i ON t (a)"}},
+    )
+    assert half.status == CRITICAL
+    assert "half-applied (2 statement(s) done)" in half.detail
+    assert "CREATE INDEX CONCURRENTLY" in half.detail
+
+
+def test_replication_lag() -> None:
+    assert check_replication([], T).status == OK
+    assert check_replication([Replica("r1", "streaming", None)], T).status == OK
+    assert check_replication([Replica("r1", "streaming", 15_000)], T).status == WARNING
+    assert check_replication([Replica("r1", "streaming", 61_000)], T).status == CRITICAL
+
+
+def _manifest(folder: Path, name: str, created: datetime | str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    value = created if isinstance(created, str) else created.isoformat()
+    (folder / f"{name}.json").write_text(json.dumps({"id": name, "created_at": value}))
+
+
+def test_backups_read_manifests_defensively(tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    absent = newest_backup(folder)
+    assert absent.count == 0 and absent.newest_at is None
+    check = check_backups(absent, True, 30, NOW)
+    assert check.status == WARNING and "no backup yet" in check.detail
+    assert check_backups(absent, False, 30, NOW).status == OK
+
+    _manifest(folder, "old", NOW - timedelta(days=40))
+    _manifest(folder, "new", (NOW - timedelta(hours=2)).isoformat().replace("+00:00", "Z"))
+    (folder / "broken.json").write_text("{not json")
+    (folder / "nodate.json").write_text("{}")
+    facts = newest_backup(folder)
+    assert (facts.count, facts.newest_id) == (2, "new")
+    assert sorted(facts.unreadable) == ["broken.json", "nodate.json"]
+    fresh = check_backups(facts, True, 30, NOW)
+    assert fresh.status == OK and fresh.data["newest_age_s"] == 7200.0
+
+    stale = BackupFacts(folder, 1, "old", NOW - timedelta(days=40))
+    check = check_backups(stale, True, 30, NOW)
+    assert check.status == WARNING and "DB_BACKUP_RETENTION_DAYS" in check.detail
+
+
+def test_metrics_text_exposes_counts_and_nan_for_unknown() -> None:
+    report = HealthReport(
+        (
+            Check("connection", OK, "", {"round_trip_ms": 2.0}),
+            Check("pending_migrations", WARNING, "", {"count": 2}),
+            Check("invalid_indexes", WARNING, "", {"count": 1}),
+            Check("blocked_sessions", UNKNOWN, "not checked"),
+            Check("migration_lock", OK, "not held", {"held": False}),
+            Check("backups", WARNING, "", {"newest_age_s": None}),
+        ),
+        NOW,
+    )
+    text = render_metrics(report, runs=4)
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert lines["pgshift_health_status"] == "3"
+    assert lines['pgshift_health_check_status{check="pending_migrations"}'] == "1"
+    assert lines["pgshift_migrations_pending"] == "2"
+    assert lines["pgshift_invalid_indexes"] == "1"
+    assert lines["pgshift_blocked_sessions"] == "NaN"
+    assert lines["pgshift_last_backup_age_seconds"] == "NaN"
+    assert lines["pgshift_migration_lock_held_seconds"] == "0"
+    assert lines["pgshift_health_runs_total"] == "4"
+    assert math.isclose(float(lines["pgshift_database_round_trip_seconds"]), 0.002)
+    assert "# TYPE pgshift_health_runs_total counter" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("9187", ("127.0.0.1", 9187)),
+        (":9000", ("127.0.0.1", 9000)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),  # noqa: S104 - asked for explicitly
+        ("[::1]:9187", ("::1", 9187)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
+def test_serve_address_defaults_to_loopback(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+def test_bad_serve_address_is_a_usage_error() -> None:
+    from pgshift.errors import UsageError
+
+    with pytest.raises(UsageError, match="port must be a number"):
+        parse_address("127.0.0.1:http")
+
+
+def test_endpoint_runs_checks_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock: ten scrapes inside one interval share one run; the next interval reruns."""
+    from pgshift import serve
+    from pgshift.config import load_settings
+
+    settings = load_settings({"database_url": "postgresql://nobody@127.0.0.1:1/x"}, env={})
+    runs: list[float] = []
+
+    def fake_run(self: serve.HealthEndpoint) -> HealthReport:
+        runs.append(time.monotonic())
+        return HealthReport((Check("connection", OK, "fine"),), NOW)
+
+    monkeypatch.setattr(serve.HealthEndpoint, "_run", fake_run)
+    now = [1000.0]
+    endpoint = serve.HealthEndpoint(settings, settings.database_url, clock=lambda: now[0])
+    try:
+        for _ in range(10):
+            endpoint.report()
+        assert len(runs) == 1 and endpoint.runs == 1
+        now[0] += settings.health_check_interval_ms / 1000 - 0.001
+        endpoint.report()
+        assert endpoint.runs == 1
+        now[0] += 0.001
+        endpoint.report()
+        assert endpoint.runs == 2
+    finally:
+        endpoint.close()
+
+
+def test_invalid_indexes_are_named_with_their_table() -> None:
+    from pgshift.healthcheck import check_invalid_indexes
+
+    assert check_invalid_indexes([]).status == OK
+    check = check_invalid_indexes(
+        [InvalidIndex("public", "users_email_key", "users", "CREATE UNIQUE INDEX ...")]
+    )
+    assert check.status == WARNING and "public.users_email_key on users" in check.detail
