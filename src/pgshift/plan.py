@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgshift.errors import DriftError, UsageError
+from pgshift.errors import DriftError, Problem, UsageError
 from pgshift.history import AppliedMigration, History, Progress
 from pgshift.model import Header, Migration, Statement
 
@@ -131,3 +131,200 @@ def plan_up(migrations: Sequence[Migration], history: History, target: str | Non
             stack.extend(by_version[version].dependencies)
         pending = [m for m in pending if m.version in wanted]
     return Plan(tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending))
+
+
+# -- rolling back ----------------------------------------------------------------------------------
+
+OK = "ok"
+WARNING = "warning"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class RollbackCheck:
+    """One check made before a rollback changes anything; `rollback dry-run` shows them all."""
+
+    name: str  # "rollback-files", "checksums", "dependencies", "half-applied"
+    status: str  # "ok", "warning" or "error"; any error refuses the rollback
+    detail: str
+
+
+def _apply_order(row: AppliedMigration) -> tuple[str, str]:
+    # ISO text sorts like the timestamps; literals in tests may leave applied_at unset.
+    return (row.applied_at.isoformat() if row.applied_at else "", row.version)
+
+
+def rollback_selection(
+    history: History, *, count: int | None = None, to_version: str | None = None
+) -> tuple[str, ...]:
+    """The versions a rollback reverts, newest applied first.
+
+    ``count``: the last N applied (in the order they were applied, which is also the order that
+    respects their dependencies). ``to_version``: every applied migration newer than it; it stays
+    applied, and must be applied, or ``0`` for all.
+    """
+    if count is not None and to_version is not None:
+        raise UsageError("give either --count or --to-version, not both")
+    applied = sorted(history.applied, key=_apply_order, reverse=True)
+    if to_version is not None:
+        if to_version != "0" and to_version not in history.applied_versions():
+            raise UsageError(
+                f"version {to_version} is not applied, so there is nothing to roll back to",
+                hint="give an applied version (see `pgshift status`), or 0 to revert everything",
+            )
+        return tuple(a.version for a in applied if a.version > to_version)
+    wanted = 1 if count is None else count
+    if wanted < 1:
+        raise UsageError(f"--count {wanted}: give a number of migrations of at least 1")
+    if wanted > len(applied):
+        raise UsageError(
+            f"--count {wanted}: only {len(applied)} migration(s) are applied",
+            hint="`pgshift status` lists them",
+        )
+    return tuple(a.version for a in applied[:wanted])
+
+
+def _dependents_first(versions: Sequence[str], deps: dict[str, tuple[str, ...]]) -> list[str]:
+    """Reorder so that no migration is reverted while one that depends on it is still applied.
+
+    Keeps the given order wherever the dependencies allow it.
+    """
+    from pgshift.graph import dependents_of
+
+    left = list(versions)
+    ordered: list[str] = []
+    while left:
+        for version in left:
+            if not dependents_of(deps, version) & (set(left) - {version}):
+                ordered.append(version)
+                left.remove(version)
+                break
+        else:  # a cycle; the loader reports it, keep the order we were given
+            ordered.extend(left)
+            break
+    return ordered
+
+
+def check_rollback(
+    migrations: Sequence[Migration],
+    history: History,
+    versions: Sequence[str],
+    problems: Sequence[Problem] = (),
+) -> tuple[RollbackCheck, ...]:
+    """Everything that must hold before reverting ``versions``, checked without a database.
+
+    ``problems`` are the loader's findings for the folder; only those in the files this rollback
+    touches count against it.
+    """
+    from pgshift.graph import dependents_of
+
+    by_version = {m.version: m for m in migrations}
+    applied = history.applied_versions()
+    checks: list[RollbackCheck] = []
+    if not versions:
+        return (RollbackCheck("selection", OK, "nothing to revert"),)
+
+    files: list[str] = []
+    for version in versions:
+        m = by_version.get(version)
+        row = applied.get(version)
+        label = m.name if m else f"{version}_{row.description if row else '?'}"
+        if m is None:
+            files.append(f"{label}: applied, but its migration file is gone")
+        elif m.rollback is None:
+            files.append(f"{label}: no rollback file ({m.path.stem}_rollback.sql)")
+        else:
+            paths = {str(m.rollback.path), str(m.path)}
+            files.extend(str(p) for p in problems if p.file in paths)
+    checks.append(
+        RollbackCheck("rollback-files", ERROR, "; ".join(files))
+        if files
+        else RollbackCheck(
+            "rollback-files", OK, f"{len(versions)} rollback file(s) exist and parse"
+        )
+    )
+
+    changed: list[str] = []
+    for version in versions:
+        m, row = by_version.get(version), applied.get(version)
+        if m is None or m.rollback is None or row is None:
+            continue
+        if row.rollback_checksum and row.rollback_checksum != m.rollback.checksum:
+            changed.append(f"{m.rollback.path.name} changed since {version} was applied")
+        if row.checksum != m.checksum:
+            changed.append(f"{m.path.name} changed since it was applied")
+    checks.append(
+        RollbackCheck("checksums", WARNING, "; ".join(changed))
+        if changed
+        else RollbackCheck("checksums", OK, "files unchanged since they were applied")
+    )
+
+    deps = {m.version: m.dependencies for m in migrations}
+    staying = set(applied) - set(versions)
+    broken: list[str] = []
+    for version in versions:
+        for dependent in sorted(dependents_of(deps, version) & staying):
+            broken.append(f"{dependent} depends on {version} and stays applied")
+    checks.append(
+        RollbackCheck(
+            "dependencies",
+            ERROR,
+            "; ".join(broken) + " (revert them too, e.g. with to-version)",
+        )
+        if broken
+        else RollbackCheck("dependencies", OK, "no migration that stays applied depends on these")
+    )
+
+    half = [
+        f"{p.version} stopped half-way ({p.action}, {p.statements_done} statement(s) done)"
+        for p in history.in_progress
+    ]
+    if half:
+        checks.append(RollbackCheck("half-applied", WARNING, "; ".join(half)))
+    return tuple(checks)
+
+
+def refuse_on_errors(checks: Sequence[RollbackCheck]) -> None:
+    """Raise UsageError listing every failed check; nothing has been changed yet."""
+    errors = [c for c in checks if c.status == ERROR]
+    if errors:
+        raise UsageError(
+            "refusing to roll back, nothing was changed:\n"
+            + "\n".join(f"{c.name}: {c.detail}" for c in errors),
+            hint="`pgshift rollback dry-run` shows every check",
+        )
+
+
+def plan_revert(migrations: Sequence[Migration], history: History, versions: Sequence[str]) -> Plan:
+    """Revert steps for those of ``versions`` still applied or half-applied, in that order.
+
+    Used to re-plan under the runner lock: a version another run already reverted drops out.
+    """
+    by_version = {m.version: m for m in migrations}
+    applied = history.applied_versions()
+    steps = [
+        Step(by_version[v], history.progress_of(v, "revert"), action="revert")
+        for v in versions
+        if v in by_version and (v in applied or history.progress_of(v) is not None)
+    ]
+    return Plan(tuple(steps))
+
+
+def plan_rollback(
+    migrations: Sequence[Migration],
+    history: History,
+    *,
+    count: int | None = None,
+    to_version: str | None = None,
+    problems: Sequence[Problem] = (),
+) -> Plan:
+    """Revert steps for `rollback safe` / `to-version`, after every check has passed.
+
+    Raises UsageError (nothing changed) when a check fails: a rollback file is missing or does
+    not parse, or a migration that stays applied depends on one being reverted.
+    """
+    versions = rollback_selection(history, count=count, to_version=to_version)
+    deps = {m.version: m.dependencies for m in migrations}
+    versions = tuple(_dependents_first(versions, deps))
+    refuse_on_errors(check_rollback(migrations, history, versions, problems))
+    return plan_revert(migrations, history, versions)

@@ -1,0 +1,169 @@
+"""plan_rollback from literals: which migrations are reverted, in which order, and what refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pgshift.errors import Problem, UsageError
+from pgshift.history import AppliedMigration, History, Progress
+from pgshift.model import Header, Migration, RollbackScript
+from pgshift.plan import (
+    ERROR,
+    OK,
+    WARNING,
+    check_rollback,
+    plan_revert,
+    plan_rollback,
+    rollback_selection,
+)
+
+V1, V2, V3, V4 = "20250101000000", "20250102000000", "20250103000000", "20250104000000"
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def mig(version: str, *, deps: tuple[str, ...] = (), rollback: bool = True) -> Migration:
+    path = Path(f"/m/{version}_m{version[-6:]}.sql")
+    script = (
+        RollbackScript(
+            path=path.with_name(f"{path.stem}_rollback.sql"),
+            text="SELECT 1;",
+            checksum=f"rb-{version}",
+            header=Header(),
+            statements=(),
+        )
+        if rollback
+        else None
+    )
+    return Migration(
+        version=version,
+        description=f"m{version[-6:]}",
+        path=path,
+        text="SELECT 1;",
+        checksum=f"fw-{version}",
+        header=Header(),
+        statements=(),
+        rollback=script,
+        dependencies=deps,
+    )
+
+
+def row(version: str, minute: int, *, rollback_checksum: str | None = "same") -> AppliedMigration:
+    return AppliedMigration(
+        version=version,
+        description=f"m{version[-6:]}",
+        checksum=f"fw-{version}",
+        rollback_checksum=f"rb-{version}" if rollback_checksum == "same" else rollback_checksum,
+        applied_at=T0 + timedelta(minutes=minute),
+        duration_ms=1,
+        applied_by="me",
+        host=None,
+        run_id="r",
+    )
+
+
+def history(*rows: AppliedMigration, progress: tuple[Progress, ...] = ()) -> History:
+    return History(applied=rows, in_progress=progress)
+
+
+def test_default_is_the_last_applied_one_by_apply_order_not_by_version() -> None:
+    # V1 was applied out of order, after V2: it is the newest change.
+    h = history(row(V2, 1), row(V1, 2))
+    assert rollback_selection(h) == (V1,)
+    assert rollback_selection(h, count=2) == (V1, V2)
+
+
+def test_to_version_keeps_v_and_zero_means_everything() -> None:
+    h = history(row(V1, 1), row(V2, 2), row(V3, 3))
+    assert rollback_selection(h, to_version=V1) == (V3, V2)
+    assert rollback_selection(h, to_version="0") == (V3, V2, V1)
+    assert rollback_selection(h, to_version=V3) == ()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"count": 3}, "only 2 migration(s) are applied"),
+        ({"count": 0}, "at least 1"),
+        ({"to_version": V4}, "is not applied"),
+        ({"count": 1, "to_version": V1}, "not both"),
+    ],
+)
+def test_bad_selection_is_a_usage_error(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        rollback_selection(history(row(V1, 1), row(V2, 2)), **kwargs)  # type: ignore[arg-type]
+
+
+def test_plan_reverts_newest_first_with_revert_steps_and_resume() -> None:
+    resume = Progress(V3, "rb", "p", 1, "run", T0, action="revert")
+    h = history(row(V1, 1), row(V2, 2), row(V3, 3), progress=(resume,))
+    plan = plan_rollback([mig(V1), mig(V2), mig(V3)], h, count=2)
+    assert plan.versions == (V3, V2)
+    assert [s.action for s in plan.steps] == ["revert", "revert"]
+    assert plan.steps[0].resume == resume and plan.steps[1].resume is None
+    assert plan.steps[0].script.path.name.endswith("_rollback.sql")
+
+
+def test_missing_rollback_file_refuses_and_names_it() -> None:
+    h = history(row(V1, 1), row(V2, 2))
+    with pytest.raises(UsageError, match=r"m000000_rollback\.sql"):
+        plan_rollback([mig(V1), mig(V2, rollback=False)], h)
+
+
+def test_missing_migration_file_refuses() -> None:
+    with pytest.raises(UsageError, match="file is gone"):
+        plan_rollback([mig(V1)], history(row(V1, 1), row(V2, 2)))
+
+
+def test_parse_problem_in_a_rollback_file_refuses_but_one_elsewhere_does_not() -> None:
+    h = history(row(V1, 1), row(V2, 2))
+    migrations = [mig(V1), mig(V2)]
+    rollback_path = str(migrations[1].rollback.path)  # type: ignore[union-attr]
+    elsewhere = Problem("/m/20250109000000_new.sql", 3, "syntax error")
+    assert plan_rollback(migrations, h, problems=[elsewhere]).versions == (V2,)
+    with pytest.raises(UsageError, match=r"_rollback\.sql:4: syntax error at or near"):
+        plan_rollback(
+            migrations, h, problems=[Problem(rollback_path, 4, "syntax error at or near")]
+        )
+
+
+def test_dependency_of_a_migration_that_stays_applied_cannot_be_reverted_alone() -> None:
+    # V3 depends on V2; V4 (applied later) does not. Reverting V4 and V3 is fine, but
+    # V2 alone would break V3 even though V2 is not the newest.
+    migrations = [mig(V1), mig(V2), mig(V3, deps=(V2,)), mig(V4)]
+    h = history(row(V1, 1), row(V2, 2), row(V3, 3), row(V4, 4))
+    assert plan_rollback(migrations, h, count=2).versions == (V4, V3)
+    checks = {c.name: c for c in check_rollback(migrations, h, [V2])}
+    assert checks["dependencies"].status == ERROR
+    assert f"{V3} depends on {V2}" in checks["dependencies"].detail
+    assert plan_rollback(migrations, h, to_version=V1).versions == (V4, V3, V2)
+
+
+def test_dependents_are_reverted_first_even_when_applied_earlier() -> None:
+    # A history where the dependent was applied before its dependency (history rewritten by
+    # hand): the order still reverts the dependent first.
+    migrations = [mig(V1, deps=(V2,)), mig(V2)]
+    h = history(row(V1, 1), row(V2, 2))
+    assert plan_rollback(migrations, h, to_version="0").versions == (V1, V2)
+
+
+def test_changed_rollback_file_is_a_warning_not_a_refusal() -> None:
+    h = history(row(V1, 1, rollback_checksum="something-else"))
+    checks = {c.name: c for c in check_rollback([mig(V1)], h, [V1])}
+    assert checks["checksums"].status == WARNING
+    assert "changed since" in checks["checksums"].detail
+    assert plan_rollback([mig(V1)], h).versions == (V1,)
+    unrecorded = history(row(V1, 1, rollback_checksum=None))
+    assert {c.name: c.status for c in check_rollback([mig(V1)], unrecorded, [V1])}[
+        "checksums"
+    ] == OK
+
+
+def test_plan_revert_keeps_only_what_is_still_applied_or_half_applied() -> None:
+    half = Progress(V3, "fw", "p", 1, "run", T0, action="apply")
+    h = history(row(V1, 1), progress=(half,))
+    plan = plan_revert([mig(V1), mig(V2), mig(V3)], h, [V3, V2, V1])
+    assert plan.versions == (V3, V1)
+    assert plan.steps[0].resume is None  # an apply progress row is not a revert to resume
