@@ -168,8 +168,10 @@ def up(
         runner_lock_wait_ms=settings.runner_lock_wait_ms,
     )
     from pgshift import plan as planning
+    from pgshift.monitor import monitor_for
 
-    runner = Runner(url, options, emit or events.ignore)
+    emit = emit or events.ignore
+    runner = Runner(url, options, emit, monitor=monitor_for(settings, url, emit))
     return plan, runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
 
 

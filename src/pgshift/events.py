@@ -78,6 +78,20 @@ class RunFinished:
     duration_ms: int
 
 
+@dataclass(frozen=True)
+class HealthSample:
+    """One sample of the in-run monitor (monitor.py); ``cancelled``: it aborted a statement."""
+
+    run_id: str
+    blocked_behind: int
+    longest_wait_ms: int
+    blocked_total: int
+    long_transactions: int
+    replication_lag_ms: int | None
+    cancelled: bool
+    message: str
+
+
 Event = (
     RunStarted
     | RunnerLockWaiting
@@ -89,6 +103,7 @@ Event = (
     | StepSkipped
     | StepFailed
     | RunFinished
+    | HealthSample
 )
 Emit = Callable[[Event], None]
 

@@ -42,6 +42,8 @@ from pgshift.plan import Plan, Step
 if TYPE_CHECKING:
     import psycopg
 
+    from pgshift.monitor import Monitor
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -121,10 +123,17 @@ class _StatementError(Exception):
 class Runner:
     """Applies the steps of a plan while holding the runner lock."""
 
-    def __init__(self, url: str | None, options: RunOptions, emit: ev.Emit = ev.ignore) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        options: RunOptions,
+        emit: ev.Emit = ev.ignore,
+        monitor: Monitor | None = None,
+    ) -> None:
         self.url = url
         self.options = options
         self.emit = emit
+        self.monitor = monitor  # health monitor hook: samples beside the run, may cancel
         self.store = PostgresHistoryStore(options.schema)
         self.run_id = str(uuid.uuid4())
         self.rng = random.Random()
@@ -147,6 +156,10 @@ class Runner:
         conn = connect(self.url, purpose="runner")
         try:
             self.store.upgrade(conn)
+            # -- health monitor hook (monitor.py): started under the lock, stopped in finally
+            if self.monitor is not None:
+                row = conn.execute("SELECT pg_backend_pid()").fetchone()  # not conn.info: poolers
+                self.monitor.start(int(str(row[0])) if row else 0, self.run_id)
             fresh = replan(self.store.read(conn))
             wanted = {(s.migration.version, s.action) for s in planned.steps}
             steps = [s for s in fresh.steps if (s.migration.version, s.action) in wanted]
@@ -190,6 +203,8 @@ class Runner:
             self.emit(ev.RunFinished(self.run_id, applied, elapsed))
             return RunResult(self.run_id, tuple(results))
         finally:
+            if self.monitor is not None:
+                self.monitor.stop()
             conn.close()
             lock.release()
 
@@ -300,7 +315,8 @@ class Runner:
                 )
                 return
             except _StatementError as failure:
-                if not isinstance(failure.error, psycopg.errors.LockNotAvailable):
+                yielded = self._monitor_cancelled(failure.error)
+                if not isinstance(failure.error, psycopg.errors.LockNotAvailable) and not yielded:
                     raise
                 attempt += 1
                 sleep_ms = backoff_ms(
@@ -326,6 +342,8 @@ class Runner:
                         " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
                     ) from None
                 detail = _primary(failure.error)
+                if yielded:
+                    detail = "cancelled by the health monitor: sessions piled up behind it"
                 self.store.log(
                     side,
                     self.run_id,
@@ -335,6 +353,16 @@ class Runner:
                 )
                 self.emit(ev.LockRetry(m.version, line, attempt, sleep_ms, detail))
                 time.sleep(sleep_ms / 1000)
+
+    def _monitor_cancelled(self, error: Exception) -> bool:
+        """A QueryCanceled the health monitor caused: retried like a lock timeout (57014)."""
+        import psycopg.errors
+
+        return (
+            isinstance(error, psycopg.errors.QueryCanceled)
+            and self.monitor is not None
+            and self.monitor.consume_cancel()
+        )
 
     def _run_chunk(
         self,

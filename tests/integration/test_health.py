@@ -285,3 +285,84 @@ def test_report_json_round_trips(make_project: ProjectMaker, db_url: str) -> Non
     data = json.loads(json.dumps(report.to_json()))
     assert data["status"] == report.status
     assert [c["name"] for c in data["checks"]] == [c.name for c in report.checks]
+
+
+def test_monitor_during_up_logs_samples_and_cancels_a_statement_that_stalls_traffic(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    query(db_url, "CREATE TABLE hot (id int)")
+    # Sleeps holding ACCESS EXCLUSIVE on the first attempt only: the retry finds a lock_retry.
+    sql = (
+        "LOCK TABLE hot IN ACCESS EXCLUSIVE MODE;\n"
+        "SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM pgshift.log"
+        " WHERE event = 'lock_retry') THEN 0 ELSE 120 END);\n"
+    )
+    project = make_project(pair(V1, "hold the hot table", sql))
+    env = {
+        "DB_HEALTH_CHECK_INTERVAL": "100ms",
+        "PGSHIFT_HEALTH_ABORT_BLOCKED_SESSIONS": "1",
+        "PGSHIFT_HEALTH_ABORT_BLOCKED_FOR": "300ms",
+    }
+    runner = spawn_cli(project, db_url, "up", "--yes", env=env)
+    readers: list[psycopg.Connection[Any]] = []
+    threads: list[threading.Thread] = []
+    counts: list[int] = []
+    reader_pids: list[int] = []
+    try:
+        wait_until(
+            lambda: query(
+                db_url,
+                "SELECT 1 FROM pg_locks WHERE relation = 'hot'::regclass"
+                " AND mode = 'AccessExclusiveLock' AND granted",
+            ),
+            "the migration to lock the table",
+        )
+        for _ in range(2):
+            conn = psycopg.connect(db_url, autocommit=True, application_name="app")
+            readers.append(conn)
+            reader_pids.append(conn.info.backend_pid)
+
+            def read(c: psycopg.Connection[Any] = conn) -> None:
+                row = c.execute("SELECT count(*) FROM hot").fetchone()
+                counts.append(int(row[0]) if row else -1)
+
+            threads.append(threading.Thread(target=read))
+            threads[-1].start()
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+        for t in threads:
+            t.join(timeout=30)
+        for conn in readers:
+            conn.close()
+    assert runner.returncode == 0, out + err
+    assert counts == [0, 0]  # the application's reads went through once the migration yielded
+    samples = [
+        r[0]
+        for r in query(
+            db_url, "SELECT detail FROM pgshift.log WHERE event = 'health_sample' ORDER BY id"
+        )
+    ]
+    cancelled = [s for s in samples if s["cancelled"]]
+    assert len(cancelled) == 1
+    assert cancelled[0]["blocked_over_threshold"] == 2
+    assert sorted(cancelled[0]["blocked_pids"]) == sorted(reader_pids)
+    retries = query(db_url, "SELECT detail->>'message' FROM pgshift.log WHERE event = 'lock_retry'")
+    assert retries == [("cancelled by the health monitor: sessions piled up behind it",)]
+    assert query(db_url, "SELECT version FROM pgshift.applied") == [(V1,)]
+    assert "health: 2 session(s) waiting behind the migration" in out
+    assert "cancelled the migration's statement" in out
+
+
+def test_monitor_is_off_when_health_checks_are_disabled(make_project: ProjectMaker) -> None:
+    from pgshift.monitor import monitor_for
+
+    project = make_project({})
+    settings = load_settings(
+        {"database_url": "x"}, env={"DB_HEALTH_CHECK_ENABLED": "false"}, cwd=project
+    )
+    assert monitor_for(settings, "x", lambda e: None) is None
+    enabled = load_settings({"database_url": "x"}, env={}, cwd=project)
+    assert monitor_for(enabled, "x", lambda e: None) is not None

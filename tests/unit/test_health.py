@@ -302,3 +302,16 @@ def test_invalid_indexes_are_named_with_their_table() -> None:
         [InvalidIndex("public", "users_email_key", "users", "CREATE UNIQUE INDEX ...")]
     )
     assert check.status == WARNING and "public.users_email_key on users" in check.detail
+
+
+def test_monitor_cancels_only_when_more_than_n_wait_longer_than_t_behind_the_runner() -> None:
+    from pgshift.monitor import MonitorPolicy, judge
+
+    policy = MonitorPolicy(abort_blocked_sessions=1, abort_blocked_ms=1_000)
+    queue = [waiting(20, 2_000, (10,)), waiting(30, 1_500, (20,)), waiting(40, 5_000, (77,))]
+    verdict = judge(queue, 10, policy)
+    assert [b.session.pid for b in verdict.behind] == [20, 30]
+    assert verdict.cancel  # two behind the runner (one through the queue), both over 1 s
+    assert not judge(queue[:1], 10, policy).cancel  # one is not more than one
+    assert not judge(queue, 10, MonitorPolicy(abort_blocked_sessions=0)).cancel  # disabled
+    assert not judge([waiting(20, 500, (10,)), waiting(30, 500, (10,))], 10, policy).cancel

@@ -174,6 +174,10 @@ class RunRenderer:
             case ev.StepFailed(version=version, name=name, action=act):
                 self._record(version, act, "failed", None)
                 self._say(f"  FAILED   {name}")
+            case ev.HealthSample(message=message, cancelled=cancelled):
+                notable = cancelled or event.blocked_behind or event.long_transactions
+                if notable or self.out.verbose:
+                    self._say(f"    health: {message}")
             case ev.RunFinished(applied=done, duration_ms=ms):
                 self.close()
                 self._say(f"done: {done} step(s) in {format_duration_ms(ms)}")
