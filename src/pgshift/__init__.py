@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pgshift.events import Emit
     from pgshift.healthcheck import HealthReport
     from pgshift.history import History
+    from pgshift.lint.finding import Finding
     from pgshift.model import Migration
     from pgshift.plan import MigrationState, Plan
     from pgshift.runner import RunResult
@@ -39,6 +40,7 @@ __all__ = [
     "read_history",
     "status",
     "up",
+    "validate",
 ]
 
 __version__ = "0.1.0"
@@ -147,8 +149,12 @@ def up(
     target: str | None = None,
     confirm: Callable[[Plan], bool] | None = None,
     emit: Emit | None = None,
+    on_findings: Callable[[Sequence[Finding]], None] | None = None,
 ) -> tuple[Plan, RunResult | None]:
-    """Apply pending migrations; ``confirm`` sees the plan first and may refuse (None = yes)."""
+    """Apply pending migrations; ``confirm`` sees the plan first and may refuse (None = yes).
+
+    ``on_findings`` receives the lint findings of the planned files before ``confirm``.
+    """
     from pgshift import events
     from pgshift.errors import UsageError
     from pgshift.runner import Runner, RunOptions
@@ -158,6 +164,7 @@ def up(
     plan = plan_up(settings, migrations, url, target)
     if not plan.steps:
         return plan, None
+    _lint_gate(migrations, plan, url, on_findings)  # issue 4: broken zero-downtime claims
     if confirm is not None and not confirm(plan):
         raise UsageError("cancelled: nothing was applied")
     options = RunOptions(
@@ -245,3 +252,297 @@ def create(
             path.unlink()
         raise UsageError(f"{exc.filename} already exists; nothing was written") from None
     return forward, rollback
+
+
+@dataclass(frozen=True)
+class ValidateReport:
+    """What `validate` found; ``ok`` is False when any finding is an error."""
+
+    findings: tuple[Finding, ...]
+    pg_major: int  # the PostgreSQL major version the version-aware rules assumed
+    database_checked: bool  # drift was checked against a configured database
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+
+def validate(
+    settings: Settings,
+    *,
+    strict: bool = False,
+    pg_major: int | None = None,
+    roundtrip: bool = False,
+    scratch_url: str | None = None,
+) -> ValidateReport:
+    """Check every file and lint its SQL; with a database configured, also checksum drift.
+
+    Never starts the embedded server to check drift (a linter must not boot a database);
+    ``roundtrip`` proves each rollback on a scratch database (``scratch_url``, else the
+    embedded server, started if needed), never on the target.  ``pg_major`` is the target
+    version for version-aware rules: else the connected server's, else the newest known.
+    """
+    from pgshift.lint.context import LATEST_MAJOR
+    from pgshift.lint.engine import Linter, problem_findings
+    from pgshift.source.loader import read_migrations
+
+    loaded = read_migrations(settings.migrations_dir)
+    findings = problem_findings(loaded.problems)
+    # The loader's own warnings (no rollback, unknown @key) are rules of their own here.
+    findings += problem_findings(
+        (
+            w
+            for w in loaded.warnings
+            if not w.message.startswith(("no rollback file", "unknown annotation"))
+        ),
+        severity="warning",
+    )
+    url = database_url(settings, start_embedded=False)
+    checked = url is not None
+    if url is not None:
+        major, drift = _drift_findings(settings, url, loaded.migrations)
+        findings += drift
+        pg_major = pg_major or major
+    bad_files = frozenset(p.file for p in loaded.problems)
+    linter = Linter(pg_major or LATEST_MAJOR)
+    findings += linter.lint_migrations(loaded.migrations, bad_files)
+    if roundtrip:
+        from pgshift.db.roundtrip import roundtrip as run_roundtrip
+
+        server = scratch_url
+        if server is None:
+            from pgshift import embedded
+
+            server = embedded.ensure_running(settings.project_root)
+        findings += run_roundtrip(
+            loaded.migrations,
+            server,
+            skip_schemas=(settings.schema,),
+            bad_files=bad_files,
+            statement_timeout_ms=settings.migration_timeout_ms,
+        )
+    if strict:
+        findings = [f.as_error() for f in findings]
+    return ValidateReport(
+        tuple(sorted(findings, key=lambda f: f.sort_key())), linter.pg_major, checked
+    )
+
+
+def _drift_findings(
+    settings: Settings, url: str, migrations: Sequence[Migration]
+) -> tuple[int, list[Finding]]:
+    """The server's major version, and applied migrations whose file changed or is gone."""
+    from pgshift.db.connect import connect
+    from pgshift.db.store import PostgresHistoryStore
+    from pgshift.lint.finding import Finding
+    from pgshift.plan import DRIFTED, MISSING, migration_states
+
+    with connect(url, purpose="validate") as conn:
+        major = conn.info.server_version // 10000
+        history = PostgresHistoryStore(settings.schema).read(conn)
+    findings: list[Finding] = []
+    for row in migration_states(migrations, history):
+        if row.state == DRIFTED and row.migration is not None:
+            findings.append(
+                Finding(
+                    "checksum-drift",
+                    "error",
+                    str(row.migration.path),
+                    1,
+                    1,
+                    "this file changed after it was applied: the database ran another version"
+                    " of it, and pgshift up refuses to continue",
+                    "restore the file as it was applied; put the change in a new migration",
+                )
+            )
+        elif row.state == MISSING:
+            name = f"{row.version}_{row.description}.sql"
+            findings.append(
+                Finding(
+                    "missing-file",
+                    "error",
+                    str(settings.migrations_dir / name),
+                    1,
+                    1,
+                    f"migration {row.version}_{row.description} is applied, but its file is gone",
+                    "restore the file from version control",
+                )
+            )
+    return major, findings
+
+
+def _lint_gate(
+    migrations: Sequence[Migration],
+    plan: Plan,
+    url: str | None,
+    on_findings: Callable[[Sequence[Finding]], None] | None,
+) -> None:
+    """Refuse (InputError, exit 2) a planned file whose ``@zero-downtime: true`` is broken.
+
+    The whole project is linted, in plan order, so that what earlier applied migrations did
+    (a validated NOT NULL check) counts; only the planned files' findings are reported.
+    """
+    from pgshift.db.connect import connect
+    from pgshift.errors import InputError, Problem
+    from pgshift.lint.engine import Linter
+
+    with connect(url, purpose="lint") as conn:
+        major = conn.info.server_version // 10000
+    planned = {str(step.migration.path) for step in plan.steps}
+    planned |= {str(step.migration.rollback.path) for step in plan.steps if step.migration.rollback}
+    findings = [f for f in Linter(major).lint_migrations(migrations) if f.file in planned]
+    findings.sort(key=lambda f: f.sort_key())
+    broken = [f for f in findings if f.code == "zero-downtime-claim"]
+    if broken:
+        raise InputError(
+            [Problem(f.file, f.line, f.message, f.column) for f in broken],
+            hint="make the statements safe, or say @zero-downtime: false;"
+            " `pgshift validate` shows every finding",
+        )
+    if on_findings is not None and findings:
+        on_findings(findings)
+
+
+# -- backups and rollbacks (issue 3) ---------------------------------------------------------------
+
+
+def backup(
+    settings: Settings,
+    *,
+    reason: str = "manual",
+    progress: Callable[[BackupProgress], None] | None = None,
+) -> Manifest:
+    """Take a backup of the target now (`pgshift backup`), whatever DB_BACKUP_ENABLED says."""
+    from pgshift.backup import backup_for
+
+    manifest, _ = backup_for(
+        settings, database_url(settings), reason=reason, progress=progress or (lambda _: None)
+    )
+    return manifest
+
+
+# `pgshift.backup` is also the name of the module that does the work; importing it replaces this
+# attribute with the module, which then forwards calls here (see backup.py's last lines), so
+# `pgshift.backup(settings)` works either way.
+_backup_verb = backup
+
+
+def list_backups(settings: Settings) -> list[Manifest]:
+    """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
+    from pgshift.backup import list_backups as listed
+
+    return listed(settings.backup_dir)
+
+
+def restore(
+    settings: Settings,
+    backup_id: str,
+    *,
+    skip_backup: bool = False,
+    confirm: Callable[[Manifest, tuple[Any, ...], str], bool] | None = None,
+    progress: Callable[[BackupProgress], None] | None = None,
+    on_backup: Callable[[Manifest], None] | None = None,
+) -> RestoreResult:
+    """Verify a backup's SHA-256 and restore it into the target in one transaction.
+
+    ``confirm`` sees the manifest, the objects newer than the backup that the restore drops,
+    and the target database's name; a safety backup is taken first unless skipped.
+    """
+    from pgshift.rollback import run_restore
+
+    return run_restore(
+        settings,
+        database_url(settings),
+        backup_id,
+        skip_backup=skip_backup,
+        confirm=confirm,
+        progress=progress or (lambda _: None),
+        on_backup=on_backup,
+    )
+
+
+def plan_rollback(
+    settings: Settings,
+    *,
+    count: int | None = None,
+    to_version: str | None = None,
+    simulate: bool = False,
+    scratch_url: str | None = None,
+) -> Any:
+    """What a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
+
+    Never changes the target; ``simulate`` runs the rollback on a scratch database holding a
+    copy of the target's schema (the embedded server, or ``scratch_url``).
+    """
+    from pgshift.rollback import dry_run
+
+    return dry_run(
+        settings,
+        database_url(settings),
+        count=count,
+        to_version=to_version,
+        simulate=simulate,
+        scratch_url=scratch_url,
+    )
+
+
+def rollback(
+    settings: Settings,
+    *,
+    count: int | None = None,
+    to_version: str | None = None,
+    skip_backup: bool = False,
+    confirm: Callable[[Any], bool] | None = None,
+    emit: Emit | None = None,
+    progress: Callable[[BackupProgress], None] | None = None,
+    on_backup: Callable[[Manifest], None] | None = None,
+) -> Any:
+    """Revert the last ``count`` applied migrations, or all newer than ``to_version``.
+
+    Refuses (exit 2, nothing changed) when a rollback file is missing or does not parse or a
+    migration that stays applied depends on one being reverted; takes a backup first.
+    """
+    from pgshift import events
+    from pgshift.rollback import run_rollback
+
+    return run_rollback(
+        settings,
+        database_url(settings),
+        count=count,
+        to_version=to_version,
+        skip_backup=skip_backup,
+        confirm=confirm,
+        emit=emit or events.ignore,
+        progress=progress or (lambda _: None),
+        on_backup=on_backup,
+    )
+
+
+def rollback_emergency(
+    settings: Settings,
+    *,
+    skip_backup: bool = False,
+    confirm: Callable[[Any], bool] | None = None,
+    confirm_restore: Callable[[Manifest, str], bool] | None = None,
+    emit: Emit | None = None,
+    progress: Callable[[BackupProgress], None] | None = None,
+    on_backup: Callable[[Manifest], None] | None = None,
+) -> Any:
+    """Return to the state before the most recent `up` run, and prove it (`rollback emergency`).
+
+    Reverts that run's migrations and any half-applied one; restores the backup taken before
+    the run when a rollback file is missing, broken or fails.
+    """
+    from pgshift import events
+    from pgshift.rollback import run_emergency
+
+    return run_emergency(
+        settings,
+        database_url(settings),
+        skip_backup=skip_backup,
+        confirm=confirm,
+        confirm_restore=confirm_restore,
+        emit=emit or events.ignore,
+        progress=progress or (lambda _: None),
+        on_backup=on_backup,
+    )

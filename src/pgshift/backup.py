@@ -29,9 +29,11 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +45,8 @@ from pgshift.errors import BackupError, UsageError
 
 if TYPE_CHECKING:
     import psycopg
+
+    from pgshift.config import Settings
 
 REASONS = ("before-up", "before-rollback", "manual")
 MANIFEST_SUFFIX = ".json"
@@ -678,7 +682,10 @@ def _dump(
 
 
 def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
-    """``pg_restore --list``: proves the archive is readable to the end; returns its entries."""
+    """``pg_restore --list``: proves the archive's table of contents reads back; returns entries.
+
+    An empty database has no entries, so the proof is the exit status and the archive header.
+    """
     result = subprocess.run(
         [tools.path("pg_restore"), "--list", str(archive)],
         capture_output=True,
@@ -686,13 +693,12 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
         check=False,
         timeout=600,
     )
-    entries = sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
-    if result.returncode != 0 or entries == 0:
+    if result.returncode != 0 or "; Archive created at" not in result.stdout:
         raise BackupError(
             f"the new archive {archive.name} cannot be read back by pg_restore:"
-            f" {redact(result.stderr.strip(), url) or 'it lists no entries'}"
+            f" {redact(result.stderr.strip(), url) or 'no table of contents'}"
         )
-    return entries
+    return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
 
 
 # -- retention -------------------------------------------------------------------------------------
@@ -916,29 +922,117 @@ def _run_restore(
     epilogue: Sequence[str],
     progress: Progress,
 ) -> None:
-    """``pg_restore --clean --if-exists --exit-on-error -f -`` | ``psql --single-transaction``.
+    """``pg_restore --clean --if-exists --exit-on-error -f -`` | ``psql --single-transaction``."""
+    reader = [
+        tools.path("pg_restore"),
+        "--clean",
+        "--if-exists",
+        "--exit-on-error",
+        "--file=-",
+        str(archive),
+    ]
+    with child_connection(url) as (conn_argv, env):
+        _pipe(
+            tools,
+            reader,
+            dict(os.environ),
+            conn_argv,
+            env,
+            url,
+            server_major,
+            lock_timeout_ms,
+            prelude,
+            epilogue,
+            lambda n: progress(BackupProgress("restore", n, archive.stat().st_size)),
+            f"restoring {archive.name}",
+        )
 
-    psql commits when its input ends, so its input is only ended after pg_restore has exited
+
+def copy_schema(
+    source_url: str | None,
+    dest_url: str,
+    *,
+    history_schema: str,
+    lock_wait_ms: int = DEFAULT_LOCK_WAIT_MS,
+) -> None:
+    """Copy the source's schema (no rows) and pgshift's history rows into an empty database.
+
+    For `rollback dry-run --simulate`: the rollback files run against the same tables, types
+    and functions as on the target, and the history says what is applied, while the target is
+    only read (pg_dump takes ACCESS SHARE locks, bounded by ``lock_wait_ms``).
+    """
+    with (
+        connect(source_url, purpose="simulate") as source,
+        connect(dest_url, purpose="simulate") as dest,
+    ):
+        source_major = source.info.server_version // 10000
+        dest_major = dest.info.server_version // 10000
+        has_history = bool(
+            (
+                source.execute(
+                    "SELECT to_regnamespace(%s) IS NOT NULL", (_quote_ident(history_schema),)
+                ).fetchone()
+                or (False,)
+            )[0]
+        )
+    tools = find_tools(max(source_major, dest_major))
+    passes = [["--schema-only"]]
+    if has_history:
+        passes.append(["--data-only", f"--schema={_quote_ident(history_schema)}"])
+    with (
+        child_connection(source_url) as (source_argv, source_env),
+        child_connection(dest_url) as (dest_argv, dest_env),
+    ):
+        for extra in passes:
+            reader = [
+                tools.path("pg_dump"),
+                "--format=plain",
+                f"--lock-wait-timeout={lock_wait_ms}ms",
+                *extra,
+                *source_argv,
+            ]
+            _pipe(
+                tools,
+                reader,
+                source_env,
+                dest_argv,
+                dest_env,
+                source_url,
+                dest_major,
+                lock_wait_ms,
+                (),
+                (),
+                lambda _: None,
+                "copying the schema into the scratch database",
+            )
+
+
+def _pipe(
+    tools: Tools,
+    reader_argv: Sequence[str],
+    reader_env: dict[str, str],
+    writer_conn_argv: Sequence[str],
+    writer_env: dict[str, str],
+    url: str | None,
+    server_major: int,
+    lock_timeout_ms: int,
+    prelude: Sequence[str],
+    epilogue: Sequence[str],
+    on_progress: Callable[[int], None],
+    what: str,
+) -> None:
+    """Feed a SQL script from ``reader_argv`` into ``psql --single-transaction``.
+
+    psql commits when its input ends, so its input is only ended after the reader has exited
     successfully; in every other case psql is killed and the server rolls the transaction back.
     """
-    total = archive.stat().st_size
-    with (
-        child_connection(url) as (conn_argv, env),
-        tempfile.TemporaryFile() as restore_err,
-        tempfile.TemporaryFile() as psql_err,
-    ):
+    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as psql_err:
         reader = subprocess.Popen(
-            [
-                tools.path("pg_restore"),
-                "--clean",
-                "--if-exists",
-                "--exit-on-error",
-                "--file=-",
-                str(archive),
-            ],
+            list(reader_argv),
             stdout=subprocess.PIPE,
-            stderr=restore_err,
+            stderr=reader_err,
             stdin=subprocess.DEVNULL,
+            env=reader_env,
         )
         writer = subprocess.Popen(
             [
@@ -948,12 +1042,12 @@ def _run_restore(
                 "--single-transaction",
                 "--set=ON_ERROR_STOP=1",
                 "--file=-",
-                *conn_argv,
+                *writer_conn_argv,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=psql_err,
-            env=env,
+            env=writer_env,
         )
         outcome: list[BaseException | int] = []
 
@@ -967,7 +1061,7 @@ def _run_restore(
                     epilogue,
                     server_major,
                     lock_timeout_ms,
-                    lambda n: progress(BackupProgress("restore", n, total)),
+                    on_progress,
                 )
                 outcome.append(reader.wait())
             except BrokenPipeError:
@@ -979,7 +1073,7 @@ def _run_restore(
             with contextlib.suppress(OSError):
                 writer.stdin.close()
 
-        thread = threading.Thread(target=pump, name="pgshift-restore-pump", daemon=True)
+        thread = threading.Thread(target=pump, name="pgshift-pipe", daemon=True)
         thread.start()
         try:
             writer_status = writer.wait()
@@ -998,15 +1092,15 @@ def _run_restore(
                 reader.stdout.close()
         if writer_status != 0 or outcome != [0]:
             psql_err.seek(0)
-            restore_err.seek(0)
-            raw = (psql_err.read() + restore_err.read()).decode("utf-8", "replace")
+            reader_err.seek(0)
+            raw = (psql_err.read() + reader_err.read()).decode("utf-8", "replace")
             messages = [line for line in raw.splitlines() if line.strip()]
             text = redact("\n".join(messages[-8:]), url)
             if not text and outcome and isinstance(outcome[0], BaseException):
                 text = f"{type(outcome[0]).__name__}: {outcome[0]}"
             raise BackupError(
-                f"restoring {archive.name} failed; its transaction was rolled back and the"
-                f" database is as it was:\n{text or 'no message'}"
+                f"{what} failed; its transaction was rolled back and the database is as it"
+                f" was:\n{text or 'no message'}"
             )
 
 
@@ -1058,3 +1152,70 @@ def _pump(
         sink.write(statement.encode() + b"\n")
     sink.flush()
     on_progress(sent)
+
+
+def backup_for(
+    settings: Settings,
+    url: str | None,
+    *,
+    reason: str,
+    run_id: str | None = None,
+    progress: Progress = _no_progress,
+) -> tuple[Manifest, list[str]]:
+    """Take a backup as the settings say, log it in the history, and prune old ones.
+
+    Returns the manifest and the ids of the backups retention removed. Logging and pruning
+    happen after the archive is safe; a failure there does not undo the backup.
+    """
+    import psycopg
+
+    from pgshift.db.store import PostgresHistoryStore
+
+    manifest = take_backup(
+        url,
+        settings.backup_dir,
+        reason=reason,
+        schema=settings.schema,
+        run_id=run_id,
+        lock_wait_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
+        progress=progress,
+    )
+    protected: str | None = None
+    try:
+        with connect(url, purpose="backup") as conn:
+            store = PostgresHistoryStore(settings.schema)
+            if store.exists(conn):
+                detail = {
+                    "backup_id": manifest.id,
+                    "reason": reason,
+                    "size_bytes": manifest.size_bytes,
+                    "sha256": manifest.sha256,
+                    "versions": list(manifest.versions),
+                }
+                store.log(conn, run_id, "backup_taken", None, detail)
+            protected = last_applying_run(conn, settings.schema)
+    except psycopg.Error:
+        return manifest, []  # the backup is safe; without history, prune nothing this time
+    removed = prune(
+        settings.backup_dir,
+        database=manifest.database,
+        server=manifest.server,
+        retention_days=settings.backup_retention_days,
+        protected_run_id=protected,
+    )
+    return manifest, removed
+
+
+class _VerbModule(types.ModuleType):
+    """This module, callable as the facade's `pgshift.backup(settings, ...)` verb.
+
+    Importing a submodule sets it as an attribute of its package, which hides the facade
+    function of the same name; forwarding calls keeps `pgshift.backup(...)` meaning the verb.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Manifest:
+        verb: Callable[..., Manifest] = sys.modules["pgshift"]._backup_verb
+        return verb(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _VerbModule

@@ -184,7 +184,7 @@ def rollback_selection(
     return tuple(a.version for a in applied[:wanted])
 
 
-def _dependents_first(versions: Sequence[str], deps: dict[str, tuple[str, ...]]) -> list[str]:
+def dependents_first(versions: Sequence[str], deps: dict[str, tuple[str, ...]]) -> list[str]:
     """Reorder so that no migration is reverted while one that depends on it is still applied.
 
     Keeps the given order wherever the dependencies allow it.
@@ -325,6 +325,6 @@ def plan_rollback(
     """
     versions = rollback_selection(history, count=count, to_version=to_version)
     deps = {m.version: m.dependencies for m in migrations}
-    versions = tuple(_dependents_first(versions, deps))
+    versions = tuple(dependents_first(versions, deps))
     refuse_on_errors(check_rollback(migrations, history, versions, problems))
     return plan_revert(migrations, history, versions)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pgshift
 from pgshift.cli.render import Output, RunRenderer
@@ -13,6 +13,9 @@ from pgshift.config import Settings, describe, load_settings
 from pgshift.durations import format_duration_ms
 from pgshift.errors import UsageError
 from pgshift.plan import Plan
+
+if TYPE_CHECKING:
+    from pgshift.lint.finding import Finding
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -145,6 +148,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 out, args.yes, settings.backup_enabled and not args.skip_backup
             ),
             emit=renderer,
+            on_findings=lambda findings: _show_findings(out, findings),
         )
     except Exception:
         renderer.close()
@@ -160,6 +164,18 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
     if args.json:
         out.json({"run_id": result.run_id, "steps": renderer.steps, "backup_id": None})
     return 0
+
+
+def _show_findings(out: Output, findings: Sequence[Finding]) -> None:
+    """Lint findings of the planned files: shown before confirming, never blocking (issue 4)."""
+    from pgshift.lint.finding import render_text
+
+    # Diagnostics go to stderr (an Output in JSON mode writes its lines there), so that the
+    # plan and the run on stdout read the same with or without findings.
+    err = Output(quiet=out.quiet, json_mode=True)
+    err.line(f"lint: {len(findings)} finding(s) in the planned files (see `pgshift validate`):")
+    for f in findings:
+        err.line(render_text(f, None))
 
 
 def _step_json(m: Any) -> dict[str, Any]:

@@ -56,9 +56,9 @@ Registrar = Callable[[Any, argparse.ArgumentParser], None]
 
 def _registrars() -> list[Registrar]:
     """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
-    from pgshift.cli import commands, health
+    from pgshift.cli import commands, health, validate
 
-    return [commands.register, health.register]
+    return [commands.register, health.register, validate.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

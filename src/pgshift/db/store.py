@@ -142,6 +142,24 @@ class PostgresHistoryStore:
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
+    def last_up_run(self, conn: psycopg.Connection[tuple[Any, ...]]) -> str | None:
+        """The run id of the newest run that set out to apply migrations (`rollback emergency`).
+
+        Read from the run_started events, whose steps name their action, so rollback runs and
+        runs with nothing left to do are not mistaken for it.
+        """
+        if not self.exists(conn):
+            return None
+        row = conn.execute(
+            self._q(
+                "SELECT run_id::text FROM {s}.log WHERE event = 'run_started'"
+                " AND run_id IS NOT NULL AND EXISTS (SELECT 1 FROM"
+                " jsonb_array_elements(coalesce(detail->'steps', '[]'::jsonb)) AS st"
+                " WHERE st->>1 = 'apply') ORDER BY id DESC LIMIT 1"
+            )
+        ).fetchone()
+        return str(row[0]) if row else None
+
     # -- writing (inside the caller's transaction when it has one) -----------------------------
 
     def log(

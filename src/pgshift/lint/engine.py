@@ -1,0 +1,260 @@
+"""Runs the rules over files and projects: statement rules, ignores, then file-level claims.
+
+Order matters: ignores are applied before the metadata claims are checked, so a statement the
+author vouched for (``-- pgshift-ignore: code``) does not break ``@zero-downtime: true``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from pglast.parser import ParseError, parse_sql_json
+
+from pgshift.errors import Problem
+from pgshift.lint import tree
+from pgshift.lint.context import LATEST_MAJOR, FileFacts, LintContext, ProjectState, Stmt
+from pgshift.lint.finding import Finding
+from pgshift.lint.ignore import Ignores
+from pgshift.lint.registry import Hit, Rule, load_rules
+from pgshift.model import Header, Migration, Statement
+from pgshift.source.sql import LineIndex
+
+INVALID_FILE = "invalid-file"
+_INVALID_HELP = "fix the file; nothing is applied while any file has this kind of problem"
+
+
+class Linter:
+    """The rules, indexed by the statement kinds they look at, for one target version."""
+
+    def __init__(self, pg_major: int = LATEST_MAJOR) -> None:
+        self.pg_major = pg_major
+        self.rules = load_rules()
+        self.by_kind: dict[str, list[Rule]] = {}
+        self.every: list[Rule] = []
+        self.file_rules: list[Rule] = []
+        for rule in self.rules.values():
+            if rule.scope == "statement":
+                if "*" in rule.nodes:
+                    self.every.append(rule)
+                for kind in rule.nodes:
+                    self.by_kind.setdefault(kind, []).append(rule)
+            elif rule.scope in ("file", "project"):
+                self.file_rules.append(rule)
+
+    # -- one file ------------------------------------------------------------------------------
+
+    def lint_file(
+        self,
+        text: str,
+        file: str,
+        header: Header,
+        statements: Sequence[Statement],
+        *,
+        rollback: bool = False,
+        project: ProjectState | None = None,
+        migration: Migration | None = None,
+        has_problems: bool = False,
+    ) -> list[Finding]:
+        """Every finding of one file (migration or rollback), ignores applied."""
+        ctx = LintContext(
+            file,
+            text,
+            pg_major=self.pg_major,
+            rollback=rollback,
+            transactional=header.transaction and all(s.transactional for s in statements),
+            project=project,
+        )
+        ignores = Ignores(file, statements, header)
+        raw: list[Finding] = []
+        kept: list[Finding] = []
+        lines: LineIndex | None = None
+        for stmt in _statements_with_trees(text, statements):
+            rules = self.by_kind.get(stmt.kind, [])
+            for rule in (*rules, *self.every) if self.every else rules:
+                if rollback and not rule.in_rollback:
+                    continue
+                for hit in rule.check(stmt, ctx):
+                    if hit.line is not None:
+                        line, column = hit.line, hit.column
+                    elif hit.at is not None:
+                        lines = lines or LineIndex(text)
+                        line, column = lines.position(ctx.char_index(hit.at))
+                    else:
+                        line, column = stmt.statement.line, stmt.statement.column
+                    finding = _finding(rule, hit, file, line, column)
+                    raw.append(finding)
+                    if not ignores.suppressed(stmt.statement.index, rule.code):
+                        kept.append(finding)
+            _learn(stmt, ctx)
+        facts = FileFacts(
+            file=file,
+            header=header,
+            statements=tuple(statements),
+            rollback=rollback,
+            kept=tuple(kept),
+            raw=tuple(raw),
+            migration=migration,
+            has_problems=has_problems,
+        )
+        for rule in self.file_rules:
+            for hit in rule.check_file(facts):
+                finding = _finding(rule, hit, file, hit.line or 1, hit.column)
+                if not ignores.suppressed(None, rule.code):
+                    kept.append(finding)
+        kept.extend(ignores.unused(self.rules))
+        return kept
+
+    # -- a project -----------------------------------------------------------------------------
+
+    def lint_migrations(
+        self, migrations: Iterable[Migration], bad_files: frozenset[str] = frozenset()
+    ) -> list[Finding]:
+        """Lint migrations (and their rollbacks) in plan order, sharing what earlier ones did."""
+        project = ProjectState()
+        findings: list[Finding] = []
+        for m in migrations:
+            findings.extend(
+                self.lint_file(
+                    m.text,
+                    str(m.path),
+                    m.header,
+                    m.statements,
+                    project=project,
+                    migration=m,
+                    has_problems=str(m.path) in bad_files,
+                )
+            )
+            if m.rollback is not None:
+                rb = m.rollback
+                findings.extend(
+                    self.lint_file(
+                        rb.text,
+                        str(rb.path),
+                        rb.header,
+                        rb.statements,
+                        rollback=True,
+                        project=ProjectState(),  # a rollback teaches later files nothing
+                        migration=m,
+                        has_problems=str(rb.path) in bad_files,
+                    )
+                )
+        return findings
+
+
+def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding:
+    return Finding(
+        code=rule.code,
+        severity=rule.severity,
+        file=file,
+        line=line,
+        column=column,
+        message=hit.message,
+        help=hit.help if hit.help is not None else rule.help,
+    )
+
+
+def _statements_with_trees(text: str, statements: Sequence[Statement]) -> list[Stmt]:
+    """Pair each Statement with its parse tree (one parser call for the whole file)."""
+    if not statements:
+        return []
+    try:
+        parsed = json.loads(parse_sql_json(text)).get("stmts", [])
+    except ParseError:  # the loader reported it; statements would be empty anyway
+        return []
+    out: list[Stmt] = []
+    for statement, raw in zip(statements, parsed, strict=False):
+        kind, node = tree.unwrap(raw.get("stmt", {}))
+        out.append(Stmt(statement, kind, node))
+    return out
+
+
+def _learn(stmt: Stmt, ctx: LintContext) -> None:
+    """Remember what this statement did, for the rules looking at later statements."""
+    node = stmt.node
+    if stmt.kind == "CreateStmt":
+        name = tree.table(node.get("relation"))
+        if name is not None:
+            ctx.new_tables.append(name)
+    elif stmt.kind == "CreateTableAsStmt":
+        into: tree.Node = node.get("into") or {}
+        into = into.get("IntoClause") or into
+        name = tree.table(into.get("rel"))
+        if name is not None:
+            ctx.new_tables.append(name)
+    elif stmt.kind == "IndexStmt" and node.get("idxname"):
+        ctx.new_indexes.add(str(node["idxname"]))
+    elif stmt.kind == "AlterTableStmt":
+        name = tree.table(node.get("relation"))
+        if name is None:
+            return
+        ctx.altered_tables.append(name)
+        for subtype, cmd in tree.alter_commands(node):
+            if subtype == "AT_AddConstraint":
+                _learn_constraint(name, tree.constraint_def(cmd), ctx)
+            elif subtype == "AT_ValidateConstraint":
+                proven = ctx.project.pending_not_null.pop(str(cmd.get("name", "")), None)
+                if proven is not None:
+                    ctx.project.validated_not_null.append(proven)
+
+
+def _learn_constraint(table: tree.TableName, con: tree.Node, ctx: LintContext) -> None:
+    name = con.get("conname")
+    if con.get("skip_validation") and isinstance(name, str):
+        ctx.not_valid[name] = table
+    if con.get("contype") != "CONSTR_CHECK":
+        return
+    column = not_null_check_column(con.get("raw_expr") or {})
+    if column is None:
+        return
+    if con.get("skip_validation"):
+        if isinstance(name, str):
+            ctx.project.pending_not_null[name] = (table, column)
+    else:
+        ctx.project.validated_not_null.append((table, column))
+
+
+def not_null_check_column(expr: tree.Node) -> str | None:
+    """``col IS NOT NULL`` -> "col"; anything else -> None."""
+    test = expr.get("NullTest")
+    if not isinstance(test, dict) or test.get("nulltesttype") != "IS_NOT_NULL":
+        return None
+    fields = test.get("arg", {}).get("ColumnRef", {}).get("fields")
+    names = tree.strings(fields)
+    return names[-1] if names else None
+
+
+def problem_findings(problems: Iterable[Problem], severity: str = "error") -> list[Finding]:
+    """Loader problems as findings (transaction control is left to its own rule)."""
+    from pgshift.source.loader import TRANSACTION_CONTROL_MESSAGE
+
+    return [
+        Finding(
+            INVALID_FILE,
+            "error" if severity == "error" else "warning",
+            p.file,
+            p.line,
+            p.column or 1,
+            p.message,
+            _INVALID_HELP,
+        )
+        for p in problems
+        if p.message != TRANSACTION_CONTROL_MESSAGE
+    ]
+
+
+def lint_text(
+    text: str, file: str, *, rollback: bool = False, pg_major: int = LATEST_MAJOR
+) -> list[Finding]:
+    """Lint one file's text on its own (an editor, a test case): header, SQL and claims."""
+    from pgshift.source.header import parse_header
+    from pgshift.source.sql import split_statements
+
+    header, header_problems = parse_header(text, file, rollback=rollback)
+    statements, sql_problems = split_statements(text, file)
+    problems = [*header_problems, *sql_problems]
+    findings = problem_findings(problems)
+    findings += Linter(pg_major).lint_file(
+        text, file, header, statements, rollback=rollback, has_problems=bool(problems)
+    )
+    return sorted(findings, key=Finding.sort_key)

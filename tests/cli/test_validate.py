@@ -1,0 +1,200 @@
+"""`pgshift validate` end to end: exit codes, the JSON shape, GitHub annotations, drift, and up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.support import applied_versions, run_cli
+
+V1, V2 = "20250101000000", "20250102000000"
+SAFE = "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text);"
+BLOCKING = "CREATE INDEX users_email_idx ON users (email);"
+
+
+def _pair(version: str, description: str, sql: str, undo: str, **kw: object) -> dict[str, str]:
+    return {
+        f"{version}_{description}.sql": migration_text(version, description, sql, **kw),  # type: ignore[arg-type]
+        f"{version}_{description}_rollback.sql": rollback_text(version, description, undo),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backups are another command's business; these tests are about lint and drift."""
+    monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
+
+
+def _safe_project(make_project: ProjectMaker) -> Path:
+    return make_project(_pair(V1, "add_users", SAFE, "DROP TABLE users;"))
+
+
+def test_clean_project_exits_0_and_says_so(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    result = run_cli(capsys, _safe_project(make_project), None, "validate")
+    assert result.code == 0, result.out + result.err
+    assert "no problems found" in result.out
+    assert "drift not checked" in result.out
+
+
+def test_error_finding_exits_1_with_caret_and_help(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    result = run_cli(capsys, project, None, "validate")
+    assert result.code == 1
+    header_lines = migration_text(V2, "index_email", BLOCKING).count("\n")
+    where = f"migrations/{V2}_index_email.sql:{header_lines}:1: error[require-concurrent-index]"
+    assert where in result.out
+    assert f" {header_lines} | {BLOCKING}" in result.out
+    assert "^" in result.out and "help: use CREATE INDEX CONCURRENTLY" in result.out
+
+
+def test_json_shape_is_the_specs(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = make_project(
+        {f"{V1}_add_users.sql": migration_text(V1, "add_users", "CREATE TABLE t (j json);")}
+    )
+    result = run_cli(capsys, project, None, "validate", "--json")
+    data = result.json()
+    assert set(data) == {"ok", "findings"}
+    assert data["ok"] is False  # the missing rollback is an error
+    for finding in data["findings"]:
+        assert set(finding) == {"code", "severity", "file", "line", "column", "message", "help"}
+        assert finding["severity"] in ("error", "warning")
+    codes = {f["code"]: f["severity"] for f in data["findings"]}
+    assert codes == {"missing-rollback": "error", "prefer-jsonb": "warning"}
+    assert result.code == 1
+
+
+def test_warnings_pass_unless_strict(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = make_project(
+        _pair(V1, "add_events", "CREATE TABLE events (at timestamp);", "DROP TABLE events;")
+    )
+    relaxed = run_cli(capsys, project, None, "validate", "--json")
+    assert relaxed.code == 0 and relaxed.json()["ok"] is True
+    assert [f["code"] for f in relaxed.json()["findings"]] == ["prefer-timestamptz"]
+    strict = run_cli(capsys, project, None, "validate", "--json", "--strict")
+    assert strict.code == 1
+    assert [f["severity"] for f in strict.json()["findings"]] == ["error"]
+
+
+def test_github_annotations(capsys: pytest.CaptureFixture[str], make_project: ProjectMaker) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    result = run_cli(capsys, project, None, "validate", "--format", "github")
+    lines = [line for line in result.out.splitlines() if line.startswith("::")]
+    assert any(
+        line.startswith(f"::error file=migrations/{V2}_index_email.sql,line=")
+        and "title=require-concurrent-index::" in line
+        for line in lines
+    ), result.out
+    assert all("\n" not in line for line in lines)
+
+
+def test_pg_version_flag_changes_version_aware_rules(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    sql = "ALTER TABLE users ADD COLUMN active boolean DEFAULT true;"
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "add_active", sql, "ALTER TABLE users DROP COLUMN active;")
+    )
+    new = run_cli(capsys, project, None, "validate", "--json")
+    old = run_cli(capsys, project, None, "validate", "--json", "--pg-version", "10.23")
+    assert "add-column-rewrite" not in {f["code"] for f in new.json()["findings"]}
+    assert "add-column-rewrite" in {f["code"] for f in old.json()["findings"]}
+    bad = run_cli(capsys, project, None, "validate", "--pg-version", "latest")
+    assert bad.code == 2
+
+
+def test_structural_problems_become_findings(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = make_project(
+        {
+            "2025_bad_name.sql": "SELECT 1;",
+            f"{V1}_add_users.sql": migration_text(V1, "add_users", SAFE),
+            f"{V1}_add_users_rollback.sql": rollback_text(V1, "add_users", "DROP TABEL users;"),
+        }
+    )
+    result = run_cli(capsys, project, None, "validate", "--json")
+    found = {(Path(f["file"]).name, f["code"]) for f in result.json()["findings"]}
+    assert ("2025_bad_name.sql", "invalid-file") in found
+    assert (f"{V1}_add_users_rollback.sql", "invalid-file") in found
+    assert result.code == 1
+
+
+def test_never_starts_the_embedded_server(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, tmp_path: Path
+) -> None:
+    project = _safe_project(make_project)
+    result = run_cli(capsys, project, None, "validate")
+    assert result.code == 0
+    assert not (project / ".pgshift" / "pgdata").exists()
+
+
+def test_drift_and_missing_files_with_a_database(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "add_orders", "CREATE TABLE orders (id bigint);", "DROP TABLE orders;")
+    )
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    clean = run_cli(capsys, project, db_url, "validate", "--json")
+    assert clean.code == 0 and clean.json()["findings"] == []
+    forward = project / "migrations" / f"{V1}_add_users.sql"
+    forward.write_text(forward.read_text() + "\nCOMMENT ON TABLE users IS 'edited';\n")
+    for name in (f"{V2}_add_orders.sql", f"{V2}_add_orders_rollback.sql"):
+        (project / "migrations" / name).unlink()
+    result = run_cli(capsys, project, db_url, "validate", "--json")
+    found = {(Path(f["file"]).name, f["code"]) for f in result.json()["findings"]}
+    assert found == {
+        (f"{V1}_add_users.sql", "checksum-drift"),
+        (f"{V2}_add_orders.sql", "missing-file"),
+    }
+    assert result.code == 1
+
+
+def test_up_refuses_a_broken_zero_downtime_claim(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(
+            V2,
+            "index_email",
+            BLOCKING,
+            "DROP INDEX CONCURRENTLY users_email_idx;",
+            zero_downtime=True,
+        )
+    )
+    result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+    assert result.code == 2, result.out + result.err
+    assert "zero-downtime" in result.err and f"{V2}_index_email.sql" in result.err
+    assert applied_versions(db_url) == []
+
+
+def test_up_prints_other_findings_and_applies(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+    assert result.code == 0, result.err
+    assert "require-concurrent-index" in result.err
+    assert applied_versions(db_url) == [V1, V2]

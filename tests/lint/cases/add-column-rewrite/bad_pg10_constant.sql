@@ -1,0 +1,2 @@
+-- pg-version: 10
+ALTER TABLE users ADD COLUMN active boolean DEFAULT true;

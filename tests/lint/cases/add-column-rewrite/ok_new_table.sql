@@ -1,0 +1,2 @@
+CREATE TABLE t (a int);
+ALTER TABLE t ADD COLUMN token uuid DEFAULT gen_random_uuid();

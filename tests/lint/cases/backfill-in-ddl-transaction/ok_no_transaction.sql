@@ -1,0 +1,3 @@
+-- @transaction: false
+ALTER TABLE users ADD COLUMN active boolean;
+UPDATE users SET active = true;

@@ -1,0 +1,2 @@
+CREATE TABLE t (a int);
+ALTER TABLE t ALTER COLUMN a TYPE bigint;

@@ -1,0 +1,2 @@
+CREATE TABLE t (a bigint PRIMARY KEY);
+CLUSTER t USING t_pkey;

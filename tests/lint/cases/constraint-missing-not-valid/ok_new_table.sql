@@ -1,0 +1,2 @@
+CREATE TABLE t (a int, u bigint);
+ALTER TABLE t ADD CONSTRAINT t_u FOREIGN KEY (u) REFERENCES users (id);

@@ -1,0 +1,2 @@
+-- Rollback: case_rollback.sql
+ALTER TABLE users DROP COLUMN nickname;

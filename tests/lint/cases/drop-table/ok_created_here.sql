@@ -1,0 +1,2 @@
+CREATE TABLE scratch (a int);
+DROP TABLE scratch;

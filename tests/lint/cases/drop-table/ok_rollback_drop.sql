@@ -1,0 +1,2 @@
+-- Rollback: case_rollback.sql
+DROP TABLE user_preferences;

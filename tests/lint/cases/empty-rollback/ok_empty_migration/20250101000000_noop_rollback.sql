@@ -1,0 +1,2 @@
+-- Rollback: 20250101000000_noop_rollback.sql
+

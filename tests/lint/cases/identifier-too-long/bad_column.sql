@@ -1,0 +1,1 @@
+CREATE TABLE t (this_column_name_is_far_too_long_for_postgresql_to_keep_it_in_full_xyz bigint);

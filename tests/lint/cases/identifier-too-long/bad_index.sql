@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY index_on_users_email_and_created_at_and_tenant_for_the_dashboard_page ON users (email);

@@ -1,0 +1,1 @@
+CREATE TABLE t (this_column_name_is_exactly_sixty_three_bytes_long_aaaaaaaaaaaa int);

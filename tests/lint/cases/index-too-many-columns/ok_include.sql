@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY orders_user ON orders (user_id, status) INCLUDE (created_at, total);

@@ -1,0 +1,2 @@
+-- @risk-level: extreme
+SELECT 1;

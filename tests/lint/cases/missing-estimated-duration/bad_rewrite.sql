@@ -1,0 +1,2 @@
+-- pgshift-ignore: vacuum-full
+VACUUM FULL users;

@@ -1,0 +1,3 @@
+-- @estimated-duration: 10 minutes
+-- pgshift-ignore: vacuum-full
+VACUUM FULL users;

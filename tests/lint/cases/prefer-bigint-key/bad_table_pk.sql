@@ -1,0 +1,1 @@
+CREATE TABLE tags (id int4, name text, PRIMARY KEY (id));

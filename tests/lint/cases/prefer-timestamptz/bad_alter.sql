@@ -1,0 +1,1 @@
+ALTER TABLE events ADD COLUMN seen_at timestamp without time zone;

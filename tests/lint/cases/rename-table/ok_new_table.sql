@@ -1,0 +1,2 @@
+CREATE TABLE tmp_users (id bigint);
+ALTER TABLE tmp_users RENAME TO users_v2;

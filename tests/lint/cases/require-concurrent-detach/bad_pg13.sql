@@ -1,0 +1,2 @@
+-- pg-version: 13
+ALTER TABLE measurements DETACH PARTITION measurements_2020;

@@ -1,0 +1,2 @@
+-- pg-version: 11
+REINDEX TABLE users;

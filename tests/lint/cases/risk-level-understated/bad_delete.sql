@@ -1,0 +1,2 @@
+-- @risk-level: low
+DELETE FROM sessions WHERE expires_at < now();

@@ -1,0 +1,2 @@
+-- @risk-level: high
+DELETE FROM sessions WHERE expires_at < now();

@@ -1,0 +1,1 @@
+DO $$ BEGIN RAISE NOTICE 'COMMIT inside a string is not a statement'; END $$;

@@ -1,0 +1,2 @@
+-- @zero-downtme: true
+SELECT 1;

@@ -1,0 +1,3 @@
+-- @zero-downtime: true
+-- @risk-level: low
+SELECT 1;

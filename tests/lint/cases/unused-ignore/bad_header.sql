@@ -1,0 +1,2 @@
+-- @lint-ignore: drop-table
+SELECT 1;

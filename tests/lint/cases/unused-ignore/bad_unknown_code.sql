@@ -1,0 +1,2 @@
+-- pgshift-ignore: no-such-rule
+SELECT 1;

@@ -1,0 +1,2 @@
+-- @zero-downtime: true
+CREATE INDEX CONCURRENTLY users_email_idx ON users (email);
