@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.plugins.project import ProjectMaker
+from tests.plugins.project import migration_pair as pair
 from tests.support import run_cli
 
 V1 = "20250101000000"
@@ -25,14 +26,6 @@ def calm(monkeypatch: pytest.MonkeyPatch) -> None:
     """Latency on a loaded test machine is not what these tests are about."""
     monkeypatch.setenv("PGSHIFT_HEALTH_LATENCY_WARN", "10s")
     monkeypatch.setenv("PGSHIFT_HEALTH_LATENCY_CRIT", "20s")
-
-
-def pair(version: str, description: str, sql: str) -> dict[str, str]:
-    slug = description.replace(" ", "_")
-    return {
-        f"{version}_{slug}.sql": migration_text(version, description, sql),
-        f"{version}_{slug}_rollback.sql": rollback_text(version, description, "SELECT 1;"),
-    }
 
 
 def with_password(db_url: str) -> str:

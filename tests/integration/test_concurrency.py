@@ -9,18 +9,11 @@ import time
 
 import psycopg
 import pytest
-from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.plugins.project import ProjectMaker
+from tests.plugins.project import migration_pair as pair
 from tests.support import applied_versions, count_events, query, run_cli, spawn_cli, tables
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
-
-
-def pair(version: str, description: str, sql: str, **kw: object) -> dict[str, str]:
-    slug = description.replace(" ", "_")
-    return {
-        f"{version}_{slug}.sql": migration_text(version, description, sql, **kw),  # type: ignore[arg-type]
-        f"{version}_{slug}_rollback.sql": rollback_text(version, description, "SELECT 1;"),
-    }
 
 
 def test_eight_runners_at_once_apply_each_migration_exactly_once(
@@ -179,10 +172,19 @@ def test_runner_waits_for_a_short_lock_and_logs_the_wait(
     project = make_project(pair(V1, "one", "CREATE TABLE one (id int);"))
     holder = psycopg.connect(db_url, autocommit=True, application_name="other-deploy")
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("pgshift"),))
-    releaser = threading.Timer(0.7, holder.close)
+    def release_once_the_runner_waits() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not query(
+            db_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgshift lock'"
+        ):
+            time.sleep(0.02)
+        time.sleep(0.6)
+        holder.close()
+
+    releaser = threading.Thread(target=release_once_the_runner_waits)
     releaser.start()
     try:
-        result = run_cli(capsys, project, db_url, "up", "--yes")
+        result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     finally:
         releaser.join()
     assert result.code == 0, result.err

@@ -14,7 +14,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.plugins.project import ProjectMaker, migration_text
+from tests.plugins.project import migration_pair as pair
 from tests.support import query, run_cli, spawn_cli
 
 import pgshift
@@ -26,14 +27,6 @@ from pgshift.serve import HealthEndpoint, HealthServer
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 #: Round trips on a loaded test machine are not what these tests are about.
 CALM = {"PGSHIFT_HEALTH_LATENCY_WARN": "10s", "PGSHIFT_HEALTH_LATENCY_CRIT": "20s"}
-
-
-def pair(version: str, description: str, sql: str) -> dict[str, str]:
-    slug = description.replace(" ", "_")
-    return {
-        f"{version}_{slug}.sql": migration_text(version, description, sql),
-        f"{version}_{slug}_rollback.sql": rollback_text(version, description, "SELECT 1;"),
-    }
 
 
 def settings_for(project: Path, db_url: str, **env: str) -> Settings:

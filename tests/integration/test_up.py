@@ -6,20 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.plugins.project import ProjectMaker, migration_text
+from tests.plugins.project import migration_pair as pair
 from tests.support import applied_versions, query, run_cli, tables
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
-
-
-def pair(version: str, description: str, sql: str, **kw: object) -> dict[str, str]:
-    slug = description.replace(" ", "_")
-    return {
-        f"{version}_{slug}.sql": migration_text(version, description, sql, **kw),  # type: ignore[arg-type]
-        f"{version}_{slug}_rollback.sql": rollback_text(version, description, "SELECT 1;"),
-    }
 
 
 def test_seed_example_applies_and_status_json_shows_it(
@@ -235,7 +228,7 @@ CREATE INDEX CONCURRENTLY items_owner_idx ON items (owner);
 ANALYZE items;
 """
     project = make_project(pair(V1, "mixed", sql))
-    result = run_cli(capsys, project, db_url, "up", "--yes", "--json")
+    result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup", "--json")
     assert result.code == 0, result.err
     data = result.json()
     assert [s["status"] for s in data["steps"]] == ["applied"]

@@ -17,6 +17,7 @@ __all__ = [
     "ProjectMaker",
     "make_project",
     "migration_name",
+    "migration_pair",
     "migration_text",
     "rollback_name",
     "rollback_text",
@@ -83,6 +84,30 @@ def migration_text(
 def rollback_text(version: str, description: str, sql: str) -> str:
     """A rollback file: first line `-- Rollback: <version>_<slug>_rollback.sql`, then `sql`."""
     return f"-- Rollback: {rollback_name(version, description)}\n\n" + _body(sql)
+
+
+def migration_pair(
+    version: str,
+    description: str,
+    sql: str,
+    *,
+    rollback_sql: str = "SELECT 1;",
+    deps: Iterable[str] = (),
+    zero_downtime: bool | None = None,
+    extra_header: Iterable[str] = (),
+) -> dict[str, str]:
+    """{file name: text} for a migration and its rollback, ready for `make_project`."""
+    return {
+        migration_name(version, description): migration_text(
+            version,
+            description,
+            sql,
+            deps=deps,
+            zero_downtime=zero_downtime,
+            extra_header=extra_header,
+        ),
+        rollback_name(version, description): rollback_text(version, description, rollback_sql),
+    }
 
 
 class ProjectMaker:
