@@ -18,6 +18,7 @@ from pgshift.errors import PgshiftError
 if TYPE_CHECKING:
     import psycopg
 
+    from pgshift.backup import BackupProgress, Manifest, RestoreResult
     from pgshift.events import Emit
     from pgshift.healthcheck import HealthReport
     from pgshift.history import History
@@ -30,14 +31,20 @@ if TYPE_CHECKING:
 __all__ = [
     "PgshiftError",
     "Settings",
+    "backup",
     "create",
     "database_url",
     "health",
     "health_server",
+    "list_backups",
     "load_project",
     "load_settings",
+    "plan_rollback",
     "plan_up",
     "read_history",
+    "restore",
+    "rollback",
+    "rollback_emergency",
     "status",
     "up",
     "validate",
@@ -150,10 +157,16 @@ def up(
     confirm: Callable[[Plan], bool] | None = None,
     emit: Emit | None = None,
     on_findings: Callable[[Sequence[Finding]], None] | None = None,
+    skip_backup: bool = False,
+    on_backup: Callable[[Manifest], None] | None = None,
+    backup_progress: Callable[[BackupProgress], None] | None = None,
 ) -> tuple[Plan, RunResult | None]:
     """Apply pending migrations; ``confirm`` sees the plan first and may refuse (None = yes).
 
-    ``on_findings`` receives the lint findings of the planned files before ``confirm``.
+    ``on_findings`` receives the lint findings of the planned files before ``confirm``. After
+    confirmation and before the runner takes the lock, a backup is taken (unless
+    ``skip_backup`` or DB_BACKUP_ENABLED=false) and handed to ``on_backup``; it belongs to the
+    run, so `rollback emergency` can fall back to it.
     """
     from pgshift import events
     from pgshift.errors import UsageError
@@ -179,6 +192,18 @@ def up(
 
     emit = emit or events.ignore
     runner = Runner(url, options, emit, monitor=monitor_for(settings, url, emit))
+    from pgshift.rollback import backup_before
+
+    manifest = backup_before(
+        settings,
+        url,
+        reason="before-up",
+        skip=skip_backup,
+        run_id=runner.run_id,
+        progress=backup_progress or (lambda _: None),
+    )
+    if manifest is not None and on_backup is not None:
+        on_backup(manifest)
     return plan, runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
 
 
@@ -516,6 +541,11 @@ def rollback(
         progress=progress or (lambda _: None),
         on_backup=on_backup,
     )
+
+
+# Like `backup` above: importing pgshift/rollback.py replaces this attribute with the module,
+# which forwards calls here.
+_rollback_verb = rollback
 
 
 def rollback_emergency(

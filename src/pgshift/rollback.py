@@ -9,6 +9,8 @@ exactly where it stopped. `emergency` only reports success after reading the dat
 
 from __future__ import annotations
 
+import sys
+import types
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -717,3 +719,18 @@ __all__ = [
     "statement_locks",
     "verify_state",
 ]
+
+
+class _VerbModule(types.ModuleType):
+    """This module, callable as the facade's `pgshift.rollback(settings, ...)` verb.
+
+    Importing a submodule sets it as an attribute of its package, which hides the facade
+    function of the same name; forwarding calls keeps `pgshift.rollback(...)` meaning the verb.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> RollbackOutcome:
+        verb: Callable[..., RollbackOutcome] = sys.modules["pgshift"]._rollback_verb
+        return verb(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _VerbModule

@@ -100,7 +100,7 @@ def _confirm_on_terminal(out: Output, yes: bool, backup_wanted: bool) -> Callabl
     def confirm(plan: Plan) -> bool:
         _show_plan(out, plan)
         if backup_wanted:
-            out.line("note: backups before `up` are not available in this version yet; none taken")
+            out.line("a backup is taken before applying (--skip-backup to skip)")
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -139,7 +139,17 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 out.line(f"-- line {stmt.line}{where}\n{stmt.sql};")
         out.line("\ndry run: nothing was changed")
         return 0
+    from pgshift.cli.rollback import BackupRenderer, backup_line
+
     renderer = RunRenderer(out)
+    progress = BackupRenderer(out)
+    backup_ids: list[str] = []
+
+    def backed_up(manifest: Any) -> None:
+        progress.done()
+        backup_ids.append(manifest.id)
+        backup_line(out, manifest)
+
     try:
         plan, result = pgshift.up(
             settings,
@@ -149,11 +159,16 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             ),
             emit=renderer,
             on_findings=lambda findings: _show_findings(out, findings),
+            skip_backup=args.skip_backup,
+            on_backup=backed_up,
+            backup_progress=progress,
         )
     except Exception:
         renderer.close()
+        progress.done()
+        backup_id = backup_ids[0] if backup_ids else None
         if args.json and renderer.steps:
-            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": None})
+            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": backup_id})
         raise
     if result is None:
         if args.json:
@@ -162,7 +177,8 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             out.line("Nothing to apply: the database is up to date.")
         return 0
     if args.json:
-        out.json({"run_id": result.run_id, "steps": renderer.steps, "backup_id": None})
+        backup_id = backup_ids[0] if backup_ids else None
+        out.json({"run_id": result.run_id, "steps": renderer.steps, "backup_id": backup_id})
     return 0
 
 
