@@ -172,6 +172,7 @@ def test_runner_waits_for_a_short_lock_and_logs_the_wait(
     project = make_project(pair(V1, "one", "CREATE TABLE one (id int);"))
     holder = psycopg.connect(db_url, autocommit=True, application_name="other-deploy")
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("pgshift"),))
+
     def release_once_the_runner_waits() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not query(

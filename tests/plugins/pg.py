@@ -559,6 +559,29 @@ def db_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(dbname)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) a test marked @pytest.mark.pg(spec) for servers it does not fit.
+
+    A test that cannot apply to a server is not a skipped test: it is not part of the run, so
+    the summary's "skipped" only ever means something went unchecked.
+    """
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("pg")
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("pg_server") if callspec is not None else None
+        major = static_major(name) if marker is not None and name is not None else None
+        fits = True
+        if marker is not None and major is not None and marker.args:
+            with contextlib.suppress(ValueError):  # a bad spec fails in runtest_setup
+                fits = version_matches(str(marker.args[0]), major)
+        (keep if fits else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a test marked @pytest.mark.pg(spec) whose server's major version does not match.

