@@ -182,23 +182,7 @@ def cmd_backup(args: argparse.Namespace, out: Output) -> int:
 def cmd_list_backups(args: argparse.Namespace, out: Output) -> int:
     backups = list(reversed(pgshift.list_backups(settings_from(args))))
     if args.json:
-        out.json(
-            {
-                "backups": [
-                    {
-                        "id": m.id,
-                        "created_at": m.created_at,
-                        "reason": m.reason,
-                        "database": m.database,
-                        "size_bytes": m.size_bytes,
-                        "sha256": m.sha256,
-                        "versions": list(m.versions),
-                        "run_id": m.run_id,
-                    }
-                    for m in backups
-                ]
-            }
-        )
+        out.json({"backups": [_manifest_json(m) for m in backups]})
         return 0
     if not backups:
         out.line("no backups yet")
