@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 RISK_LEVELS = ("low", "medium", "high")
 
@@ -64,6 +66,9 @@ class Statement:
     # index, so a resumed run can tell a finished build from an INVALID leftover.
     concurrent_index: tuple[str | None, str] | None = None
     ignore: tuple[str, ...] = ()  # rule codes from a "-- pgshift-ignore:" comment just before
+    # The parser's tree of this statement, {"NodeKind": {...fields}} as libpg_query's JSON, so
+    # the linter reuses the one parse instead of parsing every file again.
+    tree: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

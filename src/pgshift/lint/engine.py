@@ -155,9 +155,11 @@ def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding
 
 
 def _statements_with_trees(text: str, statements: Sequence[Statement]) -> list[Stmt]:
-    """Pair each Statement with its parse tree (one parser call for the whole file)."""
+    """Pair each Statement with its parse tree: the loader's, or one parser call per file."""
     if not statements:
         return []
+    if all(statement.tree is not None for statement in statements):
+        return [Stmt(s, *tree.unwrap(s.tree or {})) for s in statements]
     try:
         parsed = json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError:  # the loader reported it; statements would be empty anyway

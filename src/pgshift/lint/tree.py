@@ -9,9 +9,11 @@ Locations are byte offsets into the UTF-8 text of the whole file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pgshift.source import sql
 
 Node = dict[str, Any]
 
@@ -33,11 +35,10 @@ class TableName:
         return self.schema is None or other.schema is None or self.schema == other.schema
 
 
-def unwrap(wrapped: Node) -> tuple[str, Node]:
-    """``{"IndexStmt": {...}}`` -> ``("IndexStmt", {...})``."""
-    for key, value in wrapped.items():
-        return key, value if isinstance(value, dict) else {}
-    return "", {}
+def unwrap(wrapped: Mapping[str, Any]) -> tuple[str, Node]:
+    """``{"IndexStmt": {...}}`` -> ``("IndexStmt", {...})``, as the loader reads them."""
+    kind, fields = sql.unwrap(wrapped)
+    return kind, fields if isinstance(fields, dict) else dict(fields)
 
 
 def table(rangevar: Node | None) -> TableName | None:

@@ -4,19 +4,20 @@ pglast (libpg_query) is the real PostgreSQL grammar, so dollar-quoted bodies, st
 comments are never mistaken for statement boundaries, and the classification follows what
 the server itself will refuse.
 
-pglast 8 reports every position (``RawStmt.stmt_location``/``stmt_len``, scanner tokens and
-``ParseError.args[1]``) as an index into the *Python string*, already converted from
-libpg_query's UTF-8 byte offsets; ``stmt_len == 0`` means "up to the end of the text".
+The parse tree is read as libpg_query's JSON (``parse_sql_json``), about ten times cheaper than
+building pglast's Python AST, because every command reads every file. Its ``stmt_location`` and
+``stmt_len`` are UTF-8 *byte* offsets (``stmt_len`` 0 meaning "to the end"); the scanner's
+tokens and ``ParseError.args[1]`` are already Python string indexes.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pglast import ast, enums
-from pglast.parser import ParseError, Token, parse_sql, scan, split
+from pglast.parser import ParseError, Token, parse_sql, parse_sql_json, scan, split
 
 from pgshift.errors import Problem
 from pgshift.model import Statement
@@ -25,6 +26,8 @@ _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 IGNORE_MARKER = "pgshift-ignore:"
 
 _FALSE_WORDS = frozenset({"false", "off", "no", "0", "f", "n"})
+
+Node = Mapping[str, Any]
 
 
 class LineIndex:
@@ -36,16 +39,23 @@ class LineIndex:
 
     def __init__(self, text: str) -> None:
         starts = [0]
-        i, n = 0, len(text)
-        while i < n:
-            ch = text[i]
-            if ch == "\r":
-                if i + 1 < n and text[i + 1] == "\n":
-                    i += 1
-                starts.append(i + 1)
-            elif ch == "\n":
-                starts.append(i + 1)
-            i += 1
+        if "\r" in text:
+            i, n = 0, len(text)
+            while i < n:
+                ch = text[i]
+                if ch == "\r":
+                    if i + 1 < n and text[i + 1] == "\n":
+                        i += 1
+                    starts.append(i + 1)
+                elif ch == "\n":
+                    starts.append(i + 1)
+                i += 1
+        else:  # the common case, without a character loop in Python
+            find = text.find
+            at = find("\n")
+            while at != -1:
+                starts.append(at + 1)
+                at = find("\n", at + 1)
         self._starts = starts
 
     def line(self, index: int) -> int:
@@ -59,102 +69,116 @@ class LineIndex:
         return self._starts[line - 1]
 
 
-def _def_bool(elem: Any, default: bool = True) -> bool:
-    """The boolean of a DefElem the way PostgreSQL's defGetBoolean reads it."""
-    arg = getattr(elem, "arg", None)
-    if arg is None:
-        return default
-    if isinstance(arg, ast.Boolean):
-        return bool(arg.boolval)
-    if isinstance(arg, ast.Integer):
-        return bool(arg.ival)
-    if isinstance(arg, ast.String):
-        return str(arg.sval).lower() not in _FALSE_WORDS
+def unwrap(wrapped: Node | None) -> tuple[str, Node]:
+    """{"Kind": {fields}} -> ("Kind", fields): the shape of every node in the JSON tree."""
+    for kind, fields in (wrapped or {}).items():
+        return str(kind), fields if isinstance(fields, Mapping) else {}
+    return "", {}
+
+
+def _def_bool(elem: Node, default: bool = True) -> bool:
+    """The boolean of a DefElem the way PostgreSQL's defGetBoolean reads it.
+
+    libpg_query's JSON leaves out false and zero values, hence the defaults.
+    """
+    kind, arg = unwrap(elem.get("arg"))
+    if kind == "Boolean":
+        return bool(arg.get("boolval", False))
+    if kind == "Integer":
+        return bool(arg.get("ival", 0))
+    if kind == "String":
+        return str(arg.get("sval", "")).lower() not in _FALSE_WORDS
     return default
 
 
-def _option(options: Sequence[Any] | None, name: str, default: bool) -> bool:
-    for elem in options or ():
-        if getattr(elem, "defname", None) == name:
+def _option(options: Sequence[Node] | None, name: str, default: bool) -> bool:
+    for wrapped in options or ():
+        _, elem = unwrap(wrapped)
+        if elem.get("defname") == name:
             return _def_bool(elem)
     return default
 
 
-def _names(items: Sequence[Any]) -> list[str]:
-    return [str(item.sval) for item in items if isinstance(item, ast.String)]
-
-
-def _concurrent_index(node: Any) -> tuple[str | None, str] | None:
-    if isinstance(node, ast.IndexStmt):
-        if not node.idxname:
+def _concurrent_index(kind: str, node: Node) -> tuple[str | None, str] | None:
+    if kind == "IndexStmt":
+        if not node.get("idxname"):
             return None
-        schema = node.relation.schemaname if node.relation is not None else None
-        return (schema or None), str(node.idxname)
-    if isinstance(node, ast.DropStmt) and node.objects and len(node.objects) == 1:
-        names = _names(node.objects[0])
+        relation = node.get("relation") or {}
+        return (relation.get("schemaname") or None), str(node["idxname"])
+    objects: Sequence[Node] = node.get("objects") or []
+    if kind == "DropStmt" and len(objects) == 1:
+        _, names_list = unwrap(objects[0])
+        names: list[str] = []
+        for item in names_list.get("items", ()):
+            item_kind, fields = unwrap(item)
+            if item_kind == "String":
+                names.append(str(fields.get("sval", "")))
         if names:
             return (names[-2] if len(names) >= 2 else None), names[-1]
     return None
 
 
-def _refused_in_transaction(node: Any) -> bool:
+_ALWAYS_REFUSED = frozenset(
+    {
+        "CreatedbStmt",
+        "DropdbStmt",
+        "CreateTableSpaceStmt",
+        "DropTableSpaceStmt",
+        "AlterSystemStmt",
+        "DropSubscriptionStmt",  # refused when it drops a slot, which is the default
+    }
+)
+
+
+def _refused_in_transaction(kind: str, node: Node) -> bool:
     """True when PostgreSQL calls PreventInTransactionBlock for this statement.
 
     Kept to what the server really refuses: running a statement outside a transaction
     needlessly loses atomicity, so when in doubt (a subscription's slot, a partitioned
     table) only the statically knowable cases are listed.
     """
-    if isinstance(node, ast.IndexStmt | ast.DropStmt):
-        if isinstance(node, ast.DropStmt) and node.removeType != enums.ObjectType.OBJECT_INDEX:
-            return False
-        return bool(node.concurrent)
-    if isinstance(node, ast.ReindexStmt):
-        whole = node.kind in (
-            enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
-            enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
-            enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+    if kind == "IndexStmt":
+        return bool(node.get("concurrent"))
+    if kind == "DropStmt":
+        return node.get("removeType") == "OBJECT_INDEX" and bool(node.get("concurrent"))
+    if kind == "ReindexStmt":
+        whole = node.get("kind") in (
+            "REINDEX_OBJECT_SCHEMA",
+            "REINDEX_OBJECT_SYSTEM",
+            "REINDEX_OBJECT_DATABASE",
         )
-        return whole or _option(node.params, "concurrently", False)
-    if isinstance(node, ast.VacuumStmt):
-        return bool(node.is_vacuumcmd)  # plain ANALYZE is fine inside a transaction
-    if isinstance(node, ast.ClusterStmt):
-        return node.relation is None  # CLUSTER of every table commits per table
-    if isinstance(
-        node,
-        ast.CreatedbStmt
-        | ast.DropdbStmt
-        | ast.CreateTableSpaceStmt
-        | ast.DropTableSpaceStmt
-        | ast.AlterSystemStmt
-        | ast.DropSubscriptionStmt,  # refused when it drops a slot, which is the default
-    ):
+        return whole or _option(node.get("params"), "concurrently", False)
+    if kind == "VacuumStmt":
+        return bool(node.get("is_vacuumcmd"))  # plain ANALYZE is fine inside a transaction
+    if kind == "ClusterStmt":
+        return node.get("relation") is None  # CLUSTER of every table commits per table
+    if kind in _ALWAYS_REFUSED:
         return True
-    if isinstance(node, ast.AlterDatabaseStmt):
-        return any(getattr(o, "defname", None) == "tablespace" for o in node.options or ())
-    if isinstance(node, ast.DiscardStmt):
-        return node.target == enums.DiscardMode.DISCARD_ALL
-    if isinstance(node, ast.CreateSubscriptionStmt):
-        connect = _option(node.options, "connect", True)
-        return _option(node.options, "create_slot", connect)
-    if isinstance(node, ast.AlterSubscriptionStmt):
-        kind = node.kind.name if node.kind is not None else ""
-        if kind.startswith("ALTER_SUBSCRIPTION_REFRESH"):
+    if kind == "AlterDatabaseStmt":
+        return any(unwrap(o)[1].get("defname") == "tablespace" for o in node.get("options") or ())
+    if kind == "DiscardStmt":
+        return node.get("target") == "DISCARD_ALL"
+    if kind == "CreateSubscriptionStmt":
+        connect = _option(node.get("options"), "connect", True)
+        return _option(node.get("options"), "create_slot", connect)
+    if kind == "AlterSubscriptionStmt":
+        sub_kind = str(node.get("kind", ""))
+        if sub_kind.startswith("ALTER_SUBSCRIPTION_REFRESH"):
             return True
-        if kind.endswith("_PUBLICATION"):
-            return _option(node.options, "refresh", True)
+        if sub_kind.endswith("_PUBLICATION"):
+            return _option(node.get("options"), "refresh", True)
         return False
-    if isinstance(node, ast.AlterTableStmt):
-        for cmd in node.cmds or ():
-            partition = getattr(cmd, "def_", None)
-            if cmd.subtype == enums.AlterTableType.AT_DetachPartition and getattr(
-                partition, "concurrent", False
-            ):
+    if kind == "AlterTableStmt":
+        for wrapped in node.get("cmds") or ():
+            _, cmd = unwrap(wrapped)
+            _, partition = unwrap(cmd.get("def"))
+            if cmd.get("subtype") == "AT_DetachPartition" and partition.get("concurrent"):
                 return True
         return False
-    if isinstance(node, ast.TransactionStmt):
-        return node.kind in (
-            enums.TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
-            enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
+    if kind == "TransactionStmt":
+        return node.get("kind") in (
+            "TRANS_STMT_COMMIT_PREPARED",
+            "TRANS_STMT_ROLLBACK_PREPARED",
         )
     return False
 
@@ -219,6 +243,14 @@ def _locate_error(text: str, message: str) -> int:
     return len(stripped) if stripped else 0
 
 
+def _char_offsets(text: str) -> Any:
+    """Map libpg_query's UTF-8 byte offsets to string indexes (identity for ASCII text)."""
+    if text.isascii():
+        return lambda offset: offset
+    encoded = text.encode("utf-8")
+    return lambda offset: len(encoded[:offset].decode("utf-8", errors="ignore"))
+
+
 def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[Problem]]:
     """Split ``text`` into Statements located by line and column, or report its syntax error.
 
@@ -227,15 +259,18 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
     """
     lines = LineIndex(text)
     try:
-        raws = parse_sql(text)
+        raws = json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as exc:
         return (), [_error_problem(text, file, exc, lines)]
     tokens = list(scan(text)) if raws else []
     starts = [token.start for token in tokens]
+    to_char = _char_offsets(text)
     statements: list[Statement] = []
     for index, raw in enumerate(raws):
-        begin = int(raw.stmt_location or 0)
-        end = begin + int(raw.stmt_len) if raw.stmt_len else len(text)
+        begin_byte = int(raw.get("stmt_location", 0))
+        length = int(raw.get("stmt_len", 0))
+        begin = to_char(begin_byte)
+        end = to_char(begin_byte + length) if length else len(text)
         lo = bisect.bisect_left(starts, begin)
         hi = bisect.bisect_left(starts, end)
         inside = [i for i in range(lo, hi) if tokens[i].name not in _COMMENT_TOKENS]
@@ -245,22 +280,24 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
             ignore = _ignores_before(text, tokens, first_token, lines)
         else:  # cannot happen for a parsed statement; keep the raw span rather than crash
             start, stop, ignore = begin, end, ()
-        node = raw.stmt
+        wrapped = raw.get("stmt") or {}
+        kind, node = unwrap(wrapped)
         line, column = lines.position(start)
-        refused = _refused_in_transaction(node)
+        refused = _refused_in_transaction(kind, node)
         # Only IndexStmt/DropStmt refusals are concurrent index builds or drops.
-        concurrent = refused and isinstance(node, ast.IndexStmt | ast.DropStmt)
+        concurrent = refused and kind in ("IndexStmt", "DropStmt")
         statements.append(
             Statement(
                 index=index,
                 sql=text[start:stop],
                 line=line,
                 column=column,
-                kind=type(node).__name__,
+                kind=kind,
                 transactional=not refused,
-                transaction_control=isinstance(node, ast.TransactionStmt),
-                concurrent_index=_concurrent_index(node) if concurrent else None,
+                transaction_control=kind == "TransactionStmt",
+                concurrent_index=_concurrent_index(kind, node) if concurrent else None,
                 ignore=ignore,
+                tree=wrapped,
             )
         )
     return tuple(statements), []
