@@ -41,6 +41,7 @@ from pgshift.plan import Plan, Step
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import sql as psycopg_sql
 
     from pgshift.monitor import Monitor
 
@@ -378,31 +379,85 @@ class Runner:
         import psycopg
 
         statements = step.script.statements[chunk.start : chunk.end]
-        current: Statement | None = None
+        if chunk.transactional:
+            self._run_transaction(
+                conn,
+                step,
+                chunk,
+                last=last,
+                started=started,
+                lock_timeout_ms=lock_timeout_ms,
+                statement_timeout_ms=statement_timeout_ms,
+            )
+            return
+        (current,) = statements
         try:
-            if chunk.transactional:
-                with conn.transaction():
-                    _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=True)
-                    for current in statements:
-                        conn.execute(current.sql.encode())
-                    current = None
-                    self._record(conn, step, chunk, last=last, started=started)
-                return
-            (current,) = statements
             _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
             if not self._already_done(conn, step, current):
                 conn.execute(current.sql.encode())
-            current = None
+            record = self._record_sql(step, chunk, last=last, started=started)
             if last:
                 with conn.transaction():
-                    self._record(conn, step, chunk, last=last, started=started)
+                    conn.execute(record)
             else:
-                self._record(conn, step, chunk, last=last, started=started)
+                conn.execute(record)
+            self._statements_done(step, chunk)
         except psycopg.Error as exc:
             raise _StatementError(exc, current) from exc
         finally:
-            if not chunk.transactional and not conn.closed:
+            if not conn.closed:
                 _reset_timeouts(conn)
+
+    def _run_transaction(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        step: Step,
+        chunk: Chunk,
+        *,
+        last: bool,
+        started: float,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None:
+        """Run a transactional chunk and its history write as ONE simple-query message.
+
+        One round trip per migration instead of one per statement is what keeps pgshift near
+        psql's speed (bench/RESULTS.md). The server stops at the first error and the
+        transaction rolls back whole; only then, to name the failing statement and its line,
+        the chunk is run again statement by statement, which is safe because nothing of the
+        first attempt was kept. Lock and statement timeouts are not re-run: they are retried
+        or reported as they are.
+        """
+        import psycopg
+        import psycopg.errors
+
+        statements = step.script.statements[chunk.start : chunk.end]
+        record = self._record_sql(step, chunk, last=last, started=started)
+        timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
+        parts = [b"BEGIN", timeouts]
+        parts += [s.sql.encode() for s in statements]
+        parts += [record.as_bytes(conn), b"COMMIT"]
+        try:
+            conn.execute(b";\n".join(parts))
+        except psycopg.Error as exc:
+            _rollback_quietly(conn)
+            if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+                # These carry no position: the chunk's first statement stands for it.
+                raise _StatementError(exc, statements[0] if statements else None) from exc
+        else:
+            self._statements_done(step, chunk)
+            return
+        current: Statement | None = None
+        try:
+            with conn.transaction():
+                conn.execute(timeouts)
+                for current in statements:
+                    conn.execute(current.sql.encode())
+                current = None
+                conn.execute(record)
+        except psycopg.Error as exc:
+            raise _StatementError(exc, current) from exc
+        self._statements_done(step, chunk)  # a failure that did not come back: it is applied
 
     def _already_done(
         self, conn: psycopg.Connection[tuple[Any, ...]], step: Step, stmt: Statement
@@ -438,37 +493,33 @@ class Runner:
         # DROP INDEX CONCURRENTLY: already gone after an interrupted run counts as done.
         return found is None and _interrupted_at(step, stmt)
 
-    def _record(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        chunk: Chunk,
-        *,
-        last: bool,
-        started: float,
-    ) -> None:
+    def _record_sql(
+        self, step: Step, chunk: Chunk, *, last: bool, started: float
+    ) -> psycopg_sql.Composed:
+        """The history write that ends a chunk: progress, or the applied / reverted row."""
         m = step.migration
         if not last:
-            self.store.save_progress(conn, self._progress(step, chunk.end))
-        elif step.action == "revert":
+            return self.store.progress_sql(self._progress(step, chunk.end))
+        if step.action == "revert":
             detail = {"duration_ms": _ms_since(started), "user": self.user, "host": self.host}
-            self.store.record_reverted(conn, m.version, self.run_id, detail)
-        else:
-            self.store.record_applied(
-                conn,
-                AppliedMigration(
-                    version=m.version,
-                    description=m.description,
-                    checksum=m.checksum,
-                    rollback_checksum=m.rollback.checksum if m.rollback else None,
-                    applied_at=None,  # type: ignore[arg-type]  # the database's now()
-                    duration_ms=_ms_since(started),
-                    applied_by=self.user,
-                    host=self.host,
-                    run_id=self.run_id,
-                    metadata=m.header.metadata(),
-                ),
+            return self.store.reverted_sql(m.version, self.run_id, detail)
+        return self.store.applied_sql(
+            AppliedMigration(
+                version=m.version,
+                description=m.description,
+                checksum=m.checksum,
+                rollback_checksum=m.rollback.checksum if m.rollback else None,
+                applied_at=None,  # type: ignore[arg-type]  # the database's now()
+                duration_ms=_ms_since(started),
+                applied_by=self.user,
+                host=self.host,
+                run_id=self.run_id,
+                metadata=m.header.metadata(),
             )
+        )
+
+    def _statements_done(self, step: Step, chunk: Chunk) -> None:
+        m = step.migration
         self.emit(ev.StatementDone(m.version, chunk.end, len(step.script.statements)))
 
     def _failure(
@@ -535,13 +586,28 @@ def _interrupted_at(step: Step, stmt: Statement) -> bool:
     return step.resume is not None and step.resume.statements_done == stmt.index
 
 
+def _timeouts_sql(lock_ms: int, statement_ms: int, *, local: bool) -> bytes:
+    scope = "true" if local else "false"
+    return (
+        f"SELECT set_config('lock_timeout', '{int(lock_ms)}ms', {scope}),"
+        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope})"
+    ).encode()
+
+
 def _set_timeouts(
     conn: psycopg.Connection[tuple[Any, ...]], lock_ms: int, statement_ms: int, *, local: bool
 ) -> None:
-    conn.execute(
-        "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
-        (f"{lock_ms}ms", local, f"{statement_ms}ms", local),
-    )
+    conn.execute(_timeouts_sql(lock_ms, statement_ms, local=local))
+
+
+def _rollback_quietly(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """End the failed transaction a multi-statement message left open."""
+    import psycopg
+
+    if conn.closed:
+        return
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
 
 
 def _reset_timeouts(conn: psycopg.Connection[tuple[Any, ...]]) -> None:

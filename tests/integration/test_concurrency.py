@@ -63,7 +63,8 @@ def test_runner_killed_mid_migration_leaves_nothing_half_applied(
         sleeping = query(
             db_url,
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE query LIKE 'SELECT pg_sleep((SELECT seconds%%' AND state = 'active'",
+            " WHERE query LIKE '%%pg_sleep((SELECT seconds%%' AND state = 'active'"
+            " AND pid <> pg_backend_pid()",
         )
         if sleeping[0][0]:
             break

@@ -67,6 +67,7 @@ class RunnerLock:
         self.purpose = purpose
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.waited_for: LockHolder | None = None
+        self._checked_at = time.monotonic()
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
         conn = connect(self.url, purpose=self.purpose)
@@ -98,12 +99,22 @@ class RunnerLock:
             conn.close()
             raise
 
-    def check(self) -> None:
-        """Fail loudly if the lock's connection died: another runner may now hold it."""
+    def check(self, every_s: float = 1.0) -> None:
+        """Fail loudly if the lock's connection died: another runner may now hold it.
+
+        Asks the server at most once per ``every_s``: a round trip per migration would cost
+        more than many migrations take, and a lost session is found within a second anyway.
+        """
         import psycopg
 
         if self.conn is None:
             raise LockBusy("the migration lock is not held")
+        if self.conn.closed:
+            raise LockBusy("lost the migration lock: its connection to the database was closed")
+        now = time.monotonic()
+        if now - self._checked_at < every_s:
+            return
+        self._checked_at = now
         try:
             self.conn.execute("SELECT 1")
         except psycopg.Error:

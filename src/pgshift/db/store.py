@@ -175,37 +175,86 @@ class PostgresHistoryStore:
             (run_id, event, version, json.dumps(dict(detail or {}), default=str)),
         )
 
+    def _compose(self, template: str, **values: Any) -> pgsql.Composed:
+        """``template`` with ``{s}`` the quoted schema and every other field a literal.
+
+        Literals rather than parameters, so these writes can travel inside the one simple-query
+        message that carries a whole migration (see runner.py).
+        """
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        literals = {
+            key: sql.Literal(Jsonb(value) if isinstance(value, dict) else value)
+            for key, value in values.items()
+        }
+        return sql.SQL(template).format(s=sql.Identifier(self.schema), **literals)
+
+    def applied_sql(
+        self, row: AppliedMigration, detail: Mapping[str, Any] | None = None
+    ) -> pgsql.Composed:
+        """Insert the applied row, clear progress and log it, in one statement."""
+        return self._compose(
+            "WITH a AS (INSERT INTO {s}.applied (version, description, checksum,"
+            " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
+            " VALUES ({version}, {description}, {checksum}, {rollback_checksum},"
+            " {duration_ms}, {applied_by}, {host}, {run_id}, {metadata})),"
+            " p AS (DELETE FROM {s}.progress WHERE version = {version})"
+            " INSERT INTO {s}.log (run_id, event, version, detail)"
+            " VALUES ({run_id}, {event}, {version}, {detail})",
+            version=row.version,
+            description=row.description,
+            checksum=row.checksum,
+            rollback_checksum=row.rollback_checksum,
+            duration_ms=row.duration_ms,
+            applied_by=row.applied_by,
+            host=row.host,
+            run_id=row.run_id,
+            metadata=dict(row.metadata),
+            event=_EVENT_APPLIED,
+            detail={"duration_ms": row.duration_ms, **dict(detail or {})},
+        )
+
+    def reverted_sql(
+        self, version: str, run_id: str, detail: Mapping[str, Any] | None = None
+    ) -> pgsql.Composed:
+        """Delete the applied row and progress and log the revert, in one statement."""
+        return self._compose(
+            "WITH a AS (DELETE FROM {s}.applied WHERE version = {version}),"
+            " p AS (DELETE FROM {s}.progress WHERE version = {version})"
+            " INSERT INTO {s}.log (run_id, event, version, detail)"
+            " VALUES ({run_id}, {event}, {version}, {detail})",
+            version=version,
+            run_id=run_id,
+            event=_EVENT_REVERTED,
+            detail=dict(detail or {}),
+        )
+
+    def progress_sql(self, progress: Progress) -> pgsql.Composed:
+        return self._compose(
+            "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
+            " statements_done, run_id) VALUES ({version}, {action}, {checksum},"
+            " {prefix_checksum}, {statements_done}, {run_id})"
+            " ON CONFLICT (version) DO UPDATE SET action = excluded.action,"
+            " checksum = excluded.checksum, prefix_checksum = excluded.prefix_checksum,"
+            " statements_done = excluded.statements_done, run_id = excluded.run_id,"
+            " updated_at = clock_timestamp()",
+            version=progress.version,
+            action=progress.action,
+            checksum=progress.checksum,
+            prefix_checksum=progress.prefix_checksum,
+            statements_done=progress.statements_done,
+            run_id=progress.run_id,
+        )
+
     def record_applied(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         row: AppliedMigration,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        """Insert the applied row, clear progress and log it: one round trip, caller's txn."""
-        conn.execute(
-            self._q(
-                "WITH a AS (INSERT INTO {s}.applied (version, description, checksum,"
-                " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
-                " VALUES (%(version)s, %(description)s, %(checksum)s, %(rollback_checksum)s,"
-                " %(duration_ms)s, %(applied_by)s, %(host)s, %(run_id)s, %(metadata)s)),"
-                " p AS (DELETE FROM {s}.progress WHERE version = %(version)s)"
-                " INSERT INTO {s}.log (run_id, event, version, detail)"
-                " VALUES (%(run_id)s, %(event)s, %(version)s, %(detail)s)"
-            ),
-            {
-                "version": row.version,
-                "description": row.description,
-                "checksum": row.checksum,
-                "rollback_checksum": row.rollback_checksum,
-                "duration_ms": row.duration_ms,
-                "applied_by": row.applied_by,
-                "host": row.host,
-                "run_id": row.run_id,
-                "metadata": json.dumps(dict(row.metadata)),
-                "event": _EVENT_APPLIED,
-                "detail": json.dumps({"duration_ms": row.duration_ms, **dict(detail or {})}),
-            },
-        )
+        """Write what applied_sql says, in the caller's transaction."""
+        conn.execute(self.applied_sql(row, detail))
 
     def record_reverted(
         self,
@@ -214,44 +263,14 @@ class PostgresHistoryStore:
         run_id: str,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        """Delete the applied row and progress and log the revert: one round trip, caller's txn."""
-        conn.execute(
-            self._q(
-                "WITH a AS (DELETE FROM {s}.applied WHERE version = %(version)s),"
-                " p AS (DELETE FROM {s}.progress WHERE version = %(version)s)"
-                " INSERT INTO {s}.log (run_id, event, version, detail)"
-                " VALUES (%(run_id)s, %(event)s, %(version)s, %(detail)s)"
-            ),
-            {
-                "version": version,
-                "run_id": run_id,
-                "event": _EVENT_REVERTED,
-                "detail": json.dumps(dict(detail or {})),
-            },
-        )
+        """Write what reverted_sql says, in the caller's transaction."""
+        conn.execute(self.reverted_sql(version, run_id, detail))
 
     def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
         conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))
 
     def save_progress(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> None:
-        conn.execute(
-            self._q(
-                "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
-                " statements_done, run_id) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (version) DO UPDATE SET action = excluded.action,"
-                " checksum = excluded.checksum, prefix_checksum = excluded.prefix_checksum,"
-                " statements_done = excluded.statements_done, run_id = excluded.run_id,"
-                " updated_at = clock_timestamp()"
-            ),
-            (
-                progress.version,
-                progress.action,
-                progress.checksum,
-                progress.prefix_checksum,
-                progress.statements_done,
-                progress.run_id,
-            ),
-        )
+        conn.execute(self.progress_sql(progress))
 
     def record_failed(
         self,
