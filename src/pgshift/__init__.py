@@ -55,9 +55,13 @@ __version__ = "0.1.0"
 
 def load_project(settings: Settings) -> tuple[Migration, ...]:
     """Every migration of the project in plan order; any file problem raises InputError."""
-    from pgshift.source.loader import load_migrations
+    from pgshift.errors import InputError
+    from pgshift.project_files import read_project
 
-    return load_migrations(settings.migrations_dir)
+    result = read_project(settings)
+    if result.problems:
+        raise InputError(result.problems)
+    return result.migrations
 
 
 def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
@@ -309,9 +313,9 @@ def validate(
     """
     from pgshift.lint.context import LATEST_MAJOR
     from pgshift.lint.engine import Linter, problem_findings
-    from pgshift.source.loader import read_migrations
+    from pgshift.project_files import read_project
 
-    loaded = read_migrations(settings.migrations_dir)
+    loaded = read_project(settings)
     findings = problem_findings(loaded.problems)
     # The loader's own warnings (no rollback, unknown @key) are rules of their own here.
     findings += problem_findings(

@@ -65,9 +65,9 @@ def _load(settings: Settings) -> tuple[tuple[Migration, ...], tuple[Problem, ...
     A rollback only needs the files it runs to be sound; a broken new file elsewhere must not
     stop anyone from getting back to a good state.
     """
-    from pgshift.source.loader import read_migrations
+    from pgshift.project_files import read_project
 
-    result = read_migrations(settings.migrations_dir)
+    result = read_project(settings)
     return result.migrations, result.problems
 
 

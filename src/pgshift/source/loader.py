@@ -15,7 +15,7 @@ from pgshift.graph import CycleError, topological_order
 from pgshift.model import Header, Migration, RollbackScript, Statement
 from pgshift.source.header import ANNOTATION_KEYS, parse_header
 from pgshift.source.naming import FileName, parse_file_name
-from pgshift.source.sql import split_statements
+from pgshift.source.statement_cache import StatementCache
 
 TRANSACTION_CONTROL_MESSAGE = (
     "BEGIN/COMMIT are not allowed in a migration file: "
@@ -66,7 +66,12 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-def _read_file(path: Path, problems: list[Problem], warnings: list[Problem]) -> _File | None:
+def _read_file(
+    path: Path,
+    problems: list[Problem],
+    warnings: list[Problem],
+    cache: StatementCache | None = None,
+) -> _File | None:
     file = str(path)
     try:
         name = parse_file_name(path.name)
@@ -83,7 +88,12 @@ def _read_file(path: Path, problems: list[Problem], warnings: list[Problem]) -> 
         return None
     header, header_problems = parse_header(text, file, rollback=name.is_rollback)
     problems.extend(header_problems)
-    statements, sql_problems = split_statements(text, file)
+    if cache is not None:
+        statements, sql_problems = cache.split(text, file)
+    else:
+        from pgshift.source.sql import split_statements  # pglast: only when parsing
+
+        statements, sql_problems = split_statements(text, file)
     problems.extend(sql_problems)
     for statement in statements:
         if statement.transaction_control:
@@ -166,8 +176,10 @@ def _resolve_dependencies(
     return tuple(resolved)
 
 
-def read_migrations(directory: Path) -> LoadResult:
+def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
+
+    ``cache`` spares parsing files whose text was split before (statement_cache.py).
 
     Raises ConfigError only when the folder itself is missing, since then no file can be
     blamed.
@@ -188,7 +200,7 @@ def read_migrations(directory: Path) -> LoadResult:
     forward: dict[str, _File] = {}
     rollbacks: list[_File] = []
     for path in paths:
-        item = _read_file(path, problems, warnings)
+        item = _read_file(path, problems, warnings, cache)
         if item is None:
             continue
         if item.name.is_rollback:
@@ -278,9 +290,9 @@ def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...
     )
 
 
-def load_migrations(directory: Path) -> tuple[Migration, ...]:
+def load_migrations(directory: Path, cache: StatementCache | None = None) -> tuple[Migration, ...]:
     """The folder's migrations in plan order, or InputError listing every problem at once."""
-    result = read_migrations(directory)
+    result = read_migrations(directory, cache)
     if result.problems:
         raise InputError(result.problems)
     return result.migrations

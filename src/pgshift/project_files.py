@@ -1,0 +1,53 @@
+"""The project's migration files as read for a command, with the parse memo kept on disk.
+
+It sits beside the runner, above the pure reader: it decides where the memo lives (the
+project's `.pgshift/cache/`) and writes it, which the pure layer below never does.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pgshift.config import Settings
+from pgshift.source.loader import LoadResult, read_migrations
+from pgshift.source.statement_cache import StatementCache
+
+
+def cache_path(settings: Settings) -> Path:
+    return settings.project_root / ".pgshift" / "cache" / "statements.json"
+
+
+def read_project(settings: Settings) -> LoadResult:
+    """Every file of the project read, problems and warnings included, never raising for them.
+
+    Statements of files read before come from `.pgshift/cache/` instead of the parser.
+    """
+    path = cache_path(settings)
+    try:
+        cache = StatementCache.from_bytes(path.read_bytes())
+    except OSError:
+        cache = StatementCache()
+    result = read_migrations(settings.migrations_dir, cache)
+    if cache.changed:
+        _write_private(path, cache.to_bytes())
+    return result
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically; a cache that cannot be written is only a slower next run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".statements-")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
