@@ -174,13 +174,14 @@ def up(
     """
     from pgshift import events
     from pgshift.errors import UsageError
-    from pgshift.runner import Runner, RunOptions
 
     migrations = load_project(settings)
     url = database_url(settings)
     plan = plan_up(settings, migrations, url, target)
     if not plan.steps:
         return plan, None
+    from pgshift.runner import Runner, RunOptions
+
     _lint_gate(migrations, plan, url, on_findings)  # issue 4: broken zero-downtime claims
     if confirm is not None and not confirm(plan):
         raise UsageError("cancelled: nothing was applied")

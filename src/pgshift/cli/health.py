@@ -15,9 +15,9 @@ import pgshift
 from pgshift.cli.commands import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import PgshiftError
-from pgshift.healthcheck import EXIT_CODES, UNKNOWN, HealthReport
 
 if TYPE_CHECKING:
+    from pgshift.healthcheck import HealthReport
     from pgshift.serve import HealthServer
 
 
@@ -42,6 +42,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_health(args: argparse.Namespace, out: Output) -> int:
+    from pgshift.healthcheck import EXIT_CODES, UNKNOWN  # only `health` pays for its checks
+
     try:
         settings = settings_from(args)
         if args.serve is not None:
