@@ -41,7 +41,6 @@ from pgshift.plan import Plan, Step
 
 if TYPE_CHECKING:
     import psycopg
-    from psycopg import sql as psycopg_sql
 
     from pgshift.monitor import Monitor
 
@@ -395,7 +394,7 @@ class Runner:
             _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
             if not self._already_done(conn, step, current):
                 conn.execute(current.sql.encode())
-            record = self._record_sql(step, chunk, last=last, started=started)
+            record = self._record_sql(conn, step, chunk, last=last, started=started)
             if last:
                 with conn.transaction():
                     conn.execute(record)
@@ -432,11 +431,11 @@ class Runner:
         import psycopg.errors
 
         statements = step.script.statements[chunk.start : chunk.end]
-        record = self._record_sql(step, chunk, last=last, started=started)
+        record = self._record_sql(conn, step, chunk, last=last, started=started)
         timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
         parts = [b"BEGIN", timeouts]
         parts += [s.sql.encode() for s in statements]
-        parts += [record.as_bytes(conn), b"COMMIT"]
+        parts += [record, b"COMMIT"]
         try:
             conn.execute(b";\n".join(parts))
         except psycopg.Error as exc:
@@ -494,16 +493,23 @@ class Runner:
         return found is None and _interrupted_at(step, stmt)
 
     def _record_sql(
-        self, step: Step, chunk: Chunk, *, last: bool, started: float
-    ) -> psycopg_sql.Composed:
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        step: Step,
+        chunk: Chunk,
+        *,
+        last: bool,
+        started: float,
+    ) -> bytes:
         """The history write that ends a chunk: progress, or the applied / reverted row."""
         m = step.migration
         if not last:
-            return self.store.progress_sql(self._progress(step, chunk.end))
+            return self.store.progress_sql(conn, self._progress(step, chunk.end))
         if step.action == "revert":
             detail = {"duration_ms": _ms_since(started), "user": self.user, "host": self.host}
-            return self.store.reverted_sql(m.version, self.run_id, detail)
+            return self.store.reverted_sql(conn, m.version, self.run_id, detail)
         return self.store.applied_sql(
+            conn,
             AppliedMigration(
                 version=m.version,
                 description=m.description,
@@ -515,7 +521,7 @@ class Runner:
                 host=self.host,
                 run_id=self.run_id,
                 metadata=m.header.metadata(),
-            )
+            ),
         )
 
     def _statements_done(self, step: Step, chunk: Chunk) -> None:

@@ -39,6 +39,7 @@ class PostgresHistoryStore:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
+        self._templates: dict[str, str] = {}
 
     def _q(self, template: str) -> pgsql.Composed:
         """Compose ``template`` with ``{s}`` standing for the quoted history schema."""
@@ -175,26 +176,37 @@ class PostgresHistoryStore:
             (run_id, event, version, json.dumps(dict(detail or {}), default=str)),
         )
 
-    def _compose(self, template: str, **values: Any) -> pgsql.Composed:
-        """``template`` with ``{s}`` the quoted schema and every other field a literal.
+    def _compose(
+        self, conn: psycopg.Connection[tuple[Any, ...]], template: str, **values: Any
+    ) -> bytes:
+        """``template`` with ``{s}`` the quoted schema and every other field a bound literal.
 
         Literals rather than parameters, so these writes can travel inside the one simple-query
-        message that carries a whole migration (see runner.py).
+        message that carries a whole migration (see runner.py). psycopg does the quoting
+        (client-side binding); the template is composed once per store, as it runs per
+        migration.
         """
+        import psycopg
         from psycopg import sql
         from psycopg.types.json import Jsonb
 
-        literals = {
-            key: sql.Literal(Jsonb(value) if isinstance(value, dict) else value)
-            for key, value in values.items()
-        }
-        return sql.SQL(template).format(s=sql.Identifier(self.schema), **literals)
+        query = self._templates.get(template)
+        if query is None:
+            placeholders = {key: sql.Placeholder(key) for key in values}
+            composed = sql.SQL(template).format(s=sql.Identifier(self.schema), **placeholders)
+            query = self._templates[template] = composed.as_string(conn)
+        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
+        return psycopg.ClientCursor(conn).mogrify(query, params).encode()
 
     def applied_sql(
-        self, row: AppliedMigration, detail: Mapping[str, Any] | None = None
-    ) -> pgsql.Composed:
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        row: AppliedMigration,
+        detail: Mapping[str, Any] | None = None,
+    ) -> bytes:
         """Insert the applied row, clear progress and log it, in one statement."""
         return self._compose(
+            conn,
             "WITH a AS (INSERT INTO {s}.applied (version, description, checksum,"
             " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
             " VALUES ({version}, {description}, {checksum}, {rollback_checksum},"
@@ -216,10 +228,15 @@ class PostgresHistoryStore:
         )
 
     def reverted_sql(
-        self, version: str, run_id: str, detail: Mapping[str, Any] | None = None
-    ) -> pgsql.Composed:
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        version: str,
+        run_id: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> bytes:
         """Delete the applied row and progress and log the revert, in one statement."""
         return self._compose(
+            conn,
             "WITH a AS (DELETE FROM {s}.applied WHERE version = {version}),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version})"
             " INSERT INTO {s}.log (run_id, event, version, detail)"
@@ -230,8 +247,9 @@ class PostgresHistoryStore:
             detail=dict(detail or {}),
         )
 
-    def progress_sql(self, progress: Progress) -> pgsql.Composed:
+    def progress_sql(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> bytes:
         return self._compose(
+            conn,
             "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
             " statements_done, run_id) VALUES ({version}, {action}, {checksum},"
             " {prefix_checksum}, {statements_done}, {run_id})"
@@ -254,7 +272,7 @@ class PostgresHistoryStore:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Write what applied_sql says, in the caller's transaction."""
-        conn.execute(self.applied_sql(row, detail))
+        conn.execute(self.applied_sql(conn, row, detail))
 
     def record_reverted(
         self,
@@ -264,13 +282,13 @@ class PostgresHistoryStore:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Write what reverted_sql says, in the caller's transaction."""
-        conn.execute(self.reverted_sql(version, run_id, detail))
+        conn.execute(self.reverted_sql(conn, version, run_id, detail))
 
     def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
         conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))
 
     def save_progress(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> None:
-        conn.execute(self.progress_sql(progress))
+        conn.execute(self.progress_sql(conn, progress))
 
     def record_failed(
         self,
