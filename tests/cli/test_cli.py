@@ -88,3 +88,12 @@ def test_unexpected_database_refusal_is_an_error_not_a_bug(
     result = run_cli(capsys, tmp_path, db_url, "status")
     assert result.code == 1, result.err
     assert "the database refused" in result.err and "Traceback" not in result.err
+
+
+def test_the_examples_pass_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    result = run_cli(capsys, tmp_path, None, "validate", "--json")
+    assert result.code == 0, result.out
+    report = result.json()
+    assert report["ok"] is True
+    assert [f for f in report["findings"] if f["severity"] == "error"] == []
