@@ -164,6 +164,7 @@ def run_rollback(
     on_backup: Callable[[Manifest], None] | None = None,
 ) -> RollbackOutcome:
     """Revert the selected migrations newest first, after the checks and a backup."""
+    from pgshift.monitor import monitor_for
     from pgshift.runner import Runner
 
     prepared = prepare(settings, url, count=count, to_version=to_version)
@@ -173,7 +174,7 @@ def run_rollback(
     refuse_if_locked(settings, url)
     if confirm is not None and not confirm(prepared):
         raise UsageError("cancelled: nothing was reverted")
-    runner = Runner(url, run_options(settings), emit)
+    runner = Runner(url, run_options(settings), emit, monitor=monitor_for(settings, url, emit))
     manifest = backup_before(
         settings,
         url,
@@ -631,6 +632,7 @@ def run_emergency(
     Reverts that run's migrations (and any half-applied one) with their rollback files; if a
     rollback file is missing or broken, or one fails, restores the backup taken before the run.
     """
+    from pgshift.monitor import monitor_for
     from pgshift.runner import Runner
 
     ep = plan_emergency(settings, url)
@@ -652,7 +654,7 @@ def run_emergency(
         )
     if confirm is not None and not confirm(ep):
         raise UsageError("cancelled: nothing was changed")
-    runner = Runner(url, run_options(settings), emit)
+    runner = Runner(url, run_options(settings), emit, monitor=monitor_for(settings, url, emit))
     safety = backup_before(
         settings, url, reason="before-rollback", skip=skip_backup, run_id=runner.run_id,
         progress=progress,

@@ -324,20 +324,29 @@ class Runner:
                 )
                 line = failure.statement.line if failure.statement else 0
                 if time.monotonic() + sleep_ms / 1000 > retry_deadline:
+                    sqlstate = failure.error.sqlstate or "55P03"
+                    why = (
+                        "the health monitor kept cancelling it: sessions piled up behind it"
+                        if yielded
+                        else _primary(failure.error)
+                    )
                     self.store.record_failed(
                         side,
                         self.run_id,
                         m.version,
-                        {"sqlstate": "55P03", "message": "lock retries exhausted", "line": line},
+                        {
+                            "sqlstate": sqlstate,
+                            "message": f"retries exhausted: {why}",
+                            "line": line,
+                        },
                         action=step.action,
                     )
                     raise MigrationTimeout(
                         f"{script.path}:{line}: could not take the locks it needs within"
                         f" {self.options.lock_retry_total_ms} ms ({attempt} attempts,"
-                        f" lock_timeout {lock_timeout} ms each):"
-                        f" {_primary(failure.error)}",
+                        f" lock_timeout {lock_timeout} ms each): {why}",
                         version=m.version,
-                        sqlstate="55P03",
+                        sqlstate=sqlstate,
                         hint="find the blocking session with `pgshift health`; raise"
                         " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
                     ) from None

@@ -194,3 +194,27 @@ def test_runner_waits_for_a_short_lock_and_logs_the_wait(
     (detail,) = query(db_url, "SELECT detail FROM pgshift.log WHERE event = 'runner_lock_waited'")
     assert "other-deploy" in detail[0]["holder"]
     assert detail[0]["waited_ms"] >= 500
+
+
+def test_lock_retries_exhausted_is_a_timeout_exit_5_and_logged(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query(db_url, "CREATE TABLE busy (id int)")
+    project = make_project(pair(V1, "alter busy", "ALTER TABLE busy ADD COLUMN extra int;"))
+    monkeypatch.setenv("PGSHIFT_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setenv("PGSHIFT_LOCK_RETRY_TOTAL", "1s")
+    with psycopg.connect(db_url) as blocker:
+        blocker.execute("SELECT * FROM busy")  # holds ACCESS SHARE until it ends
+        result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+    assert result.code == 5, result.err
+    assert f"{V1}_alter_busy.sql:6: could not take the locks it needs" in result.err
+    assert count_events(db_url, "lock_retry") >= 2
+    (detail,) = query(db_url, "SELECT detail FROM pgshift.log WHERE event = 'migration_failed'")
+    assert detail[0]["sqlstate"] == "55P03"
+    columns = query(
+        db_url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'busy'"
+    )
+    assert columns == [("id",)]
