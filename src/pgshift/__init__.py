@@ -185,13 +185,7 @@ def up(
     _lint_gate(migrations, plan, url, on_findings)  # issue 4: broken zero-downtime claims
     if confirm is not None and not confirm(plan):
         raise UsageError("cancelled: nothing was applied")
-    options = RunOptions(
-        schema=settings.schema,
-        lock_timeout_ms=settings.lock_timeout_ms,
-        lock_retry_total_ms=settings.lock_retry_total_ms,
-        statement_timeout_ms=settings.migration_timeout_ms,
-        runner_lock_wait_ms=settings.runner_lock_wait_ms,
-    )
+    options = RunOptions.from_settings(settings)
     from pgshift import plan as planning
     from pgshift.monitor import monitor_for
 

@@ -38,6 +38,7 @@ class Settings:
     lock_timeout_ms: int
     lock_retry_total_ms: int
     runner_lock_wait_ms: int
+    allow_pooler: bool
     project_root: Path
     sources: Mapping[str, Source]
     # `pgshift health` thresholds and the in-run monitor (PGSHIFT_HEALTH_*); README documents them.
@@ -137,6 +138,7 @@ _KNOBS: tuple[_Knob, ...] = (
         "60000",
         _parse_ms,
     ),
+    _Knob("allow_pooler", "PGSHIFT_ALLOW_POOLER", "allow_pooler", "false", _parse_bool),
     _Knob(
         "runner_lock_wait_ms",
         "PGSHIFT_RUNNER_LOCK_WAIT",

@@ -50,13 +50,7 @@ def _ignore_progress(_: BackupProgress) -> None:
 def run_options(settings: Settings) -> RunOptions:
     from pgshift.runner import RunOptions
 
-    return RunOptions(
-        schema=settings.schema,
-        lock_timeout_ms=settings.lock_timeout_ms,
-        lock_retry_total_ms=settings.lock_retry_total_ms,
-        statement_timeout_ms=settings.migration_timeout_ms,
-        runner_lock_wait_ms=settings.runner_lock_wait_ms,
-    )
+    return RunOptions.from_settings(settings)
 
 
 def _load(settings: Settings) -> tuple[tuple[Migration, ...], tuple[Problem, ...]]:
@@ -496,7 +490,13 @@ def _restore_locked(
     from pgshift.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
     from pgshift.db.lock import RunnerLock
 
-    lock = RunnerLock(url, settings.schema, settings.runner_lock_wait_ms, purpose="restore")
+    lock = RunnerLock(
+        url,
+        settings.schema,
+        settings.runner_lock_wait_ms,
+        purpose="restore",
+        allow_pooler=settings.allow_pooler,
+    )
     lock.acquire()
     try:
         return restore_backup(

@@ -42,6 +42,7 @@ from pgshift.plan import Plan, Step
 if TYPE_CHECKING:
     import psycopg
 
+    from pgshift.config import Settings
     from pgshift.monitor import Monitor
 
 
@@ -52,6 +53,19 @@ class RunOptions:
     lock_retry_total_ms: int = 60_000
     statement_timeout_ms: int = 300_000
     runner_lock_wait_ms: int = 60_000
+    allow_pooler: bool = False  # PGSHIFT_ALLOW_POOLER: trust a pooler to keep sessions
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunOptions:
+        return cls(
+            schema=settings.schema,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            lock_retry_total_ms=settings.lock_retry_total_ms,
+            statement_timeout_ms=settings.migration_timeout_ms,
+            runner_lock_wait_ms=settings.runner_lock_wait_ms,
+            allow_pooler=settings.allow_pooler,
+        )
+
     retry_base_ms: int = 100
     retry_cap_ms: int = 5000
 
@@ -149,7 +163,12 @@ class Runner:
         from the history read under the lock. Steps another runner did in the meantime are
         skipped, and nothing outside ``planned`` is run.
         """
-        lock = RunnerLock(self.url, self.options.schema, self.options.runner_lock_wait_ms)
+        lock = RunnerLock(
+            self.url,
+            self.options.schema,
+            self.options.runner_lock_wait_ms,
+            allow_pooler=self.options.allow_pooler,
+        )
         asked = time.monotonic()
         lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
         waited_ms = _ms_since(asked)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshift.db.connect import connect
-from pgshift.errors import LockBusy
+from pgshift.errors import DatabaseUnavailable, LockBusy
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,8 +60,17 @@ def find_holder(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> Lo
 class RunnerLock:
     """Context manager: hold the migration lock for the duration of a run."""
 
-    def __init__(self, url: str | None, schema: str, wait_ms: int, purpose: str = "lock") -> None:
+    def __init__(
+        self,
+        url: str | None,
+        schema: str,
+        wait_ms: int,
+        purpose: str = "lock",
+        *,
+        allow_pooler: bool = False,
+    ) -> None:
         self.url = url
+        self.allow_pooler = allow_pooler
         self.schema = schema
         self.wait_ms = wait_ms
         self.purpose = purpose
@@ -80,6 +89,7 @@ class RunnerLock:
                 row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
                 if row is not None and row[0]:
                     self.conn = conn
+                    self._refuse_pooler(conn)
                     return
                 holder = find_holder(conn, self.schema)
                 if holder is not None:
@@ -98,6 +108,29 @@ class RunnerLock:
         except BaseException:
             conn.close()
             raise
+
+    def _refuse_pooler(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Refuse to run through a connection pooler unless told that it keeps sessions.
+
+        A session advisory lock only means something if every later statement runs on the same
+        server session; a transaction-mode pooler (pgbouncer's default for apps) hands each
+        transaction another one, so two runners could both "hold" the lock. A pooler shows
+        itself by announcing a backend pid that is not the server's.
+        """
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        server_pid = int(str(row[0])) if row else 0
+        announced = int(conn.info.backend_pid)
+        if server_pid == announced or self.allow_pooler:
+            return
+        self.release()
+        raise DatabaseUnavailable(
+            "a connection pooler answers for the database (it announced pid"
+            f" {announced}, the server session is pid {server_pid}): in transaction mode the"
+            " migration lock and session settings would not hold, so pgshift will not migrate"
+            " through it",
+            hint="point --database-url / DATABASE_URL at PostgreSQL itself; if the pooler is in"
+            " session mode, set PGSHIFT_ALLOW_POOLER=true",
+        )
 
     def check(self, every_s: float = 1.0) -> None:
         """Fail loudly if the lock's connection died: another runner may now hold it.
