@@ -7,6 +7,7 @@ all of them in one pass instead of one per run.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +87,16 @@ def _read_file(
     text = _decode(path, data, problems)
     if text is None:
         return None
-    header, header_problems = parse_header(text, file, rollback=name.is_rollback)
-    problems.extend(header_problems)
     if cache is not None:
-        statements, sql_problems = cache.split(text, file)
+        header, header_problems, statements, sql_problems = cache.parse(
+            text, file, rollback=name.is_rollback
+        )
     else:
         from pgshift.source.sql import split_statements  # pglast: only when parsing
 
+        header, header_problems = parse_header(text, file, rollback=name.is_rollback)
         statements, sql_problems = split_statements(text, file)
+    problems.extend(header_problems)
     problems.extend(sql_problems)
     for statement in statements:
         if statement.transaction_control:
@@ -192,11 +195,18 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         )
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    paths = sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix == ".sql" and not p.name.startswith(".") and p.is_file()
-    )
+    with os.scandir(directory) as entries:  # one directory read, no stat per file
+        paths = sorted(
+            (
+                Path(entry.path)
+                for entry in entries
+                if entry.name.endswith(".sql")
+                and not entry.name.startswith(".")
+                and entry.is_file()
+            ),
+            key=lambda path: path.name,
+        )
+    present = {path.name for path in paths}
     forward: dict[str, _File] = {}
     rollbacks: list[_File] = []
     for path in paths:
@@ -224,7 +234,7 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         owner = forward.get(item.name.version)
         expected = f"{item.name.version}_{item.name.description}.sql"
         if owner is None or owner.name.description != item.name.description:
-            if (directory / expected) in paths:
+            if expected in present:
                 continue  # the forward file exists; its own problem is what to fix
             also = f" (version {item.name.version} is {owner.path.name})" if owner else ""
             problems.append(

@@ -1,4 +1,4 @@
-"""A memo of split statements keyed by each file's exact text, so unchanged files are not parsed.
+"""A memo of parsed files (statements and header) keyed by each file's exact text.
 
 Every command reads every migration file, and parsing is most of that cost (bench/RESULTS.md).
 A file's statements are a pure function of its text and of the parser's version, so an entry
@@ -8,14 +8,15 @@ The caller decides where the bytes live; this module only reads and writes value
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
 
 from pgshift.errors import Problem
-from pgshift.model import Statement
+from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _parser_version() -> str:
@@ -37,7 +38,7 @@ def _parser_version() -> str:
 class StatementCache:
     """Statements by text digest; remembers which entries this run used, so it never grows."""
 
-    def __init__(self, entries: dict[str, list[list[Any]]] | None = None) -> None:
+    def __init__(self, entries: dict[str, Any] | None = None) -> None:
         self._entries = entries or {}
         self._used: set[str] = set()
         self.changed = False
@@ -62,23 +63,49 @@ class StatementCache:
         document = {"format": FORMAT, "parser": _parser_version(), "entries": kept}
         return json.dumps(document, separators=(",", ":")).encode()
 
-    def split(self, text: str, file: str) -> tuple[tuple[Statement, ...], list[Problem]]:
-        """Like sql.split_statements, from the memo when this exact text was split before."""
+    def parse(
+        self, text: str, file: str, *, rollback: bool
+    ) -> tuple[Header, list[Problem], tuple[Statement, ...], list[Problem]]:
+        """Header and statements of ``text``, from the memo when this exact text was read before.
+
+        Only clean results are kept: problems carry the file's name and are cheap to find
+        again, and a file with problems is about to be edited anyway.
+        """
         key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        key += ":r" if rollback else ":m"
         self._used.add(key)
-        rows = self._entries.get(key)
-        if rows is not None:
+        entry = self._entries.get(key)
+        if entry is not None:
             try:
-                return tuple(_statement(row) for row in rows), []
-            except (ValueError, TypeError, IndexError):
+                header_row, rows = entry
+                return _header(header_row), [], tuple(_statement(row) for row in rows), []
+            except (ValueError, TypeError, IndexError, KeyError):
                 pass  # a damaged entry: parse again below
+        from pgshift.source.header import parse_header
         from pgshift.source.sql import split_statements
 
-        statements, problems = split_statements(text, file)
-        if not problems:  # problems carry the file name; they are cheap to find again anyway
-            self._entries[key] = [_row(s) for s in statements]
+        header, header_problems = parse_header(text, file, rollback=rollback)
+        statements, sql_problems = split_statements(text, file)
+        if not header_problems and not sql_problems:
+            self._entries[key] = [_header_row(header), [_row(s) for s in statements]]
             self.changed = True
-        return statements, problems
+        return header, header_problems, statements, sql_problems
+
+
+def _header_row(header: Header) -> dict[str, Any]:
+    return dataclasses.asdict(header)
+
+
+def _header(row: dict[str, Any]) -> Header:
+    def fields_of(items: list[dict[str, Any]]) -> tuple[HeaderField, ...]:
+        return tuple(HeaderField(**item) for item in items)
+
+    values = dict(row)
+    values["fields"] = fields_of(values["fields"])
+    values["unknown"] = fields_of(values["unknown"])
+    values["dependencies"] = tuple(values["dependencies"])
+    values["lint_ignore"] = tuple(values["lint_ignore"])
+    return Header(**values)
 
 
 def _row(s: Statement) -> list[Any]:
