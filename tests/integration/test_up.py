@@ -300,3 +300,27 @@ def test_statement_timeout_exits_5(
     result = run_cli(capsys, project, db_url, "up", "--yes")
     assert result.code == 5, result.err
     assert "statement timeout" in result.err
+
+
+def test_recorded_duration_is_how_long_the_migration_ran(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(
+        {
+            **pair(V1, "slowish", "CREATE TABLE slowish (id int);\nSELECT pg_sleep(0.3);"),
+            **pair(V2, "mixed slowish", "SELECT pg_sleep(0.2);\nVACUUM;\nSELECT pg_sleep(0.2);"),
+        }
+    )
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    rows = dict(query(db_url, "SELECT version, duration_ms FROM pgshift.applied"))
+    assert 300 <= rows[V1] < 5000
+    assert 400 <= rows[V2] < 5000
+    logged = query(
+        db_url,
+        "SELECT (detail->>'duration_ms')::int FROM pgshift.log"
+        " WHERE event = 'migration_applied' AND version = %s",
+        [V1],
+    )
+    assert logged == [(rows[V1],)]
+    status = run_cli(capsys, project, db_url, "status", "--json").json()
+    assert {m["version"]: m["duration_ms"] for m in status["migrations"]} == rows

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 
 
 _EVENT_APPLIED = "migration_applied"
+
+#: The setting a transaction sets when it starts a migration's statements, so the history row
+#: written at its end can say how long they took, measured by the server in that same message.
+CHUNK_STARTED = "pgshift.chunk_started"
+#: Milliseconds since CHUNK_STARTED in this transaction (0 when it was not set).
+CHUNK_MS = (
+    "coalesce((extract(epoch FROM clock_timestamp() - nullif(current_setting("
+    f"'{CHUNK_STARTED}', true), '')::timestamptz) * 1000)::bigint, 0)"
+)
 _EVENT_FAILED = "migration_failed"
 _EVENT_REVERTED = "migration_reverted"
 
@@ -207,13 +216,15 @@ class PostgresHistoryStore:
         """Insert the applied row, clear progress and log it, in one statement."""
         return self._compose(
             conn,
-            "WITH a AS (INSERT INTO {s}.applied (version, description, checksum,"
+            "WITH d AS (SELECT {duration_ms}::bigint + " + CHUNK_MS + " AS ms),"
+            " a AS (INSERT INTO {s}.applied (version, description, checksum,"
             " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
-            " VALUES ({version}, {description}, {checksum}, {rollback_checksum},"
-            " {duration_ms}, {applied_by}, {host}, {run_id}, {metadata})),"
+            " SELECT {version}, {description}, {checksum}, {rollback_checksum},"
+            " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version})"
             " INSERT INTO {s}.log (run_id, event, version, detail)"
-            " VALUES ({run_id}, {event}, {version}, {detail})",
+            " SELECT {run_id}, {event}, {version},"
+            " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d",
             version=row.version,
             description=row.description,
             checksum=row.checksum,
@@ -224,7 +235,7 @@ class PostgresHistoryStore:
             run_id=row.run_id,
             metadata=dict(row.metadata),
             event=_EVENT_APPLIED,
-            detail={"duration_ms": row.duration_ms, **dict(detail or {})},
+            detail=dict(detail or {}),
         )
 
     def reverted_sql(
@@ -233,17 +244,21 @@ class PostgresHistoryStore:
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
+        duration_ms: int = 0,
     ) -> bytes:
         """Delete the applied row and progress and log the revert, in one statement."""
         return self._compose(
             conn,
-            "WITH a AS (DELETE FROM {s}.applied WHERE version = {version}),"
+            "WITH d AS (SELECT {duration_ms}::bigint + " + CHUNK_MS + " AS ms),"
+            " a AS (DELETE FROM {s}.applied WHERE version = {version}),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version})"
             " INSERT INTO {s}.log (run_id, event, version, detail)"
-            " VALUES ({run_id}, {event}, {version}, {detail})",
+            " SELECT {run_id}, {event}, {version},"
+            " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d",
             version=version,
             run_id=run_id,
             event=_EVENT_REVERTED,
+            duration_ms=duration_ms,
             detail=dict(detail or {}),
         )
 
