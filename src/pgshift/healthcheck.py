@@ -309,14 +309,20 @@ def check_pending(states: Sequence[MigrationState]) -> Check:
     return Check("pending_migrations", WARNING, detail, data)
 
 
-def check_failed(history: History, failures: Mapping[str, Mapping[str, Any]]) -> Check:
+def check_failed(
+    history: History,
+    failures: Mapping[str, Mapping[str, Any]],
+    run_in_progress: bool = False,
+) -> Check:
     """Half-applied migrations (progress recorded) need recovery: critical.
 
     A migration whose last attempt failed inside its transaction left nothing behind: warning,
-    the database is consistent but the next `up` meets the same error.
+    the database is consistent but the next `up` meets the same error. While a live run holds
+    the migration lock, its progress rows are that run's work under way, not a failure: a
+    readiness probe must not page anyone for a long CREATE INDEX CONCURRENTLY.
     """
     items: list[dict[str, Any]] = []
-    half = {p.version: p for p in history.in_progress}
+    half = {} if run_in_progress else {p.version: p for p in history.in_progress}
     for version in sorted(set(history.failed) | set(half)):
         failure = dict(failures.get(version, {}))
         progress = half.get(version)
@@ -332,8 +338,13 @@ def check_failed(history: History, failures: Mapping[str, Mapping[str, Any]]) ->
                 "failed_at": failure.get("at"),
             }
         )
-    data = {"count": len(items), "migrations": items}
+    data: dict[str, Any] = {"count": len(items), "migrations": items}
     if not items:
+        running = [p.version for p in history.in_progress] if run_in_progress else []
+        if running:
+            data["running"] = running
+            detail = f"no failed migration; {_names(running)} being applied by the current run"
+            return Check("failed_migrations", OK, detail, data)
         return Check("failed_migrations", OK, "no failed or half-applied migration", data)
 
     def describe(item: Mapping[str, Any]) -> str:
@@ -762,10 +773,14 @@ def run_checks(
                 return rule(found)
 
             timed("pending_migrations", lambda: from_states("pending_migrations", check_pending))
-            timed(
-                "failed_migrations",
-                lambda: check_failed(read_history(), catalog.last_failures(conn, settings.schema)),
-            )
+
+            def failed() -> Check:
+                lock = catalog.migration_lock(conn, settings.schema)
+                live_run = lock is not None and lock.workers > 0
+                failures = catalog.last_failures(conn, settings.schema)
+                return check_failed(read_history(), failures, run_in_progress=live_run)
+
+            timed("failed_migrations", failed)
             timed("drift", lambda: from_states("drift", check_drift))
             timed(
                 "invalid_indexes",

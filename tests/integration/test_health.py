@@ -359,3 +359,31 @@ def test_monitor_is_off_when_health_checks_are_disabled(make_project: ProjectMak
     assert monitor_for(settings, "x", lambda e: None) is None
     enabled = load_settings({"database_url": "x"}, env={}, cwd=project)
     assert monitor_for(enabled, "x", lambda e: None) is not None
+
+
+def test_a_run_under_way_is_not_reported_as_half_applied(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """Progress rows of the live run are its work in progress; no page during a long build."""
+    sql = "CREATE TABLE building (id int);\nVACUUM building;\nSELECT pg_sleep(4);"
+    project = make_project(pair(V1, "long build", sql))
+    runner = spawn_cli(project, db_url, "up", "--yes", "--skip-backup")
+    try:
+        deadline = time.monotonic() + 30
+        while not query(
+            db_url,
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%%pg_sleep(4)%%'"
+            " AND state = 'active' AND pid <> pg_backend_pid()",
+        ):
+            assert time.monotonic() < deadline, "the run never reached its slow statement"
+            assert runner.poll() is None, runner.communicate()
+            time.sleep(0.05)
+        assert query(db_url, "SELECT statements_done FROM pgshift.progress") == [(2,)]
+        report = pgshift.health(settings_for(project, db_url, **CALM))
+        checks = {c.name: c for c in report.checks}
+        assert checks["failed_migrations"].status == OK
+        assert f"{V1} being applied" in checks["failed_migrations"].detail
+        assert checks["migration_lock"].status == OK
+    finally:
+        out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, out + err

@@ -180,6 +180,14 @@ def test_failed_and_half_applied_migrations() -> None:
     assert half.status == CRITICAL
     assert "half-applied (2 statement(s) done)" in half.detail
     assert "CREATE INDEX CONCURRENTLY" in half.detail
+    # The same progress row while a live run holds the lock is that run's work, not a failure.
+    running = check_failed(
+        History(in_progress=(Progress("20250102000000", "c", "p", 2, "r", NOW),)),
+        {},
+        run_in_progress=True,
+    )
+    assert running.status == OK
+    assert "20250102000000 being applied" in running.detail
 
 
 def test_replication_lag() -> None:
