@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -56,4 +56,142 @@ class History:
         for p in self.in_progress:
             if p.version == version and (action is None or p.action == action):
                 return p
+        return None
+
+
+EVENT_APPLIED = "migration_applied"
+EVENT_FAILED = "migration_failed"
+EVENT_REVERTED = "migration_reverted"
+EVENT_REVERT_FAILED = "revert_failed"
+
+
+class HistoryStore(Protocol):
+    """Where history lives. Writes join the caller's transaction when ``session`` has one.
+
+    The contract (tests/contract/) holds for every implementation:
+    * ``read`` of a store nobody wrote to is ``History()``;
+    * ``record_applied`` adds the applied row, forgets the version's progress and logs
+      ``migration_applied``; ``record_reverted`` removes both and logs ``migration_reverted``;
+    * ``save_progress`` keeps one row per version, the newest;
+    * a version is *failed* when, of its applied / failed / reverted events, the newest is a
+      failure and it is not applied now;
+    * ``last_up_run`` is the newest run whose ``run_started`` event planned an ``apply`` step.
+    """
+
+    def read(self, session: Any) -> History: ...
+
+    def log(
+        self,
+        session: Any,
+        run_id: str | None,
+        event: str,
+        version: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def record_applied(
+        self, session: Any, row: AppliedMigration, detail: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+    def record_reverted(
+        self,
+        session: Any,
+        version: str,
+        run_id: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def save_progress(self, session: Any, progress: Progress) -> None: ...
+
+    def clear_progress(self, session: Any, version: str) -> None: ...
+
+    def record_failed(
+        self,
+        session: Any,
+        run_id: str,
+        version: str,
+        detail: Mapping[str, Any],
+        *,
+        action: str = "apply",
+    ) -> None: ...
+
+    def last_up_run(self, session: Any) -> str | None: ...
+
+
+class MemoryHistoryStore:
+    """The HistoryStore contract in plain Python: a fake for tests, and the contract's reference.
+
+    ``session`` is ignored; there are no transactions to join.
+    """
+
+    def __init__(self) -> None:
+        self.applied: dict[str, AppliedMigration] = {}
+        self.progress: dict[str, Progress] = {}
+        self.events: list[tuple[str | None, str, str | None, dict[str, Any]]] = []
+
+    def read(self, session: Any = None) -> History:
+        decisive = {}
+        for _, event, version, _ in self.events:
+            if version is not None and event in (EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED):
+                decisive[version] = event
+        failed = {v for v, e in decisive.items() if e == EVENT_FAILED} - set(self.applied)
+        return History(
+            tuple(self.applied[v] for v in sorted(self.applied)),
+            tuple(self.progress[v] for v in sorted(self.progress)),
+            frozenset(failed),
+        )
+
+    def log(
+        self,
+        session: Any,
+        run_id: str | None,
+        event: str,
+        version: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.events.append((run_id, event, version, dict(detail or {})))
+
+    def record_applied(
+        self, session: Any, row: AppliedMigration, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        if row.version in self.applied:
+            raise ValueError(f"{row.version} is already applied")
+        self.applied[row.version] = replace(row, applied_at=row.applied_at or datetime.now(UTC))
+        self.progress.pop(row.version, None)
+        self.log(session, row.run_id, EVENT_APPLIED, row.version, detail)
+
+    def record_reverted(
+        self,
+        session: Any,
+        version: str,
+        run_id: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.applied.pop(version, None)
+        self.progress.pop(version, None)
+        self.log(session, run_id, EVENT_REVERTED, version, detail)
+
+    def save_progress(self, session: Any, progress: Progress) -> None:
+        self.progress[progress.version] = progress
+
+    def clear_progress(self, session: Any, version: str) -> None:
+        self.progress.pop(version, None)
+
+    def record_failed(
+        self,
+        session: Any,
+        run_id: str,
+        version: str,
+        detail: Mapping[str, Any],
+        *,
+        action: str = "apply",
+    ) -> None:
+        event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
+        self.log(session, run_id, event, version, detail)
+
+    def last_up_run(self, session: Any = None) -> str | None:
+        for run_id, event, _, detail in reversed(self.events):
+            steps = detail.get("steps") or []
+            if event == "run_started" and run_id and any(s[1] == "apply" for s in steps):
+                return str(run_id)
         return None

@@ -12,14 +12,19 @@ from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from pgshift.history import AppliedMigration, History, Progress
+from pgshift.history import (
+    EVENT_APPLIED,
+    EVENT_FAILED,
+    EVENT_REVERT_FAILED,
+    EVENT_REVERTED,
+    AppliedMigration,
+    History,
+    Progress,
+)
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql as pgsql
-
-
-_EVENT_APPLIED = "migration_applied"
 
 #: The setting a transaction sets when it starts a migration's statements, so the history row
 #: written at its end can say how long they took, measured by the server in that same message.
@@ -29,8 +34,6 @@ CHUNK_MS = (
     "coalesce((extract(epoch FROM clock_timestamp() - nullif(current_setting("
     f"'{CHUNK_STARTED}', true), '')::timestamptz) * 1000)::bigint, 0)"
 )
-_EVENT_FAILED = "migration_failed"
-_EVENT_REVERTED = "migration_reverted"
 
 
 def schema_files() -> list[tuple[int, str, str]]:
@@ -137,7 +140,7 @@ class PostgresHistoryStore:
                     " FROM {s}.log WHERE event = ANY(%s) AND version IS NOT NULL"
                     " ORDER BY version, id DESC) last WHERE event = %s"
                 ),
-                ([_EVENT_APPLIED, _EVENT_FAILED, _EVENT_REVERTED], _EVENT_FAILED),
+                ([EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED], EVENT_FAILED),
             )
         )
         applied_versions = {a.version for a in applied}
@@ -234,7 +237,7 @@ class PostgresHistoryStore:
             host=row.host,
             run_id=row.run_id,
             metadata=dict(row.metadata),
-            event=_EVENT_APPLIED,
+            event=EVENT_APPLIED,
             detail=dict(detail or {}),
         )
 
@@ -257,7 +260,7 @@ class PostgresHistoryStore:
             " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d",
             version=version,
             run_id=run_id,
-            event=_EVENT_REVERTED,
+            event=EVENT_REVERTED,
             duration_ms=duration_ms,
             detail=dict(detail or {}),
         )
@@ -314,7 +317,7 @@ class PostgresHistoryStore:
         *,
         action: str = "apply",
     ) -> None:
-        event = _EVENT_FAILED if action == "apply" else "revert_failed"
+        event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
         self.log(conn, run_id, event, version, detail)
 
 

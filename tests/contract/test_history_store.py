@@ -1,0 +1,122 @@
+"""One suite, two stores: the PostgreSQL history store and the in-memory one keep one contract.
+
+The in-memory store is the contract written in plain Python (history.py); the PostgreSQL store
+must read back exactly what it does after the same writes, SQL and all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgshift.db.store import PostgresHistoryStore
+from pgshift.history import AppliedMigration, History, HistoryStore, MemoryHistoryStore, Progress
+
+A, B, C = "20250101000000", "20250102000000", "20250103000000"
+RUN = "7d4c2a1e-0000-4000-8000-000000000001"
+LATER_RUN = "7d4c2a1e-0000-4000-8000-000000000002"
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest, db_url: str) -> Iterator[tuple[HistoryStore, Any]]:
+    """Each store with its session (the memory one runs beside each server too; it is cheap)."""
+    if request.param == "memory":
+        yield MemoryHistoryStore(), None
+        return
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        pg = PostgresHistoryStore("pgshift")
+        pg.upgrade(conn)
+        yield pg, conn
+
+
+def row(version: str, run_id: str = RUN) -> AppliedMigration:
+    return AppliedMigration(
+        version=version,
+        description=f"m{version[-6:]}",
+        checksum="c" * 64,
+        rollback_checksum=None,
+        applied_at=None,  # type: ignore[arg-type]  # the store's clock
+        duration_ms=12,
+        applied_by="tester",
+        host="box",
+        run_id=run_id,
+        metadata={"risk-level": "low"},
+    )
+
+
+def progress(version: str, done: int, action: str = "apply") -> Progress:
+    return Progress(version, "c" * 64, "p" * 64, done, RUN, None, action)  # type: ignore[arg-type]
+
+
+def comparable(history: History) -> tuple[Any, ...]:
+    """History without the clocks, which each store sets itself."""
+    applied = tuple(
+        (a.version, a.description, a.checksum, a.duration_ms, a.applied_by, a.run_id,
+         dict(a.metadata)) for a in history.applied
+    )  # fmt: skip
+    moving = tuple((p.version, p.statements_done, p.action, p.run_id) for p in history.in_progress)
+    return applied, moving, history.failed
+
+
+def test_an_untouched_store_reads_empty(store: tuple[HistoryStore, Any]) -> None:
+    s, session = store
+    assert comparable(s.read(session)) == comparable(History())
+    assert s.last_up_run(session) is None
+
+
+def test_applied_rows_and_progress(store: tuple[HistoryStore, Any]) -> None:
+    s, session = store
+    s.save_progress(session, progress(A, 1))
+    s.save_progress(session, progress(A, 2))  # newest wins, one row per version
+    s.save_progress(session, progress(B, 1, "revert"))
+    history = s.read(session)
+    assert [(p.version, p.statements_done, p.action) for p in history.in_progress] == [
+        (A, 2, "apply"),
+        (B, 1, "revert"),
+    ]
+    s.record_applied(session, row(A))
+    history = s.read(session)
+    assert comparable(history)[0] == (
+        (A, "m000000", "c" * 64, 12, "tester", RUN, {"risk-level": "low"}),
+    )
+    assert history.applied[0].applied_at is not None
+    assert [p.version for p in history.in_progress] == [B]  # applying forgets A's progress
+    s.clear_progress(session, B)
+    assert s.read(session).in_progress == ()
+
+
+def test_reverting_removes_the_row_and_its_progress(store: tuple[HistoryStore, Any]) -> None:
+    s, session = store
+    s.record_applied(session, row(A))
+    s.record_applied(session, row(B))
+    s.save_progress(session, progress(B, 1, "revert"))
+    s.record_reverted(session, B, RUN, {"why": "test"})
+    history = s.read(session)
+    assert [a.version for a in history.applied] == [A]
+    assert history.in_progress == ()
+
+
+def test_failed_is_the_newest_decisive_event(store: tuple[HistoryStore, Any]) -> None:
+    s, session = store
+    s.record_failed(session, RUN, A, {"sqlstate": "42P01"})
+    s.record_failed(session, RUN, B, {"sqlstate": "23505"})
+    s.record_applied(session, row(B, LATER_RUN))  # B succeeded on a later try
+    s.record_applied(session, row(C))
+    s.record_failed(session, RUN, C, {"sqlstate": "x"}, action="revert")  # revert failures
+    s.log(session, RUN, "lock_retry", A, {"attempt": 1})  # other events do not decide
+    assert s.read(session).failed == frozenset({A})
+    s.record_applied(session, row(A, LATER_RUN))
+    s.record_reverted(session, A, LATER_RUN)
+    assert s.read(session).failed == frozenset()  # reverted after it applied: pending, not failed
+
+
+def test_last_up_run_skips_rollback_runs(store: tuple[HistoryStore, Any]) -> None:
+    s, session = store
+    s.log(session, RUN, "run_started", None, {"steps": [[A, "apply"], [B, "apply"]]})
+    s.log(session, LATER_RUN, "run_started", None, {"steps": [[B, "revert"]]})
+    s.log(session, None, "backup_taken", None, {"at": datetime.now(UTC).isoformat()})
+    assert s.last_up_run(session) == RUN
