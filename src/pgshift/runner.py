@@ -275,15 +275,33 @@ class Runner:
                 )
             except _StatementError as failure:
                 half = committed_any or not chunk.transactional
+                if not half:
+                    self._forget_start(side, step)
                 raise self._failure(side, step, failure, half_applied=half) from None
             except psycopg.Error as exc:  # outside any statement: our own bookkeeping
                 bookkeeping = _StatementError(exc, None)
                 raise self._failure(side, step, bookkeeping, half_applied=committed_any) from None
+            except MigrationFailed:  # timeouts: the chunk's transaction was rolled back
+                if not committed_any and chunk.transactional:
+                    self._forget_start(side, step)
+                raise
             committed_any = True
         duration = _ms_since(started)
         status = "applied" if step.action == "apply" else "reverted"
         self.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
+
+    def _forget_start(self, side: psycopg.Connection[tuple[Any, ...]], step: Step) -> None:
+        """Nothing of a step committed: drop the progress row its start left, if it left one.
+
+        Otherwise a step that failed cleanly would look half-applied to `status` and `health`.
+        """
+        import psycopg
+
+        if step.resume is not None:
+            return  # the row predates this run and still says where things stand
+        with contextlib.suppress(psycopg.Error):
+            self.store.clear_progress(side, step.migration.version)
 
     def _progress(self, step: Step, done: int) -> Progress:
         script = step.script

@@ -324,3 +324,16 @@ def test_recorded_duration_is_how_long_the_migration_ran(
     assert logged == [(rows[V1],)]
     status = run_cli(capsys, project, db_url, "status", "--json").json()
     assert {m["version"]: m["duration_ms"] for m in status["migrations"]} == rows
+
+
+def test_mixed_file_failing_before_anything_commits_is_failed_not_half_applied(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = "INSERT INTO nowhere VALUES (1);\nCREATE INDEX CONCURRENTLY later_idx ON nowhere (id);"
+    project = make_project(pair(V1, "mixed early failure", sql))
+    result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+    assert result.code == 1, result.err
+    assert "nothing of it was applied" in result.err
+    assert query(db_url, "SELECT count(*) FROM pgshift.progress") == [(0,)]
+    status = run_cli(capsys, project, db_url, "status", "--json").json()
+    assert status["migrations"][0]["state"] == "failed"
