@@ -27,7 +27,7 @@ from pgshift import events as ev
 from pgshift.db import catalog
 from pgshift.db.connect import connect, redact
 from pgshift.db.lock import RunnerLock
-from pgshift.db.store import CHUNK_STARTED, PostgresHistoryStore
+from pgshift.db.store import PostgresHistoryStore
 from pgshift.errors import (
     DriftError,
     HalfApplied,
@@ -641,16 +641,10 @@ def _interrupted_at(step: Step, stmt: Statement) -> bool:
 
 
 def _timeouts_sql(lock_ms: int, statement_ms: int, *, local: bool) -> bytes:
-    """Set the timeouts; in a transaction also note when its statements start (CHUNK_STARTED).
-
-    The history row is composed before the statements run, so the time they take is measured
-    by the server, in the same transaction (db/store.py's CHUNK_MS).
-    """
     scope = "true" if local else "false"
-    started = f", set_config('{CHUNK_STARTED}', clock_timestamp()::text, true)" if local else ""
     return (
         f"SELECT set_config('lock_timeout', '{int(lock_ms)}ms', {scope}),"
-        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope}){started}"
+        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope})"
     ).encode()
 
 

@@ -26,14 +26,9 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql as pgsql
 
-#: The setting a transaction sets when it starts a migration's statements, so the history row
-#: written at its end can say how long they took, measured by the server in that same message.
-CHUNK_STARTED = "pgshift.chunk_started"
-#: Milliseconds since CHUNK_STARTED in this transaction (0 when it was not set).
-CHUNK_MS = (
-    "coalesce((extract(epoch FROM clock_timestamp() - nullif(current_setting("
-    f"'{CHUNK_STARTED}', true), '')::timestamptz) * 1000)::bigint, 0)"
-)
+#: Milliseconds since the current transaction began: the history write ends the transaction that
+#: ran the migration's statements (in one message, or one by one), so the server measures them.
+CHUNK_MS = "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
 
 
 def schema_files() -> list[tuple[int, str, str]]:
