@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: Milliseconds since the current transaction began: the history write ends the transaction that
 #: ran the migration's statements (in one message, or one by one), so the server measures them.
-CHUNK_MS = "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
+CHUNK_MS = "floor(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
 
 
 def schema_files() -> list[tuple[int, str, str]]:
