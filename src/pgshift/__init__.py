@@ -101,11 +101,19 @@ class StatusReport:
 
 
 def status(settings: Settings) -> StatusReport:
+    from pgshift.db import catalog
+    from pgshift.db.connect import connect
+    from pgshift.db.store import PostgresHistoryStore
     from pgshift.plan import migration_states
 
     migrations = load_project(settings)
-    history = read_history(settings, database_url(settings))
-    return StatusReport(tuple(migration_states(migrations, history)))
+    with connect(database_url(settings), purpose="status") as conn:
+        history = PostgresHistoryStore(settings.schema).read(conn)
+        live_run = False
+        if history.in_progress:  # only then does it matter who holds the lock
+            lock = catalog.migration_lock(conn, settings.schema)
+            live_run = lock is not None and lock.workers > 0
+    return StatusReport(tuple(migration_states(migrations, history, run_in_progress=live_run)))
 
 
 def health(settings: Settings) -> HealthReport:

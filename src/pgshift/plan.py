@@ -30,6 +30,7 @@ class MigrationState:
     state: str
     migration: Migration | None
     applied: AppliedMigration | None
+    running: bool = False  # being applied right now by a live run (its progress is work under way)
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,32 @@ class Plan:
         return tuple(s.migration.version for s in self.steps)
 
 
-def migration_states(migrations: Sequence[Migration], history: History) -> list[MigrationState]:
-    """Every migration known from files or history, by version, with its state."""
+def migration_states(
+    migrations: Sequence[Migration], history: History, *, run_in_progress: bool = False
+) -> list[MigrationState]:
+    """Every migration known from files or history, by version, with its state.
+
+    With ``run_in_progress`` (a live runner holds the migration lock), a migration whose only
+    sign of trouble is its progress row is being applied now: pending and running, not failed.
+    """
     applied = history.applied_versions()
     newest_applied = max(applied, default="")
     rows: list[MigrationState] = []
     for m in migrations:
         row = applied.get(m.version)
+        moving = row is None and history.progress_of(m.version) is not None
+        running = moving and run_in_progress and m.version not in history.failed
         if row is not None:
             state = APPLIED if row.checksum == m.checksum else DRIFTED
-        elif m.version in history.failed or history.progress_of(m.version) is not None:
+        elif running:
+            state = PENDING
+        elif m.version in history.failed or moving:
             state = FAILED
         elif m.version < newest_applied:
             state = OUT_OF_ORDER
         else:
             state = PENDING
-        rows.append(MigrationState(m.version, m.description, state, m, row))
+        rows.append(MigrationState(m.version, m.description, state, m, row, running))
     on_disk = {m.version for m in migrations}
     for version, row in applied.items():
         if version not in on_disk:

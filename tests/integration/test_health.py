@@ -384,6 +384,8 @@ def test_a_run_under_way_is_not_reported_as_half_applied(
         assert checks["failed_migrations"].status == OK
         assert f"{V1} being applied" in checks["failed_migrations"].detail
         assert checks["migration_lock"].status == OK
+        status = pgshift.status(settings_for(project, db_url))
+        assert [(r.version, r.state, r.running) for r in status.rows] == [(V1, "pending", True)]
     finally:
         out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err

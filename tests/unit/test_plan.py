@@ -61,6 +61,17 @@ def test_failed_and_half_applied_are_failed() -> None:
     assert states == {A: "applied", B: "failed", C: "failed"}
 
 
+def test_progress_under_a_live_run_is_pending_and_running() -> None:
+    progress = Progress(C, "sum", "prefix", 1, "run", NOW)
+    history = History(applied=(applied(A),), in_progress=(progress,), failed=frozenset({B}))
+    rows = migration_states([mig(A), mig(B), mig(C)], history, run_in_progress=True)
+    assert [(r.version, r.state, r.running) for r in rows] == [
+        (A, "applied", False),
+        (B, "failed", False),
+        (C, "pending", True),
+    ]
+
+
 def test_plan_refuses_drift_and_missing() -> None:
     with pytest.raises(DriftError) as info:
         plan_up([mig(A, checksum="edited"), mig(B)], History(applied=(applied(A),)))

@@ -218,6 +218,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                         else None,
                         "risk_level": r.migration.header.risk_level if r.migration else None,
                         "zero_downtime": r.migration.header.zero_downtime if r.migration else None,
+                        "running": r.running,
                     }
                     for r in report.rows
                 ],
@@ -235,7 +236,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             [
                 r.version,
                 r.description,
-                r.state,
+                f"{r.state} (running)" if r.running else r.state,
                 f"{r.applied.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied else "-",
                 f"{took} / {estimated}",
                 (h.risk_level or "-") if h else "-",
