@@ -80,11 +80,9 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
 
 
 def read_history(settings: Settings, url: str | None) -> History:
-    from pgshift.db.connect import connect
-    from pgshift.db.store import PostgresHistoryStore
+    from pgshift.db import store
 
-    with connect(url, purpose="status") as conn:
-        return PostgresHistoryStore(settings.schema).read(conn)
+    return store.read_history(url, settings.schema)
 
 
 @dataclass(frozen=True)

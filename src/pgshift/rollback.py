@@ -66,11 +66,9 @@ def _load(settings: Settings) -> tuple[tuple[Migration, ...], tuple[Problem, ...
 
 
 def _read_history(settings: Settings, url: str | None) -> History:
-    from pgshift.db.connect import connect
-    from pgshift.db.store import PostgresHistoryStore
+    from pgshift.db.store import read_history
 
-    with connect(url, purpose="rollback") as conn:
-        return PostgresHistoryStore(settings.schema).read(conn)
+    return read_history(url, settings.schema, purpose="rollback")
 
 
 def refuse_if_locked(settings: Settings, url: str | None) -> None:

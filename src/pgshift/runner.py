@@ -341,7 +341,8 @@ class Runner:
                     hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout, or split the file",
                 )
             try:
-                self._run_chunk(
+                run = self._run_transaction if chunk.transactional else self._run_alone
+                run(
                     conn,
                     step,
                     chunk,
@@ -410,7 +411,7 @@ class Runner:
             and self.monitor.consume_cancel()
         )
 
-    def _run_chunk(
+    def _run_alone(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         step: Step,
@@ -421,20 +422,10 @@ class Runner:
         lock_timeout_ms: int,
         statement_timeout_ms: int,
     ) -> None:
+        """Run one statement PostgreSQL refuses in a transaction, then record it was done."""
         import psycopg
 
         statements = step.script.statements[chunk.start : chunk.end]
-        if chunk.transactional:
-            self._run_transaction(
-                conn,
-                step,
-                chunk,
-                last=last,
-                started=started,
-                lock_timeout_ms=lock_timeout_ms,
-                statement_timeout_ms=statement_timeout_ms,
-            )
-            return
         (current,) = statements
         try:
             _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)

@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 CHUNK_MS = "floor(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
 
 
+#: Opens a write: ``d.ms`` is the given duration plus what the server measured (CHUNK_MS).
+_DURATION = "WITH d AS (SELECT {duration_ms}::bigint + " + CHUNK_MS + " AS ms),"
+#: Ends it: the log row of the event, with that duration in its detail.
+_LOG_WITH_DURATION = (
+    " INSERT INTO {s}.log (run_id, event, version, detail)"
+    " SELECT {run_id}, {event}, {version},"
+    " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d"
+)
+
+
 def schema_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) of the tool's own schema versions, in order."""
     folder = resources.files("pgshift.db") / "schema"
@@ -214,15 +224,11 @@ class PostgresHistoryStore:
         """Insert the applied row, clear progress and log it, in one statement."""
         return self._compose(
             conn,
-            "WITH d AS (SELECT {duration_ms}::bigint + " + CHUNK_MS + " AS ms),"
-            " a AS (INSERT INTO {s}.applied (version, description, checksum,"
+            _DURATION + " a AS (INSERT INTO {s}.applied (version, description, checksum,"
             " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
             " SELECT {version}, {description}, {checksum}, {rollback_checksum},"
             " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
-            " p AS (DELETE FROM {s}.progress WHERE version = {version})"
-            " INSERT INTO {s}.log (run_id, event, version, detail)"
-            " SELECT {run_id}, {event}, {version},"
-            " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d",
+            " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
             version=row.version,
             description=row.description,
             checksum=row.checksum,
@@ -247,12 +253,8 @@ class PostgresHistoryStore:
         """Delete the applied row and progress and log the revert, in one statement."""
         return self._compose(
             conn,
-            "WITH d AS (SELECT {duration_ms}::bigint + " + CHUNK_MS + " AS ms),"
-            " a AS (DELETE FROM {s}.applied WHERE version = {version}),"
-            " p AS (DELETE FROM {s}.progress WHERE version = {version})"
-            " INSERT INTO {s}.log (run_id, event, version, detail)"
-            " SELECT {run_id}, {event}, {version},"
-            " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d",
+            _DURATION + " a AS (DELETE FROM {s}.applied WHERE version = {version}),"
+            " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
             version=version,
             run_id=run_id,
             event=EVENT_REVERTED,
@@ -318,3 +320,11 @@ class PostgresHistoryStore:
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def read_history(url: str | None, schema: str, purpose: str = "status") -> History:
+    """The whole history of ``schema`` over a short connection of its own (read-only)."""
+    from pgshift.db.connect import connect
+
+    with connect(url, purpose=purpose) as conn:
+        return PostgresHistoryStore(schema).read(conn)
