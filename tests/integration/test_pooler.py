@@ -17,10 +17,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from tests.plugins.pg import tool_path
 from tests.plugins.project import ProjectMaker, migration_pair
 from tests.support import applied_versions, run_cli, tables
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+PGBOUNCER = str(tool_path("pgbouncer"))
+pytestmark = pytest.mark.needs_tool("pgbouncer")
 V1 = "20250101000000"
 
 
@@ -33,8 +35,6 @@ def _free_port() -> int:
 @pytest.fixture
 def pooled_url(db_url: str, pg_server: object) -> Iterator[str]:
     """``db_url``'s database reached through pgbouncer in transaction mode on 127.0.0.1."""
-    if not Path(PGBOUNCER).exists():
-        pytest.fail("pgbouncer is not installed: .ci/run installs it (apt-get install pgbouncer)")
     tcp_url = pg_server.tcp_url  # type: ignore[attr-defined]
     direct = urlsplit(tcp_url(urlsplit(db_url).path.lstrip("/")))
     folder = Path(tempfile.mkdtemp(prefix="pgshift-pgbouncer-"))

@@ -559,8 +559,37 @@ def db_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(dbname)
 
 
+#: Optional system tools (``@pytest.mark.needs_tool("pgbouncer")``) by name, and where they live.
+OPTIONAL_TOOLS: dict[str, Path] = {"pgbouncer": Path("/usr/sbin/pgbouncer")}
+_tool_notices: set[str] = set()
+
+
+def tool_path(name: str) -> Path:
+    """Where an optional tool is: on PATH, else its Debian package's location."""
+    found = shutil.which(name)
+    return Path(found) if found else OPTIONAL_TOOLS[name]
+
+
+def _missing_tools(item: pytest.Item) -> list[str]:
+    """The tools a test needs that this machine lacks; none under CI, which installs them all.
+
+    On CI (``CI=true``) a missing tool is not deselected: the test then fails, because
+    `.ci/run` promised to install it.
+    """
+    if os.environ.get("CI"):
+        return []
+    return [
+        str(marker.args[0])
+        for marker in item.iter_markers("needs_tool")
+        if not tool_path(str(marker.args[0])).exists()
+    ]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect (not skip) a test marked @pytest.mark.pg(spec) for servers it does not fit.
+
+    Tests marked ``@pytest.mark.needs_tool(name)`` are deselected too, with a notice, on a
+    machine without that tool.
 
     A test that cannot apply to a server is not a skipped test: it is not part of the run, so
     the summary's "skipped" only ever means something went unchecked.
@@ -568,6 +597,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
+        missing = _missing_tools(item)
+        if missing:
+            _tool_notices.update(missing)
+            dropped.append(item)
+            continue
         marker = item.get_closest_marker("pg")
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("pg_server") if callspec is not None else None
@@ -622,7 +656,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Report server start-up times, or why a server could not start."""
+    """Report server start-up times, or why a server could not start; name missing tools."""
+    for tool in sorted(_tool_notices):
+        terminalreporter.write_line(
+            f"notice: {tool} is not installed, so the tests that need it were deselected"
+            " (.ci/run installs it)",
+            yellow=True,
+        )
     if _servers.failure is not None:
         terminalreporter.section("pgshift test servers", sep="=", red=True)
         terminalreporter.write_line(_servers.failure)
