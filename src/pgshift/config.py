@@ -130,7 +130,7 @@ _KNOBS: tuple[_Knob, ...] = (
     ),
     _Knob("backup_dir", "DB_BACKUP_DIR", "backup_dir", ".pgshift/backups", str),
     _Knob("schema", "PGSHIFT_SCHEMA", "schema", "pgshift", _parse_schema),
-    _Knob("lock_timeout_ms", "PGSHIFT_LOCK_TIMEOUT", "lock_timeout", "2000", _parse_ms),
+    _Knob("lock_timeout_ms", "PGSHIFT_LOCK_TIMEOUT", "lock_timeout", "500", _parse_ms),
     _Knob(
         "lock_retry_total_ms",
         "PGSHIFT_LOCK_RETRY_TOTAL",

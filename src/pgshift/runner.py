@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pgshift import events as ev
 from pgshift.db import catalog
 from pgshift.db.connect import connect, redact
+from pgshift.db.execute import PartFailed, failpoint, run_parts
 from pgshift.db.lock import RunnerLock
 from pgshift.db.store import PostgresHistoryStore
 from pgshift.errors import (
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunOptions:
     schema: str = "pgshift"
-    lock_timeout_ms: int = 2000
+    lock_timeout_ms: int = 500
     lock_retry_total_ms: int = 60_000
     statement_timeout_ms: int = 300_000
     runner_lock_wait_ms: int = 60_000
@@ -66,8 +67,7 @@ class RunOptions:
             allow_pooler=settings.allow_pooler,
         )
 
-    retry_base_ms: int = 100
-    retry_cap_ms: int = 5000
+    retry_cap_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,15 @@ class RunResult:
 def chunks_of(statements: Sequence[Statement], *, transaction: bool = True) -> list[Chunk]:
     """Group consecutive transactional statements; everything else stands alone.
 
-    ``transaction=False`` (the file's `@transaction: false`) runs every statement alone.
+    ``transaction=False`` (the file's `@transaction: false`) gives every statement a chunk of
+    its own. One that PostgreSQL accepts in a transaction block still runs in a transaction of
+    its own, together with its progress record, so the two commit or vanish together: a kill
+    between them can never make a resumed run execute it a second time.
     """
     chunks: list[Chunk] = []
     for stmt in statements:
-        transactional = stmt.transactional and transaction
-        if transactional and chunks and chunks[-1].transactional:
+        transactional = stmt.transactional
+        if transaction and transactional and chunks and chunks[-1].transactional:
             last = chunks[-1]
             chunks[-1] = Chunk(last.start, stmt.index + 1, True)
         else:
@@ -119,19 +122,43 @@ def prefix_checksum(statements: Sequence[Statement], count: int) -> str:
     return digest.hexdigest()
 
 
-def backoff_ms(attempt: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
-    """Full-jitter exponential backoff: spreads retries of many runners and app sessions."""
-    ceiling = min(cap_ms, base_ms * (2 ** min(attempt, 20)))
+#: The first pause after a lock timeout is this many lock timeouts (then it doubles): behind a
+#: long blocker the application's queries queue only while an attempt waits, so the pauses must
+#: be long against the attempts for the application's total stall to stay small.
+RETRY_PAUSE_FACTOR = 4
+
+
+def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
+    """The pause before retry ``attempt`` (1-based): jittered, growing, at least 2 lock timeouts.
+
+    The ceiling starts at RETRY_PAUSE_FACTOR lock timeouts and doubles per attempt up to
+    ``cap_ms``; the pause is drawn from its upper half, so many runners spread out while the
+    application keeps long windows between attempts (bench/bench_lock_stall.py measures it).
+    """
+    first = RETRY_PAUSE_FACTOR * max(1, lock_timeout_ms)
+    ceiling = min(max(cap_ms, first), first * (2 ** min(attempt - 1, 20)))
     return max(1, int(rng.uniform(ceiling / 2, ceiling)))
 
 
 class _StatementError(Exception):
-    """A server error together with the statement that raised it."""
+    """A server error together with the statement that raised it (None: pgshift's own part).
 
-    def __init__(self, error: psycopg.Error, statement: Statement | None) -> None:
+    ``offset`` is where in the statement's text the server placed the error, when it did.
+    """
+
+    def __init__(
+        self, error: psycopg.Error, statement: Statement | None, offset: int | None = None
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.statement = statement
+        self.offset = offset
+
+
+#: Errors after which the whole transaction is retried, like a lock timeout: the server
+#: rolled it back for reasons of concurrency, not because the migration is wrong.
+RETRIED_SQLSTATES = frozenset({"55P03", "40P01", "40001"})  # lock_not_available, deadlock,
+# serialization_failure
 
 
 class Runner:
@@ -326,7 +353,6 @@ class Runner:
         started: float,
         budget_ms: int,
     ) -> None:
-        import psycopg.errors
 
         m, script = step.migration, step.script
         lock_timeout = script.header.lock_timeout_ms or self.options.lock_timeout_ms
@@ -354,12 +380,10 @@ class Runner:
                 return
             except _StatementError as failure:
                 yielded = self._monitor_cancelled(failure.error)
-                if not isinstance(failure.error, psycopg.errors.LockNotAvailable) and not yielded:
+                if failure.error.sqlstate not in RETRIED_SQLSTATES and not yielded:
                     raise
                 attempt += 1
-                sleep_ms = backoff_ms(
-                    attempt, self.options.retry_base_ms, self.options.retry_cap_ms, self.rng
-                )
+                sleep_ms = backoff_ms(attempt, lock_timeout, self.options.retry_cap_ms, self.rng)
                 line = failure.statement.line if failure.statement else 0
                 if time.monotonic() + sleep_ms / 1000 > retry_deadline:
                     sqlstate = failure.error.sqlstate or "55P03"
@@ -396,7 +420,14 @@ class Runner:
                     self.run_id,
                     "lock_retry",
                     m.version,
-                    {"attempt": attempt, "line": line, "sleep_ms": sleep_ms, "message": detail},
+                    {
+                        "attempt": attempt,
+                        "line": line,
+                        "sleep_ms": sleep_ms,
+                        "message": detail,
+                        "sqlstate": failure.error.sqlstate,
+                        "statement_index": failure.statement.index if failure.statement else None,
+                    },
                 )
                 self.emit(ev.LockRetry(m.version, line, attempt, sleep_ms, detail))
                 time.sleep(sleep_ms / 1000)
@@ -431,15 +462,17 @@ class Runner:
             _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
             if not self._already_done(conn, step, current):
                 conn.execute(current.sql.encode())
+            failpoint(f"ran:{step.migration.version}:{current.index}")
             record = self._record_sql(conn, step, chunk, last=last, started=started)
             if last:
                 with conn.transaction():
                     conn.execute(record)
             else:
                 conn.execute(record)
+            failpoint(f"committed:{step.migration.version}:{chunk.end}")
             self._statements_done(step, chunk)
         except psycopg.Error as exc:
-            raise _StatementError(exc, current) from exc
+            raise _StatementError(exc, current, _own_offset(exc)) from exc
         finally:
             if not conn.closed:
                 _reset_timeouts(conn)
@@ -459,41 +492,23 @@ class Runner:
 
         One round trip per migration instead of one per statement is what keeps pgshift near
         psql's speed (bench/RESULTS.md). The server stops at the first error and the
-        transaction rolls back whole; only then, to name the failing statement and its line,
-        the chunk is run again statement by statement, which is safe because nothing of the
-        first attempt was kept. Lock and statement timeouts are not re-run: they are retried
-        or reported as they are.
+        transaction rolls back whole; db/execute.py tells which part failed, so the failing
+        statement and its line are named without running anything again.
         """
-        import psycopg
-        import psycopg.errors
-
         statements = step.script.statements[chunk.start : chunk.end]
         record = self._record_sql(conn, step, chunk, last=last, started=started)
         timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
-        parts = [b"BEGIN", timeouts]
-        parts += [s.sql.encode() for s in statements]
-        parts += [record, b"COMMIT"]
+        parts = [b"BEGIN", timeouts, *(s.sql.encode() for s in statements), record, b"COMMIT"]
         try:
-            conn.execute(b";\n".join(parts))
-        except psycopg.Error as exc:
+            run_parts(conn, parts)
+        except PartFailed as failed:
             _rollback_quietly(conn)
-            if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
-                # These carry no position: the chunk's first statement stands for it.
-                raise _StatementError(exc, statements[0] if statements else None) from exc
-        else:
-            self._statements_done(step, chunk)
-            return
-        current: Statement | None = None
-        try:
-            with conn.transaction():
-                conn.execute(timeouts)
-                for current in statements:
-                    conn.execute(current.sql.encode())
-                current = None
-                conn.execute(record)
-        except psycopg.Error as exc:
-            raise _StatementError(exc, current) from exc
-        self._statements_done(step, chunk)  # a failure that did not come back: it is applied
+            index = failed.index - 2  # BEGIN and the timeouts come first
+            if 0 <= index < len(statements):
+                raise _StatementError(failed.error, statements[index], failed.offset) from None
+            raise _StatementError(failed.error, None) from None  # pgshift's parts, or COMMIT
+        failpoint(f"committed:{step.migration.version}:{chunk.end}")
+        self._statements_done(step, chunk)
 
     def _already_done(
         self, conn: psycopg.Connection[tuple[Any, ...]], step: Step, stmt: Statement
@@ -580,7 +595,7 @@ class Runner:
         m, script = step.migration, step.script
         error = failure.error
         stmt = failure.statement
-        line = _error_line(error, stmt)
+        line = _error_line(stmt, failure.offset)
         primary = redact(_primary(error), self.url)
         sqlstate = error.sqlstate
         detail: dict[str, Any] = {"sqlstate": sqlstate, "message": primary, "line": line}
@@ -668,20 +683,23 @@ def _primary(error: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def _error_line(error: Exception, stmt: Statement | None) -> int:
+def _error_line(stmt: Statement | None, offset: int | None) -> int:
     """The file line of the error: the statement's line, refined by the server's position."""
     if stmt is None:
         return 0
+    if offset is not None and 0 <= offset <= len(stmt.sql):
+        return stmt.line + stmt.sql[:offset].count("\n")
+    return stmt.line
+
+
+def _own_offset(error: Exception) -> int | None:
+    """The server's error position in a statement that was sent on its own."""
     diag = getattr(error, "diag", None)
     position = diag.statement_position if diag is not None else None
-    if position:
-        try:
-            offset = int(position) - 1
-        except ValueError:
-            offset = -1
-        if 0 <= offset <= len(stmt.sql):
-            return stmt.line + stmt.sql[:offset].count("\n")
-    return stmt.line
+    try:
+        return int(position) - 1 if position else None
+    except ValueError:
+        return None
 
 
 def _ms_since(started: float) -> int:

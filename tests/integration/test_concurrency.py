@@ -205,7 +205,8 @@ def test_lock_retries_exhausted_is_a_timeout_exit_5_and_logged(
     query(db_url, "CREATE TABLE busy (id int)")
     project = make_project(pair(V1, "alter busy", "ALTER TABLE busy ADD COLUMN extra int;"))
     monkeypatch.setenv("PGSHIFT_LOCK_TIMEOUT", "100ms")
-    monkeypatch.setenv("PGSHIFT_LOCK_RETRY_TOTAL", "1s")
+    # Pauses between attempts start at 4 lock timeouts and double: 2 s leaves room for 3.
+    monkeypatch.setenv("PGSHIFT_LOCK_RETRY_TOTAL", "2s")
     with psycopg.connect(db_url) as blocker:
         blocker.execute("SELECT * FROM busy")  # holds ACCESS SHARE until it ends
         result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")

@@ -23,10 +23,12 @@ def test_consecutive_transactional_statements_share_a_chunk() -> None:
     ]
 
 
-def test_transaction_false_runs_every_statement_alone() -> None:
-    assert chunks_of([stmt(0), stmt(1)], transaction=False) == [
-        Chunk(0, 1, False),
-        Chunk(1, 2, False),
+def test_transaction_false_gives_every_statement_its_own_chunk() -> None:
+    """Each keeps its own transaction (with its progress record) where PostgreSQL allows one."""
+    assert chunks_of([stmt(0), stmt(1), stmt(2, False)], transaction=False) == [
+        Chunk(0, 1, True),
+        Chunk(1, 2, True),
+        Chunk(2, 3, False),
     ]
 
 
@@ -43,7 +45,20 @@ def test_prefix_checksum_covers_only_the_done_statements() -> None:
 
 def test_backoff_is_jittered_within_bounds() -> None:
     rng = random.Random(7)
-    values = [backoff_ms(attempt, 100, 5000, rng) for attempt in range(1, 12)]
-    assert all(1 <= v <= 5000 for v in values)
-    assert values[-1] >= 2500  # capped, not shrinking
-    assert len({backoff_ms(3, 100, 5000, rng) for _ in range(20)}) > 5  # jitter
+    values = [backoff_ms(attempt, 500, 10_000, rng) for attempt in range(1, 12)]
+    assert all(1 <= v <= 10_000 for v in values)
+    assert values[-1] >= 5000  # capped, not shrinking
+    assert len({backoff_ms(3, 500, 10_000, rng) for _ in range(20)}) > 5  # jitter
+
+
+def test_backoff_leaves_the_application_long_windows_between_attempts() -> None:
+    """Each pause is at least two lock timeouts: attempts stall traffic < 1/3 of the time."""
+    rng = random.Random(3)
+    for attempt in range(1, 8):
+        for _ in range(50):
+            assert backoff_ms(attempt, 500, 10_000, rng) >= 1000
+
+
+def test_backoff_honours_a_cap_below_the_first_pause() -> None:
+    rng = random.Random(1)
+    assert all(backoff_ms(1, 5000, 1000, rng) <= 20_000 for _ in range(20))
