@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.backup import BackupProgress, Manifest, RestoreResult
+    from pgshift.db.target import Target
     from pgshift.events import Emit
     from pgshift.healthcheck import HealthReport
     from pgshift.history import History
@@ -32,6 +33,7 @@ __all__ = [
     "PgshiftError",
     "Settings",
     "backup",
+    "connect",
     "create",
     "database_url",
     "health",
@@ -79,10 +81,21 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
     return embedded.ensure_running(settings.project_root)
 
 
-def read_history(settings: Settings, url: str | None) -> History:
-    from pgshift.db import store
+def connect(settings: Settings, *, purpose: str = "runner") -> Target:
+    """The Target for the configured database (the embedded server when none is named).
 
-    return store.read_history(url, settings.schema)
+    Opens nothing yet: the first question asked of it opens its one session.
+    """
+    from pgshift.db.target import Target
+
+    return Target.from_settings(settings, database_url(settings), purpose=purpose)
+
+
+def read_history(settings: Settings, url: str | None) -> History:
+    from pgshift.db.target import Target
+
+    with Target.from_settings(settings, url, purpose="status") as target:
+        return target.read_history()
 
 
 @dataclass(frozen=True)
@@ -100,16 +113,14 @@ class StatusReport:
 
 def status(settings: Settings) -> StatusReport:
     from pgshift.db import catalog
-    from pgshift.db.connect import connect
-    from pgshift.db.store import PostgresHistoryStore
     from pgshift.plan import migration_states
 
     migrations = load_project(settings)
-    with connect(database_url(settings), purpose="status") as conn:
-        history = PostgresHistoryStore(settings.schema).read(conn)
+    with connect(settings, purpose="status") as target:
+        history = target.read_history()
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
-            lock = catalog.migration_lock(conn, settings.schema)
+            lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
     return StatusReport(tuple(migration_states(migrations, history, run_in_progress=live_run)))
 
@@ -179,37 +190,36 @@ def up(
     run, so `rollback emergency` can fall back to it.
     """
     from pgshift import events
+    from pgshift import plan as planning
     from pgshift.errors import UsageError
 
     migrations = load_project(settings)
-    url = database_url(settings)
-    plan = plan_up(settings, migrations, url, target)
-    if not plan.steps:
-        return plan, None
-    from pgshift.runner import Runner, RunOptions
+    with connect(settings) as db:
+        plan = planning.plan_up(migrations, db.read_history(), target)
+        if not plan.steps:
+            return plan, None
+        from pgshift.monitor import monitor_for
+        from pgshift.rollback import backup_before
+        from pgshift.runner import Runner, RunOptions
 
-    _lint_gate(migrations, plan, url, on_findings)  # issue 4: broken zero-downtime claims
-    if confirm is not None and not confirm(plan):
-        raise UsageError("cancelled: nothing was applied")
-    options = RunOptions.from_settings(settings)
-    from pgshift import plan as planning
-    from pgshift.monitor import monitor_for
-
-    emit = emit or events.ignore
-    runner = Runner(url, options, emit, monitor=monitor_for(settings, url, emit))
-    from pgshift.rollback import backup_before
-
-    manifest = backup_before(
-        settings,
-        url,
-        reason="before-up",
-        skip=skip_backup,
-        run_id=runner.run_id,
-        progress=backup_progress or (lambda _: None),
-    )
-    if manifest is not None and on_backup is not None:
-        on_backup(manifest)
-    return plan, runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
+        _lint_gate(migrations, plan, db.facts.major, on_findings)  # broken zero-downtime claims
+        if confirm is not None and not confirm(plan):
+            raise UsageError("cancelled: nothing was applied")
+        emit = emit or events.ignore
+        options = RunOptions.from_settings(settings)
+        runner = Runner(db, options, emit, monitor=monitor_for(settings, emit))
+        manifest = backup_before(
+            settings,
+            db,
+            reason="before-up",
+            skip=skip_backup,
+            run_id=runner.run_id,
+            progress=backup_progress or (lambda _: None),
+        )
+        if manifest is not None and on_backup is not None:
+            on_backup(manifest)
+        result = runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
+        return plan, result
 
 
 def create(
@@ -404,7 +414,7 @@ def _drift_findings(
 def _lint_gate(
     migrations: Sequence[Migration],
     plan: Plan,
-    url: str | None,
+    major: int,
     on_findings: Callable[[Sequence[Finding]], None] | None,
 ) -> None:
     """Refuse (InputError, exit 2) a planned file whose ``@zero-downtime: true`` is broken.
@@ -412,12 +422,9 @@ def _lint_gate(
     The whole project is linted, in plan order, so that what earlier applied migrations did
     (a validated NOT NULL check) counts; only the planned files' findings are reported.
     """
-    from pgshift.db.connect import connect
     from pgshift.errors import InputError, Problem
     from pgshift.lint.engine import Linter
 
-    with connect(url, purpose="lint") as conn:
-        major = conn.info.server_version // 10000
     planned = {str(step.migration.path) for step in plan.steps}
     planned |= {str(step.migration.rollback.path) for step in plan.steps if step.migration.rollback}
     findings = [f for f in Linter(major).lint_migrations(migrations) if f.file in planned]
@@ -445,9 +452,10 @@ def backup(
     """Take a backup of the target now (`pgshift backup`), whatever DB_BACKUP_ENABLED says."""
     from pgshift.backup import backup_for
 
-    manifest, _ = backup_for(
-        settings, database_url(settings), reason=reason, progress=progress or (lambda _: None)
-    )
+    with connect(settings, purpose="backup") as target:
+        manifest, _ = backup_for(
+            settings, target, reason=reason, progress=progress or (lambda _: None)
+        )
     return manifest
 
 

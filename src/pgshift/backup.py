@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
+    from pgshift.db.target import Target
 
 REASONS = ("before-up", "before-rollback", "manual")
 MANIFEST_SUFFIX = ".json"
@@ -545,7 +546,7 @@ def new_backup_id(now: datetime | None = None) -> str:
 
 
 def take_backup(
-    url: str | None,
+    target: Target,
     backup_dir: Path,
     *,
     reason: str,
@@ -556,20 +557,23 @@ def take_backup(
 ) -> Manifest:
     """Dump the database into ``backup_dir`` and write its manifest; BackupError on any failure.
 
-    Nothing is left behind by a failed backup: the temporary archive is deleted.
+    Nothing is left behind by a failed backup: the temporary archive is deleted. The snapshot
+    pg_dump reads is exported by the target's own session, in a read-only transaction held
+    open for the dump, so the backup costs no connection beyond pg_dump's.
     """
     import psycopg
 
+    url = target.url
     if reason not in REASONS:
         raise ValueError(f"unknown backup reason {reason!r}")
     folder = _private_dir(backup_dir)
     backup_id = new_backup_id()
     final = folder / f"{backup_id}{DUMP_SUFFIX}"
     tmp = folder / f".{backup_id}{DUMP_SUFFIX}.tmp"
-    conn = connect(url, purpose="backup", autocommit=False)
+    conn = target.session
     try:
         try:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             row = conn.execute(
                 "SELECT pg_export_snapshot(), current_database(),"
                 " pg_database_size(current_database()), current_setting('server_version')"
@@ -596,7 +600,7 @@ def take_backup(
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        conn.close()
+        _end_snapshot(conn)
     try:
         progress(BackupProgress("verify", tmp.stat().st_size, tmp.stat().st_size))
         _check_listing(tools, url, tmp)
@@ -633,6 +637,16 @@ def take_backup(
         final.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def _end_snapshot(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """End the snapshot's read-only transaction; a broken session has nothing to end."""
+    import psycopg
+
+    if conn.closed:
+        return
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
 
 
 def _dump(
@@ -1156,7 +1170,7 @@ def _pump(
 
 def backup_for(
     settings: Settings,
-    url: str | None,
+    target: Target,
     *,
     reason: str,
     run_id: str | None = None,
@@ -1169,10 +1183,8 @@ def backup_for(
     """
     import psycopg
 
-    from pgshift.db.store import PostgresHistoryStore
-
     manifest = take_backup(
-        url,
+        target,
         settings.backup_dir,
         reason=reason,
         schema=settings.schema,
@@ -1182,18 +1194,17 @@ def backup_for(
     )
     protected: str | None = None
     try:
-        with connect(url, purpose="backup") as conn:
-            store = PostgresHistoryStore(settings.schema)
-            if store.exists(conn):
-                detail = {
-                    "backup_id": manifest.id,
-                    "reason": reason,
-                    "size_bytes": manifest.size_bytes,
-                    "sha256": manifest.sha256,
-                    "versions": list(manifest.versions),
-                }
-                store.log(conn, run_id, "backup_taken", None, detail)
-            protected = last_applying_run(conn, settings.schema)
+        conn, store = target.session, target.store
+        if store.exists(conn):
+            detail = {
+                "backup_id": manifest.id,
+                "reason": reason,
+                "size_bytes": manifest.size_bytes,
+                "sha256": manifest.sha256,
+                "versions": list(manifest.versions),
+            }
+            store.log(conn, run_id, "backup_taken", None, detail)
+        protected = last_applying_run(conn, settings.schema)
     except psycopg.Error:
         return manifest, []  # the backup is safe; without history, prune nothing this time
     removed = prune(

@@ -679,11 +679,15 @@ def not_checked(name: str, why: str) -> Check:
 # -- gathering --------------------------------------------------------------------------------
 
 
-def configure_session(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """Bound every query of a health run; session settings, nothing written."""
+def configure_session(conn: psycopg.Connection[tuple[Any, ...]], *, local: bool = False) -> None:
+    """Bound every query of a health run; nothing written.
+
+    ``local``: for the current transaction only, as on a session lent by someone else (the
+    in-run monitor samples on the runner lock's session).
+    """
     conn.execute(
-        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
-        (f"{STATEMENT_TIMEOUT_MS}ms", f"{LOCK_TIMEOUT_MS}ms"),
+        "SELECT set_config('statement_timeout', %s, %s), set_config('lock_timeout', %s, %s)",
+        (f"{STATEMENT_TIMEOUT_MS}ms", local, f"{LOCK_TIMEOUT_MS}ms", local),
     )
 
 

@@ -1,9 +1,10 @@
 """The in-run health monitor: samples the database beside a long `up` or rollback, and yields.
 
-Why a thread with its own connection: the runner's connection is busy with the migration's
+Why a thread on the lock's session: the runner's connection is busy with the migration's
 statement, and the question "who is piling up behind it" has to be asked while that statement
-runs. Each sample goes to the history log and to the progress display. When more than
-PGSHIFT_HEALTH_ABORT_BLOCKED_SESSIONS sessions have waited longer than
+runs; the session that holds the runner lock is otherwise idle, so sampling there costs no
+connection of its own. Each sample goes to the history log and to the progress display. When
+more than PGSHIFT_HEALTH_ABORT_BLOCKED_SESSIONS sessions have waited longer than
 PGSHIFT_HEALTH_ABORT_BLOCKED_FOR behind the runner, the monitor cancels the runner's statement
 (`pg_cancel_backend`) and says so through `consume_cancel`, so the runner rolls back and retries
 later like a lock timeout instead of stalling the application's traffic.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgshift import events as ev
 from pgshift.db.catalog import BlockedSession
-from pgshift.healthcheck import blocked_behind
+from pgshift.healthcheck import blocked_behind, configure_session
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,10 +63,7 @@ def judge(blocked: Sequence[BlockedSession], runner_pid: int, policy: MonitorPol
 class Monitor:
     """Start with the runner's backend pid once the migration lock is held; stop in `finally`."""
 
-    def __init__(
-        self, url: str | None, schema: str, policy: MonitorPolicy, emit: ev.Emit = ev.ignore
-    ) -> None:
-        self.url = url
+    def __init__(self, schema: str, policy: MonitorPolicy, emit: ev.Emit = ev.ignore) -> None:
         self.schema = schema
         self.policy = policy
         self.emit = emit
@@ -77,12 +75,21 @@ class Monitor:
         self._cancelled_at: float | None = None
         self._runner_pid = 0
         self._run_id: str | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
 
     # -- runner side ----------------------------------------------------------------------------
 
-    def start(self, runner_pid: int, run_id: str) -> None:
+    def start(
+        self, runner_pid: int, run_id: str, conn: psycopg.Connection[tuple[Any, ...]]
+    ) -> None:
+        """Sample on ``conn``: the session that holds the runner lock, otherwise idle.
+
+        Sampling there costs no connection of its own; psycopg serialises the monitor's
+        queries with the runner's log writes on it.
+        """
         self._runner_pid = runner_pid
         self._run_id = run_id
+        self._conn = conn
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="pgshift-monitor", daemon=True)
         self._thread.start()
@@ -109,31 +116,19 @@ class Monitor:
     def _loop(self) -> None:
         import psycopg
 
-        conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        try:
-            # The first sample comes after one interval: a short run opens no connection.
-            while not self._stop.wait(self.policy.interval_ms / 1000):
-                try:
-                    if conn is None or conn.closed:
-                        conn = self._connect()
+        # The first sample comes after one interval: a short run samples nothing.
+        while not self._stop.wait(self.policy.interval_ms / 1000):
+            conn = self._conn
+            if conn is None or conn.closed:
+                return  # the lock's session is gone; the runner finds out on its own
+            try:
+                with conn.transaction():
+                    configure_session(conn, local=True)
                     self._sample(conn)
-                except psycopg.Error:
-                    if conn is not None:
-                        conn.close()
-                    conn = None  # reconnect at the next tick; the run must not notice
-                except Exception:  # noqa: S110 - a monitor bug must never break a migration
-                    pass
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        from pgshift.db.connect import connect
-        from pgshift.healthcheck import configure_session
-
-        conn = connect(self.url, purpose="monitor", connect_timeout_s=5)
-        configure_session(conn)
-        return conn
+            except psycopg.Error:
+                pass  # a failed sample is skipped; the run must not notice
+            except Exception:  # noqa: S110 - a monitor bug must never break a migration
+                pass
 
     def _sample(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         from pgshift.db import catalog
@@ -197,11 +192,11 @@ class Monitor:
         )
 
 
-def monitor_for(settings: Settings, url: str | None, emit: ev.Emit) -> Monitor | None:
+def monitor_for(settings: Settings, emit: ev.Emit) -> Monitor | None:
     """The monitor a run should have: None when DB_HEALTH_CHECK_ENABLED is false."""
     if not settings.health_check_enabled:
         return None
-    return Monitor(url, settings.schema, MonitorPolicy.from_settings(settings), emit)
+    return Monitor(settings.schema, MonitorPolicy.from_settings(settings), emit)
 
 
 __all__ = ["Monitor", "MonitorPolicy", "Verdict", "judge", "monitor_for"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgshift import events as ev
+from pgshift.db.target import Target
 from pgshift.errors import BackupError, CheckFailed, LockBusy, MigrationFailed, UsageError
 from pgshift.plan import (
     ERROR,
@@ -87,7 +88,7 @@ def refuse_if_locked(settings: Settings, url: str | None) -> None:
 
 def backup_before(
     settings: Settings,
-    url: str | None,
+    target: Target,
     *,
     reason: str,
     skip: bool,
@@ -99,7 +100,7 @@ def backup_before(
         return None
     from pgshift.backup import backup_for
 
-    manifest, _ = backup_for(settings, url, reason=reason, run_id=run_id, progress=progress)
+    manifest, _ = backup_for(settings, target, reason=reason, run_id=run_id, progress=progress)
     return manifest
 
 
@@ -166,10 +167,11 @@ def run_rollback(
     refuse_if_locked(settings, url)
     if confirm is not None and not confirm(prepared):
         raise UsageError("cancelled: nothing was reverted")
-    runner = Runner(url, run_options(settings), emit, monitor=monitor_for(settings, url, emit))
+    target = Target.from_settings(settings, url, purpose="rollback")
+    runner = Runner(target, run_options(settings), emit, monitor=monitor_for(settings, emit))
     manifest = backup_before(
         settings,
-        url,
+        target,
         reason="before-rollback",
         skip=skip_backup,
         run_id=runner.run_id,
@@ -178,7 +180,8 @@ def run_rollback(
     if manifest is not None and on_backup is not None:
         on_backup(manifest)
     migrations, versions = prepared.migrations, prepared.versions
-    result = runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
+    with target:
+        result = runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
     return RollbackOutcome(prepared, manifest, result)
 
 
@@ -427,11 +430,12 @@ def _simulate(
     try:
         copy_schema(url, scratch, history_schema=settings.schema)
         migrations, versions = prepared.migrations, prepared.versions
-        runner = Runner(scratch, run_options(settings), collect)
-        try:
-            runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
-        except MigrationFailed as exc:
-            error = exc.message
+        with Target.from_settings(settings, scratch, purpose="simulate") as scratch_target:
+            runner = Runner(scratch_target, run_options(settings), collect)
+            try:
+                runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
+            except MigrationFailed as exc:
+                error = exc.message
     except BackupError as exc:
         error = exc.message
     finally:
@@ -470,9 +474,10 @@ def run_restore(
     refuse_if_locked(settings, url)
     if confirm is not None and not confirm(manifest, extras, database):
         raise UsageError("cancelled: nothing was restored")
-    safety = backup_before(
-        settings, url, reason="before-rollback", skip=skip_backup, progress=progress
-    )
+    with Target.from_settings(settings, url, purpose="rollback") as target:
+        safety = backup_before(
+            settings, target, reason="before-rollback", skip=skip_backup, progress=progress
+        )
     if safety is not None and on_backup is not None:
         on_backup(safety)
     return _restore_locked(settings, url, manifest, progress)
@@ -652,50 +657,51 @@ def run_emergency(
         )
     if confirm is not None and not confirm(ep):
         raise UsageError("cancelled: nothing was changed")
-    runner = Runner(url, run_options(settings), emit, monitor=monitor_for(settings, url, emit))
-    safety = backup_before(
-        settings, url, reason="before-rollback", skip=skip_backup, run_id=runner.run_id,
-        progress=progress,
-    )  # fmt: skip
-    if safety is not None and on_backup is not None:
-        on_backup(safety)
+    with Target.from_settings(settings, url, purpose="rollback") as target:
+        runner = Runner(target, run_options(settings), emit, monitor=monitor_for(settings, emit))
+        safety = backup_before(
+            settings, target, reason="before-rollback", skip=skip_backup, run_id=runner.run_id,
+            progress=progress,
+        )  # fmt: skip
+        if safety is not None and on_backup is not None:
+            on_backup(safety)
 
-    result: RunResult | None = None
-    failure: str | None = None
-    if ep.blockers:
-        failure = "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
-    else:
-        migrations, versions = ep.migrations, ep.versions
-        try:
-            result = runner.run(ep.plan, lambda h: plan_revert(migrations, h, versions))
-        except MigrationFailed as exc:
-            if ep.backup is None:
-                raise
-            failure = exc.message
-        if failure is None:
-            problems = verify_state(settings, url, ep)
-            if problems:
-                raise CheckFailed(
-                    "the rollback files ran, but the database is not back at the state before"
-                    " the last run:\n" + "\n".join(problems),
-                    hint=_restore_hint(ep),
-                )
-            return EmergencyResult(ep, "reverted", safety, result, None, None)
+        result: RunResult | None = None
+        failure: str | None = None
+        if ep.blockers:
+            failure = "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
+        else:
+            migrations, versions = ep.migrations, ep.versions
+            try:
+                result = runner.run(ep.plan, lambda h: plan_revert(migrations, h, versions))
+            except MigrationFailed as exc:
+                if ep.backup is None:
+                    raise
+                failure = exc.message
+            if failure is None:
+                problems = verify_state(settings, url, ep)
+                if problems:
+                    raise CheckFailed(
+                        "the rollback files ran, but the database is not back at the state before"
+                        " the last run:\n" + "\n".join(problems),
+                        hint=_restore_hint(ep),
+                    )
+                return EmergencyResult(ep, "reverted", safety, result, None, None)
 
-    assert ep.backup is not None
-    if confirm_restore is not None and not confirm_restore(ep.backup, failure or ""):
-        raise UsageError(
-            "cancelled: the backup was not restored; `pgshift status` shows where the"
-            " database is now",
-        )
-    restored = _restore_locked(settings, url, ep.backup, progress, run_id=runner.run_id)
-    problems = verify_state(settings, url, ep)
-    if problems:
-        raise BackupError(
-            f"backup {ep.backup.id} was restored, but the database is not back at the state"
-            " before the last run:\n" + "\n".join(problems)
-        )
-    return EmergencyResult(ep, "restored", safety, result, restored, failure)
+        assert ep.backup is not None
+        if confirm_restore is not None and not confirm_restore(ep.backup, failure or ""):
+            raise UsageError(
+                "cancelled: the backup was not restored; `pgshift status` shows where the"
+                " database is now",
+            )
+        restored = _restore_locked(settings, url, ep.backup, progress, run_id=runner.run_id)
+        problems = verify_state(settings, url, ep)
+        if problems:
+            raise BackupError(
+                f"backup {ep.backup.id} was restored, but the database is not back at the state"
+                " before the last run:\n" + "\n".join(problems)
+            )
+        return EmergencyResult(ep, "restored", safety, result, restored, failure)
 
 
 def _restore_hint(ep: EmergencyPlan) -> str:

@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgshift import events as ev
 from pgshift.db import catalog
-from pgshift.db.connect import connect, redact
 from pgshift.db.execute import PartFailed, failpoint, run_parts
-from pgshift.db.lock import RunnerLock
-from pgshift.db.store import PostgresHistoryStore
 from pgshift.errors import (
     DriftError,
     HalfApplied,
@@ -44,6 +41,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
+    from pgshift.db.target import Target
     from pgshift.monitor import Monitor
 
 
@@ -166,16 +164,16 @@ class Runner:
 
     def __init__(
         self,
-        url: str | None,
+        target: Target,
         options: RunOptions,
         emit: ev.Emit = ev.ignore,
         monitor: Monitor | None = None,
     ) -> None:
-        self.url = url
+        self.target = target
         self.options = options
         self.emit = emit
         self.monitor = monitor  # health monitor hook: samples beside the run, may cancel
-        self.store = PostgresHistoryStore(options.schema)
+        self.store = target.store
         self.run_id = str(uuid.uuid4())
         self.rng = random.Random()
         self.user = getpass.getuser()
@@ -190,22 +188,18 @@ class Runner:
         from the history read under the lock. Steps another runner did in the meantime are
         skipped, and nothing outside ``planned`` is run.
         """
-        lock = RunnerLock(
-            self.url,
-            self.options.schema,
-            self.options.runner_lock_wait_ms,
-            allow_pooler=self.options.allow_pooler,
-        )
+        lock = self.target.runner_lock()
         asked = time.monotonic()
         lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
         waited_ms = _ms_since(asked)
-        conn = connect(self.url, purpose="runner")
         try:
+            conn = self.target.session
             self.store.upgrade(conn)
-            # -- health monitor hook (monitor.py): started under the lock, stopped in finally
+            assert lock.conn is not None
+            # -- health monitor hook (monitor.py): samples on the idle lock session
             if self.monitor is not None:
                 row = conn.execute("SELECT pg_backend_pid()").fetchone()  # not conn.info: poolers
-                self.monitor.start(int(str(row[0])) if row else 0, self.run_id)
+                self.monitor.start(int(str(row[0])) if row else 0, self.run_id, lock.conn)
             fresh = replan(self.store.read(conn))
             wanted = {(s.migration.version, s.action) for s in planned.steps}
             steps = [s for s in fresh.steps if (s.migration.version, s.action) in wanted]
@@ -251,7 +245,6 @@ class Runner:
         finally:
             if self.monitor is not None:
                 self.monitor.stop()
-            conn.close()
             lock.release()
 
     def _run_detail(self, steps: Sequence[Step]) -> dict[str, Any]:
@@ -596,7 +589,7 @@ class Runner:
         error = failure.error
         stmt = failure.statement
         line = _error_line(stmt, failure.offset)
-        primary = redact(_primary(error), self.url)
+        primary = self.target.redact(_primary(error))
         sqlstate = error.sqlstate
         detail: dict[str, Any] = {"sqlstate": sqlstate, "message": primary, "line": line}
         if stmt is not None:

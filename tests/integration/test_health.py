@@ -356,9 +356,9 @@ def test_monitor_is_off_when_health_checks_are_disabled(make_project: ProjectMak
     settings = load_settings(
         {"database_url": "x"}, env={"DB_HEALTH_CHECK_ENABLED": "false"}, cwd=project
     )
-    assert monitor_for(settings, "x", lambda e: None) is None
+    assert monitor_for(settings, lambda e: None) is None
     enabled = load_settings({"database_url": "x"}, env={}, cwd=project)
-    assert monitor_for(enabled, "x", lambda e: None) is not None
+    assert monitor_for(enabled, lambda e: None) is not None
 
 
 def test_a_run_under_way_is_not_reported_as_half_applied(
