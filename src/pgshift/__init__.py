@@ -100,15 +100,29 @@ def read_history(settings: Settings, url: str | None) -> History:
 
 @dataclass(frozen=True)
 class StatusReport:
+    """`pgshift status`: one row per migration, and the counts its title and JSON show.
+
+    A half-reverted migration counts as neither applied (part of its schema is gone) nor
+    pending (`up` refuses it until the revert is finished): it is ``half_reverted``.
+    """
+
     rows: tuple[MigrationState, ...]
 
     @property
     def pending(self) -> int:
-        return sum(1 for r in self.rows if r.state in ("pending", "out-of-order", "failed"))
+        return sum(
+            1
+            for r in self.rows
+            if r.state in ("pending", "out-of-order", "failed") and not r.half_reverted
+        )
 
     @property
     def applied(self) -> int:
-        return sum(1 for r in self.rows if r.applied is not None)
+        return sum(1 for r in self.rows if r.applied is not None and not r.half_reverted)
+
+    @property
+    def half_reverted(self) -> int:
+        return sum(1 for r in self.rows if r.half_reverted)
 
 
 def status(settings: Settings) -> StatusReport:

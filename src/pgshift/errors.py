@@ -113,6 +113,16 @@ class HalfApplied(MigrationFailed):
     exit_code = 6
 
 
+class HalfReverted(HalfApplied):
+    """A rollback stopped after part of its file committed, so `up` refuses to run.
+
+    The migration's applied row is still there but its schema is partly gone (an index dropped
+    concurrently, the table not yet). Going forward over it would report success over a broken
+    schema, so planning refuses with the half-applied exit code (6, recovery needed) and names
+    the command that finishes the revert.
+    """
+
+
 class BackupError(PgshiftError):
     """A backup or restore failed."""
 

@@ -299,7 +299,7 @@ def _names(versions: Sequence[str], limit: int = 5) -> str:
 def check_pending(states: Sequence[MigrationState]) -> Check:
     pending = [s.version for s in states if s.state in ("pending", "out-of-order")]
     out_of_order = [s.version for s in states if s.state == "out-of-order"]
-    applied = sum(1 for s in states if s.applied is not None)
+    applied = sum(1 for s in states if s.applied is not None and not s.half_reverted)
     data = {"count": len(pending), "versions": pending, "out_of_order": out_of_order}
     if not pending:
         return Check("pending_migrations", OK, f"none pending ({applied} applied)", data)
@@ -313,6 +313,7 @@ def check_failed(
     history: History,
     failures: Mapping[str, Mapping[str, Any]],
     run_in_progress: bool = False,
+    revert_failures: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Check:
     """Half-applied migrations (progress recorded) need recovery: critical.
 
@@ -320,16 +321,29 @@ def check_failed(
     the database is consistent but the next `up` meets the same error. While a live run holds
     the migration lock, its progress rows are that run's work under way, not a failure: a
     readiness probe must not page anyone for a long CREATE INDEX CONCURRENTLY.
+
+    A half-reverted migration (its rollback stopped part-way, the applied row still there) is
+    critical too, and its hint is the rollback command that finishes it, never `pgshift up`:
+    `up` refuses to go forward over it (issue 8). Its error, when the revert failed rather than
+    was killed, comes from ``revert_failures`` (the newest `revert_failed` event), and only when
+    newer than the progress row, so that an older failed attempt is not shown as this one.
     """
+    from pgshift.plan import finish_revert_command, half_reverted_versions
+
     items: list[dict[str, Any]] = []
     half = {} if run_in_progress else {p.version: p for p in history.in_progress}
+    reverted = [v for v in half_reverted_versions(history) if v in half]
     for version in sorted(set(history.failed) | set(half)):
-        failure = dict(failures.get(version, {}))
         progress = half.get(version)
+        is_revert = version in reverted
+        failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
+        if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
+            failure = {}
         items.append(
             {
                 "version": version,
-                "half_applied": progress is not None,
+                "half_applied": progress is not None and not is_revert,
+                "half_reverted": is_revert,
                 "statements_done": progress.statements_done if progress else 0,
                 "line": failure.get("line"),
                 "statement": failure.get("statement"),
@@ -343,14 +357,21 @@ def check_failed(
         running = [p.version for p in history.in_progress] if run_in_progress else []
         if running:
             data["running"] = running
-            detail = f"no failed migration; {_names(running)} being applied by the current run"
+            undoing = set(half_reverted_versions(history))
+            doing = [v for v in running if v not in undoing]
+            parts = [f"{_names(doing)} being applied"] if doing else []
+            if undoing:
+                parts.append(f"{_names(sorted(undoing))} being reverted")
+            detail = f"no failed migration; {' and '.join(parts)} by the current run"
             return Check("failed_migrations", OK, detail, data)
         return Check("failed_migrations", OK, "no failed or half-applied migration", data)
 
     def describe(item: Mapping[str, Any]) -> str:
         where = f" at line {item['line']}" if item.get("line") else ""
         text = f"{item['version']}"
-        if item["half_applied"]:
+        if item["half_reverted"]:
+            text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
+        elif item["half_applied"]:
             text += f" half-applied ({item['statements_done']} statement(s) done)"
         else:
             text += " failed"
@@ -361,15 +382,32 @@ def check_failed(
             text += f" ({item['message']})"
         return text
 
-    status = CRITICAL if any(i["half_applied"] for i in items) else WARNING
-    hint = (
-        "; fix the cause and run `pgshift up` to continue"
-        if status == CRITICAL
-        else "; fix the file and run `pgshift up` again"
-    )
+    critical = any(i["half_applied"] or i["half_reverted"] for i in items)
+    hints: list[str] = []
+    if reverted:
+        hints.append(
+            f"run `{finish_revert_command(reverted)}` to finish reverting {_names(reverted)}"
+        )
+    if any(i["half_applied"] for i in items):
+        hints.append("fix the cause and run `pgshift up` to continue")
+    elif any(not i["half_reverted"] for i in items):
+        hints.append("fix the file and run `pgshift up` again")
     return Check(
-        "failed_migrations", status, "; ".join(describe(i) for i in items[:3]) + hint, data
+        "failed_migrations",
+        CRITICAL if critical else WARNING,
+        "; ".join(describe(i) for i in items[:3]) + "; " + "; then ".join(hints),
+        data,
     )
+
+
+def _older(at: Any, than: datetime | None) -> bool:
+    """True when failure time ``at`` predates ``than``; unknown times never hide a failure."""
+    if not isinstance(at, datetime) or than is None:
+        return False
+    try:
+        return at < than
+    except TypeError:  # naive against aware: cannot tell
+        return False
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -782,7 +820,10 @@ def run_checks(
                 lock = catalog.migration_lock(conn, settings.schema)
                 live_run = lock is not None and lock.workers > 0
                 failures = catalog.last_failures(conn, settings.schema)
-                return check_failed(read_history(), failures, run_in_progress=live_run)
+                reverts = catalog.last_failures(conn, settings.schema, event="revert_failed")
+                return check_failed(
+                    read_history(), failures, run_in_progress=live_run, revert_failures=reverts
+                )
 
             timed("failed_migrations", failed)
             timed("drift", lambda: from_states("drift", check_drift))

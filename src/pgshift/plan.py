@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgshift.errors import DriftError, Problem, UsageError
+from pgshift.errors import DriftError, HalfReverted, Problem, UsageError
 from pgshift.history import AppliedMigration, History, Progress
 from pgshift.model import Header, Migration, Statement
 
@@ -23,14 +23,24 @@ MISSING = "missing"
 
 @dataclass(frozen=True)
 class MigrationState:
-    """One row of `pgshift status`."""
+    """One row of `pgshift status`.
+
+    A half-reverted migration (its rollback stopped after part of the file committed, e.g. an
+    index dropped concurrently but not the table) has state ``failed`` and ``half_reverted``
+    set. Not ``applied``: its schema is partly gone, which is the lie of issue 8. Not a new
+    state: SPEC's states keep their meaning and consumers that know only them must still see
+    trouble, and ``failed`` already means "its last attempt stopped; it needs a person". The
+    flag and ``detail`` say which attempt (the revert) and which command finishes it.
+    """
 
     version: str
     description: str
     state: str
     migration: Migration | None
     applied: AppliedMigration | None
-    running: bool = False  # being applied right now by a live run (its progress is work under way)
+    running: bool = False  # being applied or reverted right now by a live run (work under way)
+    half_reverted: bool = False  # its rollback stopped part-way and no live run is finishing it
+    detail: str | None = None  # for a person: what is going on with this row, when unusual
 
 
 @dataclass(frozen=True)
@@ -71,21 +81,75 @@ class Plan:
         return tuple(s.migration.version for s in self.steps)
 
 
+def half_reverted_versions(history: History) -> tuple[str, ...]:
+    """Versions still recorded as applied whose rollback file stopped part-way, newest first.
+
+    The runner leaves a `revert` progress row before the first statement of a rollback that
+    runs partly outside a transaction, and removes it in the transaction that forgets the
+    applied row; both present means the revert began and did not finish.
+    """
+    applied = history.applied_versions()
+    return tuple(
+        sorted(
+            (
+                p.version
+                for p in history.in_progress
+                if p.action == "revert" and p.version in applied
+            ),
+            reverse=True,
+        )
+    )
+
+
+def finish_revert_command(versions: Sequence[str]) -> str:
+    """The command that finishes these half-reverted migrations' rollbacks, and nothing else.
+
+    `rollback safe` selects half-reverted versions first (rollback_selection), so a count of
+    exactly how many there are re-runs those rollbacks, resuming after the statements done.
+    """
+    return "pgshift rollback safe" + (f" --count {len(versions)}" if len(versions) > 1 else "")
+
+
+def _half_reverted_detail(progress: Progress, total: int | None, command: str) -> str:
+    of = f" of {total}" if total is not None else ""
+    return (
+        f"its rollback stopped after {progress.statements_done}{of} statement(s); the schema is"
+        f" partly reverted: run `{command}` to finish it"
+    )
+
+
 def migration_states(
     migrations: Sequence[Migration], history: History, *, run_in_progress: bool = False
 ) -> list[MigrationState]:
     """Every migration known from files or history, by version, with its state.
 
     With ``run_in_progress`` (a live runner holds the migration lock), a migration whose only
-    sign of trouble is its progress row is being applied now: pending and running, not failed.
+    sign of trouble is its progress row is being applied now: pending and running, not failed;
+    one being reverted now is still applied (its row goes in the rollback's last transaction)
+    and running. Without a live run, a revert progress row is a half-revert: failed.
     """
     applied = history.applied_versions()
     newest_applied = max(applied, default="")
+    command = finish_revert_command(half_reverted_versions(history))
     rows: list[MigrationState] = []
     for m in migrations:
         row = applied.get(m.version)
         moving = row is None and history.progress_of(m.version) is not None
         running = moving and run_in_progress and m.version not in history.failed
+        reverting = None if row is None else history.progress_of(m.version, "revert")
+        if reverting is not None and run_in_progress:
+            detail = "being reverted by the current run"
+            rows.append(
+                MigrationState(m.version, m.description, APPLIED, m, row, True, False, detail)
+            )
+            continue
+        if reverting is not None:
+            total = len(m.rollback.statements) if m.rollback else None
+            detail = _half_reverted_detail(reverting, total, command)
+            rows.append(
+                MigrationState(m.version, m.description, FAILED, m, row, False, True, detail)
+            )
+            continue
         if row is not None:
             state = APPLIED if row.checksum == m.checksum else DRIFTED
         elif running:
@@ -100,7 +164,14 @@ def migration_states(
     on_disk = {m.version for m in migrations}
     for version, row in applied.items():
         if version not in on_disk:
-            rows.append(MigrationState(version, row.description, MISSING, None, row))
+            # Missing stays missing (drift: the file must come back first); a half-revert of it
+            # is still flagged so that nobody takes it for a clean applied migration.
+            reverting = history.progress_of(version, "revert")
+            half = reverting is not None and not run_in_progress
+            why = _half_reverted_detail(reverting, None, command) if half and reverting else None
+            rows.append(
+                MigrationState(version, row.description, MISSING, None, row, False, half, why)
+            )
     rows.sort(key=lambda r: r.version)
     return rows
 
@@ -122,8 +193,37 @@ def check_no_drift(states: Sequence[MigrationState]) -> None:
     )
 
 
+def check_no_half_revert(history: History) -> None:
+    """Refuse to go forward while a rollback is half done (issue 8).
+
+    Its applied row says "applied" but part of its schema is gone, so an `up` that skipped it
+    would report success over a missing index. Raises HalfReverted (exit 6: a half-applied
+    migration needs recovery), naming the migration and the command that finishes the revert.
+    """
+    half = half_reverted_versions(history)
+    if not half:
+        return
+    applied = history.applied_versions()
+    names = ", ".join(f"{v}_{applied[v].description}" for v in half)
+    one = len(half) == 1
+    raise HalfReverted(
+        f"{'migration' if one else 'migrations'} {names}"
+        f" {'is' if one else 'are'} half-reverted: a `pgshift rollback` stopped part-way through"
+        f" {'its' if one else 'their'} rollback file, so part of {'its' if one else 'their'}"
+        " schema is gone while the history still says applied; nothing was applied, since `up`"
+        " would report success over it (if a rollback is running right now, wait for it)",
+        version=half[0],
+        hint=f"run `{finish_revert_command(half)}` to finish the revert, then `pgshift up` to"
+        " apply it again",
+    )
+
+
 def plan_up(migrations: Sequence[Migration], history: History, target: str | None = None) -> Plan:
-    """The pending migrations in dependency order, up to ``target`` and what it needs."""
+    """The pending migrations in dependency order, up to ``target`` and what it needs.
+
+    Refuses a half-reverted migration (HalfReverted) and drift (DriftError) before planning.
+    """
+    check_no_half_revert(history)
     states = migration_states(migrations, history)
     check_no_drift(states)
     applied = history.applied_versions()
@@ -168,22 +268,37 @@ def _apply_order(row: AppliedMigration) -> tuple[str, str]:
 def rollback_selection(
     history: History, *, count: int | None = None, to_version: str | None = None
 ) -> tuple[str, ...]:
-    """The versions a rollback reverts, newest applied first.
+    """The versions a rollback reverts: half-reverted ones first, then newest applied first.
 
     ``count``: the last N applied (in the order they were applied, which is also the order that
     respects their dependencies). ``to_version``: every applied migration newer than it; it stays
     applied, and must be applied, or ``0`` for all.
+
+    A half-reverted migration (its rollback stopped part-way) comes first whatever the order it
+    was applied in, so that `rollback safe` with no --count finishes it: the command `status`,
+    `health` and `up` name. `to-version` includes it when newer than V, and refuses when it is
+    V or older, since V and what it needs cannot be kept applied over a half-dropped schema.
     """
     if count is not None and to_version is not None:
         raise UsageError("give either --count or --to-version, not both")
-    applied = sorted(history.applied, key=_apply_order, reverse=True)
+    half = half_reverted_versions(history)
+    by_order = sorted(history.applied, key=_apply_order, reverse=True)
+    applied = [*half, *(a.version for a in by_order if a.version not in half)]
     if to_version is not None:
         if to_version != "0" and to_version not in history.applied_versions():
             raise UsageError(
                 f"version {to_version} is not applied, so there is nothing to roll back to",
                 hint="give an applied version (see `pgshift status`), or 0 to revert everything",
             )
-        return tuple(a.version for a in applied if a.version > to_version)
+        kept = [v for v in half if v <= to_version]
+        if kept:
+            raise UsageError(
+                f"{', '.join(kept)} would stay applied, but its rollback stopped part-way and"
+                " its schema is partly reverted",
+                hint=f"run `{finish_revert_command(half)}` to finish it first, or roll back to a"
+                " version older than it",
+            )
+        return tuple(v for v in applied if v > to_version)
     wanted = 1 if count is None else count
     if wanted < 1:
         raise UsageError(f"--count {wanted}: give a number of migrations of at least 1")
@@ -192,7 +307,7 @@ def rollback_selection(
             f"--count {wanted}: only {len(applied)} migration(s) are applied",
             hint="`pgshift status` lists them",
         )
-    return tuple(a.version for a in applied[:wanted])
+    return tuple(applied[:wanted])
 
 
 def dependents_first(versions: Sequence[str], deps: dict[str, tuple[str, ...]]) -> list[str]:

@@ -43,7 +43,7 @@ from pgshift.healthcheck import (
     root_blockers,
     worst,
 )
-from pgshift.history import History, Progress
+from pgshift.history import AppliedMigration, History, Progress
 from pgshift.serve import parse_address, render_metrics
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -188,6 +188,55 @@ def test_failed_and_half_applied_migrations() -> None:
     )
     assert running.status == OK
     assert "20250102000000 being applied" in running.detail
+
+
+def _applied(version: str) -> AppliedMigration:
+    return AppliedMigration(version, "m", "c", "rb", NOW, 1, "me", None, "r")
+
+
+def test_half_reverted_migration_is_critical_and_names_the_rollback_that_finishes_it() -> None:
+    v1, v2 = "20250101000000", "20250102000000"
+    reverting = Progress(v2, "rb", "p", 1, "r", NOW, action="revert")
+    history = History(applied=(_applied(v1), _applied(v2)), in_progress=(reverting,))
+    # An old apply failure of the same version must not be shown as this revert's error.
+    old_apply = {v2: {"line": 3, "message": "old apply failure", "at": NOW - timedelta(days=1)}}
+    check = check_failed(history, old_apply)
+    assert check.status == CRITICAL
+    assert f"{v2} half-reverted (1 statement(s) of its rollback done)" in check.detail
+    assert f"run `pgshift rollback safe` to finish reverting {v2}" in check.detail
+    assert "pgshift up" not in check.detail and "old apply failure" not in check.detail
+    assert check.data["migrations"][0]["half_reverted"] is True
+    assert check.data["migrations"][0]["half_applied"] is False
+
+    # A revert that failed (rather than was killed) shows its statement and error; an older
+    # revert failure, from an attempt before this progress row, does not.
+    new_fail = {v2: {"line": 4, "statement": "DROP TABLE t2", "message": "boom", "at": NOW}}
+    failed = check_failed(history, {}, revert_failures=new_fail)
+    assert "stopped at line 4: DROP TABLE t2 (boom)" in failed.detail
+    stale = {v2: {**new_fail[v2], "at": NOW - timedelta(seconds=1)}}
+    assert "boom" not in check_failed(history, {}, revert_failures=stale).detail
+
+    # The same row while a live run holds the lock is that run reverting it: work under way.
+    running = check_failed(history, {}, run_in_progress=True)
+    assert running.status == OK
+    assert f"{v2} being reverted by the current run" in running.detail
+
+
+def test_half_reverted_and_half_applied_together_say_what_to_run_first() -> None:
+    v1, v2, v3 = "20250101000000", "20250102000000", "20250103000000"
+    history = History(
+        applied=(_applied(v1), _applied(v2)),
+        in_progress=(
+            Progress(v2, "rb", "p", 1, "r", NOW, action="revert"),
+            Progress(v3, "c", "p", 1, "r", NOW),
+        ),
+    )
+    check = check_failed(history, {})
+    assert check.status == CRITICAL
+    assert check.detail.endswith(
+        f"run `pgshift rollback safe` to finish reverting {v2};"
+        " then fix the cause and run `pgshift up` to continue"
+    )
 
 
 def test_replication_lag() -> None:

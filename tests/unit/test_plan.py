@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgshift.errors import DriftError, UsageError
+from pgshift.errors import DriftError, HalfReverted, UsageError
 from pgshift.history import AppliedMigration, History, Progress
 from pgshift.model import Header, Migration
 from pgshift.plan import check_no_drift, migration_states, plan_up
@@ -94,3 +94,60 @@ def test_resume_point_is_attached_to_its_step() -> None:
     progress = Progress(B, "sum", "prefix", 2, "run", NOW)
     plan = plan_up([mig(A), mig(B)], History(applied=(applied(A),), in_progress=(progress,)))
     assert [(s.migration.version, s.resume) for s in plan.steps] == [(B, progress)]
+
+
+# -- issue 8: a rollback that stopped part-way ----------------------------------------------------
+
+
+def reverting(version: str, done: int = 1) -> Progress:
+    return Progress(version, "rb", "prefix", done, "run", NOW, action="revert")
+
+
+def test_half_reverted_is_failed_with_a_flag_and_the_finishing_command() -> None:
+    history = History(applied=(applied(A), applied(B)), in_progress=(reverting(B),))
+    rows = {r.version: r for r in migration_states([mig(A), mig(B), mig(C)], history)}
+    assert [(v, r.state, r.half_reverted, r.running) for v, r in rows.items()] == [
+        (A, "applied", False, False),
+        (B, "failed", True, False),
+        (C, "pending", False, False),
+    ]
+    detail = rows[B].detail or ""
+    assert "stopped after 1 statement(s)" in detail
+    assert "`pgshift rollback safe`" in detail
+    assert rows[A].detail is None
+
+
+def test_revert_under_a_live_run_is_applied_and_running_not_failed() -> None:
+    history = History(applied=(applied(A), applied(B)), in_progress=(reverting(B),))
+    rows = migration_states([mig(A), mig(B)], history, run_in_progress=True)
+    assert [(r.version, r.state, r.half_reverted, r.running) for r in rows] == [
+        (A, "applied", False, False),
+        (B, "applied", False, True),
+    ]
+
+
+def test_half_reverted_with_its_file_gone_stays_missing_but_flagged() -> None:
+    history = History(applied=(applied(A), applied(B)), in_progress=(reverting(B),))
+    rows = {r.version: r for r in migration_states([mig(A)], history)}
+    assert (rows[B].state, rows[B].half_reverted) == ("missing", True)
+
+
+def test_up_refuses_a_half_reverted_migration_with_exit_6_naming_it_and_the_command() -> None:
+    history = History(applied=(applied(A), applied(B)), in_progress=(reverting(B),))
+    with pytest.raises(HalfReverted) as info:
+        plan_up([mig(A), mig(B), mig(C)], history)
+    assert info.value.exit_code == 6
+    assert info.value.version == B
+    assert f"{B}_m0000 is half-reverted" in info.value.message
+    assert info.value.hint is not None and "`pgshift rollback safe`" in info.value.hint
+    # Two of them (a second rollback killed too): the count that selects exactly both.
+    both = History(applied=(applied(A), applied(B)), in_progress=(reverting(A, 0), reverting(B)))
+    with pytest.raises(HalfReverted) as info:
+        plan_up([mig(A), mig(B)], both)
+    assert info.value.hint is not None and "`pgshift rollback safe --count 2`" in info.value.hint
+
+
+def test_half_applied_apply_progress_still_plans_a_resume_not_a_refusal() -> None:
+    # An apply's progress row on a version that is not applied is not a half-revert.
+    history = History(applied=(applied(A),), in_progress=(Progress(B, "s", "p", 1, "run", NOW),))
+    assert plan_up([mig(A), mig(B)], history).versions == (B,)

@@ -167,3 +167,36 @@ def test_plan_revert_keeps_only_what_is_still_applied_or_half_applied() -> None:
     plan = plan_revert([mig(V1), mig(V2), mig(V3)], h, [V3, V2, V1])
     assert plan.versions == (V3, V1)
     assert plan.steps[0].resume is None  # an apply progress row is not a revert to resume
+
+
+# -- issue 8: a rollback that stopped part-way is finished first ----------------------------------
+
+
+def half(version: str, done: int = 1) -> Progress:
+    return Progress(version, f"rb-{version}", "p", done, "run", T0, action="revert")
+
+
+def test_half_reverted_comes_first_whatever_its_apply_order() -> None:
+    # V2 was applied before V3, but its rollback stopped part-way: finishing it comes first.
+    h = history(row(V1, 1), row(V2, 2), row(V3, 3), progress=(half(V2),))
+    assert rollback_selection(h) == (V2,)
+    assert rollback_selection(h, count=2) == (V2, V3)
+    assert rollback_selection(h, to_version=V1) == (V2, V3)
+    assert rollback_selection(h, to_version="0") == (V2, V3, V1)
+
+
+def test_the_issue_8_sequence_rollback_safe_finishes_the_killed_revert_with_its_resume() -> None:
+    # `rollback safe --count 3` reverted V3 and was killed inside V2's rollback.
+    resume = half(V2)
+    h = history(row(V1, 1), row(V2, 2), progress=(resume,))
+    plan = plan_rollback([mig(V1), mig(V2), mig(V3)], h)
+    assert plan.versions == (V2,)
+    assert plan.steps[0].action == "revert" and plan.steps[0].resume == resume
+
+
+def test_to_version_that_would_keep_a_half_reverted_migration_applied_is_refused() -> None:
+    h = history(row(V1, 1), row(V2, 2), row(V3, 3), progress=(half(V2),))
+    for kept in (V2, V3):
+        with pytest.raises(UsageError, match=f"{V2} would stay applied") as info:
+            rollback_selection(h, to_version=kept)
+        assert info.value.hint is not None and "`pgshift rollback safe`" in info.value.hint

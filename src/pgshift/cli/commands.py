@@ -12,7 +12,7 @@ from pgshift.cli.render import Output, RunRenderer
 from pgshift.config import Settings, describe, load_settings
 from pgshift.durations import format_duration_ms
 from pgshift.errors import UsageError
-from pgshift.plan import Plan
+from pgshift.plan import MigrationState, Plan
 
 if TYPE_CHECKING:
     from pgshift.lint.finding import Finding
@@ -219,11 +219,14 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                         "risk_level": r.migration.header.risk_level if r.migration else None,
                         "zero_downtime": r.migration.header.zero_downtime if r.migration else None,
                         "running": r.running,
+                        "half_reverted": r.half_reverted,
+                        "detail": r.detail,
                     }
                     for r in report.rows
                 ],
                 "pending": report.pending,
                 "applied": report.applied,
+                "half_reverted": report.half_reverted,
             }
         )
         return 0
@@ -236,7 +239,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             [
                 r.version,
                 r.description,
-                f"{r.state} (running)" if r.running else r.state,
+                _state_text(r),
                 f"{r.applied.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied else "-",
                 f"{took} / {estimated}",
                 (h.risk_level or "-") if h else "-",
@@ -254,9 +257,22 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             "zero-downtime",
         ],
         rows,
-        title=f"{report.applied} applied, {report.pending} pending",
+        title=f"{report.applied} applied, {report.pending} pending"
+        + (f", {report.half_reverted} half-reverted" if report.half_reverted else ""),
     )
+    for r in report.rows:
+        if r.half_reverted and r.detail:
+            out.line(f"{r.version}_{r.description}: half-reverted: {r.detail}")
     return 0
+
+
+def _state_text(r: MigrationState) -> str:
+    """The state column: SPEC's state, and why when that alone would not tell the story."""
+    if r.half_reverted:
+        return f"{r.state} (half-reverted)"
+    if r.running:
+        return f"{r.state} (reverting)" if r.applied is not None else f"{r.state} (running)"
+    return r.state
 
 
 # -- create, config, server -------------------------------------------------------------------

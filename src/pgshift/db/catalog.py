@@ -326,9 +326,13 @@ def probe_pooler(conn: psycopg.Connection[tuple[Any, ...]], rounds: int = 3) -> 
 
 
 def last_failures(
-    conn: psycopg.Connection[tuple[Any, ...]], schema: str
+    conn: psycopg.Connection[tuple[Any, ...]], schema: str, *, event: str = "migration_failed"
 ) -> dict[str, dict[str, Any]]:
-    """The detail of the newest `migration_failed` event per version (statement, line, error)."""
+    """The detail of the newest ``event`` per version (statement, line, error).
+
+    `migration_failed` for applies; `revert_failed` for rollbacks, which a half-reverted
+    migration's health detail needs.
+    """
     from psycopg import sql
 
     exists = conn.execute(
@@ -339,7 +343,8 @@ def last_failures(
     rows = conn.execute(
         sql.SQL(
             "SELECT DISTINCT ON (version) version, at, detail FROM {}.log"
-            " WHERE event = 'migration_failed' AND version IS NOT NULL ORDER BY version, id DESC"
-        ).format(sql.Identifier(schema))
+            " WHERE event = %s AND version IS NOT NULL ORDER BY version, id DESC"
+        ).format(sql.Identifier(schema)),
+        (event,),
     ).fetchall()
     return {str(r[0]): {"at": r[1], **(r[2] or {})} for r in rows}
