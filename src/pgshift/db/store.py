@@ -74,6 +74,8 @@ class PostgresHistoryStore:
 
     def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
         """Bring the tool's tables to the newest version; call only while holding the lock."""
+        from psycopg import sql
+
         done: list[str] = []
         conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
         conn.execute(
@@ -89,9 +91,10 @@ class PostgresHistoryStore:
             if number <= current:
                 continue
             with conn.transaction():
+                # set_config takes the search_path as text: psycopg renders the identifier.
                 conn.execute(
                     "SELECT set_config('search_path', %s, true)",
-                    (_quote_ident(self.schema),),
+                    (sql.Identifier(self.schema).as_string(conn),),
                 )
                 conn.execute(body.encode())
                 conn.execute(
@@ -119,11 +122,12 @@ class PostgresHistoryStore:
                 host=r[7],
                 run_id=str(r[8]),
                 metadata=r[9] or {},
+                rollback_sql=r[10],
             )
             for r in conn.execute(
                 self._q(
                     "SELECT version, description, checksum, rollback_checksum, applied_at,"
-                    " duration_ms, applied_by, host, run_id, metadata"
+                    " duration_ms, applied_by, host, run_id, metadata, rollback_sql"
                     " FROM {s}.applied ORDER BY version"
                 )
             )
@@ -225,14 +229,15 @@ class PostgresHistoryStore:
         return self._compose(
             conn,
             _DURATION + " a AS (INSERT INTO {s}.applied (version, description, checksum,"
-            " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
-            " SELECT {version}, {description}, {checksum}, {rollback_checksum},"
+            " rollback_checksum, rollback_sql, duration_ms, applied_by, host, run_id, metadata)"
+            " SELECT {version}, {description}, {checksum}, {rollback_checksum}, {rollback_sql},"
             " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
             version=row.version,
             description=row.description,
             checksum=row.checksum,
             rollback_checksum=row.rollback_checksum,
+            rollback_sql=row.rollback_sql,
             duration_ms=row.duration_ms,
             applied_by=row.applied_by,
             host=row.host,
@@ -316,10 +321,6 @@ class PostgresHistoryStore:
     ) -> None:
         event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
         self.log(conn, run_id, event, version, detail)
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def read_history(url: str | None, schema: str, purpose: str = "status") -> History:
