@@ -67,10 +67,21 @@ class PostgresHistoryStore:
     # -- schema -------------------------------------------------------------------------------
 
     def exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        return self._shape(conn)[0]
+
+    def _shape(self, conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[bool, bool]:
+        """(the tables exist, ``applied`` has ``rollback_sql``), in one round trip.
+
+        Read-only commands read a history an older pgshift made and nobody upgraded yet (only a
+        run under the lock upgrades), so a column of a newer schema version may be absent.
+        """
         row = conn.execute(
-            "SELECT to_regclass(format('%%I.applied', %s::text)) IS NOT NULL", (self.schema,)
+            "SELECT t IS NOT NULL, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+            " WHERE attrelid = t AND attname = 'rollback_sql' AND NOT attisdropped)"
+            " FROM (SELECT to_regclass(format('%%I.applied', %s::text)) AS t) rel",
+            (self.schema,),
         ).fetchone()
-        return bool(row and row[0])
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
         """Bring the tool's tables to the newest version; call only while holding the lock."""
@@ -108,8 +119,12 @@ class PostgresHistoryStore:
 
     def read(self, conn: psycopg.Connection[tuple[Any, ...]]) -> History:
         """The whole history; an absent schema is an empty history (read-only commands)."""
-        if not self.exists(conn):
+        from psycopg import sql
+
+        exists, has_rollback_sql = self._shape(conn)
+        if not exists:
             return History()
+        rollback_sql = sql.SQL("rollback_sql" if has_rollback_sql else "NULL")
         applied = tuple(
             AppliedMigration(
                 version=r[0],
@@ -125,11 +140,11 @@ class PostgresHistoryStore:
                 rollback_sql=r[10],
             )
             for r in conn.execute(
-                self._q(
+                sql.SQL(
                     "SELECT version, description, checksum, rollback_checksum, applied_at,"
-                    " duration_ms, applied_by, host, run_id, metadata, rollback_sql"
+                    " duration_ms, applied_by, host, run_id, metadata, {rollback_sql}"
                     " FROM {s}.applied ORDER BY version"
-                )
+                ).format(s=sql.Identifier(self.schema), rollback_sql=rollback_sql)
             )
         )
         progress = tuple(
