@@ -90,6 +90,9 @@ def test_missing_rollback_file_refuses_and_changes_nothing(
 ) -> None:
     project = make_project(THREE)
     assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    # As if applied before pgshift stored rollback SQL: with no file and nothing stored, refuse.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE pgshift.applied SET rollback_sql = NULL WHERE version = %s", [V2])
     (project / "migrations" / f"{V2}_two_rollback.sql").unlink()
     result = run_cli(capsys, project, db_url, "rollback", "safe", "--count", "2", "--yes")
     assert result.code == 2, result.err
@@ -335,6 +338,9 @@ def test_rollback_safe_after_the_newer_files_are_gone_uses_the_stored_sql(
     ]
     rollback_file.unlink()
     (folder / f"{V2}_two.sql").unlink()  # the application went back to a release without it
+    preview = run_cli(capsys, project, db_url, "rollback", "dry-run")
+    assert preview.code == 0, preview.out + preview.err
+    assert "DROP INDEX two_id_idx" in preview.out and "DROP TABLE two" in preview.out
     result = run_cli(capsys, project, db_url, "rollback", "safe", "--yes", "--skip-backup")
     assert result.code == 0, result.out + result.err
     assert f"{V2}_two: its files are gone, using the rollback SQL stored when it was applied" in (
