@@ -22,6 +22,9 @@ class AppliedMigration:
     host: str | None
     run_id: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The rollback file's text when it was applied (None: it had none, or it was applied before
+    # pgshift stored it), so a rollback still works once the files are gone (a downgrade).
+    rollback_sql: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

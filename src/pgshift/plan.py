@@ -6,7 +6,7 @@ A Plan is a value: `up --dry-run` prints it and `up` executes exactly it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pgshift.errors import DriftError, HalfReverted, Problem, UsageError
@@ -265,6 +265,46 @@ def _apply_order(row: AppliedMigration) -> tuple[str, str]:
     return (row.applied_at.isoformat() if row.applied_at else "", row.version)
 
 
+STORED_ROLLBACK = "using the rollback SQL stored when it was applied"
+
+
+def revert_source(
+    migration: Migration | None, row: AppliedMigration | None
+) -> tuple[Migration | None, tuple[Problem, ...]]:
+    """The migration whose rollback a revert of one version runs, and the problems of its text.
+
+    The files on disk win while the rollback file exists (an edit since it was applied is the
+    checksums check's warning, as before). When the rollback file is gone, or the migration's
+    files altogether (an application downgrade), the rollback text stored with the applied row
+    is parsed like the file was; a version whose files are gone gets a stand-in Migration built
+    from its row, so a revert Step and the Plan stay plain values. ``None`` (or a migration
+    without a rollback) when there is neither a file nor stored SQL.
+    """
+    if migration is not None and migration.rollback is not None:
+        return migration, ()
+    if row is None or row.rollback_sql is None:
+        return migration, ()
+    from pgshift.source.loader import parse_rollback  # the SQL parser: only when needed
+
+    name = f"{row.version}_{row.description}"
+    if migration is not None:
+        where = migration.path.with_name(f"{migration.path.stem}_rollback.sql")
+        script, problems = parse_rollback(where, row.rollback_sql)
+        return replace(migration, rollback=script), tuple(problems)
+    script, problems = parse_rollback(Path(f"{name}_rollback.sql"), row.rollback_sql)
+    stand_in = Migration(
+        version=row.version,
+        description=row.description,
+        path=Path(f"{name}.sql"),
+        text="",  # gone; only its checksum is known, from the row
+        checksum=row.checksum,
+        header=Header(),
+        statements=(),
+        rollback=script,
+    )
+    return stand_in, tuple(problems)
+
+
 def rollback_selection(
     history: History, *, count: int | None = None, to_version: str | None = None
 ) -> tuple[str, ...]:
@@ -351,33 +391,43 @@ def check_rollback(
         return (RollbackCheck("selection", OK, "nothing to revert"),)
 
     files: list[str] = []
+    stored: list[str] = []
+    sources = {v: revert_source(by_version.get(v), applied.get(v)) for v in versions}
     for version in versions:
         m = by_version.get(version)
         row = applied.get(version)
         label = m.name if m else f"{version}_{row.description if row else '?'}"
-        if m is None:
+        source, stored_problems = sources[version]
+        if source is None:
             files.append(f"{label}: applied, but its migration file is gone")
-        elif m.rollback is None:
-            files.append(f"{label}: no rollback file ({m.path.stem}_rollback.sql)")
+        elif source.rollback is None:
+            files.append(f"{label}: no rollback file ({source.path.stem}_rollback.sql)")
         else:
-            paths = {str(m.rollback.path), str(m.path)}
-            files.extend(str(p) for p in problems if p.file in paths)
-    checks.append(
-        RollbackCheck("rollback-files", ERROR, "; ".join(files))
-        if files
-        else RollbackCheck(
-            "rollback-files", OK, f"{len(versions)} rollback file(s) exist and parse"
+            if source is not m:
+                gone = "its files are gone" if m is None else "its rollback file is gone"
+                stored.append(f"{label}: {gone}, {STORED_ROLLBACK}")
+            paths = {str(source.rollback.path), str(source.path)}
+            files.extend(str(p) for p in (*problems, *stored_problems) if p.file in paths)
+    if files:
+        checks.append(RollbackCheck("rollback-files", ERROR, "; ".join(files)))
+    elif stored:
+        checks.append(RollbackCheck("rollback-files", WARNING, "; ".join(stored)))
+    else:
+        checks.append(
+            RollbackCheck("rollback-files", OK, f"{len(versions)} rollback file(s) exist and parse")
         )
-    )
 
     changed: list[str] = []
     for version in versions:
         m, row = by_version.get(version), applied.get(version)
-        if m is None or m.rollback is None or row is None:
+        source = sources[version][0]
+        if source is None or source.rollback is None or row is None:
             continue
-        if row.rollback_checksum and row.rollback_checksum != m.rollback.checksum:
-            changed.append(f"{m.rollback.path.name} changed since {version} was applied")
-        if row.checksum != m.checksum:
+        rollback = source.rollback
+        if row.rollback_checksum and row.rollback_checksum != rollback.checksum:
+            what = rollback.path.name if source is m else f"the stored rollback SQL of {version}"
+            changed.append(f"{what} changed since {version} was applied")
+        if m is not None and row.checksum != m.checksum:
             changed.append(f"{m.path.name} changed since it was applied")
     checks.append(
         RollbackCheck("checksums", WARNING, "; ".join(changed))
@@ -425,14 +475,18 @@ def plan_revert(migrations: Sequence[Migration], history: History, versions: Seq
     """Revert steps for those of ``versions`` still applied or half-applied, in that order.
 
     Used to re-plan under the runner lock: a version another run already reverted drops out.
+    A version whose rollback file is gone reverts with the SQL stored when it was applied
+    (revert_source), so its step exists even when none of its files do.
     """
     by_version = {m.version: m for m in migrations}
     applied = history.applied_versions()
-    steps = [
-        Step(by_version[v], history.progress_of(v, "revert"), action="revert")
-        for v in versions
-        if v in by_version and (v in applied or history.progress_of(v) is not None)
-    ]
+    steps: list[Step] = []
+    for v in versions:
+        if v not in applied and history.progress_of(v) is None:
+            continue
+        source, _ = revert_source(by_version.get(v), applied.get(v))
+        if source is not None:
+            steps.append(Step(source, history.progress_of(v, "revert"), action="revert"))
     return Plan(tuple(steps))
 
 

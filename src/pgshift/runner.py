@@ -562,6 +562,7 @@ class Runner:
                 description=m.description,
                 checksum=m.checksum,
                 rollback_checksum=m.rollback.checksum if m.rollback else None,
+                rollback_sql=m.rollback.text if m.rollback else None,  # for a later downgrade
                 applied_at=None,  # type: ignore[arg-type]  # the database's now()
                 duration_ms=_ms_since(started),
                 applied_by=self.user,

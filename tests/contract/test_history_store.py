@@ -7,11 +7,13 @@ must read back exactly what it does after the same writes, SQL and all.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgshift.db.store import PostgresHistoryStore
 from pgshift.history import AppliedMigration, History, HistoryStore, MemoryHistoryStore, Progress
@@ -122,3 +124,56 @@ def test_last_up_run_skips_rollback_runs(store: tuple[HistoryStore, Any]) -> Non
     s.log(session, LATER_RUN, "run_started", None, {"steps": [[B, "revert"]]})
     s.log(session, None, "backup_taken", None, {"at": datetime.now(UTC).isoformat()})
     assert s.last_up_run(session) == RUN
+
+
+def test_the_rollback_sql_is_kept_with_its_row(store: tuple[HistoryStore, Any]) -> None:
+    """A downgrade reverts with the stored text, so it must come back byte for byte."""
+    s, session = store
+    text = '-- Rollback: x_rollback.sql\r\nDROP TABLE "It\'s";\n-- 100% sure, $$ and \\ too\n'
+    s.record_applied(session, replace(row(A), rollback_checksum="r" * 64, rollback_sql=text))
+    s.record_applied(session, row(B))  # no rollback file: nothing stored
+    applied = s.read(session).applied_versions()
+    assert (applied[A].rollback_checksum, applied[A].rollback_sql) == ("r" * 64, text)
+    assert applied[B].rollback_sql is None
+
+
+def test_upgrading_from_version_1_keeps_old_rows_without_rollback_sql(db_url: str) -> None:
+    """Rows applied before the column existed read back as NULL, before and after the upgrade.
+
+    They still need their rollback file; and `status` on a history an older pgshift made must
+    not fail because a newer column is not there yet.
+    """
+    from pgshift.db.store import schema_files
+
+    pg = PostgresHistoryStore("old schema")  # a name that needs quoting, as any name may
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        name = sql.Identifier(pg.schema)
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {}.schema_version (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(name)
+        )
+        number, first, body = schema_files()[0]
+        with conn.transaction():
+            conn.execute("SELECT set_config('search_path', %s, true)", (name.as_string(conn),))
+            conn.execute(body.encode())
+            conn.execute(
+                sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (%s, %s)").format(
+                    name
+                ),
+                (number, first),
+            )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.applied (version, description, checksum, duration_ms,"
+                " applied_by, run_id) VALUES (%s, 'old', %s, 1, 'tester', %s)"
+            ).format(name),
+            (A, "c" * 64, RUN),
+        )
+        # Read-only commands read it before anything upgrades it.
+        assert pg.read(conn).applied_versions()[A].rollback_sql is None
+        assert pg.upgrade(conn) == ["0002_rollback_sql.sql"]
+        assert pg.upgrade(conn) == []  # idempotent
+        assert pg.read(conn).applied_versions()[A].rollback_sql is None

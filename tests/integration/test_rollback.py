@@ -90,6 +90,9 @@ def test_missing_rollback_file_refuses_and_changes_nothing(
 ) -> None:
     project = make_project(THREE)
     assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    # As if applied before pgshift stored rollback SQL: with no file and nothing stored, refuse.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE pgshift.applied SET rollback_sql = NULL WHERE version = %s", [V2])
     (project / "migrations" / f"{V2}_two_rollback.sql").unlink()
     result = run_cli(capsys, project, db_url, "rollback", "safe", "--count", "2", "--yes")
     assert result.code == 2, result.err
@@ -307,3 +310,81 @@ def test_emergency_waits_for_a_live_lock_holder_and_proceeds_once_it_is_gone(
     done = run_cli(capsys, project, db_url, "rollback", "emergency", "--yes")
     assert done.code == 0, done.err
     assert applied_versions(db_url) == [V1]
+
+
+# -- a downgrade: the newer files are gone, the rollback SQL stored in history is used ------------
+
+DOWNGRADE = {
+    **pair(V1, "one", "CREATE TABLE one (id int PRIMARY KEY);", "DROP TABLE one;"),
+    **pair(
+        V2,
+        "two",
+        "CREATE TABLE two (id int REFERENCES one (id));\nCREATE INDEX two_id_idx ON two (id);",
+        "DROP INDEX two_id_idx;\nDROP TABLE two;",
+    ),
+}
+
+
+def test_rollback_safe_after_the_newer_files_are_gone_uses_the_stored_sql(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(DOWNGRADE)
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    folder = project / "migrations"
+    rollback_file = folder / f"{V2}_two_rollback.sql"
+    # Stored as it was on disk when applied, byte for byte.
+    assert query(db_url, "SELECT rollback_sql FROM pgshift.applied WHERE version = %s", [V2]) == [
+        (rollback_file.read_text(encoding="utf-8"),)
+    ]
+    rollback_file.unlink()
+    (folder / f"{V2}_two.sql").unlink()  # the application went back to a release without it
+    preview = run_cli(capsys, project, db_url, "rollback", "dry-run")
+    assert preview.code == 0, preview.out + preview.err
+    assert "DROP INDEX two_id_idx" in preview.out and "DROP TABLE two" in preview.out
+    result = run_cli(capsys, project, db_url, "rollback", "safe", "--yes", "--skip-backup")
+    assert result.code == 0, result.out + result.err
+    assert f"{V2}_two: its files are gone, using the rollback SQL stored when it was applied" in (
+        result.out
+    )
+    assert tables(db_url) == {"one"}
+    assert applied_versions(db_url) == [V1]
+    assert count_events(db_url, "migration_reverted") == 1
+    status = run_cli(capsys, project, db_url, "status", "--json").json()
+    assert [(m["version"], m["state"]) for m in status["migrations"]] == [(V1, "applied")]
+
+
+def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_gone(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    import pgshift
+    from pgshift.config import load_settings
+    from pgshift.plan import STORED_ROLLBACK, WARNING
+
+    project = make_project(THREE)
+    settings = load_settings(
+        {"database_url": db_url, "migrations_dir": str(project / "migrations")},
+        env={},
+        cwd=project,
+    )
+    pgshift.up(settings, skip_backup=True)
+    folder = project / "migrations"
+    (folder / f"{V3}_three.sql").unlink()  # both files of the newest one are gone,
+    (folder / f"{V3}_three_rollback.sql").unlink()
+    (folder / f"{V2}_two_rollback.sql").unlink()  # and only the rollback file of the one before
+    outcome = pgshift.rollback(settings, count=2, skip_backup=True)
+    checks = {c.name: c for c in outcome.prepared.checks}
+    assert checks["rollback-files"].status == WARNING
+    assert checks["rollback-files"].detail == (
+        f"{V3}_three: its files are gone, {STORED_ROLLBACK};"
+        f" {V2}_two: its rollback file is gone, {STORED_ROLLBACK}"
+    )
+    assert outcome.result is not None
+    assert [(s.version, s.status) for s in outcome.result.steps] == [
+        (V3, "reverted"),
+        (V2, "reverted"),
+    ]
+    assert applied_versions(db_url) == [V1]
+    assert tables(db_url) == {"one"}
+    assert query(
+        db_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"
+    ) == [(0,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,14 @@ from pgshift.model import Header, Migration, RollbackScript
 from pgshift.plan import (
     ERROR,
     OK,
+    STORED_ROLLBACK,
     WARNING,
     check_rollback,
     plan_revert,
     plan_rollback,
     rollback_selection,
 )
+from pgshift.source.loader import checksum_text
 
 V1, V2, V3, V4 = "20250101000000", "20250102000000", "20250103000000", "20250104000000"
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -200,3 +203,114 @@ def test_to_version_that_would_keep_a_half_reverted_migration_applied_is_refused
         with pytest.raises(UsageError, match=f"{V2} would stay applied") as info:
             rollback_selection(h, to_version=kept)
         assert info.value.hint is not None and "`pgshift rollback safe`" in info.value.hint
+
+
+# -- the rollback SQL stored with the applied row (a downgrade: the newer files are gone) --------
+
+STORED = (
+    "-- Rollback: 20250102000000_m000000_rollback.sql\r\n"
+    "-- @transaction: false\r\n"
+    "DROP INDEX CONCURRENTLY IF EXISTS b_idx;\r\n"
+    "DROP TABLE b;\r\n"
+)
+
+
+def stored_row(version: str, minute: int, text: str = STORED) -> AppliedMigration:
+    """An applied row as the runner writes it: the rollback file's text and its checksum."""
+    return replace(row(version, minute), rollback_checksum=checksum_text(text), rollback_sql=text)
+
+
+def checks_of(
+    migrations: list[Migration], h: History, versions: list[str]
+) -> dict[str, tuple[str, str]]:
+    return {c.name: (c.status, c.detail) for c in check_rollback(migrations, h, versions)}
+
+
+def test_a_migration_whose_files_are_gone_reverts_with_its_stored_sql() -> None:
+    h = history(row(V1, 1), stored_row(V2, 2))
+    checks = checks_of([mig(V1)], h, [V2])
+    assert checks["rollback-files"] == (
+        WARNING,
+        f"{V2}_m000000: its files are gone, {STORED_ROLLBACK}",
+    )
+    assert checks["checksums"][0] == OK  # the stored text is what was recorded
+    plan = plan_rollback([mig(V1)], h)
+    (step,) = plan.steps
+    assert (step.migration.version, step.migration.name, step.action) == (
+        V2,
+        f"{V2}_m000000",
+        "revert",
+    )
+    script = step.script
+    # Parsed like the file was: its header still decides, the statements are classified.
+    assert script.path == Path(f"{V2}_m000000_rollback.sql")
+    assert script.header.transaction is False
+    assert [(st.sql, st.line, st.transactional) for st in script.statements] == [
+        ("DROP INDEX CONCURRENTLY IF EXISTS b_idx", 3, False),
+        ("DROP TABLE b", 4, True),
+    ]
+    assert script.checksum == h.applied[1].rollback_checksum
+
+
+def test_a_deleted_rollback_file_falls_back_to_the_stored_sql_beside_the_migration() -> None:
+    migration = mig(V2, rollback=False)
+    h = history(stored_row(V2, 1))
+    checks = checks_of([migration], h, [V2])
+    assert checks["rollback-files"] == (
+        WARNING,
+        f"{V2}_m000000: its rollback file is gone, {STORED_ROLLBACK}",
+    )
+    (step,) = plan_rollback([migration], h).steps
+    assert step.migration.path == migration.path  # the file on disk, with the stored rollback
+    assert step.script.path == Path(f"/m/{V2}_m000000_rollback.sql")
+    assert step.migration.rollback is not None and step.migration.rollback.text == STORED
+    assert step.script.checksum == checksum_text(STORED)
+
+
+def test_a_rollback_file_on_disk_wins_over_the_stored_sql_and_its_edit_is_reported() -> None:
+    h = history(stored_row(V2, 1))  # recorded checksum: the stored text's, not the file's
+    checks = checks_of([mig(V2)], h, [V2])
+    assert checks["rollback-files"][0] == OK
+    assert checks["checksums"] == (
+        WARNING,
+        f"{V2}_m000000_rollback.sql changed since {V2} was applied",
+    )
+    (step,) = plan_rollback([mig(V2)], h).steps
+    assert step.script.checksum == f"rb-{V2}"  # the file as it is now
+
+
+def test_neither_a_file_nor_stored_sql_still_refuses() -> None:
+    # Applied before pgshift stored rollbacks (or without a rollback file): NULL in the row.
+    h = history(row(V1, 1), row(V2, 2))
+    assert checks_of([mig(V1)], h, [V2])["rollback-files"][0] == ERROR
+    with pytest.raises(UsageError, match="its migration file is gone"):
+        plan_rollback([mig(V1)], h)
+    with pytest.raises(UsageError, match=r"no rollback file \(20250102000000_m000000_rollback"):
+        plan_rollback([mig(V1), mig(V2, rollback=False)], h)
+    # plan_revert (the re-plan under the lock) gives no step that could not run either.
+    assert plan_revert([mig(V1)], h, [V2]).steps == ()
+
+
+def test_stored_sql_that_no_longer_parses_refuses_with_its_line() -> None:
+    h = history(stored_row(V2, 1, "DROP TABLE b;\nDROP TABEL c;\n"))
+    status, detail = checks_of([], h, [V2])["rollback-files"]
+    assert status == ERROR
+    assert f"{V2}_m000000_rollback.sql:2" in detail
+    with pytest.raises(UsageError, match="refusing to roll back"):
+        plan_rollback([], h)
+
+
+def test_stored_sql_that_does_not_match_its_recorded_checksum_is_a_warning() -> None:
+    h = history(replace(stored_row(V2, 1), rollback_checksum="f" * 64))
+    assert checks_of([], h, [V2])["checksums"] == (
+        WARNING,
+        f"the stored rollback SQL of {V2} changed since {V2} was applied",
+    )
+
+
+def test_replanning_drops_a_stand_in_another_run_already_reverted() -> None:
+    versions = [V3, V2]
+    before = history(row(V1, 1), stored_row(V2, 2), stored_row(V3, 3))
+    assert plan_revert([mig(V1)], before, versions).versions == (V3, V2)
+    after = history(row(V1, 1), stored_row(V2, 2))
+    assert plan_revert([mig(V1)], after, versions).versions == (V2,)

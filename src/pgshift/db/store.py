@@ -67,13 +67,26 @@ class PostgresHistoryStore:
     # -- schema -------------------------------------------------------------------------------
 
     def exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        return self._shape(conn)[0]
+
+    def _shape(self, conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[bool, bool]:
+        """(the tables exist, ``applied`` has ``rollback_sql``), in one round trip.
+
+        Read-only commands read a history an older pgshift made and nobody upgraded yet (only a
+        run under the lock upgrades), so a column of a newer schema version may be absent.
+        """
         row = conn.execute(
-            "SELECT to_regclass(format('%%I.applied', %s::text)) IS NOT NULL", (self.schema,)
+            "SELECT t IS NOT NULL, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+            " WHERE attrelid = t AND attname = 'rollback_sql' AND NOT attisdropped)"
+            " FROM (SELECT to_regclass(format('%%I.applied', %s::text)) AS t) rel",
+            (self.schema,),
         ).fetchone()
-        return bool(row and row[0])
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
         """Bring the tool's tables to the newest version; call only while holding the lock."""
+        from psycopg import sql
+
         done: list[str] = []
         conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
         conn.execute(
@@ -89,9 +102,10 @@ class PostgresHistoryStore:
             if number <= current:
                 continue
             with conn.transaction():
+                # set_config takes the search_path as text: psycopg renders the identifier.
                 conn.execute(
                     "SELECT set_config('search_path', %s, true)",
-                    (_quote_ident(self.schema),),
+                    (sql.Identifier(self.schema).as_string(conn),),
                 )
                 conn.execute(body.encode())
                 conn.execute(
@@ -105,8 +119,12 @@ class PostgresHistoryStore:
 
     def read(self, conn: psycopg.Connection[tuple[Any, ...]]) -> History:
         """The whole history; an absent schema is an empty history (read-only commands)."""
-        if not self.exists(conn):
+        from psycopg import sql
+
+        exists, has_rollback_sql = self._shape(conn)
+        if not exists:
             return History()
+        rollback_sql = sql.SQL("rollback_sql" if has_rollback_sql else "NULL")
         applied = tuple(
             AppliedMigration(
                 version=r[0],
@@ -119,13 +137,14 @@ class PostgresHistoryStore:
                 host=r[7],
                 run_id=str(r[8]),
                 metadata=r[9] or {},
+                rollback_sql=r[10],
             )
             for r in conn.execute(
-                self._q(
+                sql.SQL(
                     "SELECT version, description, checksum, rollback_checksum, applied_at,"
-                    " duration_ms, applied_by, host, run_id, metadata"
+                    " duration_ms, applied_by, host, run_id, metadata, {rollback_sql}"
                     " FROM {s}.applied ORDER BY version"
-                )
+                ).format(s=sql.Identifier(self.schema), rollback_sql=rollback_sql)
             )
         )
         progress = tuple(
@@ -225,14 +244,15 @@ class PostgresHistoryStore:
         return self._compose(
             conn,
             _DURATION + " a AS (INSERT INTO {s}.applied (version, description, checksum,"
-            " rollback_checksum, duration_ms, applied_by, host, run_id, metadata)"
-            " SELECT {version}, {description}, {checksum}, {rollback_checksum},"
+            " rollback_checksum, rollback_sql, duration_ms, applied_by, host, run_id, metadata)"
+            " SELECT {version}, {description}, {checksum}, {rollback_checksum}, {rollback_sql},"
             " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
             version=row.version,
             description=row.description,
             checksum=row.checksum,
             rollback_checksum=row.rollback_checksum,
+            rollback_sql=row.rollback_sql,
             duration_ms=row.duration_ms,
             applied_by=row.applied_by,
             host=row.host,
@@ -316,10 +336,6 @@ class PostgresHistoryStore:
     ) -> None:
         event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
         self.log(conn, run_id, event, version, detail)
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def read_history(url: str | None, schema: str, purpose: str = "status") -> History:

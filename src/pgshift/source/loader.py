@@ -300,6 +300,28 @@ def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...
     )
 
 
+def parse_rollback(path: Path, text: str) -> tuple[RollbackScript, list[Problem]]:
+    """A rollback script from its text alone: the header, statements and checksum of a file.
+
+    For the rollback text stored in history when the migration was applied (its file may be
+    gone), parsed exactly like the file was, so it yields the same statements and checksum.
+    ``path`` is where the file was, for messages.
+    """
+    from pgshift.source.sql import split_statements  # pglast: only when parsing
+
+    file = str(path)
+    header, problems = parse_header(text, file, rollback=True)
+    statements, sql_problems = split_statements(text, file)
+    problems.extend(sql_problems)
+    problems.extend(
+        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
+        for s in statements
+        if s.transaction_control
+    )
+    script = RollbackScript(path, text, checksum_text(text), header, statements)
+    return script, problems
+
+
 def load_migrations(directory: Path, cache: StatementCache | None = None) -> tuple[Migration, ...]:
     """The folder's migrations in plan order, or InputError listing every problem at once."""
     result = read_migrations(directory, cache)
