@@ -31,7 +31,7 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from pgshift.backup import child_connection, find_tools, restore_backup, take_backup
+from pgshift.ops.backup import child_connection, find_tools, restore_backup, take_backup
 
 
 def _best(runs: int, action: object) -> float:

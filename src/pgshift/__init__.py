@@ -18,15 +18,15 @@ from pgshift.errors import PgshiftError
 if TYPE_CHECKING:
     import psycopg
 
-    from pgshift.backup import BackupProgress, Manifest, RestoreResult
     from pgshift.db.target import Target
     from pgshift.events import Emit
-    from pgshift.healthcheck import HealthReport
     from pgshift.history import History
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration
+    from pgshift.ops.apply import RunResult
+    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult
+    from pgshift.ops.health import HealthReport
     from pgshift.plan import MigrationState, Plan
-    from pgshift.runner import RunResult
     from pgshift.serve import HealthServer
 
 __all__ = [
@@ -57,13 +57,9 @@ __version__ = "0.1.0"
 
 def load_project(settings: Settings) -> tuple[Migration, ...]:
     """Every migration of the project in plan order; any file problem raises InputError."""
-    from pgshift.errors import InputError
-    from pgshift.project_files import read_project
+    from pgshift.project_files import load_migrations
 
-    result = read_project(settings)
-    if result.problems:
-        raise InputError(result.problems)
-    return result.migrations
+    return load_migrations(settings)
 
 
 def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
@@ -71,14 +67,9 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
 
     Returns None when nothing is configured and ``start_embedded`` is False.
     """
-    if settings.database_url is not None:
-        return settings.database_url
-    from pgshift import embedded
+    from pgshift.embedded import target_url
 
-    if not start_embedded:
-        current = embedded.status(settings.project_root)
-        return current.url if current.running else None
-    return embedded.ensure_running(settings.project_root)
+    return target_url(settings, start=start_embedded)
 
 
 def connect(settings: Settings, *, purpose: str = "runner") -> Target:
@@ -148,7 +139,7 @@ def health(settings: Settings) -> HealthReport:
     from contextlib import AbstractContextManager
 
     from pgshift.db.connect import connect
-    from pgshift.healthcheck import run_checks
+    from pgshift.ops.health import run_checks
 
     migrations: tuple[Migration, ...] | PgshiftError
     try:
@@ -212,9 +203,9 @@ def up(
         plan = planning.plan_up(migrations, db.read_history(), target)
         if not plan.steps:
             return plan, None
-        from pgshift.monitor import monitor_for
-        from pgshift.rollback import backup_before
-        from pgshift.runner import Runner, RunOptions
+        from pgshift.ops.apply import Runner, RunOptions
+        from pgshift.ops.monitor import monitor_for
+        from pgshift.ops.rollback import backup_before
 
         _lint_gate(migrations, plan, db.facts.major, on_findings)  # broken zero-downtime claims
         if confirm is not None and not confirm(plan):
@@ -361,7 +352,7 @@ def validate(
     linter = Linter(pg_major or LATEST_MAJOR)
     findings += linter.lint_migrations(loaded.migrations, bad_files)
     if roundtrip:
-        from pgshift.db.roundtrip import roundtrip as run_roundtrip
+        from pgshift.ops.roundtrip import roundtrip as run_roundtrip
 
         server = scratch_url
         if server is None:
@@ -464,7 +455,7 @@ def backup(
     progress: Callable[[BackupProgress], None] | None = None,
 ) -> Manifest:
     """Take a backup of the target now (`pgshift backup`), whatever DB_BACKUP_ENABLED says."""
-    from pgshift.backup import backup_for
+    from pgshift.ops.backup import backup_for
 
     with connect(settings, purpose="backup") as target:
         manifest, _ = backup_for(
@@ -473,15 +464,9 @@ def backup(
     return manifest
 
 
-# `pgshift.backup` is also the name of the module that does the work; importing it replaces this
-# attribute with the module, which then forwards calls here (see backup.py's last lines), so
-# `pgshift.backup(settings)` works either way.
-_backup_verb = backup
-
-
 def list_backups(settings: Settings) -> list[Manifest]:
     """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
-    from pgshift.backup import list_backups as listed
+    from pgshift.ops.backup import list_backups as listed
 
     return listed(settings.backup_dir)
 
@@ -500,7 +485,7 @@ def restore(
     ``confirm`` sees the manifest, the objects newer than the backup that the restore drops,
     and the target database's name; a safety backup is taken first unless skipped.
     """
-    from pgshift.rollback import run_restore
+    from pgshift.ops.rollback import run_restore
 
     return run_restore(
         settings,
@@ -526,7 +511,7 @@ def plan_rollback(
     Never changes the target; ``simulate`` runs the rollback on a scratch database holding a
     copy of the target's schema (the embedded server, or ``scratch_url``).
     """
-    from pgshift.rollback import dry_run
+    from pgshift.ops.rollback import dry_run
 
     return dry_run(
         settings,
@@ -555,7 +540,7 @@ def rollback(
     migration that stays applied depends on one being reverted; takes a backup first.
     """
     from pgshift import events
-    from pgshift.rollback import run_rollback
+    from pgshift.ops.rollback import run_rollback
 
     return run_rollback(
         settings,
@@ -568,11 +553,6 @@ def rollback(
         progress=progress or (lambda _: None),
         on_backup=on_backup,
     )
-
-
-# Like `backup` above: importing pgshift/rollback.py replaces this attribute with the module,
-# which forwards calls here.
-_rollback_verb = rollback
 
 
 def rollback_emergency(
@@ -591,7 +571,7 @@ def rollback_emergency(
     the run when a rollback file is missing, broken or fails.
     """
     from pgshift import events
-    from pgshift.rollback import run_emergency
+    from pgshift.ops.rollback import run_emergency
 
     return run_emergency(
         settings,

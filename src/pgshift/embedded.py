@@ -40,10 +40,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pgshift.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from pgshift.config import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +77,20 @@ class _Postmaster:
     port: int
     socket_dir: Path | None
     status: str
+
+
+def target_url(settings: Settings, *, start: bool = True) -> str | None:
+    """The configured database's URL; with none configured, this project's embedded server.
+
+    ``start=False`` never boots the embedded server: None when it is not running (a linter
+    must not start a database).
+    """
+    if settings.database_url is not None:
+        return settings.database_url
+    if not start:
+        current = status(settings.project_root)
+        return current.url if current.running else None
+    return ensure_running(settings.project_root)
 
 
 def data_dir_for(project_root: Path) -> Path:

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from pgshift.config import Settings
+from pgshift.model import Migration
 from pgshift.source.loader import LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
 
@@ -33,6 +34,16 @@ def read_project(settings: Settings) -> LoadResult:
     if cache.changed:
         _write_private(path, cache.to_bytes())
     return result
+
+
+def load_migrations(settings: Settings) -> tuple[Migration, ...]:
+    """Every migration of the project in plan order; any file problem raises InputError."""
+    from pgshift.errors import InputError
+
+    result = read_project(settings)
+    if result.problems:
+        raise InputError(result.problems)
+    return result.migrations
 
 
 def _write_private(path: Path, data: bytes) -> None:

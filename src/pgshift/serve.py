@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from pgshift.errors import PgshiftError, UsageError
-from pgshift.healthcheck import (
+from pgshift.ops.health import (
     CRITICAL,
     EXIT_CODES,
     OK,
@@ -118,10 +118,10 @@ class HealthEndpoint:
             return self._report
 
     def _run(self) -> HealthReport:
-        from pgshift import load_project
+        from pgshift.project_files import load_migrations
 
         try:
-            migrations: Any = load_project(self.settings)
+            migrations: Any = load_migrations(self.settings)
         except PgshiftError as exc:
             migrations = exc
 
@@ -357,10 +357,10 @@ class HealthServer:
 
     @classmethod
     def bind(cls, settings: Settings, address: str) -> HealthServer:
-        import pgshift
+        from pgshift.embedded import target_url
 
         host, port = parse_address(address)
-        url = pgshift.database_url(settings)
+        url = target_url(settings)
         endpoint = HealthEndpoint(settings, url)
         server = cls(endpoint, host, port)
         endpoint.open()

@@ -82,8 +82,8 @@ def test_json_shapes_of_list_backups_restore_and_safe(
 
 
 def test_facade_verbs_stay_callable_after_their_modules_are_imported() -> None:
-    import pgshift.backup
-    import pgshift.rollback
+    import pgshift.ops.backup
+    import pgshift.ops.rollback
 
     assert callable(pgshift.backup) and callable(pgshift.rollback)
     assert pgshift.rollback_emergency.__name__ == "rollback_emergency"

@@ -21,7 +21,7 @@ from tests.support import query, run_cli, spawn_cli
 import pgshift
 from pgshift.config import Settings, load_settings
 from pgshift.db.lock import lock_key
-from pgshift.healthcheck import CRITICAL, OK, WARNING, HealthReport
+from pgshift.ops.health import CRITICAL, OK, WARNING, HealthReport
 from pgshift.serve import HealthEndpoint, HealthServer
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
@@ -350,7 +350,7 @@ def test_monitor_during_up_logs_samples_and_cancels_a_statement_that_stalls_traf
 
 
 def test_monitor_is_off_when_health_checks_are_disabled(make_project: ProjectMaker) -> None:
-    from pgshift.monitor import monitor_for
+    from pgshift.ops.monitor import monitor_for
 
     project = make_project({})
     settings = load_settings(

@@ -28,3 +28,32 @@ def test_import_pgshift_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_nothing_below_the_command_line_imports_the_facade() -> None:
+    """DESIGN.md: cli -> facade -> ops -> ...; a module below the facade importing it inverts it.
+
+    ``from pgshift import events`` names a submodule and is fine; ``from pgshift import up``
+    or ``import pgshift`` reach the facade.
+    """
+    import ast
+
+    package = ROOT / "src" / "pgshift"
+    submodules = {p.stem for p in package.glob("*.py")} | {
+        p.name for p in package.iterdir() if (p / "__init__.py").exists()
+    }
+    offenders: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] in ("cli", "__init__.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "pgshift" and node.level == 0:
+                offenders += [
+                    f"{relative}:{node.lineno} imports pgshift.{a.name}"
+                    for a in node.names
+                    if a.name not in submodules
+                ]
+            elif isinstance(node, ast.Import) and any(a.name == "pgshift" for a in node.names):
+                offenders.append(f"{relative}:{node.lineno} imports pgshift")
+    assert offenders == []

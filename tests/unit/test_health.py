@@ -19,7 +19,8 @@ from pgshift.db.catalog import (
     Replica,
     SessionInfo,
 )
-from pgshift.healthcheck import (
+from pgshift.history import AppliedMigration, History, Progress
+from pgshift.ops.health import (
     CRITICAL,
     OK,
     UNKNOWN,
@@ -43,7 +44,6 @@ from pgshift.healthcheck import (
     root_blockers,
     worst,
 )
-from pgshift.history import AppliedMigration, History, Progress
 from pgshift.serve import parse_address, render_metrics
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -352,7 +352,7 @@ def test_endpoint_runs_checks_at_most_once_per_interval(monkeypatch: pytest.Monk
 
 
 def test_invalid_indexes_are_named_with_their_table() -> None:
-    from pgshift.healthcheck import check_invalid_indexes
+    from pgshift.ops.health import check_invalid_indexes
 
     assert check_invalid_indexes([]).status == OK
     check = check_invalid_indexes(
@@ -362,7 +362,7 @@ def test_invalid_indexes_are_named_with_their_table() -> None:
 
 
 def test_monitor_cancels_only_when_more_than_n_wait_longer_than_t_behind_the_runner() -> None:
-    from pgshift.monitor import MonitorPolicy, judge
+    from pgshift.ops.monitor import MonitorPolicy, judge
 
     policy = MonitorPolicy(abort_blocked_sessions=1, abort_blocked_ms=1_000)
     queue = [waiting(20, 2_000, (10,)), waiting(30, 1_500, (20,)), waiting(40, 5_000, (77,))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from pgshift.model import Statement
-from pgshift.runner import Chunk, backoff_ms, chunks_of, prefix_checksum
+from pgshift.ops.apply import Chunk, backoff_ms, chunks_of, prefix_checksum
 
 
 def stmt(index: int, transactional: bool = True) -> Statement:

@@ -17,7 +17,7 @@ from pgshift.cli.render import Output
 from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
-    from pgshift.healthcheck import HealthReport
+    from pgshift.ops.health import HealthReport
     from pgshift.serve import HealthServer
 
 
@@ -42,7 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_health(args: argparse.Namespace, out: Output) -> int:
-    from pgshift.healthcheck import EXIT_CODES, UNKNOWN  # only `health` pays for its checks
+    from pgshift.ops.health import EXIT_CODES, UNKNOWN  # only `health` pays for its checks
 
     try:
         settings = settings_from(args)

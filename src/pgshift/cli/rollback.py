@@ -17,8 +17,8 @@ from pgshift.cli.render import Output, RunRenderer
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.backup import BackupProgress, Manifest, SchemaObject
-    from pgshift.rollback import DryRunReport, EmergencyPlan, Prepared
+    from pgshift.ops.backup import BackupProgress, Manifest, SchemaObject
+    from pgshift.ops.rollback import DryRunReport, EmergencyPlan, Prepared
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgshift import events as ev
 from pgshift.db.catalog import BlockedSession
-from pgshift.healthcheck import blocked_behind, configure_session
+from pgshift.ops.health import blocked_behind, configure_session
 
 if TYPE_CHECKING:
     import psycopg

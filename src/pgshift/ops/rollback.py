@@ -9,8 +9,6 @@ exactly where it stopped. `emergency` only reports success after reading the dat
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,12 +29,12 @@ from pgshift.plan import (
 )
 
 if TYPE_CHECKING:
-    from pgshift.backup import BackupProgress, Manifest, RestoreResult, SchemaObject
     from pgshift.config import Settings
     from pgshift.errors import Problem
     from pgshift.history import History
     from pgshift.model import Migration, Statement
-    from pgshift.runner import RunOptions, RunResult
+    from pgshift.ops.apply import RunOptions, RunResult
+    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult, SchemaObject
 
 BackupProgressSink = Callable[["BackupProgress"], None]
 
@@ -49,7 +47,7 @@ def _ignore_progress(_: BackupProgress) -> None:
 
 
 def run_options(settings: Settings) -> RunOptions:
-    from pgshift.runner import RunOptions
+    from pgshift.ops.apply import RunOptions
 
     return RunOptions.from_settings(settings)
 
@@ -98,7 +96,7 @@ def backup_before(
     """The automatic backup before `up` or a rollback, unless skipped or disabled."""
     if skip or not settings.backup_enabled:
         return None
-    from pgshift.backup import backup_for
+    from pgshift.ops.backup import backup_for
 
     manifest, _ = backup_for(settings, target, reason=reason, run_id=run_id, progress=progress)
     return manifest
@@ -157,8 +155,8 @@ def run_rollback(
     on_backup: Callable[[Manifest], None] | None = None,
 ) -> RollbackOutcome:
     """Revert the selected migrations newest first, after the checks and a backup."""
-    from pgshift.monitor import monitor_for
-    from pgshift.runner import Runner
+    from pgshift.ops.apply import Runner
+    from pgshift.ops.monitor import monitor_for
 
     prepared = prepare(settings, url, count=count, to_version=to_version)
     refuse_on_errors(prepared.checks)
@@ -395,10 +393,10 @@ def _simulate(
     import psycopg.conninfo
     from psycopg import sql
 
-    from pgshift.backup import copy_schema
     from pgshift.config import mask_url
     from pgshift.db.connect import connect
-    from pgshift.runner import Runner
+    from pgshift.ops.apply import Runner
+    from pgshift.ops.backup import copy_schema
 
     if scratch_url is None:
         from pgshift import embedded
@@ -461,7 +459,7 @@ def run_restore(
     on_backup: Callable[[Manifest], None] | None = None,
 ) -> RestoreResult:
     """Verify a backup, confirm, take a safety backup, and restore it under the runner lock."""
-    from pgshift.backup import get_manifest, plan_restore
+    from pgshift.ops.backup import get_manifest, plan_restore
 
     manifest = get_manifest(settings.backup_dir, backup_id)
     extras, database = plan_restore(url, settings.backup_dir, manifest)
@@ -490,8 +488,8 @@ def _restore_locked(
     progress: BackupProgressSink,
     run_id: str | None = None,
 ) -> RestoreResult:
-    from pgshift.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
     from pgshift.db.lock import RunnerLock
+    from pgshift.ops.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
 
     lock = RunnerLock(
         url,
@@ -547,9 +545,9 @@ class EmergencyResult:
 
 def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
     """Find the last `up` run and what undoing it takes; reads, never writes."""
-    from pgshift.backup import list_backups
     from pgshift.db.connect import connect
     from pgshift.db.store import PostgresHistoryStore
+    from pgshift.ops.backup import list_backups
 
     migrations, problems = _load(settings)
     store = PostgresHistoryStore(settings.schema)
@@ -598,9 +596,9 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     Checks the applied versions, that nothing is left half-way, and, when the backup taken
     before the run exists, every table, column, index, constraint, view, function and type.
     """
-    from pgshift.backup import compare_inventories, inventory
     from pgshift.db.connect import connect
     from pgshift.db.store import PostgresHistoryStore
+    from pgshift.ops.backup import compare_inventories, inventory
 
     with connect(url, purpose="rollback") as conn:
         history = PostgresHistoryStore(settings.schema).read(conn)
@@ -635,8 +633,8 @@ def run_emergency(
     Reverts that run's migrations (and any half-applied one) with their rollback files; if a
     rollback file is missing or broken, or one fails, restores the backup taken before the run.
     """
-    from pgshift.monitor import monitor_for
-    from pgshift.runner import Runner
+    from pgshift.ops.apply import Runner
+    from pgshift.ops.monitor import monitor_for
 
     ep = plan_emergency(settings, url)
     if not ep.versions:
@@ -725,18 +723,3 @@ __all__ = [
     "statement_locks",
     "verify_state",
 ]
-
-
-class _VerbModule(types.ModuleType):
-    """This module, callable as the facade's `pgshift.rollback(settings, ...)` verb.
-
-    Importing a submodule sets it as an attribute of its package, which hides the facade
-    function of the same name; forwarding calls keeps `pgshift.rollback(...)` meaning the verb.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RollbackOutcome:
-        verb: Callable[..., RollbackOutcome] = sys.modules["pgshift"]._rollback_verb
-        return verb(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _VerbModule

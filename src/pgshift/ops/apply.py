@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from pgshift.config import Settings
     from pgshift.db.target import Target
-    from pgshift.monitor import Monitor
+    from pgshift.ops.monitor import Monitor
 
 
 @dataclass(frozen=True)

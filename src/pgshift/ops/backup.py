@@ -29,11 +29,9 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1215,18 +1213,3 @@ def backup_for(
         protected_run_id=protected,
     )
     return manifest, removed
-
-
-class _VerbModule(types.ModuleType):
-    """This module, callable as the facade's `pgshift.backup(settings, ...)` verb.
-
-    Importing a submodule sets it as an attribute of its package, which hides the facade
-    function of the same name; forwarding calls keeps `pgshift.backup(...)` meaning the verb.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Manifest:
-        verb: Callable[..., Manifest] = sys.modules["pgshift"]._backup_verb
-        return verb(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _VerbModule

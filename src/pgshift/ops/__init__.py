@@ -1,0 +1,1 @@
+"""The verbs: orchestrations over a Target (apply, rollback, backup, health, roundtrip)."""
