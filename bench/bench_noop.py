@@ -231,7 +231,7 @@ def render(
         total = sum(t[1] for t in r.imports)
         add(
             f"{r.server}: top-level imports of the no-op `up` (`python -X importtime`; sum"
-            f" {total / 1000:.0f} ms, `site` is the interpreter's own start):\n"
+            f" {total / 1000:.0f} ms):\n"
         )
         add("| module | cumulative ms | self ms |")
         add("|---|---:|---:|")
