@@ -1,0 +1,281 @@
+"""Benchmark of the no-op `pgshift up` and `pgshift status` with N migrations applied.
+
+    python bench/bench_noop.py --count 1000 --runs 15
+
+A deploy calls `pgshift up` on every release, most often with nothing to do, so its latency
+(interpreter start included) is what an operator waits for. With N generated migrations applied
+on a fresh database of each server (embedded PostgreSQL 18, system PostgreSQL 15 when present),
+it times, as fresh processes, the no-op `up` and `status -q` (target: under 100 ms) beside three
+references that say what part of that is unavoidable: `python -c pass`, `psql -c 'SELECT 1'` and
+a minimal psycopg script doing the least a no-op must do. It then splits the no-op `up` into
+phases in one process (imports, `load_project`, `read_history`) and lists its heaviest imports
+from `python -X importtime`. It replaces the section "no-op up and status latency" of
+bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.measure import (
+    Quiet,
+    Series,
+    default_work_parent,
+    pgshift_script,
+    run,
+    timed,
+    work_folder,
+)
+from harness.migrations import check_applied, generate, status_args, up_args
+from harness.report import RESULTS, command_line, heading, machine, write_section
+from harness.servers import Server, start_servers
+
+SECTION = "no-op up and status latency"
+TARGET_S = 0.100
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, as root
+
+# Runs in a fresh interpreter: `main()` cold (with its lazy imports) and warm (the work alone),
+# then the two phases that grow with the project, through the public facade.
+_PHASES_DRIVER = r"""
+import json, sys, time
+
+def best(call, times=3):
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        call()
+        spent.append(time.perf_counter() - started)
+    return min(spent)
+
+t0 = time.perf_counter()
+from pgshift.cli.main import main
+t1 = time.perf_counter()
+folder, url, argv = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+main(argv)
+t2 = time.perf_counter()
+out = {"import_cli": t1 - t0, "first_main": t2 - t1, "warm_main": best(lambda: main(argv))}
+try:
+    import pgshift
+    from pgshift.config import load_settings
+
+    settings = load_settings({"database_url": url, "migrations_dir": folder})
+    out["load_project"] = best(lambda: pgshift.load_project(settings))
+    out["read_history"] = best(lambda: pgshift.read_history(settings, url))
+except Exception as exc:  # the facade changed: report what is known
+    out["error"] = repr(exc)
+print("BENCH-PHASES " + json.dumps(out))
+"""
+
+# The least a Python no-op can do with psycopg: connect, read the applied versions and checksums,
+# hash every file of the folder and compare. A lower bound for pgshift's design, not a tool.
+_MINIMAL_NOOP = r"""
+import hashlib, pathlib, sys
+import psycopg
+
+with psycopg.connect(sys.argv[2], autocommit=True) as conn:
+    applied = dict(conn.execute("SELECT version, checksum FROM pgshift.applied").fetchall())
+pending = 0
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.sql")):
+    text = path.read_bytes().replace(b"\r\n", b"\n")
+    digest = hashlib.sha256(text).hexdigest()
+    if not path.name.endswith("_rollback.sql"):
+        pending += path.name.split("_", 1)[0] not in applied
+sys.exit(1 if pending else 0)
+"""
+
+
+@dataclass
+class NoopResult:
+    """The no-op timings on one server, with their references."""
+
+    server: str
+    count: int
+    series: dict[str, Series]  # row label -> wall times
+    phases: dict[str, float]
+    imports: list[tuple[str, int, int]]  # (module, cumulative us, self us), top level
+
+
+def top_imports(stderr: str) -> list[tuple[str, int, int]]:
+    """Top-level imports of ``-X importtime``, heaviest cumulative time first."""
+    top: list[tuple[str, int, int]] = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\S+)", line)
+        if m:
+            top.append((m.group(3), int(m.group(2)), int(m.group(1))))
+    return sorted(top, key=lambda t: -t[1])
+
+
+def noop(
+    server: Server, pgshift: Path, work: Path, count: int, runs: int, quiet: Quiet
+) -> NoopResult:
+    """Apply ``count`` migrations once, then time every command ``runs`` times, interleaved."""
+    folder, _ = generate(work, count)
+    db = server.fresh_db(f"noop_{count}")
+    url = server.url(db)
+    run([str(pgshift), *up_args(folder, url)], work)
+    check_applied(server, db, count, history=True)
+    python = sys.executable
+    cmds = {
+        "`pgshift up --yes -q --skip-backup`": [str(pgshift), *up_args(folder, url)],
+        "`pgshift status -q`": [str(pgshift), *status_args(folder, url)],
+        "reference: `python -c pass` (interpreter start, site)": [python, "-c", "pass"],
+        f"reference: minimal psycopg no-op (connect, read history, hash {2 * count} files)": [
+            python,
+            "-c",
+            _MINIMAL_NOOP,
+            str(folder),
+            url,
+        ],
+        "reference: `psql -X -q -c 'SELECT 1'`": [
+            str(server.psql),
+            "-X",
+            "-q",
+            "-d",
+            url,
+            "-c",
+            "SELECT 1",
+        ],
+    }
+    series = {label: Series() for label in cmds}
+    for i in range(runs + 1):  # the first round warms the page cache and is not kept
+        if i > 0:
+            quiet.settle()
+        for label, cmd in cmds.items():
+            elapsed = timed(cmd, work)
+            if i > 0:
+                series[label].add(elapsed)
+    name = server.label()
+    for label, s in series.items():
+        print(f"  {name} no-op N={count}: {s.ms():<18} {label}", flush=True)
+    argv = json.dumps(up_args(folder, url))
+    proc = run([python, "-c", _PHASES_DRIVER, str(folder), url, argv], work)
+    phases: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-PHASES "):
+            phases = json.loads(line.removeprefix("BENCH-PHASES "))
+    if "error" in phases:
+        print(f"  bench: phase timing incomplete: {phases['error']}")
+    proc = run([python, "-X", "importtime", str(pgshift), *up_args(folder, url)], work)
+    server.drop_db(db)
+    return NoopResult(name, count, series, phases, top_imports(proc.stderr))
+
+
+def _phase_rows(r: NoopResult) -> list[tuple[str, float]]:
+    ph = r.phases
+    rows = [
+        ("`import pgshift.cli.main`", ph["import_cli"]),
+        (
+            "first `main()` minus a warm one: lazy imports, one-time caches",
+            ph["first_main"] - ph["warm_main"],
+        ),
+        ("warm `main()`: the work itself", ph["warm_main"]),
+    ]
+    if "load_project" in ph:
+        other = max(0.0, ph["warm_main"] - ph["load_project"] - ph["read_history"])
+        rows += [
+            (
+                f"&nbsp;&nbsp;`load_project`: read, parse, hash {2 * r.count} files",
+                ph["load_project"],
+            ),
+            ("&nbsp;&nbsp;`read_history`: connect + read the history", ph["read_history"]),
+            ("&nbsp;&nbsp;the rest: settings, argparse, plan, output (a difference)", other),
+        ]
+    return rows
+
+
+def render(
+    command: str, servers: list[str], results: list[NoopResult], quiet: Quiet, took: float
+) -> str:
+    out = heading(SECTION, command)
+    add = out.append
+    add(f"- machine: {machine()}")
+    for line in servers:
+        add(f"- server: {line}")
+    add(
+        "- every command is a fresh process started from its real binary (no pyenv shim), so the"
+        " wall time includes interpreter start; the first round is a warm-up and is not kept"
+    )
+    add(f"- load: {quiet.summary()}")
+    add(f"- the whole benchmark took {took:.0f} s; spread = (max - min) / median\n")
+    add("| server | command | runs | wall, median (min-max) | spread | target |")
+    add("|---|---|---:|---|---:|---|")
+    for r in results:
+        for label, s in r.series.items():
+            target = ""
+            if label.startswith("`pgshift"):
+                target = ("met" if s.median < TARGET_S else "**missed**") + " (< 100 ms)"
+            add(
+                f"| {r.server} | {label} | {len(s.values)} | {s.ms()} | {s.spread:.0%} | {target} |"
+            )
+    add("")
+    for r in results:
+        if not r.phases:
+            continue
+        add(f"{r.server}: the no-op `up` in phases, in one process, no profiler (best of 3):\n")
+        add("| phase | ms |")
+        add("|---|---:|")
+        for label, seconds in _phase_rows(r):
+            add(f"| {label} | {seconds * 1000:.1f} |")
+        add("")
+    if results:
+        r = results[0]
+        total = sum(t[1] for t in r.imports)
+        add(
+            f"{r.server}: top-level imports of the no-op `up` (`python -X importtime`; sum"
+            f" {total / 1000:.0f} ms):\n"
+        )
+        add("| module | cumulative ms | self ms |")
+        add("|---|---:|---:|")
+        for name, cum, own in r.imports[:8]:
+            add(f"| {name} | {cum / 1000:.1f} | {own / 1000:.1f} |")
+        add("")
+    return "\n".join(out) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--count", type=int, default=1000, help="migrations applied before timing")
+    p.add_argument("--runs", type=int, default=15, help="timed runs of each command")
+    p.add_argument("--server", choices=["embedded", "system", "both"], default="both")
+    p.add_argument("--idle-below", type=float, default=0.25, help="CPU busy fraction to wait for")
+    p.add_argument("--idle-wait", type=float, default=10, help="max seconds to wait per round")
+    p.add_argument("--idle-budget", type=float, default=90, help="max seconds of waiting in all")
+    p.add_argument("--work-parent", type=Path, default=default_work_parent())
+    p.add_argument("--pgshift", help="the pgshift console script (default: next to python)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="file to write the section to")
+    p.add_argument("--no-write", action="store_true", help="print the section only")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    began = time.perf_counter()
+    pgshift = pgshift_script(args.pgshift)
+    work = work_folder(args.work_parent, keep=args.keep)
+    print(f"bench: work folder {work}\nbench: pgshift {pgshift}", flush=True)
+    servers = start_servers(args.server, work)
+    quiet = Quiet(args.idle_below, args.idle_wait, args.idle_budget)
+    results = [noop(s, pgshift, work, args.count, args.runs, quiet) for s in servers]
+    described = [s.describe() for s in servers]
+    took = time.perf_counter() - began
+    section = render(command_line("bench_noop.py"), described, results, quiet, took)
+    print("\n" + section)
+    if not args.no_write:
+        write_section(args.results, SECTION, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
