@@ -18,20 +18,108 @@ from pgshift.errors import PgshiftError
 if TYPE_CHECKING:
     import psycopg
 
-    from pgshift.db.target import Target
-    from pgshift.events import Emit
-    from pgshift.history import History
+    from pgshift.db.target import ServerFacts, Target
+    from pgshift.events import (
+        BackupProgress,
+        BackupTaken,
+        Emit,
+        Event,
+        LockRetry,
+        RunFinished,
+        RunStarted,
+        StepApplied,
+        StepFailed,
+        StepSkipped,
+        StepStarted,
+    )
+    from pgshift.history import AppliedMigration, History, Progress
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration
-    from pgshift.ops.apply import RunResult
-    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult
-    from pgshift.ops.health import HealthReport
-    from pgshift.plan import MigrationState, Plan
+    from pgshift.ops.apply import RunResult, StepResult
+    from pgshift.ops.backup import Manifest, RestoreResult
+    from pgshift.ops.health import Check, HealthReport
+    from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
+    from pgshift.project_files import Project
     from pgshift.serve import HealthServer
 
+#: The result and event types, re-exported lazily: `pgshift.RunResult` works without making
+#: `import pgshift` pay for the modules behind them (see __getattr__ below).
+_TYPES = {
+    "AppliedMigration": "pgshift.history",
+    "BackupProgress": "pgshift.events",
+    "BackupTaken": "pgshift.events",
+    "Check": "pgshift.ops.health",
+    "Event": "pgshift.events",
+    "Finding": "pgshift.lint.finding",
+    "HealthReport": "pgshift.ops.health",
+    "History": "pgshift.history",
+    "LockRetry": "pgshift.events",
+    "Manifest": "pgshift.ops.backup",
+    "Migration": "pgshift.model",
+    "MigrationState": "pgshift.plan",
+    "Plan": "pgshift.plan",
+    "Progress": "pgshift.history",
+    "Project": "pgshift.project_files",
+    "RestoreResult": "pgshift.ops.backup",
+    "RollbackCheck": "pgshift.plan",
+    "RunFinished": "pgshift.events",
+    "RunResult": "pgshift.ops.apply",
+    "RunStarted": "pgshift.events",
+    "ServerFacts": "pgshift.db.target",
+    "Step": "pgshift.plan",
+    "StepApplied": "pgshift.events",
+    "StepFailed": "pgshift.events",
+    "StepResult": "pgshift.ops.apply",
+    "StepSkipped": "pgshift.events",
+    "StepStarted": "pgshift.events",
+    "Target": "pgshift.db.target",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a re-exported type on first use."""
+    module = _TYPES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pgshift' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "AppliedMigration",
+    "BackupProgress",
+    "BackupTaken",
+    "Check",
+    "Event",
+    "Finding",
+    "HealthReport",
+    "History",
+    "LockRetry",
+    "Manifest",
+    "Migration",
+    "MigrationState",
     "PgshiftError",
+    "Plan",
+    "Progress",
+    "Project",
+    "RestoreResult",
+    "RollbackCheck",
+    "RunFinished",
+    "RunResult",
+    "RunStarted",
+    "ServerFacts",
     "Settings",
+    "StatusReport",
+    "Step",
+    "StepApplied",
+    "StepFailed",
+    "StepResult",
+    "StepSkipped",
+    "StepStarted",
+    "Target",
+    "ValidateReport",
+    "apply",
     "backup",
     "connect",
     "create",
@@ -55,11 +143,11 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def load_project(settings: Settings) -> tuple[Migration, ...]:
-    """Every migration of the project in plan order; any file problem raises InputError."""
-    from pgshift.project_files import load_migrations
+def load_project(settings: Settings) -> Project:
+    """The project's migrations in plan order; any file problem raises InputError (exit 2)."""
+    from pgshift.project_files import Project, load_migrations
 
-    return load_migrations(settings)
+    return Project(settings, load_migrations(settings))
 
 
 def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
@@ -120,7 +208,7 @@ def status(settings: Settings) -> StatusReport:
     from pgshift.db import catalog
     from pgshift.plan import migration_states
 
-    migrations = load_project(settings)
+    migrations = load_project(settings).migrations
     with connect(settings, purpose="status") as target:
         history = target.read_history()
         live_run = False
@@ -143,7 +231,7 @@ def health(settings: Settings) -> HealthReport:
 
     migrations: tuple[Migration, ...] | PgshiftError
     try:
-        migrations = load_project(settings)
+        migrations = load_project(settings).migrations
     except PgshiftError as exc:
         migrations = exc
     url: str | None = None
@@ -168,63 +256,96 @@ def health_server(settings: Settings, address: str) -> HealthServer:
     return HealthServer.bind(settings, address)
 
 
-def plan_up(
-    settings: Settings, migrations: Sequence[Migration], url: str | None, target: str | None
-) -> Plan:
-    from pgshift import plan
+def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
+    """What `up` would do on ``target``: the pending migrations in dependency order (up to
+    ``to``), with the lint findings of the planned files for the target's PostgreSQL version.
 
-    return plan.plan_up(migrations, read_history(settings, url), target)
+    Refuses (InputError, exit 2) a planned file whose ``@zero-downtime: true`` claim its SQL
+    breaks; refuses drift (exit 4) and a half-reverted migration (exit 6). Reads, never writes.
+    """
+    from dataclasses import replace
+
+    from pgshift import plan as planning
+
+    plan = planning.plan_up(project.migrations, target.read_history(), to)
+    if not plan.steps:
+        return plan
+    findings = _lint_gate(project.migrations, plan, target.facts.major)
+    return replace(plan, findings=tuple(findings))
+
+
+def apply(
+    plan: Plan, target: Target, *, on_event: Emit | None = None, backup: bool = True
+) -> RunResult:
+    """Execute exactly ``plan`` on ``target`` and return what was done.
+
+    A backup is taken first (unless ``backup`` is False or DB_BACKUP_ENABLED=false) and tied
+    to the run, so `rollback emergency` can fall back to it. Under the runner lock the plan is
+    made again from fresh history: steps another run finished meanwhile are skipped, any other
+    change refuses the run (PlanChanged, exit 3) before anything runs. A failure raises the
+    error with the partial RunResult as its ``result``. Progress, backup progress and
+    health samples arrive through ``on_event`` (pgshift.events).
+    """
+    from dataclasses import replace
+
+    from pgshift import events
+    from pgshift.ops.apply import Runner, RunOptions, RunResult
+    from pgshift.ops.monitor import monitor_for
+
+    emit = on_event or events.ignore
+    if not plan.steps:
+        return RunResult("", ())
+    settings = target.settings
+    runner = Runner(target, RunOptions.from_settings(settings), emit, monitor_for(settings, emit))
+    reason = "before-up" if plan.kind == "up" else "before-rollback"
+    backup_id = None
+    if backup and settings.backup_enabled:
+        backup_id = _backup_for_run(target, reason, runner.run_id, emit)
+    try:
+        result = runner.run(plan)
+    except PgshiftError as exc:
+        if isinstance(exc.result, RunResult):
+            exc.result = replace(exc.result, backup_id=backup_id)
+        raise
+    return replace(result, backup_id=backup_id)
+
+
+def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str:
+    """Take the backup a run starts with, reporting progress and the result as events."""
+    from pgshift import events
+    from pgshift.ops.backup import backup_for
+
+    manifest, _ = backup_for(
+        target.settings,
+        target,
+        reason=reason,
+        run_id=run_id,
+        progress=emit,
+    )
+    emit(
+        events.BackupTaken(
+            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
+            len(manifest.versions),
+        )
+    )  # fmt: skip
+    return manifest.id
 
 
 def up(
     settings: Settings,
     *,
-    target: str | None = None,
-    confirm: Callable[[Plan], bool] | None = None,
-    emit: Emit | None = None,
-    on_findings: Callable[[Sequence[Finding]], None] | None = None,
-    skip_backup: bool = False,
-    on_backup: Callable[[Manifest], None] | None = None,
-    backup_progress: Callable[[BackupProgress], None] | None = None,
-) -> tuple[Plan, RunResult | None]:
-    """Apply pending migrations; ``confirm`` sees the plan first and may refuse (None = yes).
+    to: str | None = None,
+    on_event: Emit | None = None,
+    backup: bool = True,
+) -> RunResult:
+    """Load the project, plan and apply it on the configured database, without asking.
 
-    ``on_findings`` receives the lint findings of the planned files before ``confirm``. After
-    confirmation and before the runner takes the lock, a backup is taken (unless
-    ``skip_backup`` or DB_BACKUP_ENABLED=false) and handed to ``on_backup``; it belongs to the
-    run, so `rollback emergency` can fall back to it.
+    The one-call form of ``load_project`` + ``connect`` + ``plan_up`` + ``apply``; callers
+    that want to see or confirm the plan first call those instead.
     """
-    from pgshift import events
-    from pgshift import plan as planning
-    from pgshift.errors import UsageError
-
-    migrations = load_project(settings)
-    with connect(settings) as db:
-        plan = planning.plan_up(migrations, db.read_history(), target)
-        if not plan.steps:
-            return plan, None
-        from pgshift.ops.apply import Runner, RunOptions
-        from pgshift.ops.monitor import monitor_for
-        from pgshift.ops.rollback import backup_before
-
-        _lint_gate(migrations, plan, db.facts.major, on_findings)  # broken zero-downtime claims
-        if confirm is not None and not confirm(plan):
-            raise UsageError("cancelled: nothing was applied")
-        emit = emit or events.ignore
-        options = RunOptions.from_settings(settings)
-        runner = Runner(db, options, emit, monitor=monitor_for(settings, emit))
-        manifest = backup_before(
-            settings,
-            db,
-            reason="before-up",
-            skip=skip_backup,
-            run_id=runner.run_id,
-            progress=backup_progress or (lambda _: None),
-        )
-        if manifest is not None and on_backup is not None:
-            on_backup(manifest)
-        result = runner.run(plan, lambda history: planning.plan_up(migrations, history, target))
-        return plan, result
+    project = load_project(settings)
+    with connect(settings) as target:
+        return apply(plan_up(project, target, to=to), target, on_event=on_event, backup=backup)
 
 
 def create(
@@ -257,7 +378,7 @@ def create(
             raise UsageError(f"--estimated-duration: {exc}") from None
     folder = settings.migrations_dir
     folder.mkdir(parents=True, exist_ok=True)
-    existing = load_project(settings) if depends_on else ()
+    existing = load_project(settings).migrations if depends_on else ()
     names = {m.version: m.name for m in existing} | {m.name: m.name for m in existing}
     for dep in depends_on:
         if dep not in names:
@@ -416,12 +537,7 @@ def _drift_findings(
     return major, findings
 
 
-def _lint_gate(
-    migrations: Sequence[Migration],
-    plan: Plan,
-    major: int,
-    on_findings: Callable[[Sequence[Finding]], None] | None,
-) -> None:
+def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[Finding]:
     """Refuse (InputError, exit 2) a planned file whose ``@zero-downtime: true`` is broken.
 
     The whole project is linted, in plan order, so that what earlier applied migrations did
@@ -441,8 +557,7 @@ def _lint_gate(
             hint="make the statements safe, or say @zero-downtime: false;"
             " `pgshift validate` shows every finding",
         )
-    if on_findings is not None and findings:
-        on_findings(findings)
+    return findings
 
 
 # -- backups and rollbacks (issue 3) ---------------------------------------------------------------

@@ -33,6 +33,9 @@ class PgshiftError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: What a run had done when it stopped (the facade's RunResult), set by `apply` on the
+        #: way out, so `up --json` can print one document with the error inside it.
+        self.result: object | None = None
 
 
 class CheckFailed(PgshiftError):
@@ -75,6 +78,10 @@ class LockBusy(PgshiftError):
     """Another runner holds the migration lock, or the lock was lost."""
 
     exit_code = 3
+
+
+class PlanChanged(LockBusy):
+    """The database changed between planning and taking the lock: the plan is not run."""
 
 
 class DriftError(PgshiftError):

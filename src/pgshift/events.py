@@ -92,6 +92,26 @@ class HealthSample:
     message: str
 
 
+@dataclass(frozen=True)
+class BackupProgress:
+    """Bytes written (backup) or replayed (restore) so far; ``total_bytes`` when it is known."""
+
+    phase: str  # "dump", "verify", "restore"
+    done_bytes: int
+    total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class BackupTaken:
+    """A backup is safe on disk (before `up` or a rollback, or by hand)."""
+
+    backup_id: str
+    reason: str  # "before-up", "before-rollback", "manual"
+    size_bytes: int
+    sha256: str
+    versions: int  # migrations applied when it was taken
+
+
 Event = (
     RunStarted
     | RunnerLockWaiting
@@ -104,6 +124,8 @@ Event = (
     | StepFailed
     | RunFinished
     | HealthSample
+    | BackupProgress
+    | BackupTaken
 )
 Emit = Callable[[Event], None]
 

@@ -6,11 +6,12 @@ A Plan is a value: `up --dry-run` prints it and `up` executes exactly it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgshift.errors import DriftError, HalfReverted, Problem, UsageError
 from pgshift.history import AppliedMigration, History, Progress
+from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
 
 APPLIED = "applied"
@@ -72,13 +73,84 @@ class Step:
         return Script(r.path, r.header, r.statements, r.checksum)
 
 
+UP = "up"
+REVERT = "revert"
+
+
 @dataclass(frozen=True)
 class Plan:
+    """What a run will do, and what it was worked out from, so it can be checked again.
+
+    ``kind`` "up" applies pending migrations (up to ``target``); "revert" runs rollback files
+    for ``selection`` (newest first). ``migrations`` is the project the plan was made from;
+    `replan` recomputes the same kind of plan from fresh history, which is how `apply` checks
+    under the lock that nothing changed. ``findings`` are the lint findings of the planned
+    files; ``checks`` what a rollback checked before it may run.
+    """
+
     steps: tuple[Step, ...]
+    kind: str = UP
+    target: str | None = None
+    selection: tuple[str, ...] = ()
+    migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
+    findings: tuple[Finding, ...] = ()
+    checks: tuple[RollbackCheck, ...] = ()
 
     @property
     def versions(self) -> tuple[str, ...]:
         return tuple(s.migration.version for s in self.steps)
+
+
+def replan(plan: Plan, history: History) -> Plan:
+    """The plan of the same kind, from the same project, against ``history``."""
+    if plan.kind == REVERT:
+        return plan_revert(plan.migrations, history, plan.selection)
+    return plan_up(plan.migrations, history, plan.target)
+
+
+def _step_key(step: Step) -> tuple[str, str, int]:
+    return (step.migration.version, step.action, step.resume.statements_done if step.resume else 0)
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """How a plan compares with the same plan made again under the lock.
+
+    ``run``: the planned steps still to do, unchanged. ``done``: planned steps another run
+    finished meanwhile (their goal is reached; they are skipped). ``changed``: why the plan
+    no longer holds (steps that appeared, or resume points that moved): then nothing runs.
+    """
+
+    run: tuple[Step, ...]
+    done: tuple[Step, ...]
+    changed: tuple[str, ...]
+
+
+def recheck(planned: Plan, history: History) -> Recheck:
+    """Compare ``planned`` with what the same planning gives against ``history`` now."""
+    fresh = replan(planned, history)
+    fresh_keys = {_step_key(s): s for s in fresh.steps}
+    fresh_by_version = {(s.migration.version, s.action): s for s in fresh.steps}
+    planned_versions = {(s.migration.version, s.action) for s in planned.steps}
+    run: list[Step] = []
+    done: list[Step] = []
+    changed: list[str] = []
+    for step in planned.steps:
+        if _step_key(step) in fresh_keys:
+            run.append(step)
+        elif (step.migration.version, step.action) in fresh_by_version:
+            now = fresh_by_version[(step.migration.version, step.action)]
+            was = step.resume.statements_done if step.resume else 0
+            moved = now.resume.statements_done if now.resume else 0
+            changed.append(
+                f"{step.migration.name}: another run moved it from statement {was} to {moved}"
+            )
+        else:
+            done.append(step)
+    for step in fresh.steps:
+        if (step.migration.version, step.action) not in planned_versions:
+            changed.append(f"{step.migration.name}: now needs to {step.action}, not planned")
+    return Recheck(tuple(run), tuple(done), tuple(changed))
 
 
 def half_reverted_versions(history: History) -> tuple[str, ...]:
@@ -241,7 +313,8 @@ def plan_up(migrations: Sequence[Migration], history: History, target: str | Non
             wanted.add(version)
             stack.extend(by_version[version].dependencies)
         pending = [m for m in pending if m.version in wanted]
-    return Plan(tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending))
+    steps = tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending)
+    return Plan(steps, UP, target, migrations=tuple(migrations))
 
 
 # -- rolling back ----------------------------------------------------------------------------------
@@ -487,7 +560,7 @@ def plan_revert(migrations: Sequence[Migration], history: History, versions: Seq
         source, _ = revert_source(by_version.get(v), applied.get(v))
         if source is not None:
             steps.append(Step(source, history.progress_of(v, "revert"), action="revert"))
-    return Plan(tuple(steps))
+    return Plan(tuple(steps), REVERT, selection=tuple(versions), migrations=tuple(migrations))
 
 
 def plan_rollback(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from pgshift.config import Settings
@@ -34,6 +35,21 @@ def read_project(settings: Settings) -> LoadResult:
     if cache.changed:
         _write_private(path, cache.to_bytes())
     return result
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project as read for a command: its settings and every migration in plan order.
+
+    Loaded once and planned against any number of targets (a fleet plans per target).
+    """
+
+    settings: Settings
+    migrations: tuple[Migration, ...]
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return tuple(m.version for m in self.migrations)
 
 
 def load_migrations(settings: Settings) -> tuple[Migration, ...]:

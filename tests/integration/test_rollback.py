@@ -366,7 +366,7 @@ def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_g
         env={},
         cwd=project,
     )
-    pgshift.up(settings, skip_backup=True)
+    pgshift.up(settings, backup=False)
     folder = project / "migrations"
     (folder / f"{V3}_three.sql").unlink()  # both files of the newest one are gone,
     (folder / f"{V3}_three_rollback.sql").unlink()

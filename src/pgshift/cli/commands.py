@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pgshift
 from pgshift.cli.render import Output, RunRenderer
 from pgshift.config import Settings, describe, load_settings
 from pgshift.durations import format_duration_ms
-from pgshift.errors import UsageError
+from pgshift.errors import PgshiftError, UsageError
 from pgshift.plan import MigrationState, Plan
 
 if TYPE_CHECKING:
+    from pgshift.db.target import Target
     from pgshift.lint.finding import Finding
+    from pgshift.ops.apply import RunResult
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -96,89 +98,121 @@ def _show_plan(out: Output, plan: Plan) -> None:
     )
 
 
-def _confirm_on_terminal(out: Output, yes: bool, backup_wanted: bool) -> Callable[[Plan], bool]:
-    def confirm(plan: Plan) -> bool:
-        _show_plan(out, plan)
-        if backup_wanted:
-            out.line("a backup is taken before applying (--skip-backup to skip)")
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError(
-                f"refusing to apply {len(plan.steps)} migration(s) without confirmation:"
-                " there is no terminal to ask on",
-                hint="pass --yes to apply without asking",
-            )
-        answer = out.ask(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
-        return answer in ("y", "yes")
-
-    return confirm
+def _confirmed(out: Output, plan: Plan, *, yes: bool, backup_wanted: bool) -> bool:
+    """Show the plan and ask on a terminal; without one, refuse unless --yes."""
+    _show_plan(out, plan)
+    if backup_wanted:
+        out.line("a backup is taken before applying (--skip-backup to skip)")
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to apply {len(plan.steps)} migration(s) without confirmation:"
+            " there is no terminal to ask on",
+            hint="pass --yes to apply without asking",
+        )
+    answer = out.ask(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
 
 
 def cmd_up(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
-    if args.dry_run:
-        migrations = pgshift.load_project(settings)
-        plan = pgshift.plan_up(settings, migrations, pgshift.database_url(settings), args.target)
-        if args.json:
-            out.json({"dry_run": True, "steps": [_step_json(s.migration) for s in plan.steps]})
-            return 0
+    project = pgshift.load_project(settings)
+    with pgshift.connect(settings) as target:
+        plan = pgshift.plan_up(project, target, to=args.target)
+        if args.dry_run:
+            return _dry_run(out, plan, as_json=args.json)
         if not plan.steps:
-            out.line("Nothing to apply: the database is up to date.")
+            if args.json:
+                out.json({"run_id": None, "steps": [], "backup_id": None})
+            else:
+                out.line("Nothing to apply: the database is up to date.")
             return 0
-        _show_plan(out, plan)
-        for step in plan.steps:
-            m = step.migration
-            out.line(f"\n-- {m.path}")
-            for stmt in m.statements:
-                where = (
-                    ""
-                    if stmt.transactional and m.header.transaction
-                    else "  -- outside a transaction"
-                )
-                out.line(f"-- line {stmt.line}{where}\n{stmt.sql};")
-        out.line("\ndry run: nothing was changed")
-        return 0
-    from pgshift.cli.rollback import BackupRenderer, backup_line
+        if plan.findings:
+            _show_findings(out, plan.findings)
+        backup = not args.skip_backup
+        wanted = backup and settings.backup_enabled
+        if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted):
+            raise UsageError("cancelled: nothing was applied")
+        return apply_and_report(out, plan, target, backup=backup, as_json=args.json)
+
+
+def apply_and_report(
+    out: Output, plan: Plan, target: Target, *, backup: bool, as_json: bool
+) -> int:
+    """Run ``plan`` with live progress; with --json, one document, the error inside it."""
+    from pgshift import events as ev
+    from pgshift.cli.rollback import BackupRenderer
 
     renderer = RunRenderer(out)
     progress = BackupRenderer(out)
-    backup_ids: list[str] = []
 
-    def backed_up(manifest: Any) -> None:
-        progress.done()
-        backup_ids.append(manifest.id)
-        backup_line(out, manifest)
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.BackupProgress):
+            progress(event)
+        elif isinstance(event, ev.BackupTaken):
+            progress.done()
+            out.line(
+                f"backup {event.backup_id} taken ({event.reason}): {event.size_bytes} bytes,"
+                f" sha256 {event.sha256[:16]}..., {event.versions} migration(s) applied"
+            )
+        else:
+            renderer(event)
 
     try:
-        plan, result = pgshift.up(
-            settings,
-            target=args.target,
-            confirm=_confirm_on_terminal(
-                out, args.yes, settings.backup_enabled and not args.skip_backup
-            ),
-            emit=renderer,
-            on_findings=lambda findings: _show_findings(out, findings),
-            skip_backup=args.skip_backup,
-            on_backup=backed_up,
-            backup_progress=progress,
-        )
-    except Exception:
+        result = pgshift.apply(plan, target, on_event=on_event, backup=backup)
+    except PgshiftError as exc:
         renderer.close()
         progress.done()
-        backup_id = backup_ids[0] if backup_ids else None
-        if args.json and renderer.steps:
-            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": backup_id})
-        raise
+        if not as_json:
+            raise
+        partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
+        error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+        out.json({**run_json(partial), "error": error})
+        out.plain_error(exc.message, exc.hint)
+        return exc.exit_code
+    if as_json:
+        out.json(run_json(result))
+    return 0
+
+
+def run_json(result: RunResult | None) -> dict[str, Any]:
+    """SPEC's JSON shape of `up` and `rollback ...`."""
     if result is None:
-        if args.json:
-            out.json({"run_id": None, "steps": [], "backup_id": None})
-        else:
-            out.line("Nothing to apply: the database is up to date.")
+        return {"run_id": None, "steps": [], "backup_id": None}
+    steps = [
+        {"version": s.version, "action": s.action, "status": s.status, "duration_ms": s.duration_ms}
+        for s in result.steps
+    ]
+    return {"run_id": result.run_id or None, "steps": steps, "backup_id": result.backup_id}
+
+
+def _dry_run(out: Output, plan: Plan, *, as_json: bool) -> int:
+    """Print the plan, its SQL and its lint findings; change nothing."""
+    if as_json:
+        out.json(
+            {
+                "dry_run": True,
+                "steps": [_step_json(s.migration) for s in plan.steps],
+                "findings": [f.to_json() for f in plan.findings],
+            }
+        )
         return 0
-    if args.json:
-        backup_id = backup_ids[0] if backup_ids else None
-        out.json({"run_id": result.run_id, "steps": renderer.steps, "backup_id": backup_id})
+    if not plan.steps:
+        out.line("Nothing to apply: the database is up to date.")
+        return 0
+    if plan.findings:
+        _show_findings(out, plan.findings)
+    _show_plan(out, plan)
+    for step in plan.steps:
+        m = step.migration
+        out.line(f"\n-- {m.path}")
+        for stmt in m.statements:
+            where = (
+                "" if stmt.transactional and m.header.transaction else "  -- outside a transaction"
+            )
+            out.line(f"-- line {stmt.line}{where}\n{stmt.sql};")
+    out.line("\ndry run: nothing was changed")
     return 0
 
 

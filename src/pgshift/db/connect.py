@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     import psycopg
 
 APPLICATION_NAME = "pgshift"
+#: TCP keepalives of the lock session: first probe after 30 s idle, then every 10 s, 3 misses.
+KEEPALIVE_IDLE_S = 30
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_COUNT = 3
 
 
 def redact(text: str, url: str | None) -> str:
@@ -41,16 +45,28 @@ def connect(
     purpose: str = "runner",
     autocommit: bool = True,
     connect_timeout_s: int = 10,
+    keepalive: bool = False,
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection named after its purpose, so `pg_stat_activity` tells who is who.
 
-    An empty ``url`` means "libpq's PG* environment variables".
+    An empty ``url`` means "libpq's PG* environment variables". ``keepalive`` turns on TCP
+    keepalives (for the idle session that holds the runner lock: a dead network path is then
+    noticed within about a minute instead of the kernel's two hours, by both ends).
     """
     import psycopg
 
     try:
+        conninfo = url or ""
+        if keepalive:
+            conninfo = psycopg.conninfo.make_conninfo(
+                conninfo,
+                keepalives=1,
+                keepalives_idle=KEEPALIVE_IDLE_S,
+                keepalives_interval=KEEPALIVE_INTERVAL_S,
+                keepalives_count=KEEPALIVE_COUNT,
+            )
         conn = psycopg.connect(
-            url or "",
+            conninfo,
             autocommit=autocommit,
             application_name=f"{APPLICATION_NAME} {purpose}",
             connect_timeout=connect_timeout_s,

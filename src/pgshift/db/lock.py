@@ -79,7 +79,7 @@ class RunnerLock:
         self._checked_at = time.monotonic()
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        conn = connect(self.url, purpose=self.purpose)
+        conn = connect(self.url, purpose=self.purpose, keepalive=True)
         key = lock_key(self.schema)
         deadline = time.monotonic() + self.wait_ms / 1000
         delay = 0.05

@@ -55,8 +55,10 @@ class Target:
         purpose: str = "runner",
         runner_lock_wait_ms: int = 60_000,
         allow_pooler: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self._url = url
+        self._settings = settings
         self.schema = schema
         self.purpose = purpose
         self.runner_lock_wait_ms = runner_lock_wait_ms
@@ -75,7 +77,17 @@ class Target:
             purpose=purpose,
             runner_lock_wait_ms=settings.runner_lock_wait_ms,
             allow_pooler=settings.allow_pooler,
+            settings=settings,
         )
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this target was opened with (timeouts, backups, the monitor)."""
+        if self._settings is None:
+            from pgshift.errors import UsageError
+
+            raise UsageError("this Target has no settings: open it with pgshift.connect(settings)")
+        return self._settings
 
     # -- identity -----------------------------------------------------------------------------
 

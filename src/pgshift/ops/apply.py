@@ -19,7 +19,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +32,18 @@ from pgshift.errors import (
     LockBusy,
     MigrationFailed,
     MigrationTimeout,
+    PgshiftError,
+    PlanChanged,
 )
-from pgshift.history import AppliedMigration, History, Progress
+from pgshift.history import AppliedMigration, Progress
 from pgshift.model import Statement
-from pgshift.plan import Plan, Step
+from pgshift.plan import Plan, Step, recheck
 
 if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
+    from pgshift.db.lock import RunnerLock
     from pgshift.db.target import Target
     from pgshift.ops.monitor import Monitor
 
@@ -87,8 +90,11 @@ class StepResult:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run did: its id, one result per planned step, and the backup taken before it."""
+
     run_id: str
     steps: tuple[StepResult, ...]
+    backup_id: str | None = None
 
 
 def chunks_of(statements: Sequence[Statement], *, transaction: bool = True) -> list[Chunk]:
@@ -181,71 +187,89 @@ class Runner:
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def run(self, planned: Plan, replan: Callable[[History], Plan]) -> RunResult:
-        """Take the lock, re-plan against fresh history, and run what is still to do.
+    def run(self, planned: Plan) -> RunResult:
+        """Take the lock, check the plan against fresh history, and run exactly it.
 
-        ``planned`` is what the user saw and confirmed; ``replan`` computes the same kind of plan
-        from the history read under the lock. Steps another runner did in the meantime are
-        skipped, and nothing outside ``planned`` is run.
+        ``planned`` is what the user saw and confirmed. Under the lock the same plan is made
+        again (plan.recheck): steps another run finished meanwhile are skipped (their goal is
+        reached); any other difference refuses the run (PlanChanged) before anything runs.
+        A failure carries what was done so far as its ``result``.
         """
         lock = self.target.runner_lock()
         asked = time.monotonic()
         lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
         waited_ms = _ms_since(asked)
+        results: list[StepResult] = []
         try:
             conn = self.target.session
             self.store.upgrade(conn)
+            check = recheck(planned, self.store.read(conn))
+            if check.changed:
+                raise PlanChanged(
+                    "the database changed since the plan was made; nothing was run:\n"
+                    + "\n".join(check.changed),
+                    hint="plan again (`pgshift status` shows where things stand)",
+                )
             assert lock.conn is not None
+            side = lock.conn
             # -- health monitor hook (monitor.py): samples on the idle lock session
             if self.monitor is not None:
                 row = conn.execute("SELECT pg_backend_pid()").fetchone()  # not conn.info: poolers
-                self.monitor.start(int(str(row[0])) if row else 0, self.run_id, lock.conn)
-            fresh = replan(self.store.read(conn))
-            wanted = {(s.migration.version, s.action) for s in planned.steps}
-            steps = [s for s in fresh.steps if (s.migration.version, s.action) in wanted]
-            still = {(s.migration.version, s.action) for s in steps}
-            results: list[StepResult] = []
-            for step in planned.steps:
-                key = (step.migration.version, step.action)
-                if key not in still:
-                    self.emit(ev.StepSkipped(key[0], "already done by another run", key[1]))
-                    results.append(StepResult(key[0], key[1], "skipped", 0))
-            assert lock.conn is not None
-            side = lock.conn
-            if lock.waited_for is not None:
-                detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
-                self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
-            self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
-            self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
-            started = time.monotonic()
-            try:
-                for step in steps:
-                    lock.check()
-                    results.append(self._run_step(conn, side, step))
-            except MigrationFailed as exc:
-                self.store.log(
-                    side,
-                    self.run_id,
-                    "run_failed",
-                    exc.version,
-                    {"error": exc.message, "exit_code": exc.exit_code},
-                )
-                raise
-            elapsed = _ms_since(started)
-            applied = sum(1 for r in results if r.status in ("applied", "reverted"))
-            self.store.log(
-                side,
-                self.run_id,
-                "run_finished",
-                None,
-                {"applied": applied, "duration_ms": elapsed},
-            )
-            self.emit(ev.RunFinished(self.run_id, applied, elapsed))
+                self.monitor.start(int(str(row[0])) if row else 0, self.run_id, side)
+            for step in check.done:
+                version, action = step.migration.version, step.action
+                self.emit(ev.StepSkipped(version, "already done by another run", action))
+                results.append(StepResult(version, action, "skipped", 0))
+            self._run_steps(conn, side, check.run, waited_ms, lock, results)
             return RunResult(self.run_id, tuple(results))
+        except PgshiftError as exc:
+            exc.result = RunResult(self.run_id, tuple(results))
+            raise
         finally:
             if self.monitor is not None:
                 self.monitor.stop()
             lock.release()
+
+    def _run_steps(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        side: psycopg.Connection[tuple[Any, ...]],
+        steps: Sequence[Step],
+        waited_ms: int,
+        lock: RunnerLock,
+        results: list[StepResult],
+    ) -> None:
+        """Run the steps in order, logging the run's start, end or failure."""
+        if lock.waited_for is not None:
+            detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
+            self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
+        self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
+        self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
+        started = time.monotonic()
+        try:
+            for step in steps:
+                lock.check()
+                began = time.monotonic()
+                try:
+                    results.append(self._run_step(conn, side, step))
+                except MigrationFailed:
+                    version, action = step.migration.version, step.action
+                    results.append(StepResult(version, action, "failed", _ms_since(began)))
+                    raise
+        except MigrationFailed as exc:
+            self.store.log(
+                side,
+                self.run_id,
+                "run_failed",
+                exc.version,
+                {"error": exc.message, "exit_code": exc.exit_code},
+            )
+            raise
+        elapsed = _ms_since(started)
+        applied = sum(1 for r in results if r.status in ("applied", "reverted"))
+        detail = {"applied": applied, "duration_ms": elapsed}
+        self.store.log(side, self.run_id, "run_finished", None, detail)
+        self.emit(ev.RunFinished(self.run_id, applied, elapsed))
 
     def _run_detail(self, steps: Sequence[Step]) -> dict[str, Any]:
         return {

@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pgshift.db.connect import connect, redact
 from pgshift.errors import BackupError, UsageError
+from pgshift.events import BackupProgress
 
 if TYPE_CHECKING:
     import psycopg
@@ -142,15 +143,6 @@ class Manifest:
             objects=tuple(SchemaObject(str(k), str(i), str(s)) for k, i, s in data["objects"]),
             file=str(data.get("file") or f"{data['id']}{DUMP_SUFFIX}"),
         )
-
-
-@dataclass(frozen=True)
-class BackupProgress:
-    """Bytes written (backup) or replayed (restore) so far; ``total`` when it can be known."""
-
-    phase: str  # "dump", "verify", "restore"
-    done_bytes: int
-    total_bytes: int | None = None
 
 
 @dataclass(frozen=True)

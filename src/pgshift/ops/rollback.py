@@ -31,10 +31,11 @@ from pgshift.plan import (
 if TYPE_CHECKING:
     from pgshift.config import Settings
     from pgshift.errors import Problem
+    from pgshift.events import BackupProgress
     from pgshift.history import History
     from pgshift.model import Migration, Statement
     from pgshift.ops.apply import RunOptions, RunResult
-    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult, SchemaObject
+    from pgshift.ops.backup import Manifest, RestoreResult, SchemaObject
 
 BackupProgressSink = Callable[["BackupProgress"], None]
 
@@ -177,9 +178,8 @@ def run_rollback(
     )
     if manifest is not None and on_backup is not None:
         on_backup(manifest)
-    migrations, versions = prepared.migrations, prepared.versions
     with target:
-        result = runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
+        result = runner.run(prepared.plan)
     return RollbackOutcome(prepared, manifest, result)
 
 
@@ -427,11 +427,10 @@ def _simulate(
     error: str | None = None
     try:
         copy_schema(url, scratch, history_schema=settings.schema)
-        migrations, versions = prepared.migrations, prepared.versions
         with Target.from_settings(settings, scratch, purpose="simulate") as scratch_target:
             runner = Runner(scratch_target, run_options(settings), collect)
             try:
-                runner.run(prepared.plan, lambda h: plan_revert(migrations, h, versions))
+                runner.run(prepared.plan)
             except MigrationFailed as exc:
                 error = exc.message
     except BackupError as exc:
@@ -669,9 +668,8 @@ def run_emergency(
         if ep.blockers:
             failure = "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
         else:
-            migrations, versions = ep.migrations, ep.versions
             try:
-                result = runner.run(ep.plan, lambda h: plan_revert(migrations, h, versions))
+                result = runner.run(ep.plan)
             except MigrationFailed as exc:
                 if ep.backup is None:
                     raise
