@@ -347,3 +347,45 @@ def test_lock_timeouts_are_retried_as_up_retries_them(
     # Each attempt ran the transaction once: the first try and one per logged retry.
     assert query(url, "SELECT last_value FROM attempts") == [(retries + 1,)]
     assert f"({retries + 1} attempts" in finding["message"]
+
+
+def test_an_irreversible_migration_is_applied_and_never_reverted(
+    capsys: pytest.CaptureFixture[str],
+    make_project: ProjectMaker,
+    pg_server: PgServer,
+    kept_scratch: list[str],
+) -> None:
+    purge = f"{V1}_purge_sessions.sql"
+    project = make_project(
+        {
+            purge: migration_text(
+                V1,
+                "purge_sessions",
+                "CREATE TABLE sessions (id bigint PRIMARY KEY);",
+                extra_header=["@lint-ignore: missing-rollback"],
+            )
+        }
+        | _pair(
+            V2,
+            "add_token",
+            "ALTER TABLE sessions ADD COLUMN token text;",
+            "ALTER TABLE sessions DROP COLUMN token;",
+        )
+    )
+    result = run_cli(
+        capsys, project, None, "validate", "--roundtrip", "--json",
+        "--scratch-url", pg_server.admin_url,
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    (scratch,) = kept_scratch
+    events = query(
+        pg_server.url(scratch),
+        "SELECT event, version FROM pgshift.log"
+        " WHERE event IN ('migration_applied', 'migration_reverted') ORDER BY id",
+    )
+    assert events == [
+        ("migration_applied", V1),
+        ("migration_applied", V2),
+        ("migration_reverted", V2),
+        ("migration_applied", V2),
+    ]
