@@ -473,6 +473,7 @@ def validate(
     linter = Linter(pg_major or LATEST_MAJOR)
     findings += linter.lint_migrations(loaded.migrations, bad_files)
     if roundtrip:
+        from pgshift.ops.apply import RunOptions
         from pgshift.ops.roundtrip import roundtrip as run_roundtrip
 
         server = scratch_url
@@ -481,11 +482,7 @@ def validate(
 
             server = embedded.ensure_running(settings.project_root)
         findings += run_roundtrip(
-            loaded.migrations,
-            server,
-            skip_schemas=(settings.schema,),
-            bad_files=bad_files,
-            statement_timeout_ms=settings.migration_timeout_ms,
+            loaded.migrations, server, RunOptions.from_settings(settings), bad_files=bad_files
         )
     if strict:
         findings = [f.as_error() for f in findings]

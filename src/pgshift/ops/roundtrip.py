@@ -1,139 +1,191 @@
-"""`validate --roundtrip`: prove each rollback on a scratch database, never on the target.
+"""`validate --roundtrip`: prove each rollback on a scratch database, with `up`'s own runner.
 
-For every migration, in plan order: apply it, apply its rollback and check the schema is what
-it was before, then apply it again and check the schema is what the first apply produced.
-A broken step leaves the scratch database in an unknown state, so it is rebuilt from scratch
-(every migration up to the current one) before going on: one bad rollback does not hide the
-next one.
+Why it is shaped this way: the round trip used to group and send statements itself, so it
+proved a copy of `up`, and the copy could drift from the real thing (retries, timeouts,
+statements PostgreSQL refuses in a transaction, the way a failing statement is found). Now every
+apply and revert is a one-step Plan executed by `ops.apply.Runner` on a `Target` of the scratch
+database, exactly as `up` and `rollback` execute theirs, history writes included. What passes
+here is what `up` and `rollback` will do; a failure is the runner's own, named at the file line
+of the statement that failed, which ran once.
+
+For every migration, in plan order: fingerprint, apply, revert and check the schema is what it
+was before, then apply again and check the schema is what the first apply produced. A migration
+without a rollback file (irreversible, and missing-rollback says so unless it is ignored) is
+applied and not reverted. A broken step leaves the scratch database in an unknown state, so it is
+rebuilt from scratch (every migration up to the current one, in one run) before going on: one bad
+rollback does not hide the next one.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgshift.db.fingerprint import Fingerprint, differences, fingerprint
-from pgshift.errors import DatabaseUnavailable
+from pgshift.db.target import Target
+from pgshift.errors import DatabaseUnavailable, MigrationFailed
 from pgshift.lint.finding import Finding
-from pgshift.model import Migration, Statement
+from pgshift.ops.apply import Runner, RunOptions
+from pgshift.plan import Plan, Script, Step, plan_revert, plan_up
 
 if TYPE_CHECKING:
-    import psycopg
+    from pgshift.history import History
+    from pgshift.model import Migration
 
 MAX_DIFF_LINES = 8
 
 
 @dataclass(frozen=True)
 class _Failure:
-    statement: Statement | None
+    """Where and why a runner step failed, read from the runner's MigrationFailed."""
+
+    file: str
+    line: int
+    column: int
     error: str
 
 
 class _Scratch:
-    """A throw-away database on the scratch server, dropped at the end whatever happens."""
+    """A throw-away database on the scratch server, and the Target the runner uses on it.
 
-    def __init__(self, server_url: str, statement_timeout_ms: int) -> None:
-        from psycopg.conninfo import make_conninfo
+    Dropped at the end whatever happens; recreated (under a new name) after a broken step.
+    """
 
+    def __init__(self, server_url: str, options: RunOptions) -> None:
         self.server_url = server_url
-        self.name = f"pgshift_roundtrip_{uuid.uuid4().hex[:12]}"
-        self.url = make_conninfo(server_url, dbname=self.name)
-        self.timeout_ms = statement_timeout_ms
-        self.conn: psycopg.Connection[Any] | None = None
+        self.options = options
+        self.name = ""
+        self.target: Target | None = None
 
-    def _admin(self) -> psycopg.Connection[Any]:
-        from pgshift.db.connect import connect
-
-        return connect(self.server_url, purpose="roundtrip admin")
-
-    def create(self) -> psycopg.Connection[Any]:
+    def create(self) -> Target:
+        """A new, empty scratch database (the previous one dropped) and a Target on it."""
         from psycopg import sql
+        from psycopg.conninfo import make_conninfo
 
         from pgshift.db.connect import connect
 
         self.drop()
-        with self._admin() as admin:
+        # A fresh name each time: a database being dropped never blocks the next one.
+        self.name = f"pgshift_roundtrip_{uuid.uuid4().hex[:12]}"
+        with connect(self.server_url, purpose="roundtrip admin") as admin:
             admin.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.name))
             )
-        self.conn = connect(self.url, purpose="roundtrip")
-        self.conn.execute(
-            "SELECT set_config('statement_timeout', %s, false)", (f"{self.timeout_ms}ms",)
+        self.target = Target(
+            make_conninfo(self.server_url, dbname=self.name),
+            schema=self.options.schema,
+            purpose="roundtrip",
+            runner_lock_wait_ms=self.options.runner_lock_wait_ms,
+            allow_pooler=self.options.allow_pooler,
         )
-        return self.conn
+        return self.target
 
     def drop(self) -> None:
+        """Close the Target's sessions and drop the database; best effort."""
         import psycopg
         from psycopg import sql
 
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        from pgshift.db.connect import connect
+
+        if self.target is not None:
+            self.target.close()
+            self.target = None
+        if not self.name:
+            return
+        name, self.name = self.name, ""
         try:
-            with self._admin() as admin:
+            with connect(self.server_url, purpose="roundtrip admin") as admin:
                 force = sql.SQL(" WITH (FORCE)") if admin.info.server_version >= 130000 else None
                 admin.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
-                        sql.Identifier(self.name), force or sql.SQL("")
+                        sql.Identifier(name), force or sql.SQL("")
                     )
                 )
         except (psycopg.Error, DatabaseUnavailable):
             pass  # best effort: the name is unique, a leftover harms nobody
 
+    def __enter__(self) -> _Scratch:
+        return self
 
-@contextmanager
-def _scratch(server_url: str, timeout_ms: int) -> Iterator[_Scratch]:
-    scratch = _Scratch(server_url, timeout_ms)
-    try:
-        yield scratch
-    finally:
-        scratch.drop()
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
 
 
-def _run(
-    conn: psycopg.Connection[Any], statements: Sequence[Statement], in_transaction: bool
-) -> _Failure | None:
-    """Run statements as `up` would: consecutive transactional ones together, others alone."""
-    import psycopg
+class _Trip:
+    """Runs `up`'s Runner on the scratch Target, one plan at a time, and fingerprints it."""
 
-    i = 0
-    while i < len(statements):
-        group = [statements[i]]
-        if in_transaction and statements[i].transactional:
-            while i + len(group) < len(statements) and statements[i + len(group)].transactional:
-                group.append(statements[i + len(group)])
-        i += len(group)
-        current: Statement | None = None
+    def __init__(
+        self,
+        scratch: _Scratch,
+        migrations: Sequence[Migration],
+        options: RunOptions,
+        skip_schemas: Sequence[str],
+    ) -> None:
+        self.scratch = scratch
+        self.migrations = migrations
+        self.options = options
+        # pgshift's history in the scratch database is the runner's, not the migrations' schema.
+        self.skip = tuple(dict.fromkeys((options.schema, *skip_schemas)))
+        self.target = scratch.create()
+
+    def fingerprint(self) -> Fingerprint:
+        return fingerprint(self.target.session, self.skip)
+
+    def apply(self, *ms: Migration) -> _Failure | None:
+        """Apply ``ms`` in one run, re-planned under the lock like `up` (plan_up)."""
+        plan = Plan(tuple(Step(m) for m in ms))
+        return self._run(plan, lambda h: plan_up(self.migrations, h))
+
+    def revert(self, m: Migration) -> _Failure | None:
+        """Revert ``m`` with its rollback file, re-planned like `rollback` (plan_revert)."""
+        plan = Plan((Step(m, action="revert"),))
+        return self._run(plan, lambda h: plan_revert(self.migrations, h, (m.version,)))
+
+    def rebuild(self, upto: Sequence[Migration]) -> _Failure | None:
+        """A new scratch database with ``upto`` applied: the state before the next migration."""
+        self.target = self.scratch.create()
+        return self.apply(*upto)
+
+    def _run(self, plan: Plan, replan: Callable[[History], Plan]) -> _Failure | None:
         try:
-            if len(group) == 1 and not (in_transaction and group[0].transactional):
-                current = group[0]
-                conn.execute(current.sql.encode())
-            else:
-                with conn.transaction():
-                    for current in group:
-                        conn.execute(current.sql.encode())
-        except psycopg.Error as exc:
-            message = (exc.diag.message_primary or str(exc)).strip()
-            return _Failure(current, message)
-    return None
+            Runner(self.target, self.options).run(plan, replan)
+        except MigrationFailed as exc:
+            step = next((s for s in plan.steps if s.migration.version == exc.version), None)
+            if step is None:  # not one of ours (cannot happen with a fresh database): say so
+                return _Failure(str(plan.steps[0].script.path), 1, 1, exc.message)
+            return _failure_of(exc, step.script)
+        return None
 
 
-def _apply(conn: psycopg.Connection[Any], m: Migration) -> _Failure | None:
-    return _run(conn, m.statements, m.header.transaction)
+def _failure_of(exc: MigrationFailed, script: Script) -> _Failure:
+    """The file, line and error of the runner's failure.
+
+    The runner's message starts ``<path>:<line>: <error>`` (``<path>: <error>`` when no
+    statement is to blame, e.g. the file's time budget ran out); the line is where the server
+    placed the error, refined inside the statement. The lines after the first say what became
+    of the migration on the target, which means nothing for a scratch database.
+    """
+    first = exc.message.splitlines()[0] if exc.message else ""
+    line, error = 0, first
+    prefix = f"{script.path}:"
+    if first.startswith(prefix):
+        rest = first[len(prefix) :]
+        head, sep, tail = rest.partition(": ")
+        if sep and head.isdigit():
+            line, error = int(head), tail
+        else:
+            error = rest.strip()
+    column = 1
+    starting = [s for s in script.statements if s.line <= line]
+    if starting and starting[-1].line == line:
+        column = starting[-1].column
+    return _Failure(str(script.path), max(line, 1), column, error)
 
 
-def _revert(conn: psycopg.Connection[Any], m: Migration) -> _Failure | None:
-    assert m.rollback is not None
-    return _run(conn, m.rollback.statements, m.rollback.header.transaction)
-
-
-def _finding(
-    code: str, file: str, statement: Statement | None, message: str, help_: str
-) -> Finding:
-    line, column = (statement.line, statement.column) if statement else (1, 1)
+def _finding(code: str, file: str, failure: _Failure | None, message: str, help_: str) -> Finding:
+    line, column = (failure.line, failure.column) if failure else (1, 1)
     return Finding(code, "error", file, line, column, message, help_)
 
 
@@ -148,16 +200,22 @@ def _diff_text(expected: Fingerprint, actual: Fingerprint) -> str:
 def roundtrip(
     migrations: Sequence[Migration],
     server_url: str,
+    options: RunOptions | None = None,
     *,
-    skip_schemas: Sequence[str] = ("pgshift",),
+    skip_schemas: Sequence[str] = (),
     bad_files: Collection[str] = (),
-    statement_timeout_ms: int = 300_000,
 ) -> list[Finding]:
-    """Findings for every migration whose rollback fails, leaves objects, or differs."""
+    """Findings for every migration whose rollback fails, leaves objects, or differs.
+
+    ``options`` are `up`'s (RunOptions.from_settings): the same timeouts and lock retries, and
+    the history schema the runner keeps in the scratch database, which the fingerprints leave
+    out together with ``skip_schemas``. ``bad_files`` have loader errors and are not run.
+    """
+    options = options or RunOptions()
     findings: list[Finding] = []
-    with _scratch(server_url, statement_timeout_ms) as scratch:
-        conn = scratch.create()
-        before = fingerprint(conn, skip_schemas)
+    with _Scratch(server_url, options) as scratch:
+        trip = _Trip(scratch, migrations, options, skip_schemas)
+        before = trip.fingerprint()
         for position, m in enumerate(migrations):
             forward = str(m.path)
             if forward in bad_files:
@@ -172,66 +230,62 @@ def roundtrip(
                     )
                 )
                 break
-            failure = _apply(conn, m)
+            failure = trip.apply(m)
             if failure is not None:
                 findings.append(
                     _finding(
                         "apply-failed",
                         forward,
-                        failure.statement,
+                        failure,
                         f"the migration fails on an empty scratch database: {failure.error};"
                         " the migrations after it were not tried",
                         "fix the migration: it fails the same way on any new database",
                     )
                 )
                 break
-            after = fingerprint(conn, skip_schemas)
-            if m.rollback is None:  # missing-rollback says so already
+            after = trip.fingerprint()
+            if m.rollback is None:  # irreversible: missing-rollback says so, or was silenced
                 before = after
                 continue
             backward = str(m.rollback.path)
-            problem = _check_rollback(conn, m, backward, before, after, skip_schemas, bad_files)
+            if backward in bad_files:  # nothing ran: the database is as the apply left it
+                findings.append(
+                    _finding(
+                        "rollback-failed",
+                        backward,
+                        None,
+                        "the rollback was not tried: the file has errors (see invalid-file)",
+                        "fix the rollback file",
+                    )
+                )
+                before = after
+                continue
+            problem = _check_rollback(trip, m, backward, before, after)
             if problem is None:
                 before = after
                 continue
             findings.append(problem)
             # Unknown state: rebuild the scratch database up to and including this migration.
-            conn = scratch.create()
-            for earlier in migrations[: position + 1]:
-                if _apply(conn, earlier) is not None:
-                    return findings  # cannot rebuild; what was found stands
-            before = fingerprint(conn, skip_schemas)
+            if trip.rebuild(migrations[: position + 1]) is not None:
+                break  # cannot rebuild; what was found stands
+            before = trip.fingerprint()
     return findings
 
 
 def _check_rollback(
-    conn: psycopg.Connection[Any],
-    m: Migration,
-    backward: str,
-    before: Fingerprint,
-    after: Fingerprint,
-    skip_schemas: Sequence[str],
-    bad_files: Collection[str],
+    trip: _Trip, m: Migration, backward: str, before: Fingerprint, after: Fingerprint
 ) -> Finding | None:
     """Revert, compare with ``before``, re-apply, compare with ``after``; the first problem."""
-    if backward in bad_files:
-        return _finding(
-            "rollback-failed",
-            backward,
-            None,
-            "the rollback was not tried: the file has errors (see invalid-file)",
-            "fix the rollback file",
-        )
-    failure = _revert(conn, m)
+    failure = trip.revert(m)
     if failure is not None:
         return _finding(
             "rollback-failed",
             backward,
-            failure.statement,
+            failure,
             f"the rollback fails right after its migration was applied: {failure.error}",
             "fix the rollback SQL; try it with `pgshift rollback dry-run --simulate`",
         )
-    reverted = fingerprint(conn, skip_schemas)
+    reverted = trip.fingerprint()
     if reverted != before:
         return _finding(
             "rollback-incomplete",
@@ -241,16 +295,16 @@ def _check_rollback(
             + _diff_text(before, reverted),
             "undo every object the migration creates or changes, newest first",
         )
-    failure = _apply(conn, m)
+    failure = trip.apply(m)
     if failure is not None:
         return _finding(
             "reapply-mismatch",
             str(m.path),
-            failure.statement,
+            failure,
             f"applying the migration again after its rollback fails: {failure.error}",
             "the rollback leaves something the migration does not expect; undo it completely",
         )
-    again = fingerprint(conn, skip_schemas)
+    again = trip.fingerprint()
     if again != after:
         return _finding(
             "reapply-mismatch",
