@@ -19,7 +19,7 @@ rollback does not hide the next one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,10 +28,9 @@ from pgshift.db.target import Target
 from pgshift.errors import DatabaseUnavailable, MigrationFailed
 from pgshift.lint.finding import Finding
 from pgshift.ops.apply import Runner, RunOptions
-from pgshift.plan import Plan, Script, Step, plan_revert, plan_up
+from pgshift.plan import Plan, Script, plan_revert, plan_up
 
 if TYPE_CHECKING:
-    from pgshift.history import History
     from pgshift.model import Migration
 
 MAX_DIFF_LINES = 8
@@ -134,23 +133,22 @@ class _Trip:
         return fingerprint(self.target.session, self.skip)
 
     def apply(self, *ms: Migration) -> _Failure | None:
-        """Apply ``ms`` in one run, re-planned under the lock like `up` (plan_up)."""
-        plan = Plan(tuple(Step(m) for m in ms))
-        return self._run(plan, lambda h: plan_up(self.migrations, h))
+        """Apply ``ms`` (every migration before them is applied) in one run, planned like `up`."""
+        history = self.target.read_history()
+        return self._run(plan_up(self.migrations, history, ms[-1].version))
 
     def revert(self, m: Migration) -> _Failure | None:
-        """Revert ``m`` with its rollback file, re-planned like `rollback` (plan_revert)."""
-        plan = Plan((Step(m, action="revert"),))
-        return self._run(plan, lambda h: plan_revert(self.migrations, h, (m.version,)))
+        """Revert ``m`` with its rollback file, planned like `rollback` (plan_revert)."""
+        return self._run(plan_revert(self.migrations, self.target.read_history(), (m.version,)))
 
     def rebuild(self, upto: Sequence[Migration]) -> _Failure | None:
         """A new scratch database with ``upto`` applied: the state before the next migration."""
         self.target = self.scratch.create()
         return self.apply(*upto)
 
-    def _run(self, plan: Plan, replan: Callable[[History], Plan]) -> _Failure | None:
+    def _run(self, plan: Plan) -> _Failure | None:
         try:
-            Runner(self.target, self.options).run(plan, replan)
+            Runner(self.target, self.options).run(plan)
         except MigrationFailed as exc:
             step = next((s for s in plan.steps if s.migration.version == exc.version), None)
             if step is None:  # not one of ours (cannot happen with a fresh database): say so
