@@ -12,6 +12,7 @@ offset inside the failing part, so the file line can be exact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Sequence
@@ -19,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
+
+    from pgshift.db.store import PostgresHistoryStore
+    from pgshift.execution import HistoryWrite, IndexFacts, ServerError
+    from pgshift.model import Statement
 
 #: The separator between the parts of one message.
 SEPARATOR = b";\n"
@@ -84,3 +89,154 @@ def failpoint(name: str) -> None:
     """Die at once (SIGKILL, as `kill -9` would) when PGSHIFT_FAILPOINT names this instant."""
     if os.environ.get(FAILPOINT_VARIABLE) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PostgresExecutor:
+    """The Executor (pgshift.execution) over the runner's psycopg session.
+
+    History writes become SQL of ``store`` (PostgresHistoryStore), bound client-side, so that a
+    transactional chunk, its timeouts and its history write travel as one message.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresHistoryStore) -> None:
+        self.conn = conn
+        self.store = store
+
+    def _write_sql(self, write: HistoryWrite) -> bytes:
+        from pgshift.execution import RecordApplied, RecordReverted
+
+        if isinstance(write, RecordApplied):
+            return self.store.applied_sql(self.conn, write.row)
+        if isinstance(write, RecordReverted):
+            return self.store.reverted_sql(
+                self.conn, write.version, write.run_id, write.detail, duration_ms=write.duration_ms
+            )
+        return self.store.progress_sql(self.conn, write.progress)
+
+    def run_transaction(
+        self,
+        statements: Sequence[Statement],
+        write: HistoryWrite,
+        *,
+        version: str,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None:
+        """BEGIN, the timeouts, the statements, the write and COMMIT as ONE simple-query message.
+
+        One round trip per migration instead of one per statement is what keeps pgshift near
+        psql's speed. The server stops at the first error and the transaction rolls back whole;
+        run_parts tells which part failed, so nothing is run again to find it.
+        """
+        import psycopg
+
+        from pgshift.execution import StatementFailed
+
+        timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
+        parts = [b"BEGIN", timeouts, *(s.sql.encode() for s in statements)]
+        parts += [self._write_sql(write), b"COMMIT"]
+        try:
+            run_parts(self.conn, parts)
+        except PartFailed as failed:
+            self._rollback_quietly()
+            index = failed.index - 2  # BEGIN and the timeouts come first
+            stmt = statements[index] if 0 <= index < len(statements) else None
+            raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
+        except psycopg.Error as exc:  # the connection went away: the history will tell
+            raise StatementFailed(server_error(exc, None), None) from None
+        end = statements[-1].index + 1 if statements else 0
+        failpoint(f"committed:{version}:{end}")
+
+    def run_alone(
+        self,
+        statement: Statement,
+        write: HistoryWrite,
+        *,
+        version: str,
+        skip: bool,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None:
+        """The statement in autocommit (PostgreSQL refuses it in a transaction), then the write."""
+        import psycopg
+
+        from pgshift.execution import RecordApplied, RecordReverted, StatementFailed
+
+        conn = self.conn
+        try:
+            conn.execute(_timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=False))
+            if not skip:
+                conn.execute(statement.sql.encode())
+            failpoint(f"ran:{version}:{statement.index}")
+            record = self._write_sql(write)
+            if isinstance(write, RecordApplied | RecordReverted):
+                with conn.transaction():
+                    conn.execute(record)
+            else:
+                conn.execute(record)
+            failpoint(f"committed:{version}:{statement.index + 1}")
+        except psycopg.Error as exc:
+            raise StatementFailed(server_error(exc, _own_offset(exc)), statement) from None
+        finally:
+            if not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("RESET lock_timeout; RESET statement_timeout")
+
+    def find_index(self, schema: str | None, name: str) -> IndexFacts | None:
+        from pgshift.db.catalog import find_index
+        from pgshift.execution import IndexFacts
+
+        found = find_index(self.conn, schema, name)
+        return None if found is None else IndexFacts(found.schema, found.name, found.valid)
+
+    def drop_index(self, index: IndexFacts) -> None:
+        from psycopg import sql
+
+        self.conn.execute(
+            sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
+                sql.Identifier(index.schema), sql.Identifier(index.name)
+            )
+        )
+
+    def backend_pid(self) -> int:
+        """The server's pid of the session (asked, not the handshake's: poolers answer those)."""
+        row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+        return int(str(row[0])) if row else 0
+
+    def _rollback_quietly(self) -> None:
+        """End the failed transaction a multi-statement message left open."""
+        import psycopg
+
+        if self.conn.closed:
+            return
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("ROLLBACK")
+
+
+def server_error(error: Exception, offset: int | None) -> ServerError:
+    """psycopg's exception as the plain value the runner reasons about."""
+    from pgshift.execution import ServerError
+
+    diag = getattr(error, "diag", None)
+    text = diag.message_primary if diag is not None and diag.message_primary else str(error)
+    primary = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    hint = diag.message_hint if diag is not None else None
+    return ServerError(getattr(error, "sqlstate", None), primary, hint, offset)
+
+
+def _timeouts_sql(lock_ms: int, statement_ms: int, *, local: bool) -> bytes:
+    scope = "true" if local else "false"
+    return (
+        f"SELECT set_config('lock_timeout', '{int(lock_ms)}ms', {scope}),"
+        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope})"
+    ).encode()
+
+
+def _own_offset(error: Exception) -> int | None:
+    """The server's error position in a statement that was sent on its own."""
+    diag = getattr(error, "diag", None)
+    position = diag.statement_position if diag is not None else None
+    try:
+        return int(position) - 1 if position else None
+    except ValueError:
+        return None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
+    from pgshift.db.execute import PostgresExecutor
     from pgshift.db.lock import RunnerLock
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.history import History
@@ -124,6 +125,16 @@ class Target:
 
     def read_history(self) -> History:
         return self.store.read(self.session)
+
+    def prepare(self) -> None:
+        """Bring pgshift's own tables to the newest version; only while holding the lock."""
+        self.store.upgrade(self.session)
+
+    def executor(self) -> PostgresExecutor:
+        """The runner's executor: migrations' statements on this target's session."""
+        from pgshift.db.execute import PostgresExecutor
+
+        return PostgresExecutor(self.session, self.store)
 
     # -- the runner lock ----------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Executes a Plan against the database, one migration at a time, safely under load.
+"""Executes a Plan on a target, one migration at a time, safely under load.
+
+The runner decides; an Executor (pgshift.execution) runs. Nothing here talks to PostgreSQL or
+imports its driver, so every decision below (resume, retry budget, failure recording, the plan
+re-check) is tested on the in-memory history store and executor as well as on a real server.
 
 Why it is shaped this way:
 * Each migration runs in its own transaction, and its applied row is written in that same
@@ -21,11 +25,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgshift import events as ev
-from pgshift.db import catalog
-from pgshift.db.execute import PartFailed, failpoint, run_parts
 from pgshift.errors import (
     DriftError,
     HalfApplied,
@@ -35,17 +37,56 @@ from pgshift.errors import (
     PgshiftError,
     PlanChanged,
 )
-from pgshift.history import AppliedMigration, Progress
+from pgshift.execution import (
+    RETRIED_SQLSTATES,
+    Executor,
+    HistoryWrite,
+    RecordApplied,
+    RecordProgress,
+    RecordReverted,
+    ServerError,
+    StatementFailed,
+)
+from pgshift.history import AppliedMigration, History, HistoryStore, Progress
 from pgshift.model import Statement
 from pgshift.plan import Plan, Step, recheck
 
 if TYPE_CHECKING:
-    import psycopg
+    from collections.abc import Callable
 
     from pgshift.config import Settings
-    from pgshift.db.lock import RunnerLock
-    from pgshift.db.target import Target
+    from pgshift.db.lock import LockHolder
     from pgshift.ops.monitor import Monitor
+
+
+class RunnerLock(Protocol):
+    """The migration lock as the runner uses it (db/lock.py's RunnerLock, or a test's)."""
+
+    waited_for: LockHolder | None
+    conn: Any  # the lock's own session: the runner's log writes and the monitor use it
+
+    def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None: ...
+
+    def check(self, every_s: float = 1.0) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class RunTarget(Protocol):
+    """What the runner needs of a target (db/target.py's Target, or an in-memory one)."""
+
+    @property
+    def store(self) -> HistoryStore: ...
+
+    def prepare(self) -> None: ...
+
+    def read_history(self) -> History: ...
+
+    def runner_lock(self, purpose: str = "lock") -> RunnerLock: ...
+
+    def executor(self) -> Executor: ...
+
+    def redact(self, text: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -144,36 +185,17 @@ def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Rand
     return max(1, int(rng.uniform(ceiling / 2, ceiling)))
 
 
-class _StatementError(Exception):
-    """A server error together with the statement that raised it (None: pgshift's own part).
-
-    ``offset`` is where in the statement's text the server placed the error, when it did.
-    """
-
-    def __init__(
-        self, error: psycopg.Error, statement: Statement | None, offset: int | None = None
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.statement = statement
-        self.offset = offset
-
-
-#: Errors after which the whole transaction is retried, like a lock timeout: the server
-#: rolled it back for reasons of concurrency, not because the migration is wrong.
-RETRIED_SQLSTATES = frozenset({"55P03", "40P01", "40001"})  # lock_not_available, deadlock,
-# serialization_failure
-
-
 class Runner:
     """Applies the steps of a plan while holding the runner lock."""
 
     def __init__(
         self,
-        target: Target,
+        target: RunTarget,
         options: RunOptions,
         emit: ev.Emit = ev.ignore,
         monitor: Monitor | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.target = target
         self.options = options
@@ -184,6 +206,7 @@ class Runner:
         self.rng = random.Random()
         self.user = getpass.getuser()
         self.host = socket.gethostname()
+        self.sleep = sleep  # the pause between retries; a test passes a clock of its own
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -201,26 +224,22 @@ class Runner:
         waited_ms = _ms_since(asked)
         results: list[StepResult] = []
         try:
-            conn = self.target.session
-            self.store.upgrade(conn)
-            check = recheck(planned, self.store.read(conn))
+            self.target.prepare()
+            check = recheck(planned, self.target.read_history())
             if check.changed:
                 raise PlanChanged(
                     "the database changed since the plan was made; nothing was run:\n"
                     + "\n".join(check.changed),
                     hint="plan again (`pgshift status` shows where things stand)",
                 )
-            assert lock.conn is not None
-            side = lock.conn
-            # -- health monitor hook (monitor.py): samples on the idle lock session
-            if self.monitor is not None:
-                row = conn.execute("SELECT pg_backend_pid()").fetchone()  # not conn.info: poolers
-                self.monitor.start(int(str(row[0])) if row else 0, self.run_id, side)
+            executor = self.target.executor()
+            if self.monitor is not None:  # samples on the idle lock session (monitor.py)
+                self.monitor.start(executor.backend_pid(), self.run_id, lock.conn)
             for step in check.done:
                 version, action = step.migration.version, step.action
                 self.emit(ev.StepSkipped(version, "already done by another run", action))
                 results.append(StepResult(version, action, "skipped", 0))
-            self._run_steps(conn, side, check.run, waited_ms, lock, results)
+            self._run_steps(executor, lock, check.run, waited_ms, results)
             return RunResult(self.run_id, tuple(results))
         except PgshiftError as exc:
             exc.result = RunResult(self.run_id, tuple(results))
@@ -232,14 +251,14 @@ class Runner:
 
     def _run_steps(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        side: psycopg.Connection[tuple[Any, ...]],
+        executor: Executor,
+        lock: RunnerLock,
         steps: Sequence[Step],
         waited_ms: int,
-        lock: RunnerLock,
         results: list[StepResult],
     ) -> None:
         """Run the steps in order, logging the run's start, end or failure."""
+        side = lock.conn
         if lock.waited_for is not None:
             detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
             self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
@@ -251,19 +270,14 @@ class Runner:
                 lock.check()
                 began = time.monotonic()
                 try:
-                    results.append(self._run_step(conn, side, step))
+                    results.append(_StepRun(self, executor, side, step).run())
                 except MigrationFailed:
                     version, action = step.migration.version, step.action
                     results.append(StepResult(version, action, "failed", _ms_since(began)))
                     raise
         except MigrationFailed as exc:
-            self.store.log(
-                side,
-                self.run_id,
-                "run_failed",
-                exc.version,
-                {"error": exc.message, "exit_code": exc.exit_code},
-            )
+            detail = {"error": exc.message, "exit_code": exc.exit_code}
+            self.store.log(side, self.run_id, "run_failed", exc.version, detail)
             raise
         elapsed = _ms_since(started)
         applied = sum(1 for r in results if r.status in ("applied", "reverted"))
@@ -278,309 +292,195 @@ class Runner:
             "host": self.host,
         }
 
-    # -- one migration -------------------------------------------------------------------------
+    def monitor_cancelled(self, error: ServerError) -> bool:
+        """A cancel the health monitor caused: retried like a lock timeout (57014)."""
+        return error.canceled and self.monitor is not None and self.monitor.consume_cancel()
 
-    def _run_step(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        side: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-    ) -> StepResult:
-        import psycopg
 
-        m, script = step.migration, step.script
-        done = 0
-        if step.resume is not None:
-            done = step.resume.statements_done
-            if done > len(script.statements) or step.resume.prefix_checksum != prefix_checksum(
-                script.statements, done
-            ):
-                raise DriftError(
-                    f"{script.path}: the first {done} statement(s) already ran in an interrupted"
-                    " run, and the file's text for them has changed since",
-                    hint="restore those statements as they were; only the rest may change",
-                )
-        self.emit(ev.StepStarted(m.version, m.name, len(script.statements), done, step.action))
+class _StepRun:
+    """One step (a migration or its rollback) run chunk by chunk, with retries and records."""
+
+    def __init__(self, runner: Runner, executor: Executor, side: Any, step: Step) -> None:
+        self.runner = runner
+        self.executor = executor
+        self.side = side  # the lock's session, for the log rows written beside the run
+        self.step = step
+        self.script = step.script
+        self.version = step.migration.version
+        self.started = time.monotonic()
+        header, options = self.script.header, runner.options
+        self.budget_ms = header.statement_timeout_ms or options.statement_timeout_ms
+        self.lock_timeout_ms = header.lock_timeout_ms or options.lock_timeout_ms
+
+    @property
+    def store(self) -> HistoryStore:
+        return self.runner.store
+
+    def run(self) -> StepResult:
+        step, script, m = self.step, self.script, self.step.migration
+        done = self._resume_point()
+        self.runner.emit(
+            ev.StepStarted(m.version, m.name, len(script.statements), done, step.action)
+        )
         chunks = chunks_of(script.statements, transaction=script.header.transaction)
         chunks = [c for c in chunks if c.end > done or c.end == 0]
-        started = time.monotonic()
-        budget_ms = script.header.statement_timeout_ms or self.options.statement_timeout_ms
         committed_any = done > 0
         if len(chunks) > 1 or not chunks[0].transactional:
             # Leave a trace before anything commits, so a killed run is known to have started.
             if step.resume is None:
-                self.store.save_progress(side, self._progress(step, 0))
-            self.store.log(side, self.run_id, "migration_started", m.version, {"resume_at": done})
+                self.store.save_progress(self.side, self._progress(0))
+            detail = {"resume_at": done}
+            self.store.log(self.side, self.runner.run_id, "migration_started", m.version, detail)
         for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
             try:
-                self._run_chunk_with_retries(
-                    conn, side, step, chunk, last=last, started=started, budget_ms=budget_ms
-                )
-            except _StatementError as failure:
+                self._chunk_with_retries(chunk, last=i == len(chunks) - 1)
+            except StatementFailed as failure:
                 half = committed_any or not chunk.transactional
                 if not half:
-                    self._forget_start(side, step)
-                raise self._failure(side, step, failure, half_applied=half) from None
-            except psycopg.Error as exc:  # outside any statement: our own bookkeeping
-                bookkeeping = _StatementError(exc, None)
-                raise self._failure(side, step, bookkeeping, half_applied=committed_any) from None
+                    self._forget_start()
+                raise self._failure(failure, half_applied=half) from None
             except MigrationFailed:  # timeouts: the chunk's transaction was rolled back
                 if not committed_any and chunk.transactional:
-                    self._forget_start(side, step)
+                    self._forget_start()
                 raise
             committed_any = True
-        duration = _ms_since(started)
+        duration = _ms_since(self.started)
         status = "applied" if step.action == "apply" else "reverted"
-        self.emit(ev.StepApplied(m.version, m.name, duration, step.action))
+        self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
 
-    def _forget_start(self, side: psycopg.Connection[tuple[Any, ...]], step: Step) -> None:
+    def _resume_point(self) -> int:
+        """Statements an interrupted run already did; DriftError if their text changed."""
+        resume, script = self.step.resume, self.script
+        if resume is None:
+            return 0
+        done = resume.statements_done
+        if done > len(script.statements) or resume.prefix_checksum != prefix_checksum(
+            script.statements, done
+        ):
+            raise DriftError(
+                f"{script.path}: the first {done} statement(s) already ran in an interrupted"
+                " run, and the file's text for them has changed since",
+                hint="restore those statements as they were; only the rest may change",
+            )
+        return done
+
+    def _forget_start(self) -> None:
         """Nothing of a step committed: drop the progress row its start left, if it left one.
 
         Otherwise a step that failed cleanly would look half-applied to `status` and `health`.
+        Best effort: the failure being reported matters more than this row.
         """
-        import psycopg
-
-        if step.resume is not None:
+        if self.step.resume is not None:
             return  # the row predates this run and still says where things stand
-        with contextlib.suppress(psycopg.Error):
-            self.store.clear_progress(side, step.migration.version)
+        with contextlib.suppress(Exception):
+            self.store.clear_progress(self.side, self.version)
 
-    def _progress(self, step: Step, done: int) -> Progress:
-        script = step.script
+    def _progress(self, done: int) -> Progress:
+        script = self.script
         return Progress(
-            version=step.migration.version,
+            version=self.version,
             checksum=script.checksum,
             prefix_checksum=prefix_checksum(script.statements, done),
             statements_done=done,
-            run_id=self.run_id,
+            run_id=self.runner.run_id,
             updated_at=None,  # type: ignore[arg-type]  # the database's clock
-            action=step.action,
+            action=self.step.action,
         )
 
-    def _run_chunk_with_retries(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        side: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        chunk: Chunk,
-        *,
-        last: bool,
-        started: float,
-        budget_ms: int,
-    ) -> None:
+    # -- one chunk -----------------------------------------------------------------------------
 
-        m, script = step.migration, step.script
-        lock_timeout = script.header.lock_timeout_ms or self.options.lock_timeout_ms
-        retry_deadline = time.monotonic() + self.options.lock_retry_total_ms / 1000
+    def _chunk_with_retries(self, chunk: Chunk, *, last: bool) -> None:
+        """Run the chunk; retry what concurrency refused, within PGSHIFT_LOCK_RETRY_TOTAL."""
+        options = self.runner.options
+        retry_deadline = time.monotonic() + options.lock_retry_total_ms / 1000
         attempt = 0
         while True:
-            remaining = budget_ms - _ms_since(started)
+            remaining = self.budget_ms - _ms_since(self.started)
             if remaining <= 0:
                 raise MigrationTimeout(
-                    f"{script.path}: took longer than its statement timeout of {budget_ms} ms",
-                    version=m.version,
+                    f"{self.script.path}: took longer than its statement timeout of"
+                    f" {self.budget_ms} ms",
+                    version=self.version,
                     hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout, or split the file",
                 )
             try:
-                run = self._run_transaction if chunk.transactional else self._run_alone
-                run(
-                    conn,
-                    step,
-                    chunk,
-                    last=last,
-                    started=started,
-                    lock_timeout_ms=lock_timeout,
-                    statement_timeout_ms=remaining,
-                )
+                self._chunk(chunk, last=last, statement_timeout_ms=remaining)
                 return
-            except _StatementError as failure:
-                yielded = self._monitor_cancelled(failure.error)
+            except StatementFailed as failure:
+                yielded = self.runner.monitor_cancelled(failure.error)
                 if failure.error.sqlstate not in RETRIED_SQLSTATES and not yielded:
                     raise
                 attempt += 1
-                sleep_ms = backoff_ms(attempt, lock_timeout, self.options.retry_cap_ms, self.rng)
-                line = failure.statement.line if failure.statement else 0
-                if time.monotonic() + sleep_ms / 1000 > retry_deadline:
-                    sqlstate = failure.error.sqlstate or "55P03"
-                    why = (
-                        "the health monitor kept cancelling it: sessions piled up behind it"
-                        if yielded
-                        else _primary(failure.error)
-                    )
-                    self.store.record_failed(
-                        side,
-                        self.run_id,
-                        m.version,
-                        {
-                            "sqlstate": sqlstate,
-                            "message": f"retries exhausted: {why}",
-                            "line": line,
-                        },
-                        action=step.action,
-                    )
-                    raise MigrationTimeout(
-                        f"{script.path}:{line}: could not take the locks it needs within"
-                        f" {self.options.lock_retry_total_ms} ms ({attempt} attempts,"
-                        f" lock_timeout {lock_timeout} ms each): {why}",
-                        version=m.version,
-                        sqlstate=sqlstate,
-                        hint="find the blocking session with `pgshift health`; raise"
-                        " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
-                    ) from None
-                detail = _primary(failure.error)
-                if yielded:
-                    detail = "cancelled by the health monitor: sessions piled up behind it"
-                self.store.log(
-                    side,
-                    self.run_id,
-                    "lock_retry",
-                    m.version,
-                    {
-                        "attempt": attempt,
-                        "line": line,
-                        "sleep_ms": sleep_ms,
-                        "message": detail,
-                        "sqlstate": failure.error.sqlstate,
-                        "statement_index": failure.statement.index if failure.statement else None,
-                    },
+                sleep_ms = backoff_ms(
+                    attempt, self.lock_timeout_ms, options.retry_cap_ms, self.runner.rng
                 )
-                self.emit(ev.LockRetry(m.version, line, attempt, sleep_ms, detail))
-                time.sleep(sleep_ms / 1000)
+                if time.monotonic() + sleep_ms / 1000 > retry_deadline:
+                    raise self._retries_exhausted(failure, attempt, yielded=yielded) from None
+                self._log_retry(failure, attempt, sleep_ms, yielded=yielded)
+                self.runner.sleep(sleep_ms / 1000)
 
-    def _monitor_cancelled(self, error: Exception) -> bool:
-        """A QueryCanceled the health monitor caused: retried like a lock timeout (57014)."""
-        import psycopg.errors
+    def _chunk(self, chunk: Chunk, *, last: bool, statement_timeout_ms: int) -> None:
+        statements = self.script.statements[chunk.start : chunk.end]
+        write = self._record(chunk, last=last)
+        if chunk.transactional:
+            self.executor.run_transaction(
+                statements,
+                write,
+                version=self.version,
+                lock_timeout_ms=self.lock_timeout_ms,
+                statement_timeout_ms=statement_timeout_ms,
+            )
+        else:
+            (statement,) = statements
+            self.executor.run_alone(
+                statement,
+                write,
+                version=self.version,
+                skip=self._already_done(statement),
+                lock_timeout_ms=self.lock_timeout_ms,
+                statement_timeout_ms=statement_timeout_ms,
+            )
+        total = len(self.script.statements)
+        self.runner.emit(ev.StatementDone(self.version, chunk.end, total))
 
-        return (
-            isinstance(error, psycopg.errors.QueryCanceled)
-            and self.monitor is not None
-            and self.monitor.consume_cancel()
-        )
-
-    def _run_alone(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        chunk: Chunk,
-        *,
-        last: bool,
-        started: float,
-        lock_timeout_ms: int,
-        statement_timeout_ms: int,
-    ) -> None:
-        """Run one statement PostgreSQL refuses in a transaction, then record it was done."""
-        import psycopg
-
-        statements = step.script.statements[chunk.start : chunk.end]
-        (current,) = statements
-        try:
-            _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms, local=False)
-            if not self._already_done(conn, step, current):
-                conn.execute(current.sql.encode())
-            failpoint(f"ran:{step.migration.version}:{current.index}")
-            record = self._record_sql(conn, step, chunk, last=last, started=started)
-            if last:
-                with conn.transaction():
-                    conn.execute(record)
-            else:
-                conn.execute(record)
-            failpoint(f"committed:{step.migration.version}:{chunk.end}")
-            self._statements_done(step, chunk)
-        except psycopg.Error as exc:
-            raise _StatementError(exc, current, _own_offset(exc)) from exc
-        finally:
-            if not conn.closed:
-                _reset_timeouts(conn)
-
-    def _run_transaction(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        chunk: Chunk,
-        *,
-        last: bool,
-        started: float,
-        lock_timeout_ms: int,
-        statement_timeout_ms: int,
-    ) -> None:
-        """Run a transactional chunk and its history write as ONE simple-query message.
-
-        One round trip per migration instead of one per statement is what keeps pgshift near
-        psql's speed (bench/RESULTS.md). The server stops at the first error and the
-        transaction rolls back whole; db/execute.py tells which part failed, so the failing
-        statement and its line are named without running anything again.
-        """
-        statements = step.script.statements[chunk.start : chunk.end]
-        record = self._record_sql(conn, step, chunk, last=last, started=started)
-        timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
-        parts = [b"BEGIN", timeouts, *(s.sql.encode() for s in statements), record, b"COMMIT"]
-        try:
-            run_parts(conn, parts)
-        except PartFailed as failed:
-            _rollback_quietly(conn)
-            index = failed.index - 2  # BEGIN and the timeouts come first
-            if 0 <= index < len(statements):
-                raise _StatementError(failed.error, statements[index], failed.offset) from None
-            raise _StatementError(failed.error, None) from None  # pgshift's parts, or COMMIT
-        failpoint(f"committed:{step.migration.version}:{chunk.end}")
-        self._statements_done(step, chunk)
-
-    def _already_done(
-        self, conn: psycopg.Connection[tuple[Any, ...]], step: Step, stmt: Statement
-    ) -> bool:
-        """Decide what a resumed concurrent index statement must do.
+    def _already_done(self, stmt: Statement) -> bool:
+        """Decide what a resumed concurrent index statement must do, from the catalog.
 
         An INVALID index left by a failed or interrupted CREATE INDEX CONCURRENTLY would make
         `IF NOT EXISTS` skip the build and leave the table without a usable index: drop and
         rebuild it. A valid one built by an interrupted run whose progress was not recorded yet
-        counts as done.
+        counts as done, and so does an index already gone for a DROP INDEX CONCURRENTLY.
         """
         if stmt.concurrent_index is None:
             return False
         schema, name = stmt.concurrent_index
-        found = catalog.find_index(conn, schema, name)
-        if stmt.kind == "IndexStmt":
-            if found is None:
-                return False
-            if not found.valid:
-                from psycopg import sql
+        found = self.executor.find_index(schema, name)
+        interrupted_here = (
+            self.step.resume is not None and self.step.resume.statements_done == stmt.index
+        )
+        if stmt.kind != "IndexStmt":
+            return found is None and interrupted_here
+        if found is None:
+            return False
+        if not found.valid:
+            self.executor.drop_index(found)
+            self.runner.emit(ev.InvalidIndexRebuilt(self.version, found.qualified))
+            detail = {"index": found.qualified}
+            run_id = self.runner.run_id
+            self.store.log(self.side, run_id, "invalid_index_rebuilt", self.version, detail)
+            return False
+        return interrupted_here
 
-                conn.execute(
-                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
-                        sql.Identifier(found.schema), sql.Identifier(found.name)
-                    )
-                )
-                version = step.migration.version
-                self.emit(ev.InvalidIndexRebuilt(version, found.qualified))
-                detail = {"index": found.qualified}
-                self.store.log(conn, self.run_id, "invalid_index_rebuilt", version, detail)
-                return False
-            return _interrupted_at(step, stmt)
-        # DROP INDEX CONCURRENTLY: already gone after an interrupted run counts as done.
-        return found is None and _interrupted_at(step, stmt)
-
-    def _record_sql(
-        self,
-        conn: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        chunk: Chunk,
-        *,
-        last: bool,
-        started: float,
-    ) -> bytes:
+    def _record(self, chunk: Chunk, *, last: bool) -> HistoryWrite:
         """The history write that ends a chunk: progress, or the applied / reverted row."""
-        m = step.migration
+        runner, m = self.runner, self.step.migration
         if not last:
-            return self.store.progress_sql(conn, self._progress(step, chunk.end))
-        if step.action == "revert":
-            detail = {"user": self.user, "host": self.host}
-            return self.store.reverted_sql(
-                conn, m.version, self.run_id, detail, duration_ms=_ms_since(started)
-            )
-        return self.store.applied_sql(
-            conn,
+            return RecordProgress(self._progress(chunk.end))
+        if self.step.action == "revert":
+            detail = {"user": runner.user, "host": runner.host}
+            return RecordReverted(m.version, runner.run_id, _ms_since(self.started), detail)
+        return RecordApplied(
             AppliedMigration(
                 version=m.version,
                 description=m.description,
@@ -588,44 +488,81 @@ class Runner:
                 rollback_checksum=m.rollback.checksum if m.rollback else None,
                 rollback_sql=m.rollback.text if m.rollback else None,  # for a later downgrade
                 applied_at=None,  # type: ignore[arg-type]  # the database's now()
-                duration_ms=_ms_since(started),
-                applied_by=self.user,
-                host=self.host,
-                run_id=self.run_id,
+                duration_ms=_ms_since(self.started),
+                applied_by=runner.user,
+                host=runner.host,
+                run_id=runner.run_id,
                 metadata=m.header.metadata(),
-            ),
+            )
         )
 
-    def _statements_done(self, step: Step, chunk: Chunk) -> None:
-        m = step.migration
-        self.emit(ev.StatementDone(m.version, chunk.end, len(step.script.statements)))
+    # -- what is logged and raised -------------------------------------------------------------
 
-    def _failure(
-        self,
-        side: psycopg.Connection[tuple[Any, ...]],
-        step: Step,
-        failure: _StatementError,
-        *,
-        half_applied: bool,
-    ) -> MigrationFailed:
-        import psycopg.errors
-
-        m, script = step.migration, step.script
-        error = failure.error
+    def _log_retry(
+        self, failure: StatementFailed, attempt: int, sleep_ms: int, *, yielded: bool
+    ) -> None:
+        detail = failure.error.message
+        if yielded:
+            detail = "cancelled by the health monitor: sessions piled up behind it"
         stmt = failure.statement
-        line = _error_line(stmt, failure.offset)
-        primary = self.target.redact(_primary(error))
+        line = stmt.line if stmt else 0
+        self.store.log(
+            self.side,
+            self.runner.run_id,
+            "lock_retry",
+            self.version,
+            {
+                "attempt": attempt,
+                "line": line,
+                "sleep_ms": sleep_ms,
+                "message": detail,
+                "sqlstate": failure.error.sqlstate,
+                "statement_index": stmt.index if stmt else None,
+            },
+        )
+        self.runner.emit(ev.LockRetry(self.version, line, attempt, sleep_ms, detail))
+
+    def _retries_exhausted(
+        self, failure: StatementFailed, attempt: int, *, yielded: bool
+    ) -> MigrationTimeout:
+        line = failure.statement.line if failure.statement else 0
+        sqlstate = failure.error.sqlstate or "55P03"
+        why = (
+            "the health monitor kept cancelling it: sessions piled up behind it"
+            if yielded
+            else failure.error.message
+        )
+        detail = {"sqlstate": sqlstate, "message": f"retries exhausted: {why}", "line": line}
+        self.store.record_failed(
+            self.side, self.runner.run_id, self.version, detail, action=self.step.action
+        )
+        return MigrationTimeout(
+            f"{self.script.path}:{line}: could not take the locks it needs within"
+            f" {self.runner.options.lock_retry_total_ms} ms ({attempt} attempts,"
+            f" lock_timeout {self.lock_timeout_ms} ms each): {why}",
+            version=self.version,
+            sqlstate=sqlstate,
+            hint="find the blocking session with `pgshift health`; raise"
+            " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
+        )
+
+    def _failure(self, failure: StatementFailed, *, half_applied: bool) -> MigrationFailed:
+        step, script, m = self.step, self.script, self.step.migration
+        error, stmt = failure.error, failure.statement
+        line = _error_line(stmt, error.offset)
+        primary = self.runner.target.redact(error.message)
         sqlstate = error.sqlstate
         detail: dict[str, Any] = {"sqlstate": sqlstate, "message": primary, "line": line}
         if stmt is not None:
             detail["statement"] = stmt.sql[:2000]
             detail["statement_index"] = stmt.index
-        with contextlib.suppress(psycopg.Error):  # the failure matters more than its log line
-            self.store.record_failed(side, self.run_id, m.version, detail, action=step.action)
-        self.emit(ev.StepFailed(m.version, m.name, primary, step.action))
+        with contextlib.suppress(Exception):  # the failure matters more than its log line
+            self.store.record_failed(
+                self.side, self.runner.run_id, m.version, detail, action=step.action
+            )
+        self.runner.emit(ev.StepFailed(m.version, m.name, primary, step.action))
         where = f"{script.path}:{line}" if line else str(script.path)
         message = f"{where}: {primary}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
-        diag_hint = error.diag.message_hint if error.diag else None
         if half_applied:
             return HalfApplied(
                 message + f"\nthis {_noun(step)} runs partly outside a transaction and stopped"
@@ -635,7 +572,7 @@ class Runner:
                 hint="fix the cause and run the same command again: it continues after the"
                 " last completed statement",
             )
-        if isinstance(error, psycopg.errors.QueryCanceled):
+        if error.canceled:
             return MigrationTimeout(
                 message,
                 version=m.version,
@@ -648,57 +585,12 @@ class Runner:
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
         return MigrationFailed(
-            message + "\n" + undone,
-            version=m.version,
-            sqlstate=sqlstate,
-            hint=diag_hint,
+            message + "\n" + undone, version=m.version, sqlstate=sqlstate, hint=error.hint
         )
 
 
 def _noun(step: Step) -> str:
     return "migration" if step.action == "apply" else "rollback"
-
-
-def _interrupted_at(step: Step, stmt: Statement) -> bool:
-    """True when an earlier, interrupted run of this step stopped at ``stmt``."""
-    return step.resume is not None and step.resume.statements_done == stmt.index
-
-
-def _timeouts_sql(lock_ms: int, statement_ms: int, *, local: bool) -> bytes:
-    scope = "true" if local else "false"
-    return (
-        f"SELECT set_config('lock_timeout', '{int(lock_ms)}ms', {scope}),"
-        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope})"
-    ).encode()
-
-
-def _set_timeouts(
-    conn: psycopg.Connection[tuple[Any, ...]], lock_ms: int, statement_ms: int, *, local: bool
-) -> None:
-    conn.execute(_timeouts_sql(lock_ms, statement_ms, local=local))
-
-
-def _rollback_quietly(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """End the failed transaction a multi-statement message left open."""
-    import psycopg
-
-    if conn.closed:
-        return
-    with contextlib.suppress(psycopg.Error):
-        conn.execute("ROLLBACK")
-
-
-def _reset_timeouts(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    import psycopg
-
-    with contextlib.suppress(psycopg.Error):
-        conn.execute("RESET lock_timeout; RESET statement_timeout")
-
-
-def _primary(error: Exception) -> str:
-    diag = getattr(error, "diag", None)
-    text = diag.message_primary if diag is not None and diag.message_primary else str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def _error_line(stmt: Statement | None, offset: int | None) -> int:
@@ -710,18 +602,18 @@ def _error_line(stmt: Statement | None, offset: int | None) -> int:
     return stmt.line
 
 
-def _own_offset(error: Exception) -> int | None:
-    """The server's error position in a statement that was sent on its own."""
-    diag = getattr(error, "diag", None)
-    position = diag.statement_position if diag is not None else None
-    try:
-        return int(position) - 1 if position else None
-    except ValueError:
-        return None
-
-
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-__all__ = ["Chunk", "LockBusy", "RunOptions", "RunResult", "Runner", "StepResult", "chunks_of"]
+__all__ = [
+    "Chunk",
+    "LockBusy",
+    "RunOptions",
+    "RunResult",
+    "RunTarget",
+    "Runner",
+    "RunnerLock",
+    "StepResult",
+    "chunks_of",
+]

@@ -1,0 +1,136 @@
+"""What running a migration's statements can answer: the values the runner and executors share.
+
+Why it is its own pure module: the runner (ops/apply.py) decides what to run, when to retry,
+how to resume and what to record; an executor only runs what it is told, once, and says what
+the server answered. Keeping the answer a plain value (ServerError, not a driver exception) and
+the history write a plain value (HistoryWrite, not SQL) lets the PostgreSQL executor
+(db/execute.py) and the in-memory one of the tests stand behind the same contract, so the
+runner's decisions are tested without a database as well as with one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pgshift.history import AppliedMigration, Progress
+from pgshift.model import Statement
+
+LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK_DETECTED = "40P01"
+SERIALIZATION_FAILURE = "40001"
+QUERY_CANCELED = "57014"  # statement_timeout, or a cancel (the in-run monitor's)
+
+#: Errors after which the whole transaction is retried, like a lock timeout: the server rolled
+#: it back for reasons of concurrency, not because the migration is wrong.
+RETRIED_SQLSTATES = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED, SERIALIZATION_FAILURE})
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """The server's answer to a statement it refused.
+
+    ``offset`` is where in the failing statement's text the server placed the error (0-based
+    characters), when it said.
+    """
+
+    sqlstate: str | None
+    message: str  # the primary message, one line
+    hint: str | None = None
+    offset: int | None = None
+
+    @property
+    def canceled(self) -> bool:
+        return self.sqlstate == QUERY_CANCELED
+
+
+class StatementFailed(Exception):
+    """``statement`` (None: pgshift's own part of the message, or COMMIT) was refused."""
+
+    def __init__(self, error: ServerError, statement: Statement | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.statement = statement
+
+
+@dataclass(frozen=True)
+class RecordApplied:
+    """The applied row, written in the transaction of the migration's last statements."""
+
+    row: AppliedMigration
+
+
+@dataclass(frozen=True)
+class RecordReverted:
+    """The applied row removed, written in the transaction of the rollback's last statements."""
+
+    version: str
+    run_id: str
+    duration_ms: int
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordProgress:
+    """How far a step got, written in the transaction of the statements it counts."""
+
+    progress: Progress
+
+
+HistoryWrite = RecordApplied | RecordReverted | RecordProgress
+
+
+@dataclass(frozen=True)
+class IndexFacts:
+    """An index as the catalog knows it: what a resumed concurrent build or drop must do."""
+
+    schema: str
+    name: str
+    valid: bool
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class Executor(Protocol):
+    """Runs statements on the runner's session, each exactly once, and records with them.
+
+    The contract:
+    * ``run_transaction`` runs ``statements`` and commits ``write`` in ONE transaction: both
+      or neither. A refusal raises StatementFailed naming the refused statement (None for the
+      write or the COMMIT), and nothing of the transaction remains.
+    * ``run_alone`` runs one statement outside any transaction (unless ``skip``: it is known
+      to be done already), then commits ``write`` on its own. A kill between the two is the
+      one window left; the runner closes it from the catalog on resume (``find_index``).
+    * Both bound the statements by ``lock_timeout_ms`` and ``statement_timeout_ms``;
+      ``version`` names the migration, for failpoints and messages only.
+    """
+
+    def run_transaction(
+        self,
+        statements: Sequence[Statement],
+        write: HistoryWrite,
+        *,
+        version: str,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None: ...
+
+    def run_alone(
+        self,
+        statement: Statement,
+        write: HistoryWrite,
+        *,
+        version: str,
+        skip: bool,
+        lock_timeout_ms: int,
+        statement_timeout_ms: int,
+    ) -> None: ...
+
+    def find_index(self, schema: str | None, name: str) -> IndexFacts | None: ...
+
+    def drop_index(self, index: IndexFacts) -> None: ...
+
+    def backend_pid(self) -> int: ...
