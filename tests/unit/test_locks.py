@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgshift.ops.rollback import statement_locks
+from pgshift.source.locks import statement_locks
 
 AE = "ACCESS EXCLUSIVE"
 SUE = "SHARE UPDATE EXCLUSIVE"
