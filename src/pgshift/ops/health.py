@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
-    from pgshift.history import History
+    from pgshift.history import History, Progress
     from pgshift.model import Migration
     from pgshift.plan import MigrationState
 
@@ -328,61 +328,90 @@ def check_failed(
     was killed, comes from ``revert_failures`` (the newest `revert_failed` event), and only when
     newer than the progress row, so that an older failed attempt is not shown as this one.
     """
-    from pgshift.plan import finish_revert_command, half_reverted_versions
+    from pgshift.plan import half_reverted_versions
 
-    items: list[dict[str, Any]] = []
     half = {} if run_in_progress else {p.version: p for p in history.in_progress}
     reverted = [v for v in half_reverted_versions(history) if v in half]
-    for version in sorted(set(history.failed) | set(half)):
-        progress = half.get(version)
-        is_revert = version in reverted
-        failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
-        if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
-            failure = {}
-        items.append(
-            {
-                "version": version,
-                "half_applied": progress is not None and not is_revert,
-                "half_reverted": is_revert,
-                "statements_done": progress.statements_done if progress else 0,
-                "line": failure.get("line"),
-                "statement": failure.get("statement"),
-                "sqlstate": failure.get("sqlstate"),
-                "message": failure.get("message"),
-                "failed_at": failure.get("at"),
-            }
-        )
+    items = [
+        _failed_item(version, half.get(version), version in reverted, failures, revert_failures)
+        for version in sorted(set(history.failed) | set(half))
+    ]
     data: dict[str, Any] = {"count": len(items), "migrations": items}
     if not items:
-        running = [p.version for p in history.in_progress] if run_in_progress else []
-        if running:
-            data["running"] = running
-            undoing = set(half_reverted_versions(history))
-            doing = [v for v in running if v not in undoing]
-            parts = [f"{_names(doing)} being applied"] if doing else []
-            if undoing:
-                parts.append(f"{_names(sorted(undoing))} being reverted")
-            detail = f"no failed migration; {' and '.join(parts)} by the current run"
-            return Check("failed_migrations", OK, detail, data)
-        return Check("failed_migrations", OK, "no failed or half-applied migration", data)
-
-    def describe(item: Mapping[str, Any]) -> str:
-        where = f" at line {item['line']}" if item.get("line") else ""
-        text = f"{item['version']}"
-        if item["half_reverted"]:
-            text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
-        elif item["half_applied"]:
-            text += f" half-applied ({item['statements_done']} statement(s) done)"
-        else:
-            text += " failed"
-        text += f", stopped{where}"
-        if item.get("statement"):
-            text += f": {_one_line(str(item['statement']), 80)}"
-        if item.get("message"):
-            text += f" ({item['message']})"
-        return text
-
+        return _nothing_failed(history, run_in_progress, data)
     critical = any(i["half_applied"] or i["half_reverted"] for i in items)
+    return Check(
+        "failed_migrations",
+        CRITICAL if critical else WARNING,
+        "; ".join(_describe_failed(i) for i in items[:3])
+        + "; "
+        + "; then ".join(_failed_hints(items, reverted)),
+        data,
+    )
+
+
+def _failed_item(
+    version: str,
+    progress: Progress | None,
+    is_revert: bool,
+    failures: Mapping[str, Mapping[str, Any]],
+    revert_failures: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    """One failed, half-applied or half-reverted migration as the check's data shows it."""
+    failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
+    if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
+        failure = {}  # an earlier attempt's error, not this revert's
+    return {
+        "version": version,
+        "half_applied": progress is not None and not is_revert,
+        "half_reverted": is_revert,
+        "statements_done": progress.statements_done if progress else 0,
+        "line": failure.get("line"),
+        "statement": failure.get("statement"),
+        "sqlstate": failure.get("sqlstate"),
+        "message": failure.get("message"),
+        "failed_at": failure.get("at"),
+    }
+
+
+def _nothing_failed(history: History, run_in_progress: bool, data: dict[str, Any]) -> Check:
+    """OK, naming what the live run is applying or reverting when its rows are all there is."""
+    from pgshift.plan import half_reverted_versions
+
+    running = [p.version for p in history.in_progress] if run_in_progress else []
+    if not running:
+        return Check("failed_migrations", OK, "no failed or half-applied migration", data)
+    data["running"] = running
+    undoing = set(half_reverted_versions(history))
+    doing = [v for v in running if v not in undoing]
+    parts = [f"{_names(doing)} being applied"] if doing else []
+    if undoing:
+        parts.append(f"{_names(sorted(undoing))} being reverted")
+    detail = f"no failed migration; {' and '.join(parts)} by the current run"
+    return Check("failed_migrations", OK, detail, data)
+
+
+def _describe_failed(item: Mapping[str, Any]) -> str:
+    where = f" at line {item['line']}" if item.get("line") else ""
+    text = f"{item['version']}"
+    if item["half_reverted"]:
+        text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
+    elif item["half_applied"]:
+        text += f" half-applied ({item['statements_done']} statement(s) done)"
+    else:
+        text += " failed"
+    text += f", stopped{where}"
+    if item.get("statement"):
+        text += f": {_one_line(str(item['statement']), 80)}"
+    if item.get("message"):
+        text += f" ({item['message']})"
+    return text
+
+
+def _failed_hints(items: Sequence[Mapping[str, Any]], reverted: Sequence[str]) -> list[str]:
+    """What to run, in order: finishing a revert comes before going forward again."""
+    from pgshift.plan import finish_revert_command
+
     hints: list[str] = []
     if reverted:
         hints.append(
@@ -392,12 +421,7 @@ def check_failed(
         hints.append("fix the cause and run `pgshift up` to continue")
     elif any(not i["half_reverted"] for i in items):
         hints.append("fix the file and run `pgshift up` again")
-    return Check(
-        "failed_migrations",
-        CRITICAL if critical else WARNING,
-        "; ".join(describe(i) for i in items[:3]) + "; " + "; then ".join(hints),
-        data,
-    )
+    return hints
 
 
 def _older(at: Any, than: datetime | None) -> bool:
