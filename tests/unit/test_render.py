@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pgshift import events as ev
-from pgshift.cli.render import Output, RunRenderer
+from pgshift.cli.render import _ON, Output, RunRenderer
 
 V1 = "20250101000000"
 
@@ -121,3 +121,7 @@ def test_with_a_live_bar_steps_update_it_and_only_resumes_are_printed() -> None:
         "bar|     health: all quiet",
         "done: 1 step(s) in 10ms",
     ]
+
+
+def test_every_event_type_has_a_handler() -> None:
+    assert set(_ON) == set(get_args(ev.Event))

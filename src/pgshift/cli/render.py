@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pgshift import events as ev
@@ -135,49 +136,86 @@ class RunRenderer:
         )
 
     def __call__(self, event: ev.Event) -> None:
-        match event:
-            case ev.RunnerLockWaiting(holder=holder):
-                self._say(f"waiting for the migration lock held by {holder}")
-            case ev.RunStarted(run_id=run_id, versions=versions):
-                self.run_id = run_id
-                self._say(f"run {run_id}: {len(versions)} step(s)")
-                self._start_bar(len(versions))
-            case ev.StepStarted(name=name, resumed_from=resumed, statements=total, action=act):
-                suffix = f" (resuming after statement {resumed} of {total})" if resumed else ""
-                if self._progress is not None:
-                    self._progress.update(self._task, description=f"{_DOING[act]} {name}")
-                if self.out.verbose or self._progress is None:
-                    self._say(f"  {_DOING[act]} {name}{suffix}")
-                elif suffix:
-                    self._say(f"  {name}{suffix}")
-            case ev.StatementDone(version=version, index=index, total=total):
-                if self.out.verbose:
-                    self._say(f"    {version}: {index}/{total} statement(s) done")
-            case ev.LockRetry(line=line, attempt=attempt, sleep_ms=sleep_ms, detail=detail):
-                self._say(
-                    f"    lock busy at line {line} ({detail}); retry {attempt} in {sleep_ms} ms"
-                )
-            case ev.InvalidIndexRebuilt(index=index):
-                self._say(
-                    f"    found INVALID index {index} from an earlier failed build: rebuilding"
-                )
-            case ev.StepApplied(version=version, name=name, duration_ms=ms, action=act):
-                self._record(version, act, _PAST[act], ms)
-                self._say(f"  {_PAST[act]:<9}{name} ({format_duration_ms(ms)})")
-                if self._progress is not None:
-                    self._progress.advance(self._task)
-            case ev.StepSkipped(version=version, reason=reason, action=act):
-                self._record(version, act, "skipped", 0)
-                self._say(f"  skipped  {version}: {reason}")
-                if self._progress is not None:
-                    self._progress.advance(self._task)
-            case ev.StepFailed(version=version, name=name, action=act):
-                self._record(version, act, "failed", None)
-                self._say(f"  FAILED   {name}")
-            case ev.HealthSample(message=message, cancelled=cancelled):
-                notable = cancelled or event.blocked_behind or event.long_transactions
-                if notable or self.out.verbose:
-                    self._say(f"    health: {message}")
-            case ev.RunFinished(applied=done, duration_ms=ms):
-                self.close()
-                self._say(f"done: {done} step(s) in {format_duration_ms(ms)}")
+        """One small method per event type, looked up by the event's class.
+
+        An event type this renderer does not know (a newer one) is ignored, as the match it
+        replaced did, rather than failing a run over its progress display.
+        """
+        handler = _ON.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _lock_waiting(self, event: ev.RunnerLockWaiting) -> None:
+        self._say(f"waiting for the migration lock held by {event.holder}")
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self.run_id = event.run_id
+        self._say(f"run {event.run_id}: {len(event.versions)} step(s)")
+        self._start_bar(len(event.versions))
+
+    def _step_started(self, event: ev.StepStarted) -> None:
+        resumed, total, doing = event.resumed_from, event.statements, _DOING[event.action]
+        suffix = f" (resuming after statement {resumed} of {total})" if resumed else ""
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{doing} {event.name}")
+        if self.out.verbose or self._progress is None:
+            self._say(f"  {doing} {event.name}{suffix}")
+        elif suffix:  # the bar shows the step; a resume is worth a line of its own
+            self._say(f"  {event.name}{suffix}")
+
+    def _statement_done(self, event: ev.StatementDone) -> None:
+        if self.out.verbose:
+            self._say(f"    {event.version}: {event.index}/{event.total} statement(s) done")
+
+    def _lock_retry(self, event: ev.LockRetry) -> None:
+        self._say(
+            f"    lock busy at line {event.line} ({event.detail});"
+            f" retry {event.attempt} in {event.sleep_ms} ms"
+        )
+
+    def _invalid_index_rebuilt(self, event: ev.InvalidIndexRebuilt) -> None:
+        self._say(f"    found INVALID index {event.index} from an earlier failed build: rebuilding")
+
+    def _advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def _step_applied(self, event: ev.StepApplied) -> None:
+        past = _PAST[event.action]
+        self._record(event.version, event.action, past, event.duration_ms)
+        self._say(f"  {past:<9}{event.name} ({format_duration_ms(event.duration_ms)})")
+        self._advance()
+
+    def _step_skipped(self, event: ev.StepSkipped) -> None:
+        self._record(event.version, event.action, "skipped", 0)
+        self._say(f"  skipped  {event.version}: {event.reason}")
+        self._advance()
+
+    def _step_failed(self, event: ev.StepFailed) -> None:
+        self._record(event.version, event.action, "failed", None)
+        self._say(f"  FAILED   {event.name}")
+
+    def _health_sample(self, event: ev.HealthSample) -> None:
+        notable = event.cancelled or event.blocked_behind or event.long_transactions
+        if notable or self.out.verbose:
+            self._say(f"    health: {event.message}")
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        self.close()
+        self._say(f"done: {event.applied} step(s) in {format_duration_ms(event.duration_ms)}")
+
+
+# Event class -> RunRenderer's method for it; every event type in events.Event has one.
+_ON: dict[type, Callable[[RunRenderer, Any], None]] = {
+    ev.RunnerLockWaiting: RunRenderer._lock_waiting,
+    ev.RunStarted: RunRenderer._run_started,
+    ev.StepStarted: RunRenderer._step_started,
+    ev.StatementDone: RunRenderer._statement_done,
+    ev.LockRetry: RunRenderer._lock_retry,
+    ev.InvalidIndexRebuilt: RunRenderer._invalid_index_rebuilt,
+    ev.StepApplied: RunRenderer._step_applied,
+    ev.StepSkipped: RunRenderer._step_skipped,
+    ev.StepFailed: RunRenderer._step_failed,
+    ev.HealthSample: RunRenderer._health_sample,
+    ev.RunFinished: RunRenderer._run_finished,
+}
