@@ -227,7 +227,7 @@ def up(
         return plan, result
 
 
-def create(
+def create(  # noqa: C901
     settings: Settings,
     title: str,
     *,

@@ -115,7 +115,7 @@ def _confirm_on_terminal(out: Output, yes: bool, backup_wanted: bool) -> Callabl
     return confirm
 
 
-def cmd_up(args: argparse.Namespace, out: Output) -> int:
+def cmd_up(args: argparse.Namespace, out: Output) -> int:  # noqa: C901
     settings = settings_from(args)
     if args.dry_run:
         migrations = pgshift.load_project(settings)

@@ -416,7 +416,7 @@ def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
 # -- emergency -----------------------------------------------------------------------------------
 
 
-def cmd_emergency(args: argparse.Namespace, out: Output) -> int:
+def cmd_emergency(args: argparse.Namespace, out: Output) -> int:  # noqa: C901
     renderer = RunRenderer(out)
     progress = BackupRenderer(out)
     taken: list[Manifest] = []

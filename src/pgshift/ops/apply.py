@@ -256,7 +256,7 @@ class Runner:
 
     # -- one migration -------------------------------------------------------------------------
 
-    def _run_step(
+    def _run_step(  # noqa: C901
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         side: psycopg.Connection[tuple[Any, ...]],

@@ -503,7 +503,7 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     return problems
 
 
-def run_emergency(
+def run_emergency(  # noqa: C901
     settings: Settings,
     url: str | None,
     *,
