@@ -348,7 +348,7 @@ def up(
         return apply(plan_up(project, target, to=to), target, on_event=on_event, backup=backup)
 
 
-def create(
+def create(  # noqa: C901
     settings: Settings,
     title: str,
     *,

@@ -333,55 +333,24 @@ def load_settings(
     env = os.environ if env is None else env
     cwd = (cwd or Path.cwd()).resolve()
     root, config_file = find_project_root(cwd)
-    table = _file_table(config_file)
-    file_label = config_file.name if config_file else "file"
-
-    known_keys = {k.file_key for k in _KNOBS} | {"database_url"}
-    for key in table:
-        if key not in known_keys:
-            raise ConfigError(
-                f"{config_file}: unknown setting {key!r} in [tool.pgshift]",
-                hint="known settings: " + ", ".join(sorted(known_keys)),
-            )
+    layers = _Layers(flags, env, _file_table(config_file), config_file)
+    _refuse_unknown_keys(layers.table, config_file)
 
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     for knob in _KNOBS:
-        raw: str
-        flag_value = flags.get(knob.name)
-        if flag_value is not None:
-            raw, source, label = flag_value, "flag", "--" + knob.file_key.replace("_", "-")
-        elif knob.env and env.get(knob.env) not in (None, ""):
-            raw, source, label = env[knob.env], "env", knob.env
-        elif knob.file_key in table:
-            value = table[knob.file_key]
-            raw = str(value).lower() if isinstance(value, bool) else str(value)
-            source, label = file_label, f"{config_file}: {knob.file_key}"
-        else:
-            raw, source, label = knob.default, "default", knob.name
+        raw, sources[knob.name], label = layers.raw(knob)
         try:
             values[knob.name] = knob.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"bad value for {label}: {exc}") from None
-        sources[knob.name] = source
 
     if values["pool_min"] > values["pool_max"]:
         raise ConfigError(
             f"DB_POOL_MIN ({values['pool_min']}) is larger than DB_POOL_MAX ({values['pool_max']})"
         )
 
-    url: str | None
-    if flags.get("database_url"):
-        url, sources["database_url"] = flags["database_url"], "flag"
-    elif env.get("DATABASE_URL"):
-        url, sources["database_url"] = env["DATABASE_URL"], "env"
-    elif table.get("database_url"):
-        url, sources["database_url"] = str(table["database_url"]), file_label
-    elif any(env.get(name) for name in _PG_ENV):
-        url, sources["database_url"] = "", "env (PG* variables)"
-    else:
-        url, sources["database_url"] = None, "embedded"
-
+    url, sources["database_url"] = layers.database_url()
     migrations_dir = Path(values.pop("migrations_dir"))
     backup_dir = Path(values.pop("backup_dir"))
     return Settings(
@@ -392,6 +361,60 @@ def load_settings(
         sources=sources,
         **values,
     )
+
+
+def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> None:
+    """A misspelt key in the file would silently fall back to a default; refuse it instead."""
+    known_keys = {k.file_key for k in _KNOBS} | {"database_url"}
+    for key in table:
+        if key not in known_keys:
+            raise ConfigError(
+                f"{config_file}: unknown setting {key!r} in [tool.pgshift]",
+                hint="known settings: " + ", ".join(sorted(known_keys)),
+            )
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """The places a setting can come from, asked in precedence order: flag, env, file, default.
+
+    Kept as one value so that each setting's lookup is one small method rather than a branch
+    of ``load_settings``.
+    """
+
+    flags: Mapping[str, str | None]
+    env: Mapping[str, str]
+    table: Mapping[str, Any]
+    config_file: Path | None
+
+    @property
+    def file_label(self) -> Source:
+        return self.config_file.name if self.config_file else "file"
+
+    def raw(self, knob: _Knob) -> tuple[str, Source, str]:
+        """The knob's unparsed text, where it came from, and how an error names that place."""
+        flag_value = self.flags.get(knob.name)
+        if flag_value is not None:
+            return flag_value, "flag", "--" + knob.file_key.replace("_", "-")
+        if knob.env and self.env.get(knob.env) not in (None, ""):
+            return self.env[knob.env], "env", knob.env
+        if knob.file_key in self.table:
+            value = self.table[knob.file_key]
+            raw = str(value).lower() if isinstance(value, bool) else str(value)
+            return raw, self.file_label, f"{self.config_file}: {knob.file_key}"
+        return knob.default, "default", knob.name
+
+    def database_url(self) -> tuple[str | None, Source]:
+        """The URL and its source; "" lets libpq read the PG* variables, None means embedded."""
+        if self.flags.get("database_url"):
+            return self.flags["database_url"], "flag"
+        if self.env.get("DATABASE_URL"):
+            return self.env["DATABASE_URL"], "env"
+        if self.table.get("database_url"):
+            return str(self.table["database_url"]), self.file_label
+        if any(self.env.get(name) for name in _PG_ENV):
+            return "", "env (PG* variables)"
+        return None, "embedded"
 
 
 def _anchor(path: Path, source: Source, cwd: Path, root: Path) -> Path:

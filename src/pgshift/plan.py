@@ -5,7 +5,7 @@ A Plan is a value: `up --dry-run` prints it and `up` executes exactly it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -455,17 +455,37 @@ def check_rollback(
     ``problems`` are the loader's findings for the folder; only those in the files this rollback
     touches count against it.
     """
-    from pgshift.graph import dependents_of
-
-    by_version = {m.version: m for m in migrations}
-    applied = history.applied_versions()
-    checks: list[RollbackCheck] = []
     if not versions:
         return (RollbackCheck("selection", OK, "nothing to revert"),)
+    by_version = {m.version: m for m in migrations}
+    applied = history.applied_versions()
+    sources = {v: revert_source(by_version.get(v), applied.get(v)) for v in versions}
+    checks = [
+        _check_rollback_files(versions, by_version, applied, sources, problems),
+        _check_checksums(versions, by_version, applied, sources),
+        _check_dependents(migrations, applied, versions),
+    ]
+    half = _check_half_applied(history)
+    if half is not None:
+        checks.append(half)
+    return tuple(checks)
 
+
+# A version's revert source (see revert_source): the migration whose rollback runs, and the
+# problems of a stored rollback's text.
+_Sources = Mapping[str, tuple[Migration | None, tuple[Problem, ...]]]
+
+
+def _check_rollback_files(
+    versions: Sequence[str],
+    by_version: Mapping[str, Migration],
+    applied: Mapping[str, AppliedMigration],
+    sources: _Sources,
+    problems: Sequence[Problem],
+) -> RollbackCheck:
+    """Each version has a rollback to run that parses: error if not, warning if it is stored."""
     files: list[str] = []
     stored: list[str] = []
-    sources = {v: revert_source(by_version.get(v), applied.get(v)) for v in versions}
     for version in versions:
         m = by_version.get(version)
         row = applied.get(version)
@@ -482,14 +502,19 @@ def check_rollback(
             paths = {str(source.rollback.path), str(source.path)}
             files.extend(str(p) for p in (*problems, *stored_problems) if p.file in paths)
     if files:
-        checks.append(RollbackCheck("rollback-files", ERROR, "; ".join(files)))
-    elif stored:
-        checks.append(RollbackCheck("rollback-files", WARNING, "; ".join(stored)))
-    else:
-        checks.append(
-            RollbackCheck("rollback-files", OK, f"{len(versions)} rollback file(s) exist and parse")
-        )
+        return RollbackCheck("rollback-files", ERROR, "; ".join(files))
+    if stored:
+        return RollbackCheck("rollback-files", WARNING, "; ".join(stored))
+    return RollbackCheck("rollback-files", OK, f"{len(versions)} rollback file(s) exist and parse")
 
+
+def _check_checksums(
+    versions: Sequence[str],
+    by_version: Mapping[str, Migration],
+    applied: Mapping[str, AppliedMigration],
+    sources: _Sources,
+) -> RollbackCheck:
+    """An edit since apply is a warning: the revert may not undo what was really run."""
     changed: list[str] = []
     for version in versions:
         m, row = by_version.get(version), applied.get(version)
@@ -502,35 +527,40 @@ def check_rollback(
             changed.append(f"{what} changed since {version} was applied")
         if m is not None and row.checksum != m.checksum:
             changed.append(f"{m.path.name} changed since it was applied")
-    checks.append(
-        RollbackCheck("checksums", WARNING, "; ".join(changed))
-        if changed
-        else RollbackCheck("checksums", OK, "files unchanged since they were applied")
-    )
+    if changed:
+        return RollbackCheck("checksums", WARNING, "; ".join(changed))
+    return RollbackCheck("checksums", OK, "files unchanged since they were applied")
+
+
+def _check_dependents(
+    migrations: Sequence[Migration],
+    applied: Mapping[str, AppliedMigration],
+    versions: Sequence[str],
+) -> RollbackCheck:
+    """Reverting a migration that one staying applied depends on would break that one."""
+    from pgshift.graph import dependents_of
 
     deps = {m.version: m.dependencies for m in migrations}
     staying = set(applied) - set(versions)
-    broken: list[str] = []
-    for version in versions:
-        for dependent in sorted(dependents_of(deps, version) & staying):
-            broken.append(f"{dependent} depends on {version} and stays applied")
-    checks.append(
-        RollbackCheck(
-            "dependencies",
-            ERROR,
-            "; ".join(broken) + " (revert them too, e.g. with to-version)",
+    broken = [
+        f"{dependent} depends on {version} and stays applied"
+        for version in versions
+        for dependent in sorted(dependents_of(deps, version) & staying)
+    ]
+    if broken:
+        return RollbackCheck(
+            "dependencies", ERROR, "; ".join(broken) + " (revert them too, e.g. with to-version)"
         )
-        if broken
-        else RollbackCheck("dependencies", OK, "no migration that stays applied depends on these")
-    )
+    return RollbackCheck("dependencies", OK, "no migration that stays applied depends on these")
 
+
+def _check_half_applied(history: History) -> RollbackCheck | None:
+    """A step stopped half-way is worth a warning; the revert resumes or finishes it."""
     half = [
         f"{p.version} stopped half-way ({p.action}, {p.statements_done} statement(s) done)"
         for p in history.in_progress
     ]
-    if half:
-        checks.append(RollbackCheck("half-applied", WARNING, "; ".join(half)))
-    return tuple(checks)
+    return RollbackCheck("half-applied", WARNING, "; ".join(half)) if half else None
 
 
 def refuse_on_errors(checks: Sequence[RollbackCheck]) -> None:

@@ -83,3 +83,42 @@ def test_describe_never_shows_the_password(tmp_path: Path) -> None:
     rows = describe(s)
     assert all("s3cret" not in value for _, value, _ in rows)
     assert ("DATABASE_URL", "postgresql://app:***@db/prod", "env") in rows
+
+
+def test_database_url_precedence(tmp_path: Path) -> None:
+    (tmp_path / "pgshift.toml").write_text('database_url = "postgresql://file/db"\n')
+    flag: dict[str, str | None] = {"database_url": "postgresql://flag/db"}
+    env = {"DATABASE_URL": "postgresql://env/db", "PGHOST": "pg"}
+
+    def url(flags: dict[str, str | None], env: dict[str, str]) -> tuple[str | None, str]:
+        s = load_settings(flags, env, tmp_path)
+        return s.database_url, s.sources["database_url"]
+
+    assert url(flag, env) == ("postgresql://flag/db", "flag")
+    assert url({}, env) == ("postgresql://env/db", "env")
+    assert url({}, {"PGHOST": "pg"}) == ("postgresql://file/db", "pgshift.toml")
+    (tmp_path / "pgshift.toml").unlink()
+    assert url({"database_url": ""}, {"DATABASE_URL": "", "PGHOST": "pg"}) == (
+        "",
+        "env (PG* variables)",
+    )
+    assert url({}, {"PGHOST": ""}) == (None, "embedded")
+
+
+def test_an_empty_variable_is_unset_and_file_values_are_read_as_text(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pgshift]\npool_min = 3\nbackup_enabled = true\nhealth_check_enabled = false\n"
+    )
+    s = load_settings({"pool_max": None}, {"DB_POOL_MIN": "", "DB_BACKUP_ENABLED": ""}, tmp_path)
+    assert (s.pool_min, s.sources["pool_min"]) == (3, "pyproject.toml")
+    assert (s.backup_enabled, s.health_check_enabled) == (True, False)
+    assert s.sources["pool_max"] == "default"
+
+
+def test_bad_file_value_and_bad_flag_name_their_key(tmp_path: Path) -> None:
+    (tmp_path / "pgshift.toml").write_text('pool_min = "few"\n')
+    with pytest.raises(ConfigError, match=r"pgshift.toml: pool_min"):
+        load_settings({}, {}, tmp_path)
+    (tmp_path / "pgshift.toml").unlink()
+    with pytest.raises(ConfigError, match="--pool-max"):
+        load_settings({"pool_max": "lots"}, {}, tmp_path)

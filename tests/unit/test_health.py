@@ -7,6 +7,7 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -372,3 +373,39 @@ def test_monitor_cancels_only_when_more_than_n_wait_longer_than_t_behind_the_run
     assert not judge(queue[:1], 10, policy).cancel  # one is not more than one
     assert not judge(queue, 10, MonitorPolicy(abort_blocked_sessions=0)).cancel  # disabled
     assert not judge([waiting(20, 500, (10,)), waiting(30, 500, (10,))], 10, policy).cancel
+
+
+def test_failed_check_details_word_for_word() -> None:
+    v1, v2, v3, v4 = "20250101000000", "20250102000000", "20250103000000", "20250104000000"
+    assert check_failed(History(), {}).detail == "no failed or half-applied migration"
+    history = History(
+        applied=(_applied(v1),),
+        failed=frozenset({v2, v3, v4}),
+        in_progress=(Progress(v4, "c", "p", 3, "r", NOW),),
+    )
+    failures: dict[str, dict[str, Any]] = {
+        v2: {"line": 2, "statement": "SELECT\n  1", "message": "boom", "sqlstate": "XX000"},
+        v4: {"message": "late"},
+    }
+    check = check_failed(history, failures)
+    assert check.status == CRITICAL
+    assert check.detail == (
+        f"{v2} failed, stopped at line 2: SELECT 1 (boom); {v3} failed, stopped;"
+        f" {v4} half-applied (3 statement(s) done), stopped (late);"
+        " fix the cause and run `pgshift up` to continue"
+    )
+    assert check.data["migrations"][0]["sqlstate"] == "XX000"
+    only_failed = check_failed(History(failed=frozenset({v2})), {})
+    assert only_failed.detail == f"{v2} failed, stopped; fix the file and run `pgshift up` again"
+    both = History(
+        applied=(_applied(v1),),
+        in_progress=(
+            Progress(v1, "rb", "p", 1, "r", NOW, action="revert"),
+            Progress(v2, "c", "p", 1, "r", NOW),
+        ),
+    )
+    running = check_failed(both, {}, run_in_progress=True)
+    assert running.detail == (
+        f"no failed migration; {v2} being applied and {v1} being reverted by the current run"
+    )
+    assert running.data["running"] == [v1, v2]

@@ -314,3 +314,26 @@ def test_replanning_drops_a_stand_in_another_run_already_reverted() -> None:
     assert plan_revert([mig(V1)], before, versions).versions == (V3, V2)
     after = history(row(V1, 1), stored_row(V2, 2))
     assert plan_revert([mig(V1)], after, versions).versions == (V2,)
+
+
+def test_rollback_checks_word_for_word() -> None:
+    assert [(c.name, c.status, c.detail) for c in check_rollback([], History(), [])] == [
+        ("selection", OK, "nothing to revert")
+    ]
+    edited = replace(mig(V2), checksum="edited")
+    stopped = Progress(V2, "rb", "p", 2, "r", T0, action="revert")
+    h = history(row(V1, 1), row(V2, 2), progress=(stopped,))
+    checks = check_rollback([mig(V1), edited], h, [V2, V1])
+    assert [(c.name, c.status, c.detail) for c in checks] == [
+        ("rollback-files", OK, "2 rollback file(s) exist and parse"),
+        ("checksums", WARNING, f"{edited.path.name} changed since it was applied"),
+        ("dependencies", OK, "no migration that stays applied depends on these"),
+        ("half-applied", WARNING, f"{V2} stopped half-way (revert, 2 statement(s) done)"),
+    ]
+    missing = check_rollback([mig(V1, rollback=False)], history(row(V1, 1), row(V2, 2)), [V2, V1])
+    assert (missing[0].name, missing[0].status, missing[0].detail) == (
+        "rollback-files",
+        ERROR,
+        f"{V2}_m000000: applied, but its migration file is gone;"
+        f" {V1}_m000000: no rollback file ({V1}_m000000_rollback.sql)",
+    )

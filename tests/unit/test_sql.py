@@ -269,3 +269,38 @@ def test_kind_is_the_node_name() -> None:
 def test_line_index() -> None:
     lines = LineIndex("ab\ncd\r\nef\rg")
     assert [lines.position(i) for i in (0, 2, 3, 7, 10)] == [(1, 1), (1, 3), (2, 1), (3, 1), (4, 1)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "transactional"),
+    [
+        ("COMMIT PREPARED 'x'", False),
+        ("ROLLBACK PREPARED 'x'", False),
+        ("PREPARE TRANSACTION 'x'", True),
+        ("COMMIT", True),
+        ("SAVEPOINT a", True),
+    ],
+)
+def test_only_finishing_a_prepared_transaction_is_refused(sql: str, transactional: bool) -> None:
+    statement = only(sql)
+    assert statement.transaction_control is True
+    assert statement.transactional is transactional
+
+
+@pytest.mark.parametrize(
+    ("sql", "transactional"),
+    [
+        ("ALTER SUBSCRIPTION s REFRESH PUBLICATION WITH (copy_data = false)", False),
+        ("ALTER SUBSCRIPTION s DROP PUBLICATION p", False),
+        ("ALTER SUBSCRIPTION s DROP PUBLICATION p WITH (refresh = false)", True),
+        ("ALTER SUBSCRIPTION s ENABLE", True),
+        ("CLUSTER t", True),
+        ("REINDEX TABLE t", True),
+        ("DISCARD TEMP", True),
+        ("VACUUM (FULL, ANALYZE) t", False),
+        ("ALTER TABLE t ADD COLUMN c int, DROP COLUMN d", True),
+        ("SELECT 1", True),
+    ],
+)
+def test_refusal_reads_the_statement_options(sql: str, transactional: bool) -> None:
+    assert only(sql + ";").transactional is transactional

@@ -141,29 +141,13 @@ def apply_and_report(
     out: Output, plan: Plan, target: Target, *, backup: bool, as_json: bool
 ) -> int:
     """Run ``plan`` with live progress; with --json, one document, the error inside it."""
-    from pgshift import events as ev
-    from pgshift.cli.rollback import BackupRenderer
-
     renderer = RunRenderer(out)
-    progress = BackupRenderer(out)
-
-    def on_event(event: ev.Event) -> None:
-        if isinstance(event, ev.BackupProgress):
-            progress(event)
-        elif isinstance(event, ev.BackupTaken):
-            progress.done()
-            out.line(
-                f"backup {event.backup_id} taken ({event.reason}): {event.size_bytes} bytes,"
-                f" sha256 {event.sha256[:16]}..., {event.versions} migration(s) applied"
-            )
-        else:
-            renderer(event)
 
     try:
-        result = pgshift.apply(plan, target, on_event=on_event, backup=backup)
+        result = pgshift.apply(plan, target, on_event=renderer, backup=backup)
     except PgshiftError as exc:
         renderer.close()
-        progress.done()
+        renderer.backup.done()
         if not as_json:
             raise
         partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pgshift import events as ev
@@ -76,6 +77,42 @@ class Output:
             print(f"hint: {hint}", file=sys.stderr, flush=True)
 
 
+def size_text(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+class BackupRenderer:
+    """Backup and restore progress: a live size line on a terminal, two plain lines otherwise."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.started = False
+        self.live = out.tty and not out.json_mode and not out.quiet
+
+    def __call__(self, event: ev.BackupProgress) -> None:
+        verb = {"dump": "dumping", "verify": "verifying", "restore": "restoring"}[event.phase]
+        if self.live:
+            total = f" (database {size_text(event.total_bytes)})" if event.total_bytes else ""
+            if event.phase == "restore" and event.total_bytes:
+                total = f" (archive {size_text(event.total_bytes)})"
+            sys.stdout.write(f"\r  {verb}: {size_text(event.done_bytes)}{total}\033[K")
+            sys.stdout.flush()
+        elif not self.started or event.phase == "verify":
+            self.out.line(f"  {verb} ...")
+        self.started = True
+
+    def done(self) -> None:
+        if self.live and self.started:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+        self.started = False
+
+
 _PAST = {"apply": "applied", "revert": "reverted"}
 _DOING = {"apply": "applying", "revert": "reverting"}
 
@@ -92,6 +129,7 @@ class RunRenderer:
         self.run_id: str | None = None
         self._progress: Any = None
         self._task: Any = None
+        self.backup = BackupRenderer(out)
 
     def _say(self, text: str) -> None:
         if self._progress is not None:
@@ -135,49 +173,100 @@ class RunRenderer:
         )
 
     def __call__(self, event: ev.Event) -> None:
-        match event:
-            case ev.RunnerLockWaiting(holder=holder):
-                self._say(f"waiting for the migration lock held by {holder}")
-            case ev.RunStarted(run_id=run_id, versions=versions):
-                self.run_id = run_id
-                self._say(f"run {run_id}: {len(versions)} step(s)")
-                self._start_bar(len(versions))
-            case ev.StepStarted(name=name, resumed_from=resumed, statements=total, action=act):
-                suffix = f" (resuming after statement {resumed} of {total})" if resumed else ""
-                if self._progress is not None:
-                    self._progress.update(self._task, description=f"{_DOING[act]} {name}")
-                if self.out.verbose or self._progress is None:
-                    self._say(f"  {_DOING[act]} {name}{suffix}")
-                elif suffix:
-                    self._say(f"  {name}{suffix}")
-            case ev.StatementDone(version=version, index=index, total=total):
-                if self.out.verbose:
-                    self._say(f"    {version}: {index}/{total} statement(s) done")
-            case ev.LockRetry(line=line, attempt=attempt, sleep_ms=sleep_ms, detail=detail):
-                self._say(
-                    f"    lock busy at line {line} ({detail}); retry {attempt} in {sleep_ms} ms"
-                )
-            case ev.InvalidIndexRebuilt(index=index):
-                self._say(
-                    f"    found INVALID index {index} from an earlier failed build: rebuilding"
-                )
-            case ev.StepApplied(version=version, name=name, duration_ms=ms, action=act):
-                self._record(version, act, _PAST[act], ms)
-                self._say(f"  {_PAST[act]:<9}{name} ({format_duration_ms(ms)})")
-                if self._progress is not None:
-                    self._progress.advance(self._task)
-            case ev.StepSkipped(version=version, reason=reason, action=act):
-                self._record(version, act, "skipped", 0)
-                self._say(f"  skipped  {version}: {reason}")
-                if self._progress is not None:
-                    self._progress.advance(self._task)
-            case ev.StepFailed(version=version, name=name, action=act):
-                self._record(version, act, "failed", None)
-                self._say(f"  FAILED   {name}")
-            case ev.HealthSample(message=message, cancelled=cancelled):
-                notable = cancelled or event.blocked_behind or event.long_transactions
-                if notable or self.out.verbose:
-                    self._say(f"    health: {message}")
-            case ev.RunFinished(applied=done, duration_ms=ms):
-                self.close()
-                self._say(f"done: {done} step(s) in {format_duration_ms(ms)}")
+        """One small method per event type, looked up by the event's class.
+
+        An event type this renderer does not know (a newer one) is ignored, as the match it
+        replaced did, rather than failing a run over its progress display.
+        """
+        handler = _ON.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _lock_waiting(self, event: ev.RunnerLockWaiting) -> None:
+        self._say(f"waiting for the migration lock held by {event.holder}")
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self.run_id = event.run_id
+        self._say(f"run {event.run_id}: {len(event.versions)} step(s)")
+        self._start_bar(len(event.versions))
+
+    def _step_started(self, event: ev.StepStarted) -> None:
+        resumed, total, doing = event.resumed_from, event.statements, _DOING[event.action]
+        suffix = f" (resuming after statement {resumed} of {total})" if resumed else ""
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{doing} {event.name}")
+        if self.out.verbose or self._progress is None:
+            self._say(f"  {doing} {event.name}{suffix}")
+        elif suffix:  # the bar shows the step; a resume is worth a line of its own
+            self._say(f"  {event.name}{suffix}")
+
+    def _statement_done(self, event: ev.StatementDone) -> None:
+        if self.out.verbose:
+            self._say(f"    {event.version}: {event.index}/{event.total} statement(s) done")
+
+    def _lock_retry(self, event: ev.LockRetry) -> None:
+        self._say(
+            f"    lock busy at line {event.line} ({event.detail});"
+            f" retry {event.attempt} in {event.sleep_ms} ms"
+        )
+
+    def _invalid_index_rebuilt(self, event: ev.InvalidIndexRebuilt) -> None:
+        self._say(f"    found INVALID index {event.index} from an earlier failed build: rebuilding")
+
+    def _advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def _step_applied(self, event: ev.StepApplied) -> None:
+        past = _PAST[event.action]
+        self._record(event.version, event.action, past, event.duration_ms)
+        self._say(f"  {past:<9}{event.name} ({format_duration_ms(event.duration_ms)})")
+        self._advance()
+
+    def _step_skipped(self, event: ev.StepSkipped) -> None:
+        self._record(event.version, event.action, "skipped", 0)
+        self._say(f"  skipped  {event.version}: {event.reason}")
+        self._advance()
+
+    def _step_failed(self, event: ev.StepFailed) -> None:
+        self._record(event.version, event.action, "failed", None)
+        self._say(f"  FAILED   {event.name}")
+
+    def _health_sample(self, event: ev.HealthSample) -> None:
+        notable = event.cancelled or event.blocked_behind or event.long_transactions
+        if notable or self.out.verbose:
+            self._say(f"    health: {event.message}")
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        self.close()
+        self._say(f"done: {event.applied} step(s) in {format_duration_ms(event.duration_ms)}")
+
+
+def _backup_progress(renderer: RunRenderer, event: ev.BackupProgress) -> None:
+    renderer.backup(event)
+
+
+def _backup_taken(renderer: RunRenderer, event: ev.BackupTaken) -> None:
+    renderer.backup.done()
+    renderer._say(
+        f"backup {event.backup_id} taken ({event.reason}): {size_text(event.size_bytes)},"
+        f" sha256 {event.sha256[:16]}..., {event.versions} migration(s) applied"
+    )
+
+
+# Event class -> RunRenderer's method for it; every event type in events.Event has one.
+_ON: dict[type, Callable[[RunRenderer, Any], None]] = {
+    ev.RunnerLockWaiting: RunRenderer._lock_waiting,
+    ev.RunStarted: RunRenderer._run_started,
+    ev.StepStarted: RunRenderer._step_started,
+    ev.StatementDone: RunRenderer._statement_done,
+    ev.LockRetry: RunRenderer._lock_retry,
+    ev.InvalidIndexRebuilt: RunRenderer._invalid_index_rebuilt,
+    ev.StepApplied: RunRenderer._step_applied,
+    ev.StepSkipped: RunRenderer._step_skipped,
+    ev.StepFailed: RunRenderer._step_failed,
+    ev.HealthSample: RunRenderer._health_sample,
+    ev.RunFinished: RunRenderer._run_finished,
+    ev.BackupProgress: _backup_progress,
+    ev.BackupTaken: _backup_taken,
+}

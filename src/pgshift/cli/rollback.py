@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pgshift
 from pgshift.cli.commands import settings_from
-from pgshift.cli.render import Output, RunRenderer
+from pgshift.cli.render import BackupRenderer, Output, RunRenderer, size_text
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.events import BackupProgress
     from pgshift.ops.backup import Manifest, SchemaObject
     from pgshift.ops.rollback import DryRunReport, EmergencyPlan, Prepared
 
@@ -92,15 +91,6 @@ def _missing_action(args: argparse.Namespace, out: Output) -> int:
 # -- shared helpers ------------------------------------------------------------------------------
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _confirm(out: Output, yes: bool, question: str, refusal: str) -> bool:
     if yes:
         return True
@@ -112,36 +102,9 @@ def _confirm(out: Output, yes: bool, question: str, refusal: str) -> bool:
     return out.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-class BackupRenderer:
-    """Backup and restore progress: a live size line on a terminal, two plain lines otherwise."""
-
-    def __init__(self, out: Output) -> None:
-        self.out = out
-        self.started = False
-        self.live = out.tty and not out.json_mode and not out.quiet
-
-    def __call__(self, event: BackupProgress) -> None:
-        verb = {"dump": "dumping", "verify": "verifying", "restore": "restoring"}[event.phase]
-        if self.live:
-            total = f" (database {_size(event.total_bytes)})" if event.total_bytes else ""
-            if event.phase == "restore" and event.total_bytes:
-                total = f" (archive {_size(event.total_bytes)})"
-            sys.stdout.write(f"\r  {verb}: {_size(event.done_bytes)}{total}\033[K")
-            sys.stdout.flush()
-        elif not self.started or event.phase == "verify":
-            self.out.line(f"  {verb} ...")
-        self.started = True
-
-    def done(self) -> None:
-        if self.live and self.started:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
-        self.started = False
-
-
 def backup_line(out: Output, manifest: Manifest) -> None:
     out.line(
-        f"backup {manifest.id} taken ({manifest.reason}): {_size(manifest.size_bytes)},"
+        f"backup {manifest.id} taken ({manifest.reason}): {size_text(manifest.size_bytes)},"
         f" sha256 {manifest.sha256[:16]}..., {len(manifest.versions)} migration(s) applied"
     )
 
@@ -196,7 +159,7 @@ def cmd_list_backups(args: argparse.Namespace, out: Output) -> int:
                 m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 m.reason,
                 m.database,
-                _size(m.size_bytes),
+                size_text(m.size_bytes),
                 (m.versions[-1] + f" ({len(m.versions)})") if m.versions else "none",
                 m.sha256[:12],
             ]
@@ -417,7 +380,7 @@ def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
 # -- emergency -----------------------------------------------------------------------------------
 
 
-def cmd_emergency(args: argparse.Namespace, out: Output) -> int:
+def cmd_emergency(args: argparse.Namespace, out: Output) -> int:  # noqa: C901
     renderer = RunRenderer(out)
     progress = BackupRenderer(out)
     taken: list[Manifest] = []

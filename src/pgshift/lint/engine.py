@@ -7,7 +7,7 @@ author vouched for (``-- pgshift-ignore: code``) does not break ``@zero-downtime
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from pglast.parser import ParseError, parse_sql_json
 
@@ -68,21 +68,11 @@ class Linter:
         ignores = Ignores(file, statements, header)
         raw: list[Finding] = []
         kept: list[Finding] = []
-        lines: LineIndex | None = None
+        positions = _Positions(text, ctx)
         for stmt in _statements_with_trees(text, statements):
-            rules = self.by_kind.get(stmt.kind, [])
-            for rule in (*rules, *self.every) if self.every else rules:
-                if rollback and not rule.in_rollback:
-                    continue
+            for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
-                    if hit.line is not None:
-                        line, column = hit.line, hit.column
-                    elif hit.at is not None:
-                        lines = lines or LineIndex(text)
-                        line, column = lines.position(ctx.char_index(hit.at))
-                    else:
-                        line, column = stmt.statement.line, stmt.statement.column
-                    finding = _finding(rule, hit, file, line, column)
+                    finding = _finding(rule, hit, file, *positions.of(hit, stmt))
                     raw.append(finding)
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)
@@ -97,13 +87,23 @@ class Linter:
             migration=migration,
             has_problems=has_problems,
         )
-        for rule in self.file_rules:
-            for hit in rule.check_file(facts):
-                finding = _finding(rule, hit, file, hit.line or 1, hit.column)
-                if not ignores.suppressed(None, rule.code):
-                    kept.append(finding)
+        kept.extend(self._file_findings(facts, ignores))
         kept.extend(ignores.unused(self.rules))
         return kept
+
+    def _statement_rules(self, kind: str, rollback: bool) -> Iterator[Rule]:
+        """The rules that look at this kind of statement, then those that look at every one."""
+        rules = self.by_kind.get(kind, [])
+        for rule in (*rules, *self.every) if self.every else rules:
+            if not rollback or rule.in_rollback:
+                yield rule
+
+    def _file_findings(self, facts: FileFacts, ignores: Ignores) -> Iterator[Finding]:
+        """The file- and project-level rules' findings, after the statement ignores are known."""
+        for rule in self.file_rules:
+            for hit in rule.check_file(facts):
+                if not ignores.suppressed(None, rule.code):
+                    yield _finding(rule, hit, facts.file, hit.line or 1, hit.column)
 
     # -- a project -----------------------------------------------------------------------------
 
@@ -171,33 +171,74 @@ def _statements_with_trees(text: str, statements: Sequence[Statement]) -> list[S
     return out
 
 
+class _Positions:
+    """Where a hit is: its own line, a character offset, or its statement's start.
+
+    The file's LineIndex is built only when some hit gives an offset, as most files have none.
+    """
+
+    def __init__(self, text: str, ctx: LintContext) -> None:
+        self._text = text
+        self._ctx = ctx
+        self._lines: LineIndex | None = None
+
+    def of(self, hit: Hit, stmt: Stmt) -> tuple[int, int]:
+        if hit.line is not None:
+            return hit.line, hit.column
+        if hit.at is not None:
+            if self._lines is None:
+                self._lines = LineIndex(self._text)
+            return self._lines.position(self._ctx.char_index(hit.at))
+        return stmt.statement.line, stmt.statement.column
+
+
 def _learn(stmt: Stmt, ctx: LintContext) -> None:
     """Remember what this statement did, for the rules looking at later statements."""
-    node = stmt.node
-    if stmt.kind == "CreateStmt":
-        name = tree.table(node.get("relation"))
-        if name is not None:
-            ctx.new_tables.append(name)
-    elif stmt.kind == "CreateTableAsStmt":
-        into: tree.Node = node.get("into") or {}
-        into = into.get("IntoClause") or into
-        name = tree.table(into.get("rel"))
-        if name is not None:
-            ctx.new_tables.append(name)
-    elif stmt.kind == "IndexStmt" and node.get("idxname"):
+    learner = _LEARNERS.get(stmt.kind)
+    if learner is not None:
+        learner(stmt.node, ctx)
+
+
+def _learn_new_table(node: tree.Node, ctx: LintContext) -> None:
+    name = tree.table(node.get("relation"))
+    if name is not None:
+        ctx.new_tables.append(name)
+
+
+def _learn_table_as(node: tree.Node, ctx: LintContext) -> None:
+    into: tree.Node = node.get("into") or {}
+    into = into.get("IntoClause") or into
+    name = tree.table(into.get("rel"))
+    if name is not None:
+        ctx.new_tables.append(name)
+
+
+def _learn_index(node: tree.Node, ctx: LintContext) -> None:
+    if node.get("idxname"):
         ctx.new_indexes.add(str(node["idxname"]))
-    elif stmt.kind == "AlterTableStmt":
-        name = tree.table(node.get("relation"))
-        if name is None:
-            return
-        ctx.altered_tables.append(name)
-        for subtype, cmd in tree.alter_commands(node):
-            if subtype == "AT_AddConstraint":
-                _learn_constraint(name, tree.constraint_def(cmd), ctx)
-            elif subtype == "AT_ValidateConstraint":
-                proven = ctx.project.pending_not_null.pop(str(cmd.get("name", "")), None)
-                if proven is not None:
-                    ctx.project.validated_not_null.append(proven)
+
+
+def _learn_alter_table(node: tree.Node, ctx: LintContext) -> None:
+    name = tree.table(node.get("relation"))
+    if name is None:
+        return
+    ctx.altered_tables.append(name)
+    for subtype, cmd in tree.alter_commands(node):
+        if subtype == "AT_AddConstraint":
+            _learn_constraint(name, tree.constraint_def(cmd), ctx)
+        elif subtype == "AT_ValidateConstraint":
+            proven = ctx.project.pending_not_null.pop(str(cmd.get("name", "")), None)
+            if proven is not None:
+                ctx.project.validated_not_null.append(proven)
+
+
+# Statement kind -> what a later statement's rule may need to know that it did.
+_LEARNERS: Mapping[str, Callable[[tree.Node, LintContext], None]] = {
+    "CreateStmt": _learn_new_table,
+    "CreateTableAsStmt": _learn_table_as,
+    "IndexStmt": _learn_index,
+    "AlterTableStmt": _learn_alter_table,
+}
 
 
 def _learn_constraint(table: tree.TableName, con: tree.Node, ctx: LintContext) -> None:

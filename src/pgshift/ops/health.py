@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pgshift.db import catalog
 from pgshift.db.catalog import (
     BlockedSession,
     ConnectionUse,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgshift.config import Settings
-    from pgshift.history import History
+    from pgshift.history import History, Progress
     from pgshift.model import Migration
     from pgshift.plan import MigrationState
 
@@ -328,61 +329,90 @@ def check_failed(
     was killed, comes from ``revert_failures`` (the newest `revert_failed` event), and only when
     newer than the progress row, so that an older failed attempt is not shown as this one.
     """
-    from pgshift.plan import finish_revert_command, half_reverted_versions
+    from pgshift.plan import half_reverted_versions
 
-    items: list[dict[str, Any]] = []
     half = {} if run_in_progress else {p.version: p for p in history.in_progress}
     reverted = [v for v in half_reverted_versions(history) if v in half]
-    for version in sorted(set(history.failed) | set(half)):
-        progress = half.get(version)
-        is_revert = version in reverted
-        failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
-        if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
-            failure = {}
-        items.append(
-            {
-                "version": version,
-                "half_applied": progress is not None and not is_revert,
-                "half_reverted": is_revert,
-                "statements_done": progress.statements_done if progress else 0,
-                "line": failure.get("line"),
-                "statement": failure.get("statement"),
-                "sqlstate": failure.get("sqlstate"),
-                "message": failure.get("message"),
-                "failed_at": failure.get("at"),
-            }
-        )
+    items = [
+        _failed_item(version, half.get(version), version in reverted, failures, revert_failures)
+        for version in sorted(set(history.failed) | set(half))
+    ]
     data: dict[str, Any] = {"count": len(items), "migrations": items}
     if not items:
-        running = [p.version for p in history.in_progress] if run_in_progress else []
-        if running:
-            data["running"] = running
-            undoing = set(half_reverted_versions(history))
-            doing = [v for v in running if v not in undoing]
-            parts = [f"{_names(doing)} being applied"] if doing else []
-            if undoing:
-                parts.append(f"{_names(sorted(undoing))} being reverted")
-            detail = f"no failed migration; {' and '.join(parts)} by the current run"
-            return Check("failed_migrations", OK, detail, data)
-        return Check("failed_migrations", OK, "no failed or half-applied migration", data)
-
-    def describe(item: Mapping[str, Any]) -> str:
-        where = f" at line {item['line']}" if item.get("line") else ""
-        text = f"{item['version']}"
-        if item["half_reverted"]:
-            text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
-        elif item["half_applied"]:
-            text += f" half-applied ({item['statements_done']} statement(s) done)"
-        else:
-            text += " failed"
-        text += f", stopped{where}"
-        if item.get("statement"):
-            text += f": {_one_line(str(item['statement']), 80)}"
-        if item.get("message"):
-            text += f" ({item['message']})"
-        return text
-
+        return _nothing_failed(history, run_in_progress, data)
     critical = any(i["half_applied"] or i["half_reverted"] for i in items)
+    return Check(
+        "failed_migrations",
+        CRITICAL if critical else WARNING,
+        "; ".join(_describe_failed(i) for i in items[:3])
+        + "; "
+        + "; then ".join(_failed_hints(items, reverted)),
+        data,
+    )
+
+
+def _failed_item(
+    version: str,
+    progress: Progress | None,
+    is_revert: bool,
+    failures: Mapping[str, Mapping[str, Any]],
+    revert_failures: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    """One failed, half-applied or half-reverted migration as the check's data shows it."""
+    failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
+    if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
+        failure = {}  # an earlier attempt's error, not this revert's
+    return {
+        "version": version,
+        "half_applied": progress is not None and not is_revert,
+        "half_reverted": is_revert,
+        "statements_done": progress.statements_done if progress else 0,
+        "line": failure.get("line"),
+        "statement": failure.get("statement"),
+        "sqlstate": failure.get("sqlstate"),
+        "message": failure.get("message"),
+        "failed_at": failure.get("at"),
+    }
+
+
+def _nothing_failed(history: History, run_in_progress: bool, data: dict[str, Any]) -> Check:
+    """OK, naming what the live run is applying or reverting when its rows are all there is."""
+    from pgshift.plan import half_reverted_versions
+
+    running = [p.version for p in history.in_progress] if run_in_progress else []
+    if not running:
+        return Check("failed_migrations", OK, "no failed or half-applied migration", data)
+    data["running"] = running
+    undoing = set(half_reverted_versions(history))
+    doing = [v for v in running if v not in undoing]
+    parts = [f"{_names(doing)} being applied"] if doing else []
+    if undoing:
+        parts.append(f"{_names(sorted(undoing))} being reverted")
+    detail = f"no failed migration; {' and '.join(parts)} by the current run"
+    return Check("failed_migrations", OK, detail, data)
+
+
+def _describe_failed(item: Mapping[str, Any]) -> str:
+    where = f" at line {item['line']}" if item.get("line") else ""
+    text = f"{item['version']}"
+    if item["half_reverted"]:
+        text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
+    elif item["half_applied"]:
+        text += f" half-applied ({item['statements_done']} statement(s) done)"
+    else:
+        text += " failed"
+    text += f", stopped{where}"
+    if item.get("statement"):
+        text += f": {_one_line(str(item['statement']), 80)}"
+    if item.get("message"):
+        text += f" ({item['message']})"
+    return text
+
+
+def _failed_hints(items: Sequence[Mapping[str, Any]], reverted: Sequence[str]) -> list[str]:
+    """What to run, in order: finishing a revert comes before going forward again."""
+    from pgshift.plan import finish_revert_command
+
     hints: list[str] = []
     if reverted:
         hints.append(
@@ -392,12 +422,7 @@ def check_failed(
         hints.append("fix the cause and run `pgshift up` to continue")
     elif any(not i["half_reverted"] for i in items):
         hints.append("fix the file and run `pgshift up` again")
-    return Check(
-        "failed_migrations",
-        CRITICAL if critical else WARNING,
-        "; ".join(describe(i) for i in items[:3]) + "; " + "; then ".join(hints),
-        data,
-    )
+    return hints
 
 
 def _older(at: Any, than: datetime | None) -> bool:
@@ -745,123 +770,176 @@ def run_checks(
     """
     import psycopg
 
-    from pgshift.db import catalog
     from pgshift.db.connect import redact
-    from pgshift.db.store import PostgresHistoryStore
-    from pgshift.plan import migration_states
 
     t = Thresholds.from_settings(settings)
     checks: list[Check] = []
-
-    def timed(name: str, body: Callable[[], Check]) -> None:
-        started = time.perf_counter()
-        try:
-            result = body()
-        except psycopg.Error as exc:
-            text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", url)
-            result = Check(name, UNKNOWN, f"query failed: {text or type(exc).__name__}")
-        elapsed = (time.perf_counter() - started) * 1000
-        checks.append(Check(result.name, result.status, result.detail, result.data, elapsed))
-
-    def backups() -> Check:
-        return check_backups(
-            newest_backup(settings.backup_dir),
-            settings.backup_enabled,
-            settings.backup_retention_days,
-            now(),
-        )
-
+    timed = _Timer(checks, url)
     started = time.perf_counter()
     try:
         with connection() as conn:
             connect_ms = (time.perf_counter() - started) * 1000
             configure_session(conn)
-
-            def connectivity() -> Check:
-                trips = []
-                for _ in range(3):
-                    t0 = time.perf_counter()
-                    conn.execute("SELECT 1").fetchone()
-                    trips.append((time.perf_counter() - t0) * 1000)
-                return check_connection(sorted(trips)[1], connect_ms, t)
-
-            def version() -> Check:
-                row = conn.execute("SELECT current_setting('server_version')").fetchone()
-                return check_server_version(conn.info.server_version, str(row[0] if row else "?"))
-
-            timed("connection", connectivity)
-            timed("server_version", version)
-            timed("pooler", lambda: check_pooler(catalog.probe_pooler(conn)))
-            timed("connections", lambda: check_connections(catalog.connection_use(conn), t))
-
-            store = PostgresHistoryStore(settings.schema)
-            history: History | None = None
-
-            def read_history() -> History:
-                nonlocal history
-                if history is None:
-                    history = store.read(conn)
-                return history
-
-            def states() -> list[MigrationState] | Check:
-                if isinstance(migrations, PgshiftError):
-                    return not_checked("", f"cannot read the migration files: {migrations.message}")
-                return migration_states(migrations, read_history())
-
-            def from_states(name: str, rule: Callable[[Sequence[MigrationState]], Check]) -> Check:
-                found = states()
-                if isinstance(found, Check):
-                    return Check(name, found.status, found.detail)
-                return rule(found)
-
-            timed("pending_migrations", lambda: from_states("pending_migrations", check_pending))
-
-            def failed() -> Check:
-                lock = catalog.migration_lock(conn, settings.schema)
-                live_run = lock is not None and lock.workers > 0
-                failures = catalog.last_failures(conn, settings.schema)
-                reverts = catalog.last_failures(conn, settings.schema, event="revert_failed")
-                return check_failed(
-                    read_history(), failures, run_in_progress=live_run, revert_failures=reverts
-                )
-
-            timed("failed_migrations", failed)
-            timed("drift", lambda: from_states("drift", check_drift))
-            timed(
-                "invalid_indexes",
-                lambda: check_invalid_indexes(catalog.invalid_index_details(conn)),
-            )
-
-            def blocked() -> Check:
-                found = catalog.blocked_sessions(conn)
-                pids = sorted({p for b in found for p in b.blocked_by})
-                return check_blocked(found, catalog.sessions(conn, pids), t)
-
-            timed("blocked_sessions", blocked)
-            floor = min(t.long_transaction_warn_ms, t.idle_transaction_warn_ms)
-            timed(
-                "long_transactions",
-                lambda: check_long_transactions(catalog.long_transactions(conn, floor), t),
-            )
-            timed(
-                "migration_lock",
-                lambda: check_migration_lock(catalog.migration_lock(conn, settings.schema), t),
-            )
-            timed("replication", lambda: check_replication(catalog.replicas(conn), t))
+            probe = _DatabaseChecks(conn, settings, t, migrations, connect_ms)
+            for name, body in probe.in_order():
+                timed(name, body)
     except (PgshiftError, psycopg.Error) as exc:
         message = exc.message if isinstance(exc, PgshiftError) else str(exc).strip()
-        message = redact(message, url)
-        done = {c.name for c in checks}
-        if not done:
-            checks.append(check_unreachable(message))
-            done.add("connection")
-        for name in CHECK_NAMES:
-            if name not in done and name != "backups":
-                checks.append(not_checked(name, "no connection to the database"))
-    timed("backups", backups)
+        checks.extend(_unreached(checks, redact(message, url)))
+    timed(
+        "backups",
+        lambda: check_backups(
+            newest_backup(settings.backup_dir),
+            settings.backup_enabled,
+            settings.backup_retention_days,
+            now(),
+        ),
+    )
     order = {name: i for i, name in enumerate(CHECK_NAMES)}
     checks.sort(key=lambda c: order.get(c.name, len(order)))
     return HealthReport(tuple(checks), now())
+
+
+class _Timer:
+    """Runs one check, records how long it took, and turns a failed query into unknown."""
+
+    def __init__(self, checks: list[Check], url: str | None) -> None:
+        self._checks = checks
+        self._url = url
+
+    def __call__(self, name: str, body: Callable[[], Check]) -> None:
+        import psycopg
+
+        from pgshift.db.connect import redact
+
+        started = time.perf_counter()
+        try:
+            result = body()
+        except psycopg.Error as exc:
+            text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", self._url)
+            result = Check(name, UNKNOWN, f"query failed: {text or type(exc).__name__}")
+        elapsed = (time.perf_counter() - started) * 1000
+        self._checks.append(Check(result.name, result.status, result.detail, result.data, elapsed))
+
+
+def _unreached(done_checks: Sequence[Check], message: str) -> list[Check]:
+    """After the connection was lost (or never made): the database checks not yet done."""
+    done = {c.name for c in done_checks}
+    out: list[Check] = []
+    if not done:
+        out.append(check_unreachable(message))
+        done.add("connection")
+    out.extend(
+        not_checked(name, "no connection to the database")
+        for name in CHECK_NAMES
+        if name not in done and name != "backups"
+    )
+    return out
+
+
+class _DatabaseChecks:
+    """The checks that read the database, on one connection; the history is read at most once.
+
+    One method per check, so that ``run_checks`` is only their order and the error handling.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        settings: Settings,
+        thresholds: Thresholds,
+        migrations: Sequence[Migration] | PgshiftError,
+        connect_ms: float,
+    ) -> None:
+        self.conn = conn
+        self.schema = settings.schema
+        self.t = thresholds
+        self.migrations = migrations
+        self.connect_ms = connect_ms
+        self._history: History | None = None
+
+    def in_order(self) -> list[tuple[str, Callable[[], Check]]]:
+        """(name, check) in the order they run, which is also the order they are reported."""
+        return [
+            ("connection", self.connectivity),
+            ("server_version", self.version),
+            ("pooler", self.pooler),
+            ("connections", self.connections),
+            ("pending_migrations", self.pending),
+            ("failed_migrations", self.failed),
+            ("drift", self.drift),
+            ("invalid_indexes", self.invalid_indexes),
+            ("blocked_sessions", self.blocked),
+            ("long_transactions", self.long_transactions),
+            ("migration_lock", self.migration_lock),
+            ("replication", self.replication),
+        ]
+
+    def connectivity(self) -> Check:
+        trips = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            self.conn.execute("SELECT 1").fetchone()
+            trips.append((time.perf_counter() - t0) * 1000)
+        return check_connection(sorted(trips)[1], self.connect_ms, self.t)
+
+    def version(self) -> Check:
+        row = self.conn.execute("SELECT current_setting('server_version')").fetchone()
+        return check_server_version(self.conn.info.server_version, str(row[0] if row else "?"))
+
+    def pooler(self) -> Check:
+        return check_pooler(catalog.probe_pooler(self.conn))
+
+    def connections(self) -> Check:
+        return check_connections(catalog.connection_use(self.conn), self.t)
+
+    def _read_history(self) -> History:
+        from pgshift.db.store import PostgresHistoryStore
+
+        if self._history is None:
+            self._history = PostgresHistoryStore(self.schema).read(self.conn)
+        return self._history
+
+    def _from_states(self, name: str, rule: Callable[[Sequence[MigrationState]], Check]) -> Check:
+        from pgshift.plan import migration_states
+
+        if isinstance(self.migrations, PgshiftError):
+            found = not_checked("", f"cannot read the migration files: {self.migrations.message}")
+            return Check(name, found.status, found.detail)
+        return rule(migration_states(self.migrations, self._read_history()))
+
+    def pending(self) -> Check:
+        return self._from_states("pending_migrations", check_pending)
+
+    def failed(self) -> Check:
+        lock = catalog.migration_lock(self.conn, self.schema)
+        live_run = lock is not None and lock.workers > 0
+        failures = catalog.last_failures(self.conn, self.schema)
+        reverts = catalog.last_failures(self.conn, self.schema, event="revert_failed")
+        return check_failed(
+            self._read_history(), failures, run_in_progress=live_run, revert_failures=reverts
+        )
+
+    def drift(self) -> Check:
+        return self._from_states("drift", check_drift)
+
+    def invalid_indexes(self) -> Check:
+        return check_invalid_indexes(catalog.invalid_index_details(self.conn))
+
+    def blocked(self) -> Check:
+        found = catalog.blocked_sessions(self.conn)
+        pids = sorted({p for b in found for p in b.blocked_by})
+        return check_blocked(found, catalog.sessions(self.conn, pids), self.t)
+
+    def long_transactions(self) -> Check:
+        floor = min(self.t.long_transaction_warn_ms, self.t.idle_transaction_warn_ms)
+        return check_long_transactions(catalog.long_transactions(self.conn, floor), self.t)
+
+    def migration_lock(self) -> Check:
+        return check_migration_lock(catalog.migration_lock(self.conn, self.schema), self.t)
+
+    def replication(self) -> Check:
+        return check_replication(catalog.replicas(self.conn), self.t)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgshift import events as ev
 from pgshift.db.target import Target
@@ -27,6 +27,7 @@ from pgshift.plan import (
     refuse_on_errors,
     rollback_selection,
 )
+from pgshift.source.locks import statement_locks
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -184,121 +185,6 @@ def run_rollback(
 
 
 # -- dry run ---------------------------------------------------------------------------------------
-
-_ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
-_SHARE_UPDATE_EXCLUSIVE = "SHARE UPDATE EXCLUSIVE"
-_SHARE_ROW_EXCLUSIVE = "SHARE ROW EXCLUSIVE"
-
-
-def _name(range_var: Any) -> str:
-    if range_var is None:
-        return "?"
-    schema = getattr(range_var, "schemaname", None)
-    return f"{schema}.{range_var.relname}" if schema else str(range_var.relname)
-
-
-def _object_name(parts: Any) -> str:
-    names = [getattr(p, "sval", None) for p in (parts if isinstance(parts, tuple) else (parts,))]
-    return ".".join(n for n in names if n) or "?"
-
-
-def statement_locks(sql: str) -> tuple[str, ...]:
-    """The table-level locks a statement takes, as "MODE on table", read from the parser.
-
-    Covers the statements rollback files are made of; others say what they touch in general.
-    """
-    from pglast import ast, parse_sql
-    from pglast.enums import AlterTableType, ConstrType, ObjectType
-
-    try:
-        (raw,) = parse_sql(sql)
-    except Exception:  # the loader already reported it; the dry run shows what it can
-        return ("unknown (does not parse)",)
-    node = raw.stmt
-    locks: list[str] = []
-    match node:
-        case ast.DropStmt():
-            kinds = {
-                ObjectType.OBJECT_TABLE: "table",
-                ObjectType.OBJECT_VIEW: "view",
-                ObjectType.OBJECT_MATVIEW: "materialized view",
-                ObjectType.OBJECT_SEQUENCE: "sequence",
-                ObjectType.OBJECT_INDEX: "index",
-                ObjectType.OBJECT_FOREIGN_TABLE: "foreign table",
-            }
-            kind = kinds.get(node.removeType) if node.removeType is not None else None
-            for obj in node.objects or ():
-                if kind is None:
-                    return ("no table lock (catalog change only)",)
-                if kind == "index" and node.concurrent:
-                    locks.append(f"{_SHARE_UPDATE_EXCLUSIVE} on the table of {_object_name(obj)}")
-                elif kind == "index":
-                    locks.append(f"{_ACCESS_EXCLUSIVE} on index {_object_name(obj)} and its table")
-                else:
-                    locks.append(f"{_ACCESS_EXCLUSIVE} on {kind} {_object_name(obj)}")
-        case ast.AlterTableStmt():
-            mode = _SHARE_UPDATE_EXCLUSIVE
-            for cmd in node.cmds or ():
-                sub = cmd.subtype
-                if sub == AlterTableType.AT_ValidateConstraint or sub in (
-                    AlterTableType.AT_SetStatistics,
-                    AlterTableType.AT_SetRelOptions,
-                    AlterTableType.AT_ResetRelOptions,
-                    AlterTableType.AT_ClusterOn,
-                    AlterTableType.AT_DropCluster,
-                    AlterTableType.AT_AttachPartition,
-                ):
-                    continue
-                constraint: Any = getattr(cmd, "def_", None)
-                is_fk = (
-                    sub == AlterTableType.AT_AddConstraint
-                    and isinstance(constraint, ast.Constraint)
-                    and constraint.contype == ConstrType.CONSTR_FOREIGN
-                )
-                if is_fk:
-                    if mode != _ACCESS_EXCLUSIVE:
-                        mode = _SHARE_ROW_EXCLUSIVE
-                    locks.append(f"{_SHARE_ROW_EXCLUSIVE} on {_name(constraint.pktable)}")
-                elif sub in (AlterTableType.AT_EnableTrig, AlterTableType.AT_DisableTrig):
-                    if mode != _ACCESS_EXCLUSIVE:
-                        mode = _SHARE_ROW_EXCLUSIVE
-                else:
-                    mode = _ACCESS_EXCLUSIVE
-            locks.insert(0, f"{mode} on {_name(node.relation)}")
-        case ast.IndexStmt():
-            mode = _SHARE_UPDATE_EXCLUSIVE if node.concurrent else "SHARE"
-            locks.append(f"{mode} on {_name(node.relation)}")
-        case ast.RenameStmt() if node.relation is not None:
-            locks.append(f"{_ACCESS_EXCLUSIVE} on {_name(node.relation)}")
-        case ast.TruncateStmt():
-            locks.extend(f"{_ACCESS_EXCLUSIVE} on {_name(r)}" for r in node.relations or ())
-        case ast.InsertStmt() | ast.UpdateStmt() | ast.DeleteStmt():
-            locks.append(f"ROW EXCLUSIVE on {_name(node.relation)}")
-        case ast.CreateStmt():
-            for element in node.tableElts or ():
-                for constraint in (
-                    *(getattr(element, "constraints", None) or ()),
-                    *([element] if isinstance(element, ast.Constraint) else []),
-                ):
-                    if constraint.contype == ConstrType.CONSTR_FOREIGN:
-                        locks.append(f"{_SHARE_ROW_EXCLUSIVE} on {_name(constraint.pktable)}")
-            if not locks:
-                locks.append("none on existing tables (creates a new one)")
-        case ast.CreateTrigStmt():
-            locks.append(f"{_SHARE_ROW_EXCLUSIVE} on {_name(node.relation)}")
-        case ast.VacuumStmt():
-            full = any(getattr(o, "defname", "") == "full" for o in node.options or ())
-            mode = _ACCESS_EXCLUSIVE if full else _SHARE_UPDATE_EXCLUSIVE
-            for rel in node.rels or ():
-                locks.append(f"{mode} on {_name(rel.relation)}")
-        case ast.RefreshMatViewStmt():
-            mode = "EXCLUSIVE" if node.concurrent else _ACCESS_EXCLUSIVE
-            locks.append(f"{mode} on {_name(node.relation)}")
-        case ast.SelectStmt():
-            locks.append("ACCESS SHARE on the tables it reads")
-        case _:
-            locks.append("no table lock (catalog change only)")
-    return tuple(locks)
 
 
 @dataclass(frozen=True)
@@ -616,7 +502,7 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     return problems
 
 
-def run_emergency(
+def run_emergency(  # noqa: C901
     settings: Settings,
     url: str | None,
     *,

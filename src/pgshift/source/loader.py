@@ -179,7 +179,7 @@ def _resolve_dependencies(
     return tuple(resolved)
 
 
-def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:
+def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:  # noqa: C901
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
 
     ``cache`` spares parsing files whose text was split before (statement_cache.py).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pglast.parser import ParseError, Token, parse_sql, parse_sql_json, scan, split
@@ -130,57 +130,101 @@ _ALWAYS_REFUSED = frozenset(
 )
 
 
+def _index_refused(node: Node) -> bool:
+    return bool(node.get("concurrent"))
+
+
+def _drop_refused(node: Node) -> bool:
+    return node.get("removeType") == "OBJECT_INDEX" and bool(node.get("concurrent"))
+
+
+def _reindex_refused(node: Node) -> bool:
+    whole = node.get("kind") in (
+        "REINDEX_OBJECT_SCHEMA",
+        "REINDEX_OBJECT_SYSTEM",
+        "REINDEX_OBJECT_DATABASE",
+    )
+    return whole or _option(node.get("params"), "concurrently", False)
+
+
+def _vacuum_refused(node: Node) -> bool:
+    return bool(node.get("is_vacuumcmd"))  # plain ANALYZE is fine inside a transaction
+
+
+def _cluster_refused(node: Node) -> bool:
+    return node.get("relation") is None  # CLUSTER of every table commits per table
+
+
+def _alter_database_refused(node: Node) -> bool:
+    return any(unwrap(o)[1].get("defname") == "tablespace" for o in node.get("options") or ())
+
+
+def _discard_refused(node: Node) -> bool:
+    return node.get("target") == "DISCARD_ALL"
+
+
+def _create_subscription_refused(node: Node) -> bool:
+    connect = _option(node.get("options"), "connect", True)
+    return _option(node.get("options"), "create_slot", connect)
+
+
+def _alter_subscription_refused(node: Node) -> bool:
+    sub_kind = str(node.get("kind", ""))
+    if sub_kind.startswith("ALTER_SUBSCRIPTION_REFRESH"):
+        return True
+    if sub_kind.endswith("_PUBLICATION"):
+        return _option(node.get("options"), "refresh", True)
+    return False
+
+
+def _alter_table_refused(node: Node) -> bool:
+    for wrapped in node.get("cmds") or ():
+        _, cmd = unwrap(wrapped)
+        _, partition = unwrap(cmd.get("def"))
+        if cmd.get("subtype") == "AT_DetachPartition" and partition.get("concurrent"):
+            return True
+    return False
+
+
+def _transaction_refused(node: Node) -> bool:
+    return node.get("kind") in (
+        "TRANS_STMT_COMMIT_PREPARED",
+        "TRANS_STMT_ROLLBACK_PREPARED",
+    )
+
+
+def _always(_: Node) -> bool:
+    return True
+
+
+# Statement kind -> whether PostgreSQL refuses this one inside a transaction block; a kind
+# not listed is always allowed.
+_REFUSED_WHEN: Mapping[str, Callable[[Node], bool]] = {
+    "IndexStmt": _index_refused,
+    "DropStmt": _drop_refused,
+    "ReindexStmt": _reindex_refused,
+    "VacuumStmt": _vacuum_refused,
+    "ClusterStmt": _cluster_refused,
+    "AlterDatabaseStmt": _alter_database_refused,
+    "DiscardStmt": _discard_refused,
+    "CreateSubscriptionStmt": _create_subscription_refused,
+    "AlterSubscriptionStmt": _alter_subscription_refused,
+    "AlterTableStmt": _alter_table_refused,
+    "TransactionStmt": _transaction_refused,
+    **dict.fromkeys(_ALWAYS_REFUSED, _always),
+}
+
+
 def _refused_in_transaction(kind: str, node: Node) -> bool:
     """True when PostgreSQL calls PreventInTransactionBlock for this statement.
 
     Kept to what the server really refuses: running a statement outside a transaction
     needlessly loses atomicity, so when in doubt (a subscription's slot, a partitioned
-    table) only the statically knowable cases are listed.
+    table) only the statically knowable cases are listed. One small rule per statement
+    kind, looked up by kind, so each reads next to the options it depends on.
     """
-    if kind == "IndexStmt":
-        return bool(node.get("concurrent"))
-    if kind == "DropStmt":
-        return node.get("removeType") == "OBJECT_INDEX" and bool(node.get("concurrent"))
-    if kind == "ReindexStmt":
-        whole = node.get("kind") in (
-            "REINDEX_OBJECT_SCHEMA",
-            "REINDEX_OBJECT_SYSTEM",
-            "REINDEX_OBJECT_DATABASE",
-        )
-        return whole or _option(node.get("params"), "concurrently", False)
-    if kind == "VacuumStmt":
-        return bool(node.get("is_vacuumcmd"))  # plain ANALYZE is fine inside a transaction
-    if kind == "ClusterStmt":
-        return node.get("relation") is None  # CLUSTER of every table commits per table
-    if kind in _ALWAYS_REFUSED:
-        return True
-    if kind == "AlterDatabaseStmt":
-        return any(unwrap(o)[1].get("defname") == "tablespace" for o in node.get("options") or ())
-    if kind == "DiscardStmt":
-        return node.get("target") == "DISCARD_ALL"
-    if kind == "CreateSubscriptionStmt":
-        connect = _option(node.get("options"), "connect", True)
-        return _option(node.get("options"), "create_slot", connect)
-    if kind == "AlterSubscriptionStmt":
-        sub_kind = str(node.get("kind", ""))
-        if sub_kind.startswith("ALTER_SUBSCRIPTION_REFRESH"):
-            return True
-        if sub_kind.endswith("_PUBLICATION"):
-            return _option(node.get("options"), "refresh", True)
-        return False
-    if kind == "AlterTableStmt":
-        for wrapped in node.get("cmds") or ():
-            _, cmd = unwrap(wrapped)
-            _, partition = unwrap(cmd.get("def"))
-            if cmd.get("subtype") == "AT_DetachPartition" and partition.get("concurrent"):
-                return True
-        return False
-    if kind == "TransactionStmt":
-        return node.get("kind") in (
-            "TRANS_STMT_COMMIT_PREPARED",
-            "TRANS_STMT_ROLLBACK_PREPARED",
-        )
-    return False
+    refused = _REFUSED_WHEN.get(kind)
+    return refused is not None and refused(node)
 
 
 def _ignore_codes(comment: str) -> tuple[str, ...]:
