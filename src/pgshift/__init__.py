@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration
     from pgshift.ops.apply import RunResult
-    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult
+    from pgshift.ops.backup import RestoreResult
     from pgshift.ops.health import HealthReport
+    from pgshift.ops.manifest import BackupProgress, Manifest
     from pgshift.plan import MigrationState, Plan
     from pgshift.serve import HealthServer
 
@@ -466,7 +467,7 @@ def backup(
 
 def list_backups(settings: Settings) -> list[Manifest]:
     """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
-    from pgshift.ops.backup import list_backups as listed
+    from pgshift.ops.manifest import list_backups as listed
 
     return listed(settings.backup_dir)
 

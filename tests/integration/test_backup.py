@@ -24,7 +24,7 @@ from tests.plugins.pg import PgServer, SystemServer
 from tests.plugins.project import ProjectMaker, migration_text, rollback_text
 from tests.support import applied_versions, query, run_cli, tables
 
-from pgshift.ops.backup import list_backups, prune
+from pgshift.ops.manifest import list_backups, prune
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 

@@ -17,7 +17,8 @@ from pgshift.cli.render import Output, RunRenderer
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.ops.backup import BackupProgress, Manifest, SchemaObject
+    from pgshift.model import SchemaObject
+    from pgshift.ops.manifest import BackupProgress, Manifest
     from pgshift.ops.rollback import DryRunReport, EmergencyPlan, Prepared
 
 

@@ -22,11 +22,9 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -34,12 +32,30 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pgshift.db.connect import connect, redact
 from pgshift.errors import BackupError, UsageError
+from pgshift.model import SchemaObject
+from pgshift.ops.manifest import (
+    DUMP_SUFFIX,
+    REASONS,
+    BackupProgress,
+    Manifest,
+    Progress,
+    compare_inventories,
+    fsync_dir,
+    new_backup_id,
+    newer_than,
+    no_progress,
+    private_dir,
+    prune,
+    sha256_of,
+    verify_checksum,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,12 +63,7 @@ if TYPE_CHECKING:
     from pgshift.config import Settings
     from pgshift.db.target import Target
 
-REASONS = ("before-up", "before-rollback", "manual")
-MANIFEST_SUFFIX = ".json"
-DUMP_SUFFIX = ".dump"
-_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _PROGRESS_EVERY_S = 0.5
-_CHUNK = 1 << 20
 #: How long pg_dump may wait for its ACCESS SHARE locks; it must not queue for ever behind a
 #: session holding an ACCESS EXCLUSIVE lock (and make everyone else queue behind it).
 DEFAULT_LOCK_WAIT_MS = 10_000
@@ -61,110 +72,11 @@ DEFAULT_LOCK_WAIT_MS = 10_000
 # -- values ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
-class SchemaObject:
-    """One top-level object of the database, as the inventory query names it.
-
-    ``shape`` summarises what the object looks like (columns, index definition, ...), so two
-    inventories can tell "same name, different definition" apart; ``drop`` is the statement that
-    removes it, quoted by the server.
-    """
-
-    kind: str
-    identity: str
-    shape: str
-    drop: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.kind, self.identity
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What one backup is: written beside its archive as ``<id>.json``."""
-
-    id: str
-    created_at: str  # ISO 8601, UTC
-    reason: str
-    database: str  # the database name, never a URL
-    server: str  # host:port, no credentials
-    server_version: str
-    pg_dump_version: str
-    size_bytes: int
-    sha256: str
-    versions: tuple[str, ...]  # migrations applied when the snapshot was taken
-    run_id: str | None
-    schema: str  # pgshift's history schema in that database
-    log_id: int  # newest history log row in the snapshot (0: none)
-    objects: tuple[SchemaObject, ...] = ()
-    file: str = ""
-
-    @property
-    def created(self) -> datetime:
-        return datetime.fromisoformat(self.created_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "created_at": self.created_at,
-            "reason": self.reason,
-            "database": self.database,
-            "server": self.server,
-            "server_version": self.server_version,
-            "pg_dump_version": self.pg_dump_version,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "versions": list(self.versions),
-            "run_id": self.run_id,
-            "schema": self.schema,
-            "log_id": self.log_id,
-            "file": self.file,
-            "objects": [[o.kind, o.identity, o.shape] for o in self.objects],
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> Manifest:
-        return Manifest(
-            id=str(data["id"]),
-            created_at=str(data["created_at"]),
-            reason=str(data["reason"]),
-            database=str(data["database"]),
-            server=str(data.get("server", "")),
-            server_version=str(data["server_version"]),
-            pg_dump_version=str(data["pg_dump_version"]),
-            size_bytes=int(data["size_bytes"]),
-            sha256=str(data["sha256"]),
-            versions=tuple(str(v) for v in data.get("versions", [])),
-            run_id=data.get("run_id"),
-            schema=str(data.get("schema", "pgshift")),
-            log_id=int(data.get("log_id", 0)),
-            objects=tuple(SchemaObject(str(k), str(i), str(s)) for k, i, s in data["objects"]),
-            file=str(data.get("file") or f"{data['id']}{DUMP_SUFFIX}"),
-        )
-
-
-@dataclass(frozen=True)
-class BackupProgress:
-    """Bytes written (backup) or replayed (restore) so far; ``total`` when it can be known."""
-
-    phase: str  # "dump", "verify", "restore"
-    done_bytes: int
-    total_bytes: int | None = None
-
-
 @dataclass(frozen=True)
 class RestoreResult:
     manifest: Manifest
     dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by the restore
     duration_ms: int
-
-
-Progress = Callable[[BackupProgress], None]
-
-
-def _no_progress(_: BackupProgress) -> None:
-    """Progress sink for callers that do not show progress."""
 
 
 @dataclass(frozen=True)
@@ -291,88 +203,6 @@ def child_connection(url: str | None) -> Iterator[tuple[list[str], dict[str, str
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# -- the backup folder ---------------------------------------------------------------------------
-
-
-def _private_dir(folder: Path) -> Path:
-    """Create the folder 0700 (whatever the umask) and tighten it if it already existed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return folder
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, 0600, durable."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def list_backups(backup_dir: Path) -> list[Manifest]:
-    """Every complete backup of the folder, oldest first (an archive without manifest is not)."""
-    if not backup_dir.is_dir():
-        return []
-    found: list[Manifest] = []
-    for path in backup_dir.glob(f"*{MANIFEST_SUFFIX}"):
-        if not _ID_RE.match(path.stem):
-            continue
-        try:
-            found.append(Manifest.from_json(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable manifests are not backups we can vouch for
-    return sorted(found, key=lambda m: (m.created_at, m.id))
-
-
-def get_manifest(backup_dir: Path, backup_id: str) -> Manifest:
-    for manifest in list_backups(backup_dir):
-        if manifest.id == backup_id:
-            return manifest
-    raise UsageError(
-        f"no backup {backup_id!r} in {backup_dir}",
-        hint="`pgshift rollback list-backups` shows the backups there are",
-    )
-
-
-def verify_checksum(backup_dir: Path, manifest: Manifest) -> Path:
-    """The archive's path once its SHA-256 matches the manifest's; BackupError otherwise."""
-    path = backup_dir / manifest.file
-    if not path.is_file():
-        raise BackupError(f"backup {manifest.id}: its archive {path} is missing")
-    actual = sha256_of(path)
-    if actual != manifest.sha256:
-        raise BackupError(
-            f"backup {manifest.id}: the archive's SHA-256 is {actual}, the manifest says"
-            f" {manifest.sha256}; it is corrupted or was changed, and was not restored",
-            hint="restore another backup (`pgshift rollback list-backups`)",
-        )
-    return path
-
-
 # -- reading the database --------------------------------------------------------------------------
 
 #: Top-level objects of every user schema, with a summary of their definition and the statement
@@ -461,39 +291,6 @@ def inventory(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[SchemaObject, 
     )
 
 
-def compare_inventories(
-    expected: Sequence[SchemaObject], actual: Sequence[SchemaObject], *, ignore_schema: str = ""
-) -> list[str]:
-    """Human-readable differences between two inventories (empty: the same schema).
-
-    Objects in ``ignore_schema`` (pgshift's own tables, which a newer pgshift may have upgraded)
-    are left out.
-    """
-
-    def relevant(objects: Sequence[SchemaObject]) -> dict[tuple[str, str], str]:
-        skip = _quote_ident(ignore_schema) if ignore_schema else None
-        out: dict[tuple[str, str], str] = {}
-        for o in objects:
-            if skip and (o.identity == skip or _in_schema(o, skip)):
-                continue
-            out[o.key] = o.shape
-        return out
-
-    want, have = relevant(expected), relevant(actual)
-    lines = [f"{k} {i} exists but should not" for (k, i) in sorted(have.keys() - want.keys())]
-    lines += [f"{k} {i} is missing" for (k, i) in sorted(want.keys() - have.keys())]
-    for key in sorted(want.keys() & have.keys()):
-        if want[key] != have[key]:
-            lines.append(f"{key[0]} {key[1]} differs: {have[key]!r}, was {want[key]!r}")
-    return lines
-
-
-def _in_schema(obj: SchemaObject, quoted_schema: str) -> bool:
-    if obj.kind == "constraint":
-        return f" on {quoted_schema}." in obj.identity
-    return obj.identity.startswith(quoted_schema + ".")
-
-
 def _quote_ident(name: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
         return name
@@ -538,11 +335,6 @@ def _history_snapshot(
 # -- taking a backup -------------------------------------------------------------------------------
 
 
-def new_backup_id(now: datetime | None = None) -> str:
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
 def take_backup(
     target: Target,
     backup_dir: Path,
@@ -551,7 +343,7 @@ def take_backup(
     schema: str = "pgshift",
     run_id: str | None = None,
     lock_wait_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Manifest:
     """Dump the database into ``backup_dir`` and write its manifest; BackupError on any failure.
 
@@ -564,7 +356,7 @@ def take_backup(
     url = target.url
     if reason not in REASONS:
         raise ValueError(f"unknown backup reason {reason!r}")
-    folder = _private_dir(backup_dir)
+    folder = private_dir(backup_dir)
     backup_id = new_backup_id()
     final = folder / f"{backup_id}{DUMP_SUFFIX}"
     tmp = folder / f".{backup_id}{DUMP_SUFFIX}.tmp"
@@ -605,7 +397,7 @@ def take_backup(
         digest = sha256_of(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -627,10 +419,7 @@ def take_backup(
         file=final.name,
     )
     try:
-        _write_private(
-            folder / f"{backup_id}{MANIFEST_SUFFIX}",
-            json.dumps(manifest.to_json(), indent=2).encode(),
-        )
+        write_manifest(folder, manifest)
     except BaseException:
         final.unlink(missing_ok=True)
         raise
@@ -716,41 +505,6 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
 # -- retention -------------------------------------------------------------------------------------
 
 
-def prune(
-    backup_dir: Path,
-    *,
-    database: str,
-    server: str,
-    retention_days: int,
-    protected_run_id: str | None,
-    now: datetime | None = None,
-) -> list[str]:
-    """Delete this database's backups older than ``retention_days``; returns the deleted ids.
-
-    Never deleted: the newest backup whose archive is still there (the last good one), and the
-    backup taken before the last run that applied migrations (``protected_run_id``), which is
-    what `rollback emergency` falls back to. ``retention_days`` 0 keeps everything.
-    """
-    if retention_days <= 0:
-        return []
-    moment = now or datetime.now(UTC)
-    mine = [m for m in list_backups(backup_dir) if m.database == database and m.server == server]
-    present = [m for m in mine if (backup_dir / m.file).is_file()]
-    keep = {present[-1].id} if present else set()
-    if protected_run_id:
-        keep |= {m.id for m in mine if m.run_id == protected_run_id}
-    cutoff = moment - timedelta(days=retention_days)
-    removed: list[str] = []
-    for m in mine:
-        if m.id in keep or m.created >= cutoff:
-            continue
-        # The manifest goes first: an archive without one is never mistaken for a backup.
-        (backup_dir / f"{m.id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
-        (backup_dir / m.file).unlink(missing_ok=True)
-        removed.append(m.id)
-    return removed
-
-
 def last_applying_run(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> str | None:
     """The run id of the newest run that applied a migration, from the history log."""
     from psycopg import sql
@@ -784,8 +538,7 @@ def plan_restore(
         current = inventory(conn)
         row = conn.execute("SELECT current_database()").fetchone()
         database = str(row[0]) if row else ""
-    known = {o.key for o in manifest.objects}
-    return tuple(o for o in current if o.key not in known), database
+    return newer_than(manifest, current), database
 
 
 def restore_backup(
@@ -795,7 +548,7 @@ def restore_backup(
     *,
     run_id: str | None = None,
     lock_timeout_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> RestoreResult:
     """Replace the database's contents with the backup's, in one transaction.
 
@@ -809,8 +562,7 @@ def restore_backup(
     with connect(url, purpose="restore") as conn:
         server_major = conn.info.server_version // 10000
         current = inventory(conn)
-        known = {o.key for o in manifest.objects}
-        extras = tuple(o for o in current if o.key not in known)
+        extras = newer_than(manifest, current)
         later_log = _log_rows_after(conn, manifest.schema, manifest.log_id)
         epilogue = _epilogue(conn, manifest, later_log, run_id, extras)
     tools = find_tools(server_major)
@@ -1172,7 +924,7 @@ def backup_for(
     *,
     reason: str,
     run_id: str | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[Manifest, list[str]]:
     """Take a backup as the settings say, log it in the history, and prune old ones.
 

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from pgshift.config import Settings
     from pgshift.errors import Problem
     from pgshift.history import History
-    from pgshift.model import Migration, Statement
+    from pgshift.model import Migration, SchemaObject, Statement
     from pgshift.ops.apply import RunOptions, RunResult
-    from pgshift.ops.backup import BackupProgress, Manifest, RestoreResult, SchemaObject
+    from pgshift.ops.backup import RestoreResult
+    from pgshift.ops.manifest import BackupProgress, Manifest
 
 BackupProgressSink = Callable[["BackupProgress"], None]
 
@@ -459,7 +460,8 @@ def run_restore(
     on_backup: Callable[[Manifest], None] | None = None,
 ) -> RestoreResult:
     """Verify a backup, confirm, take a safety backup, and restore it under the runner lock."""
-    from pgshift.ops.backup import get_manifest, plan_restore
+    from pgshift.ops.backup import plan_restore
+    from pgshift.ops.manifest import get_manifest
 
     manifest = get_manifest(settings.backup_dir, backup_id)
     extras, database = plan_restore(url, settings.backup_dir, manifest)
@@ -547,7 +549,7 @@ def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
     """Find the last `up` run and what undoing it takes; reads, never writes."""
     from pgshift.db.connect import connect
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.ops.backup import list_backups
+    from pgshift.ops.manifest import list_backups
 
     migrations, problems = _load(settings)
     store = PostgresHistoryStore(settings.schema)
@@ -598,7 +600,8 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     """
     from pgshift.db.connect import connect
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.ops.backup import compare_inventories, inventory
+    from pgshift.ops.backup import inventory
+    from pgshift.ops.manifest import compare_inventories
 
     with connect(url, purpose="rollback") as conn:
         history = PostgresHistoryStore(settings.schema).read(conn)
