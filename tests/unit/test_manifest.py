@@ -241,7 +241,7 @@ def test_compare_inventories_can_leave_pgshifts_own_schema_out() -> None:
         SchemaObject("constraint", "log_pkey on pgshift.log", "PRIMARY KEY (id)"),
     )
     app = (SchemaObject("table", "public.a", "id int"),)
-    assert compare_inventories(app, app + ours, ignore_schema="pgshift") == []
+    assert compare_inventories(app, app + ours, ignore_quoted_schema="pgshift") == []
     assert len(compare_inventories(app, app + ours)) == 3
 
 

@@ -22,7 +22,6 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,19 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pgshift.db.connect import connect, redact
+from pgshift.db.inventory import (
+    begin_snapshot,
+    current_database,
+    drop_statements,
+    end_snapshot,
+    has_schema,
+    history_snapshot,
+    identifier,
+    inventory,
+    last_applying_run,
+    log_rows_after,
+    restore_epilogue,
+)
 from pgshift.errors import BackupError, UsageError
 from pgshift.model import SchemaObject
 from pgshift.ops.manifest import (
@@ -58,8 +70,6 @@ from pgshift.ops.manifest import (
 )
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgshift.config import Settings
     from pgshift.db.target import Target
 
@@ -203,135 +213,6 @@ def child_connection(url: str | None) -> Iterator[tuple[list[str], dict[str, str
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# -- reading the database --------------------------------------------------------------------------
-
-#: Top-level objects of every user schema, with a summary of their definition and the statement
-#: that drops each. Objects that belong to an extension, sequences owned by a column, indexes that
-#: back a constraint and row types of tables are left out: they come and go with their owner.
-INVENTORY_SQL = """
-WITH ns AS (
-  SELECT oid, nspname FROM pg_namespace
-  WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
-), ext AS (
-  SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
-)
-SELECT 'schema', quote_ident(ns.nspname), '', format('DROP SCHEMA IF EXISTS %I CASCADE', nspname)
-FROM ns WHERE NOT EXISTS (
-  SELECT 1 FROM ext WHERE ext.classid = 'pg_namespace'::regclass AND ext.objid = ns.oid)
-UNION ALL
-SELECT 'extension', quote_ident(e.extname), e.extversion,
-       format('DROP EXTENSION IF EXISTS %I CASCADE', e.extname)
-FROM pg_extension e
-UNION ALL
-SELECT k.kind, format('%I.%I', ns.nspname, c.relname),
-       CASE WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid)
-            WHEN c.relkind IN ('v', 'm') THEN md5(pg_get_viewdef(c.oid))
-            WHEN c.relkind = 'S' THEN ''
-            ELSE coalesce((SELECT string_agg(format('%I %s%s', a.attname,
-                     format_type(a.atttypid, a.atttypmod),
-                     CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', '
-                     ORDER BY a.attname)
-                 FROM pg_attribute a
-                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') END,
-       format('DROP %s IF EXISTS %I.%I CASCADE', upper(k.kind), ns.nspname, c.relname)
-FROM pg_class c
-JOIN ns ON ns.oid = c.relnamespace
-JOIN (VALUES ('r', 'table'), ('p', 'table'), ('v', 'view'), ('m', 'materialized view'),
-             ('S', 'sequence'), ('f', 'foreign table'), ('i', 'index'), ('I', 'index'),
-             ('c', 'type')) AS k(relkind, kind) ON k.relkind = c.relkind::text
-WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-  AND NOT (c.relkind = 'S' AND EXISTS (
-    SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')))
-  AND NOT (c.relkind IN ('i', 'I') AND (c.relispartition OR EXISTS (
-    SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_constraint'::regclass AND d.deptype = 'i')))
-UNION ALL
-SELECT 'constraint', format('%I on %I.%I', con.conname, ns.nspname, c.relname),
-       pg_get_constraintdef(con.oid),
-       format('ALTER TABLE IF EXISTS %I.%I DROP CONSTRAINT IF EXISTS %I CASCADE',
-              ns.nspname, c.relname, con.conname)
-FROM pg_constraint con
-JOIN pg_class c ON c.oid = con.conrelid
-JOIN ns ON ns.oid = c.relnamespace
-WHERE con.contype <> 'n'
-  AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-UNION ALL
-SELECT k.kind, (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity,
-       md5(coalesce(p.prosrc, '') || ' ' || p.prorettype::regtype::text),
-       format('DROP %s IF EXISTS %s CASCADE', upper(k.kind),
-              (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity)
-FROM pg_proc p
-JOIN ns ON ns.oid = p.pronamespace
-JOIN (VALUES ('f', 'function'), ('p', 'procedure'), ('a', 'aggregate'), ('w', 'function'))
-     AS k(prokind, kind) ON k.prokind = p.prokind::text
-WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
-UNION ALL
-SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
-       format('%I.%I', ns.nspname, t.typname),
-       CASE t.typtype
-         WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-                        FROM pg_enum e WHERE e.enumtypid = t.oid)
-         WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
-         ELSE '' END,
-       format('DROP %s IF EXISTS %I.%I CASCADE',
-              CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, ns.nspname, t.typname)
-FROM pg_type t
-JOIN ns ON ns.oid = t.typnamespace
-WHERE t.typtype IN ('e', 'd', 'r')
-  AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
-"""
-
-
-def inventory(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[SchemaObject, ...]:
-    """The database's top-level objects, sorted, for manifests, restores and verification."""
-    rows = conn.execute(INVENTORY_SQL).fetchall()
-    return tuple(
-        sorted(SchemaObject(str(r[0]), str(r[1]), str(r[2] or ""), str(r[3])) for r in rows)
-    )
-
-
-def _quote_ident(name: str) -> str:
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _server_label(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
-    host = conn.info.host
-    return f"{host}:{conn.info.port}" if host and not host.startswith("/") else f"local:{host}"
-
-
-def _history_snapshot(
-    conn: psycopg.Connection[tuple[Any, ...]], schema: str
-) -> tuple[tuple[str, ...], int]:
-    """(applied versions, newest log id) of pgshift's tables, empty when they do not exist."""
-    from psycopg import sql
-
-    row = conn.execute(
-        "SELECT to_regclass(format('%%I.applied', %s::text)) IS NOT NULL,"
-        " to_regclass(format('%%I.log', %s::text)) IS NOT NULL",
-        (schema, schema),
-    ).fetchone()
-    versions: tuple[str, ...] = ()
-    log_id = 0
-    if row and row[0]:
-        versions = tuple(
-            str(r[0])
-            for r in conn.execute(
-                sql.SQL("SELECT version FROM {}.applied ORDER BY version").format(
-                    sql.Identifier(schema)
-                )
-            )
-        )
-    if row and row[1]:
-        got = conn.execute(
-            sql.SQL("SELECT coalesce(max(id), 0) FROM {}.log").format(sql.Identifier(schema))
-        ).fetchone()
-        log_id = int(got[0]) if got else 0
-    return versions, log_id
-
-
 # -- taking a backup -------------------------------------------------------------------------------
 
 
@@ -363,34 +244,19 @@ def take_backup(
     conn = target.session
     try:
         try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute(
-                "SELECT pg_export_snapshot(), current_database(),"
-                " pg_database_size(current_database()), current_setting('server_version')"
-            ).fetchone()
-            assert row is not None
-            snapshot, database, db_size, server_version = (
-                str(row[0]),
-                str(row[1]),
-                int(str(row[2])),
-                str(row[3]),
-            )
-            versions, log_id = _history_snapshot(conn, schema)
-            objects = inventory(conn)
-            server = _server_label(conn)
-            server_major = conn.info.server_version // 10000
+            snap = begin_snapshot(conn, schema)
         except psycopg.Error as exc:
             raise BackupError(
                 "cannot read the database to back it up: " + redact(str(exc).strip(), url)
             ) from None
-        tools = find_tools(server_major)
+        tools = find_tools(snap.server_major)
         created = datetime.now(UTC)
-        _dump(tools, url, snapshot, tmp, lock_wait_ms, db_size, progress)
+        _dump(tools, url, snap.id, tmp, lock_wait_ms, snap.size_bytes, progress)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        _end_snapshot(conn)
+        end_snapshot(conn)
     try:
         progress(BackupProgress("verify", tmp.stat().st_size, tmp.stat().st_size))
         _check_listing(tools, url, tmp)
@@ -405,17 +271,17 @@ def take_backup(
         id=backup_id,
         created_at=created.isoformat(),
         reason=reason,
-        database=database,
-        server=server,
-        server_version=server_version,
+        database=snap.database,
+        server=snap.server,
+        server_version=snap.server_version,
         pg_dump_version=tools.version,
         size_bytes=size,
         sha256=digest,
-        versions=versions,
+        versions=snap.versions,
         run_id=run_id,
         schema=schema,
-        log_id=log_id,
-        objects=objects,
+        log_id=snap.log_id,
+        objects=snap.objects,
         file=final.name,
     )
     try:
@@ -424,16 +290,6 @@ def take_backup(
         final.unlink(missing_ok=True)
         raise
     return manifest
-
-
-def _end_snapshot(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """End the snapshot's read-only transaction; a broken session has nothing to end."""
-    import psycopg
-
-    if conn.closed:
-        return
-    with contextlib.suppress(psycopg.Error):
-        conn.execute("ROLLBACK")
 
 
 def _dump(
@@ -502,27 +358,6 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
     return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
 
 
-# -- retention -------------------------------------------------------------------------------------
-
-
-def last_applying_run(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> str | None:
-    """The run id of the newest run that applied a migration, from the history log."""
-    from psycopg import sql
-
-    exists = conn.execute(
-        "SELECT to_regclass(format('%%I.log', %s::text)) IS NOT NULL", (schema,)
-    ).fetchone()
-    if not exists or not exists[0]:
-        return None
-    row = conn.execute(
-        sql.SQL(
-            "SELECT run_id::text FROM {}.log WHERE event = 'migration_applied'"
-            " AND run_id IS NOT NULL ORDER BY id DESC LIMIT 1"
-        ).format(sql.Identifier(schema))
-    ).fetchone()
-    return str(row[0]) if row else None
-
-
 # -- restoring -------------------------------------------------------------------------------------
 
 
@@ -536,8 +371,7 @@ def plan_restore(
     verify_checksum(backup_dir, manifest)
     with connect(url, purpose="restore") as conn:
         current = inventory(conn)
-        row = conn.execute("SELECT current_database()").fetchone()
-        database = str(row[0]) if row else ""
+        database = current_database(conn)
     return newer_than(manifest, current), database
 
 
@@ -563,21 +397,32 @@ def restore_backup(
         server_major = conn.info.server_version // 10000
         current = inventory(conn)
         extras = newer_than(manifest, current)
-        later_log = _log_rows_after(conn, manifest.schema, manifest.log_id)
-        epilogue = _epilogue(conn, manifest, later_log, run_id, extras)
+        epilogue = restore_epilogue(
+            conn,
+            schema=manifest.schema,
+            backup_objects=manifest.objects,
+            later_log=log_rows_after(conn, manifest.schema, manifest.log_id),
+            run_id=run_id,
+            detail={
+                "backup_id": manifest.id,
+                "created_at": manifest.created_at,
+                "versions": list(manifest.versions),
+                "dropped": [f"{o.kind} {o.identity}" for o in extras],
+            },
+        )
     tools = find_tools(server_major)
     if tools.major < int(manifest.pg_dump_version.split(".")[0] or 0):
         raise BackupError(
             f"backup {manifest.id} was written by pg_dump {manifest.pg_dump_version};"
             f" pg_restore {tools.version} cannot read it"
         )
-    prelude = [f"{o.drop};" for o in _drop_order(extras)]
+    prelude = drop_statements(extras)
     _run_restore(tools, url, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
     # Prove it: the restored database must hold exactly what the manifest describes.
     try:
         with connect(url, purpose="restore") as conn:
             after = inventory(conn)
-            versions, _ = _history_snapshot(conn, manifest.schema)
+            versions, _ = history_snapshot(conn, manifest.schema)
     except psycopg.Error as exc:  # pragma: no cover - the server vanished right after
         raise BackupError("restored, but cannot read the database back: " + str(exc)) from None
     differences = compare_inventories(manifest.objects, after)
@@ -587,93 +432,6 @@ def restore_backup(
         )
         raise BackupError(f"backup {manifest.id} was restored but does not match it: {detail}")
     return RestoreResult(manifest, extras, int((time.monotonic() - started) * 1000))
-
-
-def _drop_order(objects: Sequence[SchemaObject]) -> list[SchemaObject]:
-    """Constraints first (they tie tables together), then dependents before what they use."""
-    rank = {
-        "constraint": 0,
-        "index": 1,
-        "view": 2,
-        "materialized view": 2,
-        "table": 3,
-        "foreign table": 3,
-        "sequence": 4,
-        "function": 5,
-        "procedure": 5,
-        "aggregate": 4,
-        "domain": 6,
-        "type": 6,
-        "extension": 7,
-        "schema": 8,
-    }
-    return sorted(objects, key=lambda o: (rank.get(o.kind, 9), o.identity))
-
-
-def _log_rows_after(
-    conn: psycopg.Connection[tuple[Any, ...]], schema: str, log_id: int
-) -> list[tuple[Any, ...]]:
-    """History log rows written after the backup: the restore keeps them (the audit trail)."""
-    from psycopg import sql
-
-    exists = conn.execute(
-        "SELECT to_regclass(format('%%I.log', %s::text)) IS NOT NULL", (schema,)
-    ).fetchone()
-    if not exists or not exists[0]:
-        return []
-    return conn.execute(
-        sql.SQL(
-            "SELECT id, at, run_id, event, version, pid, db_user, detail::text"
-            " FROM {}.log WHERE id > %s ORDER BY id"
-        ).format(sql.Identifier(schema)),
-        (log_id,),
-    ).fetchall()
-
-
-def _epilogue(
-    conn: psycopg.Connection[tuple[Any, ...]],
-    manifest: Manifest,
-    later_log: Sequence[tuple[Any, ...]],
-    run_id: str | None,
-    extras: Sequence[SchemaObject],
-) -> list[str]:
-    """SQL run after the archive, in the same transaction: keep the log, record the restore."""
-    from psycopg import sql
-
-    log_name = f"{_quote_ident(manifest.schema)}.log"
-    if not any(o.kind == "table" and o.identity == log_name for o in manifest.objects):
-        return []  # the backup predates pgshift's tables: nothing to record the restore in
-    log = sql.SQL("{}.log").format(sql.Identifier(manifest.schema))
-    statements: list[str] = []
-    for row in later_log:
-        statements.append(
-            sql.SQL(
-                "INSERT INTO {} (id, at, run_id, event, version, pid, db_user, detail)"
-                " VALUES ({}) ON CONFLICT (id) DO NOTHING;"
-            )
-            .format(log, sql.SQL(", ").join(sql.Literal(v) for v in row))
-            .as_string(conn)
-        )
-    statements.append(
-        sql.SQL("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, 'id'), {});")
-        .format(
-            sql.Literal(log_name),
-            sql.SQL("(SELECT greatest(max(id), 1) FROM {})").format(log),
-        )
-        .as_string(conn)
-    )
-    detail = {
-        "backup_id": manifest.id,
-        "created_at": manifest.created_at,
-        "versions": list(manifest.versions),
-        "dropped": [f"{o.kind} {o.identity}" for o in extras],
-    }
-    statements.append(
-        sql.SQL("INSERT INTO {} (run_id, event, detail) VALUES ({}, 'restore', {});")
-        .format(log, sql.Literal(run_id), sql.Literal(json.dumps(detail)))
-        .as_string(conn)
-    )
-    return statements
 
 
 def _run_restore(
@@ -731,18 +489,12 @@ def copy_schema(
     ):
         source_major = source.info.server_version // 10000
         dest_major = dest.info.server_version // 10000
-        has_history = bool(
-            (
-                source.execute(
-                    "SELECT to_regnamespace(%s) IS NOT NULL", (_quote_ident(history_schema),)
-                ).fetchone()
-                or (False,)
-            )[0]
-        )
+        history_pattern = identifier(source, history_schema)
+        has_history = has_schema(source, history_schema)
     tools = find_tools(max(source_major, dest_major))
     passes = [["--schema-only"]]
     if has_history:
-        passes.append(["--data-only", f"--schema={_quote_ident(history_schema)}"])
+        passes.append(["--data-only", f"--schema={history_pattern}"])
     with (
         child_connection(source_url) as (source_argv, source_env),
         child_connection(dest_url) as (dest_argv, dest_env),

@@ -217,14 +217,19 @@ def verify_checksum(backup_dir: Path, manifest: Manifest) -> Path:
 
 
 def compare_inventories(
-    expected: Sequence[SchemaObject], actual: Sequence[SchemaObject], *, ignore_schema: str = ""
+    expected: Sequence[SchemaObject],
+    actual: Sequence[SchemaObject],
+    *,
+    ignore_quoted_schema: str = "",
 ) -> list[str]:
     """Human-readable differences between two inventories (empty: the same schema).
 
-    Objects in ``ignore_schema`` (pgshift's own tables, which a newer pgshift may have upgraded)
-    are left out.
+    Objects in ``ignore_quoted_schema`` (pgshift's own tables, which a newer pgshift may have
+    upgraded) are left out. The name is spelled as the inventory spells identities, i.e. quoted
+    by the server (``db.inventory.quote_ident``): this module cannot ask it, and quoting by hand
+    is how identifiers go wrong.
     """
-    skip = _quote_ident(ignore_schema) if ignore_schema else None
+    skip = ignore_quoted_schema or None
 
     def relevant(objects: Sequence[SchemaObject]) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
@@ -241,12 +246,6 @@ def compare_inventories(
         if want[key] != have[key]:
             lines.append(f"{key[0]} {key[1]} differs: {have[key]!r}, was {want[key]!r}")
     return lines
-
-
-def _quote_ident(name: str) -> str:
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
 
 
 def in_schema(obj: SchemaObject, quoted_schema: str) -> bool:

@@ -599,13 +599,14 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     before the run exists, every table, column, index, constraint, view, function and type.
     """
     from pgshift.db.connect import connect
+    from pgshift.db.inventory import inventory, quote_ident
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.ops.backup import inventory
     from pgshift.ops.manifest import compare_inventories
 
     with connect(url, purpose="rollback") as conn:
         history = PostgresHistoryStore(settings.schema).read(conn)
         objects = inventory(conn) if ep.backup is not None else ()
+        ours = quote_ident(conn, settings.schema) if ep.backup is not None else ""
     problems: list[str] = []
     applied = tuple(sorted(history.applied_versions()))
     if applied != ep.expected:
@@ -614,9 +615,7 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
         if p.version in ep.versions:
             problems.append(f"{p.version} is still half-way ({p.action})")
     if ep.backup is not None:
-        problems.extend(
-            compare_inventories(ep.backup.objects, objects, ignore_schema=settings.schema)
-        )
+        problems.extend(compare_inventories(ep.backup.objects, objects, ignore_quoted_schema=ours))
     return problems
 
 
