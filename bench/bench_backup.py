@@ -31,7 +31,8 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from pgshift.ops.backup import child_connection, find_tools, restore_backup, take_backup
+from pgshift.ops.backup import restore_backup, take_backup
+from pgshift.process import child_connection, find_tools
 
 
 def _best(runs: int, action: object) -> float:

