@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from pgshift.db.connect import connect, redact
 from pgshift.db.inventory import (
     begin_snapshot,
     current_database,
@@ -43,6 +42,7 @@ from pgshift.db.inventory import (
     log_rows_after,
     restore_epilogue,
 )
+from pgshift.db.target import Target
 from pgshift.errors import BackupError
 from pgshift.model import SchemaObject
 from pgshift.ops.manifest import (
@@ -66,7 +66,6 @@ from pgshift.process import Tools, child_connection, find_tools, pipe, run, run_
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
-    from pgshift.db.target import Target
 
 _PROGRESS_EVERY_S = 0.5
 #: How long pg_dump may wait for its ACCESS SHARE locks; it must not queue for ever behind a
@@ -105,7 +104,6 @@ def take_backup(
     """
     import psycopg
 
-    url = target.url
     if reason not in REASONS:
         raise ValueError(f"unknown backup reason {reason!r}")
     folder = private_dir(backup_dir)
@@ -118,11 +116,11 @@ def take_backup(
             snap = begin_snapshot(conn, schema)
         except psycopg.Error as exc:
             raise BackupError(
-                "cannot read the database to back it up: " + redact(str(exc).strip(), url)
+                "cannot read the database to back it up: " + target.redact(str(exc).strip())
             ) from None
         tools = find_tools(snap.server_major)
         created = datetime.now(UTC)
-        _dump(tools, url, snap.id, tmp, lock_wait_ms, snap.size_bytes, progress)
+        _dump(tools, target, snap.id, tmp, lock_wait_ms, snap.size_bytes, progress)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -130,7 +128,7 @@ def take_backup(
         end_snapshot(conn)
     try:
         progress(BackupProgress("verify", tmp.stat().st_size, tmp.stat().st_size))
-        _check_listing(tools, url, tmp)
+        _check_listing(tools, target, tmp)
         digest = sha256_of(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, final)
@@ -165,17 +163,17 @@ def take_backup(
 
 def _dump(
     tools: Tools,
-    url: str | None,
+    target: Target,
     snapshot: str,
-    target: Path,
+    archive: Path,
     lock_wait_ms: int,
     db_size: int,
     progress: Progress,
 ) -> None:
-    """Run pg_dump into ``target`` (created 0600 by us, so the umask cannot widen it)."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Run pg_dump into ``archive`` (created 0600 by us, so the umask cannot widen it)."""
+    fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
-        with child_connection(url) as (conn_argv, env):
+        with child_connection(target.url) as (conn_argv, env):
             command = [
                 tools.path("pg_dump"),
                 "--format=custom",
@@ -199,11 +197,11 @@ def _dump(
     if finished.status != 0:
         raise BackupError(
             f"pg_dump failed (exit status {finished.status}):"
-            f" {redact(finished.stderr.strip(), url) or 'no message'}"
+            f" {target.redact(finished.stderr.strip()) or 'no message'}"
         )
 
 
-def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
+def _check_listing(tools: Tools, target: Target, archive: Path) -> int:
     """``pg_restore --list``: proves the archive's table of contents reads back; returns entries.
 
     An empty database has no entries, so the proof is the exit status and the archive header.
@@ -212,7 +210,7 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
     if result.status != 0 or "; Archive created at" not in result.stdout:
         raise BackupError(
             f"the new archive {archive.name} cannot be read back by pg_restore:"
-            f" {redact(result.stderr.strip(), url) or 'no table of contents'}"
+            f" {target.redact(result.stderr.strip()) or 'no table of contents'}"
         )
     return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
 
@@ -221,21 +219,19 @@ def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
 
 
 def plan_restore(
-    url: str | None, backup_dir: Path, manifest: Manifest
+    target: Target, backup_dir: Path, manifest: Manifest
 ) -> tuple[tuple[SchemaObject, ...], str]:
     """(objects the restore would drop because they are newer than the backup, database name).
 
     Also checks the archive's checksum, so a corrupt backup is refused before any question.
     """
     verify_checksum(backup_dir, manifest)
-    with connect(url, purpose="restore") as conn:
-        current = inventory(conn)
-        database = current_database(conn)
-    return newer_than(manifest, current), database
+    conn = target.session
+    return newer_than(manifest, inventory(conn)), current_database(conn)
 
 
 def restore_backup(
-    url: str | None,
+    target: Target,
     backup_dir: Path,
     manifest: Manifest,
     *,
@@ -245,30 +241,31 @@ def restore_backup(
 ) -> RestoreResult:
     """Replace the database's contents with the backup's, in one transaction.
 
-    The caller holds the runner lock. On any failure the transaction is rolled back, the
+    The caller holds the runner lock. The target's session reads what to drop and what to keep
+    before, and reads the result back after; the archive is replayed by pg_restore | psql,
+    connected through the process helper. On any failure the transaction is rolled back, the
     database is as it was, and BackupError says why.
     """
     import psycopg
 
     started = time.monotonic()
     archive = verify_checksum(backup_dir, manifest)
-    with connect(url, purpose="restore") as conn:
-        server_major = conn.info.server_version // 10000
-        current = inventory(conn)
-        extras = newer_than(manifest, current)
-        epilogue = restore_epilogue(
-            conn,
-            schema=manifest.schema,
-            backup_objects=manifest.objects,
-            later_log=log_rows_after(conn, manifest.schema, manifest.log_id),
-            run_id=run_id,
-            detail={
-                "backup_id": manifest.id,
-                "created_at": manifest.created_at,
-                "versions": list(manifest.versions),
-                "dropped": [f"{o.kind} {o.identity}" for o in extras],
-            },
-        )
+    conn = target.session
+    server_major = target.facts.major
+    extras = newer_than(manifest, inventory(conn))
+    epilogue = restore_epilogue(
+        conn,
+        schema=manifest.schema,
+        backup_objects=manifest.objects,
+        later_log=log_rows_after(conn, manifest.schema, manifest.log_id),
+        run_id=run_id,
+        detail={
+            "backup_id": manifest.id,
+            "created_at": manifest.created_at,
+            "versions": list(manifest.versions),
+            "dropped": [f"{o.kind} {o.identity}" for o in extras],
+        },
+    )
     tools = find_tools(server_major)
     if tools.major < int(manifest.pg_dump_version.split(".")[0] or 0):
         raise BackupError(
@@ -276,14 +273,16 @@ def restore_backup(
             f" pg_restore {tools.version} cannot read it"
         )
     prelude = drop_statements(extras)
-    _run_restore(tools, url, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
+    _run_restore(tools, target, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
     # Prove it: the restored database must hold exactly what the manifest describes.
     try:
-        with connect(url, purpose="restore") as conn:
-            after = inventory(conn)
-            versions, _ = history_snapshot(conn, manifest.schema)
+        conn = target.session
+        after = inventory(conn)
+        versions, _ = history_snapshot(conn, manifest.schema)
     except psycopg.Error as exc:  # pragma: no cover - the server vanished right after
-        raise BackupError("restored, but cannot read the database back: " + str(exc)) from None
+        raise BackupError(
+            "restored, but cannot read the database back: " + target.redact(str(exc))
+        ) from None
     differences = compare_inventories(manifest.objects, after)
     if versions != manifest.versions or differences:
         detail = "; ".join(differences[:10]) or (
@@ -295,7 +294,7 @@ def restore_backup(
 
 def _run_restore(
     tools: Tools,
-    url: str | None,
+    target: Target,
     archive: Path,
     server_major: int,
     lock_timeout_ms: int,
@@ -313,17 +312,17 @@ def _run_restore(
         str(archive),
     ]
     size = archive.stat().st_size
-    with child_connection(url) as (conn_argv, env):
+    with child_connection(target.url) as (conn_argv, env):
         _into_psql(
             tools,
             reader,
             dict(os.environ),
             conn_argv,
             env,
-            url,
-            lambda source, sink: _pump(
-                source,
-                sink,
+            target.redact,
+            lambda script, psql: _pump(
+                script,
+                psql,
                 prelude,
                 epilogue,
                 server_major,
@@ -348,13 +347,16 @@ def copy_schema(
     only read (pg_dump takes ACCESS SHARE locks, bounded by ``lock_wait_ms``).
     """
     with (
-        connect(source_url, purpose="simulate") as source,
-        connect(dest_url, purpose="simulate") as dest,
+        Target(source_url, schema=history_schema, purpose="simulate") as source,
+        Target(dest_url, schema=history_schema, purpose="simulate") as dest,
     ):
-        source_major = source.info.server_version // 10000
-        dest_major = dest.info.server_version // 10000
-        history_pattern = identifier(source, history_schema)
-        has_history = has_schema(source, history_schema)
+        source_major, dest_major = source.facts.major, dest.facts.major
+        history_pattern = identifier(source.session, history_schema)
+        has_history = has_schema(source.session, history_schema)
+
+    def redact_both(text: str) -> str:
+        return dest.redact(source.redact(text))
+
     tools = find_tools(max(source_major, dest_major))
     passes = [["--schema-only"]]
     if has_history:
@@ -377,9 +379,9 @@ def copy_schema(
                 source_env,
                 dest_argv,
                 dest_env,
-                source_url,
-                lambda source, sink: _pump(
-                    source, sink, (), (), dest_major, lock_wait_ms, lambda _: None
+                redact_both,
+                lambda script, psql: _pump(
+                    script, psql, (), (), dest_major, lock_wait_ms, lambda _: None
                 ),
                 "copying the schema into the scratch database",
             )
@@ -391,7 +393,7 @@ def _into_psql(
     reader_env: dict[str, str],
     writer_conn_argv: Sequence[str],
     writer_env: dict[str, str],
-    url: str | None,
+    redact: Callable[[str], str],
     feed: Callable[[IO[bytes], IO[bytes]], None],
     what: str,
 ) -> None:
@@ -414,7 +416,7 @@ def _into_psql(
     if finished.ok:
         return
     messages = [line for line in finished.stderr.splitlines() if line.strip()]
-    text = redact("\n".join(messages[-8:]), url)
+    text = redact("\n".join(messages[-8:]))
     if not text and finished.error is not None:
         text = f"{type(finished.error).__name__}: {finished.error}"
     raise BackupError(

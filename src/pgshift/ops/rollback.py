@@ -464,7 +464,8 @@ def run_restore(
     from pgshift.ops.manifest import get_manifest
 
     manifest = get_manifest(settings.backup_dir, backup_id)
-    extras, database = plan_restore(url, settings.backup_dir, manifest)
+    with Target.from_settings(settings, url, purpose="restore") as target:
+        extras, database = plan_restore(target, settings.backup_dir, manifest)
     if manifest.database != database:
         raise UsageError(
             f"backup {manifest.id} is of database {manifest.database!r}, but the target is"
@@ -474,36 +475,31 @@ def run_restore(
     refuse_if_locked(settings, url)
     if confirm is not None and not confirm(manifest, extras, database):
         raise UsageError("cancelled: nothing was restored")
+    # A second Target: the first one's session is not held open while the user answers.
     with Target.from_settings(settings, url, purpose="rollback") as target:
         safety = backup_before(
             settings, target, reason="before-rollback", skip=skip_backup, progress=progress
         )
-    if safety is not None and on_backup is not None:
-        on_backup(safety)
-    return _restore_locked(settings, url, manifest, progress)
+        if safety is not None and on_backup is not None:
+            on_backup(safety)
+        return _restore_locked(settings, target, manifest, progress)
 
 
 def _restore_locked(
     settings: Settings,
-    url: str | None,
+    target: Target,
     manifest: Manifest,
     progress: BackupProgressSink,
     run_id: str | None = None,
 ) -> RestoreResult:
-    from pgshift.db.lock import RunnerLock
+    """Restore under the target's runner lock, so no `up` or rollback runs meanwhile."""
     from pgshift.ops.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
 
-    lock = RunnerLock(
-        url,
-        settings.schema,
-        settings.runner_lock_wait_ms,
-        purpose="restore",
-        allow_pooler=settings.allow_pooler,
-    )
+    lock = target.runner_lock(purpose="restore")
     lock.acquire()
     try:
         return restore_backup(
-            url,
+            target,
             settings.backup_dir,
             manifest,
             run_id=run_id,
@@ -694,7 +690,7 @@ def run_emergency(
                 "cancelled: the backup was not restored; `pgshift status` shows where the"
                 " database is now",
             )
-        restored = _restore_locked(settings, url, ep.backup, progress, run_id=runner.run_id)
+        restored = _restore_locked(settings, target, ep.backup, progress, run_id=runner.run_id)
         problems = verify_state(settings, url, ep)
         if problems:
             raise BackupError(
