@@ -1,4 +1,4 @@
-"""Backups of the target database: pg_dump archives, their manifests, retention, and restores.
+"""Taking and restoring backups of a Target: the orchestration around pg_dump archives.
 
 Why it is shaped this way:
 
@@ -78,6 +78,8 @@ DEFAULT_LOCK_WAIT_MS = 10_000
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """What a restore did, including what it dropped, so the caller can say so afterwards."""
+
     manifest: Manifest
     dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by the restore
     duration_ms: int
