@@ -31,7 +31,9 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from pgshift.ops.backup import child_connection, find_tools, restore_backup, take_backup
+from pgshift.db.target import Target
+from pgshift.ops.backup import restore_backup, take_backup
+from pgshift.process import child_connection, find_tools
 
 
 def _best(runs: int, action: object) -> float:
@@ -68,10 +70,11 @@ def bench(server_url: str, rows: int, runs: int) -> tuple[float, float, float, f
             floor_restore = _best(runs, lambda: subprocess.run(restore, env=env, check=True))
             folder = Path(tmp) / "backups"
             manifests = []
-            ours_dump = _best(
-                runs, lambda: manifests.append(take_backup(url, folder, reason="manual"))
-            )
-            ours_restore = _best(runs, lambda: restore_backup(url, folder, manifests[-1]))
+            with Target(url, purpose="bench") as target:
+                ours_dump = _best(
+                    runs, lambda: manifests.append(take_backup(target, folder, reason="manual"))
+                )
+                ours_restore = _best(runs, lambda: restore_backup(target, folder, manifests[-1]))
             size = manifests[-1].size_bytes
         return floor_dump, ours_dump, floor_restore, ours_restore, size
     finally:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration
     from pgshift.ops.apply import RunResult, StepResult
-    from pgshift.ops.backup import Manifest, RestoreResult
+    from pgshift.ops.backup import RestoreResult
     from pgshift.ops.health import Check, HealthReport
+    from pgshift.ops.manifest import Manifest
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
     from pgshift.serve import HealthServer
@@ -578,7 +579,7 @@ def backup(
 
 def list_backups(settings: Settings) -> list[Manifest]:
     """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
-    from pgshift.ops.backup import list_backups as listed
+    from pgshift.ops.manifest import list_backups as listed
 
     return listed(settings.backup_dir)
 

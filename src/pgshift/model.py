@@ -1,4 +1,4 @@
-"""Immutable values that describe migration files once read: the vocabulary of every layer."""
+"""Immutable values that describe migration files and database objects: every layer's vocabulary."""
 
 from __future__ import annotations
 
@@ -104,3 +104,24 @@ class Migration:
     def transactional(self) -> bool:
         """True when the whole file can run in one transaction."""
         return self.header.transaction and all(s.transactional for s in self.statements)
+
+
+@dataclass(frozen=True, order=True)
+class SchemaObject:
+    """One top-level object of a database, as the backup inventory query names it.
+
+    It lives here rather than beside the manifest because both ``db/`` (which reads objects
+    from the catalog) and the pure manifest code (which stores and compares them) speak it.
+    ``shape`` summarises what the object looks like (columns, index definition, ...), so two
+    inventories can tell "same name, different definition" apart; ``drop`` is the statement that
+    removes it, quoted by the server.
+    """
+
+    kind: str
+    identity: str
+    shape: str
+    drop: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.kind, self.identity

@@ -24,7 +24,8 @@ from tests.plugins.pg import PgServer, SystemServer
 from tests.plugins.project import ProjectMaker, migration_text, rollback_text
 from tests.support import applied_versions, query, run_cli, tables
 
-from pgshift.ops.backup import list_backups, prune
+from pgshift.db.inventory import inventory, quote_ident
+from pgshift.ops.manifest import compare_inventories, list_backups, prune
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 
@@ -230,6 +231,30 @@ def test_retention_prunes_old_backups_but_keeps_the_newest_and_the_one_before_th
     )
     assert removed == [pre_run]
     assert [m.id for m in list_backups(folder)] == [newest]
+
+
+def test_names_compared_with_the_inventory_are_spelled_as_the_server_quotes_them(
+    db_url: str,
+) -> None:
+    """A keyword or mixed-case schema is quoted in the inventory; the name compared must match.
+
+    (A hand-written quoting rule left ``order`` bare, so pgshift's own tables in a history
+    schema of that name were not recognised.)
+    """
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "order"; CREATE TABLE "order".log (id int)')
+        conn.execute('CREATE SCHEMA "Mixed"; CREATE TABLE "Mixed".t (id int)')
+        objects = inventory(conn)
+        quoted = [quote_ident(conn, name) for name in ("order", "Mixed", "plain")]
+    assert quoted == ['"order"', '"Mixed"', "plain"]
+    assert {("table", '"order".log'), ("table", '"Mixed".t')} <= {o.key for o in objects}
+    ours = [o for o in objects if o.identity.startswith(('"order"', '"Mixed"'))]
+    assert (
+        compare_inventories(
+            (), [o for o in ours if "order" in o.identity], ignore_quoted_schema='"order"'
+        )
+        == []
+    )
 
 
 def test_skip_backup_and_disabled_backups_take_none(

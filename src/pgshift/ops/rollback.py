@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from pgshift.errors import Problem
     from pgshift.events import BackupProgress
     from pgshift.history import History
-    from pgshift.model import Migration, Statement
+    from pgshift.model import Migration, SchemaObject, Statement
     from pgshift.ops.apply import RunOptions, RunResult
-    from pgshift.ops.backup import Manifest, RestoreResult, SchemaObject
+    from pgshift.ops.backup import RestoreResult
+    from pgshift.ops.manifest import Manifest
 
 BackupProgressSink = Callable[["BackupProgress"], None]
 
@@ -344,10 +345,12 @@ def run_restore(
     on_backup: Callable[[Manifest], None] | None = None,
 ) -> RestoreResult:
     """Verify a backup, confirm, take a safety backup, and restore it under the runner lock."""
-    from pgshift.ops.backup import get_manifest, plan_restore
+    from pgshift.ops.backup import plan_restore
+    from pgshift.ops.manifest import get_manifest
 
     manifest = get_manifest(settings.backup_dir, backup_id)
-    extras, database = plan_restore(url, settings.backup_dir, manifest)
+    with Target.from_settings(settings, url, purpose="restore") as target:
+        extras, database = plan_restore(target, settings.backup_dir, manifest)
     if manifest.database != database:
         raise UsageError(
             f"backup {manifest.id} is of database {manifest.database!r}, but the target is"
@@ -357,36 +360,31 @@ def run_restore(
     refuse_if_locked(settings, url)
     if confirm is not None and not confirm(manifest, extras, database):
         raise UsageError("cancelled: nothing was restored")
+    # A second Target: the first one's session is not held open while the user answers.
     with Target.from_settings(settings, url, purpose="rollback") as target:
         safety = backup_before(
             settings, target, reason="before-rollback", skip=skip_backup, progress=progress
         )
-    if safety is not None and on_backup is not None:
-        on_backup(safety)
-    return _restore_locked(settings, url, manifest, progress)
+        if safety is not None and on_backup is not None:
+            on_backup(safety)
+        return _restore_locked(settings, target, manifest, progress)
 
 
 def _restore_locked(
     settings: Settings,
-    url: str | None,
+    target: Target,
     manifest: Manifest,
     progress: BackupProgressSink,
     run_id: str | None = None,
 ) -> RestoreResult:
-    from pgshift.db.lock import RunnerLock
+    """Restore under the target's runner lock, so no `up` or rollback runs meanwhile."""
     from pgshift.ops.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
 
-    lock = RunnerLock(
-        url,
-        settings.schema,
-        settings.runner_lock_wait_ms,
-        purpose="restore",
-        allow_pooler=settings.allow_pooler,
-    )
+    lock = target.runner_lock(purpose="restore")
     lock.acquire()
     try:
         return restore_backup(
-            url,
+            target,
             settings.backup_dir,
             manifest,
             run_id=run_id,
@@ -432,7 +430,7 @@ def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
     """Find the last `up` run and what undoing it takes; reads, never writes."""
     from pgshift.db.connect import connect
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.ops.backup import list_backups
+    from pgshift.ops.manifest import list_backups
 
     migrations, problems = _load(settings)
     store = PostgresHistoryStore(settings.schema)
@@ -482,12 +480,14 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
     before the run exists, every table, column, index, constraint, view, function and type.
     """
     from pgshift.db.connect import connect
+    from pgshift.db.inventory import inventory, quote_ident
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.ops.backup import compare_inventories, inventory
+    from pgshift.ops.manifest import compare_inventories
 
     with connect(url, purpose="rollback") as conn:
         history = PostgresHistoryStore(settings.schema).read(conn)
         objects = inventory(conn) if ep.backup is not None else ()
+        ours = quote_ident(conn, settings.schema) if ep.backup is not None else ""
     problems: list[str] = []
     applied = tuple(sorted(history.applied_versions()))
     if applied != ep.expected:
@@ -496,9 +496,7 @@ def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list
         if p.version in ep.versions:
             problems.append(f"{p.version} is still half-way ({p.action})")
     if ep.backup is not None:
-        problems.extend(
-            compare_inventories(ep.backup.objects, objects, ignore_schema=settings.schema)
-        )
+        problems.extend(compare_inventories(ep.backup.objects, objects, ignore_quoted_schema=ours))
     return problems
 
 
@@ -576,7 +574,7 @@ def run_emergency(  # noqa: C901
                 "cancelled: the backup was not restored; `pgshift status` shows where the"
                 " database is now",
             )
-        restored = _restore_locked(settings, url, ep.backup, progress, run_id=runner.run_id)
+        restored = _restore_locked(settings, target, ep.backup, progress, run_id=runner.run_id)
         problems = verify_state(settings, url, ep)
         if problems:
             raise BackupError(
