@@ -196,6 +196,7 @@ class Runner:
         monitor: Monitor | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self.options = options
@@ -206,7 +207,9 @@ class Runner:
         self.rng = random.Random()
         self.user = getpass.getuser()
         self.host = socket.gethostname()
-        self.sleep = sleep  # the pause between retries; a test passes a clock of its own
+        # The pause between retries and the clock of time budgets: a test passes its own pair.
+        self.sleep = sleep
+        self.clock = clock
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -307,7 +310,7 @@ class _StepRun:
         self.step = step
         self.script = step.script
         self.version = step.migration.version
-        self.started = time.monotonic()
+        self.started = runner.clock()
         header, options = self.script.header, runner.options
         self.budget_ms = header.statement_timeout_ms or options.statement_timeout_ms
         self.lock_timeout_ms = header.lock_timeout_ms or options.lock_timeout_ms
@@ -315,6 +318,9 @@ class _StepRun:
     @property
     def store(self) -> HistoryStore:
         return self.runner.store
+
+    def _elapsed_ms(self) -> int:
+        return int((self.runner.clock() - self.started) * 1000)
 
     def run(self) -> StepResult:
         step, script, m = self.step, self.script, self.step.migration
@@ -344,7 +350,7 @@ class _StepRun:
                     self._forget_start()
                 raise
             committed_any = True
-        duration = _ms_since(self.started)
+        duration = self._elapsed_ms()
         status = "applied" if step.action == "apply" else "reverted"
         self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
@@ -393,10 +399,11 @@ class _StepRun:
     def _chunk_with_retries(self, chunk: Chunk, *, last: bool) -> None:
         """Run the chunk; retry what concurrency refused, within PGSHIFT_LOCK_RETRY_TOTAL."""
         options = self.runner.options
-        retry_deadline = time.monotonic() + options.lock_retry_total_ms / 1000
+        clock = self.runner.clock
+        retry_deadline = clock() + options.lock_retry_total_ms / 1000
         attempt = 0
         while True:
-            remaining = self.budget_ms - _ms_since(self.started)
+            remaining = self.budget_ms - self._elapsed_ms()
             if remaining <= 0:
                 raise MigrationTimeout(
                     f"{self.script.path}: took longer than its statement timeout of"
@@ -415,7 +422,7 @@ class _StepRun:
                 sleep_ms = backoff_ms(
                     attempt, self.lock_timeout_ms, options.retry_cap_ms, self.runner.rng
                 )
-                if time.monotonic() + sleep_ms / 1000 > retry_deadline:
+                if clock() + sleep_ms / 1000 > retry_deadline:
                     raise self._retries_exhausted(failure, attempt, yielded=yielded) from None
                 self._log_retry(failure, attempt, sleep_ms, yielded=yielded)
                 self.runner.sleep(sleep_ms / 1000)
@@ -479,7 +486,7 @@ class _StepRun:
             return RecordProgress(self._progress(chunk.end))
         if self.step.action == "revert":
             detail = {"user": runner.user, "host": runner.host}
-            return RecordReverted(m.version, runner.run_id, _ms_since(self.started), detail)
+            return RecordReverted(m.version, runner.run_id, self._elapsed_ms(), detail)
         return RecordApplied(
             AppliedMigration(
                 version=m.version,
@@ -488,7 +495,7 @@ class _StepRun:
                 rollback_checksum=m.rollback.checksum if m.rollback else None,
                 rollback_sql=m.rollback.text if m.rollback else None,  # for a later downgrade
                 applied_at=None,  # type: ignore[arg-type]  # the database's now()
-                duration_ms=_ms_since(self.started),
+                duration_ms=self._elapsed_ms(),
                 applied_by=runner.user,
                 host=runner.host,
                 run_id=runner.run_id,
