@@ -57,3 +57,23 @@ def test_nothing_below_the_command_line_imports_the_facade() -> None:
             elif isinstance(node, ast.Import) and any(a.name == "pgshift" for a in node.names):
                 offenders.append(f"{relative}:{node.lineno} imports pgshift")
     assert offenders == []
+
+
+def test_only_db_sends_sql() -> None:
+    """DESIGN.md principle 2: nothing outside `db/` calls `.execute()` on a connection."""
+    import ast
+
+    package = ROOT / "src" / "pgshift"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] == "db":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "executemany")
+            ):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == []

@@ -348,3 +348,36 @@ def last_failures(
         (event,),
     ).fetchall()
     return {str(r[0]): {"at": r[1], **(r[2] or {})} for r in rows}
+
+
+def round_trip_ms(conn: psycopg.Connection[tuple[Any, ...]], rounds: int = 3) -> float:
+    """The median time of ``SELECT 1`` over ``rounds`` round trips, in milliseconds."""
+    import time
+
+    trips = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        conn.execute("SELECT 1").fetchone()
+        trips.append((time.perf_counter() - started) * 1000)
+    return sorted(trips)[len(trips) // 2]
+
+
+def server_version_text(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+    row = conn.execute("SELECT current_setting('server_version')").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def bound_session(
+    conn: psycopg.Connection[tuple[Any, ...]], statement_ms: int, lock_ms: int, *, local: bool
+) -> None:
+    """Bound every later query of the session (``local``: of the current transaction only)."""
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, %s), set_config('lock_timeout', %s, %s)",
+        (f"{statement_ms}ms", local, f"{lock_ms}ms", local),
+    )
+
+
+def cancel_backend(conn: psycopg.Connection[tuple[Any, ...]], pid: int) -> bool:
+    """Cancel the statement session ``pid`` is running; True when the signal was sent."""
+    row = conn.execute("SELECT pg_cancel_backend(%s)", (pid,)).fetchone()
+    return bool(row and row[0])

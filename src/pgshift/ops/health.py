@@ -748,10 +748,9 @@ def configure_session(conn: psycopg.Connection[tuple[Any, ...]], *, local: bool 
     ``local``: for the current transaction only, as on a session lent by someone else (the
     in-run monitor samples on the runner lock's session).
     """
-    conn.execute(
-        "SELECT set_config('statement_timeout', %s, %s), set_config('lock_timeout', %s, %s)",
-        (f"{STATEMENT_TIMEOUT_MS}ms", local, f"{LOCK_TIMEOUT_MS}ms", local),
-    )
+    from pgshift.db.catalog import bound_session
+
+    bound_session(conn, STATEMENT_TIMEOUT_MS, LOCK_TIMEOUT_MS, local=local)
 
 
 def run_checks(
@@ -876,16 +875,15 @@ class _DatabaseChecks:
         ]
 
     def connectivity(self) -> Check:
-        trips = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            self.conn.execute("SELECT 1").fetchone()
-            trips.append((time.perf_counter() - t0) * 1000)
-        return check_connection(sorted(trips)[1], self.connect_ms, self.t)
+        from pgshift.db.catalog import round_trip_ms
+
+        return check_connection(round_trip_ms(self.conn), self.connect_ms, self.t)
 
     def version(self) -> Check:
-        row = self.conn.execute("SELECT current_setting('server_version')").fetchone()
-        return check_server_version(self.conn.info.server_version, str(row[0] if row else "?"))
+        from pgshift.db.catalog import server_version_text
+
+        version = server_version_text(self.conn)
+        return check_server_version(self.conn.info.server_version, version)
 
     def pooler(self) -> Check:
         return check_pooler(catalog.probe_pooler(self.conn))

@@ -146,8 +146,7 @@ class Monitor:
         if verdict.cancel:
             with self._guard:
                 self._cancelled_at = time.monotonic()  # before the signal: the runner races us
-            row = conn.execute("SELECT pg_cancel_backend(%s)", (self._runner_pid,)).fetchone()
-            cancelled = bool(row and row[0])
+            cancelled = catalog.cancel_backend(conn, self._runner_pid)
             if cancelled:
                 self.cancels += 1
             else:

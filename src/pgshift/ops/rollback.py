@@ -9,7 +9,6 @@ exactly where it stopped. `emergency` only reports success after reading the dat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -276,12 +275,9 @@ def _simulate(
     settings: Settings, url: str | None, prepared: Prepared, scratch_url: str | None
 ) -> Simulation:
     """Run the rollback on a scratch database holding the target's schema and history."""
-    import psycopg
-    import psycopg.conninfo
-    from psycopg import sql
 
     from pgshift.config import mask_url
-    from pgshift.db.connect import connect
+    from pgshift.db.scratch import create_database, drop_database
     from pgshift.ops.apply import Runner
     from pgshift.ops.backup import copy_schema
 
@@ -293,11 +289,7 @@ def _simulate(
     else:
         server_url = scratch_url
         where = mask_url(scratch_url)
-    name = f"pgshift_scratch_{uuid.uuid4().hex[:12]}"
-    with connect(server_url, purpose="simulate") as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        force = admin.info.server_version >= 130000
-    scratch = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    name, scratch = create_database(server_url, "pgshift_scratch")
     collected: list[SimulatedStep] = []
 
     def collect(event: ev.Event) -> None:
@@ -323,11 +315,7 @@ def _simulate(
     except BackupError as exc:
         error = exc.message
     finally:
-        with connect(server_url, purpose="simulate") as admin:
-            suffix = sql.SQL(" WITH (FORCE)") if force else sql.SQL("")
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), suffix)
-            )
+        drop_database(server_url, name)
     return Simulation(where, tuple(collected), error is None, error)
 
 
@@ -429,6 +417,7 @@ class EmergencyResult:
 def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
     """Find the last `up` run and what undoing it takes; reads, never writes."""
     from pgshift.db.connect import connect
+    from pgshift.db.inventory import current_database
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.ops.manifest import list_backups
 
@@ -437,8 +426,7 @@ def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
     with connect(url, purpose="rollback") as conn:
         history = store.read(conn)
         run_id = store.last_up_run(conn)
-        row = conn.execute("SELECT current_database()").fetchone()
-        database = str(row[0]) if row else ""
+        database = current_database(conn)
     applied = history.applied_versions()
     ordered = sorted(
         history.applied,

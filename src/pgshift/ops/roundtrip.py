@@ -18,14 +18,14 @@ rollback does not hide the next one.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshift.db.fingerprint import Fingerprint, differences, fingerprint
+from pgshift.db.scratch import create_database, drop_database
 from pgshift.db.target import Target
-from pgshift.errors import DatabaseUnavailable, MigrationFailed
+from pgshift.errors import MigrationFailed
 from pgshift.lint.finding import Finding
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.plan import Plan, Script, plan_revert, plan_up
@@ -60,20 +60,10 @@ class _Scratch:
 
     def create(self) -> Target:
         """A new, empty scratch database (the previous one dropped) and a Target on it."""
-        from psycopg import sql
-        from psycopg.conninfo import make_conninfo
-
-        from pgshift.db.connect import connect
-
         self.drop()
-        # A fresh name each time: a database being dropped never blocks the next one.
-        self.name = f"pgshift_roundtrip_{uuid.uuid4().hex[:12]}"
-        with connect(self.server_url, purpose="roundtrip admin") as admin:
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.name))
-            )
+        self.name, url = create_database(self.server_url, "pgshift_roundtrip")
         self.target = Target(
-            make_conninfo(self.server_url, dbname=self.name),
+            url,
             schema=self.options.schema,
             purpose="roundtrip",
             runner_lock_wait_ms=self.options.runner_lock_wait_ms,
@@ -83,27 +73,12 @@ class _Scratch:
 
     def drop(self) -> None:
         """Close the Target's sessions and drop the database; best effort."""
-        import psycopg
-        from psycopg import sql
-
-        from pgshift.db.connect import connect
-
         if self.target is not None:
             self.target.close()
             self.target = None
-        if not self.name:
-            return
-        name, self.name = self.name, ""
-        try:
-            with connect(self.server_url, purpose="roundtrip admin") as admin:
-                force = sql.SQL(" WITH (FORCE)") if admin.info.server_version >= 130000 else None
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
-                        sql.Identifier(name), force or sql.SQL("")
-                    )
-                )
-        except (psycopg.Error, DatabaseUnavailable):
-            pass  # best effort: the name is unique, a leftover harms nobody
+        if self.name:
+            name, self.name = self.name, ""
+            drop_database(self.server_url, name)
 
     def __enter__(self) -> _Scratch:
         return self
