@@ -349,7 +349,7 @@ def up(
         return apply(plan_up(project, target, to=to), target, on_event=on_event, backup=backup)
 
 
-def create(  # noqa: C901
+def create(
     settings: Settings,
     title: str,
     *,
@@ -360,64 +360,35 @@ def create(  # noqa: C901
     now: datetime | None = None,
 ) -> tuple[Path, Path]:
     """Write a new migration and its rollback with a complete header; never overwrite."""
-    from pgshift.durations import parse_duration_ms
-    from pgshift.errors import UsageError
-    from pgshift.model import RISK_LEVELS
-    from pgshift.scaffold import migration_text, rollback_text
-    from pgshift.source.naming import migration_file_names, slugify
+    from pgshift import scaffold
+    from pgshift.source.naming import migration_file_names
 
-    try:
-        description = slugify(title)
-    except ValueError as exc:
-        raise UsageError(f"description {title!r}: {exc}") from None
-    if risk_level not in RISK_LEVELS:
-        raise UsageError(f"--risk-level {risk_level!r}: use one of {', '.join(RISK_LEVELS)}")
-    if estimated_duration is not None:
-        try:
-            parse_duration_ms(estimated_duration, default_unit="s")
-        except ValueError as exc:
-            raise UsageError(f"--estimated-duration: {exc}") from None
+    description = scaffold.checked_description(title, risk_level, estimated_duration)
     folder = settings.migrations_dir
     folder.mkdir(parents=True, exist_ok=True)
     existing = load_project(settings).migrations if depends_on else ()
-    names = {m.version: m.name for m in existing} | {m.name: m.name for m in existing}
-    for dep in depends_on:
-        if dep not in names:
-            raise UsageError(f"--depends-on {dep}: no such migration in {folder}")
+    dependencies = scaffold.dependency_names(existing, depends_on, folder)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    version = f"{moment:%Y%m%d%H%M%S}"
-    if any(p.name.startswith(version + "_") for p in folder.glob("*.sql")):
-        raise UsageError(
-            f"a migration with version {version} already exists in {folder}",
-            hint="wait a second and run create again",
-        )
+    version = scaffold.free_version(folder, moment)
     forward_name, rollback_name = migration_file_names(version, description)
     forward, rollback = folder / forward_name, folder / rollback_name
     title_text = title.strip()
     title_text = title_text[:1].upper() + title_text[1:]
-    texts = {
-        forward: migration_text(
-            version,
-            description,
-            title_text,
-            moment,
-            zero_downtime=zero_downtime,
-            estimated_duration=estimated_duration,
-            risk_level=risk_level,
-            dependencies=[names[d] for d in depends_on],
-        ),
-        rollback: rollback_text(version, description, title_text, moment),
-    }
-    written: list[Path] = []
-    try:
-        for path, text in texts.items():
-            with path.open("x", encoding="utf-8") as fh:  # "x": refuse to overwrite
-                fh.write(text)
-            written.append(path)
-    except FileExistsError as exc:
-        for path in written:
-            path.unlink()
-        raise UsageError(f"{exc.filename} already exists; nothing was written") from None
+    scaffold.write_new(
+        {
+            forward: scaffold.migration_text(
+                version,
+                description,
+                title_text,
+                moment,
+                zero_downtime=zero_downtime,
+                estimated_duration=estimated_duration,
+                risk_level=risk_level,
+                dependencies=dependencies,
+            ),
+            rollback: scaffold.rollback_text(version, description, title_text, moment),
+        }
+    )
     return forward, rollback
 
 
@@ -455,15 +426,8 @@ def validate(
 
     loaded = read_project(settings)
     findings = problem_findings(loaded.problems)
-    # The loader's own warnings (no rollback, unknown @key) are rules of their own here.
-    findings += problem_findings(
-        (
-            w
-            for w in loaded.warnings
-            if not w.message.startswith(("no rollback file", "unknown annotation"))
-        ),
-        severity="warning",
-    )
+    # Loader warnings that a lint rule reports too (no rollback, unknown @key) come from it.
+    findings += problem_findings((w for w in loaded.warnings if w.rule is None), severity="warning")
     url = database_url(settings, start_embedded=False)
     checked = url is not None
     if url is not None:
@@ -496,14 +460,13 @@ def _drift_findings(
     settings: Settings, url: str, migrations: Sequence[Migration]
 ) -> tuple[int, list[Finding]]:
     """The server's major version, and applied migrations whose file changed or is gone."""
-    from pgshift.db.connect import connect
-    from pgshift.db.store import PostgresHistoryStore
+    from pgshift.db.target import Target
     from pgshift.lint.finding import Finding
     from pgshift.plan import DRIFTED, MISSING, migration_states
 
-    with connect(url, purpose="validate") as conn:
-        major = conn.info.server_version // 10000
-        history = PostgresHistoryStore(settings.schema).read(conn)
+    with Target.from_settings(settings, url, purpose="validate") as target:
+        major = target.facts.major
+        history = target.read_history()
     findings: list[Finding] = []
     for row in migration_states(migrations, history):
         if row.state == DRIFTED and row.migration is not None:

@@ -16,6 +16,9 @@ class Problem:
     line: int
     message: str
     column: int = 0
+    # The lint rule that reports the same thing, when one does (e.g. "missing-rollback"), so a
+    # caller tells problems apart by what they are, never by their wording.
+    rule: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"

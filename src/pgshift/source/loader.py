@@ -110,6 +110,7 @@ def _read_file(
                 unknown.line,
                 f"unknown annotation @{unknown.key} is ignored"
                 f" (known: {', '.join('@' + k for k in ANNOTATION_KEYS)})",
+                rule="unknown-annotation",
             )
         )
     _check_header_names(path, name, header, problems)
@@ -253,7 +254,12 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         if version not in paired:
             rollback_name = f"{item.path.stem}_rollback.sql"
             warnings.append(
-                Problem(str(item.path), 1, f"no rollback file: expected {rollback_name} beside it")
+                Problem(
+                    str(item.path),
+                    1,
+                    f"no rollback file: expected {rollback_name} beside it",
+                    rule="missing-rollback",
+                )
             )
 
     try:
