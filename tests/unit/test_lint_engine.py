@@ -50,3 +50,32 @@ def test_constraints_added_and_validated() -> None:
     learn("ALTER TABLE t VALIDATE CONSTRAINT nn, VALIDATE CONSTRAINT other;", project)
     assert project.pending_not_null == {}
     assert [column for _, column in project.validated_not_null] == ["c", "b"]
+
+
+def test_linting_only_some_migrations_still_learns_from_the_others() -> None:
+    """`up` lints only its planned files; an applied one's validated check still counts."""
+    from pathlib import Path
+
+    from pgshift.lint.engine import Linter
+    from pgshift.model import Header, Migration
+
+    def migration(version: str, sql: str) -> Migration:
+        statements, _ = split_statements(sql, f"{version}.sql")
+        path = Path(f"/m/{version}_m.sql")
+        return Migration(version, "m", path, sql, version, Header(), statements, None)
+
+    earlier = migration(
+        "20250101000000",
+        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\n"
+        "ALTER TABLE users VALIDATE CONSTRAINT email_nn;\n"
+        "DROP TABLE old;\n",
+    )
+    planned = migration("20250102000000", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n")
+    linter = Linter(16)
+    everything = linter.lint_migrations([earlier, planned])
+    assert any(f.file == str(earlier.path) for f in everything)  # the drop is a finding
+    only = linter.lint_migrations([earlier, planned], only={planned.version})
+    assert [f for f in only if f.file == str(earlier.path)] == []  # not linted again
+    assert [f.code for f in only if f.code == "set-not-null"] == []  # the check still counts
+    alone = linter.lint_migrations([planned], only={planned.version})
+    assert [f.code for f in alone if f.code == "set-not-null"] == ["set-not-null"]

@@ -7,7 +7,7 @@ author vouched for (``-- pgshift-ignore: code``) does not break ``@zero-downtime
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from pglast.parser import ParseError, parse_sql_json
 
@@ -107,13 +107,40 @@ class Linter:
 
     # -- a project -----------------------------------------------------------------------------
 
+    def learn_file(
+        self,
+        text: str,
+        file: str,
+        header: Header,
+        statements: Sequence[Statement],
+        project: ProjectState,
+    ) -> None:
+        """What a file teaches later files (tables it made, constraints it validated), unlinted.
+
+        `up` judges only the files it is about to apply; the applied ones before them still
+        count for what they did, but checking them again would cost most of a deploy's time.
+        """
+        ctx = LintContext(file, text, pg_major=self.pg_major, project=project)
+        for stmt in _statements_with_trees(text, statements):
+            _learn(stmt, ctx)
+
     def lint_migrations(
-        self, migrations: Iterable[Migration], bad_files: frozenset[str] = frozenset()
+        self,
+        migrations: Iterable[Migration],
+        bad_files: frozenset[str] = frozenset(),
+        *,
+        only: Collection[str] | None = None,
     ) -> list[Finding]:
-        """Lint migrations (and their rollbacks) in plan order, sharing what earlier ones did."""
+        """Lint migrations (and their rollbacks) in plan order, sharing what earlier ones did.
+
+        ``only``: the versions to lint; the others are only learned from (learn_file).
+        """
         project = ProjectState()
         findings: list[Finding] = []
         for m in migrations:
+            if only is not None and m.version not in only:
+                self.learn_file(m.text, str(m.path), m.header, m.statements, project)
+                continue
             findings.extend(
                 self.lint_file(
                     m.text,
