@@ -371,15 +371,17 @@ def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_g
     (folder / f"{V3}_three.sql").unlink()  # both files of the newest one are gone,
     (folder / f"{V3}_three_rollback.sql").unlink()
     (folder / f"{V2}_two_rollback.sql").unlink()  # and only the rollback file of the one before
-    outcome = pgshift.rollback(settings, count=2, skip_backup=True)
-    checks = {c.name: c for c in outcome.prepared.checks}
+    project_files = pgshift.load_project(settings)
+    with pgshift.connect(settings) as target:
+        plan = pgshift.plan_rollback(project_files, target, count=2)
+        result = pgshift.rollback(plan, target, backup=False)
+    checks = {c.name: c for c in plan.checks}
     assert checks["rollback-files"].status == WARNING
     assert checks["rollback-files"].detail == (
         f"{V3}_three: its files are gone, {STORED_ROLLBACK};"
         f" {V2}_two: its rollback file is gone, {STORED_ROLLBACK}"
     )
-    assert outcome.result is not None
-    assert [(s.version, s.status) for s in outcome.result.steps] == [
+    assert [(s.version, s.status) for s in result.steps] == [
         (V3, "reverted"),
         (V2, "reverted"),
     ]
