@@ -407,6 +407,7 @@ def _emergency_json(result: EmergencyResult) -> dict[str, Any]:
         "restored": result.restored.manifest.id if result.restored else None,
         "failure": result.failure,
         "verified": True,
+        "schema_verified": result.mode == "restored" or result.plan.backup_is_the_goal,
     }
 
 

@@ -316,14 +316,21 @@ class EmergencyPlan:
     checks: tuple[RollbackCheck, ...]
     backup: Manifest | None  # the backup taken before that run, if any
     migrations: tuple[Migration, ...] = field(repr=False)
-    #: Half-reverted migrations of older runs, finished too: the backup before the run still
-    #: holds their schema, so it proves the state only once restored, not after the revert.
+    #: Half-reverted migrations of older runs, finished too (the revert is what they need).
     finishing: tuple[str, ...] = ()
 
     @property
     def blockers(self) -> tuple[RollbackCheck, ...]:
         """Failed checks: the rollback files cannot be used, only the backup can."""
         return tuple(c for c in self.checks if c.status == ERROR)
+
+    @property
+    def backup_is_the_goal(self) -> bool:
+        """The backup before the run has exactly the versions the revert leaves applied, so its
+        inventory is the schema to expect. Not so once a migration of an older run was reverted
+        since (a finished half-revert, a rollback past the run): the backup still holds its
+        schema, which is rightly gone, and only versions and progress can be checked."""
+        return self.backup is not None and tuple(sorted(self.backup.versions)) == self.expected
 
     @property
     def stuck(self) -> bool:
@@ -386,15 +393,14 @@ def verify_state(target: Target, ep: EmergencyPlan, *, restored: bool = False) -
 
     Checks the applied versions, that nothing planned is left half-way (a half-reverted
     migration included), and every table, column, index, constraint, view, function and type
-    against the backup taken before the run, when it holds the state aimed for: always once
-    ``restored``; after a revert only when no older half-revert was finished (the backup still
-    has that migration's schema, which the revert rightly removed).
+    against the backup taken before the run when it holds the state aimed for: always once
+    ``restored``, else when ``ep.backup_is_the_goal``.
     """
     from pgshift.db.inventory import inventory, quote_ident
     from pgshift.ops.manifest import compare_inventories
 
     history = target.read_history()
-    reference = ep.backup if restored or not ep.finishing else None
+    reference = ep.backup if restored or ep.backup_is_the_goal else None
     problems: list[str] = []
     applied = tuple(sorted(history.applied_versions()))
     wanted = ep.backup.versions if restored and ep.backup is not None else ep.expected
