@@ -6,7 +6,7 @@ pglast, rich) are imported inside the functions that need them, so `import pgshi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,11 +34,21 @@ if TYPE_CHECKING:
     )
     from pgshift.history import AppliedMigration, History, Progress
     from pgshift.lint.finding import Finding
-    from pgshift.model import Migration
+    from pgshift.model import Migration, SchemaObject
     from pgshift.ops.apply import RunResult, StepResult
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.health import Check, HealthReport
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.rollback import (
+        DryRunReport,
+        EmergencyPlan,
+        EmergencyResult,
+        RestorePlan,
+        SimulatedStep,
+        Simulation,
+        StatementPreview,
+        StepPreview,
+    )
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
     from pgshift.serve import HealthServer
@@ -50,6 +60,9 @@ _TYPES = {
     "BackupProgress": "pgshift.events",
     "BackupTaken": "pgshift.events",
     "Check": "pgshift.ops.health",
+    "DryRunReport": "pgshift.ops.rollback",
+    "EmergencyPlan": "pgshift.ops.rollback",
+    "EmergencyResult": "pgshift.ops.rollback",
     "Event": "pgshift.events",
     "Finding": "pgshift.lint.finding",
     "HealthReport": "pgshift.ops.health",
@@ -61,15 +74,21 @@ _TYPES = {
     "Plan": "pgshift.plan",
     "Progress": "pgshift.history",
     "Project": "pgshift.project_files",
+    "RestorePlan": "pgshift.ops.rollback",
     "RestoreResult": "pgshift.ops.backup",
     "RollbackCheck": "pgshift.plan",
     "RunFinished": "pgshift.events",
     "RunResult": "pgshift.ops.apply",
     "RunStarted": "pgshift.events",
+    "SchemaObject": "pgshift.model",
     "ServerFacts": "pgshift.db.target",
+    "SimulatedStep": "pgshift.ops.rollback",
+    "Simulation": "pgshift.ops.rollback",
+    "StatementPreview": "pgshift.ops.rollback",
     "Step": "pgshift.plan",
     "StepApplied": "pgshift.events",
     "StepFailed": "pgshift.events",
+    "StepPreview": "pgshift.ops.rollback",
     "StepResult": "pgshift.ops.apply",
     "StepSkipped": "pgshift.events",
     "StepStarted": "pgshift.events",
@@ -92,6 +111,9 @@ __all__ = [
     "BackupProgress",
     "BackupTaken",
     "Check",
+    "DryRunReport",
+    "EmergencyPlan",
+    "EmergencyResult",
     "Event",
     "Finding",
     "HealthReport",
@@ -104,17 +126,23 @@ __all__ = [
     "Plan",
     "Progress",
     "Project",
+    "RestorePlan",
     "RestoreResult",
     "RollbackCheck",
     "RunFinished",
     "RunResult",
     "RunStarted",
+    "SchemaObject",
     "ServerFacts",
     "Settings",
+    "SimulatedStep",
+    "Simulation",
+    "StatementPreview",
     "StatusReport",
     "Step",
     "StepApplied",
     "StepFailed",
+    "StepPreview",
     "StepResult",
     "StepSkipped",
     "StepStarted",
@@ -130,8 +158,11 @@ __all__ = [
     "list_backups",
     "load_project",
     "load_settings",
+    "plan_emergency",
+    "plan_restore",
     "plan_rollback",
     "plan_up",
+    "preview_rollback",
     "read_history",
     "restore",
     "rollback",
@@ -144,10 +175,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def load_project(settings: Settings) -> Project:
-    """The project's migrations in plan order; any file problem raises InputError (exit 2)."""
-    from pgshift.project_files import Project, load_migrations
+def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
+    """The project's migrations in plan order; any file problem raises InputError (exit 2).
 
+    ``allow_problems`` keeps the problems in ``Project.problems`` instead, for the rollback
+    planners, which refuse only the problems of the files they would run.
+    """
+    from pgshift.project_files import Project, load_migrations, read_project
+
+    if allow_problems:
+        read = read_project(settings)
+        return Project(settings, read.migrations, read.problems)
     return Project(settings, load_migrations(settings))
 
 
@@ -527,19 +565,24 @@ def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[
 # -- backups and rollbacks (issue 3) ---------------------------------------------------------------
 
 
-def backup(
-    settings: Settings,
-    *,
-    reason: str = "manual",
-    progress: Callable[[BackupProgress], None] | None = None,
-) -> Manifest:
-    """Take a backup of the target now (`pgshift backup`), whatever DB_BACKUP_ENABLED says."""
+def backup(settings: Settings, *, reason: str = "manual", on_event: Emit | None = None) -> Manifest:
+    """Take a backup of the target now (`pgshift backup`), whatever DB_BACKUP_ENABLED says.
+
+    Progress arrives through ``on_event`` as BackupProgress events, then one BackupTaken,
+    the same events `apply` reports for the backup it takes.
+    """
+    from pgshift import events
     from pgshift.ops.backup import backup_for
 
+    emit = on_event or events.ignore
     with connect(settings, purpose="backup") as target:
-        manifest, _ = backup_for(
-            settings, target, reason=reason, progress=progress or (lambda _: None)
+        manifest, _ = backup_for(settings, target, reason=reason, progress=emit)
+    emit(
+        events.BackupTaken(
+            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
+            len(manifest.versions),
         )
+    )  # fmt: skip
     return manifest
 
 
@@ -550,115 +593,139 @@ def list_backups(settings: Settings) -> list[Manifest]:
     return listed(settings.backup_dir)
 
 
-def restore(
-    settings: Settings,
-    backup_id: str,
-    *,
-    skip_backup: bool = False,
-    confirm: Callable[[Manifest, tuple[Any, ...], str], bool] | None = None,
-    progress: Callable[[BackupProgress], None] | None = None,
-    on_backup: Callable[[Manifest], None] | None = None,
-) -> RestoreResult:
-    """Verify a backup's SHA-256 and restore it into the target in one transaction.
-
-    ``confirm`` sees the manifest, the objects newer than the backup that the restore drops,
-    and the target database's name; a safety backup is taken first unless skipped.
+def plan_restore(target: Target, backup_id: str) -> RestorePlan:
+    """What `rollback restore` would do: the backup, its checksum verified, and the objects
+    newer than it that restoring drops. Reads, never writes; a backup of another database is
+    refused (UsageError, exit 2), a corrupt one too (BackupError, exit 7).
     """
+    from pgshift.ops.rollback import plan_restore as planned
+
+    return planned(target, backup_id)
+
+
+def restore(
+    plan: RestorePlan, target: Target, *, on_event: Emit | None = None, backup: bool = True
+) -> RestoreResult:
+    """Restore ``plan``'s backup into ``target`` in one transaction, under the runner lock.
+
+    Refuses (LockBusy, exit 3) while another run holds the lock, before anything; then takes
+    a safety backup (unless ``backup`` is False or DB_BACKUP_ENABLED=false). Backup and
+    restore progress arrive through ``on_event``.
+    """
+    from pgshift import events
     from pgshift.ops.rollback import run_restore
 
-    return run_restore(
-        settings,
-        database_url(settings),
-        backup_id,
-        skip_backup=skip_backup,
-        confirm=confirm,
-        progress=progress or (lambda _: None),
-        on_backup=on_backup,
-    )
+    return run_restore(plan, target, emit=on_event or events.ignore, backup=backup)
 
 
 def plan_rollback(
-    settings: Settings,
+    project: Project, target: Target, *, count: int | None = None, to_version: str | None = None
+) -> Plan:
+    """What `rollback safe` (the last ``count``, default 1) or `to-version` would revert.
+
+    A Plan of kind "revert", newest first, with ``checks`` filled (rollback files, checksums,
+    dependencies, half-applied steps) so they can be shown before confirming. Refuses
+    (UsageError, exit 2, nothing changed) when a check is an error: a rollback file is missing
+    or does not parse, or a migration that stays applied depends on one being reverted. Only
+    problems of the files it would run count (load the project with ``allow_problems``).
+    """
+    from pgshift import plan as planning
+
+    return planning.plan_rollback(
+        project.migrations,
+        target.read_history(),
+        count=count,
+        to_version=to_version,
+        problems=project.problems,
+    )
+
+
+def rollback(
+    plan: Plan, target: Target, *, on_event: Emit | None = None, backup: bool = True
+) -> RunResult:
+    """Run a revert plan from ``plan_rollback``: `apply`, plus a refusal that comes first.
+
+    `apply` runs a revert plan as well (with a "before-rollback" backup); this adds what a
+    rollback owes someone already in trouble: while another run holds the migration lock it
+    refuses at once (LockBusy, exit 3) instead of taking a backup that would queue behind that
+    run's locks. Refuses a plan that is not a revert plan (UsageError, exit 2).
+    """
+    from pgshift.errors import UsageError
+    from pgshift.ops.apply import RunResult
+    from pgshift.ops.rollback import refuse_if_locked
+    from pgshift.plan import REVERT
+
+    if plan.kind != REVERT:
+        raise UsageError(f"pgshift.rollback runs a revert plan, not an {plan.kind!r} plan")
+    if not plan.steps:
+        return RunResult("", ())
+    refuse_if_locked(target)
+    return apply(plan, target, on_event=on_event, backup=backup)
+
+
+def preview_rollback(
+    project: Project,
+    target: Target,
     *,
     count: int | None = None,
     to_version: str | None = None,
     simulate: bool = False,
     scratch_url: str | None = None,
-) -> Any:
-    """What a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
+) -> DryRunReport:
+    """Everything a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
 
-    Never changes the target; ``simulate`` runs the rollback on a scratch database holding a
-    copy of the target's schema (the embedded server, or ``scratch_url``).
+    Never changes the target and never refuses over a failed check: the report shows it
+    (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
+    the target's schema and history (``scratch_url``'s server, else the embedded one).
     """
+    from pgshift import plan as planning
     from pgshift.ops.rollback import dry_run
 
-    return dry_run(
-        settings,
-        database_url(settings),
+    plan = planning.revert_plan(
+        project.migrations,
+        target.read_history(),
         count=count,
         to_version=to_version,
-        simulate=simulate,
-        scratch_url=scratch_url,
+        problems=project.problems,
     )
+    return dry_run(plan, target, simulate=simulate, scratch_url=scratch_url)
 
 
-def rollback(
-    settings: Settings,
-    *,
-    count: int | None = None,
-    to_version: str | None = None,
-    skip_backup: bool = False,
-    confirm: Callable[[Any], bool] | None = None,
-    emit: Emit | None = None,
-    progress: Callable[[BackupProgress], None] | None = None,
-    on_backup: Callable[[Manifest], None] | None = None,
-) -> Any:
-    """Revert the last ``count`` applied migrations, or all newer than ``to_version``.
+def plan_emergency(project: Project, target: Target) -> EmergencyPlan:
+    """What `rollback emergency` would do to get back to the state before the last `up` run.
 
-    Refuses (exit 2, nothing changed) when a rollback file is missing or does not parse or a
-    migration that stays applied depends on one being reverted; takes a backup first.
+    Its migrations, any half-applied one and any half-reverted one (whichever run applied it)
+    to revert, the checks of their rollback files, and the backup taken before that run to
+    fall back to. Reads, never writes.
     """
-    from pgshift import events
-    from pgshift.ops.rollback import run_rollback
+    from pgshift.ops.rollback import plan_emergency as planned
 
-    return run_rollback(
-        settings,
-        database_url(settings),
-        count=count,
-        to_version=to_version,
-        skip_backup=skip_backup,
-        confirm=confirm,
-        emit=emit or events.ignore,
-        progress=progress or (lambda _: None),
-        on_backup=on_backup,
-    )
+    return planned(project.migrations, project.problems, target)
 
 
 def rollback_emergency(
-    settings: Settings,
+    plan: EmergencyPlan,
+    target: Target,
     *,
-    skip_backup: bool = False,
-    confirm: Callable[[Any], bool] | None = None,
-    confirm_restore: Callable[[Manifest, str], bool] | None = None,
-    emit: Emit | None = None,
-    progress: Callable[[BackupProgress], None] | None = None,
-    on_backup: Callable[[Manifest], None] | None = None,
-) -> Any:
-    """Return to the state before the most recent `up` run, and prove it (`rollback emergency`).
+    on_event: Emit | None = None,
+    backup: bool = True,
+    restore_confirmed: bool = False,
+) -> EmergencyResult:
+    """Carry out ``plan`` and prove the database is back (`rollback emergency`).
 
-    Reverts that run's migrations and any half-applied one; restores the backup taken before
-    the run when a rollback file is missing, broken or fails.
+    Reverts with the rollback files after a safety backup; when a rollback file is missing,
+    broken or fails, restores the backup taken before the run, only if ``restore_confirmed``
+    (rows written since are lost): otherwise the error goes up with the partial RunResult.
+    Success only once the database was read back: applied versions, nothing half-way, and
+    the schema compared with that backup. Progress arrives through ``on_event``.
     """
     from pgshift import events
     from pgshift.ops.rollback import run_emergency
 
     return run_emergency(
-        settings,
-        database_url(settings),
-        skip_backup=skip_backup,
-        confirm=confirm,
-        confirm_restore=confirm_restore,
-        emit=emit or events.ignore,
-        progress=progress or (lambda _: None),
-        on_backup=on_backup,
+        plan,
+        target,
+        emit=on_event or events.ignore,
+        backup=backup,
+        restore_confirmed=restore_confirmed,
     )

@@ -593,6 +593,27 @@ def plan_revert(migrations: Sequence[Migration], history: History, versions: Seq
     return Plan(tuple(steps), REVERT, selection=tuple(versions), migrations=tuple(migrations))
 
 
+def revert_plan(
+    migrations: Sequence[Migration],
+    history: History,
+    *,
+    count: int | None = None,
+    to_version: str | None = None,
+    problems: Sequence[Problem] = (),
+) -> Plan:
+    """The revert plan for `rollback safe` / `to-version` with every check's result, refusing
+    nothing: `rollback dry-run` shows a plan whose checks failed, and why.
+
+    Raises UsageError only for a selection that makes no sense (more than is applied, an
+    unknown version), as `rollback_selection` does.
+    """
+    versions = rollback_selection(history, count=count, to_version=to_version)
+    deps = {m.version: m.dependencies for m in migrations}
+    versions = tuple(dependents_first(versions, deps))
+    checks = check_rollback(migrations, history, versions, problems)
+    return replace(plan_revert(migrations, history, versions), checks=checks)
+
+
 def plan_rollback(
     migrations: Sequence[Migration],
     history: History,
@@ -603,11 +624,34 @@ def plan_rollback(
 ) -> Plan:
     """Revert steps for `rollback safe` / `to-version`, after every check has passed.
 
-    Raises UsageError (nothing changed) when a check fails: a rollback file is missing or does
-    not parse, or a migration that stays applied depends on one being reverted.
+    The plan carries its checks (``Plan.checks``) so that the caller can show them before
+    confirming. Raises UsageError (nothing changed) when a check fails: a rollback file is
+    missing or does not parse, or a migration that stays applied depends on one being reverted.
     """
-    versions = rollback_selection(history, count=count, to_version=to_version)
+    plan = revert_plan(migrations, history, count=count, to_version=to_version, problems=problems)
+    refuse_on_errors(plan.checks)
+    return plan
+
+
+def emergency_selection(
+    migrations: Sequence[Migration], history: History, run_id: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What `rollback emergency` reverts to undo run ``run_id``, and what stays applied.
+
+    Reverted: migrations left half-applied (forwards), that run's applied migrations, and every
+    half-reverted one, whichever run applied it. A half-revert can only start after the last
+    `up` (`up` refuses while one exists), so it belongs to the trouble being undone; it cannot
+    be kept applied over a half-dropped schema, and only its rollback file finishes it (issue
+    8). In dependency order, newest first. Stays applied: everything else.
+    """
+    applied = history.applied_versions()
+    by_order = sorted(history.applied, key=_apply_order, reverse=True)
+    from_run = [a.version for a in by_order if run_id is not None and a.run_id == run_id]
+    half_applied = sorted(
+        (p.version for p in history.in_progress if p.version not in applied), reverse=True
+    )
+    half_reverted = [v for v in half_reverted_versions(history) if v not in from_run]
     deps = {m.version: m.dependencies for m in migrations}
-    versions = tuple(dependents_first(versions, deps))
-    refuse_on_errors(check_rollback(migrations, history, versions, problems))
-    return plan_revert(migrations, history, versions)
+    versions = tuple(dependents_first([*half_applied, *from_run, *half_reverted], deps))
+    expected = tuple(sorted(set(applied) - set(versions)))
+    return versions, expected

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgshift.config import Settings
+from pgshift.errors import Problem
 from pgshift.model import Migration
 from pgshift.source.loader import LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
@@ -42,10 +43,14 @@ class Project:
     """A project as read for a command: its settings and every migration in plan order.
 
     Loaded once and planned against any number of targets (a fleet plans per target).
+    ``problems`` are the files that could not be read: empty unless loaded for a rollback,
+    which must still get back to a good state past a broken new file (only the problems in
+    the files it runs count against it).
     """
 
     settings: Settings
     migrations: tuple[Migration, ...]
+    problems: tuple[Problem, ...] = ()
 
     @property
     def versions(self) -> tuple[str, ...]:

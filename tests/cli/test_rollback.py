@@ -90,3 +90,51 @@ def test_facade_verbs_stay_callable_after_their_modules_are_imported() -> None:
     assert {"backup", "list_backups", "restore", "plan_rollback", "rollback"} <= set(
         pgshift.__all__
     )
+
+
+ROLLBACK_FACADE = (
+    "backup",
+    "list_backups",
+    "plan_restore",
+    "restore",
+    "plan_rollback",
+    "rollback",
+    "preview_rollback",
+    "plan_emergency",
+    "rollback_emergency",
+)
+
+
+def test_the_rollback_facade_is_typed_without_any_or_callbacks() -> None:
+    """Principle 4: every result type exported and typed; events, not callbacks."""
+    import inspect
+
+    import pgshift
+
+    for name in ROLLBACK_FACADE:
+        assert name in pgshift.__all__, name
+        signature = inspect.signature(getattr(pgshift, name))
+        annotations = [str(p.annotation) for p in signature.parameters.values()]
+        annotations.append(str(signature.return_annotation))
+        for text in annotations:
+            assert "Any" not in text and "Callable" not in text, (name, text)
+        assert signature.return_annotation is not inspect.Signature.empty, name
+    for name in (
+        "DryRunReport", "EmergencyPlan", "EmergencyResult", "Manifest", "Plan", "RestorePlan",
+        "RestoreResult", "RollbackCheck", "RunResult", "SchemaObject", "Simulation",
+        "SimulatedStep", "StatementPreview", "StepPreview",
+    ):  # fmt: skip
+        assert name in pgshift.__all__, name
+        assert isinstance(getattr(pgshift, name), type), name
+
+
+def test_rollback_safe_json_is_one_document_when_nothing_is_left_to_revert(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(ONE)
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    result = run_cli(capsys, project, db_url, "rollback", "to-version", V1, "--yes", "--json")
+    assert result.code == 0, result.err
+    assert result.json() == {"run_id": None, "steps": [], "backup_id": None}
+    refused = run_cli(capsys, project, db_url, "rollback", "to-version", "nope", "--json")
+    assert refused.code == 2 and "not applied" in refused.err

@@ -167,3 +167,41 @@ def test_killed_rollback_is_half_reverted_everywhere_until_rollback_safe_finishe
     assert query(db_url, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 't%%_v_idx'") == [
         (3,)
     ]
+
+
+def test_emergency_finishes_a_half_revert_of_a_migration_from_an_older_run(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run A applied V1 and V2, run B (the last `up`) V3; a rollback then reverted V3 and was
+    killed half-way through V2's rollback file. Emergency must finish V2, not call the
+    database "back" with V2's index gone, and prove it without the backup before run B (which
+    still holds V2's index)."""
+    import pgshift
+    from pgshift.config import load_settings
+
+    project = _project(make_project)
+    assert run_cli(capsys, project, db_url, "up", "--target", V2, "--yes").code == 0
+    assert run_cli(capsys, project, db_url, "up", "--yes").code == 0
+    _kill_rollback_half_way(project, db_url)
+    assert applied_versions(db_url) == [V1, V2] and tables(db_url) == {"t1", "t2"}
+
+    settings = load_settings(
+        {"database_url": db_url, "migrations_dir": str(project / "migrations")},
+        env={},
+        cwd=project,
+    )
+    with pgshift.connect(settings, purpose="rollback") as target:
+        ep = pgshift.plan_emergency(pgshift.load_project(settings), target)
+    assert ep.versions == (V2,) and ep.finishing == (V2,) and ep.expected == (V1,)
+    assert ep.backup is not None and V3 not in ep.backup.versions  # the one before run B
+
+    result = run_cli(capsys, project, db_url, "rollback", "emergency", "--yes", "--json")
+    assert result.code == 0, result.out + result.err
+    data = result.json()
+    assert data["mode"] == "reverted" and data["verified"] is True
+    assert data["schema_verified"] is False  # the backup before run B still has V2's schema
+    assert [(s["version"], s["status"]) for s in data["steps"]] == [(V2, "reverted")]
+    assert applied_versions(db_url) == [V1] and tables(db_url) == {"t1"}
+    assert query(db_url, "SELECT count(*) FROM pgshift.progress") == [(0,)]
+    again = run_cli(capsys, project, db_url, "rollback", "emergency", "--yes")
+    assert again.code == 0 and "already at the state" in again.out, again.out + again.err

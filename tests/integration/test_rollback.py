@@ -11,7 +11,11 @@ from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_text, rollback_text
 from tests.support import applied_versions, count_events, query, run_cli, tables
 
+import pgshift
+from pgshift import events
+from pgshift.config import load_settings
 from pgshift.db.lock import lock_key
+from pgshift.errors import LockBusy, UsageError
 
 V1, V2, V3, V4 = "20250101000000", "20250102000000", "20250103000000", "20250104000000"
 
@@ -244,6 +248,7 @@ def test_emergency_returns_exactly_to_the_state_before_the_last_run(
     assert result.code == 0, result.err
     data = result.json()
     assert data["mode"] == "reverted" and data["verified"] is True
+    assert data["schema_verified"] is True  # compared with the backup taken before the run
     assert [s["version"] for s in data["steps"]] == [V4, V3, V2]
     assert schema_dump(pg_server, db_url, "--schema=public") == before
     assert applied_versions(db_url) == [V1]
@@ -356,8 +361,6 @@ def test_rollback_safe_after_the_newer_files_are_gone_uses_the_stored_sql(
 def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_gone(
     make_project: ProjectMaker, db_url: str
 ) -> None:
-    import pgshift
-    from pgshift.config import load_settings
     from pgshift.plan import STORED_ROLLBACK, WARNING
 
     project = make_project(THREE)
@@ -371,15 +374,17 @@ def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_g
     (folder / f"{V3}_three.sql").unlink()  # both files of the newest one are gone,
     (folder / f"{V3}_three_rollback.sql").unlink()
     (folder / f"{V2}_two_rollback.sql").unlink()  # and only the rollback file of the one before
-    outcome = pgshift.rollback(settings, count=2, skip_backup=True)
-    checks = {c.name: c for c in outcome.prepared.checks}
+    project_files = pgshift.load_project(settings)
+    with pgshift.connect(settings) as target:
+        plan = pgshift.plan_rollback(project_files, target, count=2)
+        result = pgshift.rollback(plan, target, backup=False)
+    checks = {c.name: c for c in plan.checks}
     assert checks["rollback-files"].status == WARNING
     assert checks["rollback-files"].detail == (
         f"{V3}_three: its files are gone, {STORED_ROLLBACK};"
         f" {V2}_two: its rollback file is gone, {STORED_ROLLBACK}"
     )
-    assert outcome.result is not None
-    assert [(s.version, s.status) for s in outcome.result.steps] == [
+    assert [(s.version, s.status) for s in result.steps] == [
         (V3, "reverted"),
         (V2, "reverted"),
     ]
@@ -388,3 +393,189 @@ def test_the_library_rollback_uses_the_stored_sql_for_files_and_rollback_files_g
     assert query(
         db_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"
     ) == [(0,)]
+
+
+# -- the library API: plan, look, then run exactly that plan (like up) ----------------------------
+
+
+def _settings(project: Path, db_url: str) -> pgshift.Settings:
+    return load_settings(
+        {"database_url": db_url, "migrations_dir": str(project / "migrations")},
+        env={},
+        cwd=project,
+    )
+
+
+def test_the_library_plans_a_rollback_then_runs_exactly_it_with_one_event_stream(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    settings = _settings(make_project(THREE), db_url)
+    pgshift.up(settings, backup=False)
+    seen: list[events.Event] = []
+    with pgshift.connect(settings) as target:
+        plan = pgshift.plan_rollback(pgshift.load_project(settings), target, count=2)
+        assert isinstance(plan, pgshift.Plan) and plan.kind == "revert"
+        assert plan.versions == (V3, V2)
+        assert [c.name for c in plan.checks] == ["rollback-files", "checksums", "dependencies"]
+        assert all(isinstance(c, pgshift.RollbackCheck) for c in plan.checks)
+        assert applied_versions(db_url) == [V1, V2, V3]  # planning changes nothing
+        result = pgshift.rollback(plan, target, on_event=seen.append)
+    assert isinstance(result, pgshift.RunResult)
+    assert [(s.version, s.action, s.status) for s in result.steps] == [
+        (V3, "revert", "reverted"),
+        (V2, "revert", "reverted"),
+    ]
+    taken = [e for e in seen if isinstance(e, events.BackupTaken)]
+    assert len(taken) == 1 and taken[0].reason == "before-rollback"
+    assert result.backup_id == taken[0].backup_id
+    assert any(isinstance(e, events.BackupProgress) for e in seen)
+    assert applied_versions(db_url) == [V1]
+
+
+def test_the_library_refuses_a_failed_check_a_held_lock_and_an_up_plan_changing_nothing(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(THREE)
+    settings = _settings(project, db_url)
+    pgshift.up(settings, backup=False)
+    (project / "migrations" / f"{V3}_three_rollback.sql").unlink()
+    query(db_url, "UPDATE pgshift.applied SET rollback_sql = NULL WHERE version = %s", [V3])
+    with pgshift.connect(settings) as target:
+        with pytest.raises(UsageError) as refused:
+            pgshift.plan_rollback(pgshift.load_project(settings), target)
+        assert refused.value.exit_code == 2 and "three_rollback.sql" in refused.value.message
+        with pytest.raises(UsageError):
+            pgshift.rollback(pgshift.plan_up(pgshift.load_project(settings), target), target)
+    make_project(THREE)  # the rollback file is back
+    holder = psycopg.connect(db_url, autocommit=True, application_name="stuck-deploy")
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("pgshift"),))
+        with pgshift.connect(settings) as target:
+            plan = pgshift.plan_rollback(pgshift.load_project(settings), target)
+            with pytest.raises(LockBusy) as busy:
+                pgshift.rollback(plan, target)
+    finally:
+        holder.close()
+    assert busy.value.exit_code == 3 and "stuck-deploy" in busy.value.message
+    assert not (project / ".pgshift" / "backups").exists()  # refused before the backup
+    assert applied_versions(db_url) == [V1, V2, V3]
+
+
+def test_preview_rollback_reports_a_failed_check_instead_of_refusing(
+    make_project: ProjectMaker, db_url: str, pg_server: PgServer
+) -> None:
+    project = make_project(THREE)
+    settings = _settings(project, db_url)
+    pgshift.up(settings, backup=False)
+    with pgshift.connect(settings) as target:
+        report = pgshift.preview_rollback(
+            pgshift.load_project(settings), target, to_version=V1, simulate=True,
+            scratch_url=pg_server.admin_url,
+        )  # fmt: skip
+        assert isinstance(report, pgshift.DryRunReport) and report.ok
+        assert report.versions == (V3, V2) and report.plan.versions == (V3, V2)
+        assert isinstance(report.simulation, pgshift.Simulation)
+        assert [s.status for s in report.simulation.steps] == ["reverted", "reverted"]
+        assert report.steps[0].statements[0].locks == ("ACCESS EXCLUSIVE on one",)
+        (project / "migrations" / f"{V2}_two_rollback.sql").write_text(
+            rollback_text(V2, "two", "DROP TABEL two;")
+        )
+        broken = pgshift.preview_rollback(
+            pgshift.load_project(settings, allow_problems=True), target, count=2, simulate=True
+        )
+    assert not broken.ok and broken.simulation is None  # never simulated past a failed check
+    assert (broken.checks[0].name, broken.checks[0].status) == ("rollback-files", "error")
+    assert applied_versions(db_url) == [V1, V2, V3]
+
+
+def test_rollback_safe_json_prints_one_document_with_the_error_inside(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(
+        {
+            **pair(V1, "one", "CREATE TABLE one (id int);", "DROP TABLE one;"),
+            **pair(V2, "two", "CREATE TABLE two (id int);", "DROP TABLE two;"),
+            **pair(V3, "bad", "CREATE TABLE bad (id int);", "DROP TABLE nope;"),
+        }
+    )
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    # V3's rollback fails: nothing reverted, one document, the error inside it.
+    result = run_cli(capsys, project, db_url, "rollback", "safe", "--count", "2", "--yes", "--json")
+    assert result.code == 1, result.err
+    document = result.json()  # exactly one JSON document on stdout
+    assert document["error"]["exit_code"] == 1 and "nope" in document["error"]["message"]
+    assert [(s["version"], s["status"]) for s in document["steps"]] == [(V3, "failed")]
+    assert document["run_id"] and document["backup_id"]
+    assert 'table "nope" does not exist' in result.err
+    assert applied_versions(db_url) == [V1, V2, V3]
+    # A refusal before anything ran is one document too, and text mode still raises it.
+    query(db_url, "SELECT 1")
+    holder = psycopg.connect(db_url, autocommit=True, application_name="stuck-deploy")
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("pgshift"),))
+        busy = run_cli(capsys, project, db_url, "rollback", "to-version", V1, "--yes", "--json")
+        text = run_cli(capsys, project, db_url, "rollback", "safe", "--yes")
+    finally:
+        holder.close()
+    assert busy.code == 3 and busy.json()["error"]["exit_code"] == 3
+    assert busy.json()["steps"] == [] and "stuck-deploy" in busy.err
+    assert text.code == 3 and "stuck-deploy" in text.err and text.out.count("{") == 0
+    assert applied_versions(db_url) == [V1, V2, V3]
+
+
+def test_the_library_emergency_plans_then_restores_only_when_confirmed(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _apply_v1_then_a_run_that_fails_half_way(make_project, db_url, capsys)
+    (project / "migrations" / f"{V3}_indexed_rollback.sql").write_text(
+        rollback_text(V3, "indexed", "DROP INDX base_flag_idx;")
+    )
+    settings = _settings(project, db_url)
+    with pgshift.connect(settings, purpose="rollback") as target:
+        ep = pgshift.plan_emergency(pgshift.load_project(settings, allow_problems=True), target)
+        assert isinstance(ep, pgshift.EmergencyPlan)
+        assert ep.versions == (V4, V3, V2) and ep.expected == (V1,)
+        assert ep.blockers and ep.backup is not None and ep.backup.reason == "before-up"
+        with pytest.raises(UsageError) as unconfirmed:
+            pgshift.rollback_emergency(ep, target, backup=False)
+        assert "not confirmed" in unconfirmed.value.message
+        assert applied_versions(db_url) == [V1, V2, V3]  # nothing changed
+        seen: list[events.Event] = []
+        result = pgshift.rollback_emergency(
+            ep, target, on_event=seen.append, restore_confirmed=True
+        )
+    assert isinstance(result, pgshift.EmergencyResult)
+    assert result.mode == "restored" and result.restored is not None
+    assert result.restored.manifest.id == ep.backup.id and result.failure
+    assert result.safety_backup is not None
+    assert [e.reason for e in seen if isinstance(e, events.BackupTaken)] == ["before-rollback"]
+    assert any(isinstance(e, events.BackupProgress) and e.phase == "restore" for e in seen)
+    assert applied_versions(db_url) == [V1] and tables(db_url) == {"base"}
+
+
+def test_the_library_restore_plans_then_restores_with_a_safety_backup_first(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(THREE)
+    settings = _settings(project, db_url)
+    pgshift.up(settings, to=V1, backup=False)
+    manual: list[events.Event] = []
+    before = pgshift.backup(settings, on_event=manual.append)
+    assert isinstance(before, pgshift.Manifest) and before.reason == "manual"
+    assert manual[-1] == events.BackupTaken(
+        before.id, "manual", before.size_bytes, before.sha256, 1
+    )
+    assert [m.id for m in pgshift.list_backups(settings)] == [before.id]
+    pgshift.up(settings, backup=False)
+    seen: list[events.Event] = []
+    with pgshift.connect(settings, purpose="restore") as target:
+        plan = pgshift.plan_restore(target, before.id)
+        assert isinstance(plan, pgshift.RestorePlan) and plan.manifest.id == before.id
+        assert {o.identity for o in plan.dropped} >= {"public.two"}
+        assert all(isinstance(o, pgshift.SchemaObject) for o in plan.dropped)
+        assert applied_versions(db_url) == [V1, V2, V3]  # planning changes nothing
+        result = pgshift.restore(plan, target, on_event=seen.append)
+    assert isinstance(result, pgshift.RestoreResult)
+    taken = [e for e in seen if isinstance(e, events.BackupTaken)]
+    assert len(taken) == 1 and result.backup_id == taken[0].backup_id
+    assert applied_versions(db_url) == [V1] and tables(db_url) == {"one"}

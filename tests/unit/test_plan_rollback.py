@@ -14,11 +14,14 @@ from pgshift.model import Header, Migration, RollbackScript
 from pgshift.plan import (
     ERROR,
     OK,
+    REVERT,
     STORED_ROLLBACK,
     WARNING,
     check_rollback,
+    emergency_selection,
     plan_revert,
     plan_rollback,
+    revert_plan,
     rollback_selection,
 )
 from pgshift.source.loader import checksum_text
@@ -337,3 +340,54 @@ def test_rollback_checks_word_for_word() -> None:
         f"{V2}_m000000: applied, but its migration file is gone;"
         f" {V1}_m000000: no rollback file ({V1}_m000000_rollback.sql)",
     )
+
+
+# -- the plan carries its checks; dry-run's plan does not refuse -----------------------------------
+
+
+def test_plan_rollback_returns_a_revert_plan_with_its_checks() -> None:
+    h = history(row(V1, 1), row(V2, 2))
+    plan = plan_rollback([mig(V1), mig(V2)], h)
+    assert (plan.kind, plan.versions, plan.selection) == (REVERT, (V2,), (V2,))
+    assert [(c.name, c.status) for c in plan.checks] == [
+        ("rollback-files", OK),
+        ("checksums", OK),
+        ("dependencies", OK),
+    ]
+
+
+def test_revert_plan_keeps_a_failed_check_where_plan_rollback_refuses() -> None:
+    migrations = [mig(V1), mig(V2, rollback=False)]
+    h = history(row(V1, 1), row(V2, 2))
+    with pytest.raises(UsageError) as refused:
+        plan_rollback(migrations, h)
+    assert refused.value.exit_code == 2 and "nothing was changed" in refused.value.message
+    shown = revert_plan(migrations, h)
+    assert shown.kind == REVERT and shown.selection == (V2,)
+    assert shown.checks[0].name == "rollback-files" and shown.checks[0].status == ERROR
+
+
+# -- emergency: what undoing the last run takes ----------------------------------------------------
+
+
+def run_row(version: str, minute: int, run_id: str) -> AppliedMigration:
+    return replace(row(version, minute), run_id=run_id)
+
+
+def test_emergency_reverts_the_last_runs_migrations_and_a_half_applied_one() -> None:
+    half = Progress(V4, "fw", "p", 1, "b", T0)
+    h = history(run_row(V1, 1, "a"), run_row(V2, 2, "b"), run_row(V3, 3, "b"), progress=(half,))
+    migrations = [mig(v) for v in (V1, V2, V3, V4)]
+    assert emergency_selection(migrations, h, "b") == ((V4, V3, V2), (V1,))
+    assert emergency_selection(migrations, h, None) == ((V4,), (V1, V2, V3))
+
+
+def test_emergency_finishes_a_half_revert_of_an_older_run_than_the_last_up() -> None:
+    # Run "a" applied V1 and V2, run "b" V3; a rollback then reverted V3 and stopped half-way
+    # through V2's rollback file. The last `up` run is "b", whose migrations are all gone.
+    stopped = Progress(V2, "rb", "p", 1, "rollback", T0, action="revert")
+    h = history(run_row(V1, 1, "a"), run_row(V2, 2, "a"), progress=(stopped,))
+    migrations = [mig(v) for v in (V1, V2, V3)]
+    assert emergency_selection(migrations, h, "b") == ((V2,), (V1,))
+    # Half-reverted in the last run itself: reverted once, not twice.
+    assert emergency_selection(migrations, h, "a") == ((V2, V1), ())

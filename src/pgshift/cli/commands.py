@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pgshift
 from pgshift.cli.render import Output, RunRenderer
@@ -16,8 +16,17 @@ from pgshift.plan import MigrationState, Plan
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
+    from pgshift.events import Emit
     from pgshift.lint.finding import Finding
     from pgshift.ops.apply import RunResult
+
+
+class Executes(Protocol):
+    """How a verb runs a confirmed plan: ``pgshift.apply``, or ``pgshift.rollback``."""
+
+    def __call__(
+        self, plan: Plan, target: Target, *, on_event: Emit | None = ..., backup: bool = ...
+    ) -> RunResult: ...
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -138,26 +147,42 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
 
 
 def apply_and_report(
-    out: Output, plan: Plan, target: Target, *, backup: bool, as_json: bool
+    out: Output,
+    plan: Plan,
+    target: Target,
+    *,
+    backup: bool,
+    as_json: bool,
+    execute: Executes | None = None,
 ) -> int:
-    """Run ``plan`` with live progress; with --json, one document, the error inside it."""
-    renderer = RunRenderer(out)
+    """Run ``plan`` with live progress; with --json, one document, the error inside it.
 
+    ``execute`` is the library call that runs it (``pgshift.apply`` unless given), so every
+    verb that runs a plan (`up`, `rollback safe`, `rollback to-version`) reports alike.
+    """
+    renderer = RunRenderer(out)
+    run = execute or pgshift.apply
     try:
-        result = pgshift.apply(plan, target, on_event=renderer, backup=backup)
+        result = run(plan, target, on_event=renderer, backup=backup)
     except PgshiftError as exc:
         renderer.close()
         renderer.backup.done()
         if not as_json:
             raise
-        partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
-        error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
-        out.json({**run_json(partial), "error": error})
-        out.plain_error(exc.message, exc.hint)
-        return exc.exit_code
+        return failure_json(out, exc)
     if as_json:
         out.json(run_json(result))
     return 0
+
+
+def failure_json(out: Output, exc: PgshiftError, **extra: Any) -> int:
+    """--json after a failure: one document, what was done and the error inside it (the
+    error also on stderr, for a person); returns the error's exit code."""
+    partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
+    error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+    out.json({**run_json(partial), **extra, "error": error})
+    out.plain_error(exc.message, exc.hint)
+    return exc.exit_code
 
 
 def run_json(result: RunResult | None) -> dict[str, Any]:

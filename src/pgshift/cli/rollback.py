@@ -2,24 +2,28 @@
 
 They are reached for when something already went wrong, so each one says before it acts what it
 will do, asks on a terminal (`--yes` skips it, no terminal and no `--yes` refuses), and after a
-failure says where the database was left.
+failure says where the database was left. Like `up`, each plans first (a value), shows the plan,
+confirms, then hands exactly that plan to the library; `--json` prints one document, with the
+error inside it when there is one.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pgshift
-from pgshift.cli.commands import settings_from
-from pgshift.cli.render import BackupRenderer, Output, RunRenderer, size_text
+from pgshift.cli.commands import apply_and_report, failure_json, run_json, settings_from
+from pgshift.cli.render import Output, RunRenderer, size_text
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.model import SchemaObject
+    from pgshift.db.target import Target
     from pgshift.ops.manifest import Manifest
-    from pgshift.ops.rollback import DryRunReport, EmergencyPlan, Prepared
+    from pgshift.ops.rollback import DryRunReport, EmergencyPlan, EmergencyResult, RestorePlan
+    from pgshift.plan import Plan, RollbackCheck
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -125,7 +129,7 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
     }
 
 
-def _show_checks(out: Output, checks: Any) -> None:
+def _show_checks(out: Output, checks: Sequence[RollbackCheck]) -> None:
     for check in checks:
         out.line(f"  [{check.status:<7}] {check.name}: {check.detail}")
 
@@ -134,13 +138,11 @@ def _show_checks(out: Output, checks: Any) -> None:
 
 
 def cmd_backup(args: argparse.Namespace, out: Output) -> int:
-    progress = BackupRenderer(out)
-    manifest = pgshift.backup(settings_from(args), progress=progress)
-    progress.done()
+    renderer = RunRenderer(out)  # renders the backup's progress and the "backup taken" line
+    manifest = pgshift.backup(settings_from(args), on_event=renderer)
+    renderer.backup.done()
     if args.json:
         out.json(_manifest_json(manifest))
-    else:
-        backup_line(out, manifest)
     return 0
 
 
@@ -171,43 +173,37 @@ def cmd_list_backups(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace, out: Output) -> int:
-    progress = BackupRenderer(out)
-    taken: list[Manifest] = []
-
-    def confirm(manifest: Manifest, extras: tuple[SchemaObject, ...], database: str) -> bool:
-        out.line(
-            f"backup {manifest.id}: taken {manifest.created_at} ({manifest.reason}),"
-            f" checksum verified, {len(manifest.versions)} migration(s) applied then"
-        )
-        out.line(f"restoring it replaces everything in database {database!r}:")
-        out.line("  rows written since the backup will be lost (a safety backup is taken first)")
-        for obj in extras:
-            out.line(f"  drops {obj.kind} {obj.identity} (created after the backup)")
-        return _confirm(
-            out, args.yes, f"Restore {manifest.id} into {database}?", "refusing to restore"
-        )
-
-    def backed_up(manifest: Manifest) -> None:
-        progress.done()
-        taken.append(manifest)
-        backup_line(out, manifest)
-
-    result = pgshift.restore(
-        settings_from(args),
-        args.backup_id,
-        skip_backup=args.skip_backup,
-        confirm=confirm,
-        progress=progress,
-        on_backup=backed_up,
+def _show_restore(out: Output, plan: RestorePlan) -> None:
+    manifest = plan.manifest
+    out.line(
+        f"backup {manifest.id}: taken {manifest.created_at} ({manifest.reason}),"
+        f" checksum verified, {len(manifest.versions)} migration(s) applied then"
     )
-    progress.done()
+    out.line(f"restoring it replaces everything in database {plan.database!r}:")
+    out.line("  rows written since the backup will be lost (a safety backup is taken first)")
+    for obj in plan.dropped:
+        out.line(f"  drops {obj.kind} {obj.identity} (created after the backup)")
+
+
+def cmd_restore(args: argparse.Namespace, out: Output) -> int:
+    settings = settings_from(args)
+    with pgshift.connect(settings, purpose="restore") as target:
+        plan = pgshift.plan_restore(target, args.backup_id)
+        _show_restore(out, plan)
+        question = f"Restore {plan.manifest.id} into {plan.database}?"
+        if not _confirm(out, args.yes, question, "refusing to restore"):
+            raise UsageError("cancelled: nothing was restored")
+        renderer = RunRenderer(out)
+        try:
+            result = pgshift.restore(plan, target, on_event=renderer, backup=not args.skip_backup)
+        finally:
+            renderer.backup.done()
     if args.json:
         out.json(
             {
                 "run_id": None,
                 "steps": [],
-                "backup_id": taken[0].id if taken else None,
+                "backup_id": result.backup_id,
                 "restored": result.manifest.id,
                 "dropped": [f"{o.kind} {o.identity}" for o in result.dropped],
                 "duration_ms": result.duration_ms,
@@ -224,60 +220,51 @@ def cmd_restore(args: argparse.Namespace, out: Output) -> int:
 # -- safe, to-version ----------------------------------------------------------------------------
 
 
+def _show_rollback(out: Output, plan: Plan, *, backup_wanted: bool) -> None:
+    out.line(f"Rollback plan: {len(plan.steps)} migration(s), newest first")
+    for step in plan.steps:
+        note = f" (resuming after {step.resume.statements_done})" if step.resume else ""
+        out.line(f"  revert {step.migration.name}{note}")
+    _show_checks(out, plan.checks)
+    if backup_wanted:
+        out.line("a backup is taken before reverting (--skip-backup to skip)")
+
+
+def _stopped_line(out: Output, exc: PgshiftError) -> None:
+    """After a failed rollback: what was reverted, and that the rest is still applied."""
+    partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
+    if partial is None or not partial.steps:
+        return
+    done = [s.version for s in partial.steps if s.status == "reverted"]
+    out.line(
+        f"stopped: reverted {', '.join(done) or 'nothing'}; the rest is still applied"
+        " (`pgshift status` shows them)"
+    )
+
+
 def _run(args: argparse.Namespace, out: Output, *, count: int | None, to: str | None) -> int:
-    renderer = RunRenderer(out)
-    progress = BackupRenderer(out)
-    taken: list[Manifest] = []
-
-    def confirm(prepared: Prepared) -> bool:
-        out.line(f"Rollback plan: {len(prepared.plan.steps)} migration(s), newest first")
-        for step in prepared.plan.steps:
-            note = f" (resuming after {step.resume.statements_done})" if step.resume else ""
-            out.line(f"  revert {step.migration.name}{note}")
-        _show_checks(out, prepared.checks)
-        n = len(prepared.plan.steps)
-        return _confirm(out, args.yes, f"Revert {n} migration(s)?", f"refusing to revert {n}")
-
-    def backed_up(manifest: Manifest) -> None:
-        progress.done()
-        taken.append(manifest)
-        backup_line(out, manifest)
-
-    try:
-        outcome = pgshift.rollback(
-            settings_from(args),
-            count=count,
-            to_version=to,
-            skip_backup=args.skip_backup,
-            confirm=confirm,
-            emit=renderer,
-            progress=progress,
-            on_backup=backed_up,
-        )
-    except PgshiftError:
-        renderer.close()
-        progress.done()
-        done = [s["version"] for s in renderer.steps if s["status"] == "reverted"]
-        if renderer.steps:
-            out.line(
-                f"stopped: reverted {', '.join(done) or 'nothing'}; the rest is still applied"
-                " (`pgshift status` shows them)"
+    settings = settings_from(args)
+    project = pgshift.load_project(settings, allow_problems=True)
+    with pgshift.connect(settings, purpose="rollback") as target:
+        plan = pgshift.plan_rollback(project, target, count=count, to_version=to)
+        if not plan.steps:
+            if args.json:
+                out.json(run_json(None))
+            else:
+                out.line("Nothing to revert.")
+            return 0
+        backup = not args.skip_backup
+        _show_rollback(out, plan, backup_wanted=backup and settings.backup_enabled)
+        n = len(plan.steps)
+        if not _confirm(out, args.yes, f"Revert {n} migration(s)?", f"refusing to revert {n}"):
+            raise UsageError("cancelled: nothing was reverted")
+        try:
+            return apply_and_report(
+                out, plan, target, backup=backup, as_json=args.json, execute=pgshift.rollback
             )
-        if args.json and renderer.steps:
-            backup_id = taken[0].id if taken else None
-            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": backup_id})
-        raise
-    renderer.close()
-    backup_id = taken[0].id if taken else None
-    if outcome.result is None:
-        if args.json:
-            out.json({"run_id": None, "steps": [], "backup_id": None})
-        else:
-            out.line("Nothing to revert.")
-        return 0
-    if args.json:
-        out.json({"run_id": outcome.result.run_id, "steps": renderer.steps, "backup_id": backup_id})
-    return 0
+        except PgshiftError as exc:
+            _stopped_line(out, exc)
+            raise
 
 
 def cmd_safe(args: argparse.Namespace, out: Output) -> int:
@@ -337,25 +324,7 @@ def _dry_run_json(report: DryRunReport) -> dict[str, Any]:
     }
 
 
-def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
-    if args.scratch_url and not args.simulate:
-        raise UsageError("--scratch-url only makes sense with --simulate")
-    report = pgshift.plan_rollback(
-        settings_from(args),
-        count=args.count,
-        to_version=args.to_version,
-        simulate=args.simulate,
-        scratch_url=args.scratch_url,
-    )
-    failed_check = any(c.status == "error" for c in report.checks)
-    failed_simulation = report.simulation is not None and not report.simulation.ok
-    code = 2 if failed_check else (1 if failed_simulation else 0)
-    if args.json:
-        out.json(_dry_run_json(report))
-        return code
-    if not report.versions:
-        out.line("Nothing to revert.")
-        return 0
+def _show_dry_run(out: Output, report: DryRunReport) -> None:
     out.line(f"Would revert {len(report.versions)} migration(s), in this order:")
     for i, version in enumerate(report.versions, 1):
         out.line(f"  {i}. {version}")
@@ -375,86 +344,115 @@ def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
             out.line(f"  {s.status:<9}{s.version}{took}{': ' + s.message if s.message else ''}")
         out.line("  result: " + ("the rollback works" if sim.ok else f"FAILED: {sim.error}"))
     out.line("\ndry run: nothing was changed on the target")
+
+
+def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
+    if args.scratch_url and not args.simulate:
+        raise UsageError("--scratch-url only makes sense with --simulate")
+    settings = settings_from(args)
+    project = pgshift.load_project(settings, allow_problems=True)
+    with pgshift.connect(settings, purpose="rollback") as target:
+        report = pgshift.preview_rollback(
+            project,
+            target,
+            count=args.count,
+            to_version=args.to_version,
+            simulate=args.simulate,
+            scratch_url=args.scratch_url,
+        )
+    failed_check = any(c.status == "error" for c in report.checks)
+    failed_simulation = report.simulation is not None and not report.simulation.ok
+    code = 2 if failed_check else (1 if failed_simulation else 0)
+    if args.json:
+        out.json(_dry_run_json(report))
+        return code
+    if not report.versions:
+        out.line("Nothing to revert.")
+        return 0
+    _show_dry_run(out, report)
     return code
 
 
 # -- emergency -----------------------------------------------------------------------------------
 
 
-def cmd_emergency(args: argparse.Namespace, out: Output) -> int:  # noqa: C901
-    renderer = RunRenderer(out)
-    progress = BackupRenderer(out)
-    taken: list[Manifest] = []
-
-    def confirm(ep: EmergencyPlan) -> bool:
-        out.line(f"Emergency: back to the state before run {ep.run_id}")
-        for version in ep.versions:
-            out.line(f"  revert {version}")
-        _show_checks(out, ep.checks)
-        if ep.blockers:
-            assert ep.backup is not None
-            out.line(
-                f"the rollback files cannot be used: restoring backup {ep.backup.id}"
-                f" (taken {ep.backup.created_at}); rows written since then will be lost"
-            )
-        elif ep.backup is not None:
-            out.line(f"if a rollback fails, backup {ep.backup.id} (before that run) is restored")
-        else:
-            out.line("no backup was taken before that run: a failing rollback stops there")
-        return _confirm(out, args.yes, "Go ahead?", "refusing the emergency rollback")
-
-    def confirm_restore(manifest: Manifest, why: str) -> bool:
-        renderer.close()
-        out.line(f"the rollback files were not enough: {why}")
-        return _confirm(
-            out,
-            args.yes,
-            f"Restore backup {manifest.id}? Rows written since {manifest.created_at} are lost.",
-            "refusing to restore the backup",
+def _show_emergency(out: Output, ep: EmergencyPlan) -> None:
+    out.line(f"Emergency: back to the state before run {ep.run_id}")
+    for version in ep.versions:
+        finishing = " (finishing its half-done revert)" if version in ep.finishing else ""
+        out.line(f"  revert {version}{finishing}")
+    _show_checks(out, ep.checks)
+    if ep.blockers:
+        assert ep.backup is not None  # a plan with blockers and no backup is refused unasked
+        out.line(
+            f"the rollback files cannot be used: restoring backup {ep.backup.id}"
+            f" (taken {ep.backup.created_at}); rows written since then will be lost"
         )
-
-    def backed_up(manifest: Manifest) -> None:
-        progress.done()
-        taken.append(manifest)
-        backup_line(out, manifest)
-
-    try:
-        result = pgshift.rollback_emergency(
-            settings_from(args),
-            skip_backup=args.skip_backup,
-            confirm=confirm,
-            confirm_restore=confirm_restore,
-            emit=renderer,
-            progress=progress,
-            on_backup=backed_up,
+    elif ep.backup is not None:
+        out.line(
+            f"if a rollback fails, backup {ep.backup.id} (before that run) is restored;"
+            f" rows written since {ep.backup.created_at} would be lost"
         )
-    except PgshiftError:
-        renderer.close()
-        progress.done()
-        if args.json and renderer.steps:
-            backup_id = taken[0].id if taken else None
-            out.json({"run_id": renderer.run_id, "steps": renderer.steps, "backup_id": backup_id})
-        raise
-    renderer.close()
-    progress.done()
-    restored = result.restored.manifest.id if result.restored else None
-    if args.json:
-        out.json(
-            {
-                "run_id": result.result.run_id if result.result else None,
-                "steps": renderer.steps,
-                "backup_id": taken[0].id if taken else None,
-                "target_run_id": result.plan.run_id,
-                "mode": result.mode,
-                "restored": restored,
-                "verified": True,
-            }
-        )
-        return 0
+    else:
+        out.line("no backup was taken before that run: a failing rollback stops there")
+
+
+def _emergency_json(result: EmergencyResult) -> dict[str, Any]:
+    safety = result.safety_backup
+    return {
+        **run_json(result.result),
+        "backup_id": safety.id if safety else None,
+        "target_run_id": result.plan.run_id,
+        "mode": result.mode,
+        "restored": result.restored.manifest.id if result.restored else None,
+        "failure": result.failure,
+        "verified": True,
+        "schema_verified": result.mode == "restored" or result.plan.backup_is_the_goal,
+    }
+
+
+def _emergency_text(out: Output, result: EmergencyResult) -> None:
+    run_id = result.plan.run_id
     if result.mode == "nothing":
         out.line("The database is already at the state before the last run (verified).")
     elif result.mode == "restored":
-        out.line(f"restored backup {restored}: back at the state before run {result.plan.run_id}")
+        restored = result.restored.manifest.id if result.restored else None
+        out.line(f"restored backup {restored}: back at the state before run {run_id}")
     else:
-        out.line(f"back at the state before run {result.plan.run_id} (verified)")
+        out.line(f"back at the state before run {run_id} (verified)")
+
+
+def _emergency_run(args: argparse.Namespace, out: Output, ep: EmergencyPlan, target: Target) -> int:
+    """Carry out the confirmed plan; the one confirmation covered the fallback to the backup."""
+    renderer = RunRenderer(out)
+    try:
+        result = pgshift.rollback_emergency(
+            ep, target, on_event=renderer, backup=not args.skip_backup, restore_confirmed=True
+        )
+    except PgshiftError as exc:
+        renderer.close()
+        renderer.backup.done()
+        if not args.json:
+            raise
+        return failure_json(out, exc, target_run_id=ep.run_id, verified=False)
+    renderer.close()
+    renderer.backup.done()
+    if result.failure is not None:
+        out.line(f"the rollback files were not enough: {result.failure}")
+    if args.json:
+        out.json(_emergency_json(result))
+    else:
+        _emergency_text(out, result)
     return 0
+
+
+def cmd_emergency(args: argparse.Namespace, out: Output) -> int:
+    settings = settings_from(args)
+    project = pgshift.load_project(settings, allow_problems=True)
+    with pgshift.connect(settings, purpose="rollback") as target:
+        ep = pgshift.plan_emergency(project, target)
+        if ep.versions and not ep.stuck:
+            _show_emergency(out, ep)
+            if not _confirm(out, args.yes, "Go ahead?", "refusing the emergency rollback"):
+                raise UsageError("cancelled: nothing was changed")
+        return _emergency_run(args, out, ep, target)

@@ -83,6 +83,7 @@ class RestoreResult:
     manifest: Manifest
     dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by the restore
     duration_ms: int
+    backup_id: str | None = None  # the safety backup taken just before, if one was
 
 
 # -- taking a backup -------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""Rollback orchestration: safe and to-version reverts, dry runs and simulations, and emergency.
+"""Rollback orchestration on a Target: dry runs and simulations, restores, and emergency.
 
 Why it is shaped this way: these commands are run when something already went wrong, so each
 one checks everything it can (files, dependencies, the lock) before it changes anything, takes a
 backup first, runs the rollback files through the same Runner as `up` (one transaction per file,
 statements PostgreSQL refuses in a transaction run alone with recorded progress), and says
 exactly where it stopped. `emergency` only reports success after reading the database back.
+
+`rollback safe` / `to-version` need nothing of their own here: their plan is pure
+(plan.plan_rollback) and `pgshift.apply` runs it; only the refusal while another run holds the
+lock (refuse_if_locked) is shared. Every function takes the Target the caller opened: the
+connections are the Target's, and only a simulation's scratch database is opened here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,64 +25,41 @@ from pgshift.plan import (
     Plan,
     RollbackCheck,
     check_rollback,
-    dependents_first,
+    emergency_selection,
+    half_reverted_versions,
     plan_revert,
-    refuse_on_errors,
-    rollback_selection,
 )
 from pgshift.source.locks import statement_locks
 
 if TYPE_CHECKING:
-    from pgshift.config import Settings
+    from collections.abc import Sequence
+
     from pgshift.errors import Problem
-    from pgshift.events import BackupProgress
     from pgshift.history import History
     from pgshift.model import Migration, SchemaObject, Statement
-    from pgshift.ops.apply import RunOptions, RunResult
+    from pgshift.ops.apply import Runner, RunOptions, RunResult
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.manifest import Manifest
-
-BackupProgressSink = Callable[["BackupProgress"], None]
-
-
-def _ignore_progress(_: BackupProgress) -> None:
-    """Progress sink for callers that do not show backup progress."""
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
 
 
-def run_options(settings: Settings) -> RunOptions:
+def run_options(target: Target) -> RunOptions:
     from pgshift.ops.apply import RunOptions
 
-    return RunOptions.from_settings(settings)
+    return RunOptions.from_settings(target.settings)
 
 
-def _load(settings: Settings) -> tuple[tuple[Migration, ...], tuple[Problem, ...]]:
-    """The folder's migrations and its problems, without refusing on them.
+def refuse_if_locked(target: Target) -> None:
+    """Fail fast (exit 3) when another runner holds the migration lock, before any backup.
 
-    A rollback only needs the files it runs to be sound; a broken new file elsewhere must not
-    stop anyone from getting back to a good state.
+    The backup comes before the runner waits for the lock, and pg_dump would queue behind the
+    other run's locks and fail as a backup error; this says what is really going on instead.
     """
-    from pgshift.project_files import read_project
-
-    result = read_project(settings)
-    return result.migrations, result.problems
-
-
-def _read_history(settings: Settings, url: str | None) -> History:
-    from pgshift.db.store import read_history
-
-    return read_history(url, settings.schema, purpose="rollback")
-
-
-def refuse_if_locked(settings: Settings, url: str | None) -> None:
-    """Fail fast (exit 3) when another runner holds the migration lock, before any backup."""
-    from pgshift.db.connect import connect
     from pgshift.db.lock import find_holder
 
-    with connect(url, purpose="rollback") as conn:
-        holder = find_holder(conn, settings.schema)
+    holder = find_holder(target.session, target.schema)
     if holder is not None:
         raise LockBusy(
             f"another pgshift run holds the migration lock: {holder.describe()}",
@@ -86,102 +67,23 @@ def refuse_if_locked(settings: Settings, url: str | None) -> None:
         )
 
 
-def backup_before(
-    settings: Settings,
-    target: Target,
-    *,
-    reason: str,
-    skip: bool,
-    run_id: str | None = None,
-    progress: BackupProgressSink = _ignore_progress,
-) -> Manifest | None:
-    """The automatic backup before `up` or a rollback, unless skipped or disabled."""
-    if skip or not settings.backup_enabled:
+def safety_backup(target: Target, run_id: str | None, emit: ev.Emit) -> Manifest | None:
+    """The backup before a rollback or restore, unless DB_BACKUP_ENABLED=false; reported as
+    BackupProgress events and one BackupTaken, like the backup `apply` takes."""
+    if not target.settings.backup_enabled:
         return None
     from pgshift.ops.backup import backup_for
 
-    manifest, _ = backup_for(settings, target, reason=reason, run_id=run_id, progress=progress)
-    return manifest
-
-
-# -- safe and to-version ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A rollback worked out against the folder and the history, not yet run."""
-
-    migrations: tuple[Migration, ...]
-    problems: tuple[Problem, ...]
-    history: History
-    versions: tuple[str, ...]
-    checks: tuple[RollbackCheck, ...]
-    plan: Plan
-
-    @property
-    def ok(self) -> bool:
-        return not any(c.status == ERROR for c in self.checks)
-
-
-def prepare(
-    settings: Settings, url: str | None, *, count: int | None, to_version: str | None
-) -> Prepared:
-    """What `rollback safe` / `to-version` would do, with every check's result; changes nothing."""
-    migrations, problems = _load(settings)
-    history = _read_history(settings, url)
-    selected = rollback_selection(history, count=count, to_version=to_version)
-    deps = {m.version: m.dependencies for m in migrations}
-    versions = tuple(dependents_first(selected, deps))
-    checks = check_rollback(migrations, history, versions, problems)
-    plan = plan_revert(migrations, history, versions) if versions else Plan(())
-    return Prepared(migrations, problems, history, versions, checks, plan)
-
-
-@dataclass(frozen=True)
-class RollbackOutcome:
-    prepared: Prepared
-    backup: Manifest | None
-    result: RunResult | None
-
-
-def run_rollback(
-    settings: Settings,
-    url: str | None,
-    *,
-    count: int | None = None,
-    to_version: str | None = None,
-    skip_backup: bool = False,
-    confirm: Callable[[Prepared], bool] | None = None,
-    emit: ev.Emit = ev.ignore,
-    progress: BackupProgressSink = _ignore_progress,
-    on_backup: Callable[[Manifest], None] | None = None,
-) -> RollbackOutcome:
-    """Revert the selected migrations newest first, after the checks and a backup."""
-    from pgshift.ops.apply import Runner
-    from pgshift.ops.monitor import monitor_for
-
-    prepared = prepare(settings, url, count=count, to_version=to_version)
-    refuse_on_errors(prepared.checks)
-    if not prepared.plan.steps:
-        return RollbackOutcome(prepared, None, None)
-    refuse_if_locked(settings, url)
-    if confirm is not None and not confirm(prepared):
-        raise UsageError("cancelled: nothing was reverted")
-    target = Target.from_settings(settings, url, purpose="rollback")
-    runner = Runner(target, run_options(settings), emit, monitor=monitor_for(settings, emit))
-    manifest = backup_before(
-        settings,
-        target,
-        reason="before-rollback",
-        skip=skip_backup,
-        run_id=runner.run_id,
-        progress=progress,
+    manifest, _ = backup_for(
+        target.settings, target, reason="before-rollback", run_id=run_id, progress=emit
     )
-    if manifest is not None and on_backup is not None:
-        on_backup(manifest)
-    with target:
-        result = runner.run(prepared.plan)
-    return RollbackOutcome(prepared, manifest, result)
+    emit(
+        ev.BackupTaken(
+            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
+            len(manifest.versions),
+        )
+    )  # fmt: skip
+    return manifest
 
 
 # -- dry run ---------------------------------------------------------------------------------------
@@ -222,16 +124,29 @@ class Simulation:
 
 @dataclass(frozen=True)
 class DryRunReport:
+    """`rollback dry-run`: the order, the SQL with its locks, every check, and a simulation.
+
+    ``plan`` is the revert plan itself, checks included, so a library user who likes what the
+    report says can hand it to `pgshift.rollback` once the checks pass.
+    """
+
     versions: tuple[str, ...]
     checks: tuple[RollbackCheck, ...]
     steps: tuple[StepPreview, ...]
     simulation: Simulation | None = None
     warnings: tuple[str, ...] = field(default=())
+    plan: Plan = field(default=Plan(()), repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """No check failed and, when simulated, the simulation worked."""
+        failed = any(c.status == ERROR for c in self.checks)
+        return not failed and (self.simulation is None or self.simulation.ok)
 
 
-def _preview(prepared: Prepared) -> tuple[StepPreview, ...]:
+def _preview(plan: Plan) -> tuple[StepPreview, ...]:
     previews: list[StepPreview] = []
-    for step in prepared.plan.steps:
+    for step in plan.steps:
         m = step.migration
         if m.rollback is None:
             continue
@@ -255,42 +170,22 @@ def _preview(prepared: Prepared) -> tuple[StepPreview, ...]:
 
 
 def dry_run(
-    settings: Settings,
-    url: str | None,
-    *,
-    count: int | None = None,
-    to_version: str | None = None,
-    simulate: bool = False,
-    scratch_url: str | None = None,
+    plan: Plan, target: Target, *, simulate: bool = False, scratch_url: str | None = None
 ) -> DryRunReport:
-    """Everything a rollback would do, read-only on the target; optionally proven on a copy."""
-    prepared = prepare(settings, url, count=count, to_version=to_version)
+    """Everything ``plan`` (a revert plan, checks filled) would do; optionally proven on a copy.
+
+    Read-only on the target: a simulation copies its schema and history into a scratch
+    database and runs the plan there, and only when no check failed.
+    """
+    ok = not any(c.status == ERROR for c in plan.checks)
     simulation = None
-    if simulate and prepared.ok and prepared.plan.steps:
-        simulation = _simulate(settings, url, prepared, scratch_url)
-    return DryRunReport(prepared.versions, prepared.checks, _preview(prepared), simulation)
+    if simulate and ok and plan.steps:
+        simulation = _simulate(target, plan, scratch_url)
+    return DryRunReport(plan.selection, plan.checks, _preview(plan), simulation, plan=plan)
 
 
-def _simulate(
-    settings: Settings, url: str | None, prepared: Prepared, scratch_url: str | None
-) -> Simulation:
-    """Run the rollback on a scratch database holding the target's schema and history."""
-
-    from pgshift.config import mask_url
-    from pgshift.db.scratch import create_database, drop_database
-    from pgshift.ops.apply import Runner
-    from pgshift.ops.backup import copy_schema
-
-    if scratch_url is None:
-        from pgshift import embedded
-
-        server_url = embedded.ensure_running(settings.project_root)
-        where = "the embedded server"
-    else:
-        server_url = scratch_url
-        where = mask_url(scratch_url)
-    name, scratch = create_database(server_url, "pgshift_scratch")
-    collected: list[SimulatedStep] = []
+def _collector(collected: list[SimulatedStep]) -> ev.Emit:
+    """An event sink that keeps each simulated step's outcome."""
 
     def collect(event: ev.Event) -> None:
         match event:
@@ -303,13 +198,35 @@ def _simulate(
             case _:
                 pass
 
+    return collect
+
+
+def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation:
+    """Run the plan on a scratch database holding the target's schema and history."""
+    from pgshift.config import mask_url
+    from pgshift.db.scratch import create_database, drop_database
+    from pgshift.ops.apply import Runner
+    from pgshift.ops.backup import copy_schema
+
+    settings = target.settings
+    if scratch_url is None:
+        from pgshift import embedded
+
+        server_url = embedded.ensure_running(settings.project_root)
+        where = "the embedded server"
+    else:
+        server_url = scratch_url
+        where = mask_url(scratch_url)
+    name, scratch = create_database(server_url, "pgshift_scratch")
+    collected: list[SimulatedStep] = []
     error: str | None = None
     try:
-        copy_schema(url, scratch, history_schema=settings.schema)
+        # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
+        copy_schema(target.url, scratch, history_schema=settings.schema)
         with Target.from_settings(settings, scratch, purpose="simulate") as scratch_target:
-            runner = Runner(scratch_target, run_options(settings), collect)
+            runner = Runner(scratch_target, run_options(target), _collector(collected))
             try:
-                runner.run(prepared.plan)
+                runner.run(plan)
             except MigrationFailed as exc:
                 error = exc.message
     except BackupError as exc:
@@ -322,52 +239,54 @@ def _simulate(
 # -- restore ---------------------------------------------------------------------------------------
 
 
-def run_restore(
-    settings: Settings,
-    url: str | None,
-    backup_id: str,
-    *,
-    skip_backup: bool = False,
-    confirm: Callable[[Manifest, tuple[SchemaObject, ...], str], bool] | None = None,
-    progress: BackupProgressSink = _ignore_progress,
-    on_backup: Callable[[Manifest], None] | None = None,
-) -> RestoreResult:
-    """Verify a backup, confirm, take a safety backup, and restore it under the runner lock."""
-    from pgshift.ops.backup import plan_restore
+@dataclass(frozen=True)
+class RestorePlan:
+    """A verified backup and what restoring it into the target would drop; nothing done yet."""
+
+    manifest: Manifest
+    dropped: tuple[SchemaObject, ...]  # objects created after the backup, dropped by restoring
+    database: str  # the target database's name, for the question a person is asked
+
+
+def plan_restore(target: Target, backup_id: str) -> RestorePlan:
+    """Find the backup, verify its SHA-256, and list what a restore would drop; read-only.
+
+    Refuses (exit 2) a backup of another database: restoring it here is never what was meant.
+    """
+    from pgshift.ops.backup import plan_restore as inspect
     from pgshift.ops.manifest import get_manifest
 
-    manifest = get_manifest(settings.backup_dir, backup_id)
-    with Target.from_settings(settings, url, purpose="restore") as target:
-        extras, database = plan_restore(target, settings.backup_dir, manifest)
+    backup_dir = target.settings.backup_dir
+    manifest = get_manifest(backup_dir, backup_id)
+    extras, database = inspect(target, backup_dir, manifest)
     if manifest.database != database:
         raise UsageError(
             f"backup {manifest.id} is of database {manifest.database!r}, but the target is"
             f" {database!r}; nothing was restored",
             hint="name the database the backup was taken from with --database-url",
         )
-    refuse_if_locked(settings, url)
-    if confirm is not None and not confirm(manifest, extras, database):
-        raise UsageError("cancelled: nothing was restored")
-    # A second Target: the first one's session is not held open while the user answers.
-    with Target.from_settings(settings, url, purpose="rollback") as target:
-        safety = backup_before(
-            settings, target, reason="before-rollback", skip=skip_backup, progress=progress
-        )
-        if safety is not None and on_backup is not None:
-            on_backup(safety)
-        return _restore_locked(settings, target, manifest, progress)
+    return RestorePlan(manifest, extras, database)
+
+
+def run_restore(
+    plan: RestorePlan, target: Target, *, emit: ev.Emit = ev.ignore, backup: bool = True
+) -> RestoreResult:
+    """Take a safety backup and restore ``plan``'s backup under the runner lock."""
+    from dataclasses import replace
+
+    refuse_if_locked(target)
+    safety = safety_backup(target, None, emit) if backup else None
+    restored = _restore_locked(target, plan.manifest, emit)
+    return replace(restored, backup_id=safety.id if safety else None)
 
 
 def _restore_locked(
-    settings: Settings,
-    target: Target,
-    manifest: Manifest,
-    progress: BackupProgressSink,
-    run_id: str | None = None,
+    target: Target, manifest: Manifest, emit: ev.Emit, run_id: str | None = None
 ) -> RestoreResult:
     """Restore under the target's runner lock, so no `up` or rollback runs meanwhile."""
     from pgshift.ops.backup import DEFAULT_LOCK_WAIT_MS, restore_backup
 
+    settings = target.settings
     lock = target.runner_lock(purpose="restore")
     lock.acquire()
     try:
@@ -377,7 +296,7 @@ def _restore_locked(
             manifest,
             run_id=run_id,
             lock_timeout_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
-            progress=progress,
+            progress=emit,
         )
     finally:
         lock.release()
@@ -391,60 +310,62 @@ class EmergencyPlan:
     """How `rollback emergency` means to get back to the state before the last `up` run."""
 
     run_id: str | None  # the most recent run that applied migrations
-    versions: tuple[str, ...]  # to revert: half-applied ones first, then the run's, newest first
-    expected: tuple[str, ...]  # the applied versions once back
+    versions: tuple[str, ...]  # to revert: half-applied ones, the run's, half-reverted ones
+    expected: tuple[str, ...]  # the applied versions once the rollback files have run
     plan: Plan
     checks: tuple[RollbackCheck, ...]
     backup: Manifest | None  # the backup taken before that run, if any
-    migrations: tuple[Migration, ...]
+    migrations: tuple[Migration, ...] = field(repr=False)
+    #: Half-reverted migrations of older runs, finished too (the revert is what they need).
+    finishing: tuple[str, ...] = ()
 
     @property
     def blockers(self) -> tuple[RollbackCheck, ...]:
         """Failed checks: the rollback files cannot be used, only the backup can."""
         return tuple(c for c in self.checks if c.status == ERROR)
 
+    @property
+    def backup_is_the_goal(self) -> bool:
+        """The backup before the run has exactly the versions the revert leaves applied, so its
+        inventory is the schema to expect. Not so once a migration of an older run was reverted
+        since (a finished half-revert, a rollback past the run): the backup still holds its
+        schema, which is rightly gone, and only versions and progress can be checked."""
+        return self.backup is not None and tuple(sorted(self.backup.versions)) == self.expected
+
+    @property
+    def stuck(self) -> bool:
+        """Neither the rollback files nor a backup can get back: it is refused, unasked."""
+        return bool(self.blockers) and self.backup is None
+
 
 @dataclass(frozen=True)
 class EmergencyResult:
+    """What `rollback emergency` did, once the database was read back and found right."""
+
     plan: EmergencyPlan
     mode: str  # "nothing", "reverted", "restored"
     safety_backup: Manifest | None
-    result: RunResult | None
+    result: RunResult | None  # the revert run, partial when it failed and the backup was used
     restored: RestoreResult | None
     failure: str | None  # why the rollback files were not enough, when restored
 
 
-def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
+def plan_emergency(
+    migrations: Sequence[Migration], problems: Sequence[Problem], target: Target
+) -> EmergencyPlan:
     """Find the last `up` run and what undoing it takes; reads, never writes."""
-    from pgshift.db.connect import connect
     from pgshift.db.inventory import current_database
-    from pgshift.db.store import PostgresHistoryStore
     from pgshift.ops.manifest import list_backups
 
-    migrations, problems = _load(settings)
-    store = PostgresHistoryStore(settings.schema)
-    with connect(url, purpose="rollback") as conn:
-        history = store.read(conn)
-        run_id = store.last_up_run(conn)
-        database = current_database(conn)
-    applied = history.applied_versions()
-    ordered = sorted(
-        history.applied,
-        key=lambda a: (a.applied_at.isoformat() if a.applied_at else "", a.version),
-        reverse=True,
-    )
-    from_run = [a.version for a in ordered if run_id is not None and a.run_id == run_id]
-    half = sorted(
-        (p.version for p in history.in_progress if p.version not in applied), reverse=True
-    )
-    deps = {m.version: m.dependencies for m in migrations}
-    versions = tuple(dependents_first([*half, *from_run], deps))
-    expected = tuple(sorted(set(applied) - set(from_run)))
+    history = target.read_history()
+    run_id = target.store.last_up_run(target.session)
+    database = current_database(target.session)
+    versions, expected = emergency_selection(migrations, history, run_id)
     checks = check_rollback(migrations, history, versions, problems) if versions else ()
-    plan = plan_revert(migrations, history, versions)
+    from_older_runs = _older_half_reverts(history, run_id)
     candidates = [
         m
-        for m in list_backups(settings.backup_dir)
+        for m in list_backups(target.settings.backup_dir)
         if run_id is not None
         and m.run_id == run_id
         and m.reason == "before-up"
@@ -454,122 +375,147 @@ def plan_emergency(settings: Settings, url: str | None) -> EmergencyPlan:
         run_id=run_id,
         versions=versions,
         expected=expected,
-        plan=plan,
+        plan=plan_revert(migrations, history, versions),
         checks=tuple(checks),
         backup=candidates[-1] if candidates else None,
-        migrations=migrations,
+        migrations=tuple(migrations),
+        finishing=from_older_runs,
     )
 
 
-def verify_state(settings: Settings, url: str | None, ep: EmergencyPlan) -> list[str]:
-    """Differences between the database and the state before the run (empty: back there).
+def _older_half_reverts(history: History, run_id: str | None) -> tuple[str, ...]:
+    applied = history.applied_versions()
+    return tuple(v for v in half_reverted_versions(history) if applied[v].run_id != run_id)
 
-    Checks the applied versions, that nothing is left half-way, and, when the backup taken
-    before the run exists, every table, column, index, constraint, view, function and type.
+
+def verify_state(target: Target, ep: EmergencyPlan, *, restored: bool = False) -> list[str]:
+    """Differences between the database and the state aimed for (empty: back there).
+
+    Checks the applied versions, that nothing planned is left half-way (a half-reverted
+    migration included), and every table, column, index, constraint, view, function and type
+    against the backup taken before the run when it holds the state aimed for: always once
+    ``restored``, else when ``ep.backup_is_the_goal``.
     """
-    from pgshift.db.connect import connect
     from pgshift.db.inventory import inventory, quote_ident
-    from pgshift.db.store import PostgresHistoryStore
     from pgshift.ops.manifest import compare_inventories
 
-    with connect(url, purpose="rollback") as conn:
-        history = PostgresHistoryStore(settings.schema).read(conn)
-        objects = inventory(conn) if ep.backup is not None else ()
-        ours = quote_ident(conn, settings.schema) if ep.backup is not None else ""
+    history = target.read_history()
+    reference = ep.backup if restored or ep.backup_is_the_goal else None
     problems: list[str] = []
     applied = tuple(sorted(history.applied_versions()))
-    if applied != ep.expected:
-        problems.append(f"applied versions are {list(applied)}, expected {list(ep.expected)}")
+    wanted = ep.backup.versions if restored and ep.backup is not None else ep.expected
+    if applied != tuple(sorted(wanted)):
+        problems.append(f"applied versions are {list(applied)}, expected {list(wanted)}")
     for p in history.in_progress:
         if p.version in ep.versions:
             problems.append(f"{p.version} is still half-way ({p.action})")
-    if ep.backup is not None:
-        problems.extend(compare_inventories(ep.backup.objects, objects, ignore_quoted_schema=ours))
+    if reference is not None:
+        objects = inventory(target.session)
+        ours = quote_ident(target.session, target.schema)
+        problems.extend(compare_inventories(reference.objects, objects, ignore_quoted_schema=ours))
     return problems
 
 
-def run_emergency(  # noqa: C901
-    settings: Settings,
-    url: str | None,
+def run_emergency(
+    ep: EmergencyPlan,
+    target: Target,
     *,
-    skip_backup: bool = False,
-    confirm: Callable[[EmergencyPlan], bool] | None = None,
-    confirm_restore: Callable[[Manifest, str], bool] | None = None,
     emit: ev.Emit = ev.ignore,
-    progress: BackupProgressSink = _ignore_progress,
-    on_backup: Callable[[Manifest], None] | None = None,
+    backup: bool = True,
+    restore_confirmed: bool = False,
 ) -> EmergencyResult:
     """Return to the state before the last `up` run; success only once verified.
 
-    Reverts that run's migrations (and any half-applied one) with their rollback files; if a
-    rollback file is missing or broken, or one fails, restores the backup taken before the run.
+    Reverts with the rollback files; if one is missing or broken, or fails, restores the
+    backup taken before the run, but only when ``restore_confirmed`` (rows written since are
+    lost, so someone must have agreed). A failure carries the partial RunResult.
     """
     from pgshift.ops.apply import Runner
     from pgshift.ops.monitor import monitor_for
 
-    ep = plan_emergency(settings, url)
     if not ep.versions:
-        problems = verify_state(settings, url, ep)
-        if problems:
-            raise CheckFailed(
-                "nothing is left to revert from the last run, but the database differs from"
-                " the state before it:\n" + "\n".join(problems),
-                hint=_restore_hint(ep),
-            )
+        _verify_or_raise(
+            target,
+            ep,
+            "nothing is left to revert from the last run, but the database differs from the"
+            " state before it",
+        )
         return EmergencyResult(ep, "nothing", None, None, None, None)
-    if ep.blockers and ep.backup is None:
+    _refuse_without_a_way_back(ep, restore_confirmed)
+    refuse_if_locked(target)
+    settings = target.settings
+    runner = Runner(target, run_options(target), emit, monitor=monitor_for(settings, emit))
+    safety = safety_backup(target, runner.run_id, emit) if backup else None
+    result, failure = _revert(runner, ep, restore_confirmed)
+    if failure is None:
+        _verify_or_raise(
+            target,
+            ep,
+            "the rollback files ran, but the database is not back at the state before the last run",
+        )
+        return EmergencyResult(ep, "reverted", safety, result, None, None)
+    assert ep.backup is not None  # _revert and _refuse_without_a_way_back made sure
+    restored = _restore_locked(target, ep.backup, emit, run_id=runner.run_id)
+    problems = verify_state(target, ep, restored=True)
+    if problems:
+        raise BackupError(
+            f"backup {ep.backup.id} was restored, but the database is not back at the state"
+            " before the last run:\n" + "\n".join(problems)
+        )
+    return EmergencyResult(ep, "restored", safety, result, restored, failure)
+
+
+def _refuse_without_a_way_back(ep: EmergencyPlan, restore_confirmed: bool) -> None:
+    """Nothing is changed when the rollback files cannot be used and the backup may not be."""
+    if not ep.blockers:
+        return
+    why = "\n".join(f"{c.name}: {c.detail}" for c in ep.blockers)
+    if ep.stuck:
         raise CheckFailed(
             "cannot get back to the state before the last run: the rollback files cannot be"
-            " used and no backup was taken before that run; nothing was changed:\n"
-            + "\n".join(f"{c.name}: {c.detail}" for c in ep.blockers),
+            " used and no backup was taken before that run; nothing was changed:\n" + why,
             hint="fix the rollback files, then run `pgshift rollback emergency` again",
         )
-    if confirm is not None and not confirm(ep):
-        raise UsageError("cancelled: nothing was changed")
-    with Target.from_settings(settings, url, purpose="rollback") as target:
-        runner = Runner(target, run_options(settings), emit, monitor=monitor_for(settings, emit))
-        safety = backup_before(
-            settings, target, reason="before-rollback", skip=skip_backup, run_id=runner.run_id,
-            progress=progress,
-        )  # fmt: skip
-        if safety is not None and on_backup is not None:
-            on_backup(safety)
+    if not restore_confirmed:
+        raise UsageError(
+            "the rollback files cannot be used, and restoring the backup taken before the"
+            " last run was not confirmed; nothing was changed:\n" + why,
+            hint=_restore_hint(ep),
+        )
 
-        result: RunResult | None = None
-        failure: str | None = None
-        if ep.blockers:
-            failure = "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
-        else:
-            try:
-                result = runner.run(ep.plan)
-            except MigrationFailed as exc:
-                if ep.backup is None:
-                    raise
-                failure = exc.message
-            if failure is None:
-                problems = verify_state(settings, url, ep)
-                if problems:
-                    raise CheckFailed(
-                        "the rollback files ran, but the database is not back at the state before"
-                        " the last run:\n" + "\n".join(problems),
-                        hint=_restore_hint(ep),
-                    )
-                return EmergencyResult(ep, "reverted", safety, result, None, None)
 
-        assert ep.backup is not None
-        if confirm_restore is not None and not confirm_restore(ep.backup, failure or ""):
-            raise UsageError(
-                "cancelled: the backup was not restored; `pgshift status` shows where the"
-                " database is now",
-            )
-        restored = _restore_locked(settings, target, ep.backup, progress, run_id=runner.run_id)
-        problems = verify_state(settings, url, ep)
-        if problems:
-            raise BackupError(
-                f"backup {ep.backup.id} was restored, but the database is not back at the state"
-                " before the last run:\n" + "\n".join(problems)
-            )
-        return EmergencyResult(ep, "restored", safety, result, restored, failure)
+def _revert(
+    runner: Runner, ep: EmergencyPlan, restore_confirmed: bool
+) -> tuple[RunResult | None, str | None]:
+    """Run the rollback files; (their result, why the backup must be restored instead).
+
+    A failing rollback file falls back to the backup when there is one and restoring it was
+    confirmed; otherwise its error goes up, carrying the partial result.
+    """
+    from pgshift.ops.apply import RunResult
+
+    if ep.blockers:
+        return None, "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
+    try:
+        return runner.run(ep.plan), None
+    except MigrationFailed as exc:
+        if ep.backup is None:
+            raise
+        if not restore_confirmed:
+            exc.hint = _restore_hint(ep)
+            raise
+        partial = exc.result if isinstance(exc.result, RunResult) else None
+        return partial, exc.message
+
+
+def _verify_or_raise(target: Target, ep: EmergencyPlan, message: str) -> None:
+    """CheckFailed with ``message`` and every difference, unless the database is right."""
+    problems = verify_state(target, ep)
+    if problems:
+        raise CheckFailed(
+            f"{message}:\n" + "\n".join(problems),
+            hint=_restore_hint(ep),
+        )
 
 
 def _restore_hint(ep: EmergencyPlan) -> str:
@@ -582,14 +528,13 @@ __all__ = [
     "DryRunReport",
     "EmergencyPlan",
     "EmergencyResult",
-    "Prepared",
-    "RollbackOutcome",
+    "RestorePlan",
     "dry_run",
     "plan_emergency",
-    "prepare",
+    "plan_restore",
+    "refuse_if_locked",
     "run_emergency",
     "run_restore",
-    "run_rollback",
     "statement_locks",
     "verify_state",
 ]
