@@ -6,6 +6,8 @@ monitor: eight for one `up`). A Target opens its session once, on first use, rea
 facts from that session's handshake, and lends the same session to every step of the command;
 the runner lock lives on a second, otherwise idle session, which the in-run monitor samples on.
 So `status` and a no-op `up` cost one connection, `up` two, and a backup adds only pg_dump's.
+The history read that comes first goes over a short libpq session of its own while no psycopg
+session is open (db/readonly.py), so a command with nothing to do never imports psycopg.
 
 Orchestrators (ops/) take a Target, never a URL; the URL stays inside it (child processes such
 as pg_dump get it through the backup's password file, never on a command line).
@@ -111,6 +113,20 @@ class Target:
         return self._store
 
     def read_history(self) -> History:
+        """The history, over the command's session when it is open, else over libpq directly.
+
+        A command that has only read so far (every `status`, every no-op `up`) has not needed
+        psycopg yet, and importing it costs more than the whole read (db/readonly.py); the
+        read-only libpq session is closed right after, so a command that goes on to write
+        opens its psycopg session as before. Without a loadable libpq, psycopg reads.
+        """
+        if self._session is None or self._session.closed:
+            from pgshift.db.readonly import LibpqSession
+
+            reader = LibpqSession.open(self._url, purpose=self.purpose)
+            if reader is not None:
+                with reader:
+                    return self.store.read(reader)
         return self.store.read(self.session)
 
     # -- the runner lock ----------------------------------------------------------------------
