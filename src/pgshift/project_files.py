@@ -7,7 +7,6 @@ project's `.pgshift/cache/`) and writes it, which the pure layer below never doe
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from pgshift.config import Settings
@@ -48,6 +47,8 @@ def load_migrations(settings: Settings) -> tuple[Migration, ...]:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically; a cache that cannot be written is only a slower next run."""
+    import tempfile  # only when the memo changed: a no-op does not pay for it
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         ignore = path.parent.parent / ".gitignore"
