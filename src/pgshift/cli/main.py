@@ -54,14 +54,48 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 Registrar = Callable[[Any, argparse.ArgumentParser], None]
 
 
-def _registrars() -> list[Registrar]:
-    """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
-    from pgshift.cli import commands, health, rollback, validate
+def _registrars(verb: str | None = None) -> list[Registrar]:
+    """Each command module adds its verbs and sets ``handler``; main never grows per verb.
+
+    For the latency-sensitive verbs (DESIGN.md principle 6) only the module that defines them
+    is imported; build_parser falls back to every module if that guess ever goes stale.
+    """
+    from pgshift.cli import commands
+
+    if verb in _FAST_VERBS:
+        return [commands.register]
+    from pgshift.cli import health, rollback, validate
 
     return [commands.register, health.register, validate.register, rollback.register]
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Verbs a no-op run of which must start fast; all are registered by cli/commands.py.
+_FAST_VERBS = frozenset({"up", "status"})
+_VALUE_OPTIONS = frozenset({"--database-url", "--dir"})
+
+
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb of a command line: its first word that is neither an option nor its value."""
+    expect_value = False
+    for word in argv:
+        if expect_value:
+            expect_value = False
+        elif word in _VALUE_OPTIONS:
+            expect_value = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or for a ``verb`` of _FAST_VERBS one with only its own module's verbs."""
+    parser, choices = _build(_registrars(verb))
+    if verb in _FAST_VERBS and verb not in choices:
+        parser, _ = _build(_registrars())
+    return parser
+
+
+def _build(registrars: list[Registrar]) -> tuple[argparse.ArgumentParser, set[str]]:
     top = _Parser(add_help=False)
     _common(top, top=True)
     common = _Parser(add_help=False)
@@ -73,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="pgshift 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in _registrars():
+    for register in registrars:
         register(sub, common)
-    return parser
+    return parser, set(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     out = Output(quiet="-q" in args_list or "--quiet" in args_list, json_mode="--json" in args_list)
     try:
-        args = build_parser().parse_args(args_list)
+        args = build_parser(_verb_of(args_list)).parse_args(args_list)
         if args.command is None:
             build_parser().print_help()
             return 2
