@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pgshift.source.header import parse_header
-from pgshift.source.loader import read_migrations
+from pgshift.source.loader import checksum_text, read_migrations
 from pgshift.source.sql import split_statements
-from pgshift.source.statement_cache import StatementCache
+from pgshift.source.statement_cache import StatementCache, text_key
 from tests.plugins.project import ProjectMaker, migration_pair
 
 SQL = """-- Migration: 20250101000000_one.sql
@@ -24,20 +26,52 @@ DO $$ BEGIN PERFORM 1; END $$;
 """
 
 
-def test_a_hit_returns_what_the_parsers_return() -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_a_hit_returns_what_the_parsers_return(newline: str) -> None:
+    text = SQL.replace("\n", newline)
     first = StatementCache()
-    header, header_problems, parsed, problems = first.parse(SQL, "a.sql", rollback=False)
+    header, header_problems, parsed, problems = first.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and first.changed
+    # Statements are stored as spans of the text, never as copies of their SQL.
+    assert "CREATE TABLE" not in first.to_bytes().decode()
     second = StatementCache.from_bytes(first.to_bytes())
-    cached_header, header_problems, cached, problems = second.parse(SQL, "a.sql", rollback=False)
+    cached_header, header_problems, cached, problems = second.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and not second.changed
-    assert cached == parsed == split_statements(SQL, "a.sql")[0]
-    assert cached_header == header == parse_header(SQL, "a.sql")[0]
+    assert cached == parsed == split_statements(text, "a.sql")[0]
+    assert [s.sql for s in cached] == [s.sql for s in parsed]
+    assert cached_header == header == parse_header(text, "a.sql")[0]
     assert cached_header.dependencies == ("20240101000000",)
     assert [f.key for f in cached_header.unknown] == ["custom-key"]
     assert cached[1].concurrent_index == (None, "café_name_idx")
     assert cached[0].ignore == ("prefer-text",)
     assert all(s.tree is None for s in cached)  # trees are not kept; the linter re-parses
+
+
+def test_the_key_is_the_checksum_the_loader_has() -> None:
+    """One hash per file: with no CR, the memo's key is the migration's checksum."""
+    lf = "SELECT 1;\n"
+    assert text_key(lf, checksum_text(lf)) == checksum_text(lf)
+    crlf = lf.replace("\n", "\r\n")  # same checksum, different text: its own key
+    assert text_key(crlf, checksum_text(crlf)) != text_key(lf, checksum_text(lf))
+    cache = StatementCache()
+    cache.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
+    memo = StatementCache.from_bytes(cache.to_bytes())
+    _, _, from_lf, _ = memo.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
+    assert from_lf == split_statements(lf, "a.sql")[0]
+    assert not memo.changed
+    _, _, from_crlf, _ = memo.parse(crlf, "b.sql", rollback=False, checksum=checksum_text(crlf))
+    assert memo.changed and from_crlf == split_statements(crlf, "b.sql")[0]
+
+
+def test_a_span_outside_the_text_is_a_damaged_entry() -> None:
+    cache = StatementCache()
+    cache.parse("SELECT 1;", "a.sql", rollback=False)
+    document = json.loads(cache.to_bytes())
+    for entry in document["entries"].values():
+        entry[1][0][1] = 500  # the span's length, far past the end of the text
+    damaged = StatementCache.from_bytes(json.dumps(document).encode())
+    _, _, statements, _ = damaged.parse("SELECT 1;", "a.sql", rollback=False)
+    assert [s.sql for s in statements] == ["SELECT 1"] and damaged.changed
 
 
 def test_syntax_errors_are_never_memoised() -> None:
