@@ -19,19 +19,28 @@ def cache_path(settings: Settings) -> Path:
     return settings.project_root / ".pgshift" / "cache" / "statements.json"
 
 
+def folder_cache_path(settings: Settings) -> Path:
+    """The folder memo: the whole folder as last read, all a command over it unchanged loads."""
+    return settings.project_root / ".pgshift" / "cache" / "folder.json"
+
+
 def read_project(settings: Settings) -> LoadResult:
     """Every file of the project read, problems and warnings included, never raising for them.
 
-    Statements of files read before come from `.pgshift/cache/` instead of the parser.
+    Statements of files read before come from `.pgshift/cache/` instead of the parser; the
+    per-file memo is read only when the folder memo does not match the files as read now.
     """
-    path = cache_path(settings)
+    path, folder_path = cache_path(settings), folder_cache_path(settings)
     try:
-        cache = StatementCache.from_bytes(path.read_bytes())
+        folder = folder_path.read_bytes()
     except OSError:
-        cache = StatementCache()
+        folder = None
+    cache = StatementCache.deferred(path.read_bytes, folder)
     result = read_migrations(settings.migrations_dir, cache)
     if cache.changed:
         _write_private(path, cache.to_bytes())
+    if cache.folder_changed:
+        _write_private(folder_path, cache.folder_bytes())
     return result
 
 
@@ -54,7 +63,7 @@ def _write_private(path: Path, data: bytes) -> None:
         ignore = path.parent.parent / ".gitignore"
         if not ignore.exists():
             ignore.write_text("*\n")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".statements-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
     except OSError:
         return
     try:

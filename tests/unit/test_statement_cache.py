@@ -125,3 +125,56 @@ def test_loader_with_a_memo_equals_loader_without(make_project: ProjectMaker) ->
     assert plain.problems == ()
     assert again == plain
     assert not memo.changed
+
+
+def test_an_unchanged_folder_is_read_from_the_folder_memo_alone(
+    make_project: ProjectMaker,
+) -> None:
+    """A no-op's read: the folder memo stands for the whole folder; per-file entries stay unread."""
+    root = make_project(
+        {
+            **migration_pair("20250101000000", "one", SQL.split("\n\n", 1)[1]),
+            **migration_pair("20250102000000", "two", "ALTER TABLE café ADD COLUMN x int;"),
+            "20250103000000_three.sql": "-- @custom-key: warned\nSELECT 3;\n",  # no rollback
+        }
+    )
+    folder: Path = root / "migrations"
+    plain = read_migrations(folder)
+    first = StatementCache()
+    assert read_migrations(folder, first) == plain and first.folder_changed
+
+    def untouched() -> bytes:
+        raise AssertionError("the per-file entries were read")
+
+    memo = StatementCache.deferred(untouched, first.folder_bytes())
+    again = read_migrations(folder, memo)
+    assert again == plain and again.warnings and not memo.folder_changed and not memo.changed
+    # Any edit is a different folder: its files are read again, the new text is what counts.
+    edited = folder / "20250102000000_two.sql"
+    edited.write_text(edited.read_text() + "\n-- edited\n")
+    memo = StatementCache.deferred(first.to_bytes, first.folder_bytes())
+    after = read_migrations(folder, memo)
+    assert after == read_migrations(folder) != plain
+    assert memo.folder_changed and memo.changed  # the edited file was parsed and remembered
+    key, _ = _key_and_result(first)
+    assert memo.folder_memo(key) is None  # the folder memo now stands for the edited folder
+
+
+def _key_and_result(cache: StatementCache) -> tuple[str, object]:
+    document = json.loads(cache.folder_bytes())
+    return document["key"], document["result"]
+
+
+def test_a_damaged_folder_memo_is_ignored(make_project: ProjectMaker) -> None:
+    root = make_project(migration_pair("20250101000000", "one", "SELECT 1;"))
+    folder: Path = root / "migrations"
+    first = StatementCache()
+    read_migrations(folder, first)
+    key, _ = _key_and_result(first)
+    for document in (
+        b"not json",
+        json.dumps({"format": 0, "key": key, "result": {}}).encode(),
+        json.dumps({"format": 3, "key": key, "result": {"migrations": [["x"]]}}).encode(),
+    ):
+        cache = StatementCache.deferred(lambda: None, document)
+        assert read_migrations(folder, cache) == read_migrations(folder)

@@ -10,13 +10,22 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgshift.errors import ConfigError, InputError, Problem
 from pgshift.graph import CycleError, topological_order
 from pgshift.model import Header, Migration, RollbackScript, Statement
 from pgshift.source.header import ANNOTATION_KEYS, parse_header
 from pgshift.source.naming import FileName, parse_file_name
-from pgshift.source.statement_cache import StatementCache
+from pgshift.source.statement_cache import (
+    StatementCache,
+    decode_header,
+    decode_statements,
+    encode_header,
+    encode_statements,
+    folder_key,
+    text_key,
+)
 
 TRANSACTION_CONTROL_MESSAGE = (
     "BEGIN/COMMIT are not allowed in a migration file: "
@@ -68,7 +77,7 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-def _read_bytes(path: Path, folder_fd: int | None) -> bytes:
+def _read_bytes(path: Path, base: str, folder_fd: int | None) -> bytes:
     """The file's bytes in three system calls (open, read to the end, close).
 
     ``Path.read_bytes`` builds a buffered file object and asks fstat for its size first; at
@@ -78,7 +87,7 @@ def _read_bytes(path: Path, folder_fd: int | None) -> bytes:
     if folder_fd is None:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     else:
-        fd = os.open(path.name, os.O_RDONLY, dir_fd=folder_fd)
+        fd = os.open(base, os.O_RDONLY, dir_fd=folder_fd)
     try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):
@@ -88,28 +97,42 @@ def _read_bytes(path: Path, folder_fd: int | None) -> bytes:
         os.close(fd)
 
 
+def _try_read(path: Path, base: str, folder_fd: int | None) -> bytes | OSError:
+    try:
+        return _read_bytes(path, base, folder_fd)
+    except OSError as exc:
+        return exc
+
+
 def _read_file(
     path: Path,
+    data: bytes | OSError,
     problems: list[Problem],
     warnings: list[Problem],
     cache: StatementCache | None = None,
-    folder_fd: int | None = None,
+    decoded: tuple[str, str] | None = None,
 ) -> _File | None:
+    """One file read into a _File (``data``: its bytes as read), its problems collected.
+
+    ``decoded`` is (text, checksum) when the caller has decoded the bytes already.
+    """
     file = str(path)
+    base = path.name  # pathlib recomputes it on every access
     try:
-        name = parse_file_name(path.name)
+        name = parse_file_name(base)
     except ValueError as exc:
         problems.append(Problem(file, 1, f"bad file name: {exc}"))
         return None
-    try:
-        data = _read_bytes(path, folder_fd)
-    except OSError as exc:
-        problems.append(Problem(file, 1, f"cannot read the file: {exc.strerror or exc}"))
+    if isinstance(data, OSError):
+        problems.append(Problem(file, 1, f"cannot read the file: {data.strerror or data}"))
         return None
-    text = _decode(path, data, problems)
-    if text is None:
-        return None
-    checksum = checksum_text(text)
+    if decoded is None:
+        text = _decode(path, data, problems)
+        if text is None:
+            return None
+        checksum = checksum_text(text)
+    else:
+        text, checksum = decoded
     if cache is not None:
         header, header_problems, statements, sql_problems = cache.parse(
             text, file, rollback=name.is_rollback, checksum=checksum
@@ -135,24 +158,25 @@ def _read_file(
                 f" (known: {', '.join('@' + k for k in ANNOTATION_KEYS)})",
             )
         )
-    _check_header_names(path, name, header, problems)
+    _check_header_names(file, base, name, header, problems)
     return _File(path, name, text, header, statements, checksum)
 
 
 def _check_header_names(
-    path: Path, name: FileName, header: Header, problems: list[Problem]
+    file: str, base: str, name: FileName, header: Header, problems: list[Problem]
 ) -> None:
-    """The header repeats the file's identity; a copy-pasted header must not go unnoticed."""
-    file = str(path)
+    """The header repeats the file's identity; a copy-pasted header must not go unnoticed.
+
+    ``base`` is the file's name, which parse_file_name has checked ends in ".sql".
+    """
     key = "rollback" if name.is_rollback else "migration"
-    if header.migration is not None and header.migration not in (path.name, path.stem):
+    if header.migration is not None and header.migration not in (base, base[: -len(".sql")]):
         label = "Rollback" if name.is_rollback else "Migration"
         problems.append(
             Problem(
                 file,
                 header.line_of(key),
-                f"header '-- {label}: {header.migration}' does not match the file name"
-                f" {path.name!r}",
+                f"header '-- {label}: {header.migration}' does not match the file name {base!r}",
             )
         )
     if header.version is not None and header.version != name.version:
@@ -226,14 +250,41 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         )
     present = set(names)
     paths = [directory / name for name in names]  # a child path: no full path to parse again
-    forward: dict[str, _File] = {}
-    rollbacks: list[_File] = []
     folder_fd = _open_folder(directory)
     try:
-        items = [_read_file(path, problems, warnings, cache, folder_fd) for path in paths]
+        raw = [_try_read(path, name, folder_fd) for path, name in zip(paths, names, strict=True)]
     finally:
         if folder_fd is not None:
             os.close(folder_fd)
+    decoded = _decode_all(raw)
+    key = None
+    if cache is not None and decoded is not None:
+        files = [(name, text_key(*pair)) for name, pair in zip(names, decoded, strict=True)]
+        key = folder_key(str(directory), files)
+        read = {n: (p, *pair) for n, p, pair in zip(names, paths, decoded, strict=True)}
+        remembered = _from_memo(cache.folder_memo(key), read)
+        if remembered is not None:
+            return remembered
+    items = [
+        _read_file(path, data, problems, warnings, cache, decoded[i] if decoded else None)
+        for i, (path, data) in enumerate(zip(paths, raw, strict=True))
+    ]
+    result = _pair_and_order(paths, present, items, problems, warnings)
+    if cache is not None and key is not None and not result.problems:
+        cache.remember_folder(key, _to_memo(result))
+    return result
+
+
+def _pair_and_order(
+    paths: list[Path],
+    present: set[str],
+    items: list[_File | None],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> LoadResult:
+    """Pair rollbacks with their migrations, resolve dependencies and order the plan."""
+    forward: dict[str, _File] = {}
+    rollbacks: list[_File] = []
     for path, item in zip(paths, items, strict=True):
         if item is None:
             continue
@@ -295,6 +346,87 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         problems=tuple(sorted(problems, key=_location)),
         warnings=tuple(sorted(warnings, key=_location)),
     )
+
+
+def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
+    """(text, checksum) of every file, or None when one cannot be read or decoded (then the
+    per-file path reports it)."""
+    out = []
+    for data in raw:
+        if isinstance(data, OSError):
+            return None
+        try:
+            text = data.decode("utf-8").removeprefix("\ufeff")  # as _decode does
+        except UnicodeDecodeError:
+            return None
+        out.append((text, checksum_text(text)))
+    return out
+
+
+def _to_memo(result: LoadResult) -> dict[str, Any]:
+    """A problem-free LoadResult as the folder memo's JSON values, texts left out."""
+
+    def script(path: Path, text: str, header: Header, statements: tuple[Statement, ...]) -> Any:
+        return [path.name, encode_header(header), encode_statements(text, statements)]
+
+    migrations = []
+    for m in result.migrations:
+        r = m.rollback
+        migrations.append(
+            [
+                m.version,
+                m.description,
+                list(m.dependencies),
+                script(m.path, m.text, m.header, m.statements),
+                script(r.path, r.text, r.header, r.statements) if r is not None else None,
+            ]
+        )
+    warnings = [[w.file, w.line, w.message, w.column] for w in result.warnings]
+    return {"migrations": migrations, "warnings": warnings}
+
+
+def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult | None:
+    """The LoadResult _to_memo stored, over the files just read; None when absent or damaged.
+
+    ``read`` maps each file name to its path, text and checksum.
+
+    The memo's key covers every file's name and text, so a hit stands for exactly this folder.
+    """
+    if memo is None:
+        return None
+    try:
+        migrations = []
+        for version, description, dependencies, forward, rollback in memo["migrations"]:
+            base, header_row, rows = forward
+            path, text, checksum = read[base]
+            script = None
+            if rollback is not None:
+                r_base, r_header, r_rows = rollback
+                r_path, r_text, r_checksum = read[r_base]
+                script = RollbackScript(
+                    r_path,
+                    r_text,
+                    r_checksum,
+                    decode_header(r_header),
+                    decode_statements(r_text, r_rows),
+                )
+            migrations.append(
+                Migration(
+                    version=version,
+                    description=description,
+                    path=path,
+                    text=text,
+                    checksum=checksum,
+                    header=decode_header(header_row),
+                    statements=decode_statements(text, rows),
+                    rollback=script,
+                    dependencies=tuple(dependencies),
+                )
+            )
+        warnings = tuple(Problem(f, line, m, c) for f, line, m, c in memo["warnings"])
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return None
+    return LoadResult(tuple(migrations), (), warnings)
 
 
 def _open_folder(directory: Path) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pgshift.errors import Problem
@@ -37,6 +38,26 @@ _HEADER_VALUES = (
     "statement_timeout_ms",
     "lint_ignore",
 )
+
+
+def _or_none(read: Callable[[], bytes | None]) -> bytes | None:
+    try:
+        return read()
+    except OSError:
+        return None
+
+
+def _folder_document(data: bytes | None) -> tuple[str, Any] | None:
+    """(key, result) of a folder memo's bytes, or None when absent, foreign or damaged."""
+    if not data:
+        return None
+    try:
+        document = json.loads(data)
+        if document.get("format") != FORMAT or not isinstance(document.get("key"), str):
+            return None
+        return str(document["key"]), document["result"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def text_key(text: str, checksum: str | None = None) -> str:
@@ -66,13 +87,90 @@ def _parser_version() -> str:
     return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
 
 
-class StatementCache:
-    """Statements by text digest; remembers which entries this run used, so it never grows."""
+def _code_version() -> str:
+    """The parser's identity and that of the pgshift modules whose output the memos hold.
 
-    def __init__(self, entries: dict[str, Any] | None = None) -> None:
-        self._entries = entries or {}
+    A new pgshift that splits, classifies or pairs differently must not trust entries the
+    old one wrote; each file's size and time change with every install or edit.
+    """
+    import os
+
+    source = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(source)
+    parts = [_parser_version()]
+    for folder, names in (
+        (source, ("header.py", "loader.py", "naming.py", "sql.py", "statement_cache.py")),
+        (package, ("errors.py", "graph.py", "model.py")),
+    ):
+        for name in names:
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            parts.append(f"{name}:{info.st_size}:{info.st_mtime_ns}")
+    return ";".join(parts)
+
+
+def folder_key(directory: str, files: list[tuple[str, str]]) -> str:
+    """The digest of everything a folder's LoadResult depends on: its path, every file's name
+    and text key (text_key), the parser and pgshift's own code."""
+    document = [FORMAT, _code_version(), directory, files]
+    return hashlib.sha256(json.dumps(document, ensure_ascii=False).encode()).hexdigest()
+
+
+class StatementCache:
+    """Statements by text digest; remembers which entries this run used, so it never grows.
+
+    It also holds one *folder* memo: the whole LoadResult of the folder as last read, keyed by
+    folder_key. A command over an unchanged folder (every no-op) reads only that, and the
+    per-file entries, the bigger document, are loaded only when some file is not in it.
+    """
+
+    def __init__(
+        self,
+        entries: dict[str, Any] | None = None,
+        *,
+        folder: tuple[str, Any] | None = None,
+        load_entries: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._loaded = entries or {}
+        self._load_entries = load_entries if entries is None else None
         self._used: set[str] = set()
         self.changed = False
+        self._folder = folder
+        self.folder_changed = False
+
+    @property
+    def _entries(self) -> dict[str, Any]:
+        if self._load_entries is not None:
+            self._loaded, self._load_entries = self._load_entries(), None
+        return self._loaded
+
+    @classmethod
+    def deferred(
+        cls, read_entries: Callable[[], bytes | None], folder: bytes | None
+    ) -> StatementCache:
+        """A memo whose per-file entries are read (``read_entries``) only if a parse needs them."""
+        return cls(
+            folder=_folder_document(folder),
+            load_entries=lambda: cls.from_bytes(_or_none(read_entries))._loaded,
+        )
+
+    def folder_memo(self, key: str) -> Any | None:
+        """What remember_folder stored under ``key``, if that is the folder memo held."""
+        if self._folder is not None and self._folder[0] == key:
+            return self._folder[1]
+        return None
+
+    def remember_folder(self, key: str, value: Any) -> None:
+        if self.folder_memo(key) is None:
+            self._folder = (key, value)
+            self.folder_changed = True
+
+    def folder_bytes(self) -> bytes:
+        key, value = self._folder if self._folder is not None else ("", None)
+        document = {"format": FORMAT, "key": key, "result": value}
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> StatementCache:
@@ -80,7 +178,7 @@ class StatementCache:
             return cls()
         try:
             document = json.loads(data)
-            if document.get("format") != FORMAT or document.get("parser") != _parser_version():
+            if document.get("format") != FORMAT or document.get("parser") != _code_version():
                 return cls()
             entries = document["entries"]
             if not isinstance(entries, dict):
@@ -91,7 +189,7 @@ class StatementCache:
 
     def to_bytes(self) -> bytes:
         kept = {key: self._entries[key] for key in sorted(self._used) if key in self._entries}
-        document = {"format": FORMAT, "parser": _parser_version(), "entries": kept}
+        document = {"format": FORMAT, "parser": _code_version(), "entries": kept}
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     def parse(
@@ -109,8 +207,7 @@ class StatementCache:
         if entry is not None:
             try:
                 header_row, rows = entry
-                statements = tuple(_statement(text, i, row) for i, row in enumerate(rows))
-                return _header(header_row), [], statements, []
+                return decode_header(header_row), [], decode_statements(text, rows), []
             except (ValueError, TypeError, IndexError, KeyError, AttributeError):
                 pass  # a damaged entry: parse again below
         from pgshift.source.header import parse_header
@@ -119,13 +216,12 @@ class StatementCache:
         header, header_problems = parse_header(text, file, rollback=rollback)
         statements, sql_problems = split_statements(text, file)
         if not header_problems and not sql_problems:
-            starts = _line_starts(text)
-            self._entries[key] = [_header_row(header), [_row(text, starts, s) for s in statements]]
+            self._entries[key] = [encode_header(header), encode_statements(text, statements)]
             self.changed = True
         return header, header_problems, statements, sql_problems
 
 
-def _header_row(header: Header) -> list[Any]:
+def encode_header(header: Header) -> list[Any]:
     """[fields, unknown, {attribute: value}] with only the attributes that are not defaults."""
     values = {}
     for name in _HEADER_VALUES:
@@ -139,22 +235,39 @@ def _field_rows(fields: tuple[HeaderField, ...]) -> list[list[Any]]:
     return [[f.key, f.value, f.line, f.is_annotation] for f in fields]
 
 
-def _header(row: list[Any]) -> Header:
+def decode_header(row: list[Any]) -> Header:
     fields, unknown, stored = row
     values = dict(stored)
     for name in ("dependencies", "lint_ignore"):
         if name in values:
             values[name] = tuple(values[name])
     return Header(
-        fields=tuple(HeaderField(k, v, line, a) for k, v, line, a in fields),
-        unknown=tuple(HeaderField(k, v, line, a) for k, v, line, a in unknown),
+        fields=tuple([HeaderField(k, v, line, a) for k, v, line, a in fields]),
+        unknown=tuple([HeaderField(k, v, line, a) for k, v, line, a in unknown]) if unknown else (),
         **values,
     )
+
+
+def encode_statements(text: str, statements: tuple[Statement, ...]) -> list[list[Any]]:
+    """The memo's rows of ``statements``, spans of ``text`` (decode_statements reverses it)."""
+    starts = _line_starts(text)
+    return [_row(text, starts, s) for s in statements]
+
+
+def decode_statements(text: str, rows: list[list[Any]]) -> tuple[Statement, ...]:
+    """The statements of encode_statements' rows; a damaged row raises ValueError or worse."""
+    return tuple([_statement(text, i, row) for i, row in enumerate(rows)])
 
 
 def _line_starts(text: str) -> list[int]:
     """Where each line starts; CRLF and a lone CR end a line, as in source/sql.py's LineIndex."""
     starts = [0]
+    if "\r" not in text:  # the common case, without a character loop in Python
+        at = text.find("\n")
+        while at != -1:
+            starts.append(at + 1)
+            at = text.find("\n", at + 1)
+        return starts
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
