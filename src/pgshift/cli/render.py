@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgshift import events as ev
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError
+
+if TYPE_CHECKING:
+    from pgshift import events as ev
 
 
 class Output:
@@ -135,6 +137,8 @@ class RunRenderer:
         )
 
     def __call__(self, event: ev.Event) -> None:
+        from pgshift import events as ev  # only once a run emits: a no-op never loads it
+
         match event:
             case ev.RunnerLockWaiting(holder=holder):
                 self._say(f"waiting for the migration lock held by {holder}")
