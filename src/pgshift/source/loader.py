@@ -352,6 +352,7 @@ def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
     """(text, checksum) of every file, or None when one cannot be read or decoded (then the
     per-file path reports it)."""
     out = []
+    sha256 = hashlib.sha256
     for data in raw:
         if isinstance(data, OSError):
             return None
@@ -359,7 +360,10 @@ def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
             text = data.decode("utf-8").removeprefix("\ufeff")  # as _decode does
         except UnicodeDecodeError:
             return None
-        out.append((text, checksum_text(text)))
+        if b"\r" in data or data.startswith(b"\xef\xbb\xbf"):
+            out.append((text, checksum_text(text)))
+        else:  # the bytes are exactly the normalised text's UTF-8: spare encoding it again
+            out.append((text, sha256(data).hexdigest()))
     return out
 
 
