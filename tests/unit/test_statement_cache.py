@@ -178,3 +178,28 @@ def test_a_damaged_folder_memo_is_ignored(make_project: ProjectMaker) -> None:
     ):
         cache = StatementCache.deferred(lambda: None, document)
         assert read_migrations(folder, cache) == read_migrations(folder)
+
+
+def test_the_memo_builds_plain_dataclasses_exactly_as_their_constructors() -> None:
+    from dataclasses import dataclass, fields
+
+    from pgshift.model import HeaderField
+    from pgshift.source.statement_cache import plain_maker
+
+    made = plain_maker(HeaderField)({"key": "k", "value": "v", "line": 3, "is_annotation": True})
+    built = HeaderField("k", "v", 3, True)
+    assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+    with pytest.raises(TypeError):  # a missing field is the constructor's error, not a hole
+        plain_maker(HeaderField)({"key": "k", "value": "v", "line": 3})
+
+    @dataclass(frozen=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert [f.name for f in fields(Checked)] == ["n"]
+    with pytest.raises(ValueError, match="negative"):  # __post_init__ still runs
+        plain_maker(Checked)({"n": -1})

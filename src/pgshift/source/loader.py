@@ -24,6 +24,7 @@ from pgshift.source.statement_cache import (
     encode_header,
     encode_statements,
     folder_key,
+    plain_maker,
     text_key,
 )
 
@@ -389,6 +390,10 @@ def _to_memo(result: LoadResult) -> dict[str, Any]:
     return {"migrations": migrations, "warnings": warnings}
 
 
+_make_migration = plain_maker(Migration)
+_make_rollback = plain_maker(RollbackScript)
+
+
 def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult | None:
     """The LoadResult _to_memo stored, over the files just read; None when absent or damaged.
 
@@ -407,24 +412,28 @@ def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult 
             if rollback is not None:
                 r_base, r_header, r_rows = rollback
                 r_path, r_text, r_checksum = read[r_base]
-                script = RollbackScript(
-                    r_path,
-                    r_text,
-                    r_checksum,
-                    decode_header(r_header),
-                    decode_statements(r_text, r_rows),
+                script = _make_rollback(
+                    {
+                        "path": r_path,
+                        "text": r_text,
+                        "checksum": r_checksum,
+                        "header": decode_header(r_header),
+                        "statements": decode_statements(r_text, r_rows),
+                    }
                 )
             migrations.append(
-                Migration(
-                    version=version,
-                    description=description,
-                    path=path,
-                    text=text,
-                    checksum=checksum,
-                    header=decode_header(header_row),
-                    statements=decode_statements(text, rows),
-                    rollback=script,
-                    dependencies=tuple(dependencies),
+                _make_migration(
+                    {
+                        "version": version,
+                        "description": description,
+                        "path": path,
+                        "text": text,
+                        "checksum": checksum,
+                        "header": decode_header(header_row),
+                        "statements": decode_statements(text, rows),
+                        "rollback": script,
+                        "dependencies": tuple(dependencies),
+                    }
                 )
             )
         warnings = tuple(Problem(f, line, m, c) for f, line, m, c in memo["warnings"])
