@@ -14,8 +14,48 @@ if TYPE_CHECKING:
     from pgshift.cli.render import Output
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized like shutil.get_terminal_size without importing shutil.
+
+    argparse builds a formatter for every option it adds, and the stock one imports shutil
+    (and with it bz2, lzma and zlib) to read the terminal's width: a cost on every start,
+    for help text that a command which runs never prints.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the width of the terminal on stdout, else 80 (shutil's order)."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so bad usage gets our exit code 2 and format."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
