@@ -42,29 +42,31 @@ HERE = Path(__file__).resolve().parent
 
 PHASES = r"""
 import time, sys
-t = [time.perf_counter()]
+t = [(time.perf_counter(), time.process_time())]
+mark = lambda: t.append((time.perf_counter(), time.process_time()))
 from pgshift.cli import main as _main
-t.append(time.perf_counter())
+mark()
 from pgshift.config import load_settings
 settings = load_settings({})
-t.append(time.perf_counter())
+mark()
 from pgshift.project_files import read_project
 loaded = read_project(settings)
-t.append(time.perf_counter())
+mark()
 from pgshift.embedded import target_url
 url = target_url(settings)
-t.append(time.perf_counter())
+mark()
 from pgshift.db.target import Target
 with Target.from_settings(settings, url, purpose="status") as target:
     history = target.read_history()
-    t.append(time.perf_counter())
+    mark()
 from pgshift import plan
 steps = plan.plan_up(loaded.migrations, history, None).steps
-t.append(time.perf_counter())
+mark()
 assert not steps and len(history.applied) == len(loaded.migrations)
 names = ["import pgshift.cli.main", "settings", "read_project (files + memo)",
          "embedded server url", "connect + read history", "plan"]
-print("\n".join(f"{n}\t{(b - a) * 1000:.1f}" for n, a, b in zip(names, t, t[1:])))
+for n, a, b in zip(names, t, t[1:]):
+    print(f"{n}\twall {(b[0] - a[0]) * 1000:.1f}\tcpu {(b[1] - a[1]) * 1000:.1f}")
 print("heavy modules loaded:", [m for m in ("psycopg", "pglast", "rich") if m in sys.modules])
 """
 
