@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from tests.plugins.project import ProjectMaker, migration_pair
 
-from pgshift.db.readonly import LibpqSession, find_libpq
+from pgshift.db.readonly import LibpqSession, PsycopgText, find_libpq
 from pgshift.db.store import PostgresHistoryStore
 from pgshift.db.target import Target
 from pgshift.errors import CheckFailed, DatabaseUnavailable
@@ -86,6 +86,19 @@ def test_an_absent_history_reads_empty_and_errors_are_pgshift_errors(db_url: str
         with pytest.raises(CheckFailed, match=r"SQLSTATE 42P01"):
             session.rows("SELECT * FROM no_such_table")
         assert session.rows("SELECT 1") == [("1",)]  # the session survives a refused query
+
+
+def test_both_text_sessions_read_placeholders_alike(db_url: str) -> None:
+    store = PostgresHistoryStore("pgshift")
+    session = LibpqSession.open(db_url, purpose="test")
+    assert session is not None
+    with session, psycopg.connect(db_url, autocommit=True) as conn:
+        store.upgrade(conn)
+        wrapped = PsycopgText(conn)
+        for each in (session, wrapped):
+            assert each.rows("SELECT '%%'") == [("%",)]
+            assert each.rows("SELECT %s || '%%'", ("100",)) == [("100%",)]
+            assert store.read(each) == store.read(conn)
 
 
 def test_a_refused_connection_names_no_password() -> None:

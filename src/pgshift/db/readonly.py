@@ -69,7 +69,7 @@ class PsycopgText:
     def rows(self, query: str, params: Sequence[str] = ()) -> list[tuple[str | None, ...]]:
         return [
             tuple(None if v is None else str(v) for v in r)
-            for r in self.conn.execute(query, tuple(params) if params else None)
+            for r in self.conn.execute(query, tuple(params))  # () too: "%%" means "%" in both
         ]
 
 

@@ -155,7 +155,8 @@ class PostgresHistoryStore:
             return History()
         query = _READ.replace("{rollback_sql}", "rollback_sql" if has_rollback_sql else "NULL")
         rows = session.rows(
-            query.replace("{s}", session.identifier(self.schema)),
+            # A "%" in the quoted name must not read as a placeholder.
+            query.replace("{s}", session.identifier(self.schema).replace("%", "%%")),
             (EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED, EVENT_FAILED),
         )
         document = json.loads(rows[0][0] or "{}") if rows else {}
