@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from pgshift import events as ev
-from pgshift.cli.render import _ON, Output, RunRenderer
+from pgshift.cli.render import Output, RunRenderer, _handlers
 
 V1 = "20250101000000"
 
@@ -124,4 +124,4 @@ def test_with_a_live_bar_steps_update_it_and_only_resumes_are_printed() -> None:
 
 
 def test_every_event_type_has_a_handler() -> None:
-    assert set(_ON) == set(get_args(ev.Event))
+    assert set(_handlers()) == set(get_args(ev.Event))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pgshift.source.header import parse_header
-from pgshift.source.loader import read_migrations
+from pgshift.source.loader import checksum_text, read_migrations
 from pgshift.source.sql import split_statements
-from pgshift.source.statement_cache import StatementCache
+from pgshift.source.statement_cache import StatementCache, text_key
 from tests.plugins.project import ProjectMaker, migration_pair
 
 SQL = """-- Migration: 20250101000000_one.sql
@@ -24,20 +26,52 @@ DO $$ BEGIN PERFORM 1; END $$;
 """
 
 
-def test_a_hit_returns_what_the_parsers_return() -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_a_hit_returns_what_the_parsers_return(newline: str) -> None:
+    text = SQL.replace("\n", newline)
     first = StatementCache()
-    header, header_problems, parsed, problems = first.parse(SQL, "a.sql", rollback=False)
+    header, header_problems, parsed, problems = first.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and first.changed
+    # Statements are stored as spans of the text, never as copies of their SQL.
+    assert "CREATE TABLE" not in first.to_bytes().decode()
     second = StatementCache.from_bytes(first.to_bytes())
-    cached_header, header_problems, cached, problems = second.parse(SQL, "a.sql", rollback=False)
+    cached_header, header_problems, cached, problems = second.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and not second.changed
-    assert cached == parsed == split_statements(SQL, "a.sql")[0]
-    assert cached_header == header == parse_header(SQL, "a.sql")[0]
+    assert cached == parsed == split_statements(text, "a.sql")[0]
+    assert [s.sql for s in cached] == [s.sql for s in parsed]
+    assert cached_header == header == parse_header(text, "a.sql")[0]
     assert cached_header.dependencies == ("20240101000000",)
     assert [f.key for f in cached_header.unknown] == ["custom-key"]
     assert cached[1].concurrent_index == (None, "café_name_idx")
     assert cached[0].ignore == ("prefer-text",)
     assert all(s.tree is None for s in cached)  # trees are not kept; the linter re-parses
+
+
+def test_the_key_is_the_checksum_the_loader_has() -> None:
+    """One hash per file: with no CR, the memo's key is the migration's checksum."""
+    lf = "SELECT 1;\n"
+    assert text_key(lf, checksum_text(lf)) == checksum_text(lf)
+    crlf = lf.replace("\n", "\r\n")  # same checksum, different text: its own key
+    assert text_key(crlf, checksum_text(crlf)) != text_key(lf, checksum_text(lf))
+    cache = StatementCache()
+    cache.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
+    memo = StatementCache.from_bytes(cache.to_bytes())
+    _, _, from_lf, _ = memo.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
+    assert from_lf == split_statements(lf, "a.sql")[0]
+    assert not memo.changed
+    _, _, from_crlf, _ = memo.parse(crlf, "b.sql", rollback=False, checksum=checksum_text(crlf))
+    assert memo.changed and from_crlf == split_statements(crlf, "b.sql")[0]
+
+
+def test_a_span_outside_the_text_is_a_damaged_entry() -> None:
+    cache = StatementCache()
+    cache.parse("SELECT 1;", "a.sql", rollback=False)
+    document = json.loads(cache.to_bytes())
+    for entry in document["entries"].values():
+        entry[1][0][1] = 500  # the span's length, far past the end of the text
+    damaged = StatementCache.from_bytes(json.dumps(document).encode())
+    _, _, statements, _ = damaged.parse("SELECT 1;", "a.sql", rollback=False)
+    assert [s.sql for s in statements] == ["SELECT 1"] and damaged.changed
 
 
 def test_syntax_errors_are_never_memoised() -> None:
@@ -91,3 +125,81 @@ def test_loader_with_a_memo_equals_loader_without(make_project: ProjectMaker) ->
     assert plain.problems == ()
     assert again == plain
     assert not memo.changed
+
+
+def test_an_unchanged_folder_is_read_from_the_folder_memo_alone(
+    make_project: ProjectMaker,
+) -> None:
+    """A no-op's read: the folder memo stands for the whole folder; per-file entries stay unread."""
+    root = make_project(
+        {
+            **migration_pair("20250101000000", "one", SQL.split("\n\n", 1)[1]),
+            **migration_pair("20250102000000", "two", "ALTER TABLE café ADD COLUMN x int;"),
+            "20250103000000_three.sql": "-- @custom-key: warned\nSELECT 3;\n",  # no rollback
+        }
+    )
+    folder: Path = root / "migrations"
+    plain = read_migrations(folder)
+    first = StatementCache()
+    assert read_migrations(folder, first) == plain and first.folder_changed
+
+    def untouched() -> bytes:
+        raise AssertionError("the per-file entries were read")
+
+    memo = StatementCache.deferred(untouched, first.folder_bytes())
+    again = read_migrations(folder, memo)
+    assert again == plain and again.warnings and not memo.folder_changed and not memo.changed
+    # Any edit is a different folder: its files are read again, the new text is what counts.
+    edited = folder / "20250102000000_two.sql"
+    edited.write_text(edited.read_text() + "\n-- edited\n")
+    memo = StatementCache.deferred(first.to_bytes, first.folder_bytes())
+    after = read_migrations(folder, memo)
+    assert after == read_migrations(folder) != plain
+    assert memo.folder_changed and memo.changed  # the edited file was parsed and remembered
+    key, _ = _key_and_result(first)
+    assert memo.folder_memo(key) is None  # the folder memo now stands for the edited folder
+
+
+def _key_and_result(cache: StatementCache) -> tuple[str, object]:
+    document = json.loads(cache.folder_bytes())
+    return document["key"], document["result"]
+
+
+def test_a_damaged_folder_memo_is_ignored(make_project: ProjectMaker) -> None:
+    root = make_project(migration_pair("20250101000000", "one", "SELECT 1;"))
+    folder: Path = root / "migrations"
+    first = StatementCache()
+    read_migrations(folder, first)
+    key, _ = _key_and_result(first)
+    for document in (
+        b"not json",
+        json.dumps({"format": 0, "key": key, "result": {}}).encode(),
+        json.dumps({"format": 3, "key": key, "result": {"migrations": [["x"]]}}).encode(),
+    ):
+        cache = StatementCache.deferred(lambda: None, document)
+        assert read_migrations(folder, cache) == read_migrations(folder)
+
+
+def test_the_memo_builds_plain_dataclasses_exactly_as_their_constructors() -> None:
+    from dataclasses import dataclass, fields
+
+    from pgshift.model import HeaderField
+    from pgshift.source.statement_cache import plain_maker
+
+    made = plain_maker(HeaderField)({"key": "k", "value": "v", "line": 3, "is_annotation": True})
+    built = HeaderField("k", "v", 3, True)
+    assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+    with pytest.raises(TypeError):  # a missing field is the constructor's error, not a hole
+        plain_maker(HeaderField)({"key": "k", "value": "v", "line": 3})
+
+    @dataclass(frozen=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert [f.name for f in fields(Checked)] == ["n"]
+    with pytest.raises(ValueError, match="negative"):  # __post_init__ still runs
+        plain_maker(Checked)({"n": -1})

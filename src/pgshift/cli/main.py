@@ -14,8 +14,48 @@ if TYPE_CHECKING:
     from pgshift.cli.render import Output
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized like shutil.get_terminal_size without importing shutil.
+
+    argparse builds a formatter for every option it adds, and the stock one imports shutil
+    (and with it bz2, lzma and zlib) to read the terminal's width: a cost on every start,
+    for help text that a command which runs never prints.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the width of the terminal on stdout, else 80 (shutil's order)."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so bad usage gets our exit code 2 and format."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
@@ -54,14 +94,48 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 Registrar = Callable[[Any, argparse.ArgumentParser], None]
 
 
-def _registrars() -> list[Registrar]:
-    """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
-    from pgshift.cli import commands, health, rollback, validate
+def _registrars(verb: str | None = None) -> list[Registrar]:
+    """Each command module adds its verbs and sets ``handler``; main never grows per verb.
+
+    For the latency-sensitive verbs (DESIGN.md principle 6) only the module that defines them
+    is imported; build_parser falls back to every module if that guess ever goes stale.
+    """
+    from pgshift.cli import commands
+
+    if verb in _FAST_VERBS:
+        return [commands.register]
+    from pgshift.cli import health, rollback, validate
 
     return [commands.register, health.register, validate.register, rollback.register]
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Verbs a no-op run of which must start fast; all are registered by cli/commands.py.
+_FAST_VERBS = frozenset({"up", "status"})
+_VALUE_OPTIONS = frozenset({"--database-url", "--dir"})
+
+
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb of a command line: its first word that is neither an option nor its value."""
+    expect_value = False
+    for word in argv:
+        if expect_value:
+            expect_value = False
+        elif word in _VALUE_OPTIONS:
+            expect_value = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or for a ``verb`` of _FAST_VERBS one with only its own module's verbs."""
+    parser, choices = _build(_registrars(verb))
+    if verb in _FAST_VERBS and verb not in choices:
+        parser, _ = _build(_registrars())
+    return parser
+
+
+def _build(registrars: list[Registrar]) -> tuple[argparse.ArgumentParser, set[str]]:
     top = _Parser(add_help=False)
     _common(top, top=True)
     common = _Parser(add_help=False)
@@ -73,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="pgshift 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in _registrars():
+    for register in registrars:
         register(sub, common)
-    return parser
+    return parser, set(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     out = Output(quiet="-q" in args_list or "--quiet" in args_list, json_mode="--json" in args_list)
     try:
-        args = build_parser().parse_args(args_list)
+        args = build_parser(_verb_of(args_list)).parse_args(args_list)
         if args.command is None:
             build_parser().print_help()
             return 2

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from pgshift import events as ev
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError
+
+if TYPE_CHECKING:
+    from pgshift import events as ev
 
 
 class Output:
@@ -178,7 +181,7 @@ class RunRenderer:
         An event type this renderer does not know (a newer one) is ignored, as the match it
         replaced did, rather than failing a run over its progress display.
         """
-        handler = _ON.get(type(event))
+        handler = _handlers().get(type(event))
         if handler is not None:
             handler(self, event)
 
@@ -254,19 +257,27 @@ def _backup_taken(renderer: RunRenderer, event: ev.BackupTaken) -> None:
     )
 
 
-# Event class -> RunRenderer's method for it; every event type in events.Event has one.
-_ON: dict[type, Callable[[RunRenderer, Any], None]] = {
-    ev.RunnerLockWaiting: RunRenderer._lock_waiting,
-    ev.RunStarted: RunRenderer._run_started,
-    ev.StepStarted: RunRenderer._step_started,
-    ev.StatementDone: RunRenderer._statement_done,
-    ev.LockRetry: RunRenderer._lock_retry,
-    ev.InvalidIndexRebuilt: RunRenderer._invalid_index_rebuilt,
-    ev.StepApplied: RunRenderer._step_applied,
-    ev.StepSkipped: RunRenderer._step_skipped,
-    ev.StepFailed: RunRenderer._step_failed,
-    ev.HealthSample: RunRenderer._health_sample,
-    ev.RunFinished: RunRenderer._run_finished,
-    ev.BackupProgress: _backup_progress,
-    ev.BackupTaken: _backup_taken,
-}
+@cache
+def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
+    """Event class -> RunRenderer's method for it; every event type in events.Event has one.
+
+    Built on the first event, so that a command that never runs anything (`status`, a no-op
+    `up`) never loads the events module.
+    """
+    from pgshift import events as ev
+
+    return {
+        ev.RunnerLockWaiting: RunRenderer._lock_waiting,
+        ev.RunStarted: RunRenderer._run_started,
+        ev.StepStarted: RunRenderer._step_started,
+        ev.StatementDone: RunRenderer._statement_done,
+        ev.LockRetry: RunRenderer._lock_retry,
+        ev.InvalidIndexRebuilt: RunRenderer._invalid_index_rebuilt,
+        ev.StepApplied: RunRenderer._step_applied,
+        ev.StepSkipped: RunRenderer._step_skipped,
+        ev.StepFailed: RunRenderer._step_failed,
+        ev.HealthSample: RunRenderer._health_sample,
+        ev.RunFinished: RunRenderer._run_finished,
+        ev.BackupProgress: _backup_progress,
+        ev.BackupTaken: _backup_taken,
+    }

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from pgshift.db.readonly import TextSession, text_session, timestamp
 from pgshift.history import (
     EVENT_APPLIED,
     EVENT_FAILED,
@@ -41,8 +41,30 @@ _LOG_WITH_DURATION = (
 )
 
 
+#: A timestamptz as UTC text that datetime.fromisoformat reads, whatever the DateStyle.
+_UTC_TEXT = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+
+#: The whole history in one statement: applied rows, progress rows and the failed versions
+#: (whose newest applied / failed / reverted event is a failure), as one JSON document.
+_READ = (
+    "SELECT json_build_object("
+    "'applied', (SELECT coalesce(json_agg(json_build_array(version, description, checksum,"
+    " rollback_checksum, " + _UTC_TEXT.format(column="applied_at") + ", duration_ms,"
+    " applied_by, host, run_id, metadata, {rollback_sql}) ORDER BY version), '[]')"
+    " FROM {s}.applied),"
+    "'progress', (SELECT coalesce(json_agg(json_build_array(version, checksum,"
+    " prefix_checksum, statements_done, run_id, " + _UTC_TEXT.format(column="updated_at") + ","
+    " action) ORDER BY version), '[]') FROM {s}.progress),"
+    "'failed', (SELECT coalesce(json_agg(version), '[]') FROM (SELECT DISTINCT ON (version)"
+    " version, event FROM {s}.log WHERE event IN (%s, %s, %s) AND version IS NOT NULL"
+    " ORDER BY version, id DESC) last WHERE event = %s))::text"
+)
+
+
 def schema_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) of the tool's own schema versions, in order."""
+    from importlib import resources  # only under the lock: a read never needs it
+
     folder = resources.files("pgshift.db") / "schema"
     found = []
     for entry in folder.iterdir():
@@ -66,22 +88,22 @@ class PostgresHistoryStore:
 
     # -- schema -------------------------------------------------------------------------------
 
-    def exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
-        return self._shape(conn)[0]
+    def exists(self, conn: psycopg.Connection[tuple[Any, ...]] | TextSession) -> bool:
+        return self._shape(text_session(conn))[0]
 
-    def _shape(self, conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[bool, bool]:
+    def _shape(self, session: TextSession) -> tuple[bool, bool]:
         """(the tables exist, ``applied`` has ``rollback_sql``), in one round trip.
 
         Read-only commands read a history an older pgshift made and nobody upgraded yet (only a
         run under the lock upgrades), so a column of a newer schema version may be absent.
         """
-        row = conn.execute(
-            "SELECT t IS NOT NULL, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
-            " WHERE attrelid = t AND attname = 'rollback_sql' AND NOT attisdropped)"
+        rows = session.rows(
+            "SELECT (t IS NOT NULL)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+            " WHERE attrelid = t AND attname = 'rollback_sql' AND NOT attisdropped)::text"
             " FROM (SELECT to_regclass(format('%%I.applied', %s::text)) AS t) rel",
             (self.schema,),
-        ).fetchone()
-        return (bool(row[0]), bool(row[1])) if row else (False, False)
+        )
+        return (rows[0][0] == "true", rows[0][1] == "true") if rows else (False, False)
 
     def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
         """Bring the tool's tables to the newest version; call only while holding the lock."""
@@ -117,21 +139,35 @@ class PostgresHistoryStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self, conn: psycopg.Connection[tuple[Any, ...]]) -> History:
-        """The whole history; an absent schema is an empty history (read-only commands)."""
-        from psycopg import sql
+    def read(self, conn: psycopg.Connection[tuple[Any, ...]] | TextSession) -> History:
+        """The whole history; an absent schema is an empty history (read-only commands).
 
-        exists, has_rollback_sql = self._shape(conn)
+        ``conn`` is a psycopg connection or any TextSession (a libpq session of readonly.py,
+        which spares a no-op command psycopg's import). The server builds the whole history as
+        one JSON document in one statement (one snapshot, one value to decode instead of a
+        Python object per cell), and timestamps travel as UTC text, so the result does not
+        depend on the session's DateStyle; they come back in the session's TimeZone, as
+        psycopg gives a timestamptz.
+        """
+        session = text_session(conn)
+        exists, has_rollback_sql = self._shape(session)
         if not exists:
             return History()
-        rollback_sql = sql.SQL("rollback_sql" if has_rollback_sql else "NULL")
+        query = _READ.replace("{rollback_sql}", "rollback_sql" if has_rollback_sql else "NULL")
+        rows = session.rows(
+            # A "%" in the quoted name must not read as a placeholder.
+            query.replace("{s}", session.identifier(self.schema).replace("%", "%%")),
+            (EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED, EVENT_FAILED),
+        )
+        document = json.loads(rows[0][0] or "{}") if rows else {}
+        zone = session.timezone
         applied = tuple(
             AppliedMigration(
                 version=r[0],
                 description=r[1],
                 checksum=r[2],
                 rollback_checksum=r[3],
-                applied_at=r[4],
+                applied_at=timestamp(r[4], zone),
                 duration_ms=int(r[5]),
                 applied_by=r[6],
                 host=r[7],
@@ -139,34 +175,13 @@ class PostgresHistoryStore:
                 metadata=r[9] or {},
                 rollback_sql=r[10],
             )
-            for r in conn.execute(
-                sql.SQL(
-                    "SELECT version, description, checksum, rollback_checksum, applied_at,"
-                    " duration_ms, applied_by, host, run_id, metadata, {rollback_sql}"
-                    " FROM {s}.applied ORDER BY version"
-                ).format(s=sql.Identifier(self.schema), rollback_sql=rollback_sql)
-            )
+            for r in document.get("applied", ())
         )
         progress = tuple(
-            Progress(r[0], r[1], r[2], int(r[3]), str(r[4]), r[5], r[6])
-            for r in conn.execute(
-                self._q(
-                    "SELECT version, checksum, prefix_checksum, statements_done, run_id,"
-                    " updated_at, action FROM {s}.progress ORDER BY version"
-                )
-            )
+            Progress(r[0], r[1], r[2], int(r[3]), str(r[4]), timestamp(r[5], zone), r[6])
+            for r in document.get("progress", ())
         )
-        failed = frozenset(
-            r[0]
-            for r in conn.execute(
-                self._q(
-                    "SELECT version FROM (SELECT DISTINCT ON (version) version, event"
-                    " FROM {s}.log WHERE event = ANY(%s) AND version IS NOT NULL"
-                    " ORDER BY version, id DESC) last WHERE event = %s"
-                ),
-                ([EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED], EVENT_FAILED),
-            )
-        )
+        failed = frozenset(document.get("failed", ()))
         applied_versions = {a.version for a in applied}
         return History(applied, progress, failed - applied_versions)
 

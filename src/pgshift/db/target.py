@@ -6,6 +6,8 @@ monitor: eight for one `up`). A Target opens its session once, on first use, rea
 facts from that session's handshake, and lends the same session to every step of the command;
 the runner lock lives on a second, otherwise idle session, which the in-run monitor samples on.
 So `status` and a no-op `up` cost one connection, `up` two, and a backup adds only pg_dump's.
+A read-only command reads history over a short libpq session of its own (db/readonly.py), so
+it never imports psycopg.
 
 Orchestrators (ops/) take a Target, never a URL; the URL stays inside it (child processes such
 as pg_dump get it through the backup's password file, never on a command line).
@@ -39,6 +41,10 @@ class ServerFacts:
     @property
     def major(self) -> int:
         return self.version_num // 10000
+
+
+#: Purposes of commands that only read: their history read may skip psycopg (read_history).
+READ_ONLY_PURPOSES = frozenset({"status", "health", "validate", "check"})
 
 
 class Target:
@@ -124,6 +130,21 @@ class Target:
         return self._store
 
     def read_history(self) -> History:
+        """The history, over the command's session; for a read-only command, over libpq directly.
+
+        A read-only command (`status`, `health`, `validate`) never needs psycopg, and importing
+        it costs more than the whole read (db/readonly.py). A command that may go on to write
+        (`up`) reads on its psycopg session instead, so that it costs one connection when it
+        has nothing to do and two when it runs (a libpq read first would be a third). Without
+        a loadable libpq, psycopg reads.
+        """
+        if self.purpose in READ_ONLY_PURPOSES and (self._session is None or self._session.closed):
+            from pgshift.db.readonly import LibpqSession
+
+            reader = LibpqSession.open(self._url, purpose=self.purpose)
+            if reader is not None:
+                with reader:
+                    return self.store.read(reader)
         return self.store.read(self.session)
 
     def prepare(self) -> None:

@@ -10,13 +10,23 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgshift.errors import ConfigError, InputError, Problem
 from pgshift.graph import CycleError, topological_order
 from pgshift.model import Header, Migration, RollbackScript, Statement
 from pgshift.source.header import ANNOTATION_KEYS, parse_header
 from pgshift.source.naming import FileName, parse_file_name
-from pgshift.source.statement_cache import StatementCache
+from pgshift.source.statement_cache import (
+    StatementCache,
+    decode_header,
+    decode_statements,
+    encode_header,
+    encode_statements,
+    folder_key,
+    plain_maker,
+    text_key,
+)
 
 TRANSACTION_CONTROL_MESSAGE = (
     "BEGIN/COMMIT are not allowed in a migration file: "
@@ -46,6 +56,7 @@ class _File:
     text: str
     header: Header
     statements: tuple[Statement, ...]
+    checksum: str  # checksum_text(text), computed once
 
 
 def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
@@ -67,29 +78,65 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
     return text.removeprefix("\ufeff")
 
 
+def _read_bytes(path: Path, base: str, folder_fd: int | None) -> bytes:
+    """The file's bytes in three system calls (open, read to the end, close).
+
+    ``Path.read_bytes`` builds a buffered file object and asks fstat for its size first; at
+    two thousand files per command that is most of the cost of reading them. Opening by name
+    relative to the folder's descriptor also spares the kernel the path walk for each file.
+    """
+    if folder_fd is None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    else:
+        fd = os.open(base, os.O_RDONLY, dir_fd=folder_fd)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _try_read(path: Path, base: str, folder_fd: int | None) -> bytes | OSError:
+    try:
+        return _read_bytes(path, base, folder_fd)
+    except OSError as exc:
+        return exc
+
+
 def _read_file(
     path: Path,
+    data: bytes | OSError,
     problems: list[Problem],
     warnings: list[Problem],
     cache: StatementCache | None = None,
+    decoded: tuple[str, str] | None = None,
 ) -> _File | None:
+    """One file read into a _File (``data``: its bytes as read), its problems collected.
+
+    ``decoded`` is (text, checksum) when the caller has decoded the bytes already.
+    """
     file = str(path)
+    base = path.name  # pathlib recomputes it on every access
     try:
-        name = parse_file_name(path.name)
+        name = parse_file_name(base)
     except ValueError as exc:
         problems.append(Problem(file, 1, f"bad file name: {exc}"))
         return None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(file, 1, f"cannot read the file: {exc.strerror or exc}"))
+    if isinstance(data, OSError):
+        problems.append(Problem(file, 1, f"cannot read the file: {data.strerror or data}"))
         return None
-    text = _decode(path, data, problems)
-    if text is None:
-        return None
+    if decoded is None:
+        text = _decode(path, data, problems)
+        if text is None:
+            return None
+        checksum = checksum_text(text)
+    else:
+        text, checksum = decoded
     if cache is not None:
         header, header_problems, statements, sql_problems = cache.parse(
-            text, file, rollback=name.is_rollback
+            text, file, rollback=name.is_rollback, checksum=checksum
         )
     else:
         from pgshift.source.sql import split_statements  # pglast: only when parsing
@@ -113,24 +160,25 @@ def _read_file(
                 rule="unknown-annotation",
             )
         )
-    _check_header_names(path, name, header, problems)
-    return _File(path, name, text, header, statements)
+    _check_header_names(file, base, name, header, problems)
+    return _File(path, name, text, header, statements, checksum)
 
 
 def _check_header_names(
-    path: Path, name: FileName, header: Header, problems: list[Problem]
+    file: str, base: str, name: FileName, header: Header, problems: list[Problem]
 ) -> None:
-    """The header repeats the file's identity; a copy-pasted header must not go unnoticed."""
-    file = str(path)
+    """The header repeats the file's identity; a copy-pasted header must not go unnoticed.
+
+    ``base`` is the file's name, which parse_file_name has checked ends in ".sql".
+    """
     key = "rollback" if name.is_rollback else "migration"
-    if header.migration is not None and header.migration not in (path.name, path.stem):
+    if header.migration is not None and header.migration not in (base, base[: -len(".sql")]):
         label = "Rollback" if name.is_rollback else "Migration"
         problems.append(
             Problem(
                 file,
                 header.line_of(key),
-                f"header '-- {label}: {header.migration}' does not match the file name"
-                f" {path.name!r}",
+                f"header '-- {label}: {header.migration}' does not match the file name {base!r}",
             )
         )
     if header.version is not None and header.version != name.version:
@@ -180,7 +228,7 @@ def _resolve_dependencies(
     return tuple(resolved)
 
 
-def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:  # noqa: C901
+def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
 
     ``cache`` spares parsing files whose text was split before (statement_cache.py).
@@ -197,21 +245,45 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
     problems: list[Problem] = []
     warnings: list[Problem] = []
     with os.scandir(directory) as entries:  # one directory read, no stat per file
-        paths = sorted(
-            (
-                Path(entry.path)
-                for entry in entries
-                if entry.name.endswith(".sql")
-                and not entry.name.startswith(".")
-                and entry.is_file()
-            ),
-            key=lambda path: path.name,
+        names = sorted(
+            entry.name
+            for entry in entries
+            if entry.name.endswith(".sql") and not entry.name.startswith(".") and entry.is_file()
         )
-    present = {path.name for path in paths}
+    present = set(names)
+    paths = [directory / name for name in names]  # a child path: no full path to parse again
+    folder_fd = _open_folder(directory)
+    try:
+        raw = [_try_read(path, name, folder_fd) for path, name in zip(paths, names, strict=True)]
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
+    decoded = _decode_all(raw)
+    key = None
+    if cache is not None and decoded is not None:
+        files = [(name, text_key(*pair)) for name, pair in zip(names, decoded, strict=True)]
+        key = folder_key(str(directory), files)
+        read = {n: (p, *pair) for n, p, pair in zip(names, paths, decoded, strict=True)}
+        remembered = _from_memo(cache.folder_memo(key), read)
+        if remembered is not None:
+            return remembered
+    items = [
+        _read_file(path, data, problems, warnings, cache, decoded[i] if decoded else None)
+        for i, (path, data) in enumerate(zip(paths, raw, strict=True))
+    ]
+    result = _pair_and_order(paths, present, items, problems, warnings)
+    if cache is not None and key is not None and not result.problems:
+        cache.remember_folder(key, _to_memo(result))
+    return result
+
+
+def _split_forward(
+    paths: list[Path], items: list[_File | None], problems: list[Problem]
+) -> tuple[dict[str, _File], list[_File]]:
+    """Migrations by version (a duplicate version is a problem) and the rollback files."""
     forward: dict[str, _File] = {}
     rollbacks: list[_File] = []
-    for path in paths:
-        item = _read_file(path, problems, warnings, cache)
+    for path, item in zip(paths, items, strict=True):
         if item is None:
             continue
         if item.name.is_rollback:
@@ -229,7 +301,13 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
             )
             continue
         forward[item.name.version] = item
+    return forward, rollbacks
 
+
+def _pair_rollbacks(
+    forward: dict[str, _File], rollbacks: list[_File], present: set[str], problems: list[Problem]
+) -> dict[str, _File]:
+    """Each rollback file by the version of the migration it belongs to."""
     paired: dict[str, _File] = {}
     for item in rollbacks:
         owner = forward.get(item.name.version)
@@ -247,6 +325,19 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
             )
             continue
         paired[item.name.version] = item
+    return paired
+
+
+def _pair_and_order(
+    paths: list[Path],
+    present: set[str],
+    items: list[_File | None],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> LoadResult:
+    """Pair rollbacks with their migrations, resolve dependencies and order the plan."""
+    forward, rollbacks = _split_forward(paths, items, problems)
+    paired = _pair_rollbacks(forward, rollbacks, present, problems)
 
     deps: dict[str, tuple[str, ...]] = {}
     for version, item in forward.items():
@@ -279,6 +370,109 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
     )
 
 
+def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
+    """(text, checksum) of every file, or None when one cannot be read or decoded (then the
+    per-file path reports it)."""
+    out = []
+    sha256 = hashlib.sha256
+    for data in raw:
+        if isinstance(data, OSError):
+            return None
+        try:
+            text = data.decode("utf-8").removeprefix("\ufeff")  # as _decode does
+        except UnicodeDecodeError:
+            return None
+        if b"\r" in data or data.startswith(b"\xef\xbb\xbf"):
+            out.append((text, checksum_text(text)))
+        else:  # the bytes are exactly the normalised text's UTF-8: spare encoding it again
+            out.append((text, sha256(data).hexdigest()))
+    return out
+
+
+def _to_memo(result: LoadResult) -> dict[str, Any]:
+    """A problem-free LoadResult as the folder memo's JSON values, texts left out."""
+
+    def script(path: Path, text: str, header: Header, statements: tuple[Statement, ...]) -> Any:
+        return [path.name, encode_header(header), encode_statements(text, statements)]
+
+    migrations = []
+    for m in result.migrations:
+        r = m.rollback
+        migrations.append(
+            [
+                m.version,
+                m.description,
+                list(m.dependencies),
+                script(m.path, m.text, m.header, m.statements),
+                script(r.path, r.text, r.header, r.statements) if r is not None else None,
+            ]
+        )
+    warnings = [[w.file, w.line, w.message, w.column, w.rule] for w in result.warnings]
+    return {"migrations": migrations, "warnings": warnings}
+
+
+_make_migration = plain_maker(Migration)
+_make_rollback = plain_maker(RollbackScript)
+
+
+def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult | None:
+    """The LoadResult _to_memo stored, over the files just read; None when absent or damaged.
+
+    ``read`` maps each file name to its path, text and checksum.
+
+    The memo's key covers every file's name and text, so a hit stands for exactly this folder.
+    """
+    if memo is None:
+        return None
+    try:
+        migrations = []
+        for version, description, dependencies, forward, rollback in memo["migrations"]:
+            base, header_row, rows = forward
+            path, text, checksum = read[base]
+            script = None
+            if rollback is not None:
+                r_base, r_header, r_rows = rollback
+                r_path, r_text, r_checksum = read[r_base]
+                script = _make_rollback(
+                    {
+                        "path": r_path,
+                        "text": r_text,
+                        "checksum": r_checksum,
+                        "header": decode_header(r_header),
+                        "statements": decode_statements(r_text, r_rows),
+                    }
+                )
+            migrations.append(
+                _make_migration(
+                    {
+                        "version": version,
+                        "description": description,
+                        "path": path,
+                        "text": text,
+                        "checksum": checksum,
+                        "header": decode_header(header_row),
+                        "statements": decode_statements(text, rows),
+                        "rollback": script,
+                        "dependencies": tuple(dependencies),
+                    }
+                )
+            )
+        warnings = tuple(Problem(f, line, m, c, rule) for f, line, m, c, rule in memo["warnings"])
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return None
+    return LoadResult(tuple(migrations), (), warnings)
+
+
+def _open_folder(directory: Path) -> int | None:
+    """A descriptor of the folder to open its files by name, where the platform has them."""
+    if os.open not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None  # each file's own open then says what is wrong
+
+
 def _location(problem: Problem) -> tuple[str, int, int, str]:
     return problem.file, problem.line, problem.column, problem.message
 
@@ -289,7 +483,7 @@ def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...
         script = RollbackScript(
             path=rollback.path,
             text=rollback.text,
-            checksum=checksum_text(rollback.text),
+            checksum=rollback.checksum,
             header=rollback.header,
             statements=rollback.statements,
         )
@@ -298,7 +492,7 @@ def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...
         description=item.name.description,
         path=item.path,
         text=item.text,
-        checksum=checksum_text(item.text),
+        checksum=item.checksum,
         header=item.header,
         statements=item.statements,
         rollback=script,

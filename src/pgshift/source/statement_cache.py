@@ -4,6 +4,10 @@ Every command reads every migration file, and parsing is most of that cost (benc
 A file's statements are a pure function of its text and of the parser's version, so an entry
 keyed by the SHA-256 of the text can never be stale; anything unreadable is simply ignored.
 The caller decides where the bytes live; this module only reads and writes values.
+
+The memo is loaded by every command, a no-op `up` included, so it is kept small: a statement
+is stored as its span of the file's text (which the caller has anyway) rather than a copy of
+its SQL, and a header keeps only its fields and the values that differ from the defaults.
 """
 
 from __future__ import annotations
@@ -11,12 +15,63 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 2
+FORMAT = 3
+
+_T = TypeVar("_T")
+
+_DEFAULT_HEADER = Header()
+#: Header attributes stored by name when they differ from Header()'s; fields come first.
+_HEADER_VALUES = (
+    "migration",
+    "description",
+    "created",
+    "version",
+    "zero_downtime",
+    "estimated_duration_ms",
+    "risk_level",
+    "dependencies",
+    "transaction",
+    "lock_timeout_ms",
+    "statement_timeout_ms",
+    "lint_ignore",
+)
+
+
+def _or_none(read: Callable[[], bytes | None]) -> bytes | None:
+    try:
+        return read()
+    except OSError:
+        return None
+
+
+def _folder_document(data: bytes | None) -> tuple[str, Any] | None:
+    """(key, result) of a folder memo's bytes, or None when absent, foreign or damaged."""
+    if not data:
+        return None
+    try:
+        document = json.loads(data)
+        if document.get("format") != FORMAT or not isinstance(document.get("key"), str):
+            return None
+        return str(document["key"]), document["result"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def text_key(text: str, checksum: str | None = None) -> str:
+    """The SHA-256 of ``text``; ``checksum`` (of the LF-normalised text) is it when no CR.
+
+    So the loader hashes each file once: the memo's key and the migration's checksum coincide
+    for the usual file, and only a file with a CR pays a second hash of its exact text.
+    """
+    if checksum is not None and "\r" not in text:
+        return checksum
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _parser_version() -> str:
@@ -35,13 +90,90 @@ def _parser_version() -> str:
     return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
 
 
-class StatementCache:
-    """Statements by text digest; remembers which entries this run used, so it never grows."""
+def _code_version() -> str:
+    """The parser's identity and that of the pgshift modules whose output the memos hold.
 
-    def __init__(self, entries: dict[str, Any] | None = None) -> None:
-        self._entries = entries or {}
+    A new pgshift that splits, classifies or pairs differently must not trust entries the
+    old one wrote; each file's size and time change with every install or edit.
+    """
+    import os
+
+    source = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(source)
+    parts = [_parser_version()]
+    for folder, names in (
+        (source, ("header.py", "loader.py", "naming.py", "sql.py", "statement_cache.py")),
+        (package, ("errors.py", "graph.py", "model.py")),
+    ):
+        for name in names:
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            parts.append(f"{name}:{info.st_size}:{info.st_mtime_ns}")
+    return ";".join(parts)
+
+
+def folder_key(directory: str, files: list[tuple[str, str]]) -> str:
+    """The digest of everything a folder's LoadResult depends on: its path, every file's name
+    and text key (text_key), the parser and pgshift's own code."""
+    document = [FORMAT, _code_version(), directory, files]
+    return hashlib.sha256(json.dumps(document, ensure_ascii=False).encode()).hexdigest()
+
+
+class StatementCache:
+    """Statements by text digest; remembers which entries this run used, so it never grows.
+
+    It also holds one *folder* memo: the whole LoadResult of the folder as last read, keyed by
+    folder_key. A command over an unchanged folder (every no-op) reads only that, and the
+    per-file entries, the bigger document, are loaded only when some file is not in it.
+    """
+
+    def __init__(
+        self,
+        entries: dict[str, Any] | None = None,
+        *,
+        folder: tuple[str, Any] | None = None,
+        load_entries: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._loaded = entries or {}
+        self._load_entries = load_entries if entries is None else None
         self._used: set[str] = set()
         self.changed = False
+        self._folder = folder
+        self.folder_changed = False
+
+    @property
+    def _entries(self) -> dict[str, Any]:
+        if self._load_entries is not None:
+            self._loaded, self._load_entries = self._load_entries(), None
+        return self._loaded
+
+    @classmethod
+    def deferred(
+        cls, read_entries: Callable[[], bytes | None], folder: bytes | None
+    ) -> StatementCache:
+        """A memo whose per-file entries are read (``read_entries``) only if a parse needs them."""
+        return cls(
+            folder=_folder_document(folder),
+            load_entries=lambda: cls.from_bytes(_or_none(read_entries))._loaded,
+        )
+
+    def folder_memo(self, key: str) -> Any | None:
+        """What remember_folder stored under ``key``, if that is the folder memo held."""
+        if self._folder is not None and self._folder[0] == key:
+            return self._folder[1]
+        return None
+
+    def remember_folder(self, key: str, value: Any) -> None:
+        if self.folder_memo(key) is None:
+            self._folder = (key, value)
+            self.folder_changed = True
+
+    def folder_bytes(self) -> bytes:
+        key, value = self._folder if self._folder is not None else ("", None)
+        document = {"format": FORMAT, "key": key, "result": value}
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> StatementCache:
@@ -49,7 +181,7 @@ class StatementCache:
             return cls()
         try:
             document = json.loads(data)
-            if document.get("format") != FORMAT or document.get("parser") != _parser_version():
+            if document.get("format") != FORMAT or document.get("parser") != _code_version():
                 return cls()
             entries = document["entries"]
             if not isinstance(entries, dict):
@@ -60,26 +192,26 @@ class StatementCache:
 
     def to_bytes(self) -> bytes:
         kept = {key: self._entries[key] for key in sorted(self._used) if key in self._entries}
-        document = {"format": FORMAT, "parser": _parser_version(), "entries": kept}
-        return json.dumps(document, separators=(",", ":")).encode()
+        document = {"format": FORMAT, "parser": _code_version(), "entries": kept}
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     def parse(
-        self, text: str, file: str, *, rollback: bool
+        self, text: str, file: str, *, rollback: bool, checksum: str | None = None
     ) -> tuple[Header, list[Problem], tuple[Statement, ...], list[Problem]]:
         """Header and statements of ``text``, from the memo when this exact text was read before.
 
+        ``checksum`` is the text's `checksum_text`, when the caller has it (see text_key).
         Only clean results are kept: problems carry the file's name and are cheap to find
         again, and a file with problems is about to be edited anyway.
         """
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        key += ":r" if rollback else ":m"
+        key = text_key(text, checksum) + (":r" if rollback else ":m")
         self._used.add(key)
         entry = self._entries.get(key)
         if entry is not None:
             try:
                 header_row, rows = entry
-                return _header(header_row), [], tuple(_statement(row) for row in rows), []
-            except (ValueError, TypeError, IndexError, KeyError):
+                return decode_header(header_row), [], decode_statements(text, rows), []
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError):
                 pass  # a damaged entry: parse again below
         from pgshift.source.header import parse_header
         from pgshift.source.sql import split_statements
@@ -87,41 +219,121 @@ class StatementCache:
         header, header_problems = parse_header(text, file, rollback=rollback)
         statements, sql_problems = split_statements(text, file)
         if not header_problems and not sql_problems:
-            self._entries[key] = [_header_row(header), [_row(s) for s in statements]]
+            self._entries[key] = [encode_header(header), encode_statements(text, statements)]
             self.changed = True
         return header, header_problems, statements, sql_problems
 
 
-def _header_row(header: Header) -> dict[str, Any]:
-    """The header as JSON-ready values (dataclasses.asdict deep-copies: ten times slower)."""
-    values = {f.name: getattr(header, f.name) for f in dataclasses.fields(header)}
-    for name in ("fields", "unknown"):
-        values[name] = [
-            {"key": h.key, "value": h.value, "line": h.line, "is_annotation": h.is_annotation}
-            for h in values[name]
-        ]
-    values["dependencies"] = list(values["dependencies"])
-    values["lint_ignore"] = list(values["lint_ignore"])
-    return values
+def encode_header(header: Header) -> list[Any]:
+    """[fields, unknown, {attribute: value}] with only the attributes that are not defaults."""
+    values = {}
+    for name in _HEADER_VALUES:
+        value = getattr(header, name)
+        if value != getattr(_DEFAULT_HEADER, name):
+            values[name] = list(value) if isinstance(value, tuple) else value
+    return [_field_rows(header.fields), _field_rows(header.unknown), values]
 
 
-def _header(row: dict[str, Any]) -> Header:
-    def fields_of(items: list[dict[str, Any]]) -> tuple[HeaderField, ...]:
-        return tuple(HeaderField(**item) for item in items)
-
-    values = dict(row)
-    values["fields"] = fields_of(values["fields"])
-    values["unknown"] = fields_of(values["unknown"])
-    values["dependencies"] = tuple(values["dependencies"])
-    values["lint_ignore"] = tuple(values["lint_ignore"])
-    return Header(**values)
+def _field_rows(fields: tuple[HeaderField, ...]) -> list[list[Any]]:
+    return [[f.key, f.value, f.line, f.is_annotation] for f in fields]
 
 
-def _row(s: Statement) -> list[Any]:
+def plain_maker(cls: type[_T]) -> Callable[[dict[str, Any]], _T]:
+    """A builder of ``cls`` from a dict of every one of its fields, for decoding the memos.
+
+    It builds the instance the way copy and pickle build a dataclass (object.__new__, then
+    its __dict__), several times cheaper than a frozen dataclass's __init__, which calls
+    object.__setattr__ once per field; a no-op builds some 16,000 of them. Only a plain
+    dataclass qualifies: one with __post_init__ or __slots__ is built by its constructor, and
+    so is a dict that does not have exactly as many keys as the class has fields.
+    """
+    size = len(dataclasses.fields(cls))  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return lambda values: cls(**values)
+    new = object.__new__
+
+    def make(values: dict[str, Any]) -> _T:
+        if len(values) != size:
+            return cls(**values)  # missing or extra keys: the constructor says what is wrong
+        made = new(cls)
+        made.__dict__.update(values)
+        return made
+
+    return make
+
+
+_make_field = plain_maker(HeaderField)
+_make_header = plain_maker(Header)
+_make_statement = plain_maker(Statement)
+_HEADER_DEFAULTS = {f.name: getattr(_DEFAULT_HEADER, f.name) for f in dataclasses.fields(Header)}
+
+
+def _fields(rows: list[list[Any]]) -> tuple[HeaderField, ...]:
+    make = _make_field
+    return tuple(
+        [make({"key": k, "value": v, "line": line, "is_annotation": a}) for k, v, line, a in rows]
+    )
+
+
+def decode_header(row: list[Any]) -> Header:
+    """The Header of encode_header's row; a damaged row raises ValueError or worse."""
+    fields, unknown, stored = row
+    if not set(stored) <= set(_HEADER_VALUES):
+        raise ValueError("an unknown header attribute")  # a damaged entry: the caller re-parses
+    values = dict(_HEADER_DEFAULTS)
+    values.update(stored)
+    for name in ("dependencies", "lint_ignore"):
+        if name in stored:
+            values[name] = tuple(values[name])
+    values["fields"] = _fields(fields)
+    values["unknown"] = _fields(unknown) if unknown else ()
+    return _make_header(values)
+
+
+def encode_statements(text: str, statements: tuple[Statement, ...]) -> list[list[Any]]:
+    """The memo's rows of ``statements``, spans of ``text`` (decode_statements reverses it)."""
+    starts = _line_starts(text)
+    return [_row(text, starts, s) for s in statements]
+
+
+def decode_statements(text: str, rows: list[list[Any]]) -> tuple[Statement, ...]:
+    """The statements of encode_statements' rows; a damaged row raises ValueError or worse."""
+    return tuple([_statement(text, i, row) for i, row in enumerate(rows)])
+
+
+def _line_starts(text: str) -> list[int]:
+    """Where each line starts; CRLF and a lone CR end a line, as in source/sql.py's LineIndex."""
+    starts = [0]
+    if "\r" not in text:  # the common case, without a character loop in Python
+        at = text.find("\n")
+        while at != -1:
+            starts.append(at + 1)
+            at = text.find("\n", at + 1)
+        return starts
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\r":
+            if i + 1 < n and text[i + 1] == "\n":
+                i += 1
+            starts.append(i + 1)
+        elif ch == "\n":
+            starts.append(i + 1)
+        i += 1
+    return starts
+
+
+def _row(text: str, starts: list[int], s: Statement) -> list[Any]:
+    """The statement with its SQL as (offset, length) in ``text``, or the SQL itself.
+
+    The offset comes from its line and column and is checked against the text, so an entry
+    can only ever hold a span that reads back as exactly ``s.sql``.
+    """
+    at = starts[s.line - 1] + s.column - 1 if 0 < s.line <= len(starts) else -1
+    where: list[Any] = [at, len(s.sql)] if at >= 0 and text.startswith(s.sql, at) else [s.sql, 0]
     index = list(s.concurrent_index) if s.concurrent_index else None
     return [
-        s.index,
-        s.sql,
+        *where,
         s.line,
         s.column,
         s.kind,
@@ -132,16 +344,22 @@ def _row(s: Statement) -> list[Any]:
     ]
 
 
-def _statement(row: list[Any]) -> Statement:
-    index, sql, line, column, kind, transactional, control, concurrent, ignore = row
-    return Statement(
-        index=int(index),
-        sql=str(sql),
-        line=int(line),
-        column=int(column),
-        kind=str(kind),
-        transactional=bool(transactional),
-        transaction_control=bool(control),
-        concurrent_index=(concurrent[0], str(concurrent[1])) if concurrent else None,
-        ignore=tuple(str(code) for code in ignore),
+def _statement(text: str, index: int, row: list[Any]) -> Statement:
+    where, length, line, column, kind, transactional, control, concurrent, ignore = row
+    sql = where if isinstance(where, str) else text[where : where + length]
+    if not isinstance(where, str) and len(sql) != length:
+        raise ValueError("a span outside the text")  # a damaged entry: the caller re-parses
+    return _make_statement(
+        {
+            "index": index,
+            "sql": sql,
+            "line": line,
+            "column": column,
+            "kind": kind,
+            "transactional": transactional,
+            "transaction_control": control,
+            "concurrent_index": (concurrent[0], concurrent[1]) if concurrent else None,
+            "ignore": tuple(ignore),
+            "tree": None,
+        }
     )
