@@ -5,19 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pgshift.execution import IndexFacts
+
 if TYPE_CHECKING:
     import psycopg
 
 
-@dataclass(frozen=True)
-class IndexState:
-    schema: str
-    name: str
-    valid: bool
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+#: An index as the catalog knows it; the runner's executor contract uses the same value.
+IndexState = IndexFacts
 
 
 def find_index(

@@ -184,10 +184,8 @@ class PostgresExecutor:
 
     def find_index(self, schema: str | None, name: str) -> IndexFacts | None:
         from pgshift.db.catalog import find_index
-        from pgshift.execution import IndexFacts
 
-        found = find_index(self.conn, schema, name)
-        return None if found is None else IndexFacts(found.schema, found.name, found.valid)
+        return find_index(self.conn, schema, name)
 
     def drop_index(self, index: IndexFacts) -> None:
         from psycopg import sql
