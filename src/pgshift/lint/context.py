@@ -7,10 +7,11 @@ a brand-new, empty table; the project state carries knowledge across files in pl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pgshift.lint.tree import Node, TableName
+from pgshift.lint.tree import ColumnType, Node, TableName
 
 if TYPE_CHECKING:
     from pgshift.lint.finding import Finding
@@ -38,8 +39,42 @@ class ProjectState:
     # constraint name -> (table, column) of a NOT VALID CHECK (column IS NOT NULL) not yet validated
     pending_not_null: dict[str, tuple[TableName, str]] = field(default_factory=dict)
 
+    # table name -> [(table, {column: declared type})]: what ALTER COLUMN TYPE changes from
+    columns: dict[str, list[tuple[TableName, dict[str, ColumnType]]]] = field(default_factory=dict)
+    # tables with a CREATE POLICY: enabling row-level security on them denies nothing by surprise
+    policies: list[TableName] = field(default_factory=list)
+
     def not_null_proven(self, table: TableName, column: str) -> bool:
         return any(t.same(table) and c == column for t, c in self.validated_not_null)
+
+    def table_columns(self, table: TableName, *, create: bool = False) -> dict[str, ColumnType]:
+        """The known column types of ``table`` ({} when nothing is known of it)."""
+        entries = (
+            self.columns.setdefault(table.name, []) if create else self.columns.get(table.name, [])
+        )
+        for known, cols in entries:
+            if known.same(table):
+                return cols
+        if not create:
+            return {}
+        fresh: dict[str, ColumnType] = {}
+        entries.append((table, fresh))
+        return fresh
+
+    def forget_table(self, table: TableName) -> dict[str, ColumnType]:
+        """Drop what is known of ``table`` (dropped, renamed, or created anew); return it."""
+        entries = self.columns.get(table.name, [])
+        for i, (known, cols) in enumerate(entries):
+            if known.same(table):
+                del entries[i]
+                return cols
+        return {}
+
+    def column_type(self, table: TableName, column: str) -> ColumnType | None:
+        return self.table_columns(table).get(column)
+
+    def has_policy(self, table: TableName) -> bool:
+        return any(t.same(table) for t in self.policies)
 
 
 class LintContext:
@@ -65,12 +100,17 @@ class LintContext:
         self.new_indexes: set[str] = set()
         self.altered_tables: list[TableName] = []
         self.not_valid: dict[str, TableName] = {}  # constraints added NOT VALID in this file
+        self.statements: tuple[Stmt, ...] = ()  # the whole file, for rules that look ahead
         self._ascii = text.isascii()
         self._encoded: bytes | None = None
 
     def is_new(self, table: TableName | None) -> bool:
         """True when ``table`` was created earlier in this file (so it is still empty)."""
         return table is not None and any(t.same(table) for t in self.new_tables)
+
+    def later(self, stmt: Stmt) -> Iterator[Stmt]:
+        """The statements of the file after ``stmt``."""
+        return (s for s in self.statements if s.statement.index > stmt.statement.index)
 
     def was_altered(self, table: TableName | None) -> bool:
         return table is not None and any(t.same(table) for t in self.altered_tables)

@@ -69,7 +69,8 @@ class Linter:
         raw: list[Finding] = []
         kept: list[Finding] = []
         positions = _Positions(text, ctx)
-        for stmt in _statements_with_trees(text, statements):
+        ctx.statements = tuple(_statements_with_trees(text, statements))
+        for stmt in ctx.statements:
             for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
                     finding = _finding(rule, hit, file, *positions.of(hit, stmt))
@@ -228,8 +229,23 @@ def _learn(stmt: Stmt, ctx: LintContext) -> None:
 
 def _learn_new_table(node: tree.Node, ctx: LintContext) -> None:
     name = tree.table(node.get("relation"))
-    if name is not None:
-        ctx.new_tables.append(name)
+    if name is None:
+        return
+    ctx.new_tables.append(name)
+    ctx.project.forget_table(name)
+    columns = ctx.project.table_columns(name, create=True)
+    for element in node.get("tableElts") or ():
+        column = element.get("ColumnDef")
+        if isinstance(column, dict):
+            _learn_column_type(columns, str(column.get("colname", "")), column)
+
+
+def _learn_column_type(columns: dict[str, tree.ColumnType], name: str, column: tree.Node) -> None:
+    declared = tree.column_type(column)
+    if declared is None:
+        columns.pop(name, None)
+    else:
+        columns[name] = declared
 
 
 def _learn_table_as(node: tree.Node, ctx: LintContext) -> None:
@@ -251,12 +267,51 @@ def _learn_alter_table(node: tree.Node, ctx: LintContext) -> None:
         return
     ctx.altered_tables.append(name)
     for subtype, cmd in tree.alter_commands(node):
-        if subtype == "AT_AddConstraint":
+        if subtype in ("AT_AddColumn", "AT_AlterColumnType"):
+            column = tree.column_def(cmd)
+            colname = str(column.get("colname") or cmd.get("name") or "")
+            _learn_column_type(ctx.project.table_columns(name, create=True), colname, column)
+        elif subtype == "AT_DropColumn":
+            ctx.project.table_columns(name).pop(str(cmd.get("name", "")), None)
+        elif subtype == "AT_AddConstraint":
             _learn_constraint(name, tree.constraint_def(cmd), ctx)
         elif subtype == "AT_ValidateConstraint":
             proven = ctx.project.pending_not_null.pop(str(cmd.get("name", "")), None)
             if proven is not None:
                 ctx.project.validated_not_null.append(proven)
+
+
+def _learn_rename(node: tree.Node, ctx: LintContext) -> None:
+    """Column types follow a renamed column or table (what is unknown stays unknown)."""
+    name = tree.table(node.get("relation"))
+    if name is None:
+        return
+    if node.get("renameType") == "OBJECT_COLUMN":
+        columns = ctx.project.table_columns(name)
+        declared = columns.pop(str(node.get("subname", "")), None)
+        if declared is not None:
+            columns[str(node.get("newname", ""))] = declared
+    elif node.get("renameType") == "OBJECT_TABLE":
+        moved = ctx.project.forget_table(name)
+        renamed = tree.TableName(name.schema, str(node.get("newname", "")))
+        ctx.project.forget_table(renamed)
+        ctx.project.table_columns(renamed, create=True).update(moved)
+
+
+def _learn_drop(node: tree.Node, ctx: LintContext) -> None:
+    if node.get("removeType") != "OBJECT_TABLE":
+        return
+    for item in node.get("objects") or ():
+        names = tree.strings(item.get("List", {}).get("items"))
+        if names:
+            schema = names[-2] if len(names) > 1 else None
+            ctx.project.forget_table(tree.TableName(schema, names[-1]))
+
+
+def _learn_policy(node: tree.Node, ctx: LintContext) -> None:
+    name = tree.table(node.get("table"))
+    if name is not None:
+        ctx.project.policies.append(name)
 
 
 # Statement kind -> what a later statement's rule may need to know that it did.
@@ -265,6 +320,9 @@ _LEARNERS: Mapping[str, Callable[[tree.Node, LintContext], None]] = {
     "CreateTableAsStmt": _learn_table_as,
     "IndexStmt": _learn_index,
     "AlterTableStmt": _learn_alter_table,
+    "RenameStmt": _learn_rename,
+    "DropStmt": _learn_drop,
+    "CreatePolicyStmt": _learn_policy,
 }
 
 
@@ -272,9 +330,13 @@ def _learn_constraint(table: tree.TableName, con: tree.Node, ctx: LintContext) -
     name = con.get("conname")
     if con.get("skip_validation") and isinstance(name, str):
         ctx.not_valid[name] = table
-    if con.get("contype") != "CONSTR_CHECK":
+    if con.get("contype") == "CONSTR_CHECK":
+        column = not_null_check_column(con.get("raw_expr") or {})
+    elif con.get("contype") == "CONSTR_NOTNULL":  # PostgreSQL 18: ADD CONSTRAINT n NOT NULL col
+        keys = tree.strings(con.get("keys"))
+        column = keys[0] if keys else None
+    else:
         return
-    column = not_null_check_column(con.get("raw_expr") or {})
     if column is None:
         return
     if con.get("skip_validation"):

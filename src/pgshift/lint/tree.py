@@ -136,3 +136,37 @@ def walk(value: Any) -> Iterator[tuple[str, Node]]:
 def location(node: Node, default: int | None = None) -> int | None:
     value = node.get("location")
     return value if isinstance(value, int) and value >= 0 else default
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's declared type as the parser normalised it: ``varchar(20)`` is
+    ``ColumnType("varchar", (20,))``; ``typmods`` is None when one is not a plain integer."""
+
+    name: str
+    typmods: tuple[int, ...] | None = ()
+    array: bool = False
+
+    def __str__(self) -> str:
+        mods = "" if not self.typmods else "(" + ",".join(map(str, self.typmods)) + ")"
+        return f"{self.name}{mods}{'[]' if self.array else ''}"
+
+
+def column_type(column: Node) -> ColumnType | None:
+    """The ColumnType of a ColumnDef, or None when it has no type (a partition's column)."""
+    type_node = column.get("typeName") or {}
+    names = strings(type_node.get("names"))
+    if not names:
+        return None
+    mods: list[int] = []
+    for item in type_node.get("typmods") or ():
+        value = item.get("A_Const", {}).get("ival")  # {} for 0: false fields are left out
+        if not isinstance(value, dict):
+            return ColumnType(names[-1].lower(), None, bool(type_node.get("arrayBounds")))
+        mods.append(int(value.get("ival", 0)))
+    return ColumnType(names[-1].lower(), tuple(mods), bool(type_node.get("arrayBounds")))
+
+
+def qualified(items: list[Node] | None) -> str:
+    """A dotted name from a list of String nodes: ``s.f``."""
+    return ".".join(strings(items))

@@ -26,19 +26,43 @@ class SetNotNull(Rule):
         if table is None or ctx.is_new(table):
             return
         for subtype, cmd in tree.alter_commands(stmt.node):
-            if subtype != "AT_SetNotNull":
+            column = self._column(subtype, cmd)
+            if column is None:
                 continue
-            column = str(cmd.get("name"))
             if ctx.pg_major >= 12 and ctx.project.not_null_proven(table, column):
                 continue
-            help_text = None
-            if ctx.pg_major < 12:
-                help_text = (
-                    f"PostgreSQL {ctx.pg_major} always scans: keep a validated"
-                    " CHECK (col IS NOT NULL) instead of NOT NULL until you upgrade"
-                )
+            what = "SET NOT NULL" if subtype == "AT_SetNotNull" else "ADD CONSTRAINT ... NOT NULL"
             yield Hit(
-                f"SET NOT NULL on {table}.{column} holds an ACCESS EXCLUSIVE lock while it"
+                f"{what} on {table}.{column} holds an ACCESS EXCLUSIVE lock while it"
                 " reads every row to check for NULLs: reads and writes stop meanwhile",
-                help=help_text,
+                help=_help(ctx.pg_major),
             )
+
+    @staticmethod
+    def _column(subtype: str, cmd: tree.Node) -> str | None:
+        """The column a command makes NOT NULL after checking every row, else None."""
+        if subtype == "AT_SetNotNull":
+            return str(cmd.get("name"))
+        if subtype != "AT_AddConstraint":
+            return None
+        con = tree.constraint_def(cmd)
+        if con.get("contype") != "CONSTR_NOTNULL" or con.get("skip_validation"):
+            return None
+        keys = tree.strings(con.get("keys"))
+        return keys[0] if keys else None
+
+
+def _help(pg_major: int) -> str | None:
+    """The cheapest recipe the target version has; None for the rule's own (12 to 17)."""
+    if pg_major < 12:
+        return (
+            f"PostgreSQL {pg_major} always scans: keep a validated"
+            " CHECK (col IS NOT NULL) instead of NOT NULL until you upgrade"
+        )
+    if pg_major >= 18:
+        return (
+            "ADD CONSTRAINT name NOT NULL col NOT VALID (new rows are checked at once), then"
+            " VALIDATE CONSTRAINT name in a later migration: it scans under a SHARE UPDATE"
+            " EXCLUSIVE lock only, and the column is NOT NULL afterwards (PostgreSQL 18+)"
+        )
+    return None

@@ -1,1 +1,2 @@
+-- pgshift-ignore: rename-enum-value
 ALTER TYPE order_status RENAME VALUE 'done' TO 'closed';

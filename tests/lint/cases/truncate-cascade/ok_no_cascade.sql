@@ -1,1 +1,2 @@
+-- pgshift-ignore: delete-all-rows
 TRUNCATE staging_users;

@@ -1,0 +1,5 @@
+-- Migration: 20250101000000_products.sql
+-- Version: 20250101000000
+-- @lint-ignore: prefer-text, prefer-timestamptz
+
+CREATE TABLE products (name varchar(100), code text, price numeric(8, 2), made_at timestamp);

@@ -1,0 +1,3 @@
+-- Rollback: 20250102000000_narrow_rollback.sql
+
+SELECT 1;

@@ -1,0 +1,3 @@
+CREATE TABLE staging (id bigint);
+DELETE FROM staging;
+TRUNCATE staging;

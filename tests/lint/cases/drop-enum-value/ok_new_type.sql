@@ -1,0 +1,1 @@
+-- @estimated-duration: 1 minute

@@ -1,0 +1,1 @@
+DROP TRIGGER users_audit ON users;

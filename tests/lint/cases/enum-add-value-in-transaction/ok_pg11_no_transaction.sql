@@ -1,0 +1,3 @@
+-- pg-version: 11
+-- @transaction: false
+ALTER TYPE order_status ADD VALUE 'refunded' AFTER 'paid';

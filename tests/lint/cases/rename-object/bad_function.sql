@@ -1,0 +1,1 @@
+ALTER FUNCTION user_score(bigint) RENAME TO account_score;

@@ -1,0 +1,1 @@
+ALTER TYPE order_status SET SCHEMA billing;

@@ -1,0 +1,1 @@
+ALTER VIEW active_users RENAME TO current_users;

@@ -1,0 +1,1 @@
+ALTER TRIGGER users_audit ON users RENAME TO users_audit_log;

@@ -1,0 +1,2 @@
+-- pg-version: 16
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;
