@@ -122,7 +122,8 @@ class Linter:
         count for what they did, but checking them again would cost most of a deploy's time.
         """
         ctx = LintContext(file, text, pg_major=self.pg_major, project=project)
-        for stmt in _statements_with_trees(text, statements):
+        ctx.statements = tuple(_statements_with_trees(text, statements))
+        for stmt in ctx.statements:
             _learn(stmt, ctx)
 
     def lint_migrations(
