@@ -32,6 +32,7 @@ ANNOTATION_KEYS = (
     "lock-timeout",
     "statement-timeout",
     "lint-ignore",
+    "imported-from",  # `pgshift import`: "<tool> <id>"; kept in the history's metadata only
 )
 
 
@@ -165,6 +166,8 @@ class _Builder:
                     f"'-- {shown}:' does not belong in {kind} file; it names itself with {right}",
                 )
             )
+            return
+        if item.key not in _CONVERTERS:  # known, but only recorded (e.g. @imported-from)
             return
         attribute, convert = _CONVERTERS[item.key]
         try:
