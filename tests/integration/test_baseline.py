@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import applied_versions, count_events, query, run_cli
+from tests.support import (
+    applied_versions,
+    count_events,
+    doc_commands,
+    query,
+    run_cli,
+    run_doc_commands,
+)
 
 import pgshift
 from pgshift.config import load_settings
@@ -142,3 +149,29 @@ def test_the_library_api_proves_then_records(
     assert result.versions == (V1, V2) and not result.forced
     checksums = query(db_url, "SELECT version, checksum FROM pgshift.applied ORDER BY version")
     assert checksums == [(m.version, m.checksum) for m in project.migrations[:2]]
+
+
+def test_docs_adopting_baseline_runs_as_written(
+    make_project: ProjectMaker,
+    db_url: str,
+    pg_server: PgServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The baseline walk-through of docs/adopting.md, on a database built by hand."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "adopting.md"
+    lines = doc_commands(doc, "Baseline: a database built by hand")
+    assert any(line.startswith(f"pgshift baseline {V2} ") for line in lines)
+    folder = "db/pgshift"
+    make_project(migration_pair(V1, "create users", USERS), subdir=folder)
+    make_project(migration_pair(V2, "create orders", ORDERS, deps=[V1]), subdir=folder)
+    root = make_project(migration_pair(V3, "add name", NAME), subdir=folder)
+    _built_by_hand(db_url, USERS, ORDERS)
+    env = {
+        "DATABASE_URL": db_url,
+        "SCRATCH_URL": pg_server.admin_url,
+        "DB_BACKUP_DIR": str(root / "backups"),
+    }
+    run_doc_commands(capsys, monkeypatch, root, lines, env)
+    assert applied_versions(db_url) == [V1, V2, V3]
+    assert count_events(db_url, "baseline") == 2

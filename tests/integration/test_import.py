@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from tests.plugins.project import ProjectMaker
-from tests.support import applied_versions, count_events, query, run_cli
+from tests.support import (
+    applied_versions,
+    count_events,
+    doc_commands,
+    query,
+    run_cli,
+    run_doc_commands,
+)
 
 import pgshift
 from pgshift.config import load_settings
@@ -225,3 +232,33 @@ def test_the_library_api_plans_then_imports(make_project: ProjectMaker, db_url: 
     assert result.recorded == layout.versions[:2] and len(result.written) == 4
     run = pgshift.up(settings, backup=False)
     assert [s.version for s in run.steps] == [layout.versions[2]]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "adopting.md"
+HEADINGS = {
+    "diesel": ("From Diesel", "migrations"),
+    "golang-migrate": ("From golang-migrate", "migrations"),
+    "dbmate": ("From dbmate", "db/migrations"),
+    "flyway": ("From Flyway", "sql"),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(HEADINGS))
+def test_docs_adopting_walkthrough_runs_as_written(
+    tool: str,
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/adopting.md, from each old tool to the first `pgshift up`, on the layout it shows."""
+    heading, folder = HEADINGS[tool]
+    layout = LAYOUTS[tool]
+    lines = doc_commands(DOC, heading)
+    assert f"pgshift import --from {tool} {folder}" in lines
+    root = make_project(layout.files, subdir=folder)
+    _old_database(db_url, layout, layout.applied_rows)
+    env = {"DATABASE_URL": db_url, "DB_BACKUP_DIR": str(root / "backups")}
+    results = run_doc_commands(capsys, monkeypatch, root, lines, env)
+    assert "applies the other 1" in results[0].out
+    assert applied_versions(db_url) == list(layout.versions)
