@@ -175,3 +175,11 @@ def test_docs_adopting_baseline_runs_as_written(
     run_doc_commands(capsys, monkeypatch, root, lines, env)
     assert applied_versions(db_url) == [V1, V2, V3]
     assert count_events(db_url, "baseline") == 2
+
+
+def test_an_unknown_version_is_bad_usage(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(make_project)
+    result = run_cli(capsys, project, db_url, "baseline", "20990101000000", "--yes")
+    assert result.code == 2 and "no migration file has this version" in result.err

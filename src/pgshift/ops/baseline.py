@@ -110,6 +110,11 @@ def select(migrations: Sequence[Migration], history: History, version: str) -> B
     migration applied that is not one of them; refuses (DriftError, exit 4) one of them applied
     with another checksum. Pure: no proof yet (``differences`` empty).
     """
+    if version not in {m.version for m in migrations}:
+        raise UsageError(
+            f"baseline {version}: no migration file has this version",
+            hint="`pgshift status` lists the versions of the files",
+        )
     wanted = plan_up(migrations, History(), version).steps
     chosen = {s.migration.version for s in wanted}
     trouble = sorted(history.failed | {p.version for p in history.in_progress})

@@ -32,8 +32,10 @@ ANNOTATION_KEYS = (
     "lock-timeout",
     "statement-timeout",
     "lint-ignore",
-    "imported-from",  # `pgshift import`: "<tool> <id>"; kept in the history's metadata only
 )
+#: Annotations pgshift writes itself and only records (in the history's metadata), never acts on:
+#: `pgshift import`'s "@imported-from: <tool> <id>".
+RECORDED_KEYS = ("imported-from",)
 
 
 class _BadValue(ValueError):
@@ -151,7 +153,7 @@ class _Builder:
             )
             return
         self.seen[identity] = item.line
-        known = ANNOTATION_KEYS if item.is_annotation else PLAIN_KEYS
+        known = ANNOTATION_KEYS + RECORDED_KEYS if item.is_annotation else PLAIN_KEYS
         if item.key not in known:
             self.unknown.append(item)
             return
@@ -167,7 +169,7 @@ class _Builder:
                 )
             )
             return
-        if item.key not in _CONVERTERS:  # known, but only recorded (e.g. @imported-from)
+        if item.key in RECORDED_KEYS:
             return
         attribute, convert = _CONVERTERS[item.key]
         try:
