@@ -97,3 +97,47 @@ def count_events(db_url: str, event: str) -> int:
     if not query(db_url, "SELECT to_regclass('pgshift.log') IS NOT NULL")[0][0]:
         return 0
     return int(query(db_url, "SELECT count(*) FROM pgshift.log WHERE event = %s", [event])[0][0])
+
+
+def doc_commands(doc: Path, heading: str) -> list[str]:
+    """The lines of the ```sh blocks in the `## <heading>` section of a docs page, in order."""
+    text = doc.read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines: list[str] = []
+    for block in section.split("```sh\n")[1:]:
+        lines += [line for line in block.split("```", 1)[0].splitlines() if line.strip()]
+    return lines
+
+
+def run_doc_commands(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cwd: Path,
+    lines: Sequence[str],
+    env: dict[str, str],
+) -> list[CliResult]:
+    """Run a docs page's shell lines as written: `export K=V` sets K, `pgshift ...` runs the
+    CLI in-process in ``cwd`` with ``env`` (and nothing else of DB_*/DATABASE_URL) set."""
+    import shlex
+
+    for key in list(os.environ):
+        if key.startswith(("DB_", "PGSHIFT_")) or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(cwd)
+    results: list[CliResult] = []
+    for line in lines:
+        words = shlex.split(os.path.expandvars(line))
+        if words[0] == "export":
+            key, _, value = words[1].partition("=")
+            monkeypatch.setenv(key, value)
+            continue
+        assert words[0] == "pgshift", f"not a pgshift command: {line}"
+        capsys.readouterr()
+        code = main(words[1:])
+        captured = capsys.readouterr()
+        result = CliResult(code, captured.out, captured.err)
+        assert code == 0, f"`{line}` exited {code}:\n{captured.out}\n{captured.err}"
+        results.append(result)
+    return results

@@ -104,9 +104,15 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
 
     if verb in _FAST_VERBS:
         return [commands.register]
-    from pgshift.cli import health, rollback, validate
+    from pgshift.cli import adopt, health, rollback, validate
 
-    return [commands.register, health.register, validate.register, rollback.register]
+    return [
+        commands.register,
+        health.register,
+        validate.register,
+        rollback.register,
+        adopt.register,
+    ]
 
 
 #: Verbs a no-op run of which must start fast; all are registered by cli/commands.py.

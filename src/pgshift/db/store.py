@@ -7,7 +7,7 @@ Identifiers are always composed with psycopg.sql; the tool's schema is versioned
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -333,6 +333,38 @@ class PostgresHistoryStore:
     ) -> None:
         """Write what reverted_sql says, in the caller's transaction."""
         conn.execute(self.reverted_sql(conn, version, run_id, detail))
+
+    def record_adopted(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        rows: Sequence[AppliedMigration],
+        event: str,
+        details: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Record ``rows`` as applied without running them (`baseline`, `import`), in one
+        transaction: each applied row, and one ``event`` log row per migration with its detail.
+        """
+        with conn.transaction():
+            for row, detail in zip(rows, details, strict=True):
+                conn.execute(
+                    self._q(
+                        "INSERT INTO {s}.applied (version, description, checksum,"
+                        " rollback_checksum, rollback_sql, duration_ms, applied_by, host, run_id,"
+                        " metadata) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s, %s)"
+                    ),
+                    (
+                        row.version,
+                        row.description,
+                        row.checksum,
+                        row.rollback_checksum,
+                        row.rollback_sql,
+                        row.applied_by,
+                        row.host,
+                        row.run_id,
+                        json.dumps(dict(row.metadata), default=str),
+                    ),
+                )
+                self.log(conn, row.run_id, event, row.version, detail)
 
     def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
         conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))

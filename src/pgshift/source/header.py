@@ -33,6 +33,9 @@ ANNOTATION_KEYS = (
     "statement-timeout",
     "lint-ignore",
 )
+#: Annotations pgshift writes itself and only records (in the history's metadata), never acts on:
+#: `pgshift import`'s "@imported-from: <tool> <id>".
+RECORDED_KEYS = ("imported-from",)
 
 
 class _BadValue(ValueError):
@@ -150,7 +153,7 @@ class _Builder:
             )
             return
         self.seen[identity] = item.line
-        known = ANNOTATION_KEYS if item.is_annotation else PLAIN_KEYS
+        known = ANNOTATION_KEYS + RECORDED_KEYS if item.is_annotation else PLAIN_KEYS
         if item.key not in known:
             self.unknown.append(item)
             return
@@ -165,6 +168,8 @@ class _Builder:
                     f"'-- {shown}:' does not belong in {kind} file; it names itself with {right}",
                 )
             )
+            return
+        if item.key in RECORDED_KEYS:
             return
         attribute, convert = _CONVERTERS[item.key]
         try:
