@@ -56,9 +56,15 @@ Registrar = Callable[[Any, argparse.ArgumentParser], None]
 
 def _registrars() -> list[Registrar]:
     """Each command module adds its verbs and sets ``handler``; main never grows per verb."""
-    from pgshift.cli import commands, health, rollback, validate
+    from pgshift.cli import commands, fleet, health, rollback, validate
 
-    return [commands.register, health.register, validate.register, rollback.register]
+    return [
+        commands.register,
+        health.register,
+        validate.register,
+        rollback.register,
+        fleet.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
