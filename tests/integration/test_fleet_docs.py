@@ -56,7 +56,10 @@ def test_every_command_of_the_fleets_page(
     make_project(migration_pair(V1, "items", "CREATE TABLE items (id int);"))
     root = make_project(migration_pair(V2, "more", "ALTER TABLE items ADD COLUMN n int;"))
     db0, db1, control = fleet_dbs
-    rows = [("eu-1", db0, None, "canary"), ("us-1", db1, None, "")]
+    rows: list[tuple[str, str, str | None, str]] = [
+        ("eu-1", db0, None, "canary"),
+        ("us-1", db1, None, ""),
+    ]
     rows += [(t, db_url, t, "") for t in ("acme", "globex", "initech")]
     text = ""
     for name, url, schema, labels in rows:
