@@ -6,7 +6,7 @@ pglast, rich) are imported inside the functions that need them, so `import pgshi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
         BackupTaken,
         Emit,
         Event,
+        FleetEmit,
+        FleetEvent,
+        FleetProgress,
         LockRetry,
         RunFinished,
         RunStarted,
@@ -31,13 +34,19 @@ if TYPE_CHECKING:
         StepFailed,
         StepSkipped,
         StepStarted,
+        TargetEvent,
+        TargetFinished,
+        TargetStarted,
+        WaveStarted,
     )
+    from pgshift.fleet_targets import TargetSpec
     from pgshift.history import AppliedMigration, History, Progress
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration, SchemaObject
     from pgshift.ops.apply import RunResult, StepResult
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.baseline import BaselinePlan, BaselineResult
+    from pgshift.ops.fleet import FleetResult, FleetStatus, TargetOutcome, TargetStatus
     from pgshift.ops.health import Check, HealthReport
     from pgshift.ops.importing import ImportPlan, ImportResult
     from pgshift.ops.manifest import Manifest
@@ -70,6 +79,10 @@ _TYPES = {
     "EmergencyResult": "pgshift.ops.rollback",
     "Event": "pgshift.events",
     "Finding": "pgshift.lint.finding",
+    "FleetEvent": "pgshift.events",
+    "FleetProgress": "pgshift.events",
+    "FleetResult": "pgshift.ops.fleet",
+    "FleetStatus": "pgshift.ops.fleet",
     "HealthReport": "pgshift.ops.health",
     "History": "pgshift.history",
     "ImportPlan": "pgshift.ops.importing",
@@ -101,6 +114,13 @@ _TYPES = {
     "StepSkipped": "pgshift.events",
     "StepStarted": "pgshift.events",
     "Target": "pgshift.db.target",
+    "TargetEvent": "pgshift.events",
+    "TargetFinished": "pgshift.events",
+    "TargetOutcome": "pgshift.ops.fleet",
+    "TargetSpec": "pgshift.fleet_targets",
+    "TargetStarted": "pgshift.events",
+    "TargetStatus": "pgshift.ops.fleet",
+    "WaveStarted": "pgshift.events",
 }
 
 
@@ -126,6 +146,10 @@ __all__ = [
     "EmergencyResult",
     "Event",
     "Finding",
+    "FleetEvent",
+    "FleetProgress",
+    "FleetResult",
+    "FleetStatus",
     "HealthReport",
     "History",
     "ImportPlan",
@@ -160,19 +184,33 @@ __all__ = [
     "StepSkipped",
     "StepStarted",
     "Target",
+    "TargetEvent",
+    "TargetFinished",
+    "TargetOutcome",
+    "TargetSpec",
+    "TargetStarted",
+    "TargetStatus",
     "ValidateReport",
+    "WaveStarted",
     "apply",
     "backup",
     "baseline",
     "connect",
+    "connect_target",
     "create",
     "database_url",
+    "fleet_plan",
+    "fleet_run",
+    "fleet_run_name",
+    "fleet_status",
+    "fleet_up",
     "health",
     "health_server",
     "import_migrations",
     "list_backups",
     "load_project",
     "load_settings",
+    "load_targets",
     "plan_baseline",
     "plan_emergency",
     "plan_import",
@@ -185,6 +223,7 @@ __all__ = [
     "rollback",
     "rollback_emergency",
     "status",
+    "target_settings",
     "up",
     "validate",
 ]
@@ -811,3 +850,255 @@ def import_migrations(plan: ImportPlan, *, target: Target | None = None) -> Impo
     from pgshift.ops.importing import run_import
 
     return run_import(plan, target)
+
+
+# -- fleets (issue 11): the single-target path run per target --------------------------------------
+
+
+def load_targets(
+    file: str | Path | None = None,
+    *,
+    query: str | None = None,
+    control_url: str | None = None,
+    shard: str | None = None,
+) -> tuple[TargetSpec, ...]:
+    """A fleet's targets: the ``[[target]]`` tables of ``file``, or the rows ``query`` returns
+    on the control database (name, url, schema, labels); ``shard`` "I/N" keeps this worker's.
+
+    A bad file or row raises InputError naming file:line:key (exit 2).
+    """
+    from pgshift import fleet_targets as ft
+    from pgshift.errors import UsageError
+
+    if (file is None) == (query is None):
+        raise UsageError("name the targets with a targets file or with --targets-query, not both")
+    if file is not None:
+        path = Path(file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the targets file {path}: {exc.strerror}") from None
+        specs = ft.parse_targets(text, str(path))
+    else:
+        if control_url is None:
+            raise UsageError("--targets-query runs on the control database: give --control-url")
+        from pgshift.db.control import query_targets
+
+        assert query is not None
+        specs = ft.targets_from_rows(query_targets(control_url, query), "--targets-query")
+    if shard is not None:
+        try:
+            index, count = ft.parse_shard(shard)
+        except ValueError as exc:
+            raise UsageError(f"bad --shard: {exc}") from None
+        specs = ft.in_shard(specs, index, count)
+    return specs
+
+
+def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
+    """The settings of one target of a fleet: its URL, its history schema, its backup folder."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        database_url=spec.url,
+        schema=spec.history_schema(settings.schema),
+        backup_dir=settings.backup_dir / spec.name,
+    )
+
+
+def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
+    """The Target of one fleet target (its tenant schema as the session's search_path)."""
+    from pgshift.db.target import Target
+
+    return Target.from_settings(
+        target_settings(settings, spec), spec.url, purpose=purpose, tenant_schema=spec.schema
+    )
+
+
+class _FleetPlanner:
+    """plan_up for many targets, linting each distinct plan once per server major version."""
+
+    def __init__(self, project: Project) -> None:
+        import threading
+
+        self.project = project
+        self._lock = threading.Lock()
+        self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
+
+    def plan(self, target: Target) -> Plan:
+        from dataclasses import replace
+
+        from pgshift import plan as planning
+
+        plan = planning.plan_up(self.project.migrations, target.read_history(), None)
+        if not plan.steps:
+            return plan
+        key = (target.facts.major, plan.versions)
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                try:
+                    gate = _lint_gate(self.project.migrations, plan, key[0])
+                except PgshiftError as exc:
+                    gate = exc
+                self._gates[key] = gate
+        if isinstance(gate, PgshiftError):
+            raise gate
+        return replace(plan, findings=tuple(gate))
+
+
+def fleet_plan(
+    project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
+) -> FleetResult:
+    """What `fleet up` would do: each target planned on its own (reads, never writes).
+
+    A target with something to do is ``pending`` with the versions in ``versions``; one that
+    cannot be planned (unreachable, drift) is ``failed`` with its exit code.
+    """
+    from pgshift.ops import fleet
+
+    planner = _FleetPlanner(project)
+
+    def one(spec: TargetSpec) -> TargetOutcome:
+        try:
+            with connect_target(project.settings, spec, purpose="plan") as target:
+                plan = planner.plan(target)
+        except PgshiftError as exc:
+            return fleet.TargetOutcome(spec.name, fleet.FAILED, exc.exit_code, message=exc.message)
+        status = "pending" if plan.steps else fleet.UP_TO_DATE
+        return fleet.TargetOutcome(spec.name, status, versions=plan.versions)
+
+    return fleet.FleetResult(tuple(fleet.map_targets(targets, one, concurrency)))
+
+
+def fleet_up(
+    project: Project,
+    targets: Sequence[TargetSpec],
+    *,
+    concurrency: int = 8,
+    canary: int | None = None,
+    max_failures: int | None = None,
+    backup: bool = True,
+    on_event: FleetEmit | None = None,
+    control_url: str | None = None,
+    run: str | None = None,
+    worker: str | None = None,
+    lease_s: float = 30.0,
+) -> FleetResult:
+    """Plan and apply every target through the single-target path, in waves, in a bounded pool.
+
+    The canary wave (``canary`` targets, else those labelled canary) runs first, and the rest
+    only if none of it failed; after ``max_failures`` failures no new target starts. A target
+    with nothing pending costs its history read. A target's failure is its outcome, never an
+    exception: the result's ``exit_code`` is the worst target's. Events arrive through
+    ``on_event`` wrapped as TargetEvent with the target's name, with TargetStarted,
+    TargetFinished and FleetProgress (done / failed / remaining) beside them.
+
+    With ``control_url`` the targets are claimed from the run table ``run`` (default: one per
+    migration set) of that database, shared by every worker that names it (see
+    docs/fleets.md); the result is then the whole run's.
+    """
+    from pgshift import events
+    from pgshift.ops import fleet
+
+    work = _fleet_work(project, backup)
+    options = fleet.FleetOptions(concurrency, canary, max_failures)
+    emit = on_event or events.ignore_fleet
+    if control_url is None:
+        return fleet.run_fleet(targets, work, options, emit)
+    from pgshift.db.control import ControlBoard
+
+    board = ControlBoard(control_url, run or fleet_run_name(project))
+    try:
+        claim = fleet.ClaimOptions(worker or _worker_name(), lease_s)
+        return fleet.run_claimed(targets, work, options, board, claim, emit)
+    finally:
+        board.close()
+
+
+def fleet_run_name(project: Project) -> str:
+    """The default run of a control database: one per set of migrations (head + checksum), so
+    the next deploy starts a new run while re-running this one resumes it."""
+    import hashlib
+
+    digest = hashlib.sha256("".join(m.checksum for m in project.migrations).encode())
+    head = project.migrations[-1].version if project.migrations else "empty"
+    return f"{head}-{digest.hexdigest()[:12]}"
+
+
+def _worker_name() -> str:
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _fleet_work(project: Project, backup: bool) -> Callable[[TargetSpec, Emit], TargetOutcome]:
+    """One target's `up`: connect, plan, apply (the single-target path), as an outcome."""
+    from pgshift.ops import fleet
+    from pgshift.ops.apply import RunResult
+
+    planner = _FleetPlanner(project)
+
+    def work(spec: TargetSpec, emit: Emit) -> TargetOutcome:
+        with connect_target(project.settings, spec) as target:
+            plan = planner.plan(target)
+            if not plan.steps:
+                return fleet.TargetOutcome(spec.name, fleet.UP_TO_DATE)
+            try:
+                result = apply(plan, target, on_event=emit, backup=backup)
+            except PgshiftError as exc:
+                done = exc.result if isinstance(exc.result, RunResult) else RunResult("", ())
+                return fleet.TargetOutcome(
+                    spec.name,
+                    fleet.FAILED,
+                    exc.exit_code,
+                    sum(1 for s in done.steps if s.status == "applied"),
+                    plan.versions,
+                    exc.message,
+                    done.run_id or None,
+                )
+        applied = sum(1 for s in result.steps if s.status == "applied")
+        return fleet.TargetOutcome(
+            spec.name, fleet.APPLIED, 0, applied, plan.versions, run_id=result.run_id
+        )
+
+    return work
+
+
+def fleet_status(
+    project: Project,
+    targets: Sequence[TargetSpec],
+    *,
+    concurrency: int = 8,
+) -> FleetStatus:
+    """One row per target (head, pending, failed, drifted, last run); reads, never writes.
+
+    An unreachable target is a row with its error (exit code 3), not an exception.
+    """
+    from pgshift.ops import fleet
+    from pgshift.plan import migration_states
+
+    def one(spec: TargetSpec) -> TargetStatus:
+        try:
+            with connect_target(project.settings, spec, purpose="status") as target:
+                history = target.read_history()
+        except PgshiftError as exc:
+            return fleet.TargetStatus(spec.name, None, 0, 0, 0, 0, None, exc.message, exc.exit_code)
+        return fleet.target_status(spec.name, migration_states(project.migrations, history))
+
+    return fleet.FleetStatus(tuple(fleet.map_targets(targets, one, concurrency)))
+
+
+def fleet_run(control_url: str, run: str) -> FleetResult:
+    """The shared run ``run`` of a control database as it stands (`fleet status --control-url`)."""
+    from pgshift.db.control import ControlBoard
+    from pgshift.ops import fleet
+
+    board = ControlBoard(control_url, run)
+    try:
+        return fleet.FleetResult(tuple(fleet.run_outcomes(board.rows())))
+    finally:
+        board.close()

@@ -132,3 +132,51 @@ Emit = Callable[[Event], None]
 
 def ignore(_: Event) -> None:
     """An emitter for library callers that do not watch progress."""
+
+
+# -- fleets (ops/fleet.py): one target's events wrapped with its name, and the fleet's own --------
+
+
+@dataclass(frozen=True)
+class TargetEvent:
+    """An event of one target's run, with the target's name."""
+
+    target: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class WaveStarted:
+    wave: str  # "canary" or "rest"
+    targets: int
+
+
+@dataclass(frozen=True)
+class TargetStarted:
+    target: str
+
+
+@dataclass(frozen=True)
+class TargetFinished:
+    target: str
+    status: str  # "applied", "up-to-date", "failed", "not-started"
+    exit_code: int
+    applied: int
+    message: str | None
+
+
+@dataclass(frozen=True)
+class FleetProgress:
+    """Targets done (finished well), failed and not yet finished, after each target."""
+
+    done: int
+    failed: int
+    remaining: int
+
+
+FleetEvent = TargetEvent | WaveStarted | TargetStarted | TargetFinished | FleetProgress
+FleetEmit = Callable[[FleetEvent], None]
+
+
+def ignore_fleet(_: FleetEvent) -> None:
+    """A fleet emitter for library callers that do not watch progress."""

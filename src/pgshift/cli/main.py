@@ -104,7 +104,7 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
 
     if verb in _FAST_VERBS:
         return [commands.register]
-    from pgshift.cli import adopt, health, rollback, validate
+    from pgshift.cli import adopt, fleet, health, rollback, validate
 
     return [
         commands.register,
@@ -112,6 +112,7 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
         validate.register,
         rollback.register,
         adopt.register,
+        fleet.register,
     ]
 
 

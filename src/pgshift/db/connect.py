@@ -46,14 +46,18 @@ def connect(
     autocommit: bool = True,
     connect_timeout_s: int = 10,
     keepalive: bool = False,
+    search_path: str | None = None,
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection named after its purpose, so `pg_stat_activity` tells who is who.
 
     An empty ``url`` means "libpq's PG* environment variables". ``keepalive`` turns on TCP
     keepalives (for the idle session that holds the runner lock: a dead network path is then
     noticed within about a minute instead of the kernel's two hours, by both ends).
+    ``search_path`` (a tenant schema of a fleet) becomes the session's search_path, set in the
+    same round trip as the other session settings.
     """
     import psycopg
+    from psycopg import sql
 
     try:
         conninfo = url or ""
@@ -71,10 +75,19 @@ def connect(
             application_name=f"{APPLICATION_NAME} {purpose}",
             connect_timeout=connect_timeout_s,
         )
+        settings: list[sql.Composable] = []
         if conn.info.server_version >= 140000:
             # A killed runner must not leave its statement running (and its locks held) until
             # the statement ends by itself: the server checks the client is still there.
-            conn.execute("SELECT set_config('client_connection_check_interval', '1s', false)")
+            settings.append(sql.SQL("set_config('client_connection_check_interval', '1s', false)"))
+        if search_path is not None:
+            # set_config takes the path as text: psycopg quotes the identifier inside it.
+            path = sql.Identifier(search_path).as_string(conn)
+            settings.append(
+                sql.SQL("set_config('search_path', {}, false)").format(sql.Literal(path))
+            )
+        if settings:
+            conn.execute(sql.SQL("SELECT ") + sql.SQL(", ").join(settings))
             if not autocommit:
                 conn.commit()
         return conn

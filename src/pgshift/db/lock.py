@@ -21,9 +21,27 @@ if TYPE_CHECKING:
 
 
 def lock_key(schema: str) -> int:
-    """A stable signed 64-bit key per history schema (two projects in one database coexist)."""
+    """A stable signed 64-bit key per history schema (two projects in one database coexist).
+
+    The key is the target's identity (database, tenant schema): an advisory lock lives in one
+    database, so the database is part of it already, and a fleet's tenant target keeps its
+    history in a schema of its own (``<tenant>_pgshift``, fleet_targets.tenant_history_schema),
+    so its key differs from every other tenant's. The default target's key is unchanged:
+    deployments that hold it today keep excluding each other.
+    """
     digest = hashlib.sha256(f"pgshift:{schema}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_key_parts(schema: str) -> tuple[int, int]:
+    """(classid, objid) of the key as pg_locks shows a bigint advisory lock."""
+    unsigned = lock_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+#: Asked of a second session once the lock is taken: is it really held by the lock session?
+#: (server pid) -> None, or an error refusing the run (Target.verify_runner_lock).
+Verify = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -48,10 +66,8 @@ WHERE l.locktype = 'advisory' AND l.granted
 
 
 def find_holder(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> LockHolder | None:
-    unsigned = lock_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
-    row = conn.execute(
-        _HOLDER_SQL, {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
-    ).fetchone()
+    classid, objid = lock_key_parts(schema)
+    row = conn.execute(_HOLDER_SQL, {"classid": classid, "objid": objid}).fetchone()
     if row is None:
         return None
     return LockHolder(int(str(row[0])), str(row[1]), str(row[2]), str(row[3]))
@@ -68,8 +84,10 @@ class RunnerLock:
         purpose: str = "lock",
         *,
         allow_pooler: bool = False,
+        verify: Verify | None = None,
     ) -> None:
         self.url = url
+        self.verify = verify
         self.allow_pooler = allow_pooler
         self.schema = schema
         self.wait_ms = wait_ms
@@ -86,10 +104,12 @@ class RunnerLock:
         notified = False
         try:
             while True:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                row = _try_lock(conn, key)
                 if row is not None and row[0]:
                     self.conn = conn
-                    self._refuse_pooler(conn)
+                    server_pid = self._refuse_pooler(conn)
+                    if self.verify is not None:
+                        self._verified(server_pid)
                     return
                 holder = find_holder(conn, self.schema)
                 if holder is not None:
@@ -109,7 +129,16 @@ class RunnerLock:
             conn.close()
             raise
 
-    def _refuse_pooler(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def _verified(self, server_pid: int) -> None:
+        """Ask the second session whether the lock is really held; release it if not."""
+        assert self.verify is not None
+        try:
+            self.verify(server_pid)
+        except BaseException:
+            self.release()
+            raise
+
+    def _refuse_pooler(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
         """Refuse to run through a connection pooler unless told that it keeps sessions.
 
         A session advisory lock only means something if every later statement runs on the same
@@ -121,7 +150,7 @@ class RunnerLock:
         server_pid = int(str(row[0])) if row else 0
         announced = int(conn.info.backend_pid)
         if server_pid == announced or self.allow_pooler:
-            return
+            return server_pid
         self.release()
         raise DatabaseUnavailable(
             "a connection pooler answers for the database (it announced pid"
@@ -174,3 +203,18 @@ class RunnerLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _try_lock(conn: psycopg.Connection[tuple[object, ...]], key: int) -> tuple[object, ...] | None:
+    """``pg_try_advisory_lock``; an engine without advisory locks is refused in plain words."""
+    import psycopg
+
+    try:
+        return conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported) as exc:
+        raise DatabaseUnavailable(
+            "this database does not offer session advisory locks"
+            f" ({exc.sqlstate}: {str(exc).strip()}), so pgshift cannot make sure only one"
+            " runner changes it at a time; it will not migrate it",
+            hint="see docs/distributed.md for the engines pgshift supports",
+        ) from None

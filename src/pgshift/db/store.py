@@ -385,6 +385,19 @@ class PostgresHistoryStore:
         self.log(conn, run_id, event, version, detail)
 
 
+def create_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> None:
+    """Create a fleet's tenant schema before its first run, when it is missing.
+
+    Asked first rather than `CREATE SCHEMA IF NOT EXISTS`, which needs the CREATE privilege on
+    the database even when the schema exists: a tenant's owner may lack it.
+    """
+    from psycopg import sql
+
+    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (schema,)).fetchone()
+    if row is not None and row[0]:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
 def read_history(url: str | None, schema: str, purpose: str = "status") -> History:
     """The whole history of ``schema`` over a short connection of its own (read-only)."""
     from pgshift.db.connect import connect

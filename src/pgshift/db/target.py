@@ -11,6 +11,12 @@ it never imports psycopg.
 
 Orchestrators (ops/) take a Target, never a URL; the URL stays inside it (child processes such
 as pg_dump get it through the backup's password file, never on a command line).
+
+A fleet's tenant target is a Target with a ``tenant_schema``: its session runs with that schema
+as its search_path (so a migration's unqualified names land in the tenant), and its history
+schema is the tenant's own (fleet_targets.tenant_history_schema), which gives it its own lock.
+Before a run, the engine is detected and the runner lock is verified from this session
+(verify_runner_lock): an engine that accepts the lock call without locking is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class ServerFacts:
     version_num: int  # e.g. 150004
     database: str
     backend_pid: int  # as announced; a pooler announces its own
+    engine: str | None = None  # "postgresql", "citus", ...: known once a run verified its lock
 
     @property
     def major(self) -> int:
@@ -45,6 +52,41 @@ class ServerFacts:
 
 #: Purposes of commands that only read: their history read may skip psycopg (read_history).
 READ_ONLY_PURPOSES = frozenset({"status", "health", "validate", "check"})
+
+
+#: Engines that speak the PostgreSQL protocol and say who they are (SPEC section 12).
+POSTGRESQL, CITUS, COCKROACHDB, YUGABYTEDB, AURORA_DSQL = (
+    "postgresql",
+    "citus",
+    "cockroachdb",
+    "yugabytedb",
+    "aurora-dsql",
+)
+
+
+def engine_of(version: str, extensions: frozenset[str] = frozenset()) -> str:
+    """The engine behind ``version()``'s text and the installed extensions' names."""
+    low = version.lower()
+    if "cockroachdb" in low:
+        return COCKROACHDB
+    if "-yb-" in low or "yugabyte" in low:
+        return YUGABYTEDB
+    if "dsql" in low:
+        return AURORA_DSQL
+    if "citus" in extensions:
+        return CITUS
+    return POSTGRESQL
+
+
+_VERIFY_SQL = """
+SELECT version(),
+  coalesce((SELECT array_agg(extname::text) FROM pg_catalog.pg_extension), '{}'),
+  EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+          WHERE l.locktype = 'advisory' AND l.granted AND l.pid = %(pid)s
+            AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                              WHERE datname = current_database())
+            AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1)
+"""
 
 
 class Target:
@@ -63,10 +105,13 @@ class Target:
         runner_lock_wait_ms: int = 60_000,
         allow_pooler: bool = False,
         settings: Settings | None = None,
+        tenant_schema: str | None = None,
     ) -> None:
         self._url = url
         self._settings = settings
         self.schema = schema
+        self.tenant_schema = tenant_schema
+        self._engine: str | None = None
         self.purpose = purpose
         self.runner_lock_wait_ms = runner_lock_wait_ms
         self.allow_pooler = allow_pooler
@@ -76,10 +121,18 @@ class Target:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, url: str | None, *, purpose: str = "runner"
+        cls,
+        settings: Settings,
+        url: str | None,
+        *,
+        purpose: str = "runner",
+        tenant_schema: str | None = None,
     ) -> Target:
+        """The Target of ``url`` (and of its tenant schema: then settings.schema must already
+        name the tenant's history schema, as the fleet sets it)."""
         return cls(
             url,
+            tenant_schema=tenant_schema,
             schema=settings.schema,
             purpose=purpose,
             runner_lock_wait_ms=settings.runner_lock_wait_ms,
@@ -113,13 +166,39 @@ class Target:
     def session(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
-            self._session = connect(self._url, purpose=self.purpose)
+            self._session = connect(self._url, purpose=self.purpose, search_path=self.tenant_schema)
         return self._session
 
     @property
     def facts(self) -> ServerFacts:
         info = self.session.info
-        return ServerFacts(int(info.server_version), str(info.dbname), int(info.backend_pid))
+        return ServerFacts(
+            int(info.server_version), str(info.dbname), int(info.backend_pid), self._engine
+        )
+
+    def verify_runner_lock(self, lock_pid: int) -> None:
+        """Detect the engine and check, from this session, that the lock session holds the lock.
+
+        One round trip, once per run. An engine whose advisory lock call returns true without
+        locking anything (CockroachDB's compatibility stubs, for one) shows nothing in pg_locks:
+        pgshift refuses it, since two runners could then change one target at once.
+        """
+        from pgshift.db.lock import lock_key_parts
+        from pgshift.errors import DatabaseUnavailable
+
+        classid, objid = lock_key_parts(self.schema)
+        row = self.session.execute(
+            _VERIFY_SQL, {"pid": lock_pid, "classid": classid, "objid": objid}
+        ).fetchone()
+        assert row is not None
+        self._engine = engine_of(str(row[0]), frozenset(row[1] or ()))
+        if not row[2]:
+            raise DatabaseUnavailable(
+                f"the migration lock was granted, but another session cannot see it held"
+                f" (engine: {self._engine}): this database does not enforce session advisory"
+                " locks, so two runners could change it at once; pgshift will not migrate it",
+                hint="see docs/distributed.md for what pgshift supports on each engine",
+            )
 
     @property
     def store(self) -> PostgresHistoryStore:
@@ -148,7 +227,14 @@ class Target:
         return self.store.read(self.session)
 
     def prepare(self) -> None:
-        """Bring pgshift's own tables to the newest version; only while holding the lock."""
+        """Bring pgshift's own tables to the newest version; only while holding the lock.
+
+        A tenant target's schema is created when missing: a new tenant gets every migration.
+        """
+        if self.tenant_schema is not None:
+            from pgshift.db.store import create_schema
+
+            create_schema(self.session, self.tenant_schema)
         self.store.upgrade(self.session)
 
     def executor(self) -> PostgresExecutor:
@@ -170,6 +256,7 @@ class Target:
                 self.runner_lock_wait_ms,
                 purpose=purpose,
                 allow_pooler=self.allow_pooler,
+                verify=self.verify_runner_lock,
             )
         return self._lock
 
@@ -197,4 +284,5 @@ class Target:
         from pgshift.config import mask_url
 
         where = mask_url(self._url) if self._url else "(libpq defaults)"
-        return f"Target({where}, schema={self.schema!r})"
+        tenant = f", tenant_schema={self.tenant_schema!r}" if self.tenant_schema else ""
+        return f"Target({where}, schema={self.schema!r}{tenant})"

@@ -1,0 +1,434 @@
+"""Many targets: waves, bounded concurrency, per-target outcomes, and a run shared by workers.
+
+DESIGN.md principle 7: a fleet is the single-target path run per target. This module never
+plans or applies anything itself; it is handed ``work``, a function that does one target
+(the facade's ``plan_up`` + ``apply`` on that target's own Target), and decides only which
+target runs when: the canary wave first, at most ``concurrency`` at once, no new target after
+``max_failures`` failures. With a control database (a RunBoard, db/control.py) the targets are
+claimed from a shared run table instead, so several processes on several machines share one
+rollout and a dead worker's targets are taken over once its lease expires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from pgshift import events as ev
+from pgshift.errors import BUG_EXIT_CODE, PgshiftError
+from pgshift.fleet_targets import TargetSpec, waves
+
+if TYPE_CHECKING:
+    from pgshift.db.control import RunRow
+    from pgshift.plan import MigrationState
+
+T = TypeVar("T")
+
+APPLIED, UP_TO_DATE, FAILED, NOT_STARTED = "applied", "up-to-date", "failed", "not-started"
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What happened to one target in a fleet command."""
+
+    target: str
+    status: str  # APPLIED, UP_TO_DATE, FAILED, NOT_STARTED
+    exit_code: int = 0
+    applied: int = 0
+    versions: tuple[str, ...] = ()  # what was planned (fleet plan) or run (fleet up)
+    message: str | None = None
+    run_id: str | None = None
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """One outcome per target, in the order of the targets; the exit code is the worst one."""
+
+    outcomes: tuple[TargetOutcome, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return max((o.exit_code for o in self.outcomes), default=0)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def applied(self) -> int:
+        return sum(o.applied for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    concurrency: int = 8
+    canary: int | None = None  # --canary N; else the targets labelled canary
+    max_failures: int | None = None  # stop starting targets after this many failures
+
+
+#: Does one target: plans and applies it through the single-target path, reporting its events.
+Work = Callable[[TargetSpec, ev.Emit], TargetOutcome]
+
+
+def guarded(work: Work, spec: TargetSpec, emit: ev.FleetEmit) -> TargetOutcome:
+    """Run ``work`` for one target; whatever it raises becomes that target's failure.
+
+    A fleet must survive one target's surprise: a PgshiftError keeps its exit code, anything
+    else is reported as a bug (70) of that target only.
+    """
+    emit(ev.TargetStarted(spec.name))
+    started = time.monotonic()
+    try:
+        outcome = work(spec, lambda event: emit(ev.TargetEvent(spec.name, event)))
+    except PgshiftError as exc:
+        outcome = TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
+    except Exception as exc:
+        outcome = TargetOutcome(spec.name, FAILED, BUG_EXIT_CODE, message=f"{type(exc).__name__}")
+    if not outcome.duration_ms:
+        ms = int((time.monotonic() - started) * 1000)
+        outcome = replace(outcome, duration_ms=ms)
+    emit(
+        ev.TargetFinished(
+            spec.name, outcome.status, outcome.exit_code, outcome.applied, outcome.message
+        )
+    )
+    return outcome
+
+
+def serialized(emit: ev.FleetEmit) -> ev.FleetEmit:
+    """``emit`` made safe to call from the pool's threads (one event at a time)."""
+    lock = threading.Lock()
+
+    def emit_one(event: ev.FleetEvent) -> None:
+        with lock:
+            emit(event)
+
+    return emit_one
+
+
+def map_targets(
+    specs: Sequence[TargetSpec], fn: Callable[[TargetSpec], T], concurrency: int
+) -> list[T]:
+    """``fn`` over every target in a bounded pool, results in the targets' order."""
+    if concurrency <= 1 or len(specs) <= 1:
+        return [fn(s) for s in specs]
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pgshift-fleet") as pool:
+        return list(pool.map(fn, specs))
+
+
+# -- one machine: waves in a bounded pool ------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """Counts shared by the waves: what --max-failures and the progress line look at."""
+
+    total: int
+    emit: ev.FleetEmit
+    max_failures: int | None
+    done: int = 0
+    failed: int = 0
+    outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> bool:
+        return self.max_failures is not None and self.failed >= self.max_failures
+
+    def record(self, outcome: TargetOutcome) -> None:
+        self.outcomes[outcome.target] = outcome
+        if outcome.status == FAILED:
+            self.failed += 1
+        elif outcome.status != NOT_STARTED:
+            self.done += 1
+        remaining = self.total - self.done - self.failed
+        self.emit(ev.FleetProgress(self.done, self.failed, remaining))
+
+
+def run_fleet(
+    specs: Sequence[TargetSpec],
+    work: Work,
+    options: FleetOptions,
+    emit: ev.FleetEmit = ev.ignore_fleet,
+) -> FleetResult:
+    """The canary wave, then (only if no canary failed) the rest, each in a bounded pool."""
+    emit = serialized(emit)
+    canary, rest = waves(specs, options.canary)
+    tally = _Tally(len(specs), emit, options.max_failures)
+    if canary:
+        emit(ev.WaveStarted("canary", len(canary)))
+        _run_wave(canary, work, options.concurrency, tally)
+    if canary and tally.failed:
+        why = "not started: a canary target failed"
+        _not_started(rest, tally, why)
+    elif rest:
+        emit(ev.WaveStarted("rest", len(rest)))
+        _run_wave(rest, work, options.concurrency, tally)
+    return FleetResult(tuple(tally.outcomes[s.name] for s in specs))
+
+
+def _not_started(specs: Sequence[TargetSpec], tally: _Tally, why: str) -> None:
+    for spec in specs:
+        tally.outcomes[spec.name] = TargetOutcome(spec.name, NOT_STARTED, message=why)
+
+
+def _run_wave(specs: Sequence[TargetSpec], work: Work, concurrency: int, tally: _Tally) -> None:
+    """At most ``concurrency`` targets at once; none started once max_failures is reached."""
+    queue: Iterator[TargetSpec] = iter(specs)
+    running: set[Future[TargetOutcome]] = set()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="pgshift") as pool:
+        while True:
+            while len(running) < max(1, concurrency) and not tally.stopped:
+                spec = next(queue, None)
+                if spec is None:
+                    break
+                running.add(pool.submit(guarded, work, spec, tally.emit))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                tally.record(future.result())
+    _not_started(list(queue), tally, "not started: --max-failures was reached")
+
+
+# -- many machines: a run table in a control database -----------------------------------------
+
+
+class RunBoard(Protocol):
+    """The shared run of a control database (db/control.py), as the workers use it.
+
+    Every method is one short statement; the board serializes its callers.
+    """
+
+    def register(self, specs: Sequence[tuple[TargetSpec, int]]) -> None:
+        """Add the targets with their wave (0 canary, 1 rest) unless already there."""
+
+    def retry_failed(self) -> int:
+        """Put the run's failed targets back to pending (a re-run retries them)."""
+
+    def claim(self, worker: str, lease_s: float, max_failures: int | None) -> str | None:
+        """One target this worker now holds under a lease, or None."""
+
+    def heartbeat(self, worker: str, lease_s: float) -> None:
+        """Extend the leases of the targets this worker is running."""
+
+    def finish(
+        self,
+        worker: str,
+        target: str,
+        *,
+        state: str,
+        status: str,
+        exit_code: int,
+        applied: int,
+        message: str | None,
+    ) -> None: ...
+
+    def busy(self) -> bool:
+        """Another worker still runs a target under a live lease (so waiting may pay)."""
+
+    def rows(self) -> list[RunRow]:
+        """Every target of the run as it stands."""
+
+
+def run_outcomes(rows: Sequence[RunRow]) -> list[TargetOutcome]:
+    """The run table's rows as outcomes: done and failed as recorded, the others not started."""
+    found = []
+    for row in rows:
+        if row.state in ("done", "failed"):
+            status = FAILED if row.state == "failed" else (row.status or APPLIED)
+            found.append(
+                TargetOutcome(row.target, status, row.exit_code, row.applied, (), row.message)
+            )
+        else:
+            why = f"running on {row.owner}" if row.state == "running" else "pending"
+            found.append(TargetOutcome(row.target, NOT_STARTED, message=why))
+    return found
+
+
+def _finish(board: RunBoard, worker: str, outcome: TargetOutcome) -> None:
+    state = {FAILED: "failed", NOT_STARTED: "pending"}.get(outcome.status, "done")
+    board.finish(
+        worker,
+        outcome.target,
+        state=state,
+        status=outcome.status,
+        exit_code=outcome.exit_code,
+        applied=outcome.applied,
+        message=outcome.message,
+    )
+
+
+@dataclass(frozen=True)
+class ClaimOptions:
+    worker: str
+    lease_s: float = 30.0
+    poll_s: float = 0.5
+
+
+def run_claimed(
+    specs: Sequence[TargetSpec],
+    work: Work,
+    options: FleetOptions,
+    board: RunBoard,
+    claim: ClaimOptions,
+    emit: ev.FleetEmit = ev.ignore_fleet,
+) -> FleetResult:
+    """Work on the shared run until no target is left to claim and nobody else is running one.
+
+    ``concurrency`` threads each claim a target, run it, record it, and claim the next; a
+    heartbeat thread keeps the leases alive. The result is the whole run's, not only this
+    worker's part, so every worker's exit code tells whether the rollout succeeded.
+    """
+    emit = serialized(emit)
+    canary, _ = waves(specs, options.canary)
+    in_canary = {s.name for s in canary}
+    board.register([(s, 0 if s.name in in_canary else 1) for s in specs])
+    board.retry_failed()
+    by_name = {s.name: s for s in specs}
+    failures: list[PgshiftError] = []
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_heartbeat, args=(board, claim, stop), name="pgshift-heartbeat", daemon=True
+    )
+    beat.start()
+    try:
+        threads = [
+            threading.Thread(
+                target=_claim_loop,
+                args=(board, claim, options, by_name, work, emit, failures),
+                daemon=True,
+            )
+            for _ in range(max(1, options.concurrency))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+        beat.join()
+    if failures:
+        raise failures[0]
+    found = {o.target: o for o in run_outcomes(board.rows())}
+    return FleetResult(tuple(found.get(s.name, TargetOutcome(s.name, NOT_STARTED)) for s in specs))
+
+
+def _heartbeat(board: RunBoard, claim: ClaimOptions, stop: threading.Event) -> None:
+    while not stop.wait(claim.lease_s / 3):
+        try:
+            board.heartbeat(claim.worker, claim.lease_s)
+        except PgshiftError:
+            continue  # the next beat tries again; a lease lost meanwhile is taken over
+
+
+def _claim_loop(
+    board: RunBoard,
+    claim: ClaimOptions,
+    options: FleetOptions,
+    by_name: dict[str, TargetSpec],
+    work: Work,
+    emit: ev.FleetEmit,
+    failures: list[PgshiftError],
+) -> None:
+    """Claim, run, record, until nothing is left; a control database error stops this thread."""
+    try:
+        while _claim_one(board, claim, options, by_name, work, emit):
+            pass
+    except PgshiftError as exc:
+        failures.append(exc)
+
+
+def _claim_one(
+    board: RunBoard,
+    claim: ClaimOptions,
+    options: FleetOptions,
+    by_name: dict[str, TargetSpec],
+    work: Work,
+    emit: ev.FleetEmit,
+) -> bool:
+    """Claim and run one target; False once there is nothing left to wait for."""
+    name = board.claim(claim.worker, claim.lease_s, options.max_failures)
+    if name is None:
+        if not board.busy():
+            return False
+        time.sleep(claim.poll_s)
+        return True
+    spec = by_name.get(name)
+    if spec is None:  # a target of the run this worker's targets list does not know
+        outcome = TargetOutcome(name, FAILED, 2, message="not in this worker's targets")
+    else:
+        outcome = guarded(work, spec, emit)
+    _finish(board, claim.worker, outcome)
+    return True
+
+
+# -- fleet status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """One row of `fleet status`: where one target stands."""
+
+    target: str
+    head: str | None  # the newest applied version
+    applied: int
+    pending: int
+    failed: int
+    drifted: int  # applied files changed or gone
+    last_run: str | None  # when the newest applied migration was applied (ISO 8601)
+    error: str | None = None  # the target could not be read
+    exit_code: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.error is not None:
+            return "unreachable" if self.exit_code == 3 else "error"
+        if self.drifted:
+            return "drifted"
+        if self.failed:
+            return "failed"
+        return "pending" if self.pending else "up-to-date"
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    """`fleet status`: one row per target and the summary; the exit code is the worst row's."""
+
+    rows: tuple[TargetStatus, ...]
+
+    def count(self, state: str) -> int:
+        return sum(1 for r in self.rows if r.state == state)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all at head; 1 something pending or failed; 4 drift; 3 a target unreachable."""
+        codes = [r.exit_code if r.error else 0 for r in self.rows]
+        codes += [4 for r in self.rows if r.drifted]
+        codes += [1 for r in self.rows if r.failed or r.pending]
+        return max(codes, default=0)
+
+
+def target_status(name: str, states: Sequence[MigrationState]) -> TargetStatus:
+    """A target's row from its migrations' states (plan.migration_states)."""
+    from pgshift import plan as planning
+
+    applied = [s for s in states if s.applied is not None and not s.half_reverted]
+    head = max((s.version for s in applied), default=None)
+    last = max((s.applied.applied_at for s in applied if s.applied is not None), default=None)
+    return TargetStatus(
+        target=name,
+        head=head,
+        applied=len(applied),
+        pending=sum(
+            1
+            for s in states
+            if s.state in (planning.PENDING, planning.OUT_OF_ORDER) and not s.half_reverted
+        ),
+        failed=sum(1 for s in states if s.state == planning.FAILED),
+        drifted=sum(1 for s in states if s.state in (planning.DRIFTED, planning.MISSING)),
+        last_run=last.isoformat() if last is not None else None,
+    )

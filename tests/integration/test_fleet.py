@@ -1,0 +1,262 @@
+"""Fleets on real PostgreSQL: tenant schemas and separate databases, waves, failures, resume.
+
+Each test builds a fleet of two databases of their own plus three tenant schemas in the test's
+database, runs it through the library or the command line, and reads every target back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.plugins.pg import PgServer
+from tests.plugins.project import ProjectMaker, migration_pair
+from tests.support import query, run_cli
+
+import pgshift
+from pgshift import events
+from pgshift.config import load_settings
+from pgshift.db.lock import lock_key
+from pgshift.errors import DatabaseUnavailable
+
+V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
+TENANTS = ("acme", "globex", "initech")
+
+
+@pytest.fixture
+def databases(pg_server: PgServer) -> Iterator[list[str]]:
+    """Two more databases on the test's server, dropped afterwards."""
+    names = [f"fleet_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    for name in names:
+        pg_server.create_database(name)
+    try:
+        yield [pg_server.url(n) for n in names]
+    finally:
+        for name in names:
+            pg_server.drop_database(name)
+
+
+def _project(make_project: ProjectMaker) -> Path:
+    """Three migrations with a side effect each, unqualified (they land in the tenant)."""
+    make_project(
+        migration_pair(
+            V1, "effects", "CREATE TABLE effects (v text); INSERT INTO effects VALUES ('1');"
+        )
+    )
+    make_project(
+        migration_pair(
+            V2, "items", "CREATE TABLE items (id int); INSERT INTO effects VALUES ('2');"
+        )
+    )
+    return make_project(
+        migration_pair(
+            V3, "more", "ALTER TABLE items ADD COLUMN n int; INSERT INTO effects VALUES ('3');"
+        )
+    )
+
+
+def _targets_file(root: Path, db_url: str, databases: list[str], canary: str | None = None) -> Path:
+    lines = []
+    for i, url in enumerate(databases):
+        lines += ["[[target]]", f'name = "db{i}"', f'url = "{url}"']
+        if canary == f"db{i}":
+            lines.append('labels = ["canary"]')
+    for tenant in TENANTS:
+        lines += ["[[target]]", f'name = "{tenant}"', f'url = "{db_url}"', f'schema = "{tenant}"']
+        if canary == tenant:
+            lines.append('labels = ["canary"]')
+    path = root / "fleet.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _settings(root: Path) -> pgshift.Settings:
+    return load_settings(
+        {"migrations_dir": str(root / "migrations")},
+        env={"DB_BACKUP_DIR": str(root / "backups"), "DB_BACKUP_ENABLED": "false"},
+        cwd=root,
+    )
+
+
+def _effects(url: str, schema: str = "public") -> list[str]:
+    rows = query(url, f'SELECT v FROM "{schema}".effects ORDER BY v')  # test-only names
+    return [r[0] for r in rows]
+
+
+def _applied(url: str, history: str = "pgshift") -> list[str]:
+    return [r[0] for r in query(url, f'SELECT version FROM "{history}".applied ORDER BY version')]
+
+
+def test_tenant_schemas_and_databases_each_get_their_own_history(
+    make_project: ProjectMaker, db_url: str, databases: list[str]
+) -> None:
+    root = _project(make_project)
+    specs = pgshift.load_targets(_targets_file(root, db_url, databases))
+    project = pgshift.load_project(_settings(root))
+    seen: list[events.FleetEvent] = []
+    result = pgshift.fleet_up(project, specs, concurrency=3, backup=False, on_event=seen.append)
+    assert result.exit_code == 0
+    assert [o.status for o in result.outcomes] == ["applied"] * 5
+    for url in databases:
+        assert _applied(url) == [V1, V2, V3]
+        assert _effects(url) == ["1", "2", "3"]
+    for tenant in TENANTS:
+        assert _applied(db_url, f"{tenant}_pgshift") == [V1, V2, V3]
+        assert _effects(db_url, tenant) == ["1", "2", "3"]
+    # Nothing landed in the shared database's default places.
+    assert query(db_url, "SELECT to_regclass('public.effects'), to_regnamespace('pgshift')") == [
+        (None, None)
+    ]
+    names = {e.target for e in seen if isinstance(e, events.TargetEvent)}
+    assert names == {"db0", "db1", *TENANTS}
+    assert isinstance(seen[-1], events.FleetProgress)
+    assert (seen[-1].done, seen[-1].failed, seen[-1].remaining) == (5, 0, 0)
+    # The default target keeps today's lock key; each tenant has its own.
+    keys = {lock_key(s.history_schema()) for s in specs}
+    assert len(keys) == 4 and lock_key("pgshift") in keys
+
+    again = pgshift.fleet_up(project, specs, backup=False)
+    assert [o.status for o in again.outcomes] == ["up-to-date"] * 5
+    status = pgshift.fleet_status(project, specs)
+    assert [(r.target, r.state, r.head, r.pending) for r in status.rows] == [
+        (s.name, "up-to-date", V3, 0) for s in specs
+    ]
+    assert status.exit_code == 0
+
+
+def test_a_failing_target_in_the_middle_fails_alone_and_a_rerun_resumes(
+    make_project: ProjectMaker, db_url: str, databases: list[str]
+) -> None:
+    root = _project(make_project)
+    specs = pgshift.load_targets(_targets_file(root, db_url, databases))
+    project = pgshift.load_project(_settings(root))
+    query(db_url, "CREATE SCHEMA globex; CREATE TABLE globex.items (other text)")
+    result = pgshift.fleet_up(project, specs, concurrency=2, backup=False)
+    by_name = {o.target: o for o in result.outcomes}
+    assert by_name["globex"].status == "failed" and by_name["globex"].exit_code == 1
+    assert "already exists" in (by_name["globex"].message or "")
+    assert by_name["globex"].applied == 1  # V1 went in before V2 failed
+    assert {n for n, o in by_name.items() if o.status == "applied"} == {
+        "db0", "db1", "acme", "initech"
+    }  # fmt: skip
+    assert result.exit_code == 1
+    status = pgshift.fleet_status(project, specs)
+    row = next(r for r in status.rows if r.target == "globex")
+    assert (row.state, row.head, row.pending, row.failed) == ("failed", V1, 1, 1)
+    assert status.exit_code == 1
+
+    query(db_url, "DROP TABLE globex.items")
+    seen: list[events.FleetEvent] = []
+    rerun = pgshift.fleet_up(project, specs, backup=False, on_event=seen.append)
+    assert rerun.exit_code == 0
+    assert {o.target: o.status for o in rerun.outcomes}["globex"] == "applied"
+    assert [o.target for o in rerun.outcomes if o.status == "applied"] == ["globex"]
+    started_runs = {e.target for e in seen if isinstance(e, events.TargetEvent)}
+    assert started_runs == {"globex"}  # the others were only read
+    assert _effects(db_url, "globex") == ["1", "2", "3"]
+
+
+def test_a_failing_canary_stops_the_rest(
+    make_project: ProjectMaker, db_url: str, databases: list[str]
+) -> None:
+    root = _project(make_project)
+    specs = pgshift.load_targets(_targets_file(root, db_url, databases, canary="acme"))
+    project = pgshift.load_project(_settings(root))
+    query(db_url, "CREATE SCHEMA acme; CREATE TABLE acme.items (other text)")
+    result = pgshift.fleet_up(project, specs, backup=False)
+    assert {o.target: o.status for o in result.outcomes} == {
+        "acme": "failed", "db0": "not-started", "db1": "not-started",
+        "globex": "not-started", "initech": "not-started",
+    }  # fmt: skip
+    assert result.exit_code == 1
+    for url in databases:
+        assert query(url, "SELECT to_regnamespace('pgshift')") == [(None,)]
+
+
+def test_max_failures_stops_starting_targets(
+    make_project: ProjectMaker, db_url: str, databases: list[str]
+) -> None:
+    root = _project(make_project)
+    specs = pgshift.load_targets(_targets_file(root, db_url, databases))
+    project = pgshift.load_project(_settings(root))
+    for url in databases:  # db0 and db1 come first and both fail
+        query(url, "CREATE TABLE items (other text)")
+    result = pgshift.fleet_up(project, specs, concurrency=1, max_failures=1, backup=False)
+    assert [o.status for o in result.outcomes] == ["failed"] + ["not-started"] * 4
+
+
+def test_the_runner_lock_is_verified_from_the_second_session(
+    make_project: ProjectMaker, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(make_project)
+    settings = load_settings(
+        {"migrations_dir": str(root / "migrations"), "database_url": db_url},
+        env={"DB_BACKUP_ENABLED": "false"},
+        cwd=root,
+    )
+    project = pgshift.load_project(settings)
+    with pgshift.connect(settings) as target:
+        pgshift.apply(pgshift.plan_up(project, target, to=V1), target)
+        assert target.facts.engine == "postgresql"
+    # An engine that says yes without locking: the lock session's pid holds nothing.
+    from pgshift.db.target import Target
+
+    real = Target.verify_runner_lock
+    monkeypatch.setattr(Target, "verify_runner_lock", lambda self, pid: real(self, pid + 1))
+    with pgshift.connect(settings) as target, pytest.raises(DatabaseUnavailable) as refused:
+        pgshift.apply(pgshift.plan_up(project, target), target)
+    assert "does not enforce session advisory locks" in refused.value.message
+    assert refused.value.exit_code == 3
+    assert query(db_url, "SELECT version FROM pgshift.applied") == [(V1,)]
+
+
+def test_fleet_commands_from_the_command_line(
+    make_project: ProjectMaker,
+    db_url: str,
+    databases: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = _project(make_project)
+    targets = str(_targets_file(root, db_url, databases))
+    plan = run_cli(capsys, root, None, "fleet", "plan", "--targets", targets, "--json")
+    assert plan.code == 0, plan.err
+    assert {t["target"]: len(t["versions"]) for t in plan.json()["targets"]} == dict.fromkeys(
+        ["db0", "db1", *TENANTS], 3
+    )
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup")
+    assert up.code == 0, up.err
+    assert "done 5, failed 0, remaining 0" in up.out
+    status = run_cli(capsys, root, None, "fleet", "status", "--targets", targets, "--json")
+    assert status.code == 0
+    assert status.json()["summary"]["up-to-date"] == 5
+    for text in (plan.out, up.out, status.out):
+        assert "postgresql://" not in text
+    bad = root / "bad.toml"
+    bad.write_text('[[target]]\nname = "x"\n', encoding="utf-8")
+    refused = run_cli(capsys, root, None, "fleet", "status", "--targets", str(bad))
+    assert refused.code == 2
+    assert f"{bad}:1: key 'url' is required" in refused.err
+
+
+def test_an_unreachable_target_is_a_row_not_a_crash(
+    make_project: ProjectMaker, db_url: str, pg_server: PgServer
+) -> None:
+    root = _project(make_project)
+    gone = pg_server.url("no_such_database_here")
+    path = root / "fleet.toml"
+    path.write_text(
+        f'[[target]]\nname = "ok"\nurl = "{db_url}"\n[[target]]\nname = "gone"\nurl = "{gone}"\n',
+        encoding="utf-8",
+    )
+    project = pgshift.load_project(_settings(root))
+    specs = pgshift.load_targets(path)
+    result = pgshift.fleet_up(project, specs, backup=False)
+    assert [(o.status, o.exit_code) for o in result.outcomes] == [("applied", 0), ("failed", 3)]
+    status = pgshift.fleet_status(project, specs)
+    assert [r.state for r in status.rows] == ["up-to-date", "unreachable"]
+    assert status.exit_code == 3
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM effects").fetchone() == (3,)
