@@ -95,6 +95,12 @@ class Plan:
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
     findings: tuple[Finding, ...] = ()
     checks: tuple[RollbackCheck, ...] = ()
+    # Applied rows that still hold older pgshift's text checksums; `apply` rewrites them
+    # under the runner lock, even for a plan with no steps (legacy_rows).
+    checksum_upgrades: tuple[ChecksumUpgrade, ...] = ()
+    # Problems in files of applied migrations (an old rollback that no longer parses):
+    # warnings for `up`, refusals only for a rollback that needs the file.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -223,7 +229,12 @@ def migration_states(
             )
             continue
         if row is not None:
-            state = APPLIED if row.checksum == m.checksum else DRIFTED
+            state = APPLIED if same_statements(row, m) else DRIFTED
+            if state == APPLIED:
+                rows.append(
+                    MigrationState(m.version, m.description, state, m, row, detail=_noted(row, m))
+                )
+                continue
         elif running:
             state = PENDING
         elif m.version in history.failed or moving:
@@ -246,6 +257,67 @@ def migration_states(
             )
     rows.sort(key=lambda r: r.version)
     return rows
+
+
+def same_statements(row: AppliedMigration, migration: Migration) -> bool:
+    """The applied row was made from the statements the file holds now (no drift).
+
+    A row written before checksums covered the parsed statements holds the checksum of the
+    file's text; while the text is unchanged that checksum still matches (``text_checksum``),
+    so upgrading pgshift never reports false drift; `apply` then rewrites it (legacy_rows).
+    """
+    if row.checksum == migration.checksum:
+        return True
+    return bool(migration.text_checksum) and row.checksum == migration.text_checksum
+
+
+def _noted(row: AppliedMigration, migration: Migration) -> str | None:
+    """Information, not drift: the header's annotations differ from those recorded at apply."""
+    if not row.metadata:
+        return None
+    now = migration.header.metadata()
+    if dict(row.metadata) == now:
+        return None
+    changed = sorted(k for k in set(row.metadata) | set(now) if row.metadata.get(k) != now.get(k))
+    return "header metadata changed since it was applied: " + ", ".join("@" + k for k in changed)
+
+
+@dataclass(frozen=True)
+class ChecksumUpgrade:
+    """An applied row still holding the text checksums of older pgshift, and its new ones."""
+
+    version: str
+    old: str
+    new: str
+    rollback_old: str | None
+    rollback_new: str | None
+
+
+def legacy_rows(migrations: Sequence[Migration], history: History) -> tuple[ChecksumUpgrade, ...]:
+    """Applied rows whose stored checksum is the text checksum of the file as it is now.
+
+    Only an exact match of the current file's text qualifies, so a row whose file really
+    changed stays drift. The rollback checksum is upgraded alongside when it too is the text
+    checksum of the rollback file as it is now.
+    """
+    applied = history.applied_versions()
+    upgrades = []
+    for m in migrations:
+        row = applied.get(m.version)
+        if row is None or not m.text_checksum or m.checksum == m.text_checksum:
+            continue
+        if row.checksum != m.text_checksum:
+            continue
+        r = m.rollback
+        rollback_new = None
+        if r is not None and row.rollback_checksum == r.text_checksum and r.text_checksum:
+            rollback_new = r.checksum
+        upgrades.append(
+            ChecksumUpgrade(
+                m.version, row.checksum, m.checksum, row.rollback_checksum, rollback_new
+            )
+        )
+    return tuple(upgrades)
 
 
 def check_no_drift(states: Sequence[MigrationState]) -> None:
@@ -314,7 +386,8 @@ def plan_up(migrations: Sequence[Migration], history: History, target: str | Non
             stack.extend(by_version[version].dependencies)
         pending = [m for m in pending if m.version in wanted]
     steps = tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending)
-    return Plan(steps, UP, target, migrations=tuple(migrations))
+    upgrades = legacy_rows(migrations, history)
+    return Plan(steps, UP, target, migrations=tuple(migrations), checksum_upgrades=upgrades)
 
 
 # -- rolling back ----------------------------------------------------------------------------------
@@ -522,10 +595,13 @@ def _check_checksums(
         if source is None or source.rollback is None or row is None:
             continue
         rollback = source.rollback
-        if row.rollback_checksum and row.rollback_checksum != rollback.checksum:
+        if row.rollback_checksum and row.rollback_checksum not in (
+            rollback.checksum,
+            rollback.text_checksum,
+        ):
             what = rollback.path.name if source is m else f"the stored rollback SQL of {version}"
             changed.append(f"{what} changed since {version} was applied")
-        if m is not None and row.checksum != m.checksum:
+        if m is not None and not same_statements(row, m):
             changed.append(f"{m.path.name} changed since it was applied")
     if changed:
         return RollbackCheck("checksums", WARNING, "; ".join(changed))
