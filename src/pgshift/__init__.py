@@ -332,6 +332,8 @@ def apply(
     from pgshift.ops.monitor import monitor_for
 
     emit = on_event or events.ignore
+    if plan.checksum_upgrades:
+        _upgrade_checksums(plan, target)
     if not plan.steps:
         return RunResult("", ())
     settings = target.settings
@@ -347,6 +349,26 @@ def apply(
             exc.result = replace(exc.result, backup_id=backup_id)
         raise
     return replace(result, backup_id=backup_id)
+
+
+def _upgrade_checksums(plan: Plan, target: Target) -> list[str]:
+    """Rewrite history rows that hold older pgshift's text checksums, under the runner lock.
+
+    Before checksums covered the parsed statements they covered the file's text. A row whose
+    stored checksum is the text checksum of the file as it is now was applied from exactly
+    this file, so it gets the statement checksum: annotating that file afterwards is then no
+    drift. Done once (the rows no longer qualify after), and logged as one event.
+    """
+    from pgshift.plan import legacy_rows
+
+    lock = target.runner_lock()
+    lock.acquire()
+    try:
+        target.prepare()
+        upgrades = legacy_rows(plan.migrations, target.read_history())
+        return target.store.upgrade_checksums(target.session, upgrades) if upgrades else []
+    finally:
+        lock.release()
 
 
 def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str:

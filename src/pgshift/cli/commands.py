@@ -132,6 +132,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
         if args.dry_run:
             return _dry_run(out, plan, as_json=args.json)
         if not plan.steps:
+            pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
                 out.json({"run_id": None, "steps": [], "backup_id": None})
             else:
