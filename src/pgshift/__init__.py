@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgshift.config import Settings, load_settings
-from pgshift.errors import PgshiftError
+from pgshift.errors import InputError, PgshiftError
 
 if TYPE_CHECKING:
     import psycopg
 
     from pgshift.db.target import ServerFacts, Target
+    from pgshift.errors import Problem
     from pgshift.events import (
         BackupProgress,
         BackupTaken,
@@ -176,17 +177,24 @@ __version__ = "0.1.0"
 
 
 def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
-    """The project's migrations in plan order; any file problem raises InputError (exit 2).
+    """The project's migrations in plan order, and the problems of their files.
 
-    ``allow_problems`` keeps the problems in ``Project.problems`` instead, for the rollback
-    planners, which refuse only the problems of the files they would run.
+    A problem no migration owns (a bad file name, a duplicate version, a rollback file whose
+    migration is gone) raises InputError (exit 2). Problems in a migration's own files are
+    kept in ``Project.problems``: whether they block depends on the database (`plan_up`
+    refuses those of migrations not applied yet and warns about the others; a rollback
+    refuses those of the files it would run). ``allow_problems`` keeps every problem, for
+    the rollback planners and the read-only commands.
     """
-    from pgshift.project_files import Project, load_migrations, read_project
+    from pgshift.project_files import Project, owned_problems, read_project
 
+    read = read_project(settings)
     if allow_problems:
-        read = read_project(settings)
-        return Project(settings, read.migrations, read.problems)
-    return Project(settings, load_migrations(settings))
+        return Project(settings, read.migrations, read.problems, read.warnings)
+    owned, unowned = owned_problems(read)
+    if unowned:
+        raise InputError(unowned)
+    return Project(settings, read.migrations, owned, read.warnings)
 
 
 def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
@@ -225,6 +233,8 @@ class StatusReport:
     """
 
     rows: tuple[MigrationState, ...]
+    # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
+    problems: tuple[Problem, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -247,14 +257,16 @@ def status(settings: Settings) -> StatusReport:
     from pgshift.db import catalog
     from pgshift.plan import migration_states
 
-    migrations = load_project(settings).migrations
+    project = load_project(settings, allow_problems=True)
+    migrations = project.migrations
     with connect(settings, purpose="status") as target:
         history = target.read_history()
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
-    return StatusReport(tuple(migration_states(migrations, history, run_in_progress=live_run)))
+    rows = migration_states(migrations, history, run_in_progress=live_run)
+    return StatusReport(tuple(rows), project.problems)
 
 
 def health(settings: Settings) -> HealthReport:
@@ -269,8 +281,10 @@ def health(settings: Settings) -> HealthReport:
     from pgshift.ops.health import run_checks
 
     migrations: tuple[Migration, ...] | PgshiftError
-    try:
-        migrations = load_project(settings).migrations
+    problems: tuple[Problem, ...] = ()
+    try:  # read-only: a bad file is listed (migration_files), never a blind report
+        project = load_project(settings, allow_problems=True)
+        migrations, problems = project.migrations, project.problems
     except PgshiftError as exc:
         migrations = exc
     url: str | None = None
@@ -285,7 +299,7 @@ def health(settings: Settings) -> HealthReport:
             raise url_error
         return connect(url, purpose="health", connect_timeout_s=5)
 
-    return run_checks(settings, connection, migrations=migrations, url=url)
+    return run_checks(settings, connection, migrations=migrations, url=url, problems=problems)
 
 
 def health_server(settings: Settings, address: str) -> HealthServer:
@@ -306,11 +320,52 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
 
     from pgshift import plan as planning
 
-    plan = planning.plan_up(project.migrations, target.read_history(), to)
+    plan = planning.plan_up(
+        project.migrations, target.read_history(), to, problems=project.problems
+    )
     if not plan.steps:
         return plan
     findings = _lint_gate(project.migrations, plan, target.facts.major)
+    findings += _file_warnings(plan)
     return replace(plan, findings=tuple(findings))
+
+
+def _file_warnings(plan: Plan) -> list[Finding]:
+    """What `up` warns about but applies: problems in applied migrations' files, and planned
+    migrations marked irreversible (SPEC 1)."""
+    from pgshift.lint.finding import Finding
+    from pgshift.plan import IRREVERSIBLE
+
+    found = [
+        Finding(
+            "applied-file-problem",
+            "warning",
+            p.file,
+            p.line,
+            p.column,
+            f"{p.message} (an applied migration's file: only a rollback that needs it refuses)",
+            "fix the file; `pgshift validate` reports it as an error",
+        )
+        for p in plan.warnings
+    ]
+    for step in plan.steps:
+        m = step.migration
+        if IRREVERSIBLE in m.header.lint_ignore and (
+            m.rollback is None or any(p.file == str(m.rollback.path) for p in plan.warnings)
+        ):
+            found.append(
+                Finding(
+                    "irreversible",
+                    "warning",
+                    str(m.path),
+                    m.header.line_of("lint-ignore"),
+                    1,
+                    f"migration {m.name} is marked irreversible: `pgshift rollback` cannot"
+                    " revert it (a backup restore can)",
+                    "write its rollback file and drop the @lint-ignore to make it reversible",
+                )
+            )
+    return found
 
 
 def apply(
