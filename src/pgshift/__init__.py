@@ -6,7 +6,7 @@ pglast, rich) are imported inside the functions that need them, so `import pgshi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.health import Check, HealthReport
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.readiness import HeadReport
     from pgshift.ops.rollback import (
         DryRunReport,
         EmergencyPlan,
@@ -66,6 +67,7 @@ _TYPES = {
     "EmergencyResult": "pgshift.ops.rollback",
     "Event": "pgshift.events",
     "Finding": "pgshift.lint.finding",
+    "HeadReport": "pgshift.ops.readiness",
     "HealthReport": "pgshift.ops.health",
     "History": "pgshift.history",
     "LockRetry": "pgshift.events",
@@ -117,6 +119,7 @@ __all__ = [
     "EmergencyResult",
     "Event",
     "Finding",
+    "HeadReport",
     "HealthReport",
     "History",
     "LockRetry",
@@ -150,6 +153,7 @@ __all__ = [
     "Target",
     "ValidateReport",
     "apply",
+    "at_head",
     "backup",
     "connect",
     "create",
@@ -171,6 +175,7 @@ __all__ = [
     "status",
     "up",
     "validate",
+    "wait",
 ]
 
 __version__ = "0.1.0"
@@ -806,3 +811,35 @@ def rollback_emergency(
         backup=backup,
         restore_confirmed=restore_confirmed,
     )
+
+
+# -- readiness (SPEC 10: `status --check`, `wait`) -------------------------------------------------
+
+
+def at_head(settings: Settings) -> HeadReport:
+    """Whether the database is at the project's head (`pgshift status --check`).
+
+    At head: nothing pending, failed, out of order, drifted or missing. Never takes the
+    migration lock and never writes; reads history over one short read-only session.
+    """
+    from pgshift.ops.readiness import head_report
+
+    migrations = load_project(settings, allow_problems=True).migrations
+    with connect(settings, purpose="check") as target:
+        return head_report(migrations, target.read_history())
+
+
+def wait(
+    settings: Settings,
+    *,
+    timeout_s: float = 300.0,
+    on_poll: Callable[[HeadReport | PgshiftError], None] | None = None,
+) -> HeadReport:
+    """Block until `at_head` holds (`pgshift wait`), polling with backoff; for init containers.
+
+    Raises WaitTimeout (exit 5) after ``timeout_s``. An unreachable database is polled again.
+    ``on_poll`` sees each answer that was not yet at head.
+    """
+    from pgshift.ops.readiness import wait_for_head
+
+    return wait_for_head(lambda: at_head(settings), timeout_s, on_poll=on_poll)
