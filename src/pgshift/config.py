@@ -282,20 +282,23 @@ def mask_url(url: str) -> str:
 
 
 def find_project_root(start: Path) -> tuple[Path, Path | None]:
-    """The nearest folder holding pgshift.toml or a pyproject.toml with [tool.pgshift].
+    """The nearest folder, walking up from ``start``, that is a project's root, and its
+    config file.
 
-    Falls back to ``start`` itself, so a bare folder of migrations is a project too.
+    A root holds `pgshift.toml`, a `pyproject.toml` with [tool.pgshift], pgshift's own
+    `.pgshift/` folder (the embedded server and the caches), or `.git`. So `cd migrations &&
+    pgshift status --dir .` finds the project above and its embedded server, instead of
+    making a second one in migrations/.pgshift. With none of these up to the file system's
+    root, ``start`` itself is the project (a bare folder of migrations).
     """
     for folder in (start, *start.parents):
         if (folder / "pgshift.toml").is_file():
             return folder, folder / "pgshift.toml"
         pyproject = folder / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and "tool" in _read_toml(pyproject)
-            and "pgshift" in (_read_toml(pyproject).get("tool") or {})
-        ):
+        if pyproject.is_file() and "pgshift" in (_read_toml(pyproject).get("tool") or {}):
             return folder, pyproject
+        if (folder / ".pgshift").is_dir() or (folder / ".git").exists():
+            return folder, None
     return start, None
 
 
