@@ -354,6 +354,8 @@ def load_settings(
         )
 
     url, sources["database_url"] = layers.database_url()
+    if url:
+        check_url(url, _URL_LABELS.get(sources["database_url"], str(sources["database_url"])))
     migrations_dir = Path(values.pop("migrations_dir"))
     backup_dir = Path(values.pop("backup_dir"))
     return Settings(
@@ -364,6 +366,46 @@ def load_settings(
         sources=sources,
         **values,
     )
+
+
+_URL_LABELS = {"flag": "--database-url", "env": "DATABASE_URL"}
+_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def check_url(url: str, label: str) -> None:
+    """Refuse a URL libpq cannot mean (another scheme, a port that is not a number) up front.
+
+    Otherwise the connection attempt fails with exit 3, "database unreachable", which sends
+    people looking at the network instead of at the setting (exit 2 names it). The URL is
+    shown masked. Only what is certainly wrong is refused; libpq judges the rest.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    shown = mask_url(url)
+    ports: list[str] = []
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _URL_SCHEMES:
+            raise ConfigError(
+                f"{label}: {shown} is not a PostgreSQL URL ({scheme}://)",
+                hint="use postgresql://user@host:5432/dbname",
+            )
+        parts = urlsplit(url)
+        hosts = parts.netloc.rpartition("@")[2]
+        for host in filter(None, hosts.split(",")):
+            after = host.partition("]")[2] if host.startswith("[") else host  # [IPv6]:port
+            if ":" in after:
+                ports.append(after.rpartition(":")[2])
+        for value in parse_qs(parts.query).get("port", []):
+            ports.extend(value.split(","))
+    else:
+        for word in url.split():
+            key, _, value = word.partition("=")
+            if key.strip().lower() == "port":
+                ports.extend(value.strip("'\"").split(","))
+    bad = [p for p in ports if p and not p.isdigit()]
+    if bad:
+        raise ConfigError(f"{label}: {shown}: port {bad[0]!r} is not a number")
 
 
 def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> None:
