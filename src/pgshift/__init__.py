@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgshift.config import Settings, load_settings
-from pgshift.errors import PgshiftError
+from pgshift.errors import InputError, PgshiftError
 
 if TYPE_CHECKING:
     import psycopg
 
     from pgshift.db.target import ServerFacts, Target
+    from pgshift.errors import Problem
     from pgshift.events import (
         BackupProgress,
         BackupTaken,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from pgshift.ops.health import Check, HealthReport
     from pgshift.ops.importing import ImportPlan, ImportResult
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.readiness import HeadReport
     from pgshift.ops.rollback import (
         DryRunReport,
         EmergencyPlan,
@@ -83,6 +85,7 @@ _TYPES = {
     "FleetProgress": "pgshift.events",
     "FleetResult": "pgshift.ops.fleet",
     "FleetStatus": "pgshift.ops.fleet",
+    "HeadReport": "pgshift.ops.readiness",
     "HealthReport": "pgshift.ops.health",
     "History": "pgshift.history",
     "ImportPlan": "pgshift.ops.importing",
@@ -150,6 +153,7 @@ __all__ = [
     "FleetProgress",
     "FleetResult",
     "FleetStatus",
+    "HeadReport",
     "HealthReport",
     "History",
     "ImportPlan",
@@ -193,6 +197,7 @@ __all__ = [
     "ValidateReport",
     "WaveStarted",
     "apply",
+    "at_head",
     "backup",
     "baseline",
     "connect",
@@ -226,23 +231,31 @@ __all__ = [
     "target_settings",
     "up",
     "validate",
+    "wait",
 ]
 
 __version__ = "0.1.0"
 
 
 def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
-    """The project's migrations in plan order; any file problem raises InputError (exit 2).
+    """The project's migrations in plan order, and the problems of their files.
 
-    ``allow_problems`` keeps the problems in ``Project.problems`` instead, for the rollback
-    planners, which refuse only the problems of the files they would run.
+    A problem no migration owns (a bad file name, a duplicate version, a rollback file whose
+    migration is gone) raises InputError (exit 2). Problems in a migration's own files are
+    kept in ``Project.problems``: whether they block depends on the database (`plan_up`
+    refuses those of migrations not applied yet and warns about the others; a rollback
+    refuses those of the files it would run). ``allow_problems`` keeps every problem, for
+    the rollback planners and the read-only commands.
     """
-    from pgshift.project_files import Project, load_migrations, read_project
+    from pgshift.project_files import Project, owned_problems, read_project
 
+    read = read_project(settings)
     if allow_problems:
-        read = read_project(settings)
-        return Project(settings, read.migrations, read.problems)
-    return Project(settings, load_migrations(settings))
+        return Project(settings, read.migrations, read.problems, read.warnings)
+    owned, unowned = owned_problems(read)
+    if unowned:
+        raise InputError(unowned)
+    return Project(settings, read.migrations, owned, read.warnings)
 
 
 def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
@@ -281,6 +294,8 @@ class StatusReport:
     """
 
     rows: tuple[MigrationState, ...]
+    # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
+    problems: tuple[Problem, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -303,14 +318,16 @@ def status(settings: Settings) -> StatusReport:
     from pgshift.db import catalog
     from pgshift.plan import migration_states
 
-    migrations = load_project(settings).migrations
+    project = load_project(settings, allow_problems=True)
+    migrations = project.migrations
     with connect(settings, purpose="status") as target:
         history = target.read_history()
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
-    return StatusReport(tuple(migration_states(migrations, history, run_in_progress=live_run)))
+    rows = migration_states(migrations, history, run_in_progress=live_run)
+    return StatusReport(tuple(rows), project.problems)
 
 
 def health(settings: Settings) -> HealthReport:
@@ -325,8 +342,10 @@ def health(settings: Settings) -> HealthReport:
     from pgshift.ops.health import run_checks
 
     migrations: tuple[Migration, ...] | PgshiftError
-    try:
-        migrations = load_project(settings).migrations
+    problems: tuple[Problem, ...] = ()
+    try:  # read-only: a bad file is listed (migration_files), never a blind report
+        project = load_project(settings, allow_problems=True)
+        migrations, problems = project.migrations, project.problems
     except PgshiftError as exc:
         migrations = exc
     url: str | None = None
@@ -341,7 +360,7 @@ def health(settings: Settings) -> HealthReport:
             raise url_error
         return connect(url, purpose="health", connect_timeout_s=5)
 
-    return run_checks(settings, connection, migrations=migrations, url=url)
+    return run_checks(settings, connection, migrations=migrations, url=url, problems=problems)
 
 
 def health_server(settings: Settings, address: str) -> HealthServer:
@@ -362,11 +381,52 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
 
     from pgshift import plan as planning
 
-    plan = planning.plan_up(project.migrations, target.read_history(), to)
+    plan = planning.plan_up(
+        project.migrations, target.read_history(), to, problems=project.problems
+    )
     if not plan.steps:
         return plan
     findings = _lint_gate(project.migrations, plan, target.facts.major)
+    findings += _file_warnings(plan)
     return replace(plan, findings=tuple(findings))
+
+
+def _file_warnings(plan: Plan) -> list[Finding]:
+    """What `up` warns about but applies: problems in applied migrations' files, and planned
+    migrations marked irreversible (SPEC 1)."""
+    from pgshift.lint.finding import Finding
+    from pgshift.plan import IRREVERSIBLE
+
+    found = [
+        Finding(
+            "applied-file-problem",
+            "warning",
+            p.file,
+            p.line,
+            p.column,
+            f"{p.message} (an applied migration's file: only a rollback that needs it refuses)",
+            "fix the file; `pgshift validate` reports it as an error",
+        )
+        for p in plan.warnings
+    ]
+    for step in plan.steps:
+        m = step.migration
+        if IRREVERSIBLE in m.header.lint_ignore and (
+            m.rollback is None or any(p.file == str(m.rollback.path) for p in plan.warnings)
+        ):
+            found.append(
+                Finding(
+                    "irreversible",
+                    "warning",
+                    str(m.path),
+                    m.header.line_of("lint-ignore"),
+                    1,
+                    f"migration {m.name} is marked irreversible: `pgshift rollback` cannot"
+                    " revert it (a backup restore can)",
+                    "write its rollback file and drop the @lint-ignore to make it reversible",
+                )
+            )
+    return found
 
 
 def apply(
@@ -388,6 +448,8 @@ def apply(
     from pgshift.ops.monitor import monitor_for
 
     emit = on_event or events.ignore
+    if plan.checksum_upgrades:
+        _upgrade_checksums(plan, target)
     if not plan.steps:
         return RunResult("", ())
     settings = target.settings
@@ -403,6 +465,26 @@ def apply(
             exc.result = replace(exc.result, backup_id=backup_id)
         raise
     return replace(result, backup_id=backup_id)
+
+
+def _upgrade_checksums(plan: Plan, target: Target) -> list[str]:
+    """Rewrite history rows that hold older pgshift's text checksums, under the runner lock.
+
+    Before checksums covered the parsed statements they covered the file's text. A row whose
+    stored checksum is the text checksum of the file as it is now was applied from exactly
+    this file, so it gets the statement checksum: annotating that file afterwards is then no
+    drift. Done once (the rows no longer qualify after), and logged as one event.
+    """
+    from pgshift.plan import legacy_rows
+
+    lock = target.runner_lock()
+    lock.acquire()
+    try:
+        target.prepare()
+        upgrades = legacy_rows(plan.migrations, target.read_history())
+        return target.store.upgrade_checksums(target.session, upgrades) if upgrades else []
+    finally:
+        lock.release()
 
 
 def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str:
@@ -931,7 +1013,9 @@ class _FleetPlanner:
 
         from pgshift import plan as planning
 
-        plan = planning.plan_up(self.project.migrations, target.read_history(), None)
+        project = self.project
+        history = target.read_history()
+        plan = planning.plan_up(project.migrations, history, None, problems=project.problems)
         if not plan.steps:
             return plan
         key = (target.facts.major, plan.versions)
@@ -1102,3 +1186,35 @@ def fleet_run(control_url: str, run: str) -> FleetResult:
         return fleet.FleetResult(tuple(fleet.run_outcomes(board.rows())))
     finally:
         board.close()
+
+
+# -- readiness (SPEC 10: `status --check`, `wait`) -------------------------------------------------
+
+
+def at_head(settings: Settings) -> HeadReport:
+    """Whether the database is at the project's head (`pgshift status --check`).
+
+    At head: nothing pending, failed, out of order, drifted or missing. Never takes the
+    migration lock and never writes; reads history over one short read-only session.
+    """
+    from pgshift.ops.readiness import head_report
+
+    migrations = load_project(settings, allow_problems=True).migrations
+    with connect(settings, purpose="check") as target:
+        return head_report(migrations, target.read_history())
+
+
+def wait(
+    settings: Settings,
+    *,
+    timeout_s: float = 300.0,
+    on_poll: Callable[[HeadReport | PgshiftError], None] | None = None,
+) -> HeadReport:
+    """Block until `at_head` holds (`pgshift wait`), polling with backoff; for init containers.
+
+    Raises WaitTimeout (exit 5) after ``timeout_s``. An unreachable database is polled again.
+    ``on_poll`` sees each answer that was not yet at head.
+    """
+    from pgshift.ops.readiness import wait_for_head
+
+    return wait_for_head(lambda: at_head(settings), timeout_s, on_poll=on_poll)

@@ -282,20 +282,23 @@ def mask_url(url: str) -> str:
 
 
 def find_project_root(start: Path) -> tuple[Path, Path | None]:
-    """The nearest folder holding pgshift.toml or a pyproject.toml with [tool.pgshift].
+    """The nearest folder, walking up from ``start``, that is a project's root, and its
+    config file.
 
-    Falls back to ``start`` itself, so a bare folder of migrations is a project too.
+    A root holds `pgshift.toml`, a `pyproject.toml` with [tool.pgshift], pgshift's own
+    `.pgshift/` folder (the embedded server and the caches), or `.git`. So `cd migrations &&
+    pgshift status --dir .` finds the project above and its embedded server, instead of
+    making a second one in migrations/.pgshift. With none of these up to the file system's
+    root, ``start`` itself is the project (a bare folder of migrations).
     """
     for folder in (start, *start.parents):
         if (folder / "pgshift.toml").is_file():
             return folder, folder / "pgshift.toml"
         pyproject = folder / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and "tool" in _read_toml(pyproject)
-            and "pgshift" in (_read_toml(pyproject).get("tool") or {})
-        ):
+        if pyproject.is_file() and "pgshift" in (_read_toml(pyproject).get("tool") or {}):
             return folder, pyproject
+        if (folder / ".pgshift").is_dir() or (folder / ".git").exists():
+            return folder, None
     return start, None
 
 
@@ -351,6 +354,8 @@ def load_settings(
         )
 
     url, sources["database_url"] = layers.database_url()
+    if url:
+        check_url(url, _URL_LABELS.get(sources["database_url"], str(sources["database_url"])))
     migrations_dir = Path(values.pop("migrations_dir"))
     backup_dir = Path(values.pop("backup_dir"))
     return Settings(
@@ -361,6 +366,46 @@ def load_settings(
         sources=sources,
         **values,
     )
+
+
+_URL_LABELS = {"flag": "--database-url", "env": "DATABASE_URL"}
+_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def check_url(url: str, label: str) -> None:
+    """Refuse a URL libpq cannot mean (another scheme, a port that is not a number) up front.
+
+    Otherwise the connection attempt fails with exit 3, "database unreachable", which sends
+    people looking at the network instead of at the setting (exit 2 names it). The URL is
+    shown masked. Only what is certainly wrong is refused; libpq judges the rest.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    shown = mask_url(url)
+    ports: list[str] = []
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _URL_SCHEMES:
+            raise ConfigError(
+                f"{label}: {shown} is not a PostgreSQL URL ({scheme}://)",
+                hint="use postgresql://user@host:5432/dbname",
+            )
+        parts = urlsplit(url)
+        hosts = parts.netloc.rpartition("@")[2]
+        for host in filter(None, hosts.split(",")):
+            after = host.partition("]")[2] if host.startswith("[") else host  # [IPv6]:port
+            if ":" in after:
+                ports.append(after.rpartition(":")[2])
+        for value in parse_qs(parts.query).get("port", []):
+            ports.extend(value.split(","))
+    else:
+        for word in url.split():
+            key, _, value = word.partition("=")
+            if key.strip().lower() == "port":
+                ports.extend(value.strip("'\"").split(","))
+    bad = [p for p in ports if p and not p.isdigit()]
+    if bad:
+        raise ConfigError(f"{label}: {shown}: port {bad[0]!r} is not a number")
 
 
 def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> None:

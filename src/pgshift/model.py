@@ -77,9 +77,10 @@ class RollbackScript:
 
     path: Path
     text: str
-    checksum: str
+    checksum: str  # of the parsed statements, as Migration.checksum
     header: Header
     statements: tuple[Statement, ...]
+    text_checksum: str = ""  # sha256 of the LF-normalised text: what older pgshift stored
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,17 @@ class Migration:
     description: str  # lower_snake words from the file name
     path: Path
     text: str
-    checksum: str  # sha256 hex of the text with CRLF normalised to LF
+    # Over the parsed statements (source/sql.py split_and_checksum): comments, header metadata,
+    # whitespace, CRLF and a BOM do not change it, so annotating an applied file is not drift.
+    # A file that does not parse has its text_checksum here (it can never be applied anyway).
+    checksum: str
     header: Header
     statements: tuple[Statement, ...]
     rollback: RollbackScript | None
     dependencies: tuple[str, ...] = field(default=())  # resolved versions
+    # sha256 of the text with CRLF normalised to LF: the checksum pgshift stored before it
+    # checksummed statements, so history written then is recognised and upgraded (plan.py).
+    text_checksum: str = ""
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pgshift.errors import DriftError, HalfReverted, Problem, UsageError
+from pgshift.errors import DriftError, HalfReverted, InputError, Problem, UsageError
 from pgshift.history import AppliedMigration, History, Progress
 from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
@@ -95,6 +95,12 @@ class Plan:
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
     findings: tuple[Finding, ...] = ()
     checks: tuple[RollbackCheck, ...] = ()
+    # Applied rows that still hold older pgshift's text checksums; `apply` rewrites them
+    # under the runner lock, even for a plan with no steps (legacy_rows).
+    checksum_upgrades: tuple[ChecksumUpgrade, ...] = ()
+    # Problems in files of applied migrations (an old rollback that no longer parses):
+    # warnings for `up`, refusals only for a rollback that needs the file.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -223,8 +229,9 @@ def migration_states(
             )
             continue
         if row is not None:
-            state = APPLIED if row.checksum == m.checksum else DRIFTED
-        elif running:
+            rows.append(_applied_state(m, row))
+            continue
+        if running:
             state = PENDING
         elif m.version in history.failed or moving:
             state = FAILED
@@ -246,6 +253,74 @@ def migration_states(
             )
     rows.sort(key=lambda r: r.version)
     return rows
+
+
+def same_statements(row: AppliedMigration, migration: Migration) -> bool:
+    """The applied row was made from the statements the file holds now (no drift).
+
+    A row written before checksums covered the parsed statements holds the checksum of the
+    file's text; while the text is unchanged that checksum still matches (``text_checksum``),
+    so upgrading pgshift never reports false drift; `apply` then rewrites it (legacy_rows).
+    """
+    if row.checksum == migration.checksum:
+        return True
+    return bool(migration.text_checksum) and row.checksum == migration.text_checksum
+
+
+def _applied_state(m: Migration, row: AppliedMigration) -> MigrationState:
+    """The row of an applied migration whose file is there: applied, or drifted."""
+    if not same_statements(row, m):
+        return MigrationState(m.version, m.description, DRIFTED, m, row)
+    return MigrationState(m.version, m.description, APPLIED, m, row, detail=_noted(row, m))
+
+
+def _noted(row: AppliedMigration, migration: Migration) -> str | None:
+    """Information, not drift: the header's annotations differ from those recorded at apply."""
+    if not row.metadata:
+        return None
+    now = migration.header.metadata()
+    if dict(row.metadata) == now:
+        return None
+    changed = sorted(k for k in set(row.metadata) | set(now) if row.metadata.get(k) != now.get(k))
+    return "header metadata changed since it was applied: " + ", ".join("@" + k for k in changed)
+
+
+@dataclass(frozen=True)
+class ChecksumUpgrade:
+    """An applied row still holding the text checksums of older pgshift, and its new ones."""
+
+    version: str
+    old: str
+    new: str
+    rollback_old: str | None
+    rollback_new: str | None
+
+
+def legacy_rows(migrations: Sequence[Migration], history: History) -> tuple[ChecksumUpgrade, ...]:
+    """Applied rows whose stored checksum is the text checksum of the file as it is now.
+
+    Only an exact match of the current file's text qualifies, so a row whose file really
+    changed stays drift. The rollback checksum is upgraded alongside when it too is the text
+    checksum of the rollback file as it is now.
+    """
+    applied = history.applied_versions()
+    upgrades = []
+    for m in migrations:
+        row = applied.get(m.version)
+        if row is None or not m.text_checksum or m.checksum == m.text_checksum:
+            continue
+        if row.checksum != m.text_checksum:
+            continue
+        r = m.rollback
+        rollback_new = None
+        if r is not None and row.rollback_checksum == r.text_checksum and r.text_checksum:
+            rollback_new = r.checksum
+        upgrades.append(
+            ChecksumUpgrade(
+                m.version, row.checksum, m.checksum, row.rollback_checksum, rollback_new
+            )
+        )
+    return tuple(upgrades)
 
 
 def check_no_drift(states: Sequence[MigrationState]) -> None:
@@ -290,14 +365,81 @@ def check_no_half_revert(history: History) -> None:
     )
 
 
-def plan_up(migrations: Sequence[Migration], history: History, target: str | None = None) -> Plan:
+IRREVERSIBLE = "missing-rollback"  # the @lint-ignore code that marks a migration irreversible
+WAYS_ON = (
+    "fix the rollback file, or mark the migration irreversible with"
+    " `-- @lint-ignore: missing-rollback` in its header (`up` then applies it with a warning)"
+)
+
+
+def _rollback_file(m: Migration) -> str:
+    return (
+        str(m.rollback.path) if m.rollback else str(m.path.with_name(f"{m.path.stem}_rollback.sql"))
+    )
+
+
+def gate_files(
+    migrations: Sequence[Migration], history: History, problems: Sequence[Problem]
+) -> tuple[Problem, ...]:
+    """Sort the folder's problems for `up`; raise InputError for those that block it (SPEC 1).
+
+    Blocking: any problem in a file of a migration not applied yet, and a pending migration
+    whose way back is missing or broken, unless its header marks it irreversible
+    (``@lint-ignore: missing-rollback``). Returned as warnings: problems in files of applied
+    migrations (an old rollback that no longer parses refuses only the rollback that needs
+    it) and the broken or missing rollback of an irreversible pending migration.
+    """
+    applied = history.applied_versions()
+    owner: dict[str, tuple[Migration, bool]] = {}
+    for each in migrations:
+        owner[str(each.path)] = (each, False)
+        owner[_rollback_file(each)] = (each, True)
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for p in problems:
+        found = owner.get(p.file)
+        m, is_rollback = found if found is not None else (None, False)
+        if m is not None and (
+            m.version in applied or (is_rollback and IRREVERSIBLE in m.header.lint_ignore)
+        ):
+            warnings.append(p)
+        elif m is not None and is_rollback:
+            why = f"the way back of migration {m.name} is broken: {p.message}"
+            errors.append(Problem(p.file, p.line, why, p.column, p.rule))
+        else:
+            errors.append(p)
+    for m in migrations:
+        if m.version in applied or m.rollback is not None or IRREVERSIBLE in m.header.lint_ignore:
+            continue
+        if any(p.file == _rollback_file(m) for p in problems):
+            continue  # a rollback file that exists but could not be read: reported above
+        name = Path(_rollback_file(m)).name
+        errors.append(
+            Problem(str(m.path), 1, f"migration {m.name} has no way back: {name} is missing")
+        )
+    if errors:
+        raise InputError(sorted(errors, key=lambda p: (p.file, p.line)), hint=WAYS_ON)
+    return tuple(warnings)
+
+
+def plan_up(
+    migrations: Sequence[Migration],
+    history: History,
+    target: str | None = None,
+    *,
+    problems: Sequence[Problem] | None = None,
+) -> Plan:
     """The pending migrations in dependency order, up to ``target`` and what it needs.
 
     Refuses a half-reverted migration (HalfReverted) and drift (DriftError) before planning.
+    With ``problems`` (the folder's, from the loader), also the file rules of gate_files; the
+    plan keeps the problems that are only warnings for `up`. ``None`` skips those rules, for
+    re-planning under the lock, which checks only that history did not move.
     """
     check_no_half_revert(history)
     states = migration_states(migrations, history)
     check_no_drift(states)
+    warnings = gate_files(migrations, history, problems) if problems is not None else ()
     applied = history.applied_versions()
     pending = [m for m in migrations if m.version not in applied]
     if target is not None:
@@ -314,7 +456,15 @@ def plan_up(migrations: Sequence[Migration], history: History, target: str | Non
             stack.extend(by_version[version].dependencies)
         pending = [m for m in pending if m.version in wanted]
     steps = tuple(Step(m, history.progress_of(m.version, "apply")) for m in pending)
-    return Plan(steps, UP, target, migrations=tuple(migrations))
+    upgrades = legacy_rows(migrations, history)
+    return Plan(
+        steps,
+        UP,
+        target,
+        migrations=tuple(migrations),
+        checksum_upgrades=upgrades,
+        warnings=warnings,
+    )
 
 
 # -- rolling back ----------------------------------------------------------------------------------
@@ -522,10 +672,13 @@ def _check_checksums(
         if source is None or source.rollback is None or row is None:
             continue
         rollback = source.rollback
-        if row.rollback_checksum and row.rollback_checksum != rollback.checksum:
+        if row.rollback_checksum and row.rollback_checksum not in (
+            rollback.checksum,
+            rollback.text_checksum,
+        ):
             what = rollback.path.name if source is m else f"the stored rollback SQL of {version}"
             changed.append(f"{what} changed since {version} was applied")
-        if m is not None and row.checksum != m.checksum:
+        if m is not None and not same_statements(row, m):
             changed.append(f"{m.path.name} changed since it was applied")
     if changed:
         return RollbackCheck("checksums", WARNING, "; ".join(changed))

@@ -61,18 +61,30 @@ class Project:
     """A project as read for a command: its settings and every migration in plan order.
 
     Loaded once and planned against any number of targets (a fleet plans per target).
-    ``problems`` are the files that could not be read: empty unless loaded for a rollback,
-    which must still get back to a good state past a broken new file (only the problems in
-    the files it runs count against it).
+    ``problems`` are the problems of migrations' own files: `up` refuses those of migrations
+    not applied yet and warns about the others; a rollback must still get back to a good
+    state past a broken new file (only the problems in the files it runs count against it).
     """
 
     settings: Settings
     migrations: tuple[Migration, ...]
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # what the loader only warns about (no rollback file)
 
     @property
     def versions(self) -> tuple[str, ...]:
         return tuple(m.version for m in self.migrations)
+
+
+def owned_problems(read: LoadResult) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
+    """(problems in a migration's own files, the others): which ones block depends on the
+    database for the first kind only (plan.gate_files)."""
+    files: set[str] = set()
+    for m in read.migrations:
+        files.add(str(m.path))
+        files.add(str(m.path.with_name(f"{m.path.stem}_rollback.sql")))
+    owned = tuple(p for p in read.problems if p.file in files)
+    return owned, tuple(p for p in read.problems if p.file not in files)
 
 
 def load_migrations(settings: Settings) -> tuple[Migration, ...]:

@@ -86,3 +86,34 @@ def test_start_reuse_status_stop(project: Path) -> None:
     assert after.running is False
     assert after.pid is None and after.url is None
     assert embedded.stop(project) is False
+
+
+def _pgshift(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL", "DB_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SRC), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "pgshift", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_a_subfolder_uses_the_projects_embedded_server_and_a_new_one_is_announced(
+    project: Path,
+) -> None:
+    (project / ".git").mkdir()
+    folder = project / "migrations"
+    folder.mkdir()
+    version = "20250101000000"
+    (folder / f"{version}_one.sql").write_text(
+        f"-- Migration: {version}_one.sql\n-- @lint-ignore: missing-rollback\nSELECT 1;\n"
+    )
+    first = _pgshift(project, "up", "--yes", "--skip-backup")
+    assert first.returncode == 0, first.stderr
+    assert "creating a new embedded PostgreSQL server in" in first.stderr
+    assert str(embedded.data_dir_for(project).resolve()) in first.stderr
+
+    inside = _pgshift(folder, "status", "--dir", ".", "--json")
+    assert inside.returncode == 0, inside.stderr
+    assert '"applied": 1' in inside.stdout.replace('"applied":1', '"applied": 1')
+    assert "creating a new" not in inside.stderr  # reused, so nothing to announce
+    assert not (folder / ".pgshift").exists()

@@ -122,3 +122,20 @@ def test_bad_file_value_and_bad_flag_name_their_key(tmp_path: Path) -> None:
     (tmp_path / "pgshift.toml").unlink()
     with pytest.raises(ConfigError, match="--pool-max"):
         load_settings({"pool_max": "lots"}, {}, tmp_path)
+
+
+def test_the_project_root_is_the_nearest_folder_with_a_marker(tmp_path: Path) -> None:
+    from pgshift.config import find_project_root
+
+    deep = tmp_path / "repo" / "db" / "migrations"
+    deep.mkdir(parents=True)
+    assert find_project_root(deep) == (deep, None) or find_project_root(deep)[0] != deep
+    (tmp_path / "repo" / ".git").mkdir()
+    assert find_project_root(deep) == (tmp_path / "repo", None)
+    (tmp_path / "repo" / "db" / ".pgshift").mkdir()
+    assert find_project_root(deep) == (tmp_path / "repo" / "db", None)
+    toml = tmp_path / "repo" / "db" / "migrations" / "pgshift.toml"
+    toml.write_text("schema = 'x'\n")
+    assert find_project_root(deep) == (deep, toml)
+    (tmp_path / "repo" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert find_project_root(tmp_path / "repo") == (tmp_path / "repo", None)  # .git still

@@ -10,6 +10,7 @@ import pytest
 
 from pgshift.errors import ConfigError, InputError
 from pgshift.source.loader import LoadResult, checksum_text, load_migrations, read_migrations
+from pgshift.source.sql import split_and_checksum
 
 USERS = """\
 -- Migration: 20250527100000_create_users_table.sql
@@ -137,11 +138,13 @@ def test_seed_example(folder: Path) -> None:
     assert prefs.statements[1].line == 23
     assert prefs.transactional is False
     assert users.transactional is True
-    assert prefs.checksum == hashlib.sha256(PREFERENCES.encode()).hexdigest()
+    assert prefs.text_checksum == hashlib.sha256(PREFERENCES.encode()).hexdigest()
+    assert prefs.checksum == split_and_checksum(PREFERENCES, "p.sql")[2]
     assert prefs.text == PREFERENCES
     assert prefs.rollback is not None
     assert prefs.rollback.path == folder / "20250528120000_add_user_preferences_table_rollback.sql"
-    assert prefs.rollback.checksum == checksum_text(PREFERENCES_ROLLBACK)
+    assert prefs.rollback.text_checksum == checksum_text(PREFERENCES_ROLLBACK)
+    assert prefs.rollback.checksum == split_and_checksum(PREFERENCES_ROLLBACK, "r.sql")[2]
     assert prefs.rollback.header.migration == (
         "20250528120000_add_user_preferences_table_rollback.sql"
     )
@@ -420,7 +423,8 @@ def test_byte_order_mark_is_not_part_of_the_sql(folder: Path) -> None:
 def test_crlf_only_change_keeps_the_checksum(folder: Path) -> None:
     write(folder, {"20250101000000_a.sql": "SELECT 1;\r\nSELECT 2;\r\n"})
     (migration,) = load_migrations(folder)
-    assert migration.checksum == checksum_text("SELECT 1;\nSELECT 2;\n")
+    assert migration.text_checksum == checksum_text("SELECT 1;\nSELECT 2;\n")
+    assert migration.checksum == split_and_checksum("SELECT 1;\nSELECT 2;\n", "m.sql")[2]
 
 
 def test_checksum_text() -> None:

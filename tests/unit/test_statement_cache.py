@@ -30,12 +30,14 @@ DO $$ BEGIN PERFORM 1; END $$;
 def test_a_hit_returns_what_the_parsers_return(newline: str) -> None:
     text = SQL.replace("\n", newline)
     first = StatementCache()
-    header, header_problems, parsed, problems = first.parse(text, "a.sql", rollback=False)
+    header, header_problems, parsed, problems, _ = first.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and first.changed
     # Statements are stored as spans of the text, never as copies of their SQL.
     assert "CREATE TABLE" not in first.to_bytes().decode()
     second = StatementCache.from_bytes(first.to_bytes())
-    cached_header, header_problems, cached, problems = second.parse(text, "a.sql", rollback=False)
+    cached_header, header_problems, cached, problems, _ = second.parse(
+        text, "a.sql", rollback=False
+    )
     assert header_problems == [] and problems == [] and not second.changed
     assert cached == parsed == split_statements(text, "a.sql")[0]
     assert [s.sql for s in cached] == [s.sql for s in parsed]
@@ -56,10 +58,10 @@ def test_the_key_is_the_checksum_the_loader_has() -> None:
     cache = StatementCache()
     cache.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
     memo = StatementCache.from_bytes(cache.to_bytes())
-    _, _, from_lf, _ = memo.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
+    _, _, from_lf, _, _ = memo.parse(lf, "a.sql", rollback=False, checksum=checksum_text(lf))
     assert from_lf == split_statements(lf, "a.sql")[0]
     assert not memo.changed
-    _, _, from_crlf, _ = memo.parse(crlf, "b.sql", rollback=False, checksum=checksum_text(crlf))
+    _, _, from_crlf, _, _ = memo.parse(crlf, "b.sql", rollback=False, checksum=checksum_text(crlf))
     assert memo.changed and from_crlf == split_statements(crlf, "b.sql")[0]
 
 
@@ -70,15 +72,15 @@ def test_a_span_outside_the_text_is_a_damaged_entry() -> None:
     for entry in document["entries"].values():
         entry[1][0][1] = 500  # the span's length, far past the end of the text
     damaged = StatementCache.from_bytes(json.dumps(document).encode())
-    _, _, statements, _ = damaged.parse("SELECT 1;", "a.sql", rollback=False)
+    _, _, statements, _, _ = damaged.parse("SELECT 1;", "a.sql", rollback=False)
     assert [s.sql for s in statements] == ["SELECT 1"] and damaged.changed
 
 
 def test_syntax_errors_are_never_memoised() -> None:
     cache = StatementCache()
-    _, _, statements, problems = cache.parse("CREAT TABLE x ();", "bad.sql", rollback=False)
+    _, _, statements, problems, _ = cache.parse("CREAT TABLE x ();", "bad.sql", rollback=False)
     assert statements == () and problems and not cache.changed
-    _, header_problems, _, _ = cache.parse(
+    _, header_problems, _, _, _ = cache.parse(
         "-- @risk-level: huge\nSELECT 1;", "b.sql", rollback=False
     )
     assert header_problems and not cache.changed
@@ -95,7 +97,7 @@ def test_damaged_or_foreign_memos_are_ignored() -> None:
         json.dumps({**document, "entries": {k: [["x"]] for k in document["entries"]}}).encode(),
     ):
         cache = StatementCache.from_bytes(data)
-        header, _, statements, _ = cache.parse(SQL, "a.sql", rollback=False)
+        header, _, statements, _, _ = cache.parse(SQL, "a.sql", rollback=False)
         assert statements == split_statements(SQL, "a.sql")[0]
         assert header == parse_header(SQL, "a.sql")[0]
 

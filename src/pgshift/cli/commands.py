@@ -132,6 +132,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
         if args.dry_run:
             return _dry_run(out, plan, as_json=args.json)
         if not plan.steps:
+            pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
                 out.json({"run_id": None, "steps": [], "backup_id": None})
             else:
@@ -270,6 +271,10 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                 "pending": report.pending,
                 "applied": report.applied,
                 "half_reverted": report.half_reverted,
+                "problems": [
+                    {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                    for p in report.problems
+                ],
             }
         )
         return 0
@@ -306,6 +311,10 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     for r in report.rows:
         if r.half_reverted and r.detail:
             out.line(f"{r.version}_{r.description}: half-reverted: {r.detail}")
+    if report.problems:  # read-only: shown, never a refusal (SPEC 1)
+        out.line(f"{len(report.problems)} problem(s) in the migration files:")
+        for p in report.problems:
+            out.line(f"  {p}")
     return 0
 
 

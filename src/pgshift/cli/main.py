@@ -100,14 +100,15 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
     For the latency-sensitive verbs (DESIGN.md principle 6) only the module that defines them
     is imported; build_parser falls back to every module if that guess ever goes stale.
     """
-    from pgshift.cli import commands
+    from pgshift.cli import commands, ops_verbs
 
     if verb in _FAST_VERBS:
-        return [commands.register]
+        return [commands.register, ops_verbs.register]
     from pgshift.cli import adopt, fleet, health, rollback, validate
 
+    fast = [commands.register, ops_verbs.register]
     return [
-        commands.register,
+        *fast,
         health.register,
         validate.register,
         rollback.register,
@@ -116,8 +117,8 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
     ]
 
 
-#: Verbs a no-op run of which must start fast; all are registered by cli/commands.py.
-_FAST_VERBS = frozenset({"up", "status"})
+#: Verbs a no-op run of which must start fast: cli/commands.py and cli/ops_verbs.py register them.
+_FAST_VERBS = frozenset({"up", "status", "wait"})
 _VALUE_OPTIONS = frozenset({"--database-url", "--dir"})
 
 

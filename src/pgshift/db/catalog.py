@@ -71,10 +71,21 @@ class InvalidIndex:
 
 
 def invalid_index_details(conn: psycopg.Connection[tuple[Any, ...]]) -> list[InvalidIndex]:
-    """INVALID indexes with their table and definition, skipping builds still in progress."""
+    """INVALID indexes with their table and definition, skipping builds still in progress.
+
+    Names come from the catalogs alone. pg_get_indexdef opens the table, so it would wait
+    for (and time out on) the ACCESS EXCLUSIVE lock someone holds on it, which is exactly
+    when the report is wanted: it is asked only when no other session holds a lock that
+    conflicts, and otherwise the definition is left empty rather than the check unknown.
+    """
     rows = conn.execute(
         """
-        SELECT n.nspname, c.relname, t.oid::regclass::text, pg_get_indexdef(c.oid)
+        SELECT n.nspname, c.relname, t.oid::regclass::text,
+               CASE WHEN NOT EXISTS (
+                   SELECT 1 FROM pg_locks l
+                   WHERE l.locktype = 'relation' AND l.relation IN (i.indrelid, i.indexrelid)
+                     AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+               ) THEN pg_get_indexdef(c.oid) ELSE '' END
         FROM pg_index i
         JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_class t ON t.oid = i.indrelid

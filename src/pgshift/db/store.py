@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql as pgsql
 
+    from pgshift.plan import ChecksumUpgrade
+
 #: Milliseconds since the current transaction began: the history write ends the transaction that
 #: ran the migration's statements (in one message, or one by one), so the server measures them.
 CHUNK_MS = "floor(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
@@ -213,6 +215,36 @@ class PostgresHistoryStore:
         return str(row[0]) if row else None
 
     # -- writing (inside the caller's transaction when it has one) -----------------------------
+
+    def upgrade_checksums(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        upgrades: Sequence[ChecksumUpgrade],
+        run_id: str | None = None,
+    ) -> list[str]:
+        """Replace older pgshift's text checksums by statement checksums; call under the lock.
+
+        Each row changes only while it still holds the old value, so a row another run
+        rewrote meanwhile is left alone; one ``checksums_upgraded`` event lists the versions.
+        Returns the versions changed.
+        """
+        changed: list[str] = []
+        with conn.transaction():
+            for u in upgrades:
+                cursor = conn.execute(
+                    self._q(
+                        "UPDATE {s}.applied SET checksum = %s,"
+                        " rollback_checksum = coalesce(%s, rollback_checksum)"
+                        " WHERE version = %s AND checksum = %s"
+                    ),
+                    (u.new, u.rollback_new, u.version, u.old),
+                )
+                if cursor.rowcount:
+                    changed.append(u.version)
+            if changed:
+                detail = {"versions": changed, "reason": "checksums now cover the statements"}
+                self.log(conn, run_id, "checksums_upgraded", None, detail)
+        return changed
 
     def log(
         self,

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from pgshift.db.catalog import (
     SessionInfo,
 )
 from pgshift.durations import format_duration_ms
-from pgshift.errors import PgshiftError
+from pgshift.errors import PgshiftError, Problem
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,6 +71,7 @@ CHECK_NAMES = (
     "pending_migrations",
     "failed_migrations",
     "drift",
+    "migration_files",
     "invalid_indexes",
     "blocked_sessions",
     "long_transactions",
@@ -295,6 +296,21 @@ def check_connections(use: ConnectionUse, t: Thresholds) -> Check:
 def _names(versions: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(versions[:limit])
     return shown + (f" and {len(versions) - limit} more" if len(versions) > limit else "")
+
+
+def check_files(problems: Sequence[Problem]) -> Check:
+    """Problems in the migration files: a warning listing them, never a reason to go blind.
+
+    Health is read-only (SPEC 1): a bad file is reported here while every other check still
+    runs on what could be read.
+    """
+    if not problems:
+        return Check("migration_files", OK, "every migration file reads cleanly")
+    listed = "; ".join(str(p) for p in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    data = {"count": len(problems), "problems": [str(p) for p in problems]}
+    detail = f"{len(problems)} problem(s): {listed}{more}; `pgshift validate` lists them"
+    return Check("migration_files", WARNING, detail, data)
 
 
 def check_pending(states: Sequence[MigrationState]) -> Check:
@@ -760,6 +776,7 @@ def run_checks(
     migrations: Sequence[Migration] | PgshiftError,
     url: str | None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    problems: Sequence[Problem] = (),
 ) -> HealthReport:
     """Every check, each on its own statement(s), so one failing query makes one check unknown.
 
@@ -785,6 +802,8 @@ def run_checks(
     except (PgshiftError, psycopg.Error) as exc:
         message = exc.message if isinstance(exc, PgshiftError) else str(exc).strip()
         checks.extend(_unreached(checks, redact(message, url)))
+    if not isinstance(migrations, PgshiftError):
+        timed("migration_files", lambda: check_files(problems))
     timed(
         "backups",
         lambda: check_backups(
@@ -914,9 +933,13 @@ class _DatabaseChecks:
         live_run = lock is not None and lock.workers > 0
         failures = catalog.last_failures(self.conn, self.schema)
         reverts = catalog.last_failures(self.conn, self.schema, event="revert_failed")
-        return check_failed(
-            self._read_history(), failures, run_in_progress=live_run, revert_failures=reverts
-        )
+        history = self._read_history()
+        if not isinstance(self.migrations, PgshiftError):
+            # A failed attempt whose file is gone asks nothing of anyone any more; a
+            # half-applied one (a progress row) still does, file or not.
+            on_disk = {m.version for m in self.migrations}
+            history = replace(history, failed=history.failed & on_disk)
+        return check_failed(history, failures, run_in_progress=live_run, revert_failures=reverts)
 
     def drift(self) -> Check:
         return self._from_states("drift", check_drift)

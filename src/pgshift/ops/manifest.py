@@ -118,9 +118,22 @@ def new_backup_id(now: datetime | None = None) -> str:
 
 
 def private_dir(folder: Path) -> Path:
-    """Create the folder 0700 (whatever the umask) and tighten it if it already existed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    """Create the folder 0700 (whatever the umask) and tighten it if it already existed.
+
+    A folder that cannot be made or used (a file by that name, /proc, no permission) is a
+    bad setting, ConfigError (exit 2) naming DB_BACKUP_DIR, not a crash.
+    """
+    from pgshift.errors import ConfigError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        what = "is a file, not a folder" if folder.is_file() else (exc.strerror or str(exc))
+        raise ConfigError(
+            f"DB_BACKUP_DIR {folder}: cannot use it as the backup folder: {what}",
+            hint="set DB_BACKUP_DIR to a folder pgshift may create and write",
+        ) from exc
     return folder
 
 

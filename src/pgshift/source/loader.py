@@ -57,6 +57,7 @@ class _File:
     header: Header
     statements: tuple[Statement, ...]
     checksum: str  # checksum_text(text), computed once
+    digest: str | None  # of the parsed statements (split_and_checksum); None: it did not parse
 
 
 def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
@@ -135,14 +136,14 @@ def _read_file(
     else:
         text, checksum = decoded
     if cache is not None:
-        header, header_problems, statements, sql_problems = cache.parse(
+        header, header_problems, statements, sql_problems, digest = cache.parse(
             text, file, rollback=name.is_rollback, checksum=checksum
         )
     else:
-        from pgshift.source.sql import split_statements  # pglast: only when parsing
+        from pgshift.source.sql import split_and_checksum  # pglast: only when parsing
 
         header, header_problems = parse_header(text, file, rollback=name.is_rollback)
-        statements, sql_problems = split_statements(text, file)
+        statements, sql_problems, digest = split_and_checksum(text, file)
     problems.extend(header_problems)
     problems.extend(sql_problems)
     for statement in statements:
@@ -161,7 +162,7 @@ def _read_file(
             )
         )
     _check_header_names(file, base, name, header, problems)
-    return _File(path, name, text, header, statements, checksum)
+    return _File(path, name, text, header, statements, checksum, digest)
 
 
 def _check_header_names(
@@ -392,8 +393,9 @@ def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
 def _to_memo(result: LoadResult) -> dict[str, Any]:
     """A problem-free LoadResult as the folder memo's JSON values, texts left out."""
 
-    def script(path: Path, text: str, header: Header, statements: tuple[Statement, ...]) -> Any:
-        return [path.name, encode_header(header), encode_statements(text, statements)]
+    def script(m: Migration | RollbackScript) -> Any:
+        rows = encode_statements(m.text, m.statements)
+        return [m.path.name, encode_header(m.header), rows, m.checksum]
 
     migrations = []
     for m in result.migrations:
@@ -403,8 +405,8 @@ def _to_memo(result: LoadResult) -> dict[str, Any]:
                 m.version,
                 m.description,
                 list(m.dependencies),
-                script(m.path, m.text, m.header, m.statements),
-                script(r.path, r.text, r.header, r.statements) if r is not None else None,
+                script(m),
+                script(r) if r is not None else None,
             ]
         )
     warnings = [[w.file, w.line, w.message, w.column, w.rule] for w in result.warnings]
@@ -427,19 +429,20 @@ def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult 
     try:
         migrations = []
         for version, description, dependencies, forward, rollback in memo["migrations"]:
-            base, header_row, rows = forward
+            base, header_row, rows, digest = forward
             path, text, checksum = read[base]
             script = None
             if rollback is not None:
-                r_base, r_header, r_rows = rollback
+                r_base, r_header, r_rows, r_digest = rollback
                 r_path, r_text, r_checksum = read[r_base]
                 script = _make_rollback(
                     {
                         "path": r_path,
                         "text": r_text,
-                        "checksum": r_checksum,
+                        "checksum": str(r_digest),
                         "header": decode_header(r_header),
                         "statements": decode_statements(r_text, r_rows),
+                        "text_checksum": r_checksum,
                     }
                 )
             migrations.append(
@@ -449,11 +452,12 @@ def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult 
                         "description": description,
                         "path": path,
                         "text": text,
-                        "checksum": checksum,
+                        "checksum": str(digest),
                         "header": decode_header(header_row),
                         "statements": decode_statements(text, rows),
                         "rollback": script,
                         "dependencies": tuple(dependencies),
+                        "text_checksum": checksum,
                     }
                 )
             )
@@ -483,20 +487,22 @@ def _migration(item: _File, rollback: _File | None, dependencies: tuple[str, ...
         script = RollbackScript(
             path=rollback.path,
             text=rollback.text,
-            checksum=rollback.checksum,
+            checksum=rollback.digest or rollback.checksum,
             header=rollback.header,
             statements=rollback.statements,
+            text_checksum=rollback.checksum,
         )
     return Migration(
         version=item.name.version,
         description=item.name.description,
         path=item.path,
         text=item.text,
-        checksum=item.checksum,
+        checksum=item.digest or item.checksum,
         header=item.header,
         statements=item.statements,
         rollback=script,
         dependencies=dependencies,
+        text_checksum=item.checksum,
     )
 
 
@@ -507,18 +513,19 @@ def parse_rollback(path: Path, text: str) -> tuple[RollbackScript, list[Problem]
     gone), parsed exactly like the file was, so it yields the same statements and checksum.
     ``path`` is where the file was, for messages.
     """
-    from pgshift.source.sql import split_statements  # pglast: only when parsing
+    from pgshift.source.sql import split_and_checksum  # pglast: only when parsing
 
     file = str(path)
     header, problems = parse_header(text, file, rollback=True)
-    statements, sql_problems = split_statements(text, file)
+    statements, sql_problems, digest = split_and_checksum(text, file)
     problems.extend(sql_problems)
     problems.extend(
         Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
         for s in statements
         if s.transaction_control
     )
-    script = RollbackScript(path, text, checksum_text(text), header, statements)
+    legacy = checksum_text(text)
+    script = RollbackScript(path, text, digest or legacy, header, statements, legacy)
     return script, problems
 
 

@@ -13,6 +13,7 @@ tokens and ``ParseError.args[1]`` are already Python string indexes.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,8 @@ from pglast.parser import ParseError, Token, parse_sql, parse_sql_json, scan, sp
 from pgshift.errors import Problem
 from pgshift.model import Statement
 
+#: Starts every statement checksum, so that a new way of computing it gets a new prefix.
+CHECKSUM_PREFIX = b"pgshift-statements-1\n"
 _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 IGNORE_MARKER = "pgshift-ignore:"
 
@@ -301,11 +304,25 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
     ``Statement.sql`` runs from the statement's first token to its last, so leading comments
     and the trailing semicolon are not part of it; the server sees exactly the author's text.
     """
+    statements, problems, _ = split_and_checksum(text, file)
+    return statements, problems
+
+
+def split_and_checksum(
+    text: str, file: str
+) -> tuple[tuple[Statement, ...], list[Problem], str | None]:
+    """split_statements, and the checksum of what would run (None when the text does not parse).
+
+    The checksum covers each statement's tokens, as the scanner gives them, and nothing else:
+    comments (the header's metadata lines included), whitespace, line endings and a BOM can
+    change without it changing, while any edit to what the server runs does (SPEC 1, drift).
+    """
     lines = LineIndex(text)
     try:
         raws = json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as exc:
-        return (), [_error_problem(text, file, exc, lines)]
+        return (), [_error_problem(text, file, exc, lines)], None
+    digest = hashlib.sha256(CHECKSUM_PREFIX)
     tokens = list(scan(text)) if raws else []
     starts = [token.start for token in tokens]
     to_char = _char_offsets(text)
@@ -318,6 +335,12 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
         lo = bisect.bisect_left(starts, begin)
         hi = bisect.bisect_left(starts, end)
         inside = [i for i in range(lo, hi) if tokens[i].name not in _COMMENT_TOKENS]
+        digest.update(
+            "\x1f".join(text[tokens[i].start : tokens[i].end + 1] for i in inside).encode(
+                "utf-8", "surrogatepass"
+            )
+            + b"\x1e"
+        )
         if inside:
             first_token, last_token = inside[0], inside[-1]
             start, stop = tokens[first_token].start, tokens[last_token].end + 1
@@ -344,4 +367,4 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
                 tree=wrapped,
             )
         )
-    return tuple(statements), []
+    return tuple(statements), [], digest.hexdigest()

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 3
+FORMAT = 4
 
 _T = TypeVar("_T")
 
@@ -197,8 +197,9 @@ class StatementCache:
 
     def parse(
         self, text: str, file: str, *, rollback: bool, checksum: str | None = None
-    ) -> tuple[Header, list[Problem], tuple[Statement, ...], list[Problem]]:
-        """Header and statements of ``text``, from the memo when this exact text was read before.
+    ) -> tuple[Header, list[Problem], tuple[Statement, ...], list[Problem], str | None]:
+        """Header, statements and statement checksum of ``text`` (split_and_checksum), from the
+        memo when this exact text was read before.
 
         ``checksum`` is the text's `checksum_text`, when the caller has it (see text_key).
         Only clean results are kept: problems carry the file's name and are cheap to find
@@ -209,19 +210,21 @@ class StatementCache:
         entry = self._entries.get(key)
         if entry is not None:
             try:
-                header_row, rows = entry
-                return decode_header(header_row), [], decode_statements(text, rows), []
+                header_row, rows, digest = entry
+                header = decode_header(header_row)
+                return header, [], decode_statements(text, rows), [], str(digest)
             except (ValueError, TypeError, IndexError, KeyError, AttributeError):
                 pass  # a damaged entry: parse again below
         from pgshift.source.header import parse_header
-        from pgshift.source.sql import split_statements
+        from pgshift.source.sql import split_and_checksum
 
         header, header_problems = parse_header(text, file, rollback=rollback)
-        statements, sql_problems = split_statements(text, file)
-        if not header_problems and not sql_problems:
-            self._entries[key] = [encode_header(header), encode_statements(text, statements)]
+        statements, sql_problems, digest = split_and_checksum(text, file)
+        if not header_problems and not sql_problems and digest is not None:
+            row = [encode_header(header), encode_statements(text, statements), digest]
+            self._entries[key] = row
             self.changed = True
-        return header, header_problems, statements, sql_problems
+        return header, header_problems, statements, sql_problems, digest
 
 
 def encode_header(header: Header) -> list[Any]:

@@ -1,0 +1,108 @@
+"""docs/kubernetes.md's commands, run as written (SPEC 10), and `status --check` / `wait`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.plugins.project import ProjectMaker
+from tests.plugins.project import migration_pair as pair
+from tests.support import applied_versions, run_cli
+
+import pgshift
+from pgshift.config import load_settings
+from pgshift.errors import WaitTimeout
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+V1, V2 = "20250101000000", "20250102000000"
+
+
+def page_commands() -> list[list[str]]:
+    """Every `command: [...]` of the page, in order."""
+    return [json.loads(m) for m in re.findall(r"command: (\[.*\])", PAGE.read_text())]
+
+
+def _spawn(project: Path, db_url: str, argv: list[str]) -> subprocess.Popen[str]:
+    assert argv[0] == "pgshift"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DB_MIGRATIONS_DIR": str(project / "migrations"),
+        "DB_BACKUP_ENABLED": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgshift", *argv[1:]],
+        cwd=project, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, err
+
+
+def test_the_pages_job_and_init_container_commands_work(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    job, init, probe = page_commands()
+    assert job == ["pgshift", "up", "--yes"]
+    assert init[:2] == ["pgshift", "wait"] and probe == ["pgshift", "status", "--check"]
+    project = make_project(pair(V1, "users", "CREATE TABLE users (id int);"))
+
+    assert _finish(_spawn(project, db_url, probe))[0] == 1
+    waiting = _spawn(project, db_url, init)  # the pod starts before the Job has run
+    time.sleep(1.5)
+    assert waiting.poll() is None  # still waiting: nothing applied yet
+    code, _, err = _finish(_spawn(project, db_url, job))
+    assert code == 0, err
+    code, out, err = _finish(waiting)
+    assert code == 0 and "at head" in out, err
+    assert _finish(_spawn(project, db_url, probe))[0] == 0
+    assert applied_versions(db_url) == [V1]
+
+
+def test_status_check_is_one_for_pending_failed_or_drifted(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(pair(V1, "users", "CREATE TABLE users (id int);"))
+    pending = run_cli(capsys, project, db_url, "status", "--check")
+    assert pending.code == 1 and f"{V1}_users: pending" in pending.out
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    at_head = run_cli(capsys, project, db_url, "status", "--check", "--json")
+    assert at_head.code == 0 and at_head.json()["at_head"] is True
+    make_project(pair(V1, "users", "CREATE TABLE users (id bigint);"))
+    assert run_cli(capsys, project, db_url, "status", "--check").code == 1
+    make_project(pair(V1, "users", "CREATE TABLE users (id int);"))
+    make_project(pair(V2, "broken", "SELECT * FROM nowhere;"))
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 1
+    failed = run_cli(capsys, project, db_url, "status", "--check")
+    assert failed.code == 1 and f"{V2}_broken: failed" in failed.out
+    # The plain `status` is untouched by the flag's registration.
+    assert run_cli(capsys, project, db_url, "status").code == 0
+
+
+def test_wait_times_out_with_exit_5_and_the_library_raises(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(pair(V1, "users", "CREATE TABLE users (id int);"))
+    started = time.monotonic()
+    result = run_cli(capsys, project, db_url, "wait", "--timeout", "1s")
+    assert result.code == 5 and f"{V1}_users: pending" in result.err
+    assert time.monotonic() - started < 30
+    settings = load_settings(
+        {"database_url": db_url, "migrations_dir": str(project / "migrations")}, cwd=project
+    )
+    assert not pgshift.at_head(settings).at_head
+    with pytest.raises(WaitTimeout):
+        pgshift.wait(settings, timeout_s=0.5)
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    assert pgshift.wait(settings, timeout_s=5).at_head
+    assert applied_versions(db_url) == [V1]
+    # Read-only: neither wrote an event nor took the lock (no run was logged for them).
