@@ -1,4 +1,4 @@
-"""The `validate` verb: flags, then findings as text with carets, JSON or GitHub annotations."""
+"""The `validate` verb: flags, then findings as text with carets, JSON, GitHub or SARIF."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help='print {"ok", "findings"} as JSON')
     p.add_argument(
         "--format",
-        choices=["text", "json", "github"],
+        choices=["text", "json", "github", "sarif"],
         default=None,
-        help="output format; github prints workflow annotations",
+        help="output format; github prints workflow annotations, sarif a SARIF 2.1.0 log",
     )
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument(
@@ -82,6 +82,8 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
     findings = [_shown(f, cwd) for f in report.findings]
     if fmt == "json":
         out.json({"ok": report.ok, "findings": [f.to_json() for f in findings]})
+    elif fmt == "sarif":
+        out.json(_sarif(findings))
     elif fmt == "github":
         for f in findings:
             out.line(render_github(f))
@@ -92,6 +94,20 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
     else:
         _print_text(out, findings, report)
     return 0 if report.ok else 1
+
+
+def _sarif(findings: list[Finding]) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pgshift.lint.registry import load_rules
+    from pgshift.lint.sarif import render_sarif
+
+    try:
+        tool_version = version("pgshift")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        tool_version = ""
+    summaries = {code: rule.summary for code, rule in load_rules().items()}
+    return render_sarif(findings, summaries, version=tool_version)
 
 
 def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateReport) -> None:
