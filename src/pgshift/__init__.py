@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     )
     from pgshift.fleet_targets import TargetSpec
     from pgshift.history import AppliedMigration, History, Progress
-    from pgshift.lint.finding import Finding
+    from pgshift.lint.finding import Finding, Fix
     from pgshift.model import Migration, SchemaObject
     from pgshift.ops.apply import RunResult, StepResult
     from pgshift.ops.backup import RestoreResult
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         StatementPreview,
         StepPreview,
     )
+    from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
     from pgshift.serve import HealthServer
@@ -86,6 +87,7 @@ _TYPES = {
     "FleetResult": "pgshift.ops.fleet",
     "FleetStatus": "pgshift.ops.fleet",
     "HeadReport": "pgshift.ops.readiness",
+    "Fix": "pgshift.lint.finding",
     "HealthReport": "pgshift.ops.health",
     "History": "pgshift.history",
     "ImportPlan": "pgshift.ops.importing",
@@ -124,6 +126,9 @@ _TYPES = {
     "TargetStarted": "pgshift.events",
     "TargetStatus": "pgshift.ops.fleet",
     "WaveStarted": "pgshift.events",
+    "TraceReport": "pgshift.ops.trace",
+    "TracedLock": "pgshift.ops.trace",
+    "TracedStatement": "pgshift.ops.trace",
 }
 
 
@@ -149,6 +154,7 @@ __all__ = [
     "EmergencyResult",
     "Event",
     "Finding",
+    "Fix",
     "FleetEvent",
     "FleetProgress",
     "FleetResult",
@@ -194,6 +200,9 @@ __all__ = [
     "TargetSpec",
     "TargetStarted",
     "TargetStatus",
+    "TraceReport",
+    "TracedLock",
+    "TracedStatement",
     "ValidateReport",
     "WaveStarted",
     "apply",
@@ -575,6 +584,7 @@ class ValidateReport:
     findings: tuple[Finding, ...]
     pg_major: int  # the PostgreSQL major version the version-aware rules assumed
     database_checked: bool  # drift was checked against a configured database
+    trace: TraceReport | None = None  # validate(trace=True): what the server did, per statement
 
     @property
     def ok(self) -> bool:
@@ -588,6 +598,7 @@ def validate(
     pg_major: int | None = None,
     roundtrip: bool = False,
     scratch_url: str | None = None,
+    trace: bool = False,
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
@@ -595,6 +606,10 @@ def validate(
     ``roundtrip`` proves each rollback on a scratch database (``scratch_url``, else the
     embedded server, started if needed), never on the target.  ``pg_major`` is the target
     version for version-aware rules: else the connected server's, else the newest known.
+    ``trace`` runs the pending migrations on a scratch database (the same server choice; the
+    schema copied from the database when one is configured) and reports, per statement, the
+    locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
+    is not what the rules predicted.
     """
     from pgshift.lint.context import LATEST_MAJOR
     from pgshift.lint.engine import Linter, problem_findings
@@ -625,10 +640,34 @@ def validate(
         findings += run_roundtrip(
             loaded.migrations, server, RunOptions.from_settings(settings), bad_files=bad_files
         )
+    traced: TraceReport | None = None
+    if trace:
+        traced, disagreements = _trace(settings, url, scratch_url, loaded.migrations, findings)
+        findings += disagreements
     if strict:
         findings = [f.as_error() for f in findings]
     return ValidateReport(
-        tuple(sorted(findings, key=lambda f: f.sort_key())), linter.pg_major, checked
+        tuple(sorted(findings, key=lambda f: f.sort_key())), linter.pg_major, checked, traced
+    )
+
+
+def _trace(
+    settings: Settings,
+    url: str | None,
+    scratch_url: str | None,
+    migrations: Sequence[Migration],
+    static: Sequence[Finding],
+) -> tuple[TraceReport, list[Finding]]:
+    """`validate --trace` on the scratch server (``scratch_url``, else the embedded one)."""
+    from pgshift.ops.trace import trace as run_trace
+
+    server = scratch_url
+    if server is None:
+        from pgshift import embedded
+
+        server = embedded.ensure_running(settings.project_root)
+    return run_trace(
+        migrations, server, history_schema=settings.schema, target_url=url, static=static
     )
 
 

@@ -67,8 +67,10 @@ def test_json_shape_is_the_specs(
     assert set(data) == {"ok", "findings"}
     assert data["ok"] is False  # the missing rollback is an error
     for finding in data["findings"]:
-        assert set(finding) == {"code", "severity", "file", "line", "column", "message", "help"}
+        spec = {"code", "severity", "file", "line", "column", "message", "help"}
+        assert set(finding) == spec | {"url", "fix"}  # the SPEC allows keys to be added
         assert finding["severity"] in ("error", "warning")
+        assert finding["url"] == f"docs/rules/{finding['code']}.md"
     codes = {f["code"]: f["severity"] for f in data["findings"]}
     assert codes == {"missing-rollback": "error", "prefer-jsonb": "warning"}
     assert result.code == 1
@@ -101,6 +103,43 @@ def test_github_annotations(capsys: pytest.CaptureFixture[str], make_project: Pr
         for line in lines
     ), result.out
     assert all("\n" not in line for line in lines)
+
+
+def test_sarif_log_is_structurally_valid(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    from tests.unit.test_sarif import check_sarif
+
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    result = run_cli(capsys, project, None, "validate", "--format", "sarif")
+    assert result.code == 1
+    log = result.json()
+    check_sarif(log)
+    (run,) = log["runs"]
+    ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    assert "require-concurrent-index" in ids
+    hit = next(r for r in run["results"] if r["ruleId"] == "require-concurrent-index")
+    location = hit["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == f"migrations/{V2}_index_email.sql"
+    assert hit["level"] == "error"
+    assert "CONCURRENTLY" in hit["properties"]["fix"]
+
+
+def test_text_output_links_the_rule_page_and_shows_the_fix(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    result = run_cli(capsys, project, None, "validate")
+    assert "  docs: docs/rules/require-concurrent-index.md" in result.out
+    assert "  fix: build the index concurrently" in result.out
+    assert f"    +++ b/migrations/{V2}_index_email.sql" in result.out
+    assert "    +CREATE INDEX CONCURRENTLY users_email_idx ON users (email);" in result.out
 
 
 def test_pg_version_flag_changes_version_aware_rules(

@@ -1,4 +1,4 @@
-"""The `validate` verb: flags, then findings as text with carets, JSON or GitHub annotations."""
+"""The `validate` verb: flags, then findings as text with carets, JSON, GitHub or SARIF."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help='print {"ok", "findings"} as JSON')
     p.add_argument(
         "--format",
-        choices=["text", "json", "github"],
+        choices=["text", "json", "github", "sarif"],
         default=None,
-        help="output format; github prints workflow annotations",
+        help="output format; github prints workflow annotations, sarif a SARIF 2.1.0 log",
     )
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument(
@@ -36,10 +36,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="apply, roll back and re-apply each migration on a scratch database",
     )
     p.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the pending migrations on a scratch database and report the locks each"
+        " statement took and the tables it rewrote",
+    )
+    p.add_argument(
         "--scratch-url",
         metavar="URL",
-        help="server for --roundtrip (a database is created and dropped there); default: the"
-        " embedded server",
+        help="server for --roundtrip and --trace (a database is created and dropped there);"
+        " default: the embedded server",
     )
     p.add_argument(
         "--pg-version",
@@ -77,11 +83,17 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         pg_major=_major(args.pg_version),
         roundtrip=args.roundtrip,
         scratch_url=args.scratch_url,
+        trace=args.trace,
     )
     cwd = os.getcwd()
     findings = [_shown(f, cwd) for f in report.findings]
     if fmt == "json":
-        out.json({"ok": report.ok, "findings": [f.to_json() for f in findings]})
+        data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+        if report.trace is not None:
+            data["trace"] = _shown_trace(report.trace, cwd).to_json()
+        out.json(data)
+    elif fmt == "sarif":
+        out.json(_sarif(findings))
     elif fmt == "github":
         for f in findings:
             out.line(render_github(f))
@@ -91,7 +103,58 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
                 out.plain_error(f"{f.file}:{f.line}:{f.column}: [{f.code}] {f.message}")
     else:
         _print_text(out, findings, report)
+        if report.trace is not None:
+            _print_trace(out, _shown_trace(report.trace, cwd))
     return 0 if report.ok else 1
+
+
+def _shown_trace(trace: pgshift.TraceReport, cwd: str) -> pgshift.TraceReport:
+    def rel(path: str) -> str:
+        if os.path.isabs(path):
+            shown = os.path.relpath(path, cwd)
+            return path if shown.startswith("..") else shown
+        return path
+
+    return replace(trace, statements=tuple(replace(s, file=rel(s.file)) for s in trace.statements))
+
+
+def _first_line(sql: str, width: int = 72) -> str:
+    line = " ".join(sql.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _print_trace(out: Output, trace: pgshift.TraceReport) -> None:
+    where = "the target's schema" if trace.schema_from == "target" else "an empty database"
+    out.line(f"trace: {len(trace.statements)} statement(s) run on a scratch copy of {where}")
+    for s in trace.statements:
+        out.line(f"{s.file}:{s.line}:{s.column}: {_first_line(s.sql)}")
+        if s.error is not None:
+            out.line(f"  failed: {s.error.splitlines()[0]} (the trace stopped here)")
+            continue
+        if s.ran_alone:
+            documented = "; ".join(s.predicted) or "none"
+            out.line(
+                "  ran alone (outside a transaction), locks not observable;"
+                f" documented: {documented}"
+            )
+        else:
+            held = "; ".join(f"{lock.mode} on {lock.relation}" for lock in s.locks)
+            out.line(f"  locks: {held or 'none on user tables'}")
+        out.line(f"  rewrote: {', '.join(s.rewritten) or 'nothing'}")
+
+
+def _sarif(findings: list[Finding]) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pgshift.lint.registry import load_rules
+    from pgshift.lint.sarif import render_sarif
+
+    try:
+        tool_version = version("pgshift")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        tool_version = ""
+    summaries = {code: rule.summary for code, rule in load_rules().items()}
+    return render_sarif(findings, summaries, version=tool_version)
 
 
 def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateReport) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from pglast.parser import ParseError, parse_sql_json
 
 from pgshift.errors import Problem
-from pgshift.lint import tree
+from pgshift.lint import fixes, tree
 from pgshift.lint.context import LATEST_MAJOR, FileFacts, LintContext, ProjectState, Stmt
 from pgshift.lint.finding import Finding
 from pgshift.lint.ignore import Ignores
@@ -74,6 +75,8 @@ class Linter:
             for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
                     finding = _finding(rule, hit, file, *positions.of(hit, stmt))
+                    if fixes.has_fixer(rule.code):
+                        finding = replace(finding, fix=fixes.fix_for(rule.code, stmt, ctx))
                     raw.append(finding)
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)

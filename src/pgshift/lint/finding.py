@@ -1,11 +1,51 @@
-"""The Finding value every check produces, and its three renderings: text, JSON and GitHub."""
+"""The Finding value every check produces (with its rule page and fix), and its renderings.
+
+Text, JSON and GitHub are here; SARIF, which needs the whole run at once, is lint/sarif.py.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+#: Where the rule pages live. README names no public site, so links are repository-relative:
+#: they resolve on GitHub's file view, in an editor, and in SARIF against the checkout.
+RULES_BASE = "docs/rules"
+
+
+def rule_url(code: str) -> str:
+    """The documentation page of rule ``code``."""
+    return f"{RULES_BASE}/{code}.md"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The safe form of one statement: its replacement here, and a later migration if needed.
+
+    ``hunks`` is the unified diff of the file (without the ``---``/``+++`` header, which
+    `diff` adds for the path the finding is shown under); ``follow_up`` is the SQL of a new
+    migration named ``follow_up_name`` (in the same folder) that must run after this one.
+    """
+
+    summary: str
+    original: str
+    replacement: str
+    hunks: str
+    follow_up: str | None = None
+    follow_up_name: str | None = None
+
+    def diff(self, path: str) -> str:
+        """The whole fix as one unified diff, the file shown as ``path``."""
+        parts = [f"--- a/{path}\n+++ b/{path}\n{self.hunks}"]
+        if self.follow_up is not None and self.follow_up_name is not None:
+            new_path = str(PurePath(path).parent / self.follow_up_name)
+            lines = self.follow_up.splitlines()
+            body = "".join(f"+{line}\n" for line in lines)
+            parts.append(f"--- /dev/null\n+++ b/{new_path}\n@@ -0,0 +1,{len(lines)} @@\n{body}")
+        return "".join(parts).rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -19,10 +59,30 @@ class Finding:
     column: int
     message: str
     help: str
+    # The mechanical safe form, when there is one (lint/fixes.py); not part of the identity.
+    fix: Fix | None = field(default=None, compare=False)
+
+    @property
+    def url(self) -> str:
+        return rule_url(self.code)
+
+    def fix_diff(self) -> str | None:
+        """The fix as a unified diff against this finding's file as shown, or None."""
+        return self.fix.diff(self.file) if self.fix is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC's shape: every field, by name."""
-        return asdict(self)
+        """The SPEC's shape, every field by name, plus the rule page and the fix (a diff)."""
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+            "help": self.help,
+            "url": self.url,
+            "fix": self.fix_diff(),
+        }
 
     def as_error(self) -> Finding:
         """The same finding as an error, for `validate --strict`."""
@@ -54,6 +114,11 @@ def render_text(finding: Finding, source: str | None) -> str:
         lines.append(f" {gutter} | {prefix}^")
     if finding.help:
         lines.append(f"  help: {finding.help}")
+    lines.append(f"  docs: {finding.url}")
+    diff = finding.fix_diff()
+    if finding.fix is not None and diff is not None:
+        lines.append(f"  fix: {finding.fix.summary}")
+        lines.extend(f"    {line}".rstrip() for line in diff.splitlines())
     return "\n".join(lines)
 
 
@@ -83,5 +148,5 @@ def render_github(finding: Finding) -> str:
             f"title={_escape_property(finding.code)}",
         ]
     )
-    body = finding.message + (f"\n{finding.help}" if finding.help else "")
+    body = finding.message + (f"\n{finding.help}" if finding.help else "") + f"\n{finding.url}"
     return f"::{level} {props}::{_escape_data(body)}"

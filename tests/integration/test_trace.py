@@ -1,0 +1,179 @@
+"""`validate --trace` on real PostgreSQL (every major the suite runs): locks and rewrites seen.
+
+What the server does is the point, so each statement is one whose behaviour the manual pins
+down: a volatile default rewrites on ADD COLUMN, a constant one does not (11+); int -> bigint
+rewrites, widening a varchar does not; CREATE INDEX holds SHARE on its table; CREATE INDEX
+CONCURRENTLY is refused in a transaction, so it runs alone and shows its documented lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.plugins.pg import PgServer
+from tests.plugins.project import ProjectMaker, migration_text, rollback_text
+from tests.support import query, run_cli, tables
+
+V1, V2 = "20250101000000", "20250102000000"
+USERS = "CREATE TABLE users (id int PRIMARY KEY, name varchar(10), n int);"
+CHANGES = (
+    "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();\n"
+    "ALTER TABLE users ADD COLUMN active boolean DEFAULT true;\n"
+    "ALTER TABLE users ALTER COLUMN n TYPE bigint;\n"
+    "ALTER TABLE users ALTER COLUMN name TYPE varchar(20);\n"
+    "CREATE INDEX users_name_idx ON users (name);\n"
+    "CREATE INDEX CONCURRENTLY users_n_idx ON users (n);"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
+
+
+def _project(make_project: ProjectMaker) -> Any:
+    return make_project(
+        {
+            f"{V1}_add_users.sql": migration_text(V1, "add_users", USERS),
+            f"{V1}_add_users_rollback.sql": rollback_text(V1, "add_users", "DROP TABLE users;"),
+            f"{V2}_change_users.sql": migration_text(
+                V2, "change_users", CHANGES, extra_header=["@estimated-duration: 1 minute"]
+            ),
+            f"{V2}_change_users_rollback.sql": rollback_text(
+                V2, "change_users", "ALTER TABLE users DROP COLUMN token;"
+            ),
+        }
+    )
+
+
+def _by_sql(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["sql"]: s for s in trace["statements"]}
+
+
+def _modes(statement: dict[str, Any], relation: str) -> set[str]:
+    return {lock["mode"] for lock in statement["locks"] if lock["relation"] == relation}
+
+
+def _check_changes(statements: dict[str, dict[str, Any]]) -> None:
+    lines = [line.rstrip(";") for line in CHANGES.splitlines()]
+    volatile, constant, bigint, widen, index, concurrent = (statements[sql] for sql in lines)
+    assert volatile["rewritten"] == ["public.users"]
+    assert "ACCESS EXCLUSIVE" in _modes(volatile, "public.users")
+    assert constant["rewritten"] == []
+    assert "ACCESS EXCLUSIVE" in _modes(constant, "public.users")
+    assert bigint["rewritten"] == ["public.users"]
+    assert widen["rewritten"] == []
+    assert _modes(index, "public.users") == {"SHARE"}
+    assert index["rewritten"] == [] and index["ran_alone"] is False
+    assert concurrent["ran_alone"] is True and concurrent["locks_observed"] is False
+    assert concurrent["locks"] == []
+    assert concurrent["documented_locks"] == ["SHARE UPDATE EXCLUSIVE on users"]
+
+
+def _trace_databases(server: PgServer) -> list[str]:
+    rows = query(
+        server.admin_url, "SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_trace%'"
+    )
+    return [r[0] for r in rows]
+
+
+def test_trace_from_the_migrations_alone(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    project = _project(make_project)
+    result = run_cli(
+        capsys, project, None, "validate", "--trace", "--json",
+        "--scratch-url", pg_server.admin_url,
+    )  # fmt: skip
+    data = result.json()
+    trace = data["trace"]
+    assert trace["schema_from"] == "migrations"
+    statements = _by_sql(trace)
+    assert len(statements) == 7  # both migrations: nothing is applied anywhere
+    create = statements[USERS.rstrip(";")]
+    assert create["created"] == ["public.users"] and create["rewritten"] == []
+    _check_changes(statements)
+    assert _trace_databases(pg_server) == []
+    disagreements = [f for f in data["findings"] if f["code"] == "trace-disagrees"]
+    assert all(f["severity"] == "warning" for f in disagreements)
+
+
+def test_trace_on_a_copy_of_the_target_runs_only_what_is_pending(
+    capsys: pytest.CaptureFixture[str],
+    make_project: ProjectMaker,
+    pg_server: PgServer,
+    db_url: str,
+) -> None:
+    project = _project(make_project)
+    up = run_cli(capsys, project, db_url, "up", "--yes", "--target", V1)
+    assert up.code == 0, up.out + up.err
+    result = run_cli(
+        capsys, project, db_url, "validate", "--trace", "--json",
+        "--scratch-url", pg_server.admin_url,
+    )  # fmt: skip
+    trace = result.json()["trace"]
+    assert trace["schema_from"] == "target"
+    statements = _by_sql(trace)
+    assert len(statements) == 6
+    _check_changes(statements)
+    assert tables(db_url) >= {"users"}  # the target has only its first migration
+    assert query(db_url, "SELECT count(*) FROM pg_indexes WHERE tablename = 'users'") == [(1,)]
+    assert _trace_databases(pg_server) == []
+
+
+def test_trace_text_output(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    project = _project(make_project)
+    result = run_cli(
+        capsys, project, None, "validate", "--trace", "--scratch-url", pg_server.admin_url
+    )
+    assert "trace: 7 statement(s) run on a scratch copy of an empty database" in result.out
+    assert "  locks: SHARE on public.users" in result.out
+    assert "  rewrote: public.users" in result.out
+    assert "ran alone (outside a transaction), locks not observable; documented:" in result.out
+
+
+def test_a_lock_the_lock_table_mispredicts_is_a_finding(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    """Per-column options take SHARE UPDATE EXCLUSIVE (tablecmds.c, AT_SetOptions) on every
+    version the suite runs; the lock table says ACCESS EXCLUSIVE, and the trace says so."""
+    sql = "ALTER TABLE users ALTER COLUMN n SET (n_distinct = 100);"
+    project = make_project(
+        {
+            f"{V1}_add_users.sql": migration_text(V1, "add_users", USERS),
+            f"{V1}_add_users_rollback.sql": rollback_text(V1, "add_users", "DROP TABLE users;"),
+            f"{V2}_tune.sql": migration_text(V2, "tune", sql),
+            f"{V2}_tune_rollback.sql": rollback_text(
+                V2, "tune", "ALTER TABLE users ALTER COLUMN n RESET (n_distinct);"
+            ),
+        }
+    )
+    result = run_cli(
+        capsys, project, None, "validate", "--trace", "--json",
+        "--scratch-url", pg_server.admin_url,
+    )  # fmt: skip
+    data = result.json()
+    (finding,) = [f for f in data["findings"] if f["code"] == "trace-disagrees"]
+    assert finding["file"].endswith(f"{V2}_tune.sql")
+    assert finding["message"] == (
+        "predicted ACCESS EXCLUSIVE on users; the server held SHARE UPDATE EXCLUSIVE on it"
+    )
+    assert finding["url"] == "docs/rules/trace-disagrees.md"
+
+
+def test_the_library_returns_the_trace_in_its_report(
+    make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    import pgshift
+    from pgshift.config import load_settings
+
+    project = _project(make_project)
+    settings = load_settings({"migrations_dir": str(project / "migrations")}, env={}, cwd=project)
+    report = pgshift.validate(settings, trace=True, scratch_url=pg_server.admin_url)
+    assert isinstance(report.trace, pgshift.TraceReport)
+    (index,) = [s for s in report.trace.statements if s.sql.startswith("CREATE INDEX users_name")]
+    assert pgshift.TracedLock("public.users", "r", "SHARE") in index.locks
+    assert pgshift.validate(settings).trace is None
