@@ -330,9 +330,8 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         risk_level=args.risk_level,
         depends_on=args.depends_on,
     )
-    if not out.quiet:
-        print(forward)
-        print(rollback)
+    out.line(str(forward))
+    out.line(str(rollback))
     return 0
 
 
