@@ -228,11 +228,13 @@ class StatusReport:
 
     @property
     def pending(self) -> int:
-        return sum(
-            1
-            for r in self.rows
-            if r.state in ("pending", "out-of-order", "failed") and not r.half_reverted
-        )
+        """Not applied yet and not failed: what `up` would apply (out-of-order ones included)."""
+        return sum(1 for r in self.rows if r.state in ("pending", "out-of-order"))
+
+    @property
+    def failed(self) -> int:
+        """Failed attempts (a half-reverted migration is counted as that, not as failed)."""
+        return sum(1 for r in self.rows if r.state == "failed" and not r.half_reverted)
 
     @property
     def applied(self) -> int:
@@ -254,7 +256,40 @@ def status(settings: Settings) -> StatusReport:
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
-    return StatusReport(tuple(migration_states(migrations, history, run_in_progress=live_run)))
+        rows = migration_states(migrations, history, run_in_progress=live_run)
+        if any(r.applied is None for r in rows):  # something a run could be applying now
+            rows = _mark_running(rows, _running_steps(target, settings))
+    return StatusReport(tuple(rows))
+
+
+def _running_steps(target: Target, settings: Settings) -> dict[str, str]:
+    """{version: action} the server runs for a live run now (db/activity.py), over libpq when
+    it loads (a read-only command never needs psycopg), else over the target's session."""
+    from pgshift.db.activity import running_steps
+    from pgshift.db.readonly import LibpqSession
+
+    reader = LibpqSession.open(target.url, purpose="status")
+    if reader is None:
+        return running_steps(target.session, settings.schema)
+    with reader:
+        return running_steps(reader, settings.schema)
+
+
+def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:
+    """A migration the server is running for a live run is "running", whatever kind it is: a
+    transactional one leaves no progress row to show it."""
+    from dataclasses import replace
+
+    marked = []
+    for row in rows:
+        action = running.get(row.version)
+        if action == "apply" and row.applied is None:
+            marked.append(replace(row, running=True))
+        elif action == "revert" and row.applied is not None:
+            marked.append(replace(row, running=True, detail="being reverted by the current run"))
+        else:
+            marked.append(row)
+    return marked
 
 
 def health(settings: Settings) -> HealthReport:

@@ -53,7 +53,7 @@ def stream_closed(stream: Any) -> None:
 
 #: Table columns whose values people copy into the next command (`rollback to-version V`,
 #: `rollback restore ID`): never wrapped nor cut, at any terminal width.
-KEY_COLUMNS = frozenset({"version", "id", "file", "setting"})
+KEY_COLUMNS = frozenset({"version", "id", "file", "setting", "versions applied"})
 
 
 def console() -> Any:

@@ -80,8 +80,12 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
     )
     cwd = os.getcwd()
     findings = [_shown(f, cwd) for f in report.findings]
+    trip = _roundtrip_summary(findings) if args.roundtrip else None
     if fmt == "json":
-        out.json({"ok": report.ok, "findings": [f.to_json() for f in findings]})
+        data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+        if trip is not None:
+            data["roundtrip"] = trip
+        out.json(data)
     elif fmt == "github":
         for f in findings:
             out.line(render_github(f))
@@ -91,7 +95,34 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
                 out.plain_error(f"{f.file}:{f.line}:{f.column}: [{f.code}] {f.message}")
     else:
         _print_text(out, findings, report)
+        if trip is not None:
+            out.line(_roundtrip_line(trip))
     return 0 if report.ok else 1
+
+
+#: The finding codes ops/roundtrip.py reports.
+ROUNDTRIP_CODES = frozenset(
+    {"apply-failed", "rollback-failed", "rollback-incomplete", "reapply-mismatch"}
+)
+
+
+def _roundtrip_summary(findings: list[Finding]) -> dict[str, Any]:
+    """That the round trip ran and what it found: a pass must be told apart from a skip."""
+    problems = [f for f in findings if f.code in ROUNDTRIP_CODES]
+    return {
+        "ran": True,
+        "ok": not any(f.severity == "error" for f in problems),
+        "problems": len(problems),
+    }
+
+
+def _roundtrip_line(trip: dict[str, Any]) -> str:
+    if trip["problems"] == 0:
+        return (
+            "round trip: every migration applied, reverted and applied again on a scratch"
+            " database; each rollback restored the schema exactly"
+        )
+    return f"round trip: {trip['problems']} problem(s) found on a scratch database (above)"
 
 
 def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateReport) -> None:

@@ -149,10 +149,14 @@ class PostgresExecutor:
         """
         import psycopg
 
-        from pgshift.execution import StatementFailed
+        from pgshift.db.activity import marker
+        from pgshift.execution import RecordReverted, StatementFailed
 
         timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
-        parts = [b"BEGIN", timeouts, *(s.sql.encode() for s in statements)]
+        # The marker names the migration in pg_stat_activity while it runs (db/activity.py).
+        action = "revert" if isinstance(write, RecordReverted) else "apply"
+        begin = marker(action, self.store.schema, version) + b"BEGIN"
+        parts = [begin, timeouts, *(s.sql.encode() for s in statements)]
         parts += [self._write_sql(write), b"COMMIT"]
         try:
             self._cancellable = True
