@@ -251,28 +251,32 @@ def status(settings: Settings) -> StatusReport:
 
     migrations = load_project(settings).migrations
     with connect(settings, purpose="status") as target:
-        history = target.read_history()
+        history, running = _status_reads(target, settings)
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
-        rows = migration_states(migrations, history, run_in_progress=live_run)
-        if any(r.applied is None for r in rows):  # something a run could be applying now
-            rows = _mark_running(rows, _running_steps(target, settings))
-    return StatusReport(tuple(rows))
+    rows = migration_states(migrations, history, run_in_progress=live_run)
+    return StatusReport(tuple(_mark_running(rows, running)))
 
 
-def _running_steps(target: Target, settings: Settings) -> dict[str, str]:
-    """{version: action} the server runs for a live run now (db/activity.py), over libpq when
-    it loads (a read-only command never needs psycopg), else over the target's session."""
+def _status_reads(target: Target, settings: Settings) -> tuple[History, dict[str, str]]:
+    """The history, and {version: action} that a live run has the server executing now
+    (db/activity.py), read on ONE session: libpq's when it loads (a read-only command never
+    needs psycopg, Target.read_history's reasoning), else the target's own. `status` keeps
+    its one connection; the activity read is one more small query on it.
+    """
+    from contextlib import nullcontext
+
     from pgshift.db.activity import running_steps
     from pgshift.db.readonly import LibpqSession
 
     reader = LibpqSession.open(target.url, purpose="status")
-    if reader is None:
-        return running_steps(target.session, settings.schema)
-    with reader:
-        return running_steps(reader, settings.schema)
+    session: Any = reader if reader is not None else target.session
+    with reader if reader is not None else nullcontext():
+        history = target.store.read(session)
+        running = running_steps(session, settings.schema)
+    return history, running
 
 
 def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:
