@@ -391,11 +391,11 @@ class Runner:
                 version=stopped.version,
                 hint="run the same command again: it resumes after the last completed statement",
             )
-        where = (
-            f"; {stopped.version} was rolled back, nothing of it remains"
-            if stopped.version is not None
-            else ""
-        )
+        where = ""
+        if stopped.version is not None and stopped.action == "revert":
+            where = f"; the rollback of {stopped.version} was undone, it is still applied"
+        elif stopped.version is not None:
+            where = f"; {stopped.version} was rolled back, nothing of it remains"
         return Interrupted(
             f"interrupted by {name} after {done} step(s){where}; nothing is half-done",
             signum=self.stop.signum or signal.SIGINT,
