@@ -308,11 +308,13 @@ class StatusReport:
 
     @property
     def pending(self) -> int:
-        return sum(
-            1
-            for r in self.rows
-            if r.state in ("pending", "out-of-order", "failed") and not r.half_reverted
-        )
+        """Not applied yet and not failed: what `up` would apply (out-of-order ones included)."""
+        return sum(1 for r in self.rows if r.state in ("pending", "out-of-order"))
+
+    @property
+    def failed(self) -> int:
+        """Failed attempts (a half-reverted migration is counted as that, not as failed)."""
+        return sum(1 for r in self.rows if r.state == "failed" and not r.half_reverted)
 
     @property
     def applied(self) -> int:
@@ -330,13 +332,49 @@ def status(settings: Settings) -> StatusReport:
     project = load_project(settings, allow_problems=True)
     migrations = project.migrations
     with connect(settings, purpose="status") as target:
-        history = target.read_history()
+        history, running = _status_reads(target, settings)
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
     rows = migration_states(migrations, history, run_in_progress=live_run)
-    return StatusReport(tuple(rows), project.problems)
+    return StatusReport(tuple(_mark_running(rows, running)), project.problems)
+
+
+def _status_reads(target: Target, settings: Settings) -> tuple[History, dict[str, str]]:
+    """The history, and {version: action} that a live run has the server executing now
+    (db/activity.py), read on ONE session: libpq's when it loads (a read-only command never
+    needs psycopg, Target.read_history's reasoning), else the target's own. `status` keeps
+    its one connection; the activity read is one more small query on it.
+    """
+    from contextlib import nullcontext
+
+    from pgshift.db.activity import running_steps
+    from pgshift.db.readonly import LibpqSession
+
+    reader = LibpqSession.open(target.url, purpose="status")
+    session: Any = reader if reader is not None else target.session
+    with reader if reader is not None else nullcontext():
+        history = target.store.read(session)
+        running = running_steps(session, settings.schema)
+    return history, running
+
+
+def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:
+    """A migration the server is running for a live run is "running", whatever kind it is: a
+    transactional one leaves no progress row to show it."""
+    from dataclasses import replace
+
+    marked = []
+    for row in rows:
+        action = running.get(row.version)
+        if action == "apply" and row.applied is None:
+            marked.append(replace(row, running=True))
+        elif action == "revert" and row.applied is not None:
+            marked.append(replace(row, running=True, detail="being reverted by the current run"))
+        else:
+            marked.append(row)
+    return marked
 
 
 def health(settings: Settings) -> HealthReport:

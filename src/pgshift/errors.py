@@ -139,6 +139,19 @@ class BackupError(PgshiftError):
     exit_code = 7
 
 
+class Interrupted(PgshiftError):
+    """SIGINT or SIGTERM stopped a run cleanly: nothing is left half-done (SPEC 3).
+
+    The exit code is the shell's for that signal (128 + its number: 130, 143); a stop that
+    leaves a step half-applied is a HalfApplied (exit 6) instead, since it needs a re-run.
+    """
+
+    def __init__(self, message: str, *, signum: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 BUG_EXIT_CODE = 70
 
 

@@ -79,6 +79,21 @@ class RunFinished:
 
 
 @dataclass(frozen=True)
+class Interrupted:
+    """SIGINT or SIGTERM stopped the run at a boundary (ops/stopping.py); nothing new starts.
+
+    ``version`` is the step under way when it stopped (None: between steps); ``half_applied``
+    says that part of it stays committed and a re-run must finish it.
+    """
+
+    run_id: str
+    signal: str  # "SIGINT", "SIGTERM"
+    version: str | None
+    half_applied: bool
+    steps_done: int
+
+
+@dataclass(frozen=True)
 class HealthSample:
     """One sample of the in-run monitor (monitor.py); ``cancelled``: it aborted a statement."""
 
@@ -123,6 +138,7 @@ Event = (
     | StepSkipped
     | StepFailed
     | RunFinished
+    | Interrupted
     | HealthSample
     | BackupProgress
     | BackupTaken

@@ -35,7 +35,9 @@ def test_config_masks_the_password(
         "value": "postgresql://app:***@db.example/prod",
         "source": "env",
     }
-    assert data["DB_POOL_MAX"] == {"value": "40", "source": "env"}
+    assert data["DB_POOL_MAX"] == {"value": 40, "source": "env"}  # JSON's own types
+    assert data["DB_BACKUP_ENABLED"] == {"value": True, "source": "default"}
+    assert data["DB_MIGRATION_TIMEOUT"]["value"] == 300000
     assert "hunter2" not in result.out + result.err
 
 

@@ -68,7 +68,15 @@ def test_correct_rollbacks_pass_and_the_target_is_untouched(
         "--scratch-url", pg_server.admin_url,
     )  # fmt: skip
     assert result.code == 0, result.out + result.err
-    assert result.json() == {"ok": True, "findings": []}
+    assert result.json() == {
+        "ok": True,
+        "findings": [],
+        "roundtrip": {"ran": True, "ok": True, "problems": 0},  # a pass says that it ran
+    }
+    text = run_cli(
+        capsys, project, db_url, "validate", "--roundtrip", "--scratch-url", pg_server.admin_url
+    )
+    assert text.code == 0 and "round trip: every migration applied, reverted" in text.out
     assert tables(db_url) == set()  # the target was never touched
     assert _roundtrip_databases(pg_server) == []  # the scratch database was dropped
 
@@ -225,7 +233,10 @@ def test_each_migration_is_applied_reverted_and_reapplied_by_ups_runner(
         "--scratch-url", pg_server.admin_url,
     )  # fmt: skip
     assert result.code == 0, result.out + result.err
-    assert result.json() == {"ok": True, "findings": []}
+    assert {k: v for k, v in result.json().items() if k != "roundtrip"} == {
+        "ok": True,
+        "findings": [],
+    }
     (scratch,) = kept_scratch  # nothing failed, so nothing was rebuilt
     url = pg_server.url(scratch)
     steps = query(

@@ -79,12 +79,16 @@ class ScriptedExecutor:
         self.indexes: dict[str, IndexFacts] = {}
         self.dropped: list[str] = []
         self.kill_after: str | None = None
+        #: Called with each statement's text as it is sent: a test's signal arrives "during" it.
+        self.on_send: Callable[[str], None] | None = None
 
     def answer(self, sql: str, *outcomes: ServerError | None) -> None:
         self.answers.setdefault(sql, []).extend(outcomes)
 
     def _send(self, stmt: Statement) -> None:
         self.ran.append(stmt.sql)
+        if self.on_send is not None:
+            self.on_send(stmt.sql)
         queue = self.answers.get(stmt.sql) or []
         outcome = queue.pop(0) if queue else None
         if outcome is not None:
@@ -146,6 +150,10 @@ class ScriptedExecutor:
     def drop_index(self, index: IndexFacts) -> None:
         self.dropped.append(index.name)
         self.indexes.pop(index.name, None)
+
+    def cancel(self) -> bool:
+        """Nothing runs on a server here: a stop request is honoured at the next boundary."""
+        return False
 
     def backend_pid(self) -> int:
         return 4242

@@ -12,7 +12,7 @@ from pgshift.cli.render import Output, RunRenderer
 from pgshift.config import Settings, describe, load_settings
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
-from pgshift.plan import MigrationState, Plan
+from pgshift.plan import MigrationState, Plan, Step
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
@@ -75,7 +75,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 # -- up ---------------------------------------------------------------------------------------
 
 
-def _plan_rows(plan: Plan) -> list[list[str]]:
+def _plan_rows(plan: Plan, newest_applied: str = "") -> list[list[str]]:
     rows = []
     for step in plan.steps:
         m = step.migration
@@ -93,23 +93,40 @@ def _plan_rows(plan: Plan) -> list[list[str]]:
                 h.risk_level or "-",
                 format_duration_ms(h.estimated_duration_ms),
                 str(len(m.statements)) + (f" ({outside} outside a transaction)" if outside else ""),
-                f"resume after {step.resume.statements_done}" if step.resume else "",
+                _plan_note(step, newest_applied),
             ]
         )
     return rows
 
 
-def _show_plan(out: Output, plan: Plan) -> None:
+def _plan_note(step: Step, newest_applied: str) -> str:
+    """Why a step deserves a second look: it resumes a stopped run, or it is out of order."""
+    notes = []
+    if step.resume:
+        notes.append(f"resume after {step.resume.statements_done}")
+    if step.action == "apply" and step.migration.version < newest_applied:
+        notes.append(f"out of order: older than applied {newest_applied}")
+    return "; ".join(notes)
+
+
+def _show_plan(out: Output, plan: Plan, newest_applied: str = "") -> None:
     out.table(
         ["version", "description", "zero-downtime", "risk", "estimated", "statements", "note"],
-        _plan_rows(plan),
+        _plan_rows(plan, newest_applied),
         title=f"Plan: {len(plan.steps)} migration(s) to apply",
     )
 
 
-def _confirmed(out: Output, plan: Plan, *, yes: bool, backup_wanted: bool) -> bool:
+def _newest_applied(target: Target) -> str:
+    """The newest applied version: a planned migration older than it is applied out of order."""
+    return max(target.read_history().applied_versions(), default="")
+
+
+def _confirmed(
+    out: Output, plan: Plan, *, yes: bool, backup_wanted: bool, newest_applied: str = ""
+) -> bool:
     """Show the plan and ask on a terminal; without one, refuse unless --yes."""
-    _show_plan(out, plan)
+    _show_plan(out, plan, newest_applied)
     if backup_wanted:
         out.line("a backup is taken before applying (--skip-backup to skip)")
     if yes:
@@ -129,8 +146,9 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
     project = pgshift.load_project(settings)
     with pgshift.connect(settings) as target:
         plan = pgshift.plan_up(project, target, to=args.target)
+        newest = _newest_applied(target) if plan.steps else ""
         if args.dry_run:
-            return _dry_run(out, plan, as_json=args.json)
+            return _dry_run(out, plan, as_json=args.json, newest_applied=newest)
         if not plan.steps:
             pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
@@ -142,7 +160,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             _show_findings(out, plan.findings)
         backup = not args.skip_backup
         wanted = backup and settings.backup_enabled
-        if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted):
+        if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted, newest_applied=newest):
             raise UsageError("cancelled: nothing was applied")
         return apply_and_report(out, plan, target, backup=backup, as_json=args.json)
 
@@ -197,13 +215,19 @@ def run_json(result: RunResult | None) -> dict[str, Any]:
     return {"run_id": result.run_id or None, "steps": steps, "backup_id": result.backup_id}
 
 
-def _dry_run(out: Output, plan: Plan, *, as_json: bool) -> int:
+def _dry_run(out: Output, plan: Plan, *, as_json: bool, newest_applied: str = "") -> int:
     """Print the plan, its SQL and its lint findings; change nothing."""
     if as_json:
         out.json(
             {
                 "dry_run": True,
-                "steps": [_step_json(s.migration) for s in plan.steps],
+                "steps": [
+                    {
+                        **_step_json(s.migration),
+                        "out_of_order": s.migration.version < newest_applied,
+                    }
+                    for s in plan.steps
+                ],
                 "findings": [f.to_json() for f in plan.findings],
             }
         )
@@ -213,7 +237,7 @@ def _dry_run(out: Output, plan: Plan, *, as_json: bool) -> int:
         return 0
     if plan.findings:
         _show_findings(out, plan.findings)
-    _show_plan(out, plan)
+    _show_plan(out, plan, newest_applied)
     for step in plan.steps:
         m = step.migration
         out.line(f"\n-- {m.path}")
@@ -238,8 +262,14 @@ def _show_findings(out: Output, findings: Sequence[Finding]) -> None:
         err.line(render_text(f, None))
 
 
-def _step_json(m: Any) -> dict[str, Any]:
-    return {"version": m.version, "action": "apply", "status": "planned", "duration_ms": None}
+def _step_json(m: Any, newest_applied: str = "") -> dict[str, Any]:
+    return {
+        "version": m.version,
+        "action": "apply",
+        "status": "planned",
+        "duration_ms": None,
+        "out_of_order": m.version < newest_applied,
+    }
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -270,6 +300,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                 ],
                 "pending": report.pending,
                 "applied": report.applied,
+                "failed": report.failed,
                 "half_reverted": report.half_reverted,
                 "problems": [
                     {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
@@ -306,6 +337,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         ],
         rows,
         title=f"{report.applied} applied, {report.pending} pending"
+        + (f", {report.failed} failed" if report.failed else "")
         + (f", {report.half_reverted} half-reverted" if report.half_reverted else ""),
     )
     for r in report.rows:
@@ -339,19 +371,45 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         risk_level=args.risk_level,
         depends_on=args.depends_on,
     )
-    if not out.quiet:
-        print(forward)
-        print(rollback)
+    out.line(str(forward))
+    out.line(str(rollback))
     return 0
 
 
 def cmd_config(args: argparse.Namespace, out: Output) -> int:
-    rows = describe(settings_from(args))
+    settings = settings_from(args)
+    rows = describe(settings)
     if args.json:
-        out.json({name: {"value": value, "source": source} for name, value, source in rows})
+        out.json(_config_json(settings, rows))
         return 0
     out.table(["setting", "value", "source"], [list(r) for r in rows])
     return 0
+
+
+def _config_json(settings: Settings, rows: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """`config --json`: numbers, booleans and unset values as JSON's own types, not strings.
+
+    describe() phrases every value for a person; for a script, the setting's typed value is
+    used when it is a number, a boolean or unset, and the phrased text otherwise (paths, the
+    masked URL). An unnamed database is null, its source saying where the default comes from.
+    """
+    from dataclasses import fields
+
+    from pgshift.config import KNOB_ENV
+
+    field_of = {KNOB_ENV.get(f.name) or f.name: f.name for f in fields(Settings)}
+    data: dict[str, Any] = {}
+    for name, shown, source in rows:
+        value: Any = shown
+        field = field_of.get(name)
+        if name == "DATABASE_URL":
+            value = settings.masked_url() or None
+        elif field is not None:
+            typed = getattr(settings, field)
+            if typed is None or isinstance(typed, bool | int | float):
+                value = typed
+        data[name] = {"value": value, "source": source}
+    return data
 
 
 def cmd_server(args: argparse.Namespace, out: Output) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pgshift
 from pgshift.cli.commands import settings_from
 from pgshift.cli.render import Output
-from pgshift.errors import PgshiftError
+from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
     from pgshift.ops.health import HealthReport
@@ -44,6 +44,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_health(args: argparse.Namespace, out: Output) -> int:
     from pgshift.ops.health import EXIT_CODES, UNKNOWN  # only `health` pays for its checks
 
+    if args.count is not None and not args.watch:
+        # Silently printing one report would let a script believe it sampled N times.
+        raise UsageError(
+            "pgshift health: --count only counts the reports of --watch",
+            hint="add --watch (`pgshift health --watch --count 2`), or drop --count",
+        )
     try:
         settings = settings_from(args)
         if args.serve is not None:

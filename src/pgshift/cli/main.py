@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pgshift.errors import BUG_EXIT_CODE, PgshiftError, UsageError
@@ -51,14 +55,39 @@ def _terminal_columns() -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so bad usage gets our exit code 2 and format."""
+    """argparse that raises instead of exiting, so bad usage gets our exit code 2 and format.
+
+    Prefixes of long options are refused (``allow_abbrev=False``): `--dry` silently meaning
+    `--dry-run` today would silently mean something else once a second `--dry...` flag exists.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Like argparse's, but an unknown argument is blamed on the verb it came with.
+
+        argparse lets the subparser collect unknown words and the top parser refuse them, so
+        its message would point to `pgshift --help` instead of the verb's own help.
+        """
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # The verb, then its action (`rollback_command`, `server_command`, ...), if any.
+            words = [self.prog, getattr(parsed, "command", None)]
+            words += [v for k, v in vars(parsed).items() if k.endswith("_command")]
+            prog = " ".join(w for w in words if isinstance(w, str) and w)
+            raise UsageError(
+                f"{prog}: unrecognized arguments: {' '.join(extras)}",
+                hint=f"see `{prog} --help`",
+            )
+        return parsed
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -160,9 +189,39 @@ def _build(registrars: list[Registrar]) -> tuple[argparse.ArgumentParser, set[st
     return parser, set(sub.choices)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run: stop like Ctrl-C does (psycopg cancels a query it waits for)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM ends any command cleanly with exit 143 instead of killing it where it stands.
+
+    During a run the runner handles SIGTERM itself (ops/stopping.py: the running step gets a
+    grace period) and puts this handler back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (never raises, except SystemExit from --help)."""
-    from pgshift.cli.render import Output
+    with _sigterm_stops():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from pgshift.cli.render import Output, stream_closed
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
@@ -182,9 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         return exc.exit_code
-    except KeyboardInterrupt:
-        out.plain_error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        out.plain_error(f"interrupted by {signal.Signals(signum).name}")
+        return 128 + signum
+    except BrokenPipeError:
+        # A write that did not go through Output (argparse's help): the reader left, which
+        # is not a failure of the command.
+        stream_closed(sys.stdout)
+        return 0
     except Exception as exc:
         converted = _database_error(exc, args_list)
         if converted is not None:

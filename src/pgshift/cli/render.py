@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -13,6 +14,58 @@ from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
     from pgshift import events as ev
+
+
+def write(stream: Any, text: str) -> None:
+    """Write and flush ``text``; a reader that went away (`| head`) silences the stream.
+
+    A closed pipe is the reader's choice, not a failure of the command: the run goes on to
+    its end and its own exit code, and the words meant for that reader are dropped.
+    """
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        stream_closed(stream)
+
+
+def stream_closed(stream: Any) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so later writes and the flush at exit succeed.
+
+    Without it, every later write raises again and the interpreter's final flush prints
+    "Exception ignored ... BrokenPipeError" on stderr. A stream with no descriptor (a test's
+    capture) is swapped in ``sys`` instead.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        fd = None
+    if fd is not None:
+        os.dup2(devnull, fd)
+        os.close(devnull)
+        return
+    replacement = os.fdopen(devnull, "w")
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is stream:
+            setattr(sys, name, replacement)
+
+
+#: Table columns whose values people copy into the next command (`rollback to-version V`,
+#: `rollback restore ID`): never wrapped nor cut, at any terminal width.
+KEY_COLUMNS = frozenset({"version", "id", "file", "setting", "versions applied"})
+
+
+def console() -> Any:
+    """A rich Console on stdout that treats a closed pipe like Output does, not as an exit."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            stream_closed(sys.stdout)
+
+    return _Console()
 
 
 class Output:
@@ -29,35 +82,43 @@ class Output:
         if self.quiet:
             return
         stream = sys.stderr if self.json_mode else sys.stdout
-        print(text, file=stream, flush=True)
+        write(stream, text + "\n")
 
     def ask(self, prompt: str) -> str:
         """Ask on the terminal; in JSON mode the question goes to stderr, keeping stdout clean."""
         stream = sys.stderr if self.json_mode else sys.stdout
-        stream.write(prompt)
-        stream.flush()
+        write(stream, prompt)
         return sys.stdin.readline()
 
     def json(self, data: Any) -> None:
-        print(json.dumps(data, indent=2, default=str), flush=True)
+        write(sys.stdout, json.dumps(data, indent=2, default=str) + "\n")
 
     def json_line(self, data: Any) -> None:
         """One compact JSON document per line, for streams (`health --watch --json`)."""
-        print(json.dumps(data, default=str), flush=True)
+        write(sys.stdout, json.dumps(data, default=str) + "\n")
 
     def table(self, headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
+        """A table: rich on a terminal, aligned plain lines otherwise.
+
+        On a terminal the KEY_COLUMNS keep their full width whatever the terminal's, and the
+        other columns fold instead; the line is never cropped, so a version or a backup id is
+        always there to copy, even when the table is wider than the terminal.
+        """
         if self.quiet:
             return
         if self.tty and not self.json_mode:
-            from rich.console import Console
             from rich.table import Table
 
             table = Table(title=title)
-            for h in headers:
-                table.add_column(h)
+            for i, h in enumerate(headers):
+                if h in KEY_COLUMNS:
+                    width = max([len(h), *(len(r[i]) for r in rows)])
+                    table.add_column(h, no_wrap=True, min_width=width)
+                else:
+                    table.add_column(h, overflow="fold")
             for row in rows:
                 table.add_row(*row)
-            Console().print(table)
+            console().print(table, crop=False)
             return
         widths = [
             max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
@@ -75,9 +136,7 @@ class Output:
         self.plain_error(exc.message, exc.hint)
 
     def plain_error(self, message: str, hint: str | None = None) -> None:
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr, flush=True)
+        write(sys.stderr, f"error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
 
 
 def size_text(n: int) -> str:
@@ -103,16 +162,14 @@ class BackupRenderer:
             total = f" (database {size_text(event.total_bytes)})" if event.total_bytes else ""
             if event.phase == "restore" and event.total_bytes:
                 total = f" (archive {size_text(event.total_bytes)})"
-            sys.stdout.write(f"\r  {verb}: {size_text(event.done_bytes)}{total}\033[K")
-            sys.stdout.flush()
+            write(sys.stdout, f"\r  {verb}: {size_text(event.done_bytes)}{total}\033[K")
         elif not self.started or event.phase == "verify":
             self.out.line(f"  {verb} ...")
         self.started = True
 
     def done(self) -> None:
         if self.live and self.started:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
+            write(sys.stdout, "\r\033[K")
         self.started = False
 
 
@@ -240,6 +297,10 @@ class RunRenderer:
         if notable or self.out.verbose:
             self._say(f"    health: {event.message}")
 
+    def _interrupted(self, event: ev.Interrupted) -> None:
+        """The stop itself is the error main prints (with the re-run hint); the bar ends here."""
+        self.close()
+
     def _run_finished(self, event: ev.RunFinished) -> None:
         self.close()
         self._say(f"done: {event.applied} step(s) in {format_duration_ms(event.duration_ms)}")
@@ -278,6 +339,7 @@ def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
         ev.StepFailed: RunRenderer._step_failed,
         ev.HealthSample: RunRenderer._health_sample,
         ev.RunFinished: RunRenderer._run_finished,
+        ev.Interrupted: RunRenderer._interrupted,
         ev.BackupProgress: _backup_progress,
         ev.BackupTaken: _backup_taken,
     }

@@ -214,6 +214,13 @@ def cmd_restore(args: argparse.Namespace, out: Output) -> int:
             f"restored backup {result.manifest.id}: {len(result.manifest.versions)} migration(s)"
             f" applied, as when it was taken (verified)"
         )
+        if result.backup_id:
+            # Its manifest reason stays SPEC's `before-rollback` (SPEC 2 lists the reasons);
+            # say here what it was taken before, and how to go back to it.
+            out.line(
+                f"the state before this restore is safety backup {result.backup_id}:"
+                f" `pgshift rollback restore {result.backup_id}` undoes this restore"
+            )
     return 0
 
 

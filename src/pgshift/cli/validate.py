@@ -87,11 +87,9 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
     )
     cwd = os.getcwd()
     findings = [_shown(f, cwd) for f in report.findings]
+    trip = _roundtrip_summary(findings) if args.roundtrip else None
     if fmt == "json":
-        data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
-        if report.trace is not None:
-            data["trace"] = _shown_trace(report.trace, cwd).to_json()
-        out.json(data)
+        _print_json(out, findings, report, trip, cwd)
     elif fmt == "sarif":
         out.json(_sarif(findings))
     elif fmt == "github":
@@ -105,7 +103,49 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         _print_text(out, findings, report)
         if report.trace is not None:
             _print_trace(out, _shown_trace(report.trace, cwd))
+        if trip is not None:
+            out.line(_roundtrip_line(trip))
     return 0 if report.ok else 1
+
+
+def _print_json(
+    out: Output,
+    findings: list[Finding],
+    report: pgshift.ValidateReport,
+    trip: dict[str, Any] | None,
+    cwd: str,
+) -> None:
+    data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+    if report.trace is not None:
+        data["trace"] = _shown_trace(report.trace, cwd).to_json()
+    if trip is not None:
+        data["roundtrip"] = trip
+    out.json(data)
+
+
+#: The finding codes ops/roundtrip.py reports.
+ROUNDTRIP_CODES = frozenset(
+    {"apply-failed", "rollback-failed", "rollback-incomplete", "reapply-mismatch"}
+)
+
+
+def _roundtrip_summary(findings: list[Finding]) -> dict[str, Any]:
+    """That the round trip ran and what it found: a pass must be told apart from a skip."""
+    problems = [f for f in findings if f.code in ROUNDTRIP_CODES]
+    return {
+        "ran": True,
+        "ok": not any(f.severity == "error" for f in problems),
+        "problems": len(problems),
+    }
+
+
+def _roundtrip_line(trip: dict[str, Any]) -> str:
+    if trip["problems"] == 0:
+        return (
+            "round trip: every migration applied, reverted and applied again on a scratch"
+            " database; each rollback restored the schema exactly"
+        )
+    return f"round trip: {trip['problems']} problem(s) found on a scratch database (above)"
 
 
 def _shown_trace(trace: pgshift.TraceReport, cwd: str) -> pgshift.TraceReport:

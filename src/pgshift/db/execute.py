@@ -101,6 +101,25 @@ class PostgresExecutor:
     def __init__(self, conn: psycopg.Connection[Any], store: PostgresHistoryStore) -> None:
         self.conn = conn
         self.store = store
+        #: True while the server runs a migration's statements (with, in a transaction, their
+        #: history write): the only time a stop request may cancel (see cancel).
+        self._cancellable = False
+
+    def cancel(self) -> bool:
+        """Ask the server to cancel what this session runs, when that is a migration statement.
+
+        Called from a signal handler on the main thread while it waits for the server. A
+        transactional chunk rolls back whole; a statement run alone stops before its progress
+        row. The progress write after a statement run alone is never cancelled: losing it would
+        make a re-run execute that statement a second time.
+        """
+        import psycopg
+
+        if not self._cancellable or self.conn.closed:
+            return False
+        with contextlib.suppress(psycopg.Error):
+            self.conn.cancel_safe(timeout=5.0)
+        return True
 
     def _write_sql(self, write: HistoryWrite) -> bytes:
         from pgshift.execution import RecordApplied, RecordReverted
@@ -130,12 +149,17 @@ class PostgresExecutor:
         """
         import psycopg
 
-        from pgshift.execution import StatementFailed
+        from pgshift.db.activity import marker
+        from pgshift.execution import RecordReverted, StatementFailed
 
         timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
-        parts = [b"BEGIN", timeouts, *(s.sql.encode() for s in statements)]
+        # The marker names the migration in pg_stat_activity while it runs (db/activity.py).
+        action = "revert" if isinstance(write, RecordReverted) else "apply"
+        begin = marker(action, self.store.schema, version) + b"BEGIN"
+        parts = [begin, timeouts, *(s.sql.encode() for s in statements)]
         parts += [self._write_sql(write), b"COMMIT"]
         try:
+            self._cancellable = True
             run_parts(self.conn, parts)
         except PartFailed as failed:
             self._rollback_quietly()
@@ -144,6 +168,8 @@ class PostgresExecutor:
             raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
         except psycopg.Error as exc:  # the connection went away: the history will tell
             raise StatementFailed(server_error(exc, None), None) from None
+        finally:
+            self._cancellable = False
         end = statements[-1].index + 1 if statements else 0
         failpoint(f"committed:{version}:{end}")
 
@@ -166,7 +192,11 @@ class PostgresExecutor:
         try:
             conn.execute(_timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=False))
             if not skip:
-                conn.execute(statement.sql.encode())
+                self._cancellable = True
+                try:
+                    conn.execute(statement.sql.encode())
+                finally:
+                    self._cancellable = False
             failpoint(f"ran:{version}:{statement.index}")
             record = self._write_sql(write)
             if isinstance(write, RecordApplied | RecordReverted):

@@ -19,18 +19,22 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import os
 import random
+import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgshift import events as ev
 from pgshift.errors import (
+    ConfigError,
     DriftError,
     HalfApplied,
+    Interrupted,
     LockBusy,
     MigrationFailed,
     MigrationTimeout,
@@ -49,6 +53,7 @@ from pgshift.execution import (
 )
 from pgshift.history import AppliedMigration, History, HistoryStore, Progress
 from pgshift.model import Statement
+from pgshift.ops.stopping import StopRequest, trapped
 from pgshift.plan import Plan, Step, recheck
 
 if TYPE_CHECKING:
@@ -97,6 +102,9 @@ class RunOptions:
     statement_timeout_ms: int = 300_000
     runner_lock_wait_ms: int = 60_000
     allow_pooler: bool = False  # PGSHIFT_ALLOW_POOLER: trust a pooler to keep sessions
+    #: PGSHIFT_STOP_GRACE: how long SIGTERM lets the running statement finish before
+    #: cancelling it (ops/stopping.py).
+    stop_grace_ms: int = 10_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -107,9 +115,55 @@ class RunOptions:
             statement_timeout_ms=settings.migration_timeout_ms,
             runner_lock_wait_ms=settings.runner_lock_wait_ms,
             allow_pooler=settings.allow_pooler,
+            stop_grace_ms=stop_grace_ms(os.environ),
         )
 
     retry_cap_ms: int = 10_000
+
+
+STOP_GRACE_VARIABLE = "PGSHIFT_STOP_GRACE"
+
+
+def stop_grace_ms(environ: Mapping[str, str]) -> int:
+    """PGSHIFT_STOP_GRACE (a bare number is seconds: `10`, `30s`, `500ms`), default 10 s.
+
+    Read here rather than in Settings: it only matters while a run holds the lock, and only
+    to the process that receives the signal.
+    """
+    from pgshift.durations import parse_duration_ms
+
+    text = environ.get(STOP_GRACE_VARIABLE, "").strip()
+    if not text:
+        return 10_000
+    try:
+        value = parse_duration_ms(text, default_unit="s")
+    except ValueError as exc:
+        raise ConfigError(
+            f"{STOP_GRACE_VARIABLE}={text!r} is not a duration: {exc}",
+            hint="e.g. PGSHIFT_STOP_GRACE=10s, or 0 to cancel at once",
+        ) from None
+    if value < 0:
+        raise ConfigError(f"{STOP_GRACE_VARIABLE}={text!r} must not be negative")
+    return value
+
+
+class _Stopped(Exception):
+    """A stop request honoured at a boundary the runner knows: a step, or a chunk of one.
+
+    ``version`` is the step that was under way (None: stopped between steps) and ``half``
+    whether part of it stays committed, so that only a re-run can finish it.
+    """
+
+    def __init__(
+        self, version: str | None, action: str, *, half: bool, done: int, total: int, ms: int
+    ) -> None:
+        super().__init__(version)
+        self.version = version
+        self.action = action
+        self.half = half
+        self.done = done
+        self.total = total
+        self.ms = ms
 
 
 @dataclass(frozen=True)
@@ -210,6 +264,8 @@ class Runner:
         # The pause between retries and the clock of time budgets: a test passes its own pair.
         self.sleep = sleep
         self.clock = clock
+        # SIGINT / SIGTERM during the run land here (ops/stopping.py); a test sets it directly.
+        self.stop = StopRequest(options.stop_grace_ms / 1000)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -220,10 +276,24 @@ class Runner:
         again (plan.recheck): steps another run finished meanwhile are skipped (their goal is
         reached); any other difference refuses the run (PlanChanged) before anything runs.
         A failure carries what was done so far as its ``result``.
+
+        SIGINT and SIGTERM stop it cleanly (ops/stopping.py): nothing new starts, an
+        `interrupted` event is logged, and the error says whether a re-run must finish a
+        half-applied step (HalfApplied, exit 6) or nothing is half-done (Interrupted, 130/143).
         """
+        with trapped(self.stop):
+            return self._run(planned)
+
+    def _run(self, planned: Plan) -> RunResult:
         lock = self.target.runner_lock()
         asked = time.monotonic()
-        lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
+        self.stop.waiting = True  # a signal now stops at once: nothing has started
+        try:
+            if self.stop.requested:
+                raise self.stop.error(f"interrupted by {self.stop.signal_name}: nothing was run")
+            lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
+        finally:
+            self.stop.waiting = False
         waited_ms = _ms_since(asked)
         results: list[StepResult] = []
         try:
@@ -236,6 +306,7 @@ class Runner:
                     hint="plan again (`pgshift status` shows where things stand)",
                 )
             executor = self.target.executor()
+            self.stop.cancel = executor.cancel
             if self.monitor is not None:  # samples on the idle lock session (monitor.py)
                 self.monitor.start(executor.backend_pid(), self.run_id, lock.conn)
             for step in check.done:
@@ -250,6 +321,7 @@ class Runner:
         finally:
             if self.monitor is not None:
                 self.monitor.stop()
+            self.stop.cancel = None
             lock.release()
 
     def _run_steps(
@@ -270,6 +342,8 @@ class Runner:
         started = time.monotonic()
         try:
             for step in steps:
+                if self.stop.requested:
+                    raise _Stopped(None, step.action, half=False, done=0, total=0, ms=0)
                 lock.check()
                 began = time.monotonic()
                 try:
@@ -282,11 +356,51 @@ class Runner:
             detail = {"error": exc.message, "exit_code": exc.exit_code}
             self.store.log(side, self.run_id, "run_failed", exc.version, detail)
             raise
+        except _Stopped as stopped:
+            if stopped.version is not None:
+                results.append(
+                    StepResult(stopped.version, stopped.action, "interrupted", stopped.ms)
+                )
+            raise self._interrupted(side, stopped, results) from None
         elapsed = _ms_since(started)
         applied = sum(1 for r in results if r.status in ("applied", "reverted"))
         detail = {"applied": applied, "duration_ms": elapsed}
         self.store.log(side, self.run_id, "run_finished", None, detail)
         self.emit(ev.RunFinished(self.run_id, applied, elapsed))
+
+    def _interrupted(
+        self, side: Any, stopped: _Stopped, results: Sequence[StepResult]
+    ) -> Interrupted | HalfApplied:
+        """Log and emit the stop, and phrase it: what is done, and whether a re-run must be."""
+        name = self.stop.signal_name or "a signal"
+        done = sum(1 for r in results if r.status in ("applied", "reverted"))
+        detail: dict[str, Any] = {
+            "signal": name,
+            "half_applied": stopped.half,
+            "steps_done": done,
+            "statements_done": stopped.done,
+        }
+        with contextlib.suppress(Exception):  # the stop matters more than its log line
+            self.store.log(side, self.run_id, "interrupted", stopped.version, detail)
+        self.emit(ev.Interrupted(self.run_id, name, stopped.version, stopped.half, done))
+        if stopped.half:
+            return HalfApplied(
+                f"interrupted by {name}: {stopped.version} stopped after {stopped.done} of"
+                f" {stopped.total} statement(s); it runs partly outside a transaction and"
+                " its progress is recorded",
+                version=stopped.version,
+                hint="run the same command again: it resumes after the last completed statement",
+            )
+        where = ""
+        if stopped.version is not None and stopped.action == "revert":
+            where = f"; the rollback of {stopped.version} was undone, it is still applied"
+        elif stopped.version is not None:
+            where = f"; {stopped.version} was rolled back, nothing of it remains"
+        return Interrupted(
+            f"interrupted by {name} after {done} step(s){where}; nothing is half-done",
+            signum=self.stop.signum or signal.SIGINT,
+            hint="run the same command again to do the rest",
+        )
 
     def _run_detail(self, steps: Sequence[Step]) -> dict[str, Any]:
         return {
@@ -338,10 +452,14 @@ class _StepRun:
             detail = {"resume_at": done}
             self.store.log(self.side, self.runner.run_id, "migration_started", m.version, detail)
         for i, chunk in enumerate(chunks):
+            if i > 0 and self.runner.stop.requested:  # between chunks: done is exactly done
+                raise self._stopped(half=committed_any, done=chunk.start)
             try:
                 self._chunk_with_retries(chunk, last=i == len(chunks) - 1)
             except StatementFailed as failure:
                 half = committed_any or not chunk.transactional
+                if self._stop_caused(failure):
+                    raise self._stopped(half=half, done=chunk.start) from None
                 if not half:
                     self._forget_start()
                 raise self._failure(failure, half_applied=half) from None
@@ -354,6 +472,23 @@ class _StepRun:
         status = "applied" if step.action == "apply" else "reverted"
         self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
+
+    def _stop_caused(self, failure: StatementFailed) -> bool:
+        """The chunk was cancelled (or gave up a lock wait) because the run was asked to stop."""
+        error = failure.error
+        return self.runner.stop.requested and (
+            error.canceled or error.sqlstate in RETRIED_SQLSTATES
+        )
+
+    def _stopped(self, *, half: bool, done: int) -> _Stopped:
+        """Stop here; with nothing of the step committed, it leaves no trace of having begun."""
+        if not half:
+            self._forget_start()
+        total = len(self.script.statements)
+        return _Stopped(
+            self.version, self.step.action, half=half, done=done, total=total,
+            ms=self._elapsed_ms(),
+        )  # fmt: skip
 
     def _resume_point(self) -> int:
         """Statements an interrupted run already did; DriftError if their text changed."""
@@ -402,7 +537,10 @@ class _StepRun:
         clock = self.runner.clock
         retry_deadline = clock() + options.lock_retry_total_ms / 1000
         attempt = 0
+        failure: StatementFailed | None = None
         while True:
+            if failure is not None and self.runner.stop.requested:
+                raise failure  # no retry once asked to stop: the run ends here
             remaining = self.budget_ms - self._elapsed_ms()
             if remaining <= 0:
                 raise MigrationTimeout(
@@ -414,9 +552,12 @@ class _StepRun:
             try:
                 self._chunk(chunk, last=last, statement_timeout_ms=remaining)
                 return
-            except StatementFailed as failure:
+            except StatementFailed as failed:
+                failure = failed
                 yielded = self.runner.monitor_cancelled(failure.error)
                 if failure.error.sqlstate not in RETRIED_SQLSTATES and not yielded:
+                    raise
+                if self.runner.stop.requested:
                     raise
                 attempt += 1
                 sleep_ms = backoff_ms(

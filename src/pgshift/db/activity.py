@@ -1,0 +1,49 @@
+"""Which migrations a live run is executing right now, read from `pg_stat_activity`.
+
+Why it is shaped this way: a transactional migration leaves no trace in the history until it
+commits (its applied row is written in its own transaction), and writing a progress row at its
+start would cost `up` a second round trip per migration. Instead the executor starts each
+migration's one message with a comment naming it (``marker``), which costs nothing, and
+`pg_stat_activity` shows that text while the server runs it, so `status` can say "running"
+for both kinds of migration without the runner writing anything more.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SAFE_SCHEMA = re.compile(r"[A-Za-z0-9_$]+")
+_MARKER = re.compile(r"^/\* pgshift (apply|revert) (\S+) (\d{14}) \*/")
+
+
+def _schema_word(schema: str) -> str:
+    """The schema as one word that cannot end the comment: itself, or its hex digits."""
+    return schema if _SAFE_SCHEMA.fullmatch(schema) else "x" + schema.encode().hex()
+
+
+def marker(action: str, schema: str, version: str) -> bytes:
+    """The comment that opens a migration's message: `/* pgshift apply <schema> <version> */`."""
+    return f"/* pgshift {action} {_schema_word(schema)} {version} */ ".encode()
+
+
+def running_steps(session: Any, schema: str) -> dict[str, str]:
+    """{version: action} of the migrations of ``schema`` that the server is running now.
+
+    ``session`` is a text session (db/readonly.py: libpq or psycopg). Only a live session that
+    is running a marked message counts, so a run that died leaves nothing behind here.
+    """
+    from pgshift.db.readonly import text_session
+
+    rows = text_session(session).rows(
+        "SELECT query FROM pg_stat_activity"
+        " WHERE datname = current_database() AND state = 'active'"
+        " AND pid <> pg_backend_pid() AND query LIKE '/* pgshift %%'"
+    )
+    word = _schema_word(schema)
+    found: dict[str, str] = {}
+    for (text,) in rows:
+        match = _MARKER.match(text or "")
+        if match is not None and match.group(2) == word:
+            found[match.group(3)] = match.group(1)
+    return found

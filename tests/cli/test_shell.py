@@ -1,0 +1,143 @@
+"""pgshift in a shell pipeline and at a terminal: closed pipes, flags, help that points home.
+
+A reader that closes the pipe (`pgshift status | head -1`) is simulated exactly: the read end
+is closed before pgshift starts, so its very first write meets a broken pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.project import ProjectMaker
+from tests.plugins.project import migration_pair as pair
+from tests.support import applied_versions, count_events, run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
+
+
+def _pgshift(
+    project: Path, db_url: str | None, *args: str, closed_stdout: bool, shell_tail: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pgshift <args>`; with ``closed_stdout`` nobody ever reads its stdout."""
+    argv = [sys.executable, "-m", "pgshift", *args, "--dir", str(project / "migrations")]
+    env = dict(os.environ)
+    if db_url is not None:
+        env["DATABASE_URL"] = db_url
+    if not closed_stdout:
+        return subprocess.run(
+            argv, cwd=project, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            argv, cwd=project, env=env, stdout=write, stderr=subprocess.PIPE, text=True,
+            timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    return proc
+
+
+def _clean(err: str) -> None:
+    assert "Traceback" not in err, err
+    assert "BrokenPipeError" not in err, err
+    assert "this is a bug" not in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("status", "--json"),
+        ("config",),
+        ("config", "--json"),
+        ("health",),
+        ("rollback", "dry-run"),
+        ("rollback", "list-backups"),
+        ("validate",),
+        ("up", "--help"),
+    ],
+)
+def test_a_closed_pipe_is_no_error_and_keeps_the_exit_code(
+    tmp_path: Path, db_url: str, args: tuple[str, ...]
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    assert _pgshift(tmp_path, db_url, "up", "--yes", closed_stdout=False).returncode == 0
+    normal = _pgshift(tmp_path, db_url, *args, closed_stdout=False)
+    closed = _pgshift(tmp_path, db_url, *args, closed_stdout=True)
+    _clean(closed.stderr)
+    assert closed.returncode == normal.returncode, closed.stderr
+
+
+def test_up_into_a_closed_pipe_runs_to_its_end(tmp_path: Path, db_url: str) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    closed = _pgshift(tmp_path, db_url, "up", "--yes", closed_stdout=True)
+    _clean(closed.stderr)
+    assert closed.returncode == 0, closed.stderr
+    assert len(applied_versions(db_url)) == len(list(EXAMPLES.glob("*[0-9]_*[a-z].sql"))) - len(
+        list(EXAMPLES.glob("*_rollback.sql"))
+    )
+    assert count_events(db_url, "run_started") == count_events(db_url, "run_finished") == 1
+
+
+def test_a_failing_up_into_a_closed_pipe_keeps_its_exit_code(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    project = make_project(
+        {
+            **pair("20250101000000", "good", "CREATE TABLE good (id int);"),
+            **pair("20250102000000", "bad", "INSERT INTO nowhere VALUES (1);"),
+        }
+    )
+    closed = _pgshift(project, db_url, "up", "--yes", "--skip-backup", closed_stdout=True)
+    _clean(closed.stderr)
+    assert closed.returncode == 1
+    assert "nowhere" in closed.stderr  # the error still reaches stderr
+    assert applied_versions(db_url) == ["20250101000000"]
+    assert count_events(db_url, "run_failed") == 1
+
+
+def test_up_piped_into_head_goes_on_to_the_end(tmp_path: Path, db_url: str) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    command = (
+        f"{sys.executable} -m pgshift up --yes --dir {tmp_path / 'migrations'} -v | head -1;"
+        " exit ${PIPESTATUS[0]}"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    _clean(proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    assert count_events(db_url, "run_finished") == 1
+
+
+def test_prefixes_of_flags_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, tmp_path, None, "up", "--dry")
+    assert result.code == 2
+    assert "--dry" in result.err and "see `pgshift up --help`" in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "help_of"),
+    [
+        (("status", "--no-such-flag"), "pgshift status"),
+        (("up", "--yes", "--no-such-flag"), "pgshift up"),
+        (("rollback", "safe", "--no-such-flag"), "pgshift rollback safe"),
+        (("rollback", "safe", "--count"), "pgshift rollback safe"),
+    ],
+)
+def test_usage_errors_point_to_the_verbs_own_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], help_of: str
+) -> None:
+    result = run_cli(capsys, tmp_path, None, *args)
+    assert result.code == 2
+    assert f"see `{help_of} --help`" in result.err, result.err
