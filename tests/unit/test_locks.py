@@ -42,6 +42,10 @@ def test_drop(sql: str, locks: tuple[str, ...]) -> None:
         # Subcommands that keep SHARE UPDATE EXCLUSIVE.
         ("ALTER TABLE t VALIDATE CONSTRAINT c", (f"{SUE} on t",)),
         ("ALTER TABLE t ALTER COLUMN a SET STATISTICS 100", (f"{SUE} on t",)),
+        # tablecmds.c AlterTableGetLockLevel: AT_SetOptions / AT_ResetOptions (validate --trace
+        # caught the classifier saying ACCESS EXCLUSIVE here).
+        ("ALTER TABLE t ALTER COLUMN a SET (n_distinct = 100)", (f"{SUE} on t",)),
+        ("ALTER TABLE t ALTER COLUMN a RESET (n_distinct)", (f"{SUE} on t",)),
         ("ALTER TABLE t SET (fillfactor = 70)", (f"{SUE} on t",)),
         ("ALTER TABLE t RESET (fillfactor)", (f"{SUE} on t",)),
         ("ALTER TABLE t CLUSTER ON i", (f"{SUE} on t",)),

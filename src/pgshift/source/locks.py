@@ -132,13 +132,19 @@ def _alter_table(node: Any) -> Locks:
 
 @cache
 def _share_update_subtypes() -> frozenset[Any]:
-    """ALTER TABLE subcommands that need no more than SHARE UPDATE EXCLUSIVE."""
+    """ALTER TABLE subcommands that need no more than SHARE UPDATE EXCLUSIVE.
+
+    As tablecmds.c's AlterTableGetLockLevel decides them: per-column statistics and options
+    (``ALTER COLUMN ... SET (n_distinct = ...)``, AT_SetOptions / AT_ResetOptions) included.
+    """
     from pglast.enums import AlterTableType as At
 
     return frozenset(
         {
             At.AT_ValidateConstraint,
             At.AT_SetStatistics,
+            At.AT_SetOptions,
+            At.AT_ResetOptions,
             At.AT_SetRelOptions,
             At.AT_ResetRelOptions,
             At.AT_ClusterOn,
