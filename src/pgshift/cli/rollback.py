@@ -107,13 +107,6 @@ def _confirm(out: Output, yes: bool, question: str, refusal: str) -> bool:
     return out.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def backup_line(out: Output, manifest: Manifest) -> None:
-    out.line(
-        f"backup {manifest.id} taken ({manifest.reason}): {size_text(manifest.size_bytes)},"
-        f" sha256 {manifest.sha256[:16]}..., {len(manifest.versions)} migration(s) applied"
-    )
-
-
 def _manifest_json(m: Manifest) -> dict[str, Any]:
     return {
         "id": m.id,

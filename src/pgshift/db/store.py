@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pgshift.db.readonly import TextSession, text_session, timestamp
@@ -186,15 +185,6 @@ class PostgresHistoryStore:
         failed = frozenset(document.get("failed", ()))
         applied_versions = {a.version for a in applied}
         return History(applied, progress, failed - applied_versions)
-
-    def last_events(
-        self, conn: psycopg.Connection[tuple[Any, ...]], limit: int = 50
-    ) -> list[tuple[datetime, str, str | None, dict[str, Any]]]:
-        rows = conn.execute(
-            self._q("SELECT at, event, version, detail FROM {s}.log ORDER BY id DESC LIMIT %s"),
-            (limit,),
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def last_up_run(self, conn: psycopg.Connection[tuple[Any, ...]]) -> str | None:
         """The run id of the newest run that set out to apply migrations (`rollback emergency`).

@@ -260,11 +260,6 @@ class Target:
             )
         return self._lock
 
-    @property
-    def lock_session(self) -> psycopg.Connection[tuple[Any, ...]] | None:
-        """The idle session that holds the runner lock, while it is held."""
-        return self._lock.conn if self._lock is not None else None
-
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:

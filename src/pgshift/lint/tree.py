@@ -74,10 +74,6 @@ def has_typmods(column: Node) -> bool:
     return bool(column.get("typeName", {}).get("typmods"))
 
 
-def is_array(column: Node) -> bool:
-    return bool(column.get("typeName", {}).get("arrayBounds"))
-
-
 def constraints(column: Node) -> list[Node]:
     """The inline constraints of a ColumnDef, unwrapped."""
     return [c.get("Constraint", {}) for c in column.get("constraints") or ()]
