@@ -1,15 +1,19 @@
 """Benchmark: `pgshift validate` against `squawk` on the same 1,000 and 10,000 migration files.
 
-Usage: python bench/bench_validate.py [counts...]  (default: 1000 10000)
+Usage: python bench/bench_validate.py [--runs 5] [counts...]  (default: 3 1000 10000)
 Needs squawk on PATH (`pip install squawk-cli`) for the comparison; without it only pgshift is
 timed.  Each migration has a realistic header and a mix of safe and unsafe statements, plus its
 rollback file (pgshift checks those too, squawk gets them as well).  Both tools run as fresh
-processes, best of three, so start-up cost counts as it does for a user.
+processes, in turn, so start-up cost counts as it does for a user and drift hits both; each
+count is timed cold (no .pgshift/cache before each pgshift run) and warm (the memo present).
+Reports the median wall time (min-max) and the median peak RSS of each process (wait4).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,34 +59,75 @@ def write_project(folder: Path, count: int) -> None:
         )
 
 
-def best_of(command: list[str], cwd: Path, runs: int = 3) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, cwd=cwd, capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-    return min(times)
+def run_once(command: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak MiB) of one fresh process; wait4 gives that child's own peak."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(child.pid, 0)
+    child.returncode = 0  # reaped here; keep Popen from waiting again
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def main(counts: list[int]) -> None:
+def summary(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """(median wall, min wall, max wall, median peak MiB)."""
+    walls = [w for w, _ in samples]
+    return (
+        statistics.median(walls),
+        min(walls),
+        max(walls),
+        statistics.median(p for _, p in samples),
+    )
+
+
+def compare(
+    folder: Path, runs: int, cold: bool
+) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+    """pgshift and squawk in turn, run by run; cold removes the parse memo before each run."""
+    pgshift = [
+        str(Path(sys.executable).with_name("pgshift")),
+        "validate",
+        "-q",
+        "--dir",
+        str(folder),
+    ]
     squawk = shutil.which("squawk")
-    print("| files (+ rollbacks) | pgshift validate | squawk | ratio |")
-    print("|---|---|---|---|")
+    theirs_cmd = [squawk, *map(str, sorted(folder.glob("*.sql")))] if squawk else None
+    cache = folder.parent / ".pgshift"
+    ours, theirs = [], []
+    for _ in range(runs + 1):  # the first pair warms the page cache and is not counted
+        if cold:
+            shutil.rmtree(cache, ignore_errors=True)
+        ours.append(run_once(pgshift, folder.parent))
+        if theirs_cmd:
+            theirs.append(run_once(theirs_cmd, folder.parent))
+    return summary(ours[1:]), summary(theirs[1:]) if theirs else None
+
+
+def cell(s: tuple[float, ...]) -> str:
+    return f"{s[0]:.3f} s ({s[1]:.3f}-{s[2]:.3f}), {s[3]:.0f} MiB"
+
+
+def main(counts: list[int], runs: int) -> None:
+    print("| files (+ rollbacks) | memo | pgshift validate | squawk | wall ratio | peak ratio |")
+    print("|---|---|---|---|---:|---:|")
     for count in counts:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            folder = root / "migrations"
+        with tempfile.TemporaryDirectory(
+            dir="/dev/shm" if Path("/dev/shm").is_dir() else None
+        ) as tmp:
+            folder = Path(tmp) / "migrations"
             folder.mkdir()
             write_project(folder, count)
-            env_cmd = [sys.executable, "-m", "pgshift", "validate", "-q", "--dir", str(folder)]
-            ours = best_of(env_cmd, root)
-            theirs = (
-                best_of([squawk, *map(str, sorted(folder.glob("*.sql")))], root) if squawk else None
-            )
-            ratio = f"{ours / theirs:.2f}x" if theirs else "-"
-            shown = f"{theirs:.2f} s" if theirs else "not installed"
-            print(f"| {count} (+{count}) | {ours:.2f} s | {shown} | {ratio} |")
+            for cold in (True, False):
+                ours, theirs = compare(folder, runs, cold)
+                shown = cell(theirs) if theirs else "not installed"
+                wall = f"{ours[0] / theirs[0]:.2f}x" if theirs else "-"
+                peak = f"{ours[3] / theirs[3]:.2f}x" if theirs else "-"
+                memo = "cold" if cold else "warm"
+                print(f"| {count} (+{count}) | {memo} | {cell(ours)} | {shown} | {wall} | {peak} |")
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1000, 10000])
+    argv = sys.argv[1:]
+    runs = int(argv.pop(argv.index("--runs") + 1)) if "--runs" in argv else 5
+    argv = [a for a in argv if a != "--runs"]
+    main([int(a) for a in argv] or [3, 1000, 10000], runs)

@@ -237,3 +237,34 @@ def test_up_prints_other_findings_and_applies(
     assert result.code == 0, result.err
     assert "require-concurrent-index" in result.err
     assert applied_versions(db_url) == [V1, V2]
+
+
+_STARTUP = """
+import json, sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+mods = {"pgshift.cli.commands", "pgshift.cli.fleet", "pgshift.embedded", "pgshift.plan"}
+print(json.dumps({"code": code, "loaded": sorted(mods & set(sys.modules))}))
+"""
+
+
+def test_validate_starts_without_the_other_verbs_or_the_embedded_server(
+    make_project: ProjectMaker,
+) -> None:
+    """Issue 10: a linter's start-up is most of a small folder's time; validate imports only its
+    own verb's module and, with no database and no embedded server, not embedded.py."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    project = _safe_project(make_project)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTUP, "validate", "-q"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pgshift
-from pgshift.cli.commands import settings_from
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import UsageError
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pgshift
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output, RunRenderer
-from pgshift.config import Settings, describe, load_settings
+from pgshift.config import Settings, describe
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
 from pgshift.plan import MigrationState, Plan, Step
@@ -27,14 +28,6 @@ class Executes(Protocol):
     def __call__(
         self, plan: Plan, target: Target, *, on_event: Emit | None = ..., backup: bool = ...
     ) -> RunResult: ...
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    flags: dict[str, str | None] = {
-        "database_url": getattr(args, "database_url", None),
-        "migrations_dir": getattr(args, "dir", None),
-    }
-    return load_settings(flags)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

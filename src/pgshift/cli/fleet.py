@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pgshift
 from pgshift import events as ev
-from pgshift.cli.commands import settings_from
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import UsageError
 

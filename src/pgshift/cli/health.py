@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pgshift
-from pgshift.cli.commands import settings_from
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import PgshiftError, UsageError
 

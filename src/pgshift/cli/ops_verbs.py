@@ -39,7 +39,7 @@ def _status_or_check(args: argparse.Namespace, out: Output) -> int:
         code: int = args.plain_status(args, out)
         return code
     import pgshift
-    from pgshift.cli.commands import settings_from
+    from pgshift.cli.flags import settings_from
 
     report = pgshift.at_head(settings_from(args))
     if args.json:
@@ -53,7 +53,7 @@ def _status_or_check(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_wait(args: argparse.Namespace, out: Output) -> int:
     import pgshift
-    from pgshift.cli.commands import settings_from
+    from pgshift.cli.flags import settings_from
     from pgshift.durations import parse_duration_ms
     from pgshift.errors import PgshiftError, UsageError
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pgshift
-from pgshift.cli.commands import apply_and_report, failure_json, run_json, settings_from
+from pgshift.cli.commands import apply_and_report, failure_json, run_json
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output, RunRenderer, size_text
 from pgshift.errors import PgshiftError, UsageError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pgshift
-from pgshift.cli.commands import settings_from
+from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import UsageError
 from pgshift.lint.finding import Finding, render_github, render_text
