@@ -1090,16 +1090,21 @@ class _FleetPlanner:
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
 
     def plan(self, target: Target) -> Plan:
-        from dataclasses import replace
+        plan = self.plan_from(target.read_history())
+        return self.linted(plan, target.facts.major) if plan.steps else plan
 
+    def plan_from(self, history: History) -> Plan:
+        """The plan of a history already read (not yet linted: see linted)."""
         from pgshift import plan as planning
 
         project = self.project
-        history = target.read_history()
-        plan = planning.plan_up(project.migrations, history, None, problems=project.problems)
-        if not plan.steps:
-            return plan
-        key = (target.facts.major, plan.versions)
+        return planning.plan_up(project.migrations, history, None, problems=project.problems)
+
+    def linted(self, plan: Plan, major: int) -> Plan:
+        """``plan`` with its lint findings on server ``major``; a refused plan raises."""
+        from dataclasses import replace
+
+        key = (major, plan.versions)
         with self._lock:
             gate = self._gates.get(key)
             if gate is None:
@@ -1113,6 +1118,37 @@ class _FleetPlanner:
         return replace(plan, findings=tuple(gate))
 
 
+def _fleet_histories(
+    settings: Settings, targets: Sequence[TargetSpec], concurrency: int, purpose: str
+) -> dict[str, History | PgshiftError]:
+    """Every target's history, read over ONE read-only session per database (same URL).
+
+    The tenants of one database are read together (db/store.read_histories: one statement
+    for which histories exist, then one per 25 tenants), so a fleet of tenants with nothing
+    to do costs one session, not one per tenant. A database that cannot be read gives its
+    error to each of its targets.
+    """
+    from pgshift.db.store import read_histories
+    from pgshift.ops import fleet
+
+    by_url: dict[str, list[TargetSpec]] = {}
+    for spec in targets:
+        by_url.setdefault(spec.url, []).append(spec)
+
+    def one(group: list[TargetSpec]) -> dict[str, History | PgshiftError]:
+        schemas = [s.history_schema(settings.schema) for s in group]
+        try:
+            found = read_histories(group[0].url, schemas, purpose)
+        except PgshiftError as exc:
+            return {s.name: exc for s in group}
+        return {s.name: found[schema] for s, schema in zip(group, schemas, strict=True)}
+
+    histories: dict[str, History | PgshiftError] = {}
+    for part in fleet.map_targets(list(by_url.values()), one, concurrency):
+        histories.update(part)
+    return histories
+
+
 def fleet_plan(
     project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
 ) -> FleetResult:
@@ -1124,11 +1160,17 @@ def fleet_plan(
     from pgshift.ops import fleet
 
     planner = _FleetPlanner(project)
+    histories = _fleet_histories(project.settings, targets, concurrency, "plan")
 
     def one(spec: TargetSpec) -> TargetOutcome:
         try:
-            with connect_target(project.settings, spec, purpose="plan") as target:
-                plan = planner.plan(target)
+            history = histories[spec.name]
+            if isinstance(history, PgshiftError):
+                raise history
+            plan = planner.plan_from(history)
+            if plan.steps:  # linting needs the server's version: this target's own session
+                with connect_target(project.settings, spec, purpose="plan") as target:
+                    plan = planner.plan(target)
         except PgshiftError as exc:
             return fleet.TargetOutcome(spec.name, fleet.FAILED, exc.exit_code, message=exc.message)
         status = "pending" if plan.steps else fleet.UP_TO_DATE
@@ -1154,8 +1196,10 @@ def fleet_up(
     """Plan and apply every target through the single-target path, in waves, in a bounded pool.
 
     The canary wave (``canary`` targets, else those labelled canary) runs first, and the rest
-    only if none of it failed; after ``max_failures`` failures no new target starts. A target
-    with nothing pending costs its history read. A target's failure is its outcome, never an
+    only if none of it failed; after ``max_failures`` failures no new target starts. Every
+    target's history is read first, over one read-only session per database for all its
+    tenants; a target with nothing pending costs only that, and only a target with work opens
+    its own Target (session and lock). A target's failure is its outcome, never an
     exception: the result's ``exit_code`` is the worst target's. Events arrive through
     ``on_event`` wrapped as TargetEvent with the target's name, with TargetStarted,
     TargetFinished and FleetProgress (done / failed / remaining) beside them.
@@ -1167,7 +1211,8 @@ def fleet_up(
     from pgshift import events
     from pgshift.ops import fleet
 
-    work = _fleet_work(project, backup)
+    histories = _fleet_histories(project.settings, targets, concurrency, "plan")
+    work = _fleet_work(project, backup, histories)
     options = fleet.FleetOptions(concurrency, canary, max_failures)
     emit = on_event or events.ignore_fleet
     if control_url is None:
@@ -1200,14 +1245,29 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _fleet_work(project: Project, backup: bool) -> Callable[[TargetSpec, Emit], TargetOutcome]:
-    """One target's `up`: connect, plan, apply (the single-target path), as an outcome."""
+def _fleet_work(
+    project: Project, backup: bool, histories: dict[str, History | PgshiftError]
+) -> Callable[[TargetSpec, Emit], TargetOutcome]:
+    """One target's `up`: connect, plan, apply (the single-target path), as an outcome.
+
+    ``histories`` were read beforehand, one session per database (_fleet_histories): a target
+    they show up to date is done without a session of its own; any other (pending, failed,
+    or not read) opens its Target and plans again on it, under its own lock as always.
+    """
     from pgshift.ops import fleet
     from pgshift.ops.apply import RunResult
 
     planner = _FleetPlanner(project)
 
     def work(spec: TargetSpec, emit: Emit) -> TargetOutcome:
+        from pgshift.errors import DatabaseUnavailable
+
+        read = histories.get(spec.name)
+        if isinstance(read, DatabaseUnavailable):
+            raise read
+        history = None if isinstance(read, PgshiftError) else read
+        if history is not None and not planner.plan_from(history).steps:
+            return fleet.TargetOutcome(spec.name, fleet.UP_TO_DATE)
         with connect_target(project.settings, spec) as target:
             plan = planner.plan(target)
             if not plan.steps:
@@ -1246,15 +1306,16 @@ def fleet_status(
     from pgshift.ops import fleet
     from pgshift.plan import migration_states
 
+    histories = _fleet_histories(project.settings, targets, concurrency, "status")
+
     def one(spec: TargetSpec) -> TargetStatus:
-        try:
-            with connect_target(project.settings, spec, purpose="status") as target:
-                history = target.read_history()
-        except PgshiftError as exc:
+        history = histories[spec.name]
+        if isinstance(history, PgshiftError):
+            exc = history
             return fleet.TargetStatus(spec.name, None, 0, 0, 0, 0, None, exc.message, exc.exit_code)
         return fleet.target_status(spec.name, migration_states(project.migrations, history))
 
-    return fleet.FleetStatus(tuple(fleet.map_targets(targets, one, concurrency)))
+    return fleet.FleetStatus(tuple(one(spec) for spec in targets))
 
 
 def fleet_run(control_url: str, run: str) -> FleetResult:

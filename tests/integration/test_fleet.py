@@ -260,3 +260,53 @@ def test_an_unreachable_target_is_a_row_not_a_crash(
     assert status.exit_code == 3
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM effects").fetchone() == (3,)
+
+
+def test_the_tenants_of_one_database_are_read_over_one_session(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """A no-op `fleet up` and `fleet status` over N tenants of one database open one session
+    (their histories are read together), and still see each tenant's own drift and pending."""
+    from tests.integration.test_api import _sessions_opened_by
+
+    root = _project(make_project)
+    tenants = [f"t{i}" for i in range(6)]
+    path = root / "tenants.toml"
+    path.write_text(
+        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in tenants),
+        encoding="utf-8",
+    )
+    specs = pgshift.load_targets(path)
+    project = pgshift.load_project(_settings(root))
+    assert pgshift.fleet_up(project, specs, backup=False).exit_code == 0
+
+    noop: list[pgshift.FleetResult] = []
+    assert _sessions_opened_by(db_url, lambda: noop.append(pgshift.fleet_up(project, specs))) == 1
+    assert [o.status for o in noop[0].outcomes] == ["up-to-date"] * 6
+    status: list[pgshift.FleetStatus] = []
+    read = _sessions_opened_by(db_url, lambda: status.append(pgshift.fleet_status(project, specs)))
+    assert read == 1
+    assert [r.state for r in status[0].rows] == ["up-to-date"] * 6
+
+    query(db_url, f"UPDATE t1_pgshift.applied SET checksum = 'changed' WHERE version = '{V2}'")
+    query(db_url, f"DELETE FROM t4_pgshift.applied WHERE version = '{V3}'")
+    status.clear()
+    read = _sessions_opened_by(db_url, lambda: status.append(pgshift.fleet_status(project, specs)))
+    assert read == 1
+    assert [(r.target, r.state, r.pending) for r in status[0].rows] == [
+        ("t0", "up-to-date", 0), ("t1", "drifted", 0), ("t2", "up-to-date", 0),
+        ("t3", "up-to-date", 0), ("t4", "pending", 1), ("t5", "up-to-date", 0),
+    ]  # fmt: skip
+    assert status[0].exit_code == 4
+
+    # Only a target with work opens its own sessions (the runner's and the lock's).
+    query(db_url, f"UPDATE t1_pgshift.applied SET checksum = (SELECT checksum FROM"
+          f" t0_pgshift.applied WHERE version = '{V2}') WHERE version = '{V2}'")  # fmt: skip
+    query(db_url, f"INSERT INTO t4_pgshift.applied SELECT * FROM t0_pgshift.applied"
+          f" WHERE version = '{V3}'")  # fmt: skip
+    newco = (*specs, pgshift.TargetSpec("newco", db_url, "newco"))
+    ran: list[pgshift.FleetResult] = []
+    up = _sessions_opened_by(db_url, lambda: ran.append(pgshift.fleet_up(project, newco)))
+    assert [o.status for o in ran[0].outcomes] == ["up-to-date"] * 6 + ["applied"]
+    assert up == 3
+    assert _effects(db_url, "newco") == ["1", "2", "3"]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pgshift.plan import MigrationState
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 APPLIED, UP_TO_DATE, FAILED, NOT_STARTED = "applied", "up-to-date", "failed", "not-started"
 
@@ -110,10 +111,8 @@ def serialized(emit: ev.FleetEmit) -> ev.FleetEmit:
     return emit_one
 
 
-def map_targets(
-    specs: Sequence[TargetSpec], fn: Callable[[TargetSpec], T], concurrency: int
-) -> list[T]:
-    """``fn`` over every target in a bounded pool, results in the targets' order."""
+def map_targets(specs: Sequence[S], fn: Callable[[S], T], concurrency: int) -> list[T]:
+    """``fn`` over every target (or group of targets) in a bounded pool, results in order."""
     if concurrency <= 1 or len(specs) <= 1:
         return [fn(s) for s in specs]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pgshift-fleet") as pool:
