@@ -48,13 +48,11 @@ from harness.measure import (
     Quiet,
     Series,
     clean_env,
-    default_work_parent,
-    pgshift_script,
     run,
-    work_folder,
 )
-from harness.report import RESULTS, command_line, heading, machine, write_section
-from harness.servers import Server, start_servers
+from harness.options import add_common, start
+from harness.report import command_line, heading, machine, write_section
+from harness.servers import Server
 
 SECTION = "lock stall behind a long reader"
 TOTAL_TARGET_S = 2.0
@@ -312,29 +310,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=10_000, help="rows in t")
     p.add_argument("--migration-timeout", type=float, default=180, help="seconds, then kill")
     p.add_argument("--skip-psql", action="store_true", help="no psql reference runs")
-    p.add_argument("--server", choices=["embedded", "system", "both"], default="both")
-    p.add_argument("--idle-below", type=float, default=0.5, help="CPU busy fraction to wait for")
-    p.add_argument("--idle-wait", type=float, default=10, help="max seconds to wait per run")
-    p.add_argument("--idle-budget", type=float, default=60, help="max seconds of waiting in all")
-    p.add_argument("--work-parent", type=Path, default=default_work_parent())
-    p.add_argument("--pgshift", help="the pgshift console script (default: next to python)")
-    p.add_argument("--results", type=Path, default=RESULTS, help="file to write the section to")
-    p.add_argument("--no-write", action="store_true", help="print the section only")
-    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    add_common(p, idle_below=0.5, idle_wait=10, idle_budget=60)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    began = time.perf_counter()
-    pgshift = pgshift_script(args.pgshift)
-    work = work_folder(args.work_parent, keep=args.keep)
-    print(f"bench: work folder {work}\nbench: pgshift {pgshift}", flush=True)
-    servers = start_servers(args.server, work)
+    begun = start(args)
+    began, pgshift, work, servers = begun.began, begun.pgshift, begun.work, begun.servers
     folder = write_project(work)
     settings = pgshift_settings(pgshift, folder, servers[0].url("postgres"), work)
     print(f"bench: pgshift settings {settings}", flush=True)
-    quiet = Quiet(args.idle_below, args.idle_wait, args.idle_budget)
+    quiet = begun.quiet
     contenders = {
         "pgshift": [str(pgshift), "up", "--yes", "-q", "--skip-backup", "--dir", str(folder)],
         "psql": [str(servers[0].psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", ALTER, "-d"],

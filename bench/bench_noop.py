@@ -28,15 +28,13 @@ from pathlib import Path
 from harness.measure import (
     Quiet,
     Series,
-    default_work_parent,
-    pgshift_script,
     run,
     timed,
-    work_folder,
 )
 from harness.migrations import check_applied, generate, status_args, up_args
-from harness.report import RESULTS, command_line, heading, machine, write_section
-from harness.servers import Server, start_servers
+from harness.options import add_common, start
+from harness.report import command_line, heading, machine, write_section
+from harness.servers import Server
 
 SECTION = "no-op up and status latency"
 TARGET_S = 0.100
@@ -247,26 +245,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--count", type=int, default=1000, help="migrations applied before timing")
     p.add_argument("--runs", type=int, default=15, help="timed runs of each command")
-    p.add_argument("--server", choices=["embedded", "system", "both"], default="both")
-    p.add_argument("--idle-below", type=float, default=0.25, help="CPU busy fraction to wait for")
-    p.add_argument("--idle-wait", type=float, default=10, help="max seconds to wait per round")
-    p.add_argument("--idle-budget", type=float, default=90, help="max seconds of waiting in all")
-    p.add_argument("--work-parent", type=Path, default=default_work_parent())
-    p.add_argument("--pgshift", help="the pgshift console script (default: next to python)")
-    p.add_argument("--results", type=Path, default=RESULTS, help="file to write the section to")
-    p.add_argument("--no-write", action="store_true", help="print the section only")
-    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    add_common(p, idle_below=0.25, idle_wait=10, idle_budget=90)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    began = time.perf_counter()
-    pgshift = pgshift_script(args.pgshift)
-    work = work_folder(args.work_parent, keep=args.keep)
-    print(f"bench: work folder {work}\nbench: pgshift {pgshift}", flush=True)
-    servers = start_servers(args.server, work)
-    quiet = Quiet(args.idle_below, args.idle_wait, args.idle_budget)
+    begun = start(args)
+    began, pgshift, work, servers, quiet = (
+        begun.began,
+        begun.pgshift,
+        begun.work,
+        begun.servers,
+        begun.quiet,
+    )
     results = [noop(s, pgshift, work, args.count, args.runs, quiet) for s in servers]
     described = [s.describe() for s in servers]
     took = time.perf_counter() - began

@@ -27,14 +27,12 @@ from pathlib import Path
 from harness.measure import (
     Quiet,
     Series,
-    default_work_parent,
-    pgshift_script,
     timed,
-    work_folder,
 )
 from harness.migrations import check_applied, generate, up_args
-from harness.report import RESULTS, command_line, heading, machine, write_section
-from harness.servers import Server, start_servers
+from harness.options import add_common, start
+from harness.report import command_line, heading, machine, write_section
+from harness.servers import Server
 
 SECTION = "up throughput vs the psql floor"
 TARGETS = {100: 1.5, 1000: 1.1}  # N -> the most pgshift / floor may be
@@ -163,26 +161,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="values of N")
     p.add_argument("--runs", type=int, default=3, help="timed runs per contender, N and server")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per contender and N")
-    p.add_argument("--server", choices=["embedded", "system", "both"], default="both")
-    p.add_argument("--idle-below", type=float, default=0.25, help="CPU busy fraction to wait for")
-    p.add_argument("--idle-wait", type=float, default=20, help="max seconds to wait per run")
-    p.add_argument("--idle-budget", type=float, default=150, help="max seconds of waiting in all")
-    p.add_argument("--work-parent", type=Path, default=default_work_parent())
-    p.add_argument("--pgshift", help="the pgshift console script (default: next to python)")
-    p.add_argument("--results", type=Path, default=RESULTS, help="file to write the section to")
-    p.add_argument("--no-write", action="store_true", help="print the section only")
-    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    add_common(p, idle_below=0.25, idle_wait=20, idle_budget=150)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    began = time.perf_counter()
-    pgshift = pgshift_script(args.pgshift)
-    work = work_folder(args.work_parent, keep=args.keep)
-    print(f"bench: work folder {work}\nbench: pgshift {pgshift}", flush=True)
-    servers = start_servers(args.server, work)
-    quiet = Quiet(args.idle_below, args.idle_wait, args.idle_budget)
+    begun = start(args)
+    began, pgshift, work, servers, quiet = (
+        begun.began,
+        begun.pgshift,
+        begun.work,
+        begun.servers,
+        begun.quiet,
+    )
     results = [
         throughput(server, pgshift, work, count, args.runs, args.warmup, quiet)
         for server in servers
