@@ -253,12 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     begun = start(args)
     began, pgshift, work, servers, quiet = (
-        begun.began,
-        begun.pgshift,
-        begun.work,
-        begun.servers,
-        begun.quiet,
-    )
+        begun.began, begun.pgshift, begun.work, begun.servers, begun.quiet,
+    )  # fmt: skip
     results = [noop(s, pgshift, work, args.count, args.runs, quiet) for s in servers]
     described = [s.describe() for s in servers]
     took = time.perf_counter() - began

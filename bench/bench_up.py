@@ -169,12 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     begun = start(args)
     began, pgshift, work, servers, quiet = (
-        begun.began,
-        begun.pgshift,
-        begun.work,
-        begun.servers,
-        begun.quiet,
-    )
+        begun.began, begun.pgshift, begun.work, begun.servers, begun.quiet,
+    )  # fmt: skip
     results = [
         throughput(server, pgshift, work, count, args.runs, args.warmup, quiet)
         for server in servers

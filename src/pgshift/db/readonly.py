@@ -114,68 +114,62 @@ _Ptr = ctypes.c_void_p
 _CharPP = ctypes.POINTER(ctypes.c_char_p)
 
 
+_Int = ctypes.c_int
+
+#: attribute -> (libpq function, argument types, result type): the few a read needs.
+_SIGNATURES: dict[str, tuple[str, list[Any], Any]] = {
+    "connect": ("PQconnectdbParams", [_CharPP, _CharPP, _Int], _Ptr),
+    "status": ("PQstatus", [_Ptr], _Int),
+    "error_message": ("PQerrorMessage", [_Ptr], ctypes.c_char_p),
+    "finish": ("PQfinish", [_Ptr], None),
+    "parameter_status": ("PQparameterStatus", [_Ptr, ctypes.c_char_p], ctypes.c_char_p),
+    # Freed with PQfreemem, so a pointer rather than c_char_p.
+    "escape_identifier": ("PQescapeIdentifier", [_Ptr, ctypes.c_char_p, ctypes.c_size_t], _Ptr),
+    "freemem": ("PQfreemem", [_Ptr], None),
+    # paramTypes, paramLengths, paramFormats are NULL: the server infers types, all text.
+    "exec_params": (
+        "PQexecParams",
+        [_Ptr, ctypes.c_char_p, _Int, _Ptr, _CharPP, _Ptr, _Ptr, _Int],
+        _Ptr,
+    ),
+    "result_status": ("PQresultStatus", [_Ptr], _Int),
+    "result_error_message": ("PQresultErrorMessage", [_Ptr], ctypes.c_char_p),
+    "result_error_field": ("PQresultErrorField", [_Ptr, _Int], ctypes.c_char_p),
+    "ntuples": ("PQntuples", [_Ptr], _Int),
+    "nfields": ("PQnfields", [_Ptr], _Int),
+    "getisnull": ("PQgetisnull", [_Ptr, _Int, _Int], _Int),
+    "getvalue": ("PQgetvalue", [_Ptr, _Int, _Int], ctypes.c_char_p),
+    "clear": ("PQclear", [_Ptr], None),
+}
+
+
 class _Libpq:
-    """The few libpq functions a read needs, with their C signatures declared."""
+    """The few libpq functions a read needs, with their C signatures declared (_SIGNATURES)."""
+
+    connect: Any
+    status: Any
+    error_message: Any
+    finish: Any
+    parameter_status: Any
+    escape_identifier: Any
+    freemem: Any
+    exec_params: Any
+    result_status: Any
+    result_error_message: Any
+    result_error_field: Any
+    ntuples: Any
+    nfields: Any
+    getisnull: Any
+    getvalue: Any
+    clear: Any
 
     def __init__(self, path: str) -> None:
         lib = ctypes.CDLL(path)
-        self.connect = lib.PQconnectdbParams
-        self.connect.argtypes = [_CharPP, _CharPP, ctypes.c_int]
-        self.connect.restype = _Ptr
-        self.status = lib.PQstatus
-        self.status.argtypes = [_Ptr]
-        self.status.restype = ctypes.c_int
-        self.error_message = lib.PQerrorMessage
-        self.error_message.argtypes = [_Ptr]
-        self.error_message.restype = ctypes.c_char_p
-        self.finish = lib.PQfinish
-        self.finish.argtypes = [_Ptr]
-        self.finish.restype = None
-        self.parameter_status = lib.PQparameterStatus
-        self.parameter_status.argtypes = [_Ptr, ctypes.c_char_p]
-        self.parameter_status.restype = ctypes.c_char_p
-        self.escape_identifier = lib.PQescapeIdentifier
-        self.escape_identifier.argtypes = [_Ptr, ctypes.c_char_p, ctypes.c_size_t]
-        self.escape_identifier.restype = _Ptr  # freed with PQfreemem, so not c_char_p
-        self.freemem = lib.PQfreemem
-        self.freemem.argtypes = [_Ptr]
-        self.freemem.restype = None
-        self.exec_params = lib.PQexecParams
-        self.exec_params.argtypes = [
-            _Ptr,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            _Ptr,  # paramTypes: NULL, the server infers them
-            _CharPP,
-            _Ptr,  # paramLengths: NULL, text parameters
-            _Ptr,  # paramFormats: NULL, all text
-            ctypes.c_int,
-        ]
-        self.exec_params.restype = _Ptr
-        self.result_status = lib.PQresultStatus
-        self.result_status.argtypes = [_Ptr]
-        self.result_status.restype = ctypes.c_int
-        self.result_error_message = lib.PQresultErrorMessage
-        self.result_error_message.argtypes = [_Ptr]
-        self.result_error_message.restype = ctypes.c_char_p
-        self.result_error_field = lib.PQresultErrorField
-        self.result_error_field.argtypes = [_Ptr, ctypes.c_int]
-        self.result_error_field.restype = ctypes.c_char_p
-        self.ntuples = lib.PQntuples
-        self.ntuples.argtypes = [_Ptr]
-        self.ntuples.restype = ctypes.c_int
-        self.nfields = lib.PQnfields
-        self.nfields.argtypes = [_Ptr]
-        self.nfields.restype = ctypes.c_int
-        self.getisnull = lib.PQgetisnull
-        self.getisnull.argtypes = [_Ptr, ctypes.c_int, ctypes.c_int]
-        self.getisnull.restype = ctypes.c_int
-        self.getvalue = lib.PQgetvalue
-        self.getvalue.argtypes = [_Ptr, ctypes.c_int, ctypes.c_int]
-        self.getvalue.restype = ctypes.c_char_p
-        self.clear = lib.PQclear
-        self.clear.argtypes = [_Ptr]
-        self.clear.restype = None
+        for attribute, (name, argtypes, restype) in _SIGNATURES.items():
+            function = getattr(lib, name)
+            function.argtypes = argtypes
+            function.restype = restype
+            setattr(self, attribute, function)
 
 
 def _strings(values: Sequence[bytes | None]) -> ctypes.Array[ctypes.c_char_p]:
