@@ -641,6 +641,7 @@ def validate(
     roundtrip: bool = False,
     scratch_url: str | None = None,
     trace: bool = False,
+    fixes: bool = True,
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
@@ -651,10 +652,14 @@ def validate(
     ``trace`` runs the pending migrations on a scratch database (the same server choice; the
     schema copied from the database when one is configured) and reports, per statement, the
     locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
-    is not what the rules predicted.
+    is not what the rules predicted.  ``fixes=False`` leaves out the findings' fixes (they
+    cost a parse each), for outputs that never show them.
+
+    What the rules found in each migration is kept in the project's `.pgshift/cache/`
+    (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
     """
-    from pgshift.lint.context import LATEST_MAJOR
-    from pgshift.lint.engine import Linter, problem_findings
+    from pgshift.lint import LATEST_MAJOR
+    from pgshift.lint.finding import problem_findings
     from pgshift.project_files import read_project
 
     loaded = read_project(settings)
@@ -668,8 +673,8 @@ def validate(
         findings += drift
         pg_major = pg_major or major
     bad_files = frozenset(p.file for p in loaded.problems)
-    linter = Linter(pg_major or LATEST_MAJOR)
-    findings += linter.lint_migrations(loaded.migrations, bad_files)
+    pg_major = pg_major or LATEST_MAJOR
+    findings += _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes)
     if roundtrip:
         from pgshift.ops.apply import RunOptions
         from pgshift.ops.roundtrip import roundtrip as run_roundtrip
@@ -689,8 +694,35 @@ def validate(
     if strict:
         findings = [f.as_error() for f in findings]
     return ValidateReport(
-        tuple(sorted(findings, key=lambda f: f.sort_key())), linter.pg_major, checked, traced
+        tuple(sorted(findings, key=lambda f: f.sort_key())), pg_major, checked, traced
     )
+
+
+def _lint_project(
+    settings: Settings,
+    migrations: Sequence[Migration],
+    bad_files: frozenset[str],
+    pg_major: int,
+    fixes: bool,
+) -> list[Finding]:
+    """The rules' findings over the project, from the findings memo where it holds them.
+
+    When every migration is in the memo, neither the rules nor the parser are even imported.
+    """
+    from pgshift.lint.memo import chain_keys
+    from pgshift.project_files import read_lint_memo, write_lint_memo
+
+    memo = read_lint_memo(settings)
+    keys = chain_keys(migrations, bad_files, pg_major=pg_major, fixes=fixes)
+    remembered = memo.recall(keys)
+    if remembered is not None:
+        write_lint_memo(settings, memo)
+        return remembered
+    from pgshift.lint.engine import Linter
+
+    found = Linter(pg_major, fixes=fixes).lint_migrations(migrations, bad_files, memo=memo)
+    write_lint_memo(settings, memo)
+    return found
 
 
 def _trace(

@@ -10,7 +10,7 @@ from typing import Any
 RISK_LEVELS = ("low", "medium", "high")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeaderField:
     """One `-- Key: value` or `-- @key: value` line, kept with its line for error messages."""
 
@@ -20,7 +20,7 @@ class HeaderField:
     is_annotation: bool  # True for "@key" lines
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Header:
     """The parsed metadata block at the top of a migration or rollback file."""
 
@@ -51,7 +51,7 @@ class Header:
         return {f.key: f.value for f in self.fields if f.is_annotation}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Statement:
     """One SQL statement of a file with its position, classified by the real PostgreSQL parser."""
 
@@ -71,7 +71,7 @@ class Statement:
     tree: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RollbackScript:
     """The `_rollback.sql` file paired with a migration."""
 
@@ -83,7 +83,7 @@ class RollbackScript:
     text_checksum: str = ""  # sha256 of the LF-normalised text: what older pgshift stored
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Migration:
     """A forward migration file, its parsed header and statements, and its rollback."""
 

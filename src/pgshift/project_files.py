@@ -10,12 +10,16 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgshift.config import Settings
 from pgshift.errors import Problem
 from pgshift.model import Migration
 from pgshift.source.loader import LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
+
+if TYPE_CHECKING:
+    from pgshift.lint.memo import LintMemo
 
 
 def cache_path(settings: Settings) -> Path:
@@ -25,6 +29,25 @@ def cache_path(settings: Settings) -> Path:
 def folder_cache_path(settings: Settings) -> Path:
     """The folder memo: the whole folder as last read, all a command over it unchanged loads."""
     return settings.project_root / ".pgshift" / "cache" / "folder.json"
+
+
+def lint_cache_path(settings: Settings) -> Path:
+    """The findings memo (lint/memo.py): what the rules found in each migration last time."""
+    return settings.project_root / ".pgshift" / "cache" / "lint.json"
+
+
+def read_lint_memo(settings: Settings) -> LintMemo:
+    from pgshift.lint.memo import LintMemo
+
+    try:
+        return LintMemo.from_bytes(lint_cache_path(settings).read_bytes())
+    except OSError:
+        return LintMemo()
+
+
+def write_lint_memo(settings: Settings, memo: LintMemo) -> None:
+    if memo.changed:
+        _write_private(lint_cache_path(settings), memo.to_bytes())
 
 
 def read_project(settings: Settings) -> LoadResult:

@@ -268,3 +268,56 @@ def test_validate_starts_without_the_other_verbs_or_the_embedded_server(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"code": 0, "loaded": []}
+
+
+_MEMO_PROBE = """
+import json, sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "parser": "pglast" in sys.modules,
+                  "rules": "pgshift.lint.engine" in sys.modules}))
+"""
+
+
+def test_an_unchanged_project_is_not_linted_again_and_an_edit_is(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    """Issue 10: the findings memo (lint/memo.py) answers a run over unchanged files without
+    the parser or the rules, with the same report; an edited file is linted again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pgshift
+
+    project = make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
+    )
+    first = run_cli(capsys, project, None, "validate", "--json")
+    assert (project / ".pgshift" / "cache" / "lint.json").is_file()
+    again = run_cli(capsys, project, None, "validate", "--json")
+    assert (again.code, again.out) == (first.code, first.out)
+    assert "require-concurrent-index" in first.out
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMO_PROBE, "validate", "--json"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe == {"code": 1, "parser": False, "rules": False}
+    assert json.loads(done.stdout[: done.stdout.rindex("\n{")]) == json.loads(first.out)
+
+    edited = project / "migrations" / f"{V2}_index_email.sql"
+    edited.write_text(edited.read_text().replace(BLOCKING, "VACUUM FULL users;"))
+    after = run_cli(capsys, project, None, "validate", "--json")
+    codes = [f["code"] for f in json.loads(after.out)["findings"]]
+    assert "require-concurrent-index" not in codes and "vacuum-full" in codes
+    settings = pgshift.load_settings({"migrations_dir": str(project / "migrations")}, cwd=project)
+    report = pgshift.validate(settings, fixes=True)
+    assert [(f.code, f.line) for f in report.findings] == [
+        (f["code"], f["line"]) for f in json.loads(after.out)["findings"]
+    ]

@@ -18,7 +18,7 @@ import pytest
 
 import pgshift
 from pgshift.config import load_settings
-from pgshift.lint.context import LATEST_MAJOR
+from pgshift.lint import LATEST_MAJOR
 from pgshift.lint.engine import lint_text
 from pgshift.lint.finding import Finding, render_text
 from pgshift.lint.registry import load_rules

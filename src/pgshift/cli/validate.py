@@ -84,6 +84,7 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         roundtrip=args.roundtrip,
         scratch_url=args.scratch_url,
         trace=args.trace,
+        fixes=fmt in ("json", "sarif") or (fmt == "text" and not out.quiet),
     )
     cwd = os.getcwd()
     findings = [_shown(f, cwd) for f in report.findings]

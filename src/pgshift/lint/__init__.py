@@ -2,3 +2,6 @@
 
 The package is pure (no database, no processes); `pgshift.validate` adds the database checks.
 """
+
+#: The newest PostgreSQL major version the rules know about; the default target.
+LATEST_MAJOR = 18

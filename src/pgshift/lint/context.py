@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pgshift.lint import LATEST_MAJOR
 from pgshift.lint.tree import ColumnType, Node, TableName
 
 if TYPE_CHECKING:
     from pgshift.lint.finding import Finding
     from pgshift.model import Header, Migration, Statement
-
-#: The newest PostgreSQL major version the rules know about; the default target.
-LATEST_MAJOR = 18
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,24 @@ from dataclasses import replace
 
 from pglast.parser import ParseError, parse_sql_json
 
-from pgshift.errors import Problem
-from pgshift.lint import fixes, tree
-from pgshift.lint.context import LATEST_MAJOR, FileFacts, LintContext, ProjectState, Stmt
-from pgshift.lint.finding import Finding
+from pgshift.lint import LATEST_MAJOR, fixes, tree
+from pgshift.lint.context import FileFacts, LintContext, ProjectState, Stmt
+from pgshift.lint.finding import Finding, problem_findings
 from pgshift.lint.ignore import Ignores
+from pgshift.lint.memo import LintMemo, chain_keys
 from pgshift.lint.registry import Hit, Rule, load_rules
 from pgshift.model import Header, Migration, Statement
 from pgshift.source.sql import LineIndex
-
-INVALID_FILE = "invalid-file"
-_INVALID_HELP = "fix the file; nothing is applied while any file has this kind of problem"
 
 
 class Linter:
     """The rules, indexed by the statement kinds they look at, for one target version."""
 
-    def __init__(self, pg_major: int = LATEST_MAJOR) -> None:
+    def __init__(self, pg_major: int = LATEST_MAJOR, *, fixes: bool = True) -> None:
         self.pg_major = pg_major
+        # Building a fix re-parses its statement into pglast's Python AST; an output that
+        # shows no fix (quiet text, GitHub annotations) need not pay for it.
+        self.fixes = fixes
         self.rules = load_rules()
         self.by_kind: dict[str, list[Rule]] = {}
         self.every: list[Rule] = []
@@ -75,7 +75,7 @@ class Linter:
             for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
                     finding = _finding(rule, hit, file, *positions.of(hit, stmt))
-                    if fixes.has_fixer(rule.code):
+                    if self.fixes and fixes.has_fixer(rule.code):
                         finding = replace(finding, fix=fixes.fix_for(rule.code, stmt, ctx))
                     raw.append(finding)
                     if not ignores.suppressed(stmt.statement.index, rule.code):
@@ -135,43 +135,66 @@ class Linter:
         bad_files: frozenset[str] = frozenset(),
         *,
         only: Collection[str] | None = None,
+        memo: LintMemo | None = None,
     ) -> list[Finding]:
         """Lint migrations (and their rollbacks) in plan order, sharing what earlier ones did.
 
         ``only``: the versions to lint; the others are only learned from (learn_file).
+        ``memo``: findings of earlier runs by chain key (lint/memo.py); a migration found there
+        is not linted again, and is only learned from when a later one has to be linted.
         """
+        ordered = list(migrations)
+        keys: list[str] = []
+        known: list[list[Finding] | None] = [None] * len(ordered)
+        if memo is not None and only is None:
+            keys = chain_keys(ordered, bad_files, pg_major=self.pg_major, fixes=self.fixes)
+            known = [memo.get(key) for key in keys]
+        last_miss = max((i for i, found in enumerate(known) if found is None), default=-1)
         project = ProjectState()
         findings: list[Finding] = []
-        for m in migrations:
-            if only is not None and m.version not in only:
-                self.learn_file(m.text, str(m.path), m.header, m.statements, project)
+        for i, m in enumerate(ordered):
+            cached = known[i]
+            if cached is not None or (only is not None and m.version not in only):
+                if i < last_miss:  # a later migration is linted: it needs what this one did
+                    self.learn_file(m.text, str(m.path), m.header, m.statements, project)
+                findings.extend(cached or ())
                 continue
-            findings.extend(
+            found = self._lint_migration(m, project, bad_files)
+            if memo is not None and keys:
+                memo.put(keys[i], found)
+            findings.extend(found)
+        if memo is not None:
+            memo.finish()
+        return findings
+
+    def _lint_migration(
+        self, m: Migration, project: ProjectState, bad_files: frozenset[str]
+    ) -> list[Finding]:
+        """The findings of one migration and of its rollback file."""
+        found = self.lint_file(
+            m.text,
+            str(m.path),
+            m.header,
+            m.statements,
+            project=project,
+            migration=m,
+            has_problems=str(m.path) in bad_files,
+        )
+        if m.rollback is not None:
+            rb = m.rollback
+            found.extend(
                 self.lint_file(
-                    m.text,
-                    str(m.path),
-                    m.header,
-                    m.statements,
-                    project=project,
+                    rb.text,
+                    str(rb.path),
+                    rb.header,
+                    rb.statements,
+                    rollback=True,
+                    project=ProjectState(),  # a rollback teaches later files nothing
                     migration=m,
-                    has_problems=str(m.path) in bad_files,
+                    has_problems=str(rb.path) in bad_files,
                 )
             )
-            if m.rollback is not None:
-                rb = m.rollback
-                findings.extend(
-                    self.lint_file(
-                        rb.text,
-                        str(rb.path),
-                        rb.header,
-                        rb.statements,
-                        rollback=True,
-                        project=ProjectState(),  # a rollback teaches later files nothing
-                        migration=m,
-                        has_problems=str(rb.path) in bad_files,
-                    )
-                )
-        return findings
+        return found
 
 
 def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding:
@@ -358,25 +381,6 @@ def not_null_check_column(expr: tree.Node) -> str | None:
     fields = test.get("arg", {}).get("ColumnRef", {}).get("fields")
     names = tree.strings(fields)
     return names[-1] if names else None
-
-
-def problem_findings(problems: Iterable[Problem], severity: str = "error") -> list[Finding]:
-    """Loader problems as findings (transaction control is left to its own rule)."""
-    from pgshift.source.loader import TRANSACTION_CONTROL_MESSAGE
-
-    return [
-        Finding(
-            INVALID_FILE,
-            "error" if severity == "error" else "warning",
-            p.file,
-            p.line,
-            p.column or 1,
-            p.message,
-            _INVALID_HELP,
-        )
-        for p in problems
-        if p.message != TRANSACTION_CONTROL_MESSAGE
-    ]
 
 
 def lint_text(

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pgshift.errors import Problem
 
 Severity = Literal["error", "warning"]
+
+INVALID_FILE = "invalid-file"
+_INVALID_HELP = "fix the file; nothing is applied while any file has this kind of problem"
 
 #: Where the rule pages live. README names no public site, so links are repository-relative:
 #: they resolve on GitHub's file view, in an editor, and in SARIF against the checkout.
@@ -150,3 +158,22 @@ def render_github(finding: Finding) -> str:
     )
     body = finding.message + (f"\n{finding.help}" if finding.help else "") + f"\n{finding.url}"
     return f"::{level} {props}::{_escape_data(body)}"
+
+
+def problem_findings(problems: Iterable[Problem], severity: str = "error") -> list[Finding]:
+    """Loader problems as findings (transaction control is left to its own rule)."""
+    from pgshift.source.loader import TRANSACTION_CONTROL_MESSAGE
+
+    return [
+        Finding(
+            INVALID_FILE,
+            "error" if severity == "error" else "warning",
+            p.file,
+            p.line,
+            p.column or 1,
+            p.message,
+            _INVALID_HELP,
+        )
+        for p in problems
+        if p.message != TRANSACTION_CONTROL_MESSAGE
+    ]

@@ -260,6 +260,8 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         if folder_fd is not None:
             os.close(folder_fd)
     decoded = _decode_all(raw)
+    if decoded is not None:  # from here on only the texts are read: let the bytes go
+        raw = [b""] * len(raw)
     key = None
     if cache is not None and decoded is not None:
         files = [(name, text_key(*pair)) for name, pair in zip(names, decoded, strict=True)]

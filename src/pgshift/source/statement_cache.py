@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -90,7 +91,7 @@ def _parser_version() -> str:
     return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
 
 
-def _code_version() -> str:
+def code_version() -> str:
     """The parser's identity and that of the pgshift modules whose output the memos hold.
 
     A new pgshift that splits, classifies or pairs differently must not trust entries the
@@ -117,7 +118,7 @@ def _code_version() -> str:
 def folder_key(directory: str, files: list[tuple[str, str]]) -> str:
     """The digest of everything a folder's LoadResult depends on: its path, every file's name
     and text key (text_key), the parser and pgshift's own code."""
-    document = [FORMAT, _code_version(), directory, files]
+    document = [FORMAT, code_version(), directory, files]
     return hashlib.sha256(json.dumps(document, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -181,7 +182,7 @@ class StatementCache:
             return cls()
         try:
             document = json.loads(data)
-            if document.get("format") != FORMAT or document.get("parser") != _code_version():
+            if document.get("format") != FORMAT or document.get("parser") != code_version():
                 return cls()
             entries = document["entries"]
             if not isinstance(entries, dict):
@@ -192,7 +193,7 @@ class StatementCache:
 
     def to_bytes(self) -> bytes:
         kept = {key: self._entries[key] for key in sorted(self._used) if key in self._entries}
-        document = {"format": FORMAT, "parser": _code_version(), "entries": kept}
+        document = {"format": FORMAT, "parser": code_version(), "entries": kept}
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     def parse(
@@ -242,27 +243,13 @@ def _field_rows(fields: tuple[HeaderField, ...]) -> list[list[Any]]:
 
 
 def plain_maker(cls: type[_T]) -> Callable[[dict[str, Any]], _T]:
-    """A builder of ``cls`` from a dict of every one of its fields, for decoding the memos.
+    """A builder of ``cls`` from a dict of its fields, for decoding the memos.
 
-    It builds the instance the way copy and pickle build a dataclass (object.__new__, then
-    its __dict__), several times cheaper than a frozen dataclass's __init__, which calls
-    object.__setattr__ once per field; a no-op builds some 16,000 of them. Only a plain
-    dataclass qualifies: one with __post_init__ or __slots__ is built by its constructor, and
-    so is a dict that does not have exactly as many keys as the class has fields.
+    The model's classes have __slots__ (a memo of 10,000 migrations holds some 200,000 of
+    their instances, and a slotted one is a third of the size of one with a __dict__), so the
+    constructor builds them; a dict with missing or extra keys gets its error from it.
     """
-    size = len(dataclasses.fields(cls))  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
-        return lambda values: cls(**values)
-    new = object.__new__
-
-    def make(values: dict[str, Any]) -> _T:
-        if len(values) != size:
-            return cls(**values)  # missing or extra keys: the constructor says what is wrong
-        made = new(cls)
-        made.__dict__.update(values)
-        return made
-
-    return make
+    return lambda values: cls(**values)
 
 
 _make_field = plain_maker(HeaderField)
@@ -272,10 +259,10 @@ _HEADER_DEFAULTS = {f.name: getattr(_DEFAULT_HEADER, f.name) for f in dataclasse
 
 
 def _fields(rows: list[list[Any]]) -> tuple[HeaderField, ...]:
-    make = _make_field
-    return tuple(
-        [make({"key": k, "value": v, "line": line, "is_annotation": a}) for k, v, line, a in rows]
-    )
+    # The keys repeat in every file ("migration", "version", ...): one string each, not one
+    # per file, which at 10,000 files is several MiB.
+    make, intern = HeaderField, sys.intern
+    return tuple([make(intern(k), v, line, a) for k, v, line, a in rows])
 
 
 def decode_header(row: list[Any]) -> Header:
