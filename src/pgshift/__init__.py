@@ -718,9 +718,11 @@ def _lint_project(
     if remembered is not None:
         write_lint_memo(settings, memo)
         return remembered
+    from pgshift.beside import helper
     from pgshift.lint.engine import Linter
 
-    found = Linter(pg_major, fixes=fixes).lint_migrations(migrations, bad_files, memo=memo)
+    linter = Linter(pg_major, fixes=fixes)
+    found = linter.lint_migrations(migrations, bad_files, memo=memo, helper=helper())
     write_lint_memo(settings, memo)
     return found
 

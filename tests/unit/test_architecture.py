@@ -77,3 +77,19 @@ def test_only_db_sends_sql() -> None:
             ):
                 offenders.append(f"{relative}:{node.lineno}")
     assert offenders == []
+
+
+def test_only_the_helper_module_forks() -> None:
+    """Processes start in process.py; the one fork of pgshift itself is beside.py's."""
+    import ast
+
+    package = ROOT / "src" / "pgshift"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if str(relative) == "beside.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("fork", "forkpty", "_exit"):
+                offenders.append(f"{relative}:{node.lineno} uses os.{node.attr}")
+    assert offenders == []

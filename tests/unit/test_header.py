@@ -254,3 +254,26 @@ def test_duplicate_unknown_annotation_is_a_problem() -> None:
 def test_no_header() -> None:
     header = parse_ok("CREATE TABLE t (id int);\n-- Version: 1\n")
     assert header == Header()
+
+
+def test_header_lines_reads_the_block_as_splitting_the_whole_text_would() -> None:
+    """header_lines stops at the block's end; it must agree with reading every line."""
+    import random
+
+    from pgshift.source.header import header_lines
+
+    def every_line(text: str) -> list[tuple[int, str]]:
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff").split("\n")
+        found = []
+        for number, raw in enumerate(lines, start=1):
+            if raw.strip():
+                if not raw.strip().startswith("--"):
+                    break
+                found.append((number, raw.strip()[2:].strip()))
+        return found
+
+    parts = ["", "\n", "\r\n", "\r", "-- a: b", "--x", "  -- @k: v  ", "SELECT 1;", "\ufeff", "\t"]
+    pick = random.Random(7)
+    for _ in range(20000):
+        text = "".join(pick.choice(parts) for _ in range(pick.randint(0, 8)))
+        assert header_lines(text) == every_line(text), repr(text)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from pglast.parser import ParseError, parse_sql_json
 
+from pgshift.concurrency import Helper
 from pgshift.lint import LATEST_MAJOR, fixes, tree
 from pgshift.lint.context import FileFacts, LintContext, ProjectState, Stmt
 from pgshift.lint.finding import Finding, problem_findings
@@ -20,6 +21,11 @@ from pgshift.lint.memo import LintMemo, chain_keys
 from pgshift.lint.registry import Hit, Rule, load_rules
 from pgshift.model import Header, Migration, Statement
 from pgshift.source.sql import LineIndex
+
+#: Below this many migrations to lint, a helper costs more than it saves.
+LINT_BESIDE_MIN = 100
+#: The part of the migrations this process lints itself when a helper lints the rest.
+_OWN_SHARE = 0.6
 
 
 class Linter:
@@ -136,12 +142,15 @@ class Linter:
         *,
         only: Collection[str] | None = None,
         memo: LintMemo | None = None,
+        helper: Helper | None = None,
     ) -> list[Finding]:
         """Lint migrations (and their rollbacks) in plan order, sharing what earlier ones did.
 
         ``only``: the versions to lint; the others are only learned from (learn_file).
         ``memo``: findings of earlier runs by chain key (lint/memo.py); a migration found there
         is not linted again, and is only learned from when a later one has to be linted.
+        ``helper`` (concurrency.py): another core lints the later migrations meanwhile,
+        after learning from every earlier one, so it finds exactly what this one would.
         """
         ordered = list(migrations)
         keys: list[str] = []
@@ -149,23 +158,75 @@ class Linter:
         if memo is not None and only is None:
             keys = chain_keys(ordered, bad_files, pg_major=self.pg_major, fixes=self.fixes)
             known = [memo.get(key) for key in keys]
-        last_miss = max((i for i, found in enumerate(known) if found is None), default=-1)
-        project = ProjectState()
+        todo = [
+            i
+            for i, m in enumerate(ordered)
+            if known[i] is None and (only is None or m.version in only)
+        ]
+        linted = self._lint_some(ordered, todo, bad_files, helper)
         findings: list[Finding] = []
-        for i, m in enumerate(ordered):
-            cached = known[i]
-            if cached is not None or (only is not None and m.version not in only):
-                if i < last_miss:  # a later migration is linted: it needs what this one did
-                    self.learn_file(m.text, str(m.path), m.header, m.statements, project)
-                findings.extend(cached or ())
-                continue
-            found = self._lint_migration(m, project, bad_files)
-            if memo is not None and keys:
+        for i, cached in enumerate(known):
+            found = linted.get(i) if cached is None else cached
+            if cached is None and found is not None and keys and memo is not None:
                 memo.put(keys[i], found)
-            findings.extend(found)
+            findings.extend(found or ())
         if memo is not None:
             memo.finish()
         return findings
+
+    def _lint_some(
+        self,
+        ordered: list[Migration],
+        todo: list[int],
+        bad_files: frozenset[str],
+        helper: Helper | None,
+    ) -> dict[int, list[Finding]]:
+        """The findings of the migrations at ``todo`` (indexes into ``ordered``), by index.
+
+        With a helper, this process lints the first part and the helper the rest; the helper
+        learns what the first part did (cheap: no rules run) before linting its own part.
+        """
+        project = ProjectState()
+        if helper is None or len(todo) < LINT_BESIDE_MIN:
+            return self._lint_range(ordered, todo, bad_files, project, 0, len(ordered))
+        # The later migrations' trees were parsed by the loader's helper and did not come
+        # back; re-parsing them is the helper's extra work, so it takes less than half.
+        cut = todo[int(len(todo) * _OWN_SHARE)]
+        pending = helper(
+            lambda: self._lint_range(
+                ordered, [i for i in todo if i >= cut], bad_files, ProjectState(), 0, len(ordered)
+            )
+        )
+        if pending is None:
+            return self._lint_range(ordered, todo, bad_files, project, 0, len(ordered))
+        linted = self._lint_range(ordered, [i for i in todo if i < cut], bad_files, project, 0, cut)
+        theirs = pending.result()
+        if theirs is None:  # the helper failed: go on from where this process stopped
+            theirs = self._lint_range(ordered, todo, bad_files, project, cut, len(ordered))
+        linted.update(theirs)
+        return linted
+
+    def _lint_range(
+        self,
+        ordered: list[Migration],
+        todo: list[int],
+        bad_files: frozenset[str],
+        project: ProjectState,
+        start: int,
+        stop: int,
+    ) -> dict[int, list[Finding]]:
+        """Lint the ``todo`` migrations among ordered[start:stop]; learn from the others that
+        come before the last of them (``project`` holds what ordered[:start] did)."""
+        wanted = set(todo)
+        last = max(todo, default=-1)
+        linted: dict[int, list[Finding]] = {}
+        for i in range(start, min(stop, last + 1)):
+            m = ordered[i]
+            if i in wanted:
+                linted[i] = self._lint_migration(m, project, bad_files)
+            else:
+                self.learn_file(m.text, str(m.path), m.header, m.statements, project)
+        return linted
 
     def _lint_migration(
         self, m: Migration, project: ProjectState, bad_files: frozenset[str]

@@ -214,17 +214,27 @@ def header_lines(text: str) -> list[tuple[int, str]]:
     """The (line number, comment text) pairs of the leading comment block.
 
     The block ends at the first line that is neither blank nor a ``--`` comment, so a comment
-    further down (inside or between statements) is never read as metadata.
+    further down (inside or between statements) is never read as metadata. Lines are found
+    one at a time, so the rest of a long file is never split.
     """
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff")
     result: list[tuple[int, str]] = []
-    for number, raw in enumerate(normalised.split("\n"), start=1):
-        stripped = raw.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
+    start, number, size = 0, 0, len(text)
+    while True:
+        end = text.find("\n", start)
+        if end == -1:
+            end = size
+        number += 1
+        stripped = text[start:end].strip()
+        if stripped:
+            if not stripped.startswith("--"):
+                break
+            result.append((number, stripped[2:].strip()))
+        if end == size:
             break
-        result.append((number, stripped[2:].strip()))
+        start = end + 1
     return result
 
 

@@ -12,18 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgshift.concurrency import Helper
 from pgshift.errors import ConfigError, InputError, Problem
 from pgshift.graph import CycleError, topological_order
 from pgshift.model import Header, Migration, RollbackScript, Statement
 from pgshift.source.header import ANNOTATION_KEYS, parse_header
 from pgshift.source.naming import FileName, parse_file_name
 from pgshift.source.statement_cache import (
+    Parsed,
+    ParsedRows,
     StatementCache,
     decode_header,
     decode_statements,
     encode_header,
     encode_statements,
     folder_key,
+    from_rows,
+    parse_rows,
     plain_maker,
     text_key,
 )
@@ -113,10 +118,12 @@ def _read_file(
     warnings: list[Problem],
     cache: StatementCache | None = None,
     decoded: tuple[str, str] | None = None,
+    parsed: Parsed | None = None,
 ) -> _File | None:
     """One file read into a _File (``data``: its bytes as read), its problems collected.
 
-    ``decoded`` is (text, checksum) when the caller has decoded the bytes already.
+    ``decoded`` is (text, checksum) when the caller has decoded the bytes already, ``parsed``
+    the file's header and statements when they were parsed already (_parse_beside).
     """
     file = str(path)
     base = path.name  # pathlib recomputes it on every access
@@ -135,7 +142,9 @@ def _read_file(
         checksum = checksum_text(text)
     else:
         text, checksum = decoded
-    if cache is not None:
+    if parsed is not None:
+        header, header_problems, statements, sql_problems, digest = parsed
+    elif cache is not None:
         header, header_problems, statements, sql_problems, digest = cache.parse(
             text, file, rollback=name.is_rollback, checksum=checksum
         )
@@ -229,10 +238,13 @@ def _resolve_dependencies(
     return tuple(resolved)
 
 
-def read_migrations(directory: Path, cache: StatementCache | None = None) -> LoadResult:
+def read_migrations(
+    directory: Path, cache: StatementCache | None = None, helper: Helper | None = None
+) -> LoadResult:
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
 
-    ``cache`` spares parsing files whose text was split before (statement_cache.py).
+    ``cache`` spares parsing files whose text was split before (statement_cache.py); a
+    ``helper`` (concurrency.py) parses half of the others on another core.
 
     Raises ConfigError only when the folder itself is missing, since then no file can be
     blamed.
@@ -270,14 +282,78 @@ def read_migrations(directory: Path, cache: StatementCache | None = None) -> Loa
         remembered = _from_memo(cache.folder_memo(key), read)
         if remembered is not None:
             return remembered
+    parsed: dict[int, Parsed] = {}
+    if cache is not None and decoded is not None and helper is not None:
+        parsed = _parse_beside(paths, decoded, cache, helper)
     items = [
-        _read_file(path, data, problems, warnings, cache, decoded[i] if decoded else None)
+        _read_file(
+            path, data, problems, warnings, cache, decoded[i] if decoded else None, parsed.get(i)
+        )
         for i, (path, data) in enumerate(zip(paths, raw, strict=True))
     ]
     result = _pair_and_order(paths, present, items, problems, warnings)
     if cache is not None and key is not None and not result.problems:
         cache.remember_folder(key, _to_memo(result))
     return result
+
+
+#: Below this many files to parse, a helper costs more than it saves (the fork, the rows sent).
+BESIDE_MIN_FILES = 200
+
+
+def _unparsed(
+    paths: list[Path], decoded: list[tuple[str, str]], cache: StatementCache
+) -> list[tuple[int, bool]]:
+    """(index, is a rollback) of each well-named file that the memo does not hold."""
+    todo: list[tuple[int, bool]] = []
+    for i, path in enumerate(paths):
+        try:
+            rollback = parse_file_name(path.name).is_rollback
+        except ValueError:
+            continue  # _read_file reports the name
+        text, checksum = decoded[i]
+        if not cache.has(text, rollback=rollback, checksum=checksum):
+            todo.append((i, rollback))
+    return todo
+
+
+def _parse_beside(
+    paths: list[Path], decoded: list[tuple[str, str]], cache: StatementCache, helper: Helper
+) -> dict[int, Parsed]:
+    """The files the memo lacks, parsed here and by ``helper`` at once, by their index.
+
+    The helper takes the later half: its files come back without parse trees, and the lint
+    engine's own helper (lint/engine.py) is the one that lints the later migrations.
+    What the helper cannot do is left out of the result; the caller parses those files.
+    """
+    todo = _unparsed(paths, decoded, cache)
+    if len(todo) < BESIDE_MIN_FILES:
+        return {}
+    half = len(todo) // 2
+    theirs = todo[half:]
+
+    def work() -> list[ParsedRows]:
+        return [parse_rows(decoded[i][0], str(paths[i]), rollback=rb) for i, rb in theirs]
+
+    pending = helper(work)
+    if pending is None:
+        return {}
+    done: dict[int, Parsed] = {}
+    for i, rollback in todo[:half]:
+        text, checksum = decoded[i]
+        done[i] = cache.parse(text, str(paths[i]), rollback=rollback, checksum=checksum)
+    rows = pending.result()
+    if rows is None or len(rows) != len(theirs):
+        return done
+    for (i, rollback), row in zip(theirs, rows, strict=True):
+        text, checksum = decoded[i]
+        done[i] = from_rows(text, row)
+        header_row, header_problems, statement_rows, sql_problems, digest = row
+        if not header_problems and not sql_problems and digest is not None:
+            cache.store(
+                text, [header_row, statement_rows, digest], rollback=rollback, checksum=checksum
+            )
+    return done
 
 
 def _split_forward(

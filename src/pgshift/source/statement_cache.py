@@ -196,9 +196,7 @@ class StatementCache:
         document = {"format": FORMAT, "parser": code_version(), "entries": kept}
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def parse(
-        self, text: str, file: str, *, rollback: bool, checksum: str | None = None
-    ) -> tuple[Header, list[Problem], tuple[Statement, ...], list[Problem], str | None]:
+    def parse(self, text: str, file: str, *, rollback: bool, checksum: str | None = None) -> Parsed:
         """Header, statements and statement checksum of ``text`` (split_and_checksum), from the
         memo when this exact text was read before.
 
@@ -206,16 +204,9 @@ class StatementCache:
         Only clean results are kept: problems carry the file's name and are cheap to find
         again, and a file with problems is about to be edited anyway.
         """
-        key = text_key(text, checksum) + (":r" if rollback else ":m")
-        self._used.add(key)
-        entry = self._entries.get(key)
-        if entry is not None:
-            try:
-                header_row, rows, digest = entry
-                header = decode_header(header_row)
-                return header, [], decode_statements(text, rows), [], str(digest)
-            except (ValueError, TypeError, IndexError, KeyError, AttributeError):
-                pass  # a damaged entry: parse again below
+        known = self.lookup(text, rollback=rollback, checksum=checksum)
+        if known is not None:
+            return known
         from pgshift.source.header import parse_header
         from pgshift.source.sql import split_and_checksum
 
@@ -223,9 +214,64 @@ class StatementCache:
         statements, sql_problems, digest = split_and_checksum(text, file)
         if not header_problems and not sql_problems and digest is not None:
             row = [encode_header(header), encode_statements(text, statements), digest]
-            self._entries[key] = row
-            self.changed = True
+            self.store(text, row, rollback=rollback, checksum=checksum)
         return header, header_problems, statements, sql_problems, digest
+
+    def has(self, text: str, *, rollback: bool, checksum: str | None = None) -> bool:
+        """Whether the memo holds ``text`` (without reading it, nor keeping it)."""
+        return text_key(text, checksum) + (":r" if rollback else ":m") in self._entries
+
+    def lookup(self, text: str, *, rollback: bool, checksum: str | None = None) -> Parsed | None:
+        """What `parse` would give from the memo alone, or None when the memo lacks ``text``."""
+        key = text_key(text, checksum) + (":r" if rollback else ":m")
+        self._used.add(key)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        try:
+            header_row, rows, digest = entry
+            header = decode_header(header_row)
+            return header, [], decode_statements(text, rows), [], str(digest)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+            return None  # a damaged entry: the caller parses again
+
+    def store(
+        self, text: str, row: list[Any], *, rollback: bool, checksum: str | None = None
+    ) -> None:
+        """Keep a clean file's row ([header row, statement rows, digest]) under its text."""
+        key = text_key(text, checksum) + (":r" if rollback else ":m")
+        self._used.add(key)
+        self._entries[key] = row
+        self.changed = True
+
+
+#: (header, header problems, statements, SQL problems, statement checksum) of one file.
+Parsed = tuple[Header, list[Problem], tuple[Statement, ...], list[Problem], str | None]
+#: A file parsed elsewhere (parse_rows): rows instead of objects, cheap to send between processes.
+ParsedRows = tuple[list[Any], list[Problem], list[list[Any]], list[Problem], str | None]
+
+
+def parse_rows(text: str, file: str, *, rollback: bool) -> ParsedRows:
+    """Parse one file into the memo's rows (for a helper process to send back)."""
+    from pgshift.source.header import parse_header
+    from pgshift.source.sql import split_and_checksum
+
+    header, header_problems = parse_header(text, file, rollback=rollback)
+    statements, sql_problems, digest = split_and_checksum(text, file)
+    rows = encode_statements(text, statements)
+    return encode_header(header), header_problems, rows, sql_problems, digest
+
+
+def from_rows(text: str, parsed: ParsedRows) -> Parsed:
+    """The objects of parse_rows' rows, over the same text."""
+    header_row, header_problems, rows, sql_problems, digest = parsed
+    return (
+        decode_header(header_row),
+        header_problems,
+        decode_statements(text, rows),
+        sql_problems,
+        digest,
+    )
 
 
 def encode_header(header: Header) -> list[Any]:

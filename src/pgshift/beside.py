@@ -1,0 +1,118 @@
+"""Work done beside this process by a forked copy of it: the one place pgshift forks itself.
+
+Why a fork: reading and linting thousands of files is CPU-bound Python, and a command has a
+second core idle. A forked child starts in a millisecond with every module and value of the
+parent already in place (nothing to import, nothing to send it), and sends back only its
+result, pickled through a pipe. Why only sometimes: forking a process that runs other
+threads can copy a lock some thread holds, and there is no fork off POSIX; so with a second
+thread, one core, or ``PGSHIFT_WORKERS=1``, `helper()` gives None and the caller does the
+whole work itself. The child never returns into the caller's code: it exits with os._exit,
+so no buffered output is flushed twice and no connection of the parent is closed by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from pgshift.concurrency import Helper
+
+T = TypeVar("T")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def helper() -> Helper | None:
+    """A Helper when forking is safe and worth it here, else None."""
+    if os.environ.get("PGSHIFT_WORKERS", "").strip() == "1":
+        return None
+    if not hasattr(os, "fork") or threading.active_count() > 1 or _cores() < 2:
+        return None
+    return start
+
+
+class Forked(Generic[T]):
+    """A child computing one value; `result` reads it and reaps the child."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self._pid = pid
+        self._fd = fd
+        self._done = False
+
+    def result(self) -> T | None:
+        if self._done:
+            return None
+        chunks = []
+        try:
+            while chunk := os.read(self._fd, 1 << 20):
+                chunks.append(chunk)
+        except BaseException:
+            self.cancel()  # interrupted while waiting: take the child down with us
+            raise
+        if self._finish() != 0:
+            return None
+        try:
+            value: T = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
+            return value
+        except Exception:  # a child that died mid-write: the caller does the work itself
+            return None
+
+    def cancel(self) -> None:
+        if self._done:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(self._pid, signal.SIGKILL)
+        self._finish()
+
+    def _finish(self) -> int:
+        """Close the pipe and reap the child; its wait status (0: it exited 0)."""
+        self._done = True
+        os.close(self._fd)
+        try:
+            return os.waitpid(self._pid, 0)[1]
+        except ChildProcessError:
+            return -1
+
+
+def start(work: Callable[[], T]) -> Forked[T] | None:
+    """Run ``work`` in a forked child; None when the fork itself fails."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking with threads; helper() never does, and a test
+            # that calls start() directly forks a child that only computes and exits.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # the child: compute, hand the value over, and leave without cleaning up
+        code = 1
+        try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_end, view) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return Forked(pid, read_end)

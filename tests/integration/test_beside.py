@@ -1,0 +1,175 @@
+"""Work shared with a forked helper: the same results as one process alone, or a fallback.
+
+These fork real processes (pgshift/beside.py); no database is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from tests.plugins.project import migration_text, rollback_text
+
+from pgshift import beside
+from pgshift.concurrency import Helper, Pending
+from pgshift.lint.engine import LINT_BESIDE_MIN, Linter
+from pgshift.source.loader import BESIDE_MIN_FILES, LoadResult, read_migrations
+from pgshift.source.statement_cache import StatementCache
+
+T = TypeVar("T")
+COUNT = max(BESIDE_MIN_FILES, LINT_BESIDE_MIN) + 60  # migrations: above both thresholds
+
+
+class _Failed:
+    """A helper whose work never comes back, like a child that was killed."""
+
+    def result(self) -> None:
+        return None
+
+    def cancel(self) -> None:
+        pass
+
+
+def failing_helper(work: Callable[[], T]) -> Pending[T] | None:
+    return _Failed()
+
+
+def _body(i: int) -> tuple[str, str]:
+    """Statements whose findings depend on earlier migrations, spread over the whole range."""
+    kind = i % 4
+    if kind == 0:
+        return (
+            f"ALTER TABLE users ADD CONSTRAINT c{i}_nn CHECK (c{i} IS NOT NULL) NOT VALID;",
+            f"ALTER TABLE users DROP CONSTRAINT c{i}_nn;",
+        )
+    if kind == 1:  # validates the check of the migration before: SET NOT NULL is cheap later
+        return (
+            f"ALTER TABLE users VALIDATE CONSTRAINT c{i - 1}_nn;",
+            "SELECT 1;",
+        )
+    if kind == 2:  # proven by the check two migrations back; c{i} itself is not
+        return (
+            f"ALTER TABLE users ALTER COLUMN c{i - 2} SET NOT NULL;\n"
+            f"ALTER TABLE users ALTER COLUMN c{i} SET NOT NULL;",
+            f"ALTER TABLE users ALTER COLUMN c{i - 2} DROP NOT NULL;",
+        )
+    return (f"CREATE INDEX users_c{i}_idx ON users (c{i});", f"DROP INDEX users_c{i}_idx;")
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("beside") / "migrations"
+    folder.mkdir()
+    for i in range(COUNT):
+        version = f"2025{1 + i // 28 // 24 // 28:02d}{1 + i // 24 // 28 % 28:02d}" + (
+            f"{i // 28 % 24:02d}{i % 28:02d}00"
+        )
+        name = f"{version}_change_{i}"
+        sql, undo = _body(i)
+        (folder / f"{name}.sql").write_text(migration_text(version, f"change {i}", sql))
+        (folder / f"{name}_rollback.sql").write_text(rollback_text(version, f"change_{i}", undo))
+    # One broken file in the later half, which the helper parses: its problem must come back.
+    broken = sorted(folder.glob("*_rollback.sql"))[-3]
+    broken.write_text(broken.read_text() + "\nDROP TABLEE nothing;\n")
+    return folder
+
+
+class Counting:
+    """beside.start, counting the work that really came back from a child."""
+
+    def __init__(self) -> None:
+        self.returned = 0
+
+    def __call__(self, work: Callable[[], T]) -> Pending[T] | None:
+        started = beside.start(work)
+        assert started is not None
+        child: Pending[T] = started
+        outer = self
+
+        class Counted:
+            def result(self) -> T | None:
+                value = child.result()
+                outer.returned += value is not None
+                return value
+
+            def cancel(self) -> None:
+                child.cancel()
+
+        return Counted()
+
+
+def _read(folder: Path, helper: Helper | None) -> LoadResult:
+    return read_migrations(folder, StatementCache(), helper)
+
+
+def test_a_forked_helper_returns_its_value_or_none() -> None:
+    started = beside.start(lambda: sum(range(10)))
+    assert started is not None and started.result() == 45
+
+    def boom() -> int:
+        raise RuntimeError("the work failed")
+
+    failed = beside.start(boom)
+    assert failed is not None and failed.result() is None
+
+    slow = beside.start(lambda: __import__("time").sleep(60))
+    assert slow is not None
+    slow.cancel()  # killed and reaped: no child is left behind
+    assert slow.result() is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_helper_is_refused_when_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGSHIFT_WORKERS", "1")
+    assert beside.helper() is None
+
+
+def test_the_loader_reads_the_same_with_a_helper(big_folder: Path) -> None:
+    alone = _read(big_folder, None)
+    helper = Counting()
+    shared = _read(big_folder, helper)
+    assert helper.returned == 1  # half of the files were parsed by the child
+    assert shared == alone
+    assert len(alone.migrations) == COUNT and len(alone.problems) == 1
+    assert _read(big_folder, failing_helper) == alone
+
+
+def test_the_linter_finds_the_same_with_a_helper(big_folder: Path) -> None:
+    loaded = _read(big_folder, beside.start)  # half of the trees did not come back
+    bad = frozenset(p.file for p in loaded.problems)
+    alone = Linter(16).lint_migrations(loaded.migrations, bad)
+    helper = Counting()
+    shared = Linter(16).lint_migrations(loaded.migrations, bad, helper=helper)
+    assert helper.returned == 1  # the later migrations were linted by the child
+    assert shared == alone
+    assert [f.fix for f in shared] == [f.fix for f in alone]
+    assert Linter(16).lint_migrations(loaded.migrations, bad, helper=failing_helper) == alone
+    # The later SET NOT NULLs are judged with what the earlier migrations validated.
+    proven = [f for f in alone if f.code == "set-not-null"]
+    assert len(proven) == len([i for i in range(COUNT) if i % 4 == 2])
+
+
+def test_validate_prints_the_same_with_and_without_a_second_process(big_folder: Path) -> None:
+    """The command a user runs: forks when it can; PGSHIFT_WORKERS=1 does everything alone."""
+    outputs = []
+    for workers in ("", "1"):
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
+        env["PGSHIFT_WORKERS"] = workers
+        for cache in (big_folder.parent / ".pgshift").glob("cache/*"):
+            cache.unlink()
+        done = subprocess.run(
+            [sys.executable, "-m", "pgshift", "validate", "--json", "--dir", str(big_folder)],
+            cwd=big_folder.parent, env=env, capture_output=True, text=True, timeout=300,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] == outputs[1]
+    assert {f["code"] for f in outputs[0]["findings"]} >= {"set-not-null", "invalid-file"}
