@@ -6,6 +6,7 @@ project's `.pgshift/cache/`) and writes it, which the pure layer below never doe
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from dataclasses import dataclass
@@ -77,10 +78,12 @@ def read_project(settings: Settings) -> LoadResult:
         gc.unfreeze()
         if paused:
             gc.enable()
-    if cache.changed:
-        _write_private(path, cache.to_bytes())
-    if cache.folder_changed:
+    if cache.folder_changed:  # it holds every file's entry: the per-file document is spare
         _write_private(folder_path, cache.folder_bytes())
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+    elif cache.changed:
+        _write_private(path, cache.to_bytes())
     return result
 
 

@@ -205,3 +205,38 @@ def test_the_memo_builds_plain_dataclasses_exactly_as_their_constructors() -> No
     assert [f.name for f in fields(Checked)] == ["n"]
     with pytest.raises(ValueError, match="negative"):  # __post_init__ still runs
         plain_maker(Checked)({"n": -1})
+
+
+def test_a_clean_folder_writes_its_rows_once_and_an_edit_parses_one_file(
+    make_project: ProjectMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder memo holds every file's entry: no second copy on disk, and after an edit
+    the unchanged files still come from it."""
+    import pgshift.source.sql
+    from pgshift.config import load_settings
+    from pgshift.project_files import cache_path, folder_cache_path, read_project
+
+    root = make_project(
+        {
+            **migration_pair("20250101000000", "one", "CREATE TABLE a (id int);"),
+            **migration_pair("20250102000000", "two", "ALTER TABLE a ADD COLUMN x int;"),
+        }
+    )
+    settings = load_settings({"migrations_dir": str(root / "migrations")}, cwd=root)
+    parsed: list[str] = []
+    real = pgshift.source.sql.split_and_checksum
+
+    def counting(text: str, file: str) -> object:
+        parsed.append(Path(file).name)
+        return real(text, file)
+
+    monkeypatch.setattr(pgshift.source.sql, "split_and_checksum", counting)
+    first = read_project(settings)
+    assert len(parsed) == 4
+    assert folder_cache_path(settings).is_file() and not cache_path(settings).exists()
+    edited = root / "migrations" / "20250102000000_two.sql"
+    edited.write_text(edited.read_text().replace("x int", "y int"))
+    parsed.clear()
+    after = read_project(settings)
+    assert parsed == ["20250102000000_two.sql"]
+    assert after == read_migrations(root / "migrations") != first

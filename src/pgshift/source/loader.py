@@ -26,6 +26,7 @@ from pgshift.source.statement_cache import (
     decode_statements,
     encode_header,
     encode_statements,
+    entry_key,
     folder_key,
     from_rows,
     parse_rows,
@@ -293,7 +294,7 @@ def read_migrations(
     ]
     result = _pair_and_order(paths, present, items, problems, warnings)
     if cache is not None and key is not None and not result.problems:
-        cache.remember_folder(key, _to_memo(result))
+        cache.remember_folder(key, _to_memo(result, cache))
     return result
 
 
@@ -468,12 +469,21 @@ def _decode_all(raw: list[bytes | OSError]) -> list[tuple[str, str]] | None:
     return out
 
 
-def _to_memo(result: LoadResult) -> dict[str, Any]:
-    """A problem-free LoadResult as the folder memo's JSON values, texts left out."""
+def _to_memo(result: LoadResult, cache: StatementCache) -> dict[str, Any]:
+    """A problem-free LoadResult as the folder memo's JSON values, texts left out.
 
-    def script(m: Migration | RollbackScript) -> Any:
-        rows = encode_statements(m.text, m.statements)
-        return [m.path.name, encode_header(m.header), rows, m.checksum]
+    Each file's rows are its per-file entry, shared rather than encoded again; the entry's
+    key goes with it, so that the next read can take the entries of unchanged files from here.
+    """
+
+    def script(m: Migration | RollbackScript, rollback: bool) -> Any:
+        key = entry_key(m.text, rollback=rollback, checksum=m.text_checksum or None)
+        stored = cache.row(m.text, rollback=rollback, checksum=m.text_checksum or None)
+        if stored is not None:
+            header_row, rows = stored[0], stored[1]
+        else:  # cannot happen for a clean file; encode it rather than lose it
+            header_row, rows = encode_header(m.header), encode_statements(m.text, m.statements)
+        return [m.path.name, header_row, rows, m.checksum, key]
 
     migrations = []
     for m in result.migrations:
@@ -483,8 +493,8 @@ def _to_memo(result: LoadResult) -> dict[str, Any]:
                 m.version,
                 m.description,
                 list(m.dependencies),
-                script(m),
-                script(r) if r is not None else None,
+                script(m, False),
+                script(r, True) if r is not None else None,
             ]
         )
     warnings = [[w.file, w.line, w.message, w.column, w.rule] for w in result.warnings]
@@ -507,11 +517,11 @@ def _from_memo(memo: Any, read: dict[str, tuple[Path, str, str]]) -> LoadResult 
     try:
         migrations = []
         for version, description, dependencies, forward, rollback in memo["migrations"]:
-            base, header_row, rows, digest = forward
+            base, header_row, rows, digest, _ = forward
             path, text, checksum = read[base]
             script = None
             if rollback is not None:
-                r_base, r_header, r_rows, r_digest = rollback
+                r_base, r_header, r_rows, r_digest, _ = rollback
                 r_path, r_text, r_checksum = read[r_base]
                 script = _make_rollback(
                     {

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 4
+FORMAT = 5
 
 _T = TypeVar("_T")
 
@@ -51,17 +51,39 @@ def _or_none(read: Callable[[], bytes | None]) -> bytes | None:
         return None
 
 
-def _folder_document(data: bytes | None) -> tuple[str, Any] | None:
-    """(key, result) of a folder memo's bytes, or None when absent, foreign or damaged."""
+def _folder_document(data: bytes | None) -> dict[str, Any] | None:
+    """A folder memo's document, or None when absent, foreign or damaged."""
     if not data:
         return None
     try:
         document = json.loads(data)
         if document.get("format") != FORMAT or not isinstance(document.get("key"), str):
             return None
-        return str(document["key"]), document["result"]
+        if not isinstance(document.get("result"), dict):
+            return None
+        return dict(document)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _folder_entries(document: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-file entries a folder memo holds (each script's rows under its entry key).
+
+    A folder memo written by other code (another pgshift, another parser) gives none: its
+    key would not match anyway, but its rows must not be taken for this code's either.
+    """
+    if document is None or document.get("parser") != code_version():
+        return {}
+    entries: dict[str, Any] = {}
+    try:
+        for *_, forward, rollback in document["result"]["migrations"]:
+            for script in (forward, rollback):
+                if script is not None:
+                    _, header_row, rows, digest, key = script
+                    entries[str(key)] = [header_row, rows, digest]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return entries
 
 
 def text_key(text: str, checksum: str | None = None) -> str:
@@ -73,6 +95,11 @@ def text_key(text: str, checksum: str | None = None) -> str:
     if checksum is not None and "\r" not in text:
         return checksum
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def entry_key(text: str, *, rollback: bool, checksum: str | None = None) -> str:
+    """Where a file's entry is kept: its text key, and whether it was read as a rollback."""
+    return text_key(text, checksum) + (":r" if rollback else ":m")
 
 
 def _parser_version() -> str:
@@ -126,15 +153,17 @@ class StatementCache:
     """Statements by text digest; remembers which entries this run used, so it never grows.
 
     It also holds one *folder* memo: the whole LoadResult of the folder as last read, keyed by
-    folder_key. A command over an unchanged folder (every no-op) reads only that, and the
-    per-file entries, the bigger document, are loaded only when some file is not in it.
+    folder_key, with every file's entry inside it. A command over an unchanged folder (every
+    no-op) reads only that. When a file changed, the per-file entries come from the folder
+    memo and from the per-file document, which is written only for a folder the folder memo
+    cannot stand for (one with problems): a clean folder's rows are written once, not twice.
     """
 
     def __init__(
         self,
         entries: dict[str, Any] | None = None,
         *,
-        folder: tuple[str, Any] | None = None,
+        folder: dict[str, Any] | None = None,
         load_entries: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._loaded = entries or {}
@@ -154,27 +183,36 @@ class StatementCache:
     def deferred(
         cls, read_entries: Callable[[], bytes | None], folder: bytes | None
     ) -> StatementCache:
-        """A memo whose per-file entries are read (``read_entries``) only if a parse needs them."""
-        return cls(
-            folder=_folder_document(folder),
-            load_entries=lambda: cls.from_bytes(_or_none(read_entries))._loaded,
-        )
+        """A memo whose per-file entries are read (``read_entries``, and the folder memo's
+        own) only if a parse needs them."""
+        document = _folder_document(folder)
+
+        def load() -> dict[str, Any]:
+            entries = _folder_entries(document)
+            entries.update(cls.from_bytes(_or_none(read_entries))._loaded)
+            return entries
+
+        return cls(folder=document, load_entries=load)
 
     def folder_memo(self, key: str) -> Any | None:
         """What remember_folder stored under ``key``, if that is the folder memo held."""
-        if self._folder is not None and self._folder[0] == key:
-            return self._folder[1]
+        if self._folder is not None and self._folder.get("key") == key:
+            return self._folder.get("result")
         return None
 
     def remember_folder(self, key: str, value: Any) -> None:
         if self.folder_memo(key) is None:
-            self._folder = (key, value)
+            self._folder = {"format": FORMAT, "parser": code_version(), "key": key, "result": value}
             self.folder_changed = True
 
     def folder_bytes(self) -> bytes:
-        key, value = self._folder if self._folder is not None else ("", None)
-        document = {"format": FORMAT, "key": key, "result": value}
+        document = self._folder or {"format": FORMAT, "key": "", "result": None}
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def row(self, text: str, *, rollback: bool, checksum: str | None = None) -> list[Any] | None:
+        """The stored entry of ``text`` ([header row, statement rows, digest]), if any."""
+        entry = self._entries.get(entry_key(text, rollback=rollback, checksum=checksum))
+        return entry if isinstance(entry, list) else None
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> StatementCache:
@@ -219,11 +257,11 @@ class StatementCache:
 
     def has(self, text: str, *, rollback: bool, checksum: str | None = None) -> bool:
         """Whether the memo holds ``text`` (without reading it, nor keeping it)."""
-        return text_key(text, checksum) + (":r" if rollback else ":m") in self._entries
+        return entry_key(text, rollback=rollback, checksum=checksum) in self._entries
 
     def lookup(self, text: str, *, rollback: bool, checksum: str | None = None) -> Parsed | None:
         """What `parse` would give from the memo alone, or None when the memo lacks ``text``."""
-        key = text_key(text, checksum) + (":r" if rollback else ":m")
+        key = entry_key(text, rollback=rollback, checksum=checksum)
         self._used.add(key)
         entry = self._entries.get(key)
         if entry is None:
@@ -239,7 +277,7 @@ class StatementCache:
         self, text: str, row: list[Any], *, rollback: bool, checksum: str | None = None
     ) -> None:
         """Keep a clean file's row ([header row, statement rows, digest]) under its text."""
-        key = text_key(text, checksum) + (":r" if rollback else ":m")
+        key = entry_key(text, rollback=rollback, checksum=checksum)
         self._used.add(key)
         self._entries[key] = row
         self.changed = True
