@@ -206,3 +206,27 @@ def test_history_rows_are_interpreted_per_tool() -> None:
 def test_unknown_tool_is_bad_usage() -> None:
     with pytest.raises(Exception, match="--from liquibase"):
         tool_named("liquibase")
+
+
+def test_golang_migrate_pairs_up_and_down_by_version_alone(tmp_path: Path) -> None:
+    """golang-migrate keys files by version and direction; the names may differ."""
+    src = write(
+        tmp_path / "src",
+        {
+            "30_add_magic_metadata.up.sql": "ALTER TABLE t ADD COLUMN m jsonb;\n",
+            "30_drop_magic_metadata.down.sql": "ALTER TABLE t DROP COLUMN m;\n",
+            "031_more.up.sql": "SELECT 1;\n",
+            "31_more.down.sql": "SELECT 2;\n",
+            "40_orphan.down.sql": "SELECT 3;\n",
+        },
+    )
+    tool = tool_named("golang-migrate")
+    source = tool.read(src)
+    assert [(m.id, m.down) for m in source.migrations] == [
+        ("30", "ALTER TABLE t DROP COLUMN m;\n"),
+        ("031", "SELECT 2;\n"),
+    ]
+    assert [s.split(":")[0] for s in source.skipped] == [str(src / "40_orphan.down.sql")]
+    (src / "030_again.down.sql").write_text("SELECT 4;\n")
+    with pytest.raises(ImportRefused, match="both the down file of version 30"):
+        tool.read(src)

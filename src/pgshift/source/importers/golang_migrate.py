@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pgshift.source.importers import (
+    ImportRefused,
     Source,
     SourceMigration,
     Tool,
@@ -30,10 +31,15 @@ _NAME_RE = re.compile(r"([0-9]+)_(.*)\.(up|down)\.sql")
 
 
 def read(src: Path) -> Source:
-    """Every `.up.sql` of ``src`` with its `.down.sql`, ordered by number like golang-migrate."""
+    """Every `.up.sql` of ``src`` with its `.down.sql`, ordered by number like golang-migrate.
+
+    golang-migrate pairs an up file and a down file by their version alone (the number, read
+    as an integer): `30_add_x.up.sql` and `30_drop_x.down.sql` are one migration to it, so
+    they are one here; two files of one version and direction are refused, as it refuses them.
+    """
     require_folder(src, "golang-migrate")
-    ups: dict[tuple[str, str], Path] = {}
-    downs: dict[tuple[str, str], Path] = {}
+    ups: list[tuple[str, str, Path]] = []
+    downs: dict[int, Path] = {}
     skipped: list[str] = []
     for path in sorted(p for p in src.iterdir() if p.is_file()):
         match = _NAME_RE.fullmatch(path.name)
@@ -42,18 +48,30 @@ def read(src: Path) -> Source:
                 skipped.append(f"{path}: not <n>_<name>.up.sql or .down.sql")
             continue
         number, name, direction = match.groups()
-        (ups if direction == "up" else downs)[(number, name)] = path
+        if direction == "up":
+            ups.append((number, name, path))
+        elif int(number) in downs:
+            raise ImportRefused(
+                f"golang-migrate: {downs[int(number)]} and {path} are both the down file of"
+                f" version {int(number)}",
+                hint="keep one of them, then import again",
+            )
+        else:
+            downs[int(number)] = path
     found = [
         SourceMigration(
             id=number,
             name=name,
             up=read_text(path),
-            down=read_text(downs[(number, name)]) if (number, name) in downs else None,
+            down=read_text(downs[int(number)]) if int(number) in downs else None,
             path=path,
         )
-        for (number, name), path in ups.items()
+        for number, name, path in ups
     ]
-    skipped += [f"{p}: a down file without its up file" for k, p in downs.items() if k not in ups]
+    versions = {int(number) for number, _, _ in ups}
+    skipped += [
+        f"{p}: a down file without its up file" for v, p in downs.items() if v not in versions
+    ]
     found.sort(key=lambda m: int(m.id))
     no_duplicates("golang-migrate", found, int)
     return Source(tuple(found), tuple(skipped))
