@@ -79,7 +79,7 @@ def read_project(settings: Settings) -> LoadResult:
         if paused:
             gc.enable()
     if cache.folder_changed:  # it holds every file's entry: the per-file document is spare
-        _write_private(folder_path, cache.folder_bytes())
+        _write_private(folder_path, cache.folder_text())
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
     elif cache.changed:
@@ -128,8 +128,15 @@ def load_migrations(settings: Settings) -> tuple[Migration, ...]:
     return result.migrations
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically; a cache that cannot be written is only a slower next run."""
+_SLICE = 1 << 20
+
+
+def _write_private(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` atomically; a cache that cannot be written is only a slower next run.
+
+    A str is written as UTF-8 a slice at a time: a large project's folder memo is tens of
+    MiB, and a whole encoded copy of it would be the command's peak of memory.
+    """
     import tempfile  # only when the memo changed: a no-op does not pay for it
 
     try:
@@ -142,7 +149,11 @@ def _write_private(path: Path, data: bytes) -> None:
         return
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                for at in range(0, len(data), _SLICE):
+                    fh.write(data[at : at + _SLICE].encode("utf-8", "surrogatepass"))
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

@@ -321,3 +321,21 @@ def test_an_unchanged_project_is_not_linted_again_and_an_edit_is(
     assert [(f.code, f.line) for f in report.findings] == [
         (f["code"], f["line"]) for f in json.loads(after.out)["findings"]
     ]
+
+
+def test_paths_are_shown_relative_exactly_as_relpath_would() -> None:
+    """The prefix shortcut of _shown agrees with os.path.relpath on every kind of path."""
+    import os
+    import random
+
+    from pgshift.cli.validate import _shown
+    from pgshift.lint.finding import Finding
+
+    pick = random.Random(3)
+    parts = ["a", "b", ".", "..", "m.sql", ".hidden", ""]
+    for _ in range(20000):
+        cwd = pick.choice(["/", "/tmp", "/tmp/a", "/tmp/a/b"])
+        path = "/" + "/".join(pick.choice(parts) for _ in range(pick.randint(1, 5)))
+        shown = _shown(Finding("c", "error", path, 1, 1, "m", "h"), cwd).file
+        rel = os.path.relpath(path, cwd)
+        assert shown == (path if rel.startswith("..") else rel), (cwd, path)

@@ -65,13 +65,21 @@ def _major(text: str | None) -> int | None:
 
 
 def _shown(finding: Finding, cwd: str) -> Finding:
-    """Paths relative to the working directory, as editors and GitHub annotations want."""
+    """Paths relative to the working directory, as editors and GitHub annotations want.
+
+    A path plainly inside ``cwd`` (no ``.``, ``..`` or doubled separator to resolve) is cut
+    at the prefix: relpath gives the same answer, slowly enough to show over the thousands of
+    findings of a large project.
+    """
     path = finding.file
-    if os.path.isabs(path):
-        rel = os.path.relpath(path, cwd)
-        if not rel.startswith(".."):
-            return replace(finding, file=rel)
-    return finding
+    if not os.path.isabs(path):
+        return finding
+    prefix = cwd.rstrip(os.sep) + os.sep
+    plain = f"{os.sep}." not in path and os.sep * 2 not in path and not path.endswith(os.sep)
+    if plain and path.startswith(prefix):
+        return replace(finding, file=path[len(prefix) :])
+    rel = os.path.relpath(path, cwd)
+    return finding if rel.startswith("..") else replace(finding, file=rel)
 
 
 def cmd_validate(args: argparse.Namespace, out: Output) -> int:

@@ -25,7 +25,7 @@ from pgshift.source.sql import LineIndex
 #: Below this many migrations to lint, a helper costs more than it saves.
 LINT_BESIDE_MIN = 100
 #: The part of the migrations this process lints itself when a helper lints the rest.
-_OWN_SHARE = 0.6
+_OWN_SHARE = 0.7
 
 
 class Linter:

@@ -206,8 +206,12 @@ class StatementCache:
             self.folder_changed = True
 
     def folder_bytes(self) -> bytes:
+        return self.folder_text().encode("utf-8", "surrogatepass")
+
+    def folder_text(self) -> str:
+        """The folder memo as JSON text (folder_bytes encodes it)."""
         document = self._folder or {"format": FORMAT, "key": "", "result": None}
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
     def row(self, text: str, *, rollback: bool, checksum: str | None = None) -> list[Any] | None:
         """The stored entry of ``text`` ([header row, statement rows, digest]), if any."""
