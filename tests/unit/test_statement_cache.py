@@ -32,6 +32,7 @@ def test_a_hit_returns_what_the_parsers_return(newline: str) -> None:
     first = StatementCache()
     header, header_problems, parsed, problems, _ = first.parse(text, "a.sql", rollback=False)
     assert header_problems == [] and problems == [] and first.changed
+    assert all(s.tree is None for s in parsed)  # a project's trees would be most of its memory
     # Statements are stored as spans of the text, never as copies of their SQL.
     assert "CREATE TABLE" not in first.to_bytes().decode()
     second = StatementCache.from_bytes(first.to_bytes())
@@ -226,9 +227,9 @@ def test_a_clean_folder_writes_its_rows_once_and_an_edit_parses_one_file(
     parsed: list[str] = []
     real = pgshift.source.sql.split_and_checksum
 
-    def counting(text: str, file: str) -> object:
+    def counting(text: str, file: str, *, trees: bool = True) -> object:
         parsed.append(Path(file).name)
-        return real(text, file)
+        return real(text, file, trees=trees)
 
     monkeypatch.setattr(pgshift.source.sql, "split_and_checksum", counting)
     first = read_project(settings)

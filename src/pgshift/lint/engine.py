@@ -25,7 +25,7 @@ from pgshift.source.sql import LineIndex
 #: Below this many migrations to lint, a helper costs more than it saves.
 LINT_BESIDE_MIN = 100
 #: The part of the migrations this process lints itself when a helper lints the rest.
-_OWN_SHARE = 0.7
+_OWN_SHARE = 0.6
 
 
 class Linter:
@@ -189,8 +189,8 @@ class Linter:
         project = ProjectState()
         if helper is None or len(todo) < LINT_BESIDE_MIN:
             return self._lint_range(ordered, todo, bad_files, project, 0, len(ordered))
-        # The later migrations' trees were parsed by the loader's helper and did not come
-        # back; re-parsing them is the helper's extra work, so it takes less than half.
+        # Both re-parse the files they lint (the loader keeps no trees); the helper also
+        # re-parses the earlier migrations to learn from them, so it takes less than half.
         cut = todo[int(len(todo) * _OWN_SHARE)]
         pending = helper(
             lambda: self._lint_range(

@@ -326,8 +326,8 @@ def _parse_beside(
 ) -> dict[int, Parsed]:
     """The files the memo lacks, parsed here and by ``helper`` at once, by their index.
 
-    The helper takes the later part: its files come back without parse trees, and the lint
-    engine's own helper (lint/engine.py) is the one that lints the later migrations.
+    The helper takes the later part. Neither keeps parse trees (they would be most of the
+    memory of a large project); the linter parses each file again as it lints it.
     What the helper cannot do is left out of the result; the caller parses those files.
     """
     todo = _unparsed(paths, decoded, cache)

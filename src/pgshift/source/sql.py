@@ -309,9 +309,12 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
 
 
 def split_and_checksum(
-    text: str, file: str
+    text: str, file: str, *, trees: bool = True
 ) -> tuple[tuple[Statement, ...], list[Problem], str | None]:
     """split_statements, and the checksum of what would run (None when the text does not parse).
+
+    ``trees=False`` leaves the parse trees out of the statements: a whole project's trees are
+    most of the memory of reading it, and the linter parses a file again when it needs them.
 
     The checksum covers each statement's tokens, as the scanner gives them, and nothing else:
     comments (the header's metadata lines included), whitespace, line endings and a BOM can
@@ -364,7 +367,7 @@ def split_and_checksum(
                 transaction_control=kind == "TransactionStmt",
                 concurrent_index=_concurrent_index(kind, node) if concurrent else None,
                 ignore=ignore,
-                tree=wrapped,
+                tree=wrapped if trees else None,
             )
         )
     return tuple(statements), [], digest.hexdigest()

@@ -253,7 +253,7 @@ class StatementCache:
         from pgshift.source.sql import split_and_checksum
 
         header, header_problems = parse_header(text, file, rollback=rollback)
-        statements, sql_problems, digest = split_and_checksum(text, file)
+        statements, sql_problems, digest = split_and_checksum(text, file, trees=False)
         if not header_problems and not sql_problems and digest is not None:
             row = [encode_header(header), encode_statements(text, statements), digest]
             self.store(text, row, rollback=rollback, checksum=checksum)
@@ -299,7 +299,7 @@ def parse_rows(text: str, file: str, *, rollback: bool) -> ParsedRows:
     from pgshift.source.sql import split_and_checksum
 
     header, header_problems = parse_header(text, file, rollback=rollback)
-    statements, sql_problems, digest = split_and_checksum(text, file)
+    statements, sql_problems, digest = split_and_checksum(text, file, trees=False)
     rows = encode_statements(text, statements)
     return encode_header(header), header_problems, rows, sql_problems, digest
 
