@@ -21,6 +21,8 @@ from pgshift.source.loader import LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pgshift.lint.memo import LintMemo
 
 
@@ -79,7 +81,7 @@ def read_project(settings: Settings) -> LoadResult:
         if paused:
             gc.enable()
     if cache.folder_changed:  # it holds every file's entry: the per-file document is spare
-        _write_private(folder_path, cache.folder_text())
+        _write_private(folder_path, cache.folder_chunks())
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
     elif cache.changed:
@@ -128,14 +130,11 @@ def load_migrations(settings: Settings) -> tuple[Migration, ...]:
     return result.migrations
 
 
-_SLICE = 1 << 20
-
-
-def _write_private(path: Path, data: bytes | str) -> None:
+def _write_private(path: Path, data: bytes | Iterable[str]) -> None:
     """Replace ``path`` atomically; a cache that cannot be written is only a slower next run.
 
-    A str is written as UTF-8 a slice at a time: a large project's folder memo is tens of
-    MiB, and a whole encoded copy of it would be the command's peak of memory.
+    Text comes in pieces, each written as UTF-8 as it comes: a large project's folder memo is
+    tens of MiB, and a whole copy of it would be the command's peak of memory.
     """
     import tempfile  # only when the memo changed: a no-op does not pay for it
 
@@ -152,8 +151,8 @@ def _write_private(path: Path, data: bytes | str) -> None:
             if isinstance(data, bytes):
                 fh.write(data)
             else:
-                for at in range(0, len(data), _SLICE):
-                    fh.write(data[at : at + _SLICE].encode("utf-8", "surrogatepass"))
+                for piece in data:
+                    fh.write(piece.encode("utf-8", "surrogatepass"))
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

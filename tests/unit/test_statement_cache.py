@@ -241,3 +241,20 @@ def test_a_clean_folder_writes_its_rows_once_and_an_edit_parses_one_file(
     after = read_project(settings)
     assert parsed == ["20250102000000_two.sql"]
     assert after == read_migrations(root / "migrations") != first
+
+
+def test_the_folder_memo_written_in_pieces_is_one_json_document(make_project: ProjectMaker) -> None:
+    root = make_project(
+        {
+            **migration_pair("20250101000000", "one", SQL.split("\n\n", 1)[1]),
+            "20250102000000_two.sql": "-- @custom-key: warned\nSELECT 'é';\n",  # a warning
+        }
+    )
+    cache = StatementCache()
+    read_migrations(root / "migrations", cache)
+    pieces = list(cache.folder_chunks())
+    assert len(pieces) > 3  # one per migration, and the frame around them
+    document = json.loads("".join(pieces))
+    key, result = _key_and_result(cache)
+    assert document["key"] == key and document["result"] == result
+    assert len(result["migrations"]) == 2 and result["warnings"]  # type: ignore[index]

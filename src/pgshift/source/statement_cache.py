@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pgshift.errors import Problem
@@ -206,12 +206,27 @@ class StatementCache:
             self.folder_changed = True
 
     def folder_bytes(self) -> bytes:
-        return self.folder_text().encode("utf-8", "surrogatepass")
+        return "".join(self.folder_chunks()).encode("utf-8", "surrogatepass")
 
-    def folder_text(self) -> str:
-        """The folder memo as JSON text (folder_bytes encodes it)."""
+    def folder_chunks(self) -> Iterator[str]:
+        """The folder memo as JSON text, a migration at a time.
+
+        A large project's memo is tens of MiB of text; made in one piece, it would be the
+        peak of the command's memory. Each piece is still made by json's C encoder.
+        """
         document = self._folder or {"format": FORMAT, "key": "", "result": None}
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        result = document.get("result")
+        if not isinstance(result, dict) or set(result) != {"migrations", "warnings"}:
+            yield json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+            return
+        head = {key: value for key, value in document.items() if key != "result"}
+        yield json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1]
+        yield ',"result":{"migrations":['
+        for i, migration in enumerate(result["migrations"]):
+            text = json.dumps(migration, separators=(",", ":"), ensure_ascii=False)
+            yield f",{text}" if i else text
+        warnings = json.dumps(result["warnings"], separators=(",", ":"), ensure_ascii=False)
+        yield f'],"warnings":{warnings}}}}}'
 
     def row(self, text: str, *, rollback: bool, checksum: str | None = None) -> list[Any] | None:
         """The stored entry of ``text`` ([header row, statement rows, digest]), if any."""
