@@ -120,18 +120,19 @@ def _read_file(
     cache: StatementCache | None = None,
     decoded: tuple[str, str] | None = None,
     parsed: Parsed | None = None,
+    named: FileName | ValueError | None = None,
 ) -> _File | None:
     """One file read into a _File (``data``: its bytes as read), its problems collected.
 
     ``decoded`` is (text, checksum) when the caller has decoded the bytes already, ``parsed``
-    the file's header and statements when they were parsed already (_parse_beside).
+    the file's header and statements when they were parsed already (_parse_beside), and
+    ``named`` its parse_file_name (or the error it raised), when the caller has it.
     """
     file = str(path)
     base = path.name  # pathlib recomputes it on every access
-    try:
-        name = parse_file_name(base)
-    except ValueError as exc:
-        problems.append(Problem(file, 1, f"bad file name: {exc}"))
+    name = _file_name(base) if named is None else named
+    if isinstance(name, ValueError):
+        problems.append(Problem(file, 1, f"bad file name: {name}"))
         return None
     if isinstance(data, OSError):
         problems.append(Problem(file, 1, f"cannot read the file: {data.strerror or data}"))
@@ -173,6 +174,13 @@ def _read_file(
         )
     _check_header_names(file, base, name, header, problems)
     return _File(path, name, text, header, statements, checksum, digest)
+
+
+def _file_name(base: str) -> FileName | ValueError:
+    try:
+        return parse_file_name(base)
+    except ValueError as exc:
+        return exc
 
 
 def _check_header_names(
@@ -283,12 +291,20 @@ def read_migrations(
         remembered = _from_memo(cache.folder_memo(key), read)
         if remembered is not None:
             return remembered
+    named = [_file_name(name) for name in names]  # once: it is a few microseconds a file
     parsed: dict[int, Parsed] = {}
     if cache is not None and decoded is not None and helper is not None:
-        parsed = _parse_beside(paths, decoded, cache, helper)
+        parsed = _parse_beside(paths, named, decoded, cache, helper)
     items = [
         _read_file(
-            path, data, problems, warnings, cache, decoded[i] if decoded else None, parsed.get(i)
+            path,
+            data,
+            problems,
+            warnings,
+            cache,
+            decoded[i] if decoded else None,
+            parsed.get(i),
+            named[i],
         )
         for i, (path, data) in enumerate(zip(paths, raw, strict=True))
     ]
@@ -306,23 +322,25 @@ _OWN_SHARE = 0.55
 
 
 def _unparsed(
-    paths: list[Path], decoded: list[tuple[str, str]], cache: StatementCache
+    named: list[FileName | ValueError], decoded: list[tuple[str, str]], cache: StatementCache
 ) -> list[tuple[int, bool]]:
     """(index, is a rollback) of each well-named file that the memo does not hold."""
     todo: list[tuple[int, bool]] = []
-    for i, path in enumerate(paths):
-        try:
-            rollback = parse_file_name(path.name).is_rollback
-        except ValueError:
+    for i, name in enumerate(named):
+        if isinstance(name, ValueError):
             continue  # _read_file reports the name
         text, checksum = decoded[i]
-        if not cache.has(text, rollback=rollback, checksum=checksum):
-            todo.append((i, rollback))
+        if not cache.has(text, rollback=name.is_rollback, checksum=checksum):
+            todo.append((i, name.is_rollback))
     return todo
 
 
 def _parse_beside(
-    paths: list[Path], decoded: list[tuple[str, str]], cache: StatementCache, helper: Helper
+    paths: list[Path],
+    named: list[FileName | ValueError],
+    decoded: list[tuple[str, str]],
+    cache: StatementCache,
+    helper: Helper,
 ) -> dict[int, Parsed]:
     """The files the memo lacks, parsed here and by ``helper`` at once, by their index.
 
@@ -330,7 +348,7 @@ def _parse_beside(
     memory of a large project); the linter parses each file again as it lints it.
     What the helper cannot do is left out of the result; the caller parses those files.
     """
-    todo = _unparsed(paths, decoded, cache)
+    todo = _unparsed(named, decoded, cache)
     if len(todo) < BESIDE_MIN_FILES:
         return {}
     half = int(len(todo) * _OWN_SHARE)
