@@ -718,11 +718,11 @@ def _lint_project(
     if remembered is not None:
         write_lint_memo(settings, memo)
         return remembered
-    from pgshift.beside import helper
     from pgshift.lint.engine import Linter
+    from pgshift.project_files import beside
 
     linter = Linter(pg_major, fixes=fixes)
-    found = linter.lint_migrations(migrations, bad_files, memo=memo, helper=helper())
+    found = linter.lint_migrations(migrations, bad_files, memo=memo, helper=beside)
     write_lint_memo(settings, memo)
     return found
 

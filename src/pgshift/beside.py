@@ -33,6 +33,12 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def when_needed(work: Callable[[], T]) -> Forked[T] | None:
+    """A Helper for callers that may never need one: it decides whether forking is safe only
+    when some work is handed over (a small project never pays for the decision)."""
+    return start(work) if helper() is not None else None
+
+
 def helper() -> Helper | None:
     """A Helper when forking is safe and worth it here, else None."""
     if os.environ.get("PGSHIFT_WORKERS", "").strip() == "1":

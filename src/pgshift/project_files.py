@@ -11,18 +11,20 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from pgshift.beside import helper
 from pgshift.config import Settings
 from pgshift.errors import Problem
 from pgshift.model import Migration
 from pgshift.source.loader import LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from pgshift.concurrency import Pending
     from pgshift.lint.memo import LintMemo
 
 
@@ -54,6 +56,14 @@ def write_lint_memo(settings: Settings, memo: LintMemo) -> None:
         _write_private(lint_cache_path(settings), memo.to_bytes())
 
 
+def beside(work: Callable[[], T]) -> Pending[T] | None:
+    """The Helper commands hand the loader and the linter: pgshift/beside.py, imported (with
+    pickle and threading) only when a large project gives it work."""
+    from pgshift.beside import when_needed
+
+    return when_needed(work)
+
+
 def read_project(settings: Settings) -> LoadResult:
     """Every file of the project read, problems and warnings included, never raising for them.
 
@@ -74,7 +84,7 @@ def read_project(settings: Settings) -> LoadResult:
     gc.disable()
     try:
         cache = StatementCache.deferred(path.read_bytes, folder)
-        result = read_migrations(settings.migrations_dir, cache, helper())
+        result = read_migrations(settings.migrations_dir, cache, beside)
     finally:
         gc.freeze()
         gc.unfreeze()
