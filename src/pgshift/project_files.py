@@ -146,14 +146,15 @@ def _write_private(path: Path, data: bytes | Iterable[str]) -> None:
     Text comes in pieces, each written as UTF-8 as it comes: a large project's folder memo is
     tens of MiB, and a whole copy of it would be the command's peak of memory.
     """
-    import tempfile  # only when the memo changed: a no-op does not pay for it
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         ignore = path.parent.parent / ".gitignore"
         if not ignore.exists():
             ignore.write_text("*\n")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
+        # tempfile.mkstemp, without importing tempfile (and random) at every cold start.
+        tmp = str(path.parent / f".{path.stem}-{os.urandom(6).hex()}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o600)
     except OSError:
         return
     try:
