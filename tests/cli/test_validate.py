@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -248,23 +251,26 @@ print(json.dumps({"code": code, "loaded": sorted(mods & set(sys.modules))}))
 """
 
 
+def _probe(project: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (which calls pgshift's main with ``args``) in a fresh interpreter in
+    ``project``, with no database configured: what it imported is what a user's run imports."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def test_validate_starts_without_the_other_verbs_or_the_embedded_server(
     make_project: ProjectMaker,
 ) -> None:
     """Issue 10: a linter's start-up is most of a small folder's time; validate imports only its
     own verb's module and, with no database and no embedded server, not embedded.py."""
     import json
-    import os
-    import subprocess
-    import sys
 
     project = _safe_project(make_project)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
-    done = subprocess.run(
-        [sys.executable, "-c", _STARTUP, "validate", "-q"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    done = _probe(project, _STARTUP, "validate", "-q")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"code": 0, "loaded": []}
@@ -285,9 +291,6 @@ def test_an_unchanged_project_is_not_linted_again_and_an_edit_is(
     """Issue 10: the findings memo (lint/memo.py) answers a run over unchanged files without
     the parser or the rules, with the same report; an edited file is linted again."""
     import json
-    import os
-    import subprocess
-    import sys
 
     import pgshift
 
@@ -301,12 +304,7 @@ def test_an_unchanged_project_is_not_linted_again_and_an_edit_is(
     assert (again.code, again.out) == (first.code, first.out)
     assert "require-concurrent-index" in first.out
 
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DB_URL")}
-    done = subprocess.run(
-        [sys.executable, "-c", _MEMO_PROBE, "validate", "--json"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    done = _probe(project, _MEMO_PROBE, "validate", "--json")
     probe = json.loads(done.stdout.splitlines()[-1])
     assert probe == {"code": 1, "parser": False, "rules": False}
     assert json.loads(done.stdout[: done.stdout.rindex("\n{")]) == json.loads(first.out)
