@@ -19,6 +19,7 @@ from tests.plugins.project import migration_text, rollback_text
 from pgshift import beside
 from pgshift.concurrency import Helper, Pending
 from pgshift.lint.engine import LINT_BESIDE_MIN, Linter
+from pgshift.lint.finding import Finding
 from pgshift.source.loader import BESIDE_MIN_FILES, LoadResult, read_migrations
 from pgshift.source.statement_cache import StatementCache
 
@@ -173,3 +174,35 @@ def test_validate_prints_the_same_with_and_without_a_second_process(big_folder: 
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1]
     assert {f["code"] for f in outputs[0]["findings"]} >= {"set-not-null", "invalid-file"}
+
+
+def test_a_failure_here_takes_the_helper_down_with_it(
+    big_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in this process's own share must not leave a child waiting to be read."""
+    loaded = _read(big_folder, beside.start)
+    first = str(loaded.migrations[0].path)
+
+    class Broken(Linter):
+        def lint_file(self, text: str, file: str, *args: object, **kwargs: object) -> list[Finding]:
+            if file == first:
+                raise RuntimeError("a bug in a rule")
+            return super().lint_file(text, file, *args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError, match="a bug in a rule"):
+        Broken(16).lint_migrations(loaded.migrations, helper=beside.start)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+    real = StatementCache.parse
+
+    def parse(self: StatementCache, text: str, file: str, **kwargs: object) -> object:
+        if file.endswith(Path(first).name):
+            raise RuntimeError("cannot parse")
+        return real(self, text, file, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StatementCache, "parse", parse)
+    with pytest.raises(RuntimeError, match="cannot parse"):
+        _read(big_folder, beside.start)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)

@@ -199,7 +199,12 @@ class Linter:
         )
         if pending is None:
             return self._lint_range(ordered, todo, bad_files, project, 0, len(ordered))
-        linted = self._lint_range(ordered, [i for i in todo if i < cut], bad_files, project, 0, cut)
+        try:
+            mine = [i for i in todo if i < cut]
+            linted = self._lint_range(ordered, mine, bad_files, project, 0, cut)
+        except BaseException:
+            pending.cancel()  # nobody would read what it sends: it would wait for ever
+            raise
         theirs = pending.result()
         if theirs is None:  # the helper failed: go on from where this process stopped
             theirs = self._lint_range(ordered, todo, bad_files, project, cut, len(ordered))

@@ -361,9 +361,13 @@ def _parse_beside(
     if pending is None:
         return {}
     done: dict[int, Parsed] = {}
-    for i, rollback in todo[:half]:
-        text, checksum = decoded[i]
-        done[i] = cache.parse(text, str(paths[i]), rollback=rollback, checksum=checksum)
+    try:
+        for i, rollback in todo[:half]:
+            text, checksum = decoded[i]
+            done[i] = cache.parse(text, str(paths[i]), rollback=rollback, checksum=checksum)
+    except BaseException:
+        pending.cancel()  # nobody would read what it sends: it would wait for ever
+        raise
     rows = pending.result()
     if rows is None or len(rows) != len(theirs):
         return done
