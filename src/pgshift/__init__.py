@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from pgshift.fleet_targets import TargetSpec
     from pgshift.history import AppliedMigration, History, Progress
+    from pgshift.lint.ahead import LintAhead
     from pgshift.lint.finding import Finding, Fix
     from pgshift.model import Migration, SchemaObject
     from pgshift.ops.apply import RunResult, StepResult
@@ -662,11 +663,18 @@ def validate(
     from pgshift.lint.finding import problem_findings
     from pgshift.project_files import read_project
 
-    loaded = read_project(settings)
+    url = database_url(settings, start_embedded=False)
+    # When the rules' target version is known before reading (no server to ask), a cold read
+    # lints each file as it parses it (lint/ahead.py): its tree is read once.
+    ahead = None
+    if pg_major is not None or url is None:
+        from pgshift.lint.ahead import LintAhead
+
+        ahead = LintAhead(pg_major or LATEST_MAJOR, fixes=fixes)
+    loaded = read_project(settings, listener=ahead)
     findings = problem_findings(loaded.problems)
     # Loader warnings that a lint rule reports too (no rollback, unknown @key) come from it.
     findings += problem_findings((w for w in loaded.warnings if w.rule is None), severity="warning")
-    url = database_url(settings, start_embedded=False)
     checked = url is not None
     if url is not None:
         major, drift = _drift_findings(settings, url, loaded.migrations)
@@ -674,7 +682,7 @@ def validate(
         pg_major = pg_major or major
     bad_files = frozenset(p.file for p in loaded.problems)
     pg_major = pg_major or LATEST_MAJOR
-    findings += _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes)
+    findings += _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
     if roundtrip:
         from pgshift.ops.apply import RunOptions
         from pgshift.ops.roundtrip import roundtrip as run_roundtrip
@@ -704,10 +712,12 @@ def _lint_project(
     bad_files: frozenset[str],
     pg_major: int,
     fixes: bool,
+    ahead: LintAhead | None = None,
 ) -> list[Finding]:
     """The rules' findings over the project, from the findings memo where it holds them.
 
-    When every migration is in the memo, neither the rules nor the parser are even imported.
+    When every migration is in the memo, neither the rules nor the parser are even imported;
+    when ``ahead`` linted every file as it was read, only its file-level rules are left.
     """
     from pgshift.lint.memo import chain_keys
     from pgshift.project_files import read_lint_memo, write_lint_memo
@@ -718,6 +728,13 @@ def _lint_project(
     if remembered is not None:
         write_lint_memo(settings, memo)
         return remembered
+    linted = ahead.findings(migrations, bad_files) if ahead is not None else None
+    if linted is not None:
+        for key, found in zip(keys, linted, strict=True):
+            memo.put(key, found)
+        memo.finish()
+        write_lint_memo(settings, memo)
+        return [f for found in linted for f in found]
     from pgshift.lint.engine import Linter
     from pgshift.project_files import beside
 

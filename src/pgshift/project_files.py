@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pgshift.config import Settings
 from pgshift.errors import Problem
 from pgshift.model import Migration
-from pgshift.source.loader import LoadResult, read_migrations
+from pgshift.source.loader import LoadResult, ParseListener, read_migrations
 from pgshift.source.statement_cache import StatementCache
 
 T = TypeVar("T")
@@ -64,11 +64,12 @@ def beside(work: Callable[[], T]) -> Pending[T] | None:
     return when_needed(work)
 
 
-def read_project(settings: Settings) -> LoadResult:
+def read_project(settings: Settings, *, listener: ParseListener | None = None) -> LoadResult:
     """Every file of the project read, problems and warnings included, never raising for them.
 
     Statements of files read before come from `.pgshift/cache/` instead of the parser; the
     per-file memo is read only when the folder memo does not match the files as read now.
+    ``listener`` (lint/ahead.py) is handed each file with its parse trees on a cold read.
     """
     path, folder_path = cache_path(settings), folder_cache_path(settings)
     try:
@@ -84,7 +85,7 @@ def read_project(settings: Settings) -> LoadResult:
     gc.disable()
     try:
         cache = StatementCache.deferred(path.read_bytes, folder)
-        result = read_migrations(settings.migrations_dir, cache, beside)
+        result = read_migrations(settings.migrations_dir, cache, beside, listener)
     finally:
         gc.freeze()
         gc.unfreeze()

@@ -194,15 +194,39 @@ def test_a_failure_here_takes_the_helper_down_with_it(
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
 
-    real = StatementCache.parse
+    import pgshift.source.loader
 
-    def parse(self: StatementCache, text: str, file: str, **kwargs: object) -> object:
+    real = pgshift.source.loader.parse_header  # type: ignore[attr-defined]
+
+    def parse_header(text: str, file: str, **kwargs: bool) -> object:
         if file.endswith(Path(first).name):
             raise RuntimeError("cannot parse")
-        return real(self, text, file, **kwargs)  # type: ignore[arg-type]
+        return real(text, file, **kwargs)
 
-    monkeypatch.setattr(StatementCache, "parse", parse)
+    monkeypatch.setattr(pgshift.source.loader, "parse_header", parse_header)
     with pytest.raises(RuntimeError, match="cannot parse"):
         _read(big_folder, beside.start)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_linting_while_reading_with_a_helper_finds_the_same(big_folder: Path) -> None:
+    """The helper learns the earlier forward files, lints its own while parsing them, and
+    sends the passes back; the findings equal those of linting after reading."""
+    from pgshift.lint.ahead import LintAhead
+
+    helper = Counting()
+    ahead = LintAhead(16)
+    loaded = read_migrations(big_folder, StatementCache(), helper, ahead)
+    assert helper.returned == 1
+    bad = frozenset(p.file for p in loaded.problems)
+    linted = ahead.findings(loaded.migrations, bad)
+    assert linted is not None
+    after = Linter(16).lint_migrations(loaded.migrations, bad)
+    assert [f for found in linted for f in found] == after
+    assert [f.fix for found in linted for f in found] == [f.fix for f in after]
+
+    failed = LintAhead(16)  # the helper's files were never linted here: it declines
+    again = read_migrations(big_folder, StatementCache(), failing_helper, failed)
+    assert again == loaded
+    assert failed.findings(again.migrations, bad) is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pglast.parser import ParseError, parse_sql_json
 
@@ -26,6 +26,19 @@ from pgshift.source.sql import LineIndex
 LINT_BESIDE_MIN = 100
 #: The part of the migrations this process lints itself when a helper lints the rest.
 _OWN_SHARE = 0.6
+
+
+@dataclass
+class FilePass:
+    """One file after the statement rules: what they found, and the ignores they used."""
+
+    file: str
+    header: Header
+    statements: tuple[Statement, ...]
+    rollback: bool
+    raw: list[Finding]  # before ignores
+    kept: list[Finding]  # after ignores
+    ignores: Ignores
 
 
 class Linter:
@@ -64,6 +77,30 @@ class Linter:
         has_problems: bool = False,
     ) -> list[Finding]:
         """Every finding of one file (migration or rollback), ignores applied."""
+        stmts = _statements_with_trees(text, statements)
+        done = self.statement_pass(
+            text, file, header, statements, stmts, rollback=rollback, project=project
+        )
+        return self.file_pass(done, migration=migration, has_problems=has_problems)
+
+    def statement_pass(
+        self,
+        text: str,
+        file: str,
+        header: Header,
+        statements: Sequence[Statement],
+        stmts: Sequence[Stmt],
+        *,
+        rollback: bool = False,
+        project: ProjectState | None = None,
+    ) -> FilePass:
+        """The statement rules over one file (``stmts``: its statements with their trees),
+        learning into ``project`` what it did; the file-level rules come after (file_pass).
+
+        Split in two because the statement rules need the parse trees and the project state
+        of the migrations before, while the file-level rules need the file's Migration, which
+        exists only once the whole folder is read and ordered.
+        """
         ctx = LintContext(
             file,
             text,
@@ -76,7 +113,7 @@ class Linter:
         raw: list[Finding] = []
         kept: list[Finding] = []
         positions = _Positions(text, ctx)
-        ctx.statements = tuple(_statements_with_trees(text, statements))
+        ctx.statements = tuple(stmts)
         for stmt in ctx.statements:
             for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
@@ -87,19 +124,41 @@ class Linter:
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)
             _learn(stmt, ctx)
+        return FilePass(file, header, tuple(statements), rollback, raw, kept, ignores)
+
+    def file_pass(
+        self, done: FilePass, *, migration: Migration | None = None, has_problems: bool = False
+    ) -> list[Finding]:
+        """The file's findings: its statement pass's, then the file- and project-level rules'
+        and the ignores that silenced nothing. Each FilePass is finished once."""
         facts = FileFacts(
-            file=file,
-            header=header,
-            statements=tuple(statements),
-            rollback=rollback,
-            kept=tuple(kept),
-            raw=tuple(raw),
+            file=done.file,
+            header=done.header,
+            statements=done.statements,
+            rollback=done.rollback,
+            kept=tuple(done.kept),
+            raw=tuple(done.raw),
             migration=migration,
             has_problems=has_problems,
         )
-        kept.extend(self._file_findings(facts, ignores))
-        kept.extend(ignores.unused(self.rules))
+        kept = list(done.kept)
+        kept.extend(self._file_findings(facts, done.ignores))
+        kept.extend(done.ignores.unused(self.rules))
         return kept
+
+    def learn_text(self, text: str, file: str, project: ProjectState) -> None:
+        """What a file's statements did, for the files after it, from its text alone (a
+        helper that did not read the file itself); unlinted, like learn_file."""
+        try:
+            parsed = json.loads(parse_sql_json(text)).get("stmts", [])
+        except ParseError:
+            return  # it did nothing; its own reader reports it
+        ctx = LintContext(file, text, pg_major=self.pg_major, project=project)
+        for raw in parsed:
+            kind, node = tree.unwrap(raw.get("stmt", {}))
+            learner = _LEARNERS.get(kind)
+            if learner is not None:
+                learner(node, ctx)
 
     def _statement_rules(self, kind: str, rollback: bool) -> Iterator[Rule]:
         """The rules that look at this kind of statement, then those that look at every one."""

@@ -6,11 +6,13 @@ all of them in one pass instead of one per run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pgshift.concurrency import Helper
 from pgshift.errors import ConfigError, InputError, Problem
@@ -29,9 +31,9 @@ from pgshift.source.statement_cache import (
     entry_key,
     folder_key,
     from_rows,
-    parse_rows,
     plain_maker,
     text_key,
+    to_rows,
 )
 
 TRANSACTION_CONTROL_MESSAGE = (
@@ -44,6 +46,31 @@ def checksum_text(text: str) -> str:
     """SHA-256 of ``text`` with line endings normalised, so a CRLF-only change is not drift."""
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+class ParseListener(Protocol):
+    """Told of each file as the loader parses it, with the trees it does not keep.
+
+    ``learn`` is called, in a helper process, with the forward files before its own, which
+    this process parses; ``export`` is what the helper sends back, ``absorb`` takes it.
+    """
+
+    def parsed(
+        self,
+        text: str,
+        file: str,
+        header: Header,
+        statements: Sequence[Statement],
+        trees: Sequence[Mapping[str, Any]],
+        *,
+        rollback: bool,
+    ) -> None: ...
+
+    def learn(self, text: str, file: str) -> None: ...
+
+    def export(self) -> Any: ...
+
+    def absorb(self, exported: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -248,12 +275,16 @@ def _resolve_dependencies(
 
 
 def read_migrations(
-    directory: Path, cache: StatementCache | None = None, helper: Helper | None = None
+    directory: Path,
+    cache: StatementCache | None = None,
+    helper: Helper | None = None,
+    listener: ParseListener | None = None,
 ) -> LoadResult:
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
 
     ``cache`` spares parsing files whose text was split before (statement_cache.py); a
-    ``helper`` (concurrency.py) parses half of the others on another core.
+    ``helper`` (concurrency.py) parses half of the others on another core; a ``listener``
+    is handed each file with its parse trees when every file is parsed (lint/ahead.py).
 
     Raises ConfigError only when the folder itself is missing, since then no file can be
     blamed.
@@ -293,8 +324,8 @@ def read_migrations(
             return remembered
     named = [_file_name(name) for name in names]  # once: it is a few microseconds a file
     parsed: dict[int, Parsed] = {}
-    if cache is not None and decoded is not None and helper is not None:
-        parsed = _parse_beside(paths, named, decoded, cache, helper)
+    if decoded is not None and (helper is not None or listener is not None):
+        parsed = _parse_unread(paths, named, decoded, cache, helper, listener)
     items = [
         _read_file(
             path,
@@ -322,7 +353,9 @@ _OWN_SHARE = 0.55
 
 
 def _unparsed(
-    named: list[FileName | ValueError], decoded: list[tuple[str, str]], cache: StatementCache
+    named: list[FileName | ValueError],
+    decoded: list[tuple[str, str]],
+    cache: StatementCache | None,
 ) -> list[tuple[int, bool]]:
     """(index, is a rollback) of each well-named file that the memo does not hold."""
     todo: list[tuple[int, bool]] = []
@@ -330,56 +363,120 @@ def _unparsed(
         if isinstance(name, ValueError):
             continue  # _read_file reports the name
         text, checksum = decoded[i]
-        if not cache.has(text, rollback=name.is_rollback, checksum=checksum):
+        if cache is None or not cache.has(text, rollback=name.is_rollback, checksum=checksum):
             todo.append((i, name.is_rollback))
     return todo
 
 
-def _parse_beside(
+def _parse_unread(
     paths: list[Path],
     named: list[FileName | ValueError],
     decoded: list[tuple[str, str]],
-    cache: StatementCache,
-    helper: Helper,
+    cache: StatementCache | None,
+    helper: Helper | None,
+    listener: ParseListener | None,
 ) -> dict[int, Parsed]:
-    """The files the memo lacks, parsed here and by ``helper`` at once, by their index.
+    """The files the memo lacks, parsed here (and by ``helper`` at once), by their index.
 
     The helper takes the later part. Neither keeps parse trees (they would be most of the
-    memory of a large project); the linter parses each file again as it lints it.
-    What the helper cannot do is left out of the result; the caller parses those files.
+    memory of a large project): a ``listener`` (lint/ahead.py) gets each file's trees as it
+    is parsed, in name order; it is told of no file unless every file is parsed here, since
+    a file from the memo would be missing from what it learns. What the helper cannot do is
+    left out of the result; the caller parses those files.
     """
     todo = _unparsed(named, decoded, cache)
-    if len(todo) < BESIDE_MIN_FILES:
-        return {}
-    half = int(len(todo) * _OWN_SHARE)
-    theirs = todo[half:]
-
-    def work() -> list[ParsedRows]:
-        return [parse_rows(decoded[i][0], str(paths[i]), rollback=rb) for i, rb in theirs]
-
-    pending = helper(work)
-    if pending is None:
-        return {}
-    done: dict[int, Parsed] = {}
+    if listener is not None and len(todo) != sum(1 for n in named if isinstance(n, FileName)):
+        listener = None
+    forked = helper is not None and len(todo) >= BESIDE_MIN_FILES
+    if listener is None and not forked:
+        return {}  # the usual per-file path reads them
+    half = int(len(todo) * _OWN_SHARE) if forked else len(todo)
+    mine, theirs = todo[:half], todo[half:]
+    pending = None
+    if forked and helper is not None:
+        pending = helper(functools.partial(_parse_theirs, paths, decoded, mine, theirs, listener))
+        if pending is None:  # no helper after all: all of them here
+            mine, theirs = todo, []
     try:
-        for i, rollback in todo[:half]:
-            text, checksum = decoded[i]
-            done[i] = cache.parse(text, str(paths[i]), rollback=rollback, checksum=checksum)
+        done = {i: _parse_fresh(decoded[i][0], str(paths[i]), rb, listener) for i, rb in mine}
     except BaseException:
-        pending.cancel()  # nobody would read what it sends: it would wait for ever
+        if pending is not None:
+            pending.cancel()  # nobody would read what it sends: it would wait for ever
         raise
-    rows = pending.result()
-    if rows is None or len(rows) != len(theirs):
-        return done
-    for (i, rollback), row in zip(theirs, rows, strict=True):
-        text, checksum = decoded[i]
-        done[i] = from_rows(text, row)
-        header_row, header_problems, statement_rows, sql_problems, digest = row
-        if not header_problems and not sql_problems and digest is not None:
-            cache.store(
-                text, [header_row, statement_rows, digest], rollback=rollback, checksum=checksum
-            )
+    for i, rollback in mine:
+        _remember(cache, decoded[i], rollback, done[i])
+    if pending is not None:
+        _take_theirs(done, pending.result(), theirs, decoded, cache, listener)
     return done
+
+
+def _take_theirs(
+    done: dict[int, Parsed],
+    got: tuple[list[ParsedRows], object] | None,
+    theirs: list[tuple[int, bool]],
+    decoded: list[tuple[str, str]],
+    cache: StatementCache | None,
+    listener: ParseListener | None,
+) -> None:
+    """The helper's files into ``done``; when it failed, they are left for the caller."""
+    if got is None or len(got[0]) != len(theirs):
+        return
+    rows, exported = got
+    if listener is not None:
+        listener.absorb(exported)
+    for (i, rollback), row in zip(theirs, rows, strict=True):
+        done[i] = from_rows(decoded[i][0], row)
+        _remember(cache, decoded[i], rollback, done[i], row)
+
+
+def _parse_theirs(
+    paths: list[Path],
+    decoded: list[tuple[str, str]],
+    mine: list[tuple[int, bool]],
+    theirs: list[tuple[int, bool]],
+    listener: ParseListener | None,
+) -> tuple[list[ParsedRows], object]:
+    """A helper's share: learn what the forward files before it did, then parse its files."""
+    if listener is not None:
+        for i, rollback in mine:
+            if not rollback:
+                listener.learn(decoded[i][0], str(paths[i]))
+    rows = []
+    for i, rollback in theirs:
+        text = decoded[i][0]
+        rows.append(to_rows(text, _parse_fresh(text, str(paths[i]), rollback, listener)))
+    return rows, listener.export() if listener is not None else None
+
+
+def _parse_fresh(text: str, file: str, rollback: bool, listener: ParseListener | None) -> Parsed:
+    """One file's header and statements, parsed now; its trees go to ``listener`` only."""
+    from pgshift.source.sql import split_and_checksum  # pglast: only when parsing
+
+    header, header_problems = parse_header(text, file, rollback=rollback)
+    trees: list[Any] | None = [] if listener is not None else None
+    statements, sql_problems, digest = split_and_checksum(text, file, trees=False, tree_sink=trees)
+    if listener is not None and trees is not None:
+        listener.parsed(text, file, header, statements, trees, rollback=rollback)
+    return header, header_problems, statements, sql_problems, digest
+
+
+def _remember(
+    cache: StatementCache | None,
+    decoded: tuple[str, str],
+    rollback: bool,
+    parsed: Parsed,
+    row: ParsedRows | None = None,
+) -> None:
+    """Keep a clean file's parse in the memo, from its rows when a helper sent them."""
+    text, checksum = decoded
+    header, header_problems, statements, sql_problems, digest = parsed
+    if cache is None or header_problems or sql_problems or digest is None:
+        return
+    if row is not None:
+        entry = [row[0], row[2], digest]
+    else:
+        entry = [encode_header(header), encode_statements(text, statements), digest]
+    cache.store(text, entry, rollback=rollback, checksum=checksum)
 
 
 def _split_forward(

@@ -309,12 +309,13 @@ def split_statements(text: str, file: str) -> tuple[tuple[Statement, ...], list[
 
 
 def split_and_checksum(
-    text: str, file: str, *, trees: bool = True
+    text: str, file: str, *, trees: bool = True, tree_sink: list[Any] | None = None
 ) -> tuple[tuple[Statement, ...], list[Problem], str | None]:
     """split_statements, and the checksum of what would run (None when the text does not parse).
 
     ``trees=False`` leaves the parse trees out of the statements: a whole project's trees are
-    most of the memory of reading it, and the linter parses a file again when it needs them.
+    most of the memory of reading it, and the linter parses a file again when it needs them;
+    ``tree_sink`` then receives them, one per statement, for a caller that uses them at once.
 
     The checksum covers each statement's tokens, as the scanner gives them, and nothing else:
     comments (the header's metadata lines included), whitespace, line endings and a BOM can
@@ -370,4 +371,6 @@ def split_and_checksum(
                 tree=wrapped if trees else None,
             )
         )
+        if tree_sink is not None:
+            tree_sink.append(wrapped)
     return tuple(statements), [], digest.hexdigest()

@@ -304,23 +304,24 @@ class StatementCache:
 
 #: (header, header problems, statements, SQL problems, statement checksum) of one file.
 Parsed = tuple[Header, list[Problem], tuple[Statement, ...], list[Problem], str | None]
-#: A file parsed elsewhere (parse_rows): rows instead of objects, cheap to send between processes.
+#: A file parsed elsewhere (to_rows): rows instead of objects, cheap to send between processes.
 ParsedRows = tuple[list[Any], list[Problem], list[list[Any]], list[Problem], str | None]
 
 
-def parse_rows(text: str, file: str, *, rollback: bool) -> ParsedRows:
-    """Parse one file into the memo's rows (for a helper process to send back)."""
-    from pgshift.source.header import parse_header
-    from pgshift.source.sql import split_and_checksum
-
-    header, header_problems = parse_header(text, file, rollback=rollback)
-    statements, sql_problems, digest = split_and_checksum(text, file, trees=False)
-    rows = encode_statements(text, statements)
-    return encode_header(header), header_problems, rows, sql_problems, digest
+def to_rows(text: str, parsed: Parsed) -> ParsedRows:
+    """A parse as rows, cheap to send from a helper process (from_rows reverses it)."""
+    header, header_problems, statements, sql_problems, digest = parsed
+    return (
+        encode_header(header),
+        header_problems,
+        encode_statements(text, statements),
+        (sql_problems),
+        digest,
+    )
 
 
 def from_rows(text: str, parsed: ParsedRows) -> Parsed:
-    """The objects of parse_rows' rows, over the same text."""
+    """The objects of to_rows' rows, over the same text."""
     header_row, header_problems, rows, sql_problems, digest = parsed
     return (
         decode_header(header_row),
