@@ -103,7 +103,9 @@ class LintAhead:
             return None
         found: dict[str, list[Finding]] = {m.version: [] for m in migrations}
         for m, script in scripts:
-            done = self._passes.pop(str(script.path))  # a pass is finished once
+            done = self._passes[str(script.path)]
             has_problems = str(script.path) in bad_files
-            found[m.version] += self.linter.file_pass(done, migration=m, has_problems=has_problems)
+            found[m.version] += self.linter.file_pass(
+                done, script.header, script.statements, migration=m, has_problems=has_problems
+            )
         return [found[m.version] for m in migrations]

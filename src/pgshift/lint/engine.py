@@ -30,15 +30,16 @@ _OWN_SHARE = 0.6
 
 @dataclass
 class FilePass:
-    """One file after the statement rules: what they found, and the ignores they used."""
+    """One file after the statement rules: what they found, and the ignores they used.
+
+    Small on purpose (no header, no statements): a helper process sends thousands of them.
+    """
 
     file: str
-    header: Header
-    statements: tuple[Statement, ...]
     rollback: bool
     raw: list[Finding]  # before ignores
     kept: list[Finding]  # after ignores
-    ignores: Ignores
+    used: set[tuple[int | None, str]]  # the ignores that silenced something (Ignores.used)
 
 
 class Linter:
@@ -81,7 +82,9 @@ class Linter:
         done = self.statement_pass(
             text, file, header, statements, stmts, rollback=rollback, project=project
         )
-        return self.file_pass(done, migration=migration, has_problems=has_problems)
+        return self.file_pass(
+            done, header, statements, migration=migration, has_problems=has_problems
+        )
 
     def statement_pass(
         self,
@@ -124,17 +127,25 @@ class Linter:
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)
             _learn(stmt, ctx)
-        return FilePass(file, header, tuple(statements), rollback, raw, kept, ignores)
+        return FilePass(file, rollback, raw, kept, ignores.used)
 
     def file_pass(
-        self, done: FilePass, *, migration: Migration | None = None, has_problems: bool = False
+        self,
+        done: FilePass,
+        header: Header,
+        statements: Sequence[Statement],
+        *,
+        migration: Migration | None = None,
+        has_problems: bool = False,
     ) -> list[Finding]:
         """The file's findings: its statement pass's, then the file- and project-level rules'
-        and the ignores that silenced nothing. Each FilePass is finished once."""
+        and the ignores that silenced nothing (``header`` and ``statements`` are the file's)."""
+        ignores = Ignores(done.file, statements, header)
+        ignores.used = set(done.used)
         facts = FileFacts(
             file=done.file,
-            header=done.header,
-            statements=done.statements,
+            header=header,
+            statements=tuple(statements),
             rollback=done.rollback,
             kept=tuple(done.kept),
             raw=tuple(done.raw),
@@ -142,8 +153,8 @@ class Linter:
             has_problems=has_problems,
         )
         kept = list(done.kept)
-        kept.extend(self._file_findings(facts, done.ignores))
-        kept.extend(done.ignores.unused(self.rules))
+        kept.extend(self._file_findings(facts, ignores))
+        kept.extend(ignores.unused(self.rules))
         return kept
 
     def learn_text(self, text: str, file: str, project: ProjectState) -> None:
