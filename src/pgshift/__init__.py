@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Until the rest moves into pgshift.api, the facade's own functions call these.
+from pgshift.api.project import connect, database_url, load_project, read_history
 from pgshift.config import Settings, load_settings
 from pgshift.errors import InputError, PgshiftError
 
@@ -244,58 +246,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
-    """The project's migrations in plan order, and the problems of their files.
-
-    A problem no migration owns (a bad file name, a duplicate version, a rollback file whose
-    migration is gone) raises InputError (exit 2). Problems in a migration's own files are
-    kept in ``Project.problems``: whether they block depends on the database (`plan_up`
-    refuses those of migrations not applied yet and warns about the others; a rollback
-    refuses those of the files it would run). ``allow_problems`` keeps every problem, for
-    the rollback planners and the read-only commands.
-    """
-    from pgshift.project_files import Project, owned_problems, read_project
-
-    read = read_project(settings)
-    if allow_problems:
-        return Project(settings, read.migrations, read.problems, read.warnings)
-    owned, unowned = owned_problems(read)
-    if unowned:
-        raise InputError(unowned)
-    return Project(settings, read.migrations, owned, read.warnings)
-
-
-def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
-    """The target's URL; with none configured, the embedded server (started on demand).
-
-    Returns None when nothing is configured and ``start_embedded`` is False.
-    """
-    if settings.database_url is not None:
-        return settings.database_url
-    if not start_embedded and not (settings.project_root / ".pgshift" / "pgdata").is_dir():
-        return None  # no embedded server was ever made here: spare importing its module
-    from pgshift.embedded import target_url
-
-    return target_url(settings, start=start_embedded)
-
-
-def connect(settings: Settings, *, purpose: str = "runner") -> Target:
-    """The Target for the configured database (the embedded server when none is named).
-
-    Opens nothing yet: the first question asked of it opens its one session.
-    """
-    from pgshift.db.target import Target
-
-    return Target.from_settings(settings, database_url(settings), purpose=purpose)
-
-
-def read_history(settings: Settings, url: str | None) -> History:
-    from pgshift.db.target import Target
-
-    with Target.from_settings(settings, url, purpose="status") as target:
-        return target.read_history()
 
 
 @dataclass(frozen=True)
@@ -796,7 +746,7 @@ def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[
     order only for what they did (a validated NOT NULL check counts), which keeps an `up` of
     one new migration over a thousand applied ones from linting all of them again.
     """
-    from pgshift.errors import InputError, Problem
+    from pgshift.errors import Problem
     from pgshift.lint.engine import Linter
 
     versions = set(plan.versions)
