@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pgshift.api.project import connect, load_project
 from pgshift.config import Settings
-from pgshift.errors import InputError, PgshiftError
+from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
@@ -228,7 +228,7 @@ def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[
     order only for what they did (a validated NOT NULL check counts), which keeps an `up` of
     one new migration over a thousand applied ones from linting all of them again.
     """
-    from pgshift.errors import Problem
+    from pgshift.errors import InputError, Problem
     from pgshift.lint.engine import Linter
 
     versions = set(plan.versions)
