@@ -8,38 +8,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-# The bodies live in pgshift.api, one private module per group of verbs; the facade re-exports
-# them, so `pgshift.apply` and `from pgshift import apply` are what they always were.
-from pgshift.api.adopt import baseline, import_migrations, plan_baseline, plan_import
-from pgshift.api.fleet import (
-    connect_target,
-    fleet_plan,
-    fleet_run,
-    fleet_run_name,
-    fleet_status,
-    fleet_up,
-    load_targets,
-    target_settings,
-)
-from pgshift.api.inspection import StatusReport, at_head, health, health_server, status, wait
-from pgshift.api.migrate import apply, create, plan_up, up
-from pgshift.api.project import connect, database_url, load_project, read_history
-from pgshift.api.recover import (
-    backup,
-    list_backups,
-    plan_emergency,
-    plan_restore,
-    plan_rollback,
-    preview_rollback,
-    restore,
-    rollback,
-    rollback_emergency,
-)
-from pgshift.api.validation import ValidateReport, validate
 from pgshift.config import Settings, load_settings
 from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
+    from pgshift.api.adopt import baseline, import_migrations, plan_baseline, plan_import
+    from pgshift.api.fleet import (
+        connect_target,
+        fleet_plan,
+        fleet_run,
+        fleet_run_name,
+        fleet_status,
+        fleet_up,
+        load_targets,
+        target_settings,
+    )
+    from pgshift.api.inspection import StatusReport, at_head, health, health_server, status, wait
+    from pgshift.api.migrate import apply, create, plan_up, up
+    from pgshift.api.project import connect, database_url, load_project, read_history
+    from pgshift.api.recover import (
+        backup,
+        list_backups,
+        plan_emergency,
+        plan_restore,
+        plan_rollback,
+        preview_rollback,
+        restore,
+        rollback,
+        rollback_emergency,
+    )
+    from pgshift.api.validation import ValidateReport, validate
     from pgshift.db.target import ServerFacts, Target
     from pgshift.events import (
         BackupProgress,
@@ -85,6 +83,48 @@ if TYPE_CHECKING:
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
     from pgshift.source.importers import ImportedFile
+
+#: The functions (and their two report types), re-exported lazily too: their bodies live in
+#: pgshift.api, one private module per group of verbs, so a command imports only its own group.
+_FUNCTIONS = {
+    "StatusReport": "pgshift.api.inspection",
+    "ValidateReport": "pgshift.api.validation",
+    "apply": "pgshift.api.migrate",
+    "at_head": "pgshift.api.inspection",
+    "backup": "pgshift.api.recover",
+    "baseline": "pgshift.api.adopt",
+    "connect": "pgshift.api.project",
+    "connect_target": "pgshift.api.fleet",
+    "create": "pgshift.api.migrate",
+    "database_url": "pgshift.api.project",
+    "fleet_plan": "pgshift.api.fleet",
+    "fleet_run": "pgshift.api.fleet",
+    "fleet_run_name": "pgshift.api.fleet",
+    "fleet_status": "pgshift.api.fleet",
+    "fleet_up": "pgshift.api.fleet",
+    "health": "pgshift.api.inspection",
+    "health_server": "pgshift.api.inspection",
+    "import_migrations": "pgshift.api.adopt",
+    "list_backups": "pgshift.api.recover",
+    "load_project": "pgshift.api.project",
+    "load_targets": "pgshift.api.fleet",
+    "plan_baseline": "pgshift.api.adopt",
+    "plan_emergency": "pgshift.api.recover",
+    "plan_import": "pgshift.api.adopt",
+    "plan_restore": "pgshift.api.recover",
+    "plan_rollback": "pgshift.api.recover",
+    "plan_up": "pgshift.api.migrate",
+    "preview_rollback": "pgshift.api.recover",
+    "read_history": "pgshift.api.project",
+    "restore": "pgshift.api.recover",
+    "rollback": "pgshift.api.recover",
+    "rollback_emergency": "pgshift.api.recover",
+    "status": "pgshift.api.inspection",
+    "target_settings": "pgshift.api.fleet",
+    "up": "pgshift.api.migrate",
+    "validate": "pgshift.api.validation",
+    "wait": "pgshift.api.inspection",
+}
 
 #: The result and event types, re-exported lazily: `pgshift.RunResult` works without making
 #: `import pgshift` pay for the modules behind them (see __getattr__ below).
@@ -151,13 +191,16 @@ _TYPES = {
 
 
 def __getattr__(name: str) -> object:
-    """Import a re-exported type on first use."""
-    module = _TYPES.get(name)
+    """Import a re-exported function or type on first use."""
+    module = _FUNCTIONS.get(name) or _TYPES.get(name)
     if module is None:
         raise AttributeError(f"module 'pgshift' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value: object = getattr(importlib.import_module(module), name)
+    if name in _FUNCTIONS:
+        globals()[name] = value  # later look-ups find it directly, as when it was defined here
+    return value
 
 
 __all__ = [
