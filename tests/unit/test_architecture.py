@@ -59,6 +59,41 @@ def test_nothing_below_the_command_line_imports_the_facade() -> None:
     assert offenders == []
 
 
+def test_nothing_below_the_api_layer_imports_it() -> None:
+    """The facade's bodies live in pgshift.api, between the facade and serve/ops: a module below
+    it (serve, ops, db, source, lint, ...) importing it inverts the layering as surely as one
+    importing the facade does.
+
+    ``import pgshift.api.x``, ``from pgshift.api.x import f`` and ``from pgshift import api`` all
+    reach it; only the facade, __main__, cli/ and api/ itself may.
+    """
+    import ast
+
+    package = ROOT / "src" / "pgshift"
+    assert (package / "api" / "__init__.py").is_file()
+    offenders: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] in ("cli", "api", "__init__.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+                if node.module == "pgshift.api" or node.module.startswith("pgshift.api."):
+                    offenders.append(f"{relative}:{node.lineno} imports {node.module}")
+                elif node.module == "pgshift" and any(a.name == "api" for a in node.names):
+                    offenders.append(f"{relative}:{node.lineno} imports pgshift.api")
+            elif isinstance(node, ast.ImportFrom) and node.level > 0:
+                if node.module == "api" or any(a.name == "api" for a in node.names):
+                    offenders.append(f"{relative}:{node.lineno} imports the api relatively")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{relative}:{node.lineno} imports {a.name}"
+                    for a in node.names
+                    if a.name == "pgshift.api" or a.name.startswith("pgshift.api.")
+                ]
+    assert offenders == []
+
+
 def test_only_db_sends_sql() -> None:
     """DESIGN.md principle 2: nothing outside `db/` calls `.execute()` on a connection."""
     import ast

@@ -1,0 +1,67 @@
+"""Loading a project and reaching its database: load_project, database_url, connect,
+read_history.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pgshift.config import Settings
+from pgshift.errors import InputError
+
+if TYPE_CHECKING:
+    from pgshift.db.target import Target
+    from pgshift.history import History
+    from pgshift.project_files import Project
+
+
+def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
+    """The project's migrations in plan order, and the problems of their files.
+
+    A problem no migration owns (a bad file name, a duplicate version, a rollback file whose
+    migration is gone) raises InputError (exit 2). Problems in a migration's own files are
+    kept in ``Project.problems``: whether they block depends on the database (`plan_up`
+    refuses those of migrations not applied yet and warns about the others; a rollback
+    refuses those of the files it would run). ``allow_problems`` keeps every problem, for
+    the rollback planners and the read-only commands.
+    """
+    from pgshift.project_files import Project, owned_problems, read_project
+
+    read = read_project(settings)
+    if allow_problems:
+        return Project(settings, read.migrations, read.problems, read.warnings)
+    owned, unowned = owned_problems(read)
+    if unowned:
+        raise InputError(unowned)
+    return Project(settings, read.migrations, owned, read.warnings)
+
+
+def database_url(settings: Settings, *, start_embedded: bool = True) -> str | None:
+    """The target's URL; with none configured, the embedded server (started on demand).
+
+    Returns None when nothing is configured and ``start_embedded`` is False.
+    """
+    if settings.database_url is not None:
+        return settings.database_url
+    if not start_embedded and not (settings.project_root / ".pgshift" / "pgdata").is_dir():
+        return None  # no embedded server was ever made here: spare importing its module
+    from pgshift.embedded import target_url
+
+    return target_url(settings, start=start_embedded)
+
+
+def connect(settings: Settings, *, purpose: str = "runner") -> Target:
+    """The Target for the configured database (the embedded server when none is named).
+
+    Opens nothing yet: the first question asked of it opens its one session.
+    """
+    from pgshift.db.target import Target
+
+    return Target.from_settings(settings, database_url(settings), purpose=purpose)
+
+
+def read_history(settings: Settings, url: str | None) -> History:
+    from pgshift.db.target import Target
+
+    with Target.from_settings(settings, url, purpose="status") as target:
+        return target.read_history()

@@ -1,0 +1,202 @@
+"""Checking a project without changing a database: validate and its ValidateReport."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pgshift.api.project import database_url
+from pgshift.config import Settings
+
+if TYPE_CHECKING:
+    from pgshift.lint.ahead import LintAhead
+    from pgshift.lint.finding import Finding
+    from pgshift.model import Migration
+    from pgshift.ops.trace import TraceReport
+
+
+@dataclass(frozen=True)
+class ValidateReport:
+    """What `validate` found; ``ok`` is False when any finding is an error."""
+
+    findings: tuple[Finding, ...]
+    pg_major: int  # the PostgreSQL major version the version-aware rules assumed
+    database_checked: bool  # drift was checked against a configured database
+    trace: TraceReport | None = None  # validate(trace=True): what the server did, per statement
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+
+def validate(
+    settings: Settings,
+    *,
+    strict: bool = False,
+    pg_major: int | None = None,
+    roundtrip: bool = False,
+    scratch_url: str | None = None,
+    trace: bool = False,
+    fixes: bool = True,
+) -> ValidateReport:
+    """Check every file and lint its SQL; with a database configured, also checksum drift.
+
+    Never starts the embedded server to check drift (a linter must not boot a database);
+    ``roundtrip`` proves each rollback on a scratch database (``scratch_url``, else the
+    embedded server, started if needed), never on the target.  ``pg_major`` is the target
+    version for version-aware rules: else the connected server's, else the newest known.
+    ``trace`` runs the pending migrations on a scratch database (the same server choice; the
+    schema copied from the database when one is configured) and reports, per statement, the
+    locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
+    is not what the rules predicted.  ``fixes=False`` leaves out the findings' fixes (they
+    cost a parse each), for outputs that never show them.
+
+    What the rules found in each migration is kept in the project's `.pgshift/cache/`
+    (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
+    """
+    from pgshift.lint import LATEST_MAJOR
+    from pgshift.lint.finding import problem_findings
+    from pgshift.project_files import read_project
+
+    url = database_url(settings, start_embedded=False)
+    # When the rules' target version is known before reading (no server to ask), a cold read
+    # lints each file as it parses it (lint/ahead.py): its tree is read once.
+    ahead = None
+    if pg_major is not None or url is None:
+        from pgshift.lint.ahead import LintAhead
+
+        ahead = LintAhead(pg_major or LATEST_MAJOR, fixes=fixes)
+    loaded = read_project(settings, listener=ahead)
+    findings = problem_findings(loaded.problems)
+    # Loader warnings that a lint rule reports too (no rollback, unknown @key) come from it.
+    findings += problem_findings((w for w in loaded.warnings if w.rule is None), severity="warning")
+    checked = url is not None
+    if url is not None:
+        major, drift = _drift_findings(settings, url, loaded.migrations)
+        findings += drift
+        pg_major = pg_major or major
+    bad_files = frozenset(p.file for p in loaded.problems)
+    pg_major = pg_major or LATEST_MAJOR
+    findings += _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
+    if roundtrip:
+        from pgshift.ops.apply import RunOptions
+        from pgshift.ops.roundtrip import roundtrip as run_roundtrip
+
+        server = scratch_url
+        if server is None:
+            from pgshift import embedded
+
+            server = embedded.ensure_running(settings.project_root)
+        findings += run_roundtrip(
+            loaded.migrations, server, RunOptions.from_settings(settings), bad_files=bad_files
+        )
+    traced: TraceReport | None = None
+    if trace:
+        traced, disagreements = _trace(settings, url, scratch_url, loaded.migrations, findings)
+        findings += disagreements
+    if strict:
+        findings = [f.as_error() for f in findings]
+    return ValidateReport(
+        tuple(sorted(findings, key=lambda f: f.sort_key())), pg_major, checked, traced
+    )
+
+
+def _lint_project(
+    settings: Settings,
+    migrations: Sequence[Migration],
+    bad_files: frozenset[str],
+    pg_major: int,
+    fixes: bool,
+    ahead: LintAhead | None = None,
+) -> list[Finding]:
+    """The rules' findings over the project, from the findings memo where it holds them.
+
+    When every migration is in the memo, neither the rules nor the parser are even imported;
+    when ``ahead`` linted every file as it was read, only its file-level rules are left.
+    """
+    from pgshift.lint.memo import chain_keys
+    from pgshift.project_files import read_lint_memo, write_lint_memo
+
+    memo = read_lint_memo(settings)
+    keys = chain_keys(migrations, bad_files, pg_major=pg_major, fixes=fixes)
+    remembered = memo.recall(keys)
+    if remembered is not None:
+        write_lint_memo(settings, memo)
+        return remembered
+    linted = ahead.findings(migrations, bad_files) if ahead is not None else None
+    if linted is not None:
+        for key, found in zip(keys, linted, strict=True):
+            memo.put(key, found)
+        memo.finish()
+        write_lint_memo(settings, memo)
+        return [f for found in linted for f in found]
+    from pgshift.lint.engine import Linter
+    from pgshift.project_files import beside
+
+    linter = Linter(pg_major, fixes=fixes)
+    found = linter.lint_migrations(migrations, bad_files, memo=memo, helper=beside)
+    write_lint_memo(settings, memo)
+    return found
+
+
+def _trace(
+    settings: Settings,
+    url: str | None,
+    scratch_url: str | None,
+    migrations: Sequence[Migration],
+    static: Sequence[Finding],
+) -> tuple[TraceReport, list[Finding]]:
+    """`validate --trace` on the scratch server (``scratch_url``, else the embedded one)."""
+    from pgshift.ops.trace import trace as run_trace
+
+    server = scratch_url
+    if server is None:
+        from pgshift import embedded
+
+        server = embedded.ensure_running(settings.project_root)
+    return run_trace(
+        migrations, server, history_schema=settings.schema, target_url=url, static=static
+    )
+
+
+def _drift_findings(
+    settings: Settings, url: str, migrations: Sequence[Migration]
+) -> tuple[int, list[Finding]]:
+    """The server's major version, and applied migrations whose file changed or is gone."""
+    from pgshift.db.target import Target
+    from pgshift.lint.finding import Finding
+    from pgshift.plan import DRIFTED, MISSING, migration_states
+
+    with Target.from_settings(settings, url, purpose="validate") as target:
+        major = target.facts.major
+        history = target.read_history()
+    findings: list[Finding] = []
+    for row in migration_states(migrations, history):
+        if row.state == DRIFTED and row.migration is not None:
+            findings.append(
+                Finding(
+                    "checksum-drift",
+                    "error",
+                    str(row.migration.path),
+                    1,
+                    1,
+                    "this file changed after it was applied: the database ran another version"
+                    " of it, and pgshift up refuses to continue",
+                    "restore the file as it was applied; put the change in a new migration",
+                )
+            )
+        elif row.state == MISSING:
+            name = f"{row.version}_{row.description}.sql"
+            findings.append(
+                Finding(
+                    "missing-file",
+                    "error",
+                    str(settings.migrations_dir / name),
+                    1,
+                    1,
+                    f"migration {row.version}_{row.description} is applied, but its file is gone",
+                    "restore the file from version control",
+                )
+            )
+    return major, findings
