@@ -190,6 +190,11 @@ _TYPES = {
 }
 
 
+def __dir__() -> list[str]:
+    """Every public name, whether or not it was used yet (completion in a shell, help())."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> object:
     """Import a re-exported function or type on first use."""
     module = _FUNCTIONS.get(name) or _TYPES.get(name)

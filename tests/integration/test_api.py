@@ -211,3 +211,13 @@ def test_the_readme_python_example_runs_as_written(make_project: ProjectMaker, d
     assert f"will apply {V1}_one" in done.stdout
     assert re.search(r"RunFinished\(run_id='[0-9a-f-]+', applied=3", done.stdout)
     assert applied_versions(db_url) == [V1, V2, V3]
+
+
+def test_every_public_name_is_listed_and_resolves() -> None:
+    """The functions are imported on first use; dir() and attribute access still show all."""
+    import pgshift
+
+    listed = set(dir(pgshift))
+    assert set(pgshift.__all__) <= listed
+    for name in pgshift.__all__:
+        assert getattr(pgshift, name) is not None, name
