@@ -57,22 +57,19 @@ class Forked(Generic[T]):
         self._done = False
 
     def result(self) -> T | None:
+        """The child's value, unpickled as it arrives (never a whole copy of its bytes)."""
         if self._done:
             return None
-        chunks = []
+        value: T | None = None
         try:
-            while chunk := os.read(self._fd, 1 << 20):
-                chunks.append(chunk)
+            with os.fdopen(self._fd, "rb", closefd=False) as stream:
+                value = pickle.load(stream)  # noqa: S301 - our own child's bytes
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError, AttributeError):
+            value = None  # a child that failed or died mid-write: the caller does the work
         except BaseException:
             self.cancel()  # interrupted while waiting: take the child down with us
             raise
-        if self._finish() != 0:
-            return None
-        try:
-            value: T = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
-            return value
-        except Exception:  # a child that died mid-write: the caller does the work itself
-            return None
+        return value if self._finish() == 0 else None
 
     def cancel(self) -> None:
         if self._done:
