@@ -230,3 +230,16 @@ def test_linting_while_reading_with_a_helper_finds_the_same(big_folder: Path) ->
     again = read_migrations(big_folder, StatementCache(), failing_helper, failed)
     assert again == loaded
     assert failed.findings(again.migrations, bad) is None
+
+
+def test_linting_only_the_planned_migrations_with_a_helper_finds_the_same(
+    big_folder: Path,
+) -> None:
+    """`up` lints its planned files with a helper too; the applied ones are learned from."""
+    loaded = _read(big_folder, None)
+    planned = {m.version for m in loaded.migrations[len(loaded.migrations) // 3 :]}
+    alone = Linter(16).lint_migrations(loaded.migrations, only=planned)
+    helper = Counting()
+    shared = Linter(16).lint_migrations(loaded.migrations, only=planned, helper=helper)
+    assert helper.returned == 1 and shared == alone
+    assert {f.code for f in alone} >= {"set-not-null", "require-concurrent-index"}

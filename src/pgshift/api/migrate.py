@@ -230,11 +230,12 @@ def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[
     """
     from pgshift.errors import InputError, Problem
     from pgshift.lint.engine import Linter
+    from pgshift.project_files import beside
 
     versions = set(plan.versions)
     planned = {str(step.migration.path) for step in plan.steps}
     planned |= {str(step.migration.rollback.path) for step in plan.steps if step.migration.rollback}
-    linted = Linter(major).lint_migrations(migrations, only=versions)
+    linted = Linter(major).lint_migrations(migrations, only=versions, helper=beside)
     findings = [f for f in linted if f.file in planned]
     findings.sort(key=lambda f: f.sort_key())
     broken = [f for f in findings if f.code == "zero-downtime-claim"]
