@@ -110,10 +110,10 @@ def start(work: Callable[[], T]) -> Forked[T] | None:
             os.close(read_end)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_end, view) :]
+            value = work()
+            # Pickled straight into the pipe: never a whole copy of it in memory here either.
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
         finally:
             os._exit(code)

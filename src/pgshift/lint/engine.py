@@ -28,18 +28,19 @@ LINT_BESIDE_MIN = 100
 _OWN_SHARE = 0.6
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FilePass:
     """One file after the statement rules: what they found, and the ignores they used.
 
-    Small on purpose (no header, no statements): a helper process sends thousands of them.
+    Small on purpose (no header, no statements, tuples: most files find nothing, and the
+    empty tuple is shared): a cold read of a large project holds one per file.
     """
 
     file: str
     rollback: bool
-    raw: list[Finding]  # before ignores
-    kept: list[Finding]  # after ignores
-    used: set[tuple[int | None, str]]  # the ignores that silenced something (Ignores.used)
+    raw: tuple[Finding, ...]  # before ignores
+    kept: tuple[Finding, ...]  # after ignores
+    used: frozenset[tuple[int | None, str]]  # the ignores that silenced something
 
 
 class Linter:
@@ -127,7 +128,7 @@ class Linter:
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)
             _learn(stmt, ctx)
-        return FilePass(file, rollback, raw, kept, ignores.used)
+        return FilePass(file, rollback, tuple(raw), tuple(kept), frozenset(ignores.used))
 
     def file_pass(
         self,
@@ -147,8 +148,8 @@ class Linter:
             header=header,
             statements=tuple(statements),
             rollback=done.rollback,
-            kept=tuple(done.kept),
-            raw=tuple(done.raw),
+            kept=done.kept,
+            raw=done.raw,
             migration=migration,
             has_problems=has_problems,
         )
