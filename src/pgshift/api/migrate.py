@@ -142,8 +142,8 @@ def _upgrade_checksums(plan: Plan, target: Target) -> list[str]:
 
 def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str:
     """Take the backup a run starts with, reporting progress and the result as events."""
-    from pgshift import events
     from pgshift.ops.backup import backup_for
+    from pgshift.ops.manifest import taken
 
     manifest, _ = backup_for(
         target.settings,
@@ -152,12 +152,7 @@ def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str
         run_id=run_id,
         progress=emit,
     )
-    emit(
-        events.BackupTaken(
-            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
-            len(manifest.versions),
-        )
-    )  # fmt: skip
+    emit(taken(manifest))
     return manifest.id
 
 

@@ -36,16 +36,12 @@ def backup(settings: Settings, *, reason: str = "manual", on_event: Emit | None 
     """
     from pgshift import events
     from pgshift.ops.backup import backup_for
+    from pgshift.ops.manifest import taken
 
     emit = on_event or events.ignore
     with connect(settings, purpose="backup") as target:
         manifest, _ = backup_for(settings, target, reason=reason, progress=emit)
-    emit(
-        events.BackupTaken(
-            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
-            len(manifest.versions),
-        )
-    )  # fmt: skip
+    emit(taken(manifest))
     return manifest
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pgshift.errors import BackupError, UsageError
-from pgshift.events import BackupProgress
+from pgshift.events import BackupProgress, BackupTaken
 from pgshift.model import SchemaObject
 
 REASONS = ("before-up", "before-rollback", "manual")
@@ -327,3 +327,10 @@ def prune(
         (backup_dir / f"{m.id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
         (backup_dir / m.file).unlink(missing_ok=True)
     return [m.id for m in doomed]
+
+
+def taken(manifest: Manifest) -> BackupTaken:
+    """The event that says this backup was taken (every verb that takes one emits it)."""
+    return BackupTaken(
+        manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256, len(manifest.versions)
+    )

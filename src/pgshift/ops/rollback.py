@@ -73,16 +73,12 @@ def safety_backup(target: Target, run_id: str | None, emit: ev.Emit) -> Manifest
     if not target.settings.backup_enabled:
         return None
     from pgshift.ops.backup import backup_for
+    from pgshift.ops.manifest import taken
 
     manifest, _ = backup_for(
         target.settings, target, reason="before-rollback", run_id=run_id, progress=emit
     )
-    emit(
-        ev.BackupTaken(
-            manifest.id, manifest.reason, manifest.size_bytes, manifest.sha256,
-            len(manifest.versions),
-        )
-    )  # fmt: skip
+    emit(taken(manifest))
     return manifest
 
 

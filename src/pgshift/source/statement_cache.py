@@ -315,7 +315,7 @@ def to_rows(text: str, parsed: Parsed) -> ParsedRows:
         encode_header(header),
         header_problems,
         encode_statements(text, statements),
-        (sql_problems),
+        sql_problems,
         digest,
     )
 
