@@ -258,3 +258,14 @@ def test_the_folder_memo_written_in_pieces_is_one_json_document(make_project: Pr
     key, result = _key_and_result(cache)
     assert document["key"] == key and document["result"] == result
     assert len(result["migrations"]) == 2 and result["warnings"]  # type: ignore[index]
+
+
+def test_a_header_row_cut_short_is_a_damaged_entry() -> None:
+    cache = StatementCache()
+    cache.parse(SQL, "a.sql", rollback=False)
+    document = json.loads(cache.to_bytes())
+    for entry in document["entries"].values():
+        entry[0][0] = entry[0][0][:-1]  # the flat [key, value, line, annotation, ...] list
+    damaged = StatementCache.from_bytes(json.dumps(document).encode())
+    header, _, _, _, _ = damaged.parse(SQL, "a.sql", rollback=False)
+    assert header == parse_header(SQL, "a.sql")[0] and damaged.changed

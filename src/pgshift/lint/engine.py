@@ -22,6 +22,8 @@ from pgshift.lint.registry import Hit, Rule, load_rules
 from pgshift.model import Header, Migration, Statement
 from pgshift.source.sql import LineIndex
 
+#: The ignores used by a file that used none: one shared value (frozenset() is not shared).
+_NOTHING_USED: frozenset[tuple[int | None, str]] = frozenset()
 #: Below this many migrations to lint, a helper costs more than it saves.
 LINT_BESIDE_MIN = 100
 #: The part of the migrations this process lints itself when a helper lints the rest.
@@ -128,7 +130,8 @@ class Linter:
                     if not ignores.suppressed(stmt.statement.index, rule.code):
                         kept.append(finding)
             _learn(stmt, ctx)
-        return FilePass(file, rollback, tuple(raw), tuple(kept), frozenset(ignores.used))
+        used = frozenset(ignores.used) if ignores.used else _NOTHING_USED
+        return FilePass(file, rollback, tuple(raw), tuple(kept), used)
 
     def file_pass(
         self,
