@@ -130,6 +130,28 @@ def test_a_forked_helper_returns_its_value_or_none() -> None:
 def test_helper_is_refused_when_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGSHIFT_WORKERS", "1")
     assert beside.helper() is None
+    assert beside.workers({}) == 2 and beside.workers({"PGSHIFT_WORKERS": " 4 "}) == 4
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_bad_number_of_workers_is_a_configuration_error(
+    value: str,
+    big_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pgshift.cli.main import main
+    from pgshift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PGSHIFT_WORKERS"):
+        beside.workers({"PGSHIFT_WORKERS": value})
+    monkeypatch.setenv("PGSHIFT_WORKERS", value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for cache in (big_folder.parent / ".pgshift").glob("cache/*"):
+        cache.unlink()  # a cold read: the helper is asked for
+    monkeypatch.chdir(big_folder.parent)
+    assert main(["validate", "-q", "--dir", str(big_folder)]) == 2
+    assert f"PGSHIFT_WORKERS={value!r}" in capsys.readouterr().err
 
 
 def test_the_loader_reads_the_same_with_a_helper(big_folder: Path) -> None:
