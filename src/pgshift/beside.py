@@ -28,10 +28,41 @@ T = TypeVar("T")
 
 
 def _cores() -> int:
+    """The cores this process may use: its CPU affinity, and a container's CPU quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = cgroup_cpus()
+    return min(count, quota) if quota is not None else count
+
+
+def cgroup_cpus(root: str = "/sys/fs/cgroup") -> int | None:
+    """Whole CPUs of the cgroup's quota (a Kubernetes CPU limit), or None when it has none.
+
+    A container limited to one CPU still sees every core of its node in its affinity; a
+    helper there would only take turns with this process, so a quota under two says no.
+    """
+    try:
+        with open(os.path.join(root, "cpu.max")) as fh:  # cgroup v2: "<quota> <period>"
+            parts = fh.read().split()
+    except OSError:
+        v1 = os.path.join(root, "cpu")
+        try:  # cgroup v1
+            with (
+                open(os.path.join(v1, "cpu.cfs_quota_us")) as quota,
+                open(os.path.join(v1, "cpu.cfs_period_us")) as period,
+            ):
+                parts = [quota.read().strip(), period.read().strip()]
+        except OSError:
+            return None
+    if len(parts) != 2 or parts[0] in ("max", "-1"):
+        return None
+    try:
+        quota_us, period_us = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return max(1, quota_us // period_us) if period_us > 0 and quota_us > 0 else None
 
 
 def when_needed(work: Callable[[], T]) -> Forked[T] | None:

@@ -265,3 +265,25 @@ def test_linting_only_the_planned_migrations_with_a_helper_finds_the_same(
     shared = Linter(16).lint_migrations(loaded.migrations, only=planned, helper=helper)
     assert helper.returned == 1 and shared == alone
     assert {f.code for f in alone} >= {"set-not-null", "require-concurrent-index"}
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "100000 100000\n"}, 1),
+        ({"cpu.max": "150000 100000\n"}, 1),
+        ({"cpu.max": "400000 100000\n"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),
+        ({}, None),
+    ],
+)
+def test_a_container_cpu_limit_counts_as_the_cores_there_are(
+    tmp_path: Path, files: dict[str, str], cpus: int | None
+) -> None:
+    """A Kubernetes CPU limit of one: a helper would only take turns with this process."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert beside.cgroup_cpus(str(tmp_path)) == cpus
