@@ -183,3 +183,5 @@ def test_an_unknown_version_is_bad_usage(
     project = _project(make_project)
     result = run_cli(capsys, project, db_url, "baseline", "20990101000000", "--yes")
     assert result.code == 2 and "no migration file has this version" in result.err
+    # A mistyped version is refused before any scratch server is started for the proof.
+    assert not (project / ".pgshift" / "pgdata").exists()

@@ -31,11 +31,12 @@ def plan_baseline(
     """
     from pgshift.ops.baseline import plan_baseline as planned
 
-    server = scratch_url
-    if server is None:
+    def embedded_server() -> str:
         from pgshift import embedded
 
-        server = embedded.ensure_running(project.settings.project_root)
+        return embedded.ensure_running(project.settings.project_root)
+
+    server = scratch_url if scratch_url is not None else embedded_server
     return planned(project.migrations, target, version, server)
 
 

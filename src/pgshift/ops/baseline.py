@@ -166,12 +166,20 @@ def prove(
 
 
 def plan_baseline(
-    migrations: Sequence[Migration], target: Target, version: str, server_url: str
+    migrations: Sequence[Migration],
+    target: Target,
+    version: str,
+    server_url: str | Callable[[], str],
 ) -> BaselinePlan:
-    """Select the migrations, prove them on a scratch database, compare with the target."""
+    """Select the migrations, prove them on a scratch database, compare with the target.
+
+    ``server_url`` may be a function that starts the scratch server: it is called only once
+    the selection stands, so a mistyped version never starts one.
+    """
     chosen = select(migrations, target.read_history(), version)
     options = RunOptions.from_settings(target.settings)
-    expected = prove(migrations, version, server_url, options)
+    server = server_url if isinstance(server_url, str) else server_url()
+    expected = prove(migrations, version, server, options)
     found = tuple(differences(expected, schema_of(target.session, target.schema)))
     return BaselinePlan(
         chosen.version, chosen.migrations, chosen.already, found, expected, tuple(migrations)
