@@ -152,7 +152,7 @@ def _read_file(
     """One file read into a _File (``data``: its bytes as read), its problems collected.
 
     ``decoded`` is (text, checksum) when the caller has decoded the bytes already, ``parsed``
-    the file's header and statements when they were parsed already (_parse_beside), and
+    the file's header and statements when they were parsed already (_parse_unread), and
     ``named`` its parse_file_name (or the error it raised), when the caller has it.
     """
     file = str(path)
