@@ -18,6 +18,22 @@ class RunnerLockWaiting:
 
 
 @dataclass(frozen=True)
+class EarlierRunWaiting:
+    """The run holds the lock and waits for a session of an earlier run that still executes
+    a statement (its process died first); nothing runs until that session has ended."""
+
+    session: str  # which session, and what it runs, already phrased for a person
+
+
+@dataclass(frozen=True)
+class PlanOvertaken:
+    """A planned step's resume point moved forward since the plan was made; the run goes on
+    from there instead of refusing."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
 class StepStarted:
     version: str
     name: str
@@ -130,6 +146,8 @@ class BackupTaken:
 Event = (
     RunStarted
     | RunnerLockWaiting
+    | EarlierRunWaiting
+    | PlanOvertaken
     | StepStarted
     | StatementDone
     | LockRetry

@@ -14,13 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgshift.history import AppliedMigration, Progress
+from pgshift.history import AppliedMigration, Expect, Progress
 from pgshift.model import Statement
 
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
 SERIALIZATION_FAILURE = "40001"
 QUERY_CANCELED = "57014"  # statement_timeout, or a cancel (the in-run monitor's)
+#: pgshift's own: a compare-and-set history write found the progress moved (db/schema/0003).
+PROGRESS_MOVED = "PGSMV"
 
 #: Errors after which the whole transaction is retried, like a lock timeout: the server rolled
 #: it back for reasons of concurrency, not because the migration is wrong.
@@ -59,6 +61,7 @@ class RecordApplied:
     """The applied row, written in the transaction of the migration's last statements."""
 
     row: AppliedMigration
+    expect: Expect | None = None  # the progress the run left (None: not checked)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class RecordReverted:
     run_id: str
     duration_ms: int
     detail: Mapping[str, Any] = field(default_factory=dict)
+    expect: Expect | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class RecordProgress:
     """How far a step got, written in the transaction of the statements it counts."""
 
     progress: Progress
+    expect: Expect | None = None
 
 
 HistoryWrite = RecordApplied | RecordReverted | RecordProgress
@@ -100,7 +105,8 @@ class Executor(Protocol):
     The contract:
     * ``run_transaction`` runs ``statements`` and commits ``write`` in ONE transaction: both
       or neither. A refusal raises StatementFailed naming the refused statement (None for the
-      write or the COMMIT), and nothing of the transaction remains.
+      write or the COMMIT), and nothing of the transaction remains. A write whose ``expect``
+      no longer holds is refused with sqlstate PROGRESS_MOVED.
     * ``run_alone`` runs one statement outside any transaction (unless ``skip``: it is known
       to be done already), then commits ``write`` on its own. A kill between the two is the
       one window left; the runner closes it from the catalog on resume (``find_index``).

@@ -45,6 +45,52 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Expect:
+    """The progress row a history write expects to find for its version: compare-and-set.
+
+    ``action`` None means no row. A run knows where it left a migration's progress (or where
+    the history it read under the lock left it); each write that moves it goes through only
+    while the row is still exactly that, in the transaction of the statements it counts, so an
+    earlier run's orphaned session can never make a statement count twice unnoticed: the
+    write fails, and the statements of its transaction are rolled back with it.
+    """
+
+    action: str | None = None
+    statements_done: int = 0
+
+    @classmethod
+    def of(cls, progress: Progress | None) -> Expect:
+        if progress is None:
+            return cls()
+        return cls(progress.action, progress.statements_done)
+
+    def matches(self, progress: Progress | None) -> bool:
+        if progress is None:
+            return self.action is None
+        return (progress.action, progress.statements_done) == (
+            self.action,
+            self.statements_done,
+        )
+
+    def describe(self) -> str:
+        if self.action is None:
+            return "no progress recorded"
+        return f"{self.action} progress at statement {self.statements_done}"
+
+
+class ProgressMoved(Exception):
+    """A compare-and-set history write found the progress elsewhere than it expected."""
+
+    def __init__(self, version: str, expected: Expect) -> None:
+        super().__init__(
+            f"the progress of {version} is not where this run left it ({expected.describe()}):"
+            " another session moved it"
+        )
+        self.version = version
+        self.expected = expected
+
+
+@dataclass(frozen=True)
 class History:
     """Everything `plan` needs from the database, read in one go."""
 
@@ -76,6 +122,9 @@ class HistoryStore(Protocol):
     * ``record_applied`` adds the applied row, forgets the version's progress and logs
       ``migration_applied``; ``record_reverted`` removes both and logs ``migration_reverted``;
     * ``save_progress`` keeps one row per version, the newest;
+    * a write given ``expect`` (Expect) changes nothing and raises ProgressMoved unless the
+      version's progress row is exactly that; ``record_reverted`` with ``expect`` also needs
+      something to revert (the applied row, or a progress row);
     * a version is *failed* when, of its applied / failed / reverted events, the newest is a
       failure and it is not applied now;
     * ``last_up_run`` is the newest run whose ``run_started`` event planned an ``apply`` step.
@@ -93,7 +142,12 @@ class HistoryStore(Protocol):
     ) -> None: ...
 
     def record_applied(
-        self, session: Any, row: AppliedMigration, detail: Mapping[str, Any] | None = None
+        self,
+        session: Any,
+        row: AppliedMigration,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None: ...
 
     def record_reverted(
@@ -102,9 +156,13 @@ class HistoryStore(Protocol):
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None: ...
 
-    def save_progress(self, session: Any, progress: Progress) -> None: ...
+    def save_progress(
+        self, session: Any, progress: Progress, *, expect: Expect | None = None
+    ) -> None: ...
 
     def clear_progress(self, session: Any, version: str) -> None: ...
 
@@ -154,9 +212,19 @@ class MemoryHistoryStore:
     ) -> None:
         self.events.append((run_id, event, version, dict(detail or {})))
 
+    def _check(self, version: str, expect: Expect | None) -> None:
+        if expect is not None and not expect.matches(self.progress.get(version)):
+            raise ProgressMoved(version, expect)
+
     def record_applied(
-        self, session: Any, row: AppliedMigration, detail: Mapping[str, Any] | None = None
+        self,
+        session: Any,
+        row: AppliedMigration,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None:
+        self._check(row.version, expect)
         if row.version in self.applied:
             raise ValueError(f"{row.version} is already applied")
         self.applied[row.version] = replace(row, applied_at=row.applied_at or datetime.now(UTC))
@@ -169,12 +237,20 @@ class MemoryHistoryStore:
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None:
+        self._check(version, expect)
+        if expect is not None and version not in self.applied and version not in self.progress:
+            raise ProgressMoved(version, expect)  # nothing left to revert: another run did
         self.applied.pop(version, None)
         self.progress.pop(version, None)
         self.log(session, run_id, EVENT_REVERTED, version, detail)
 
-    def save_progress(self, session: Any, progress: Progress) -> None:
+    def save_progress(
+        self, session: Any, progress: Progress, *, expect: Expect | None = None
+    ) -> None:
+        self._check(progress.version, expect)
         self.progress[progress.version] = progress
 
     def clear_progress(self, session: Any, version: str) -> None:

@@ -114,49 +114,65 @@ def replan(plan: Plan, history: History) -> Plan:
     return plan_up(plan.migrations, history, plan.target)
 
 
-def _step_key(step: Step) -> tuple[str, str, int]:
-    return (step.migration.version, step.action, step.resume.statements_done if step.resume else 0)
-
-
 @dataclass(frozen=True)
 class Recheck:
     """How a plan compares with the same plan made again under the lock.
 
-    ``run``: the planned steps still to do, unchanged. ``done``: planned steps another run
-    finished meanwhile (their goal is reached; they are skipped). ``changed``: why the plan
-    no longer holds (steps that appeared, or resume points that moved): then nothing runs.
+    ``run``: the planned steps still to do, as the fresh history has them (a resume point
+    another run moved forward is taken from there). ``done``: planned steps another run
+    finished meanwhile (their goal is reached; they are skipped). ``moved``: the steps whose
+    resume point another run moved forward, phrased for a person. ``changed``: why the plan
+    no longer holds (steps that appeared, or a resume point that went back): then nothing runs.
     """
 
     run: tuple[Step, ...]
     done: tuple[Step, ...]
     changed: tuple[str, ...]
+    moved: tuple[str, ...] = ()
+
+
+def _done_count(step: Step) -> int:
+    return step.resume.statements_done if step.resume else 0
 
 
 def recheck(planned: Plan, history: History) -> Recheck:
-    """Compare ``planned`` with what the same planning gives against ``history`` now."""
+    """Compare ``planned`` with what the same planning gives against ``history`` now.
+
+    A plan overtaken only by progress goes on from where that progress left it: an earlier
+    run's session that committed a statement after that run's process died moves a resume
+    point forward, and refusing then would make every retry of a deploy fail at random. A
+    step is always run as the fresh history has it, so the run's compare-and-set writes start
+    from what the database says, not from what the plan remembered.
+    """
     fresh = replan(planned, history)
-    fresh_keys = {_step_key(s): s for s in fresh.steps}
     fresh_by_version = {(s.migration.version, s.action): s for s in fresh.steps}
     planned_versions = {(s.migration.version, s.action) for s in planned.steps}
     run: list[Step] = []
     done: list[Step] = []
     changed: list[str] = []
+    moved: list[str] = []
     for step in planned.steps:
-        if _step_key(step) in fresh_keys:
-            run.append(step)
-        elif (step.migration.version, step.action) in fresh_by_version:
-            now = fresh_by_version[(step.migration.version, step.action)]
-            was = step.resume.statements_done if step.resume else 0
-            moved = now.resume.statements_done if now.resume else 0
-            changed.append(
-                f"{step.migration.name}: another run moved it from statement {was} to {moved}"
-            )
-        else:
+        now = fresh_by_version.get((step.migration.version, step.action))
+        if now is None:
             done.append(step)
+            continue
+        was, further = _done_count(step), _done_count(now)
+        if further < was:
+            changed.append(
+                f"{step.migration.name}: another run moved it back from statement {was} to"
+                f" {further}"
+            )
+            continue
+        if further > was:
+            moved.append(
+                f"{step.migration.name}: another run got to statement {further} (planned from"
+                f" {was}); going on from there"
+            )
+        run.append(now)
     for step in fresh.steps:
         if (step.migration.version, step.action) not in planned_versions:
             changed.append(f"{step.migration.name}: now needs to {step.action}, not planned")
-    return Recheck(tuple(run), tuple(done), tuple(changed))
+    return Recheck(tuple(run), tuple(done), tuple(changed), tuple(moved))
 
 
 def half_reverted_versions(history: History) -> tuple[str, ...]:

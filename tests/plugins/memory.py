@@ -15,6 +15,7 @@ from typing import Any
 
 from pgshift.db.lock import LockHolder
 from pgshift.execution import (
+    PROGRESS_MOVED,
     HistoryWrite,
     IndexFacts,
     RecordApplied,
@@ -23,7 +24,7 @@ from pgshift.execution import (
     ServerError,
     StatementFailed,
 )
-from pgshift.history import History, MemoryHistoryStore
+from pgshift.history import History, MemoryHistoryStore, ProgressMoved
 from pgshift.model import Statement
 
 
@@ -95,12 +96,17 @@ class ScriptedExecutor:
             raise StatementFailed(outcome, stmt)
 
     def _write(self, write: HistoryWrite) -> None:
-        if isinstance(write, RecordApplied):
-            self.store.record_applied(None, write.row)
-        elif isinstance(write, RecordReverted):
-            self.store.record_reverted(None, write.version, write.run_id, write.detail)
-        elif isinstance(write, RecordProgress):
-            self.store.save_progress(None, write.progress)
+        """The history write; a compare-and-set that no longer holds is the server's PGSMV."""
+        try:
+            if isinstance(write, RecordApplied):
+                self.store.record_applied(None, write.row, expect=write.expect)
+            elif isinstance(write, RecordReverted):
+                version, run_id, expect = write.version, write.run_id, write.expect
+                self.store.record_reverted(None, version, run_id, write.detail, expect=expect)
+            elif isinstance(write, RecordProgress):
+                self.store.save_progress(None, write.progress, expect=write.expect)
+        except ProgressMoved as moved:
+            raise StatementFailed(ServerError(PROGRESS_MOVED, str(moved)), None) from None
 
     def run_transaction(
         self,
@@ -113,8 +119,8 @@ class ScriptedExecutor:
     ) -> None:
         for stmt in statements:
             self._send(stmt)  # a failure leaves nothing: the transaction rolls back
+        self._write(write)  # checked before anything counts as committed, like COMMIT
         self.committed.extend(s.sql for s in statements)
-        self._write(write)
 
     def run_alone(
         self,

@@ -6,10 +6,12 @@ runner must decide; the same behaviours are proven on real PostgreSQL in tests/i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pgshift import events as ev
 from pgshift.errors import DriftError, HalfApplied, MigrationFailed, MigrationTimeout, PlanChanged
 from pgshift.execution import ServerError
 from pgshift.model import Header, Migration, RollbackScript
@@ -202,7 +204,9 @@ def test_a_plan_the_database_moved_away_from_is_refused_before_anything_runs() -
     assert target.lock.held is False
 
 
-def test_a_plan_whose_resume_point_moved_is_refused() -> None:
+def test_a_plan_overtaken_by_progress_goes_on_from_there() -> None:
+    """An orphaned session of an earlier run committed more statements after the plan was made:
+    the run resumes after them instead of refusing (a retried deploy must not fail at random)."""
     target = MemoryTarget()
     m = migration(V1, MIXED)
     target.scripted.answer("CREATE INDEX CONCURRENTLY items_idx ON items (id)", BROKEN)
@@ -212,9 +216,80 @@ def test_a_plan_whose_resume_point_moved_is_refused() -> None:
     target.scripted.answer("INSERT INTO audit VALUES ('b')", BROKEN)
     with pytest.raises(HalfApplied):
         up(target, m)  # another run got to statement 2 meanwhile
+    seen: list[object] = []
+    result = Runner(target, RunOptions(), seen.append, sleep=FakeClock().sleep).run(plan)
+    assert [(s.version, s.status) for s in result.steps] == [(V1, "applied")]
+    assert target.scripted.committed == [
+        "INSERT INTO audit VALUES ('a')",
+        "CREATE INDEX CONCURRENTLY items_idx ON items (id)",
+        "INSERT INTO audit VALUES ('b')",
+    ]  # each exactly once: the index is not built a second time
+    assert any(isinstance(e, ev.PlanOvertaken) and "statement 2" in e.detail for e in seen)
+    assert target.events("plan_overtaken")
+
+
+def test_a_plan_whose_resume_point_went_back_is_refused() -> None:
+    target = MemoryTarget()
+    m = migration(V1, MIXED)
+    target.scripted.answer("INSERT INTO audit VALUES ('b')", BROKEN)
+    with pytest.raises(HalfApplied):
+        up(target, m)
+    plan = plan_up([m], target.read_history())  # resume after statement 2
+    target.store.clear_progress(None, V1)  # a hand repair: the row is gone
+    ran_before = list(target.scripted.ran)
     with pytest.raises(PlanChanged) as refused:
         runner(target).run(plan)
-    assert "from statement 1 to 2" in refused.value.message
+    assert "back from statement 2 to 0" in refused.value.message
+    assert target.scripted.ran == ran_before
+
+
+def _orphan_moves_progress(target: MemoryTarget, version: str, done: int) -> None:
+    """What an earlier run's orphaned session does while this run holds the lock."""
+    current = target.read_history().progress_of(version)
+    assert current is not None
+    target.store.save_progress(None, replace(current, statements_done=done, run_id="orphan"))
+
+
+def test_a_progress_write_moves_only_from_where_the_run_left_it() -> None:
+    """Compare-and-set: progress moved under the run's feet refuses the chunk's transaction."""
+    target = MemoryTarget()
+    m = migration(V1, MIXED, transaction=False)
+    target.scripted.on_send = lambda sql: (
+        _orphan_moves_progress(target, V1, 2) if sql.startswith("CREATE INDEX") else None
+    )
+    with pytest.raises(PlanChanged) as moved:
+        up(target, m)
+    assert moved.value.exit_code == 3
+    assert "not where this run left it" in moved.value.message
+    progress = target.read_history().progress_of(V1)
+    assert progress is not None and progress.run_id == "orphan"  # the run wrote nothing over it
+    assert target.read_history().applied == ()
+
+
+def test_the_applied_row_is_refused_when_progress_moved() -> None:
+    """The last transaction's applied row checks the progress too: its statements roll back."""
+    target = MemoryTarget()
+    m = migration(V1, MIXED)
+    target.scripted.on_send = lambda sql: (
+        _orphan_moves_progress(target, V1, 3) if sql == "INSERT INTO audit VALUES ('b')" else None
+    )
+    with pytest.raises(PlanChanged):
+        up(target, m)
+    assert "INSERT INTO audit VALUES ('b')" not in target.scripted.committed
+    assert target.read_history().applied == ()
+
+
+def test_a_revert_needs_something_to_revert() -> None:
+    target = MemoryTarget()
+    m = migration(V1, "CREATE TABLE t (id int);", rollback="DROP TABLE t;")
+    up(target, m)
+    plan = plan_revert([m], target.read_history(), (V1,))
+    target.scripted.on_send = lambda sql: (
+        target.store.record_reverted(None, V1, "orphan") if sql == "DROP TABLE t" else None
+    )
+    with pytest.raises(PlanChanged):
+        runner(target).run(plan)
+    assert "DROP TABLE t" not in target.scripted.committed
 
 
 def test_a_failure_carries_the_steps_done_so_far() -> None:

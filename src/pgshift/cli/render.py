@@ -245,6 +245,15 @@ class RunRenderer:
     def _lock_waiting(self, event: ev.RunnerLockWaiting) -> None:
         self._say(f"waiting for the migration lock held by {event.holder}")
 
+    def _earlier_run_waiting(self, event: ev.EarlierRunWaiting) -> None:
+        self._say(
+            "holding the migration lock; waiting for a session of an earlier run that is still"
+            f" executing: {event.session}"
+        )
+
+    def _plan_overtaken(self, event: ev.PlanOvertaken) -> None:
+        self._say(event.detail)
+
     def _run_started(self, event: ev.RunStarted) -> None:
         self.run_id = event.run_id
         self._say(f"run {event.run_id}: {len(event.versions)} step(s)")
@@ -329,6 +338,8 @@ def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
 
     return {
         ev.RunnerLockWaiting: RunRenderer._lock_waiting,
+        ev.EarlierRunWaiting: RunRenderer._earlier_run_waiting,
+        ev.PlanOvertaken: RunRenderer._plan_overtaken,
         ev.RunStarted: RunRenderer._run_started,
         ev.StepStarted: RunRenderer._step_started,
         ev.StatementDone: RunRenderer._statement_done,

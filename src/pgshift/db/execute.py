@@ -125,12 +125,17 @@ class PostgresExecutor:
         from pgshift.execution import RecordApplied, RecordReverted
 
         if isinstance(write, RecordApplied):
-            return self.store.applied_sql(self.conn, write.row)
+            return self.store.applied_sql(self.conn, write.row, expect=write.expect)
         if isinstance(write, RecordReverted):
             return self.store.reverted_sql(
-                self.conn, write.version, write.run_id, write.detail, duration_ms=write.duration_ms
+                self.conn,
+                write.version,
+                write.run_id,
+                write.detail,
+                duration_ms=write.duration_ms,
+                expect=write.expect,
             )
-        return self.store.progress_sql(self.conn, write.progress)
+        return self.store.progress_sql(self.conn, write.progress, expect=write.expect)
 
     def run_transaction(
         self,

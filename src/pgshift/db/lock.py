@@ -7,6 +7,7 @@ the holder instead of queueing forever.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -35,42 +36,132 @@ def lock_key(schema: str) -> int:
 
 def lock_key_parts(schema: str) -> tuple[int, int]:
     """(classid, objid) of the key as pg_locks shows a bigint advisory lock."""
-    unsigned = lock_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
+    return _key_parts(lock_key(schema))
+
+
+def fence_key(schema: str) -> int:
+    """The key every runner's executing session holds for as long as its run lasts.
+
+    Why a second key: the runner lock lives on an idle session, which the server drops the
+    moment the runner's process dies, while the session executing a migration statement goes
+    on until that statement ends and may still commit it. A new run that holds the runner lock
+    waits for this key too, so none of its statements runs beside an orphan of an earlier run.
+    """
+    digest = hashlib.sha256(f"pgshift-fence:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _key_parts(key: int) -> tuple[int, int]:
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return unsigned >> 32, unsigned & 0xFFFF_FFFF
 
 
-#: Asked of a second session once the lock is taken: is it really held by the lock session?
-#: (server pid) -> None, or an error refusing the run (Target.verify_runner_lock).
-Verify = Callable[[int], None]
+#: Called once the lock is taken, with the lock session's server pid and the wait callback:
+#: checks from a second session that the lock is really held, and fences off the sessions of
+#: earlier runs (Target.after_lock); raises to refuse the run.
+Verify = Callable[[int, "Callable[[LockHolder], None] | None"], None]
+
+#: Called when the lock is given back (Target.before_unlock: the fence goes with it).
+Release = Callable[[], None]
 
 
 @dataclass(frozen=True)
 class LockHolder:
+    """A session that keeps a run waiting: the lock's holder, or an earlier run's orphan.
+
+    ``earlier_run``: the session still executes a statement of a run whose runner lock is gone
+    (its process died); ``doing`` says what it runs (from the migration's marker, never the
+    statement's text, which may carry data) and for how long.
+    """
+
     pid: int
     application_name: str
     since: str
     state: str
+    earlier_run: bool = False
+    doing: str = ""
 
     def describe(self) -> str:
         name = self.application_name or "(no application_name)"
+        if self.earlier_run:
+            doing = f", {self.doing}" if self.doing else ""
+            return f"pid {self.pid} ({name}), {self.state}{doing}"
         return f"pid {self.pid} ({name}), connected since {self.since}, {self.state}"
 
 
 _HOLDER_SQL = """
-SELECT a.pid, coalesce(a.application_name, ''), a.backend_start::text, coalesce(a.state, '')
+SELECT a.pid, coalesce(a.application_name, ''), a.backend_start::text, coalesce(a.state, ''),
+  coalesce(extract(epoch FROM clock_timestamp() - a.query_start)::int, 0),
+  coalesce(substring(a.query FROM '^/\\* pgshift [a-z]+ \\S+ [0-9]{14} \\*/'), '')
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted
+WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1
 """
 
 
-def find_holder(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> LockHolder | None:
-    classid, objid = lock_key_parts(schema)
+def find_holder(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str, *, fence: bool = False
+) -> LockHolder | None:
+    """Who holds the runner lock (or, with ``fence``, which earlier run's session is alive)."""
+    classid, objid = _key_parts(fence_key(schema) if fence else lock_key(schema))
     row = conn.execute(_HOLDER_SQL, {"classid": classid, "objid": objid}).fetchone()
     if row is None:
         return None
-    return LockHolder(int(str(row[0])), str(row[1]), str(row[2]), str(row[3]))
+    pid, name, since, state = int(str(row[0])), str(row[1]), str(row[2]), str(row[3])
+    if not fence:
+        return LockHolder(pid, name, since, state)
+    marker = str(row[5]).strip("/* ").removeprefix("pgshift ")
+    doing = f"running {marker.split()[0]} {marker.split()[-1]}" if marker else "running"
+    if state != "active":
+        doing = ""
+    elif int(str(row[4])):
+        doing += f" for {row[4]} s"
+    return LockHolder(pid, name, since, state, earlier_run=True, doing=doing)
+
+
+def hold_fence(
+    conn: psycopg.Connection[tuple[object, ...]],
+    schema: str,
+    wait_ms: int,
+    on_wait: Callable[[LockHolder], None] | None = None,
+) -> None:
+    """Take the fence key on the runner's executing session (``conn``), once every session of
+    an earlier run on this target has ended.
+
+    Bounded by ``wait_ms`` (PGSHIFT_RUNNER_LOCK_WAIT): an orphan ends when its statement does
+    (within about a second of its client's death, by client_connection_check_interval, for
+    statements that check it), and the refusal names it. It is never terminated: it holds no
+    lock of ours, and cancelling a statement half-way is not pgshift's call to make for a
+    session it cannot prove is abandoned.
+    """
+    key = fence_key(schema)
+    deadline = time.monotonic() + wait_ms / 1000
+    delay = 0.02
+    notified = False
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if row is not None and row[0]:
+            return
+        holder = find_holder(conn, schema, fence=True)
+        if holder is not None and not notified and on_wait is not None:
+            on_wait(holder)
+            notified = True
+        if time.monotonic() >= deadline:
+            who = holder.describe() if holder is not None else "a session that just ended"
+            raise LockBusy(
+                "a session of an earlier pgshift run on this database is still executing a"
+                f" migration statement: {who}; nothing was run",
+                hint="it ends when its statement does; if its client is gone for good, end it"
+                " with pg_terminate_backend(pid), or raise PGSHIFT_RUNNER_LOCK_WAIT",
+            )
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+
+
+def release_fence(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    """Give the fence key back (the session may live on for other work of the command)."""
+    conn.execute("SELECT pg_advisory_unlock(%s)", (fence_key(schema),))
 
 
 class RunnerLock:
@@ -85,9 +176,11 @@ class RunnerLock:
         *,
         allow_pooler: bool = False,
         verify: Verify | None = None,
+        on_release: Release | None = None,
     ) -> None:
         self.url = url
         self.verify = verify
+        self.on_release = on_release
         self.allow_pooler = allow_pooler
         self.schema = schema
         self.wait_ms = wait_ms
@@ -109,7 +202,7 @@ class RunnerLock:
                     self.conn = conn
                     server_pid = self._refuse_pooler(conn)
                     if self.verify is not None:
-                        self._verified(server_pid)
+                        self._verified(server_pid, on_wait)
                     return
                 holder = find_holder(conn, self.schema)
                 if holder is not None:
@@ -129,11 +222,14 @@ class RunnerLock:
             conn.close()
             raise
 
-    def _verified(self, server_pid: int) -> None:
-        """Ask the second session whether the lock is really held; release it if not."""
+    def _verified(
+        self, server_pid: int, on_wait: Callable[[LockHolder], None] | None = None
+    ) -> None:
+        """Ask the second session whether the lock is really held, and wait for the sessions
+        of earlier runs there; release the lock if either refuses."""
         assert self.verify is not None
         try:
-            self.verify(server_pid)
+            self.verify(server_pid, on_wait)
         except BaseException:
             self.release()
             raise
@@ -189,6 +285,9 @@ class RunnerLock:
             return
         import psycopg
 
+        if self.on_release is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.on_release()
         try:
             self.conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self.schema),))
         except psycopg.Error:

@@ -6,20 +6,24 @@ Identifiers are always composed with psycopg.sql; the tool's schema is versioned
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from pgshift.db.readonly import TextSession, text_session, timestamp
+from pgshift.execution import PROGRESS_MOVED
 from pgshift.history import (
     EVENT_APPLIED,
     EVENT_FAILED,
     EVENT_REVERT_FAILED,
     EVENT_REVERTED,
     AppliedMigration,
+    Expect,
     History,
     Progress,
+    ProgressMoved,
 )
 
 if TYPE_CHECKING:
@@ -205,8 +209,13 @@ class PostgresHistoryStore:
         )
         row = conn.execute(self._q("SELECT coalesce(max(version), 0) FROM {s}.schema_version"))
         current = int(row.fetchone()[0])  # type: ignore[index]
-        for number, name, body in schema_files():
-            if number <= current:
+        pending = [f for f in schema_files() if f[0] > current]
+        # A new history is created whole, in one transaction: its tables never exist in an
+        # older shape that a later file must ALTER while other runners' backups read them
+        # (an ACCESS EXCLUSIVE queued behind a backup's snapshot blocks that backup's pg_dump).
+        batches = [pending] if current == 0 else [[f] for f in pending]
+        for batch in batches:
+            if not batch:
                 continue
             with conn.transaction():
                 # set_config takes the search_path as text: psycopg renders the identifier.
@@ -214,12 +223,13 @@ class PostgresHistoryStore:
                     "SELECT set_config('search_path', %s, true)",
                     (sql.Identifier(self.schema).as_string(conn),),
                 )
-                conn.execute(body.encode())
-                conn.execute(
-                    self._q("INSERT INTO {s}.schema_version (version, name) VALUES (%s, %s)"),
-                    (number, name),
-                )
-            done.append(name)
+                for number, name, body in batch:
+                    conn.execute(body.encode())
+                    conn.execute(
+                        self._q("INSERT INTO {s}.schema_version (version, name) VALUES (%s, %s)"),
+                        (number, name),
+                    )
+                    done.append(name)
         return done
 
     # -- reading ------------------------------------------------------------------------------
@@ -339,15 +349,25 @@ class PostgresHistoryStore:
         conn: psycopg.Connection[tuple[Any, ...]],
         row: AppliedMigration,
         detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> bytes:
-        """Insert the applied row, clear progress and log it, in one statement."""
+        """Insert the applied row, clear progress and log it, in one statement.
+
+        With ``expect``, only while the progress row is exactly that (compare-and-set): else
+        the statement raises PGSMV and the transaction, the migration's statements included,
+        rolls back.
+        """
+        guard, values = _guard(expect, row.version)
         return self._compose(
             conn,
             _DURATION + " a AS (INSERT INTO {s}.applied (version, description, checksum,"
             " rollback_checksum, rollback_sql, duration_ms, applied_by, host, run_id, metadata)"
             " SELECT {version}, {description}, {checksum}, {rollback_checksum}, {rollback_sql},"
             " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
-            " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
+            " p AS (DELETE FROM {s}.progress WHERE version = {version}"
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            **values,
             version=row.version,
             description=row.description,
             checksum=row.checksum,
@@ -369,12 +389,21 @@ class PostgresHistoryStore:
         run_id: str,
         detail: Mapping[str, Any] | None = None,
         duration_ms: int = 0,
+        *,
+        expect: Expect | None = None,
     ) -> bytes:
-        """Delete the applied row and progress and log the revert, in one statement."""
+        """Delete the applied row and progress and log the revert, in one statement.
+
+        With ``expect``, only while the progress row is exactly that and something is there
+        to revert (the applied row or a progress row): else PGSMV, as for applied_sql.
+        """
+        guard, values = _guard(expect, version, reverting=True)
         return self._compose(
             conn,
-            _DURATION + " a AS (DELETE FROM {s}.applied WHERE version = {version}),"
-            " p AS (DELETE FROM {s}.progress WHERE version = {version})" + _LOG_WITH_DURATION,
+            _DURATION + " a AS (DELETE FROM {s}.applied WHERE version = {version} RETURNING 1),"
+            " p AS (DELETE FROM {s}.progress WHERE version = {version}"
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            **values,
             version=version,
             run_id=run_id,
             event=EVENT_REVERTED,
@@ -382,7 +411,21 @@ class PostgresHistoryStore:
             detail=dict(detail or {}),
         )
 
-    def progress_sql(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> bytes:
+    def progress_sql(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        progress: Progress,
+        *,
+        expect: Expect | None = None,
+    ) -> bytes:
+        """Record how far a migration got; with ``expect``, only from exactly that row.
+
+        The compare-and-set form inserts only where no row is expected, and otherwise moves
+        the row only from the action and statement count the run left it at; anything else
+        raises PGSMV in the transaction of the statements it counts.
+        """
+        if expect is not None:
+            return self._moved_progress_sql(conn, progress, expect)
         return self._compose(
             conn,
             "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
@@ -400,14 +443,49 @@ class PostgresHistoryStore:
             run_id=progress.run_id,
         )
 
+    def _moved_progress_sql(
+        self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress, expect: Expect
+    ) -> bytes:
+        if expect.action is None:
+            write = (
+                "INSERT INTO {s}.progress (version, action, checksum, prefix_checksum,"
+                " statements_done, run_id) VALUES ({version}, {action}, {checksum},"
+                " {prefix_checksum}, {statements_done}, {run_id})"
+                " ON CONFLICT (version) DO NOTHING RETURNING 1"
+            )
+        else:
+            write = (
+                "UPDATE {s}.progress SET action = {action}, checksum = {checksum},"
+                " prefix_checksum = {prefix_checksum}, statements_done = {statements_done},"
+                " run_id = {run_id}, updated_at = clock_timestamp()"
+                " WHERE version = {version} AND action = {expected_action}"
+                " AND statements_done = {expected_done} RETURNING 1"
+            )
+        return self._compose(
+            conn,
+            "WITH w AS (" + write + ") SELECT {s}.expect(EXISTS (SELECT 1 FROM w), {message})",
+            version=progress.version,
+            action=progress.action,
+            checksum=progress.checksum,
+            prefix_checksum=progress.prefix_checksum,
+            statements_done=progress.statements_done,
+            run_id=progress.run_id,
+            expected_action=expect.action or "",
+            expected_done=expect.statements_done,
+            message=str(ProgressMoved(progress.version, expect)),
+        )
+
     def record_applied(
         self,
         conn: psycopg.Connection[tuple[Any, ...]],
         row: AppliedMigration,
         detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None:
         """Write what applied_sql says, in the caller's transaction."""
-        conn.execute(self.applied_sql(conn, row, detail))
+        with _moved(row.version, expect):
+            conn.execute(self.applied_sql(conn, row, detail, expect=expect))
 
     def record_reverted(
         self,
@@ -415,9 +493,12 @@ class PostgresHistoryStore:
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
+        *,
+        expect: Expect | None = None,
     ) -> None:
         """Write what reverted_sql says, in the caller's transaction."""
-        conn.execute(self.reverted_sql(conn, version, run_id, detail))
+        with _moved(version, expect):
+            conn.execute(self.reverted_sql(conn, version, run_id, detail, expect=expect))
 
     def record_adopted(
         self,
@@ -454,8 +535,15 @@ class PostgresHistoryStore:
     def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
         conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))
 
-    def save_progress(self, conn: psycopg.Connection[tuple[Any, ...]], progress: Progress) -> None:
-        conn.execute(self.progress_sql(conn, progress))
+    def save_progress(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        progress: Progress,
+        *,
+        expect: Expect | None = None,
+    ) -> None:
+        with _moved(progress.version, expect):
+            conn.execute(self.progress_sql(conn, progress, expect=expect))
 
     def record_failed(
         self,
@@ -468,6 +556,44 @@ class PostgresHistoryStore:
     ) -> None:
         event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
         self.log(conn, run_id, event, version, detail)
+
+
+def _guard(
+    expect: Expect | None, version: str, *, reverting: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE that makes a write with ``expect`` raise PGSMV unless the deleted progress
+    row (CTE ``p``) was exactly the expected one, and for a revert, unless something was
+    reverted (CTE ``a``, the applied row, or ``p``). Empty without ``expect``."""
+    if expect is None:
+        return "", {}
+    if expect.action is None:
+        found = "NOT EXISTS (SELECT 1 FROM p)"
+    else:
+        found = (
+            "EXISTS (SELECT 1 FROM p WHERE action = {expected_action}"
+            " AND statements_done = {expected_done})"
+        )
+    if reverting:
+        found += " AND (EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM p))"
+    values: dict[str, Any] = {
+        "expected_action": expect.action or "",
+        "expected_done": expect.statements_done,
+        "message": str(ProgressMoved(version, expect)),
+    }
+    return " WHERE {s}.expect(" + found + ", {message})", values
+
+
+@contextlib.contextmanager
+def _moved(version: str, expect: Expect | None) -> Iterator[None]:
+    """The server's PGSMV as the store's ProgressMoved (the driver's error stays in db/)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        if expect is not None and getattr(exc, "sqlstate", None) == PROGRESS_MOVED:
+            raise ProgressMoved(version, expect) from None
+        raise
 
 
 def create_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> None:

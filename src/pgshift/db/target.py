@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 from pgshift.db.connect import connect, redact
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import psycopg
 
     from pgshift.config import Settings
     from pgshift.db.execute import PostgresExecutor
-    from pgshift.db.lock import RunnerLock
+    from pgshift.db.lock import LockHolder, RunnerLock
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.history import History
 
@@ -118,6 +120,8 @@ class Target:
         self._session: psycopg.Connection[tuple[Any, ...]] | None = None
         self._store: PostgresHistoryStore | None = None
         self._lock: RunnerLock | None = None
+        self._fenced = False  # this session holds the fence (db/lock.hold_fence)
+        self._fence_wait: Callable[[LockHolder], None] | None = None
 
     @classmethod
     def from_settings(
@@ -167,6 +171,10 @@ class Target:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
             self._session = connect(self._url, purpose=self.purpose, search_path=self.tenant_schema)
+            if self._fenced:
+                # The run's session was lost and is opened again: the old one may still be
+                # executing, so the new one waits for it like for any earlier run's.
+                self._fence(self._fence_wait)
         return self._session
 
     @property
@@ -175,6 +183,35 @@ class Target:
         return ServerFacts(
             int(info.server_version), str(info.dbname), int(info.backend_pid), self._engine
         )
+
+    def after_lock(
+        self, lock_pid: int, on_wait: Callable[[LockHolder], None] | None = None
+    ) -> None:
+        """What a run does the moment it holds the runner lock, before it reads any history.
+
+        Verifies the lock from this session (verify_runner_lock), then takes the fence on this
+        session, the one that executes the migrations: once every session of an earlier run on
+        this target has ended (db/lock.hold_fence). The history is read after this, so what
+        an orphan committed is seen, and nothing runs beside it.
+        """
+        self.verify_runner_lock(lock_pid)
+        self._fence(on_wait)
+
+    def _fence(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
+        from pgshift.db.lock import hold_fence
+
+        self._fenced = False
+        hold_fence(self.session, self.schema, self.runner_lock_wait_ms, on_wait)
+        self._fenced = True
+        self._fence_wait = on_wait
+
+    def before_unlock(self) -> None:
+        """Give the fence back with the runner lock: this session may serve other reads."""
+        from pgshift.db.lock import release_fence
+
+        fenced, self._fenced = self._fenced, False
+        if fenced and self._session is not None and not self._session.closed:
+            release_fence(self._session, self.schema)
 
     def verify_runner_lock(self, lock_pid: int) -> None:
         """Detect the engine and check, from this session, that the lock session holds the lock.
@@ -256,7 +293,8 @@ class Target:
                 self.runner_lock_wait_ms,
                 purpose=purpose,
                 allow_pooler=self.allow_pooler,
-                verify=self.verify_runner_lock,
+                verify=self.after_lock,
+                on_release=self.before_unlock,
             )
         return self._lock
 

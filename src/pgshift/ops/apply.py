@@ -42,6 +42,7 @@ from pgshift.errors import (
     PlanChanged,
 )
 from pgshift.execution import (
+    PROGRESS_MOVED,
     RETRIED_SQLSTATES,
     Executor,
     HistoryWrite,
@@ -51,7 +52,14 @@ from pgshift.execution import (
     ServerError,
     StatementFailed,
 )
-from pgshift.history import AppliedMigration, History, HistoryStore, Progress
+from pgshift.history import (
+    AppliedMigration,
+    Expect,
+    History,
+    HistoryStore,
+    Progress,
+    ProgressMoved,
+)
 from pgshift.model import Statement
 from pgshift.ops.stopping import StopRequest, trapped
 from pgshift.plan import Plan, Step, recheck
@@ -266,6 +274,9 @@ class Runner:
         self.clock = clock
         # SIGINT / SIGTERM during the run land here (ops/stopping.py); a test sets it directly.
         self.stop = StopRequest(options.stop_grace_ms / 1000)
+        self.seen: dict[str, Expect] = {}  # each migration's progress as the run found it
+        self.earlier_runs: list[str] = []  # live sessions of earlier runs it waited for
+        self.overtaken: tuple[str, ...] = ()  # resume points another run moved forward
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -291,20 +302,24 @@ class Runner:
         try:
             if self.stop.requested:
                 raise self.stop.error(f"interrupted by {self.stop.signal_name}: nothing was run")
-            lock.acquire(on_wait=lambda h: self.emit(ev.RunnerLockWaiting(h.describe())))
+            lock.acquire(on_wait=self._waiting)
         finally:
             self.stop.waiting = False
         waited_ms = _ms_since(asked)
         results: list[StepResult] = []
         try:
             self.target.prepare()
-            check = recheck(planned, self.target.read_history())
+            history = self.target.read_history()
+            check = recheck(planned, history)
             if check.changed:
                 raise PlanChanged(
                     "the database changed since the plan was made; nothing was run:\n"
                     + "\n".join(check.changed),
                     hint="plan again (`pgshift status` shows where things stand)",
                 )
+            # Where this run finds each migration's progress: its writes move it only from
+            # there (compare-and-set, history.Expect).
+            self.seen = {p.version: Expect.of(p) for p in history.in_progress}
             executor = self.target.executor()
             self.stop.cancel = executor.cancel
             if self.monitor is not None:  # samples on the idle lock session (monitor.py)
@@ -313,6 +328,9 @@ class Runner:
                 version, action = step.migration.version, step.action
                 self.emit(ev.StepSkipped(version, "already done by another run", action))
                 results.append(StepResult(version, action, "skipped", 0))
+            self.overtaken = check.moved
+            for moved in check.moved:
+                self.emit(ev.PlanOvertaken(moved))
             self._run_steps(executor, lock, check.run, waited_ms, results)
             return RunResult(self.run_id, tuple(results))
         except PgshiftError as exc:
@@ -323,6 +341,14 @@ class Runner:
                 self.monitor.stop()
             self.stop.cancel = None
             lock.release()
+
+    def _waiting(self, holder: LockHolder) -> None:
+        """Say who the run waits for: the lock's holder, or an earlier run's live session."""
+        if holder.earlier_run:
+            self.earlier_runs.append(holder.describe())
+            self.emit(ev.EarlierRunWaiting(holder.describe()))
+        else:
+            self.emit(ev.RunnerLockWaiting(holder.describe()))
 
     def _run_steps(
         self,
@@ -337,6 +363,11 @@ class Runner:
         if lock.waited_for is not None:
             detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
             self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
+        for session in self.earlier_runs:
+            detail = {"session": session, "waited_ms": waited_ms}
+            self.store.log(side, self.run_id, "earlier_run_waited", None, detail)
+        for moved in self.overtaken:
+            self.store.log(side, self.run_id, "plan_overtaken", None, {"detail": moved})
         self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
         self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
         started = time.monotonic()
@@ -428,6 +459,8 @@ class _StepRun:
         header, options = self.script.header, runner.options
         self.budget_ms = header.statement_timeout_ms or options.statement_timeout_ms
         self.lock_timeout_ms = header.lock_timeout_ms or options.lock_timeout_ms
+        # The progress row as this run last knew it; every history write moves it from there.
+        self.expect = runner.seen.get(self.version, Expect())
 
     @property
     def store(self) -> HistoryStore:
@@ -448,7 +481,7 @@ class _StepRun:
         if len(chunks) > 1 or not chunks[0].transactional:
             # Leave a trace before anything commits, so a killed run is known to have started.
             if step.resume is None:
-                self.store.save_progress(self.side, self._progress(0))
+                self._save_start()
             detail = {"resume_at": done}
             self.store.log(self.side, self.runner.run_id, "migration_started", m.version, detail)
         for i, chunk in enumerate(chunks):
@@ -456,13 +489,9 @@ class _StepRun:
                 raise self._stopped(half=committed_any, done=chunk.start)
             try:
                 self._chunk_with_retries(chunk, last=i == len(chunks) - 1)
+                self.expect = Expect(step.action, chunk.end)
             except StatementFailed as failure:
-                half = committed_any or not chunk.transactional
-                if self._stop_caused(failure):
-                    raise self._stopped(half=half, done=chunk.start) from None
-                if not half:
-                    self._forget_start()
-                raise self._failure(failure, half_applied=half) from None
+                raise self._chunk_failed(failure, chunk, committed_any=committed_any) from None
             except MigrationFailed:  # timeouts: the chunk's transaction was rolled back
                 if not committed_any and chunk.transactional:
                     self._forget_start()
@@ -472,6 +501,40 @@ class _StepRun:
         status = "applied" if step.action == "apply" else "reverted"
         self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
+
+    def _chunk_failed(
+        self, failure: StatementFailed, chunk: Chunk, *, committed_any: bool
+    ) -> Exception:
+        """What a refused chunk ends the step with: a stop, a moved progress, or a failure."""
+        if failure.error.sqlstate == PROGRESS_MOVED:
+            return self._moved(failure.error.message, transactional=chunk.transactional)
+        half = committed_any or not chunk.transactional
+        if self._stop_caused(failure):
+            return self._stopped(half=half, done=chunk.start)
+        if not half:
+            self._forget_start()
+        return self._failure(failure, half_applied=half)
+
+    def _save_start(self) -> None:
+        """The progress row that says this step began, moved only from where the run found it."""
+        try:
+            self.store.save_progress(self.side, self._progress(0), expect=self.expect)
+        except ProgressMoved as moved:
+            raise self._moved(str(moved)) from None
+        self.expect = Expect(self.step.action, 0)
+
+    def _moved(self, why: str, *, transactional: bool = True) -> PlanChanged:
+        """Another session moved this migration's progress while the run held the lock."""
+        undone = (
+            "the statements of this transaction were rolled back"
+            if transactional
+            else "its last statement ran outside a transaction and may have run beside it"
+        )
+        return PlanChanged(
+            f"{self.script.path}: {why}; {undone}, and the run stopped",
+            hint="a session of an earlier run may still be executing: `pgshift health` names"
+            " it; run the same command again once it has ended",
+        )
 
     def _stop_caused(self, failure: StatementFailed) -> bool:
         """The chunk was cancelled (or gave up a lock wait) because the run was asked to stop."""
@@ -622,12 +685,12 @@ class _StepRun:
 
     def _record(self, chunk: Chunk, *, last: bool) -> HistoryWrite:
         """The history write that ends a chunk: progress, or the applied / reverted row."""
-        runner, m = self.runner, self.step.migration
+        runner, m, expect = self.runner, self.step.migration, self.expect
         if not last:
-            return RecordProgress(self._progress(chunk.end))
+            return RecordProgress(self._progress(chunk.end), expect)
         if self.step.action == "revert":
             detail = {"user": runner.user, "host": runner.host}
-            return RecordReverted(m.version, runner.run_id, self._elapsed_ms(), detail)
+            return RecordReverted(m.version, runner.run_id, self._elapsed_ms(), detail, expect)
         return RecordApplied(
             AppliedMigration(
                 version=m.version,
@@ -641,7 +704,8 @@ class _StepRun:
                 host=runner.host,
                 run_id=runner.run_id,
                 metadata=m.header.metadata(),
-            )
+            ),
+            expect,
         )
 
     # -- what is logged and raised -------------------------------------------------------------
