@@ -3,6 +3,7 @@ rendered (header, then the source SQL byte for byte), history rows interpreted."
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,11 @@ def test_diesel_folders_with_metadata_and_an_empty_down(tmp_path: Path) -> None:
     assert users.migration_name == "20170318181441_create_users.sql"
     assert users.migration_text.endswith("\n\n" + up)  # byte for byte, CRLF kept
     assert "-- @imported-from: diesel 2017-03-18-181441" in users.migration_text
+    body = "-- Rollback: 20170318181441_create_users_rollback.sql\n\nDROP TABLE users;\n"
+    stamp = hashlib.sha256(body.encode()).hexdigest()
     assert users.rollback_text == (
-        "-- Rollback: 20170318181441_create_users_rollback.sql\n\nDROP TABLE users;\n"
+        "-- Rollback: 20170318181441_create_users_rollback.sql\n"
+        f"-- @import-checksum: sha256:{stamp}\n\nDROP TABLE users;\n"
     )
     assert "-- @transaction: false" in index.migration_text
     assert "-- @transaction: false" in (index.rollback_text or "")

@@ -98,4 +98,6 @@ def interpret(
     return ToolHistory(TABLE, applied, tuple(refused), tuple(unknown))
 
 
-TOOL = Tool("golang-migrate", TABLE, read, interpret)
+TOOL = Tool(
+    "golang-migrate", TABLE, read, interpret, "<n>_<name>.up.sql files (and their .down.sql)"
+)
