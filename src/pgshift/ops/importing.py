@@ -275,15 +275,15 @@ def _imported(plan: ImportPlan) -> tuple[dict[str, Migration], list[Problem]]:
 def _unusable(plan: ImportPlan, problems: list[Problem], *, recording: bool) -> InputError:
     """The report of files that do not parse: fix them where they are, in the pgshift folder."""
     again = (
-        " then run this import again: it leaves the files you fixed as they are (edited since"
-        " the import) and records the old tool's history"
+        "then run this import again: it leaves the files you fixed as they are (edited since"
+        " the import) and records the old tool's history; nothing was recorded yet"
         if recording
-        else " `pgshift validate` checks them"
+        else "`pgshift validate` checks them"
     )
     return InputError(
         problems,
-        hint=f"the files are written into {plan.directory}; fix those files there, in place,"
-        + again,
+        hint=f"the files are written into {plan.directory}: fix those files there, in place;"
+        f" {again}",
     )
 
 

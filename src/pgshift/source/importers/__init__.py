@@ -222,7 +222,8 @@ def unstamped(text: str) -> tuple[str, str | None]:
     Only a line of the header counts: the lines before the first blank line.
     """
     header_end = text.find("\n\n")
-    for match in _CHECKSUM_RE.finditer(text, 0, header_end if header_end >= 0 else len(text)):
+    end = header_end + 1 if header_end >= 0 else len(text)  # the header's last newline too
+    for match in _CHECKSUM_RE.finditer(text, 0, end):
         if match.start() == 0 or text[match.start() - 1] == "\n":
             return text[: match.start()] + text[match.end() :], match.group(1)
     return text, None
