@@ -169,6 +169,15 @@ def test_an_import_that_finds_nothing_is_exit_2_naming_what_it_looked_for(
     assert not (project / "migrations").exists() and not (project / "pgshift.toml").exists()
 
 
+def test_golang_migrate_given_popxs_layout_names_popx(
+    make_project: ProjectMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(KRATOS_LIKE, subdir="sql")
+    result = run_cli(capsys, project, None, "import", "--from", "golang-migrate", "sql")
+    assert result.code == 2 and "that is ory/popx's layout" in result.err
+    assert "--from popx" in result.err
+
+
 def test_popx_with_only_other_databases_files_is_exit_2(
     make_project: ProjectMaker, capsys: pytest.CaptureFixture[str]
 ) -> None:
