@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from pgshift.ops.fleet import FleetResult, FleetStatus, TargetOutcome, TargetStatus
     from pgshift.ops.health import Check, HealthReport
     from pgshift.ops.importing import ImportPlan, ImportResult
+    from pgshift.ops.lint_since import LintSince
     from pgshift.ops.manifest import Manifest
     from pgshift.ops.readiness import HeadReport
     from pgshift.ops.rollback import (
@@ -154,6 +155,7 @@ _TYPES = {
     "ImportPlan": "pgshift.ops.importing",
     "ImportResult": "pgshift.ops.importing",
     "ImportedFile": "pgshift.source.importers",
+    "LintSince": "pgshift.ops.lint_since",
     "LockRetry": "pgshift.events",
     "Manifest": "pgshift.ops.backup",
     "Migration": "pgshift.model",
@@ -238,6 +240,7 @@ __all__ = [
     "ImportPlan",
     "ImportResult",
     "ImportedFile",
+    "LintSince",
     "LockRetry",
     "Manifest",
     "Migration",

@@ -57,6 +57,9 @@ class Settings:
     health_replication_lag_crit_ms: int
     health_abort_blocked_sessions: int
     health_abort_blocked_ms: int
+    # The newest migration of an adopted history (`import` and `baseline` set it): lint findings
+    # in migrations up to it are history, not errors (`validate --since` overrides it).
+    lint_since: str | None = None
 
     def masked_url(self) -> str | None:
         return mask_url(self.database_url) if self.database_url else None
@@ -83,6 +86,16 @@ def _parse_int(text: str) -> int:
 
 def _parse_ms(text: str) -> int:
     return parse_duration_ms(text, default_unit="ms")
+
+
+def _parse_version(text: str) -> str | None:
+    """A 14-digit migration version, or None for an empty value (no adopted history)."""
+    value = text.strip()
+    if not value:
+        return None
+    if len(value) != 14 or not value.isdigit():
+        raise ValueError(f"{text!r} is not a migration version (14 digits, YYYYMMDDHHMMSS)")
+    return value
 
 
 def _parse_schema(text: str) -> str:
@@ -251,6 +264,7 @@ _KNOBS: tuple[_Knob, ...] = (
         "10s",
         _parse_ms,
     ),
+    _Knob("lint_since", "PGSHIFT_LINT_SINCE", "lint_since", "", _parse_version),
 )
 
 KNOB_ENV = {k.name: k.env for k in _KNOBS}

@@ -63,6 +63,9 @@ def test_a_matching_database_is_adopted_and_up_applies_only_what_follows(
     assert result.code == 0, result.err
     assert "schema matches" in result.out and "recorded 2 migration(s)" in result.out
     assert applied_versions(db_url) == [V1, V2]
+    # The adopted history is history for the linter from now on (SPEC 9, lint_since).
+    assert f"lint_since = {V2} in {project / 'pgshift.toml'}" in result.out
+    assert (project / "pgshift.toml").read_text() == f'lint_since = "{V2}"\n'
     assert count_events(db_url, "baseline") == 2
     assert all(e["forced"] is False for e in _events(db_url))
     assert not query(db_url, "SELECT 1 FROM pg_database WHERE datname LIKE 'pgshift_baseline%'")
@@ -91,6 +94,7 @@ def test_a_mismatch_is_refused_with_the_differences_named(
     assert "changed: column public.users.email (text not null -> text)" in result.err
     assert "schema_migrations" not in result.err  # other tools' bookkeeping is left out
     assert applied_versions(db_url) == []
+    assert not (project / "pgshift.toml").exists()  # nothing adopted: no lint_since
 
 
 def test_force_records_anyway_and_logs_that_it_did(
@@ -147,6 +151,8 @@ def test_the_library_api_proves_then_records(
         result = pgshift.baseline(plan, target)
     assert isinstance(result, pgshift.BaselineResult)
     assert result.versions == (V1, V2) and not result.forced
+    assert result.lint_since is not None and result.lint_since.version == V2
+    assert load_settings({}, {}, cwd=root).lint_since == V2
     checksums = query(db_url, "SELECT version, checksum FROM pgshift.applied ORDER BY version")
     assert checksums == [(m.version, m.checksum) for m in project.migrations[:2]]
 

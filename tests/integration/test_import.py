@@ -119,6 +119,33 @@ LAYOUTS: dict[str, Layout] = {
         "version 2 (V2__Create_orders.sql) failed",
         irreversible=(False, True, True),  # no undo scripts for V2 and V3
     ),
+    # ory/popx as kratos lays it out: a generic file used where no `.postgres` one exists, files
+    # of other databases beside them (left out), `.autocommit` outside a transaction, an empty
+    # `.postgres` down, and popx's table with its `version_self` column.
+    "popx": Layout(
+        {
+            "20240101000001000000_create_users.up.sql": USERS,
+            "20240101000001000000_create_users.mysql.up.sql": USERS.replace(";", " ENGINE=InnoDB;"),
+            "20240101000001000000_create_users.down.sql": "DROP TABLE users;\n",
+            "20240101000002000000_create_orders.up.sql": "CREATE TABLE orders (id int);\n",
+            "20240101000002000000_create_orders.postgres.up.sql": ORDERS,
+            "20240101000002000000_create_orders.postgres.down.sql": "",
+            "20240101000002000000_create_orders.sqlite3.down.sql": "DROP TABLE orders;\n",
+            "20240101000003000000_index_users.postgres.autocommit.up.sql": INDEX,
+            "20240101000003000000_index_users.postgres.autocommit.down.sql": (
+                "DROP INDEX CONCURRENTLY users_name;\n"
+            ),
+            "20240101000003000000_index_users.mysql.up.sql": "CREATE INDEX users_name ON users;\n",
+            "20240101000003000000_index_users.cockroach.up.sql": "SELECT 1;\n",
+        },
+        "CREATE TABLE schema_migration (version VARCHAR (48) NOT NULL,"
+        " version_self INT NOT NULL DEFAULT 0)",
+        (
+            "INSERT INTO schema_migration (version) VALUES ('20240101000001000000'),"
+            " ('20240101000002000000')",
+        ),
+        ("19700101000001", "19700101000002", "19700101000003"),
+    ),
 }
 
 
@@ -240,6 +267,7 @@ HEADINGS = {
     "golang-migrate": ("From golang-migrate", "migrations"),
     "dbmate": ("From dbmate", "db/migrations"),
     "flyway": ("From Flyway", "sql"),
+    "popx": ("From ory/popx", "persistence/sql/migrations/sql"),
 }
 
 

@@ -3,6 +3,7 @@ rendered (header, then the source SQL byte for byte), history rows interpreted."
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,11 @@ def test_diesel_folders_with_metadata_and_an_empty_down(tmp_path: Path) -> None:
     assert users.migration_name == "20170318181441_create_users.sql"
     assert users.migration_text.endswith("\n\n" + up)  # byte for byte, CRLF kept
     assert "-- @imported-from: diesel 2017-03-18-181441" in users.migration_text
+    body = "-- Rollback: 20170318181441_create_users_rollback.sql\n\nDROP TABLE users;\n"
+    stamp = hashlib.sha256(body.encode()).hexdigest()
     assert users.rollback_text == (
-        "-- Rollback: 20170318181441_create_users_rollback.sql\n\nDROP TABLE users;\n"
+        "-- Rollback: 20170318181441_create_users_rollback.sql\n"
+        f"-- @import-checksum: sha256:{stamp}\n\nDROP TABLE users;\n"
     )
     assert "-- @transaction: false" in index.migration_text
     assert "-- @transaction: false" in (index.rollback_text or "")
@@ -230,3 +234,119 @@ def test_golang_migrate_pairs_up_and_down_by_version_alone(tmp_path: Path) -> No
     (src / "030_again.down.sql").write_text("SELECT 4;\n")
     with pytest.raises(ImportRefused, match="both the down file of version 30"):
         tool.read(src)
+
+
+# -- ory/popx --------------------------------------------------------------------------------------
+
+CREATE_GENERIC = "CREATE TABLE identities (id UUID PRIMARY KEY, traits JSON NOT NULL);\n"
+CREATE_PG = "CREATE TABLE identities (id UUID PRIMARY KEY, traits jsonb NOT NULL);\n"
+
+
+def test_popx_takes_the_postgres_file_else_the_generic_one(tmp_path: Path) -> None:
+    """kratos's layout in small: per version the `.postgres` file wins over the generic one (an
+    empty one too: "nothing to do on PostgreSQL"), other dialects are left out and counted, a
+    version with only other dialects is not PostgreSQL's, `.autocommit` runs outside a
+    transaction, and versions keep popx's string order (20 digits become a sequence)."""
+    src = write(
+        tmp_path / "sql",
+        {
+            "20150100000001000000_networks.postgres.up.sql": "CREATE TABLE networks (id UUID);\n",
+            "20150100000001000000_networks.postgres.down.sql": "DROP TABLE networks;\n",
+            "20191100000001000000_identities.up.sql": CREATE_GENERIC,
+            "20191100000001000000_identities.postgres.up.sql": CREATE_PG,
+            "20191100000001000000_identities.mysql.up.sql": "CREATE TABLE identities (x int);\n",
+            "20191100000001000000_identities.down.sql": "DROP TABLE identities;\n",
+            "20191100000001000001_identities.sqlite3.up.sql": "SELECT 1;\n",
+            "20191100000001000001_identities.sqlite3.down.sql": "SELECT 1;\n",
+            "20191100000002000000_requests.up.sql": "ALTER TABLE identities ADD COLUMN r int;\n",
+            "20191100000002000000_requests.postgres.up.sql": "",
+            "20191100000002000000_requests.cockroach.up.sql": "SELECT 1;\n",
+            "20191100000002000000_requests.down.sql": "",
+            "20200519101057000000_index.postgres.autocommit.up.sql": (
+                "CREATE INDEX CONCURRENTLY identities_r ON identities (r);\n"
+            ),
+            "20200519101057000000_index.postgres.autocommit.down.sql": (
+                "DROP INDEX CONCURRENTLY identities_r;\n"
+            ),
+            "20200519101058000000_seed.autocommit.up.sql": "SELECT 2;\n",
+            "20200519101058000000_seed.down.sql": "SELECT 3;\n",
+            "20200519101059000000_old.up.fizz": 'create_table("x") {}\n',
+            "README.md": "not a migration\n",
+        },
+    )
+    tool = tool_named("popx")
+    source = tool.read(src)
+    assert [(m.id, m.name, m.transaction, m.down_transaction) for m in source.migrations] == [
+        ("20150100000001000000", "networks", True, True),
+        ("20191100000001000000", "identities", True, True),
+        ("20191100000002000000", "requests", True, True),
+        ("20200519101057000000", "index", False, False),
+        ("20200519101058000000", "seed", False, True),
+    ]
+    networks, identities, requests, index, _seed = source.migrations
+    assert identities.up == CREATE_PG and identities.down == "DROP TABLE identities;\n"
+    assert identities.path == src / "20191100000001000000_identities.postgres.up.sql"
+    assert requests.up == "" and requests.down == ""
+    assert index.down == "DROP INDEX CONCURRENTLY identities_r;\n"
+    assert source.skipped == (
+        f"{src / '20200519101059000000_old.up.fizz'}: a fizz file: pgshift imports SQL only"
+        " (render it to SQL with pop first)",
+        "4 file(s) of other databases (1 cockroach, 1 mysql, 2 sqlite3): not PostgreSQL's",
+    )
+    scheme, files = convert(tool, source)
+    assert scheme == "sequence"
+    assert [f.version for f in files] == [f"1970010100000{n}" for n in range(1, 6)]
+    assert "-- @transaction: false" in files[3].migration_text
+    assert "-- @transaction: false" in (files[3].rollback_text or "")
+    assert files[2].irreversible  # an empty down: nothing to revert with
+    assert "-- @imported-from: popx 20191100000001000000" in files[1].migration_text
+    assert networks.path.name.endswith(".postgres.up.sql")
+
+
+def test_popx_refuses_two_files_of_one_version_and_dialect(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "sql",
+        {
+            "20200101000000000000_a.postgres.up.sql": "SELECT 1;\n",
+            "20200101000000000000_b.pg.up.sql": "SELECT 2;\n",
+        },
+    )
+    with pytest.raises(ImportRefused, match="both the postgres up file of version"):
+        tool_named("popx").read(src)
+
+
+def test_popx_history_rows_and_its_older_14_digit_rows() -> None:
+    popx = tool_named("popx")
+    ms = _ms("20191100000001000000", "20191100000001000001", "20200101000000000000")
+    seen = popx.interpret([("20191100000001000000",), ("20990101000000000000",)], ms)
+    assert seen.applied == ("20191100000001000000",)
+    assert seen.unknown == ("20990101000000000000",) and seen.refused == ()
+    legacy = popx.interpret([("20191100000001",)], ms)
+    assert legacy.applied == ("20191100000001000000", "20191100000001000001")
+
+
+def test_every_tool_names_what_it_looks_for() -> None:
+    from pgshift.source.importers import tools
+
+    looks = {name: tool.looks_for for name, tool in tools().items()}
+    assert set(looks) == {"diesel", "golang-migrate", "dbmate", "flyway", "popx"}
+    assert looks["popx"].startswith("<version>_<name>[.postgres][.autocommit].up.sql")
+    assert all(text != "migrations" for text in looks.values())
+
+
+def test_the_import_checksum_tells_an_unedited_file_from_an_edited_one(tmp_path: Path) -> None:
+    from pgshift.source.importers import unedited, unstamped
+
+    src = write(tmp_path / "src", {"1_a.up.sql": "SELECT 1;\n", "1_a.down.sql": "SELECT 2;\n"})
+    tool = tool_named("golang-migrate")
+    (written,) = convert(tool, tool.read(src))[1]
+    for text in (written.migration_text, written.rollback_text or ""):
+        rest, stated = unstamped(text)
+        assert stated == hashlib.sha256(rest.encode()).hexdigest()
+        assert unedited(text, text)
+        assert not unedited(text.replace("SELECT", "select"), text)
+        # A file an earlier pgshift wrote without the stamp: unedited when it is the rest.
+        assert unedited(rest, text) and not unedited(rest + "\n", text)
+    # The stamp is a known header key: no unknown-key warning, no drift (comments only).
+    header, problems = parse_header(written.migration_text, "x.sql")
+    assert problems == [] and header.unknown == ()

@@ -46,11 +46,18 @@ def baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> Base
     Under the runner lock, with the checksums and rollback text `up` would record and one
     `baseline` event each, after comparing the target with the proof once more: a mismatch
     refuses (DriftError, exit 4, the differences listed) unless ``force``, which records anyway
-    and says so in every event (with the differences).
+    and says so in every event (with the differences). Then sets the project's `lint_since` to
+    the baseline's version (``result.lint_since``), so `validate` treats the adopted history as
+    history.
     """
-    from pgshift.ops.baseline import run_baseline
+    from dataclasses import replace
 
-    return run_baseline(plan, target, force=force)
+    from pgshift.ops.baseline import run_baseline
+    from pgshift.ops.lint_since import write_lint_since
+
+    result = run_baseline(plan, target, force=force)
+    since = write_lint_since(target.settings.project_root, plan.version)
+    return replace(result, lint_since=since)
 
 
 def plan_import(
@@ -58,21 +65,34 @@ def plan_import(
 ) -> ImportPlan:
     """What `import --from TOOL SRC` would write into the migrations folder, and record.
 
-    ``tool`` is diesel, golang-migrate, dbmate or flyway. Refuses (exit 2) to overwrite a file
-    or reuse a version of the folder. With ``target``, reads that tool's history table there:
-    a dirty or failed entry refuses (ImportRefused, exit 2), an entry without a source file
-    refuses as drift (exit 4); nothing is written either way.
+    ``tool`` is diesel, golang-migrate, dbmate, flyway or popx. A source with no migration
+    refuses (ImportRefused, exit 2, naming what it looked for); so does a version of the folder
+    that another file uses. Files of an earlier import into the folder are updated when nobody
+    edited them since (``plan.updated``) and left alone when someone did (``plan.kept``). With
+    ``target``, reads that tool's history table there: a dirty or failed entry refuses
+    (ImportRefused, exit 2), an entry without a source file refuses as drift (exit 4); nothing
+    is written either way.
     """
     from pgshift.ops.importing import plan_import as planned
     from pgshift.source.importers import tool_named
 
-    return planned(tool_named(tool), Path(source), settings.migrations_dir, target)
+    return planned(
+        tool_named(tool),
+        Path(source),
+        settings.migrations_dir,
+        target,
+        project_root=settings.project_root,
+    )
 
 
 def import_migrations(plan: ImportPlan, *, target: Target | None = None) -> ImportResult:
-    """Write ``plan``'s files (never replacing one) and, with ``target``, record the migrations
-    the old tool had applied as applied in pgshift's history (an `import` event each, under
-    the runner lock), so that `up` applies only the rest.
+    """Write ``plan``'s files (never replacing a file edited since an earlier import), set the
+    project's `lint_since` to the last imported version, and, with ``target``, record the
+    migrations the old tool had applied as applied in pgshift's history (an `import` event
+    each, under the runner lock), so that `up` applies only the rest.
+
+    A written file that does not parse refuses (InputError, exit 2) before anything is
+    recorded, its ``result`` saying what was written: fix the file in place, import again.
     """
     from pgshift.ops.importing import run_import
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
     """What `up` would do on ``target``: the pending migrations in dependency order (up to
     ``to``), with the lint findings of the planned files for the target's PostgreSQL version.
+    Findings in migrations up to the project's `lint_since` (an adopted history, applied here
+    for the first time: a fresh database) are history and left out, as `validate` leaves them.
 
     Refuses (InputError, exit 2) a planned file whose ``@zero-downtime: true`` claim its SQL
     breaks; refuses drift (exit 4) and a half-reverted migration (exit 6). Reads, never writes.
@@ -40,6 +42,15 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
     if not plan.steps:
         return plan
     findings = _lint_gate(project.migrations, plan, target.facts.major)
+    since = project.settings.lint_since
+    if since is not None:
+        history = {str(s.migration.path) for s in plan.steps if s.migration.version <= since}
+        history |= {
+            str(s.migration.rollback.path)
+            for s in plan.steps
+            if s.migration.version <= since and s.migration.rollback is not None
+        }
+        findings = [f for f in findings if f.file not in history]
     findings += _file_warnings(plan)
     return replace(plan, findings=tuple(findings))
 

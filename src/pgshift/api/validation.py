@@ -18,12 +18,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ValidateReport:
-    """What `validate` found; ``ok`` is False when any finding is an error."""
+    """What `validate` found; ``ok`` is False when any finding is an error.
+
+    ``history`` are the lint findings in migrations up to ``since`` (`lint_since`, or
+    validate(since=...)): an adopted history that ran long ago and can never change. They are
+    not in ``findings`` and never count; `validate --all` shows them.
+    """
 
     findings: tuple[Finding, ...]
     pg_major: int  # the PostgreSQL major version the version-aware rules assumed
     database_checked: bool  # drift was checked against a configured database
     trace: TraceReport | None = None  # validate(trace=True): what the server did, per statement
+    history: tuple[Finding, ...] = ()
+    since: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,6 +46,7 @@ def validate(
     scratch_url: str | None = None,
     trace: bool = False,
     fixes: bool = True,
+    since: str | None = None,
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
@@ -50,7 +58,10 @@ def validate(
     schema copied from the database when one is configured) and reports, per statement, the
     locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
     is not what the rules predicted.  ``fixes=False`` leaves out the findings' fixes (they
-    cost a parse each), for outputs that never show them.
+    cost a parse each), for outputs that never show them.  ``since`` (else the project's
+    `lint_since`) is the newest migration of an adopted history: lint findings in migrations up
+    to it go to ``report.history`` and never count; file problems (a file that does not parse)
+    and drift still do.
 
     What the rules found in each migration is kept in the project's `.pgshift/cache/`
     (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
@@ -59,6 +70,10 @@ def validate(
     from pgshift.lint.finding import problem_findings
     from pgshift.project_files import read_project
 
+    if since is not None and (len(since) != 14 or not since.isdigit()):
+        from pgshift.errors import UsageError
+
+        raise UsageError(f"--since {since!r}: expected a migration version (14 digits)")
     url = database_url(settings, start_embedded=False)
     # When the rules' target version is known before reading (no server to ask), a cold read
     # lints each file as it parses it (lint/ahead.py): its tree is read once.
@@ -78,7 +93,12 @@ def validate(
         pg_major = pg_major or major
     bad_files = frozenset(p.file for p in loaded.problems)
     pg_major = pg_major or LATEST_MAJOR
-    findings += _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
+    linted = _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
+    since = since or settings.lint_since
+    history: list[Finding] = []
+    if since is not None:
+        linted, history = _split_history(linted, loaded.migrations, since)
+    findings += linted
     if roundtrip:
         from pgshift.ops.apply import RunOptions
         from pgshift.ops.roundtrip import roundtrip as run_roundtrip
@@ -98,8 +118,27 @@ def validate(
     if strict:
         findings = [f.as_error() for f in findings]
     return ValidateReport(
-        tuple(sorted(findings, key=lambda f: f.sort_key())), pg_major, checked, traced
+        tuple(sorted(findings, key=lambda f: f.sort_key())),
+        pg_major,
+        checked,
+        traced,
+        tuple(sorted(history, key=lambda f: f.sort_key())),
+        since,
     )
+
+
+def _split_history(
+    findings: Sequence[Finding], migrations: Sequence[Migration], since: str
+) -> tuple[list[Finding], list[Finding]]:
+    """(findings that count, findings in the files of migrations up to ``since``)."""
+    old: set[str] = set()
+    for m in migrations:
+        if m.version <= since:
+            old.add(str(m.path))
+            if m.rollback is not None:
+                old.add(str(m.rollback.path))
+    current = [f for f in findings if f.file not in old]
+    return current, [f for f in findings if f.file in old]
 
 
 def _lint_project(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pgshift.ops.baseline import BaselinePlan, BaselineResult
     from pgshift.ops.importing import ImportPlan, ImportResult
 
-TOOLS = ("diesel", "golang-migrate", "dbmate", "flyway")
+TOOLS = ("diesel", "golang-migrate", "dbmate", "flyway", "popx")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -99,6 +99,7 @@ def _baseline_json(plan: BaselinePlan, result: BaselineResult | None) -> dict[st
         "matches": plan.matches,
         "forced": bool(result and result.forced),
         "differences": list(result.differences if result else plan.differences),
+        "lint_since": _lint_since_json(result.lint_since if result else None),
     }
 
 
@@ -136,6 +137,7 @@ def cmd_baseline(args: argparse.Namespace, out: Output) -> int:
             f"recorded {len(result.versions)} migration(s) as applied (baseline up to"
             f" {plan.version}, run {result.run_id}); `pgshift up` applies what comes after"
         )
+        _lint_since_line(out, result.lint_since, plan.version)
     return 0
 
 
@@ -161,6 +163,10 @@ def _show_import(out: Output, plan: ImportPlan) -> None:
     )
     for note in plan.skipped:
         _warn(f"left out: {note}")
+    for path in plan.kept:
+        _warn(
+            f"left as it is: {path} (edited since an earlier import; delete it to import it again)"
+        )
 
 
 def _import_json(plan: ImportPlan, result: ImportResult) -> dict[str, Any]:
@@ -185,7 +191,36 @@ def _import_json(plan: ImportPlan, result: ImportResult) -> dict[str, Any]:
         "history_table": plan.history_table,
         "recorded": list(result.recorded),
         "pending": list(plan.pending),
+        "updated": [str(p) for p in plan.updated if p in result.written],
+        "kept": [str(p) for p in result.kept],
+        "lint_since": _lint_since_json(result.lint_since),
     }
+
+
+def _lint_since_json(since: pgshift.LintSince | None) -> dict[str, Any] | None:
+    if since is None:
+        return None
+    return {
+        "version": since.version,
+        "file": str(since.file) if since.file else None,
+        "problem": since.problem,
+    }
+
+
+def _lint_since_line(out: Output, since: pgshift.LintSince | None, version: str) -> None:
+    """Say where `lint_since` went, or how to set it by hand when it could not be written."""
+    if since is None:
+        return
+    if since.problem is not None:
+        _warn(
+            f'lint_since not set ({since.problem}): add lint_since = "{version}" to'
+            " [tool.pgshift] by hand, or `pgshift validate` lints the history as new"
+        )
+    elif since.file is not None:
+        out.line(
+            f"lint_since = {since.version} in {since.file}: `pgshift validate` treats findings in"
+            " the migrations up to it as history"
+        )
 
 
 def _import_target(settings: pgshift.Settings) -> Target | None:
@@ -208,7 +243,10 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
     if args.json:
         out.json(_import_json(plan, result))
         return 0
-    out.line(f"wrote {len(result.written)} file(s) into {plan.directory}")
+    updated = sum(1 for p in plan.updated if p in result.written)
+    again = f" ({updated} updated: unedited files of an earlier import)" if updated else ""
+    out.line(f"wrote {len(result.written)} file(s) into {plan.directory}{again}")
+    _lint_since_line(out, result.lint_since, plan.last_version)
     if target is None:
         out.line("no database configured: no history carried over")
     elif plan.history_table is None:

@@ -48,6 +48,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         " default: the embedded server",
     )
     p.add_argument(
+        "--since",
+        metavar="VERSION",
+        help="lint findings in migrations up to VERSION are history: not counted, hidden"
+        " (default: lint_since, which import and baseline set)",
+    )
+    p.add_argument(
+        "--all",
+        dest="show_all",
+        action="store_true",
+        help="also show the findings hidden as history (marked, never counted)",
+    )
+    p.add_argument(
         "--pg-version",
         metavar="MAJOR",
         help="PostgreSQL version the rules assume (default: the connected server, else newest)",
@@ -93,23 +105,25 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         scratch_url=args.scratch_url,
         trace=args.trace,
         fixes=fmt in ("json", "sarif") or (fmt == "text" and not out.quiet),
+        since=args.since,
     )
     cwd = os.getcwd()
     findings = [_shown(f, cwd) for f in report.findings]
+    history = [_shown(f, cwd) for f in report.history] if args.show_all else []
     trip = _roundtrip_summary(findings) if args.roundtrip else None
     if fmt == "json":
-        _print_json(out, findings, report, trip, cwd)
+        _print_json(out, findings, report, trip, cwd, history)
     elif fmt == "sarif":
-        out.json(_sarif(findings))
+        out.json(_sarif(findings + [_as_history(f, report) for f in history]))
     elif fmt == "github":
-        for f in findings:
+        for f in findings + [_as_history(f, report) for f in history]:
             out.line(render_github(f))
     elif out.quiet:
         for f in findings:
             if f.severity == "error":
                 out.plain_error(f"{f.file}:{f.line}:{f.column}: [{f.code}] {f.message}")
     else:
-        _print_text(out, findings, report)
+        _print_text(out, findings, report, [_as_history(f, report) for f in history])
         if report.trace is not None:
             _print_trace(out, _shown_trace(report.trace, cwd))
         if trip is not None:
@@ -123,8 +137,16 @@ def _print_json(
     report: pgshift.ValidateReport,
     trip: dict[str, Any] | None,
     cwd: str,
+    history: list[Finding],
 ) -> None:
     data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+    if report.since is not None:
+        data["findings"] += [{**f.to_json(), "history": True} for f in history]
+        data["history"] = {
+            "since": report.since,
+            "count": len(report.history),
+            "shown": bool(history) or not report.history,
+        }
     if report.trace is not None:
         data["trace"] = _shown_trace(report.trace, cwd).to_json()
     if trip is not None:
@@ -206,9 +228,34 @@ def _sarif(findings: list[Finding]) -> dict[str, Any]:
     return render_sarif(findings, summaries, version=tool_version)
 
 
-def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateReport) -> None:
+def _as_history(finding: Finding, report: pgshift.ValidateReport) -> Finding:
+    """A finding of the adopted history, marked as such wherever it is shown."""
+    return replace(finding, message=f"(history, up to {report.since}) {finding.message}")
+
+
+def _history_line(report: pgshift.ValidateReport, shown: bool) -> str | None:
+    if not report.history:
+        return None
+    count = len(report.history)
+    if shown:
+        return (
+            f"{count} finding(s) above are history (migrations up to {report.since},"
+            " lint_since): not counted"
+        )
+    return (
+        f"{count} finding(s) in migrations up to {report.since} hidden: history (lint_since),"
+        " not counted; --all shows them"
+    )
+
+
+def _print_text(
+    out: Output,
+    findings: list[Finding],
+    report: pgshift.ValidateReport,
+    history: list[Finding],
+) -> None:
     sources: dict[str, str | None] = {}
-    for f in findings:
+    for f in findings + history:
         if f.file not in sources:
             try:
                 sources[f.file] = Path(f.file).read_text(encoding="utf-8", errors="replace")
@@ -223,3 +270,6 @@ def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateRe
         out.line(f"no problems found{where}")
     else:
         out.line(f"{errors} error(s), {warnings} warning(s){where}")
+    summary = _history_line(report, shown=bool(history))
+    if summary is not None:
+        out.line(summary)

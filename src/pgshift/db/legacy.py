@@ -19,6 +19,8 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "golang-migrate": ("version", "dirty"),
     "dbmate": ("version",),
     "flyway": ("installed_rank", "version", "type", "success", "script"),
+    # popx: `version_self` (newer popx) versions popx's own table, not the migrations.
+    "popx": ("version",),
 }
 _ORDER = {"flyway": "installed_rank", "golang-migrate": "version"}
 

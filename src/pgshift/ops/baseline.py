@@ -28,6 +28,7 @@ from pgshift.plan import migration_states, plan_up
 
 if TYPE_CHECKING:
     from pgshift.model import Migration
+    from pgshift.ops.lint_since import LintSince
 
 #: Other migration tools' bookkeeping tables: never part of the schema being proven.
 BOOKKEEPING_TABLES = (
@@ -68,12 +69,14 @@ class BaselinePlan:
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """What `baseline` recorded: the versions, under which run id, and whether it was forced."""
+    """What `baseline` recorded: the versions, under which run id, and whether it was forced;
+    and the project's `lint_since` after it (set by the api, which knows the project)."""
 
     run_id: str
     versions: tuple[str, ...]
     forced: bool = False
     differences: tuple[str, ...] = ()
+    lint_since: LintSince | None = None
 
 
 def _is_bookkeeping(key: str, definition: str) -> bool:

@@ -1,24 +1,38 @@
 """`pgshift import --from TOOL SRC`: another tool's migrations written as pgshift files, and, with a
 database configured, that tool's applied history carried over into pgshift's.
 
-Planning reads everything and writes nothing: the source (pure importers), the files it would
-write (refusing any that exists with other content), and the old tool's table (refusing a dirty
-or failed entry, naming it, before anything is written). Running writes the files, reads them
-back with pgshift's own loader (so the checksums are the ones `up` computes) and records the
-migrations the old tool applied, under the runner lock, with an `import` event each.
+Planning reads everything and writes nothing: the source (pure importers; a source with no
+migration at all refuses, naming what it looked for), the files it would write, and the old
+tool's table (refusing a dirty or failed entry, naming it, before anything is written). Importing
+again into the same folder is how a history is finished: a file `import` wrote and nobody edited
+since (its `@import-checksum` says so) is updated, a file edited since is left alone and named,
+so a file fixed in place stays fixed. Running writes the files, reads them back with pgshift's
+own loader (so the checksums are the ones `up` computes; a file that does not parse is reported,
+to be fixed in place), sets the project's `lint_since` to the last imported version, and records
+the migrations the old tool applied, under the runner lock, with an `import` event each.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgshift.db.legacy import read_tool_history
-from pgshift.errors import DriftError, InputError, UsageError
+from pgshift.errors import DriftError, InputError, Problem, UsageError
 from pgshift.ops.baseline import record_adopted
-from pgshift.source.importers import ImportedFile, ImportRefused, Tool, ToolHistory, convert
+from pgshift.ops.lint_since import LintSince, write_lint_since
+from pgshift.source.importers import (
+    ImportedFile,
+    ImportRefused,
+    Source,
+    Tool,
+    ToolHistory,
+    convert,
+    unedited,
+)
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
@@ -36,7 +50,10 @@ class ImportPlan:
     are the versions the old tool's table marks applied, to be recorded in pgshift's history
     (empty without a database, or when the table is absent: ``history_table`` None).
     ``skipped`` names source files left out, and why. ``existing`` are files already written
-    with exactly this content (an earlier import stopped before recording): kept as they are.
+    with exactly this content (an earlier import): nothing to do. ``updated`` are files an
+    earlier import wrote and nobody edited since, whose content changes (the source changed):
+    rewritten. ``kept`` are files edited since an earlier import (a fix made in place): left
+    exactly as they are, and named. ``project_root`` is where `lint_since` is set (None: not).
     """
 
     tool: str
@@ -48,6 +65,14 @@ class ImportPlan:
     history_table: str | None = None
     carried: tuple[str, ...] = ()
     existing: tuple[Path, ...] = ()
+    updated: tuple[Path, ...] = ()
+    kept: tuple[Path, ...] = ()
+    project_root: Path | None = None
+
+    @property
+    def last_version(self) -> str:
+        """The newest imported version: `lint_since`, the end of the history."""
+        return self.files[-1].version
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -57,11 +82,15 @@ class ImportPlan:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What `import` did: the files written, and the versions recorded as applied."""
+    """What `import` did: the files written (new or updated), the files left alone (edited
+    since an earlier import), the versions recorded as applied, and the project's `lint_since`
+    after it (``lint_since.problem`` says why it could not be written)."""
 
     written: tuple[Path, ...]
     recorded: tuple[str, ...] = ()
     run_id: str | None = None
+    kept: tuple[Path, ...] = ()
+    lint_since: LintSince | None = None
 
 
 def _outputs(plan_files: Sequence[ImportedFile], directory: Path) -> list[tuple[Path, str]]:
@@ -73,28 +102,59 @@ def _outputs(plan_files: Sequence[ImportedFile], directory: Path) -> list[tuple[
     return out
 
 
-def _check_directory(files: Sequence[ImportedFile], directory: Path) -> tuple[Path, ...]:
-    """Refuse to overwrite or to reuse a version; the files already there, identical, are kept."""
+@dataclass(frozen=True)
+class _Directory:
+    """The files of an import against the folder: what to write, and what to leave alone."""
+
+    same: tuple[Path, ...]
+    updated: tuple[Path, ...]
+    kept: tuple[Path, ...]
+
+
+def _state(path: Path, text: str) -> str:
+    """ "new", "same", "update" (ours, unedited, content changes) or "kept" (edited since)."""
+    try:
+        current = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return "new"
+    except (OSError, UnicodeDecodeError):
+        return "kept"
+    if current == text:
+        return "same"
+    return "update" if unedited(current, text) else "kept"
+
+
+def _check_directory(files: Sequence[ImportedFile], directory: Path) -> _Directory:
+    """Classify every file the import would write; refuse a version another file uses.
+
+    A file of the folder that is neither a file of this import nor its rollback, and uses one of
+    its versions, is someone else's migration: refused (exit 2), as the version is taken.
+    """
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} is not a folder")
-    versions = {f.version: f for f in files}
+    ours = {f.version: f for f in files}
     wanted = dict(_outputs(files, directory))
+    names = {directory / n for f in files for n in (f.migration_name, _rollback_name(f))}
     clashes: list[str] = []
-    same: list[Path] = []
     for path in sorted(directory.glob("*.sql")) if directory.is_dir() else ():
-        if path in wanted:
-            if path.read_bytes() == wanted[path].encode("utf-8"):
-                same.append(path)
-            else:
-                clashes.append(f"{path} exists (with other content)")
-        elif path.name[:14] in versions:
+        if path not in names and path.name[:14] in ours:
             clashes.append(f"{path} already uses version {path.name[:14]}")
     if clashes:
         raise UsageError(
             "import refuses to overwrite files:\n" + "\n".join(f"  {c}" for c in clashes),
             hint="import into an empty folder (--dir), or move those files away",
         )
-    return tuple(same)
+    states = {path: _state(path, text) for path, text in wanted.items()}
+    return _Directory(
+        tuple(p for p, s in states.items() if s == "same"),
+        tuple(p for p, s in states.items() if s == "update"),
+        tuple(p for p, s in states.items() if s == "kept"),
+    )
+
+
+def _rollback_name(f: ImportedFile) -> str:
+    """The rollback file's name of ``f``, also when this import writes none (a fix may add it)."""
+    return f.rollback_name or f"{f.version}_{f.description}_rollback.sql"
 
 
 def _carried(tool: Tool, history: ToolHistory, files: Sequence[ImportedFile]) -> tuple[str, ...]:
@@ -115,13 +175,36 @@ def _carried(tool: Tool, history: ToolHistory, files: Sequence[ImportedFile]) ->
     return tuple(sorted(version_of[i] for i in history.applied))
 
 
+def _found_some(tool: Tool, source_dir: Path, source: Source) -> None:
+    """Refuse (exit 2) a source with no migration: a wrong folder or another tool's layout."""
+    if source.migrations:
+        return
+    seen = f"; left out: {len(source.skipped)} file(s)" if source.skipped else ""
+    lines = "".join(f"\n  {s}" for s in source.skipped[:5])
+    raise ImportRefused(
+        f"{tool.name}: nothing to import from {source_dir}: looked for {tool.looks_for}{seen}"
+        + lines,
+        hint="give the folder that holds the migrations, and the tool that wrote them"
+        " (--from diesel, golang-migrate, dbmate, flyway or popx); nothing was written",
+    )
+
+
 def plan_import(
-    tool: Tool, source_dir: Path, directory: Path, target: Target | None = None
+    tool: Tool,
+    source_dir: Path,
+    directory: Path,
+    target: Target | None = None,
+    *,
+    project_root: Path | None = None,
 ) -> ImportPlan:
-    """Read the source, work out the files, and (with ``target``) read the old tool's table."""
+    """Read the source, work out the files, and (with ``target``) read the old tool's table.
+
+    ``project_root`` is the project whose `lint_since` the import sets (None: left as it is).
+    """
     source = tool.read(source_dir)
+    _found_some(tool, source_dir, source)
     scheme, files = convert(tool, source)
-    existing = _check_directory(files, directory)
+    folder = _check_directory(files, directory)
     table: str | None = None
     carried: tuple[str, ...] = ()
     if target is not None:
@@ -130,53 +213,99 @@ def plan_import(
             table = tool.table
             carried = _carried(tool, tool.interpret(rows, source.migrations), files)
     return ImportPlan(
-        tool.name, source_dir, directory, scheme, files, source.skipped, table, carried, existing
+        tool.name,
+        source_dir,
+        directory,
+        scheme,
+        files,
+        source.skipped,
+        table,
+        carried,
+        folder.same,
+        folder.updated,
+        folder.kept,
+        project_root,
     )
 
 
 def _write(plan: ImportPlan) -> tuple[Path, ...]:
-    """Write every file that is not there yet; never replace one ("x": fail if it exists)."""
+    """Write every new file ("x": fail if it appeared meanwhile) and rewrite each file that is
+    still, at this moment, an unedited file of an earlier import; never touch any other."""
     plan.directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for path, text in _outputs(plan.files, plan.directory):
-        if path in plan.existing:
+        state = _state(path, text)
+        if state == "new":
+            try:
+                with path.open("x", encoding="utf-8", newline="") as handle:
+                    handle.write(text)
+            except FileExistsError:
+                raise UsageError(
+                    f"{path} appeared meanwhile; import refuses to overwrite it"
+                ) from None
+        elif state == "update":
+            _replace(path, text)
+        else:
             continue
-        try:
-            with path.open("x", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-        except FileExistsError:
-            raise UsageError(f"{path} appeared meanwhile; import refuses to overwrite it") from None
         written.append(path)
     return tuple(written)
 
 
-def _imported(plan: ImportPlan) -> dict[str, Migration]:
-    """The carried migrations read back from disk by pgshift's loader; their problems refuse."""
+def _replace(path: Path, text: str) -> None:
+    """Rewrite ``path`` whole or not at all: a new file beside it, renamed over it."""
+    temporary = path.with_name(f".{path.name}.import")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def _imported(plan: ImportPlan) -> tuple[dict[str, Migration], list[Problem]]:
+    """The migrations read back from disk by pgshift's loader, and the problems of this
+    import's files (a source file that does not parse is written as it is)."""
     from pgshift.source.loader import read_migrations
 
     loaded = read_migrations(plan.directory)
     ours = {
-        str(plan.directory / n)
-        for f in plan.files
-        for n in (f.migration_name, f.rollback_name)
-        if n
+        str(plan.directory / n) for f in plan.files for n in (f.migration_name, _rollback_name(f))
     }
     problems = [p for p in loaded.problems if p.file in ours]
-    if problems:
-        raise InputError(
-            problems,
-            hint="the files are written; fix them (or the source and import again into an empty"
-            " folder), then record the history with another `pgshift import`",
-        )
-    return {m.version: m for m in loaded.migrations}
+    return {m.version: m for m in loaded.migrations}, problems
+
+
+def _unusable(plan: ImportPlan, problems: list[Problem], *, recording: bool) -> InputError:
+    """The report of files that do not parse: fix them where they are, in the pgshift folder."""
+    again = (
+        "then run this import again: it leaves the files you fixed as they are (edited since"
+        " the import) and records the old tool's history; nothing was recorded yet"
+        if recording
+        else "`pgshift validate` checks them"
+    )
+    return InputError(
+        problems,
+        hint=f"the files are written into {plan.directory}: fix those files there, in place;"
+        f" {again}",
+    )
 
 
 def run_import(plan: ImportPlan, target: Target | None = None) -> ImportResult:
-    """Write the files; with ``target`` and carried versions, record them as applied."""
+    """Write the files, set `lint_since`; with ``target`` and carried versions, record them.
+
+    A file of the import that does not parse refuses (InputError, exit 2) after the files are
+    written and before anything is recorded, its ``result`` saying what was written.
+    """
     written = _write(plan)
+    since = None
+    if plan.project_root is not None:
+        since = write_lint_since(plan.project_root, plan.last_version)
+    result = ImportResult(written, (), None, plan.kept, since)
+    migrations, problems = _imported(plan)
+    recording = target is not None and bool(plan.carried)
+    if problems:
+        error = _unusable(plan, problems, recording=recording)
+        error.result = result
+        raise error
     if target is None or not plan.carried:
-        return ImportResult(written)
-    migrations = _imported(plan)
+        return result
     by_version = {f.version: f for f in plan.files}
 
     def check(history: History) -> list[tuple[Migration, Mapping[str, Any]]]:
@@ -191,4 +320,4 @@ def run_import(plan: ImportPlan, target: Target | None = None) -> ImportResult:
         return chosen
 
     run_id, recorded = record_adopted(target, EVENT_IMPORT, check)
-    return ImportResult(written, recorded, run_id if recorded else None)
+    return replace(result, recorded=recorded, run_id=run_id if recorded else None)

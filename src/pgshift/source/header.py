@@ -34,8 +34,9 @@ ANNOTATION_KEYS = (
     "lint-ignore",
 )
 #: Annotations pgshift writes itself and only records (in the history's metadata), never acts on:
-#: `pgshift import`'s "@imported-from: <tool> <id>".
-RECORDED_KEYS = ("imported-from",)
+#: `pgshift import`'s "@imported-from: <tool> <id>" and "@import-checksum: sha256:<hex>" (what it
+#: wrote, so that importing again tells its own files from files edited since).
+RECORDED_KEYS = ("imported-from", "import-checksum")
 
 
 class _BadValue(ValueError):

@@ -1,13 +1,16 @@
 """Other tools' migrations as pgshift files: the pure half of `pgshift import`.
 
-Each tool's module (diesel, golang_migrate, dbmate, flyway) reads that tool's folder layout into
-SourceMigrations, in the tool's own order, and interprets the rows of its history table. This
-module maps the tools' ids to pgshift versions and renders the seed-format files (SPEC 1 and 9).
-Nothing here writes a file or talks to a database: the caller writes what `render` returns.
+Each tool's module (diesel, golang_migrate, dbmate, flyway, popx) reads that tool's folder
+layout into SourceMigrations, in the tool's own order, and interprets the rows of its history
+table. This module maps the tools' ids to pgshift versions and renders the seed-format files
+(SPEC 1 and 9). Nothing here writes a file or talks to a database: the caller writes what
+`render` returns.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +76,7 @@ class Tool:
     read: Callable[[Path], Source]
     # (the table's rows as db.legacy reads them, the source's migrations) -> ToolHistory
     interpret: Callable[[Sequence[tuple[Any, ...]], Sequence[SourceMigration]], ToolHistory]
+    looks_for: str = "migrations"  # what `read` looks for, named when it finds none
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,11 @@ class ImportedFile:
 
 def tools() -> dict[str, Tool]:
     """The importable tools by their `--from` name."""
-    from pgshift.source.importers import dbmate, diesel, flyway, golang_migrate
+    from pgshift.source.importers import dbmate, diesel, flyway, golang_migrate, popx
 
-    return {t.name: t for t in (diesel.TOOL, golang_migrate.TOOL, dbmate.TOOL, flyway.TOOL)}
+    return {
+        t.name: t for t in (diesel.TOOL, golang_migrate.TOOL, dbmate.TOOL, flyway.TOOL, popx.TOOL)
+    }
 
 
 def tool_named(name: str) -> Tool:
@@ -193,8 +199,54 @@ def is_empty_sql(text: str | None) -> bool:
     return True
 
 
+#: The header line that tells a file `import` wrote from one edited since: the SHA-256 of the
+#: file's whole text without this line. A comment, not SQL: a regex reads it.
+CHECKSUM_KEY = "import-checksum"
+_CHECKSUM_RE = re.compile(r"-- @import-checksum: sha256:([0-9a-f]{64})(\r?\n|$)")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stamped(lines: list[str], body: str) -> str:
+    """The header ``lines``, then the checksum line over the rest, then ``body``."""
+    unstamped = "\n".join(lines) + "\n\n" + body
+    stamp = f"-- @{CHECKSUM_KEY}: sha256:{_digest(unstamped)}"
+    return "\n".join([*lines, stamp]) + "\n\n" + body
+
+
+def unstamped(text: str) -> tuple[str, str | None]:
+    """(the text without its checksum line, the checksum it states, or None without one).
+
+    Only a line of the header counts: the lines before the first blank line.
+    """
+    header_end = text.find("\n\n")
+    end = header_end + 1 if header_end >= 0 else len(text)  # the header's last newline too
+    for match in _CHECKSUM_RE.finditer(text, 0, end):
+        if match.start() == 0 or text[match.start() - 1] == "\n":
+            return text[: match.start()] + text[match.end() :], match.group(1)
+    return text, None
+
+
+def unedited(text: str, rendered: str) -> bool:
+    """Whether ``text`` (a file on disk) is exactly what an import wrote, unedited since.
+
+    A file with a checksum line is unedited when the rest hashes to it; an older import's file,
+    written before pgshift stamped its files, when it equals ``rendered`` without its stamp.
+    """
+    rest, stated = unstamped(text)
+    if stated is not None:
+        return _digest(rest) == stated
+    return rest == unstamped(rendered)[0]
+
+
 def render(tool: str, source: SourceMigration, version: str) -> ImportedFile:
-    """The migration (and rollback) file of ``source``: header, then its SQL byte for byte."""
+    """The migration (and rollback) file of ``source``: header, then its SQL byte for byte.
+
+    Each file's header ends with its `@import-checksum`, so that importing again can tell a
+    file it wrote (and may update) from one edited since (which it leaves alone).
+    """
     description = _description(source, tool)
     name = f"{version}_{description}.sql"
     words = description.replace("_", " ")
@@ -210,14 +262,14 @@ def render(tool: str, source: SourceMigration, version: str) -> ImportedFile:
         header.append("-- @transaction: false")
     if irreversible:
         header.append("-- @lint-ignore: missing-rollback")
-    text = "\n".join(header) + "\n\n" + source.up
+    text = _stamped(header, source.up)
     rollback_name = rollback_text = None
     if not irreversible and source.down is not None:
         rollback_name = f"{version}_{description}{ROLLBACK_SUFFIX}.sql"
         lines = [f"-- Rollback: {rollback_name}"]
         if not source.down_transaction:
             lines.append("-- @transaction: false")
-        rollback_text = "\n".join(lines) + "\n\n" + source.down
+        rollback_text = _stamped(lines, source.down)
     return ImportedFile(source, version, description, name, text, rollback_name, rollback_text)
 
 

@@ -83,4 +83,6 @@ def interpret(
     )
 
 
-TOOL = Tool("dbmate", TABLE, read, interpret)
+TOOL = Tool(
+    "dbmate", TABLE, read, interpret, "<version>_<name>.sql files with a `-- migrate:up` line"
+)

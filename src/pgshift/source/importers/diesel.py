@@ -83,4 +83,4 @@ def interpret(
     return ToolHistory(TABLE, tuple(applied), (), tuple(unknown))
 
 
-TOOL = Tool("diesel", TABLE, read, interpret)
+TOOL = Tool("diesel", TABLE, read, interpret, "folders <version>_<name>/ holding an up.sql")

@@ -119,4 +119,4 @@ def interpret(
     return ToolHistory(TABLE, ids, tuple(refused), tuple(unknown))
 
 
-TOOL = Tool("flyway", TABLE, read, interpret)
+TOOL = Tool("flyway", TABLE, read, interpret, "V<version>__<name>.sql files, in sub-folders too")

@@ -30,6 +30,20 @@ TABLE = "schema_migrations"
 _NAME_RE = re.compile(r"([0-9]+)_(.*)\.(up|down)\.sql")
 
 
+# popx's dialect suffixes: golang-migrate would take `x.postgres` and `x.mysql` for names.
+_POPX_SUFFIX_RE = re.compile(r".*\.(postgres|postgresql|pg|mysql|sqlite3?|cockroach(db)?|crdb)")
+
+
+def _not_popx(ups: list[tuple[str, str, Path]]) -> None:
+    """Refuse ory/popx's layout, which golang-migrate's pattern half matches, naming popx."""
+    for _number, name, path in ups:
+        if _POPX_SUFFIX_RE.fullmatch(name):
+            raise ImportRefused(
+                f"golang-migrate: {path} names a database in its name: that is ory/popx's layout",
+                hint="import it with --from popx",
+            )
+
+
 def read(src: Path) -> Source:
     """Every `.up.sql` of ``src`` with its `.down.sql`, ordered by number like golang-migrate.
 
@@ -68,6 +82,7 @@ def read(src: Path) -> Source:
         )
         for number, name, path in ups
     ]
+    _not_popx(ups)
     versions = {int(number) for number, _, _ in ups}
     skipped += [
         f"{p}: a down file without its up file" for v, p in downs.items() if v not in versions
@@ -98,4 +113,6 @@ def interpret(
     return ToolHistory(TABLE, applied, tuple(refused), tuple(unknown))
 
 
-TOOL = Tool("golang-migrate", TABLE, read, interpret)
+TOOL = Tool(
+    "golang-migrate", TABLE, read, interpret, "<n>_<name>.up.sql files (and their .down.sql)"
+)
