@@ -68,7 +68,7 @@ def _check_changes(statements: dict[str, dict[str, Any]]) -> None:
     assert index["rewritten"] == [] and index["ran_alone"] is False
     assert concurrent["ran_alone"] is True and concurrent["locks_observed"] is False
     assert concurrent["locks"] == []
-    assert concurrent["documented_locks"] == ["SHARE UPDATE EXCLUSIVE on users"]
+    assert concurrent["documented_locks"] == ["SHARE UPDATE EXCLUSIVE on table users"]
 
 
 def _trace_databases(server: PgServer) -> list[str]:
