@@ -7,10 +7,12 @@ statement names its relations.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pgshift.source import lock_table as lt
-from pgshift.source.locks import classify, mode_of, statement_locks
+from pgshift.source.locks import classify, markdown, mode_of, statement_locks
 
 AE = "ACCESS EXCLUSIVE"
 SUE = "SHARE UPDATE EXCLUSIVE"
@@ -162,3 +164,15 @@ def test_mode_of_is_what_the_lint_messages_read() -> None:
     assert mode_of("GRANT or REVOKE on a table", major=15) == ""
     with pytest.raises(KeyError):
         mode_of("CREATE INDEX", lt.REFERENCED)
+
+
+def test_docs_locks_page_is_the_lock_table() -> None:
+    """docs/locks.md is rendered from the table, so the page cannot drift from what is tested.
+
+    After changing the table: python -c "from pgshift.source.locks import markdown;
+    print(markdown(), end='')" > docs/locks.md
+    """
+    page = Path(__file__).resolve().parents[2] / "docs" / "locks.md"
+    assert page.read_text(encoding="utf-8") == markdown()
+    for fact in lt.LOCK_FACTS:
+        assert f"| {fact.kind}" in page.read_text(encoding="utf-8")

@@ -726,8 +726,63 @@ __all__ = [
     "classify_node",
     "compare",
     "expected_locks",
+    "markdown",
     "mode_of",
     "sql_mode",
     "statement_locks",
     "strongest",
 ]
+
+
+# -- the docs page -------------------------------------------------------------------------------
+
+
+def _role_text(role_lock: lt.RoleLock) -> str:
+    text = f"{role_lock.mode or 'no lock'} on the {role_lock.role}"
+    if role_lock.when:
+        text += f" ({role_lock.when})"
+    if role_lock.pg15 is not None and role_lock.pg15 != role_lock.mode:
+        text += f" (PostgreSQL {lt.OLDEST_MAJOR}: {role_lock.pg15 or 'no lock'})"
+    return text
+
+
+def markdown() -> str:
+    """docs/locks.md: the lock table as a page (a test keeps the page equal to this)."""
+    rows = []
+    for fact in lt.LOCK_FACTS:
+        locks = "; ".join(_role_text(r) for r in fact.locks) or "no lock on an existing relation"
+        if fact.note:
+            locks += f". {fact.note[0].upper()}{fact.note[1:]}"
+        alone = "" if fact.transactional else " (outside a transaction)"
+        examples = "<br>".join(f"`{e}`" for e in fact.examples)
+        rows.append(f"| {fact.kind}{alone} | {locks} | {examples} |")
+    return (
+        "# Locks\n\n"
+        "The strongest lock each kind of statement takes on each relation it touches, as\n"
+        "`pgshift rollback dry-run`, `pgshift validate --trace` and the lint messages state it.\n"
+        "Every example below runs in pgshift's test suite on PostgreSQL"
+        f" {lt.OLDEST_MAJOR} and {lt.NEWEST_MAJOR}, and\n"
+        "the lock its own backend holds on each relation (`pg_locks`) must be the one this\n"
+        "table says; a statement PostgreSQL runs only outside a transaction is sampled from a\n"
+        "second session while it waits for a third. The modes are PostgreSQL"
+        f" {lt.NEWEST_MAJOR}'s;\n"
+        f"where PostgreSQL {lt.OLDEST_MAJOR} differs, the row says so. With a database"
+        " configured, `rollback dry-run`\n"
+        "states the modes of that server's version.\n\n"
+        "Not listed, because every statement takes them or they come with a stronger one: ACCESS\n"
+        "SHARE on the tables a statement only reads, ROW SHARE on the tables its foreign-key\n"
+        "checks read, and the locks on a relation's own indexes, TOAST table and sequences\n"
+        "that are no stronger than the relation's. A statement that is in no row here is\n"
+        'shown as "not in the lock table". The examples name the tables of the suite\'s\n'
+        "fixture: t (with the index t_a_idx, the trigger t_tr, the policy t_pol and the rule\n"
+        "t_rule), p, c (whose foreign keys reference p), the partitioned table m with its\n"
+        "partition m1, the table m2, the view v, the materialized view mv and the sequence s.\n\n"
+        "Which lock blocks what: ACCESS EXCLUSIVE blocks every read and write; EXCLUSIVE\n"
+        "lets only reads through; SHARE ROW EXCLUSIVE and SHARE block writes; SHARE UPDATE\n"
+        "EXCLUSIVE blocks other schema changes, VACUUM and ANALYZE, not reads or writes; the\n"
+        "weaker modes block only ACCESS EXCLUSIVE (and, for ROW EXCLUSIVE, SHARE and stronger).\n"
+        "Even a short ACCESS EXCLUSIVE lock waits behind every running query of the table, and\n"
+        "every later query waits behind it: pgshift bounds that wait with `lock_timeout`.\n\n"
+        "| statement | locks | examples |\n"
+        "|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
