@@ -6,10 +6,12 @@ copied with `ops.backup.copy_schema` together with the history rows, so that the
 pending on the target are the ones traced; with no target, every migration is pending and
 each is traced on the database the ones before it built. Each statement runs in a transaction
 of its own (db/trace.py reads ``pg_locks`` before its COMMIT, and ``relfilenode`` around it);
-a statement PostgreSQL refuses in a transaction runs alone and shows the locks it is
-documented to take. Then the prediction (source/locks.py and the rules that fired on the
-statement, with their ``blocks`` and rewrite claims) is compared with what was seen, and every
-difference is a `trace-disagrees` finding with both sides in its message.
+a statement PostgreSQL refuses in a transaction runs alone and shows the locks the lock table
+says it takes (which the suite checks by sampling such statements while they wait). Then the
+prediction (the lock table through source/locks.py, per relation and for the server's major,
+and the rules that fired on the statement, with their ``blocks`` and rewrite claims) is
+compared with what was seen, and every difference is a `trace-disagrees` finding with both
+sides in its message; `disagreements` says what is left out as an artifact of tracing.
 """
 
 from __future__ import annotations
