@@ -157,7 +157,8 @@ def test_dry_run_changes_nothing_and_shows_order_sql_checks_and_locks(
     assert text.code == 0, text.err
     assert text.out.index(V3) < text.out.index(V2)
     assert "ALTER TABLE one DROP COLUMN note;" in text.out
-    assert "ACCESS EXCLUSIVE on one" in text.out and "ACCESS EXCLUSIVE on table two" in text.out
+    assert "ACCESS EXCLUSIVE on table one" in text.out
+    assert "ACCESS EXCLUSIVE on table two" in text.out
     assert "[ok     ] dependencies" in text.out
     simulated = run_cli(
         capsys, project, db_url, "rollback", "dry-run", "--to-version", "0", "--simulate",
@@ -167,7 +168,11 @@ def test_dry_run_changes_nothing_and_shows_order_sql_checks_and_locks(
     data = simulated.json()
     assert data["simulation"]["ok"] is True
     assert [s["status"] for s in data["simulation"]["steps"]] == ["reverted"] * 3
-    assert data["steps"][0]["statements"][0]["locks"] == ["ACCESS EXCLUSIVE on one"]
+    assert data["steps"][0]["statements"][0]["locks"] == [
+        "ACCESS EXCLUSIVE on table one",
+        "ACCESS EXCLUSIVE on the tables one.note's foreign keys reference"
+        " (when the column has a foreign key)",
+    ]
     assert schema_dump(pg_server, db_url) == before  # byte for byte, rows included
     assert applied_versions(db_url) == [V1, V2, V3]
     leftovers = query(
@@ -476,7 +481,7 @@ def test_preview_rollback_reports_a_failed_check_instead_of_refusing(
         assert report.versions == (V3, V2) and report.plan.versions == (V3, V2)
         assert isinstance(report.simulation, pgshift.Simulation)
         assert [s.status for s in report.simulation.steps] == ["reverted", "reverted"]
-        assert report.steps[0].statements[0].locks == ("ACCESS EXCLUSIVE on one",)
+        assert report.steps[0].statements[0].locks[0] == "ACCESS EXCLUSIVE on table one"
         (project / "migrations" / f"{V2}_two_rollback.sql").write_text(
             rollback_text(V2, "two", "DROP TABEL two;")
         )

@@ -8,6 +8,7 @@ CONCURRENTLY is refused in a transaction, so it runs alone and shows its documen
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +69,7 @@ def _check_changes(statements: dict[str, dict[str, Any]]) -> None:
     assert index["rewritten"] == [] and index["ran_alone"] is False
     assert concurrent["ran_alone"] is True and concurrent["locks_observed"] is False
     assert concurrent["locks"] == []
-    assert concurrent["documented_locks"] == ["SHARE UPDATE EXCLUSIVE on users"]
+    assert concurrent["documented_locks"] == ["SHARE UPDATE EXCLUSIVE on table users"]
 
 
 def _trace_databases(server: PgServer) -> list[str]:
@@ -178,3 +179,73 @@ def test_the_library_returns_the_trace_in_its_report(
     (index,) = [s for s in report.trace.statements if s.sql.startswith("CREATE INDEX users_name")]
     assert pgshift.TracedLock("public.users", "r", "SHARE") in index.locks
     assert pgshift.validate(settings).trace is None
+
+
+SCHEMA = """CREATE TABLE teams (id int PRIMARY KEY);
+CREATE TABLE users (id serial PRIMARY KEY, team_id int REFERENCES teams (id), boss int, n int);
+CREATE INDEX users_n_idx ON users (n);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER users_stamp BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION stamp();
+CREATE MATERIALIZED VIEW team_sizes AS SELECT team_id, count(*) FROM users GROUP BY team_id;"""
+
+#: What a trace of a real history reported as disagreements although the server did what the
+#: lock table says: locks on the table's indexes and sequence, on the table itself through a
+#: self-referencing key, foreign-key checks on the referenced table, a backfill blocking through
+#: its transaction's ALTER, the new file TRUNCATE and REFRESH give, a table created and dropped
+#: in the same file.
+ARTIFACTS = """ALTER TABLE users ADD CONSTRAINT users_boss FOREIGN KEY (boss) REFERENCES users (id);
+ALTER TABLE users ALTER COLUMN n TYPE bigint;
+INSERT INTO teams VALUES (1);
+INSERT INTO users (team_id) VALUES (1);
+ALTER TABLE users ADD COLUMN flag boolean;
+UPDATE users SET flag = true;
+DROP TRIGGER users_touch ON users;
+ALTER TABLE users DROP CONSTRAINT users_team_id_fkey;
+REFRESH MATERIALIZED VIEW team_sizes;
+CREATE TABLE audit (id int REFERENCES teams (id));
+DROP TABLE audit;
+TRUNCATE teams;
+COMMENT ON TABLE users IS 'people';
+ALTER INDEX users_n_idx RENAME TO users_n_index;
+REINDEX TABLE users;"""
+
+#: A lock the table cannot know: CASCADE drops the trigger, which locks its table.
+REAL = "DROP FUNCTION stamp() CASCADE;"
+
+
+def test_trace_reports_real_disagreements_and_not_its_own_artifacts(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    v3 = "20250103000000"
+    project = make_project(
+        {
+            f"{V1}_schema.sql": migration_text(V1, "schema", SCHEMA),
+            f"{V1}_schema_rollback.sql": rollback_text(V1, "schema", "DROP TABLE users, teams;"),
+            f"{V2}_changes.sql": migration_text(
+                V2, "changes", ARTIFACTS, extra_header=["@estimated-duration: 1 minute"]
+            ),
+            f"{V2}_changes_rollback.sql": rollback_text(V2, "changes", "SELECT 1;"),
+            f"{v3}_cascade.sql": migration_text(v3, "cascade", REAL),
+            f"{v3}_cascade_rollback.sql": rollback_text(v3, "cascade", "SELECT 1;"),
+        }
+    )
+    result = run_cli(
+        capsys, project, None, "validate", "--trace", "--json",
+        "--scratch-url", pg_server.admin_url,
+    )  # fmt: skip
+    data = result.json()
+    statements = _by_sql(data["trace"])
+    assert all(s["error"] is None for s in statements.values())
+    drop_trigger = statements["DROP TRIGGER users_touch ON users"]
+    assert _modes(drop_trigger, "public.users") >= {"ACCESS EXCLUSIVE"}
+    assert drop_trigger["predicted_locks"] == ["ACCESS EXCLUSIVE on table users"]
+    disagreements = [f for f in data["findings"] if f["code"] == "trace-disagrees"]
+    assert [(Path(f["file"]).name, f["message"]) for f in disagreements] == [
+        (
+            f"{v3}_cascade.sql",
+            "the server also held ACCESS EXCLUSIVE on public.users, which the lock table does"
+            " not name",
+        )
+    ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pgshift.lint.finding import Finding
 from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport, disagreements, sql_mode
+from pgshift.source.locks import NAMED, Ref
 
 FILE = "m/20250101000000_x.sql"
 
@@ -41,18 +44,101 @@ def test_pg_locks_modes_read_as_the_manual_writes_them() -> None:
     assert sql_mode("ShareLock") == "SHARE"
 
 
+def _named(*names: str) -> tuple[tuple[Ref, tuple[str, ...]], ...]:
+    """The lookups db/trace.py makes for relations a statement names: users -> public.users."""
+    return tuple((Ref(NAMED, (name,)), (f"public.{name}",)) for name in names)
+
+
 def test_agreement_is_silent() -> None:
-    stmt = _stmt("x", (AE,), predicted=("ACCESS EXCLUSIVE on users",), rewritten=("public.users",))
+    stmt = _stmt(
+        "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid()",
+        (AE,),
+        rewritten=("public.users",),
+        resolved=_named("users"),
+    )
     assert _messages(stmt, static=(_finding("add-column-rewrite"),)) == []
 
 
 def test_a_different_lock_mode_names_both_sides() -> None:
-    stmt = _stmt("x", (SUE,), predicted=("ACCESS EXCLUSIVE on users",))
+    stmt = _stmt("ALTER TABLE users ALTER COLUMN a SET NOT NULL", (SUE,), resolved=_named("users"))
     assert _messages(stmt) == [
-        "predicted ACCESS EXCLUSIVE on users; the server held SHARE UPDATE EXCLUSIVE on it"
+        "the lock table says ACCESS EXCLUSIVE on public.users (table users); the server held"
+        " SHARE UPDATE EXCLUSIVE"
     ]
-    assert _messages(_stmt("x", (), predicted=("SHARE on app.users",))) == [
-        "predicted SHARE on app.users; the server held no lock on it"
+    nothing = _stmt("CREATE INDEX i ON users (a)", (), resolved=_named("users"))
+    assert _messages(nothing) == [
+        "the lock table says SHARE on public.users (table users); the server held no lock"
+    ]
+
+
+def test_a_strong_lock_the_table_does_not_name_is_a_disagreement() -> None:
+    orders = TracedLock("public.orders", "r", "ACCESS EXCLUSIVE")
+    stmt = _stmt("ALTER TABLE users ADD COLUMN x int", (AE, orders), resolved=_named("users"))
+    assert _messages(stmt) == [
+        "the server also held ACCESS EXCLUSIVE on public.orders, which the lock table does not name"
+    ]
+
+
+def test_what_comes_from_tracing_is_no_disagreement() -> None:
+    """The artifacts a trace of a real history showed, none of them a disagreement."""
+    index = TracedLock("public.users_pkey", "i", "ACCESS EXCLUSIVE", owner="public.users")
+    serial = TracedLock("public.users_id_seq", "S", "ACCESS EXCLUSIVE", owner="public.users")
+    checked = TracedLock("public.teams", "r", "ROW SHARE")
+    # an index and a sequence locked with their table, as strongly
+    rewrite = _stmt(
+        "ALTER TABLE users ALTER COLUMN id TYPE bigint",
+        (AE, index, serial),
+        resolved=_named("users"),
+        rewritten=("public.users",),
+    )
+    # a foreign key check's weak lock on the table referenced
+    insert = _stmt(
+        "INSERT INTO users (team_id) VALUES (1)",
+        (TracedLock("public.users", "r", "ROW EXCLUSIVE"), checked),
+        resolved=_named("users"),
+    )
+    # a self-referencing foreign key: the referenced table is the table itself, locked more
+    self_ref = _stmt(
+        "ALTER TABLE users ADD COLUMN boss int REFERENCES users (id)",
+        (AE,),
+        resolved=_named("users"),
+    )
+    # row locks and the transaction's earlier ALTER are what these rules mean by blocking
+    backfill = _stmt(
+        "UPDATE users SET a = 1",
+        (TracedLock("public.users", "r", "ROW EXCLUSIVE"),),
+        resolved=_named("users"),
+    )
+    # TRUNCATE gives the table a new file by design: no rewrite to predict
+    truncate = _stmt("TRUNCATE users", (AE,), resolved=_named("users"), rewritten=("public.users",))
+    # a statement the lock table does not know makes no claim about other relations
+    unknown = _stmt("CREATE EXTENSION hstore", (TracedLock("public.x", "r", "ACCESS EXCLUSIVE"),))
+    static = (
+        _finding("change-column-type"),
+        _finding("backfill-in-ddl-transaction", line=20),
+        _finding("delete-all-rows", line=20),
+    )
+    others = (insert, self_ref, truncate, unknown)
+    statements = (rewrite, *(replace(o, line=30 + i) for i, o in enumerate(others)))
+    assert _messages(*statements, replace(backfill, line=20), static=static) == []
+
+
+def test_drop_trigger_takes_access_exclusive_and_the_trace_checks_it() -> None:
+    sre = TracedLock("public.users", "r", "SHARE ROW EXCLUSIVE")
+    assert _messages(_stmt("DROP TRIGGER tr ON users", (AE,), resolved=_named("users"))) == []
+    assert _messages(_stmt("DROP TRIGGER tr ON users", (sre,), resolved=_named("users"))) == [
+        "the lock table says ACCESS EXCLUSIVE on public.users (table users); the server held"
+        " SHARE ROW EXCLUSIVE"
+    ]
+
+
+def test_the_servers_major_decides_where_they_differ() -> None:
+    share = TracedLock("public.users", "r", "ACCESS SHARE")
+    grant = "GRANT SELECT ON users TO PUBLIC"
+    assert _messages(_stmt(grant, (), resolved=_named("users"), major=15)) == []
+    assert _messages(_stmt(grant, (share,), resolved=_named("users"), major=18)) == []
+    assert _messages(_stmt(grant, (), resolved=_named("users"), major=18)) == [
+        "the lock table says ACCESS SHARE on public.users (table users); the server held no lock"
     ]
 
 
@@ -73,7 +159,7 @@ def test_a_blocking_claim_with_a_weak_lock() -> None:
         "require-concurrent-index says it blocks the table; the server held only"
         " SHARE UPDATE EXCLUSIVE"
     ]
-    alone = _stmt("x", (), ran_alone=True, predicted=("SHARE on users",))
+    alone = _stmt("CREATE INDEX CONCURRENTLY i ON users (a)", (), ran_alone=True)
     assert _messages(alone, static=(_finding("require-concurrent-index"),)) == []
 
 
@@ -86,5 +172,5 @@ def test_tables_created_in_the_same_file_are_not_rewrite_surprises() -> None:
 
 
 def test_a_failed_statement_is_not_compared() -> None:
-    stmt = _stmt("x", (), predicted=("SHARE on users",), error="relation does not exist")
+    stmt = _stmt("CREATE INDEX i ON users (a)", (), resolved=_named("users"), error="no users")
     assert _messages(stmt) == []

@@ -140,7 +140,9 @@ class DryRunReport:
         return not failed and (self.simulation is None or self.simulation.ok)
 
 
-def _preview(plan: Plan) -> tuple[StepPreview, ...]:
+def _preview(plan: Plan, major: int | None = None) -> tuple[StepPreview, ...]:
+    """Each revert step's statements with their locks, as the lock table says them for the
+    target's ``major`` (the newest major's, with PostgreSQL 15's where it differs, if unknown)."""
     previews: list[StepPreview] = []
     for step in plan.steps:
         m = step.migration
@@ -150,7 +152,10 @@ def _preview(plan: Plan) -> tuple[StepPreview, ...]:
 
         def preview(stmt: Statement, transaction: bool = header.transaction) -> StatementPreview:
             return StatementPreview(
-                stmt.line, stmt.sql, stmt.transactional and transaction, statement_locks(stmt.sql)
+                stmt.line,
+                stmt.sql,
+                stmt.transactional and transaction,
+                statement_locks(stmt.sql, major),
             )
 
         previews.append(
@@ -177,7 +182,8 @@ def dry_run(
     simulation = None
     if simulate and ok and plan.steps:
         simulation = _simulate(target, plan, scratch_url)
-    return DryRunReport(plan.selection, plan.checks, _preview(plan), simulation, plan=plan)
+    previews = _preview(plan, target.facts.major)
+    return DryRunReport(plan.selection, plan.checks, previews, simulation, plan=plan)
 
 
 def _collector(collected: list[SimulatedStep]) -> ev.Emit:

@@ -6,10 +6,12 @@ copied with `ops.backup.copy_schema` together with the history rows, so that the
 pending on the target are the ones traced; with no target, every migration is pending and
 each is traced on the database the ones before it built. Each statement runs in a transaction
 of its own (db/trace.py reads ``pg_locks`` before its COMMIT, and ``relfilenode`` around it);
-a statement PostgreSQL refuses in a transaction runs alone and shows the locks it is
-documented to take. Then the prediction (source/locks.py and the rules that fired on the
-statement, with their ``blocks`` and rewrite claims) is compared with what was seen, and every
-difference is a `trace-disagrees` finding with both sides in its message.
+a statement PostgreSQL refuses in a transaction runs alone and shows the locks the lock table
+says it takes (which the suite checks by sampling such statements while they wait). Then the
+prediction (the lock table through source/locks.py, per relation and for the server's major,
+and the rules that fired on the statement, with their ``blocks`` and rewrite claims) is
+compared with what was seen, and every difference is a `trace-disagrees` finding with both
+sides in its message; `disagreements` says what is left out as an artifact of tracing.
 """
 
 from __future__ import annotations
@@ -24,49 +26,53 @@ from pgshift.db.trace import HeldLock, Observation, observe
 from pgshift.lint.finding import Finding
 from pgshift.lint.registry import load_rules
 from pgshift.plan import plan_up
-from pgshift.source.locks import statement_locks
+from pgshift.source import lock_table as lt
+from pgshift.source.lock_table import MODES, STRENGTH
+from pgshift.source.locks import (
+    Classified,
+    Ref,
+    classify,
+    compare,
+    expected_from,
+    expected_locks,
+    sql_mode,
+    statement_locks,
+    strongest,
+)
 
 if TYPE_CHECKING:
     from pgshift.model import Migration, Statement
 
 CODE = "trace-disagrees"
-# Lock modes, weakest first (the PostgreSQL manual, "Table-Level Locks").
-MODES = (
-    "ACCESS SHARE",
-    "ROW SHARE",
-    "ROW EXCLUSIVE",
-    "SHARE UPDATE EXCLUSIVE",
-    "SHARE",
-    "SHARE ROW EXCLUSIVE",
-    "EXCLUSIVE",
-    "ACCESS EXCLUSIVE",
-)
-_STRENGTH = {mode: i for i, mode in enumerate(MODES)}
-_BLOCKING = _STRENGTH["SHARE"]  # SHARE and stronger stop writes
+_BLOCKING = STRENGTH[lt.SHARE]  # SHARE and stronger stop writes
 # Rules whose finding says the table is rewritten (a new relfilenode), not only scanned.
 REWRITE_RULES = frozenset(
     {"add-column-rewrite", "alter-table-rewrite", "change-column-type", "vacuum-full", "cluster"}
 )
+# Rules whose blocking comes from a lock an earlier statement of the transaction took: each
+# traced statement runs in a transaction of its own, so the trace cannot see it.
+_TRANSACTION_CLAIMS = frozenset({"backfill-in-ddl-transaction"})
+# Kinds that block with row locks, which pg_locks shows only to those who wait for them.
+_ROW_LOCKING = frozenset({"INSERT", "UPDATE", "DELETE"})
 _TABLE_KINDS = frozenset({"r", "p", "m"})
-
-
-def sql_mode(pg_locks_mode: str) -> str:
-    """``AccessExclusiveLock`` -> ``ACCESS EXCLUSIVE``, as the manual and the lint rules say it."""
-    name = pg_locks_mode.removesuffix("Lock")
-    words = "".join(f" {ch}" if ch.isupper() else ch for ch in name).split()
-    return " ".join(words).upper()
 
 
 @dataclass(frozen=True)
 class TracedLock:
     """A relation lock held by the statement's backend before COMMIT."""
 
-    relation: str  # schema.name
+    relation: str  # schema.name, as it was before the statement
     kind: str  # pg_class.relkind
     mode: str  # ACCESS EXCLUSIVE, SHARE, ...
+    owner: str | None = None  # the table an index or owned sequence belongs to
 
-    def to_json(self) -> dict[str, str]:
-        return {"relation": self.relation, "kind": self.kind, "mode": self.mode}
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "relation": self.relation,
+            "kind": self.kind,
+            "mode": self.mode,
+            "owner": self.owner,
+        }
 
 
 @dataclass(frozen=True)
@@ -80,9 +86,12 @@ class TracedStatement:
     ran_alone: bool  # outside a transaction: its locks could not be observed
     locks: tuple[TracedLock, ...]  # observed (empty when ran_alone)
     rewritten: tuple[str, ...]  # existing tables that got a new relfilenode
-    predicted: tuple[str, ...]  # the lock table's "MODE on table" lines
+    predicted: tuple[str, ...]  # the lock table's lines, for this server's major
     created: tuple[str, ...] = ()  # tables it created
     error: str | None = None  # the server refused it; the trace stopped here
+    # The relations the lock table's roles named on the scratch database, before it ran.
+    resolved: tuple[tuple[Ref, tuple[str, ...]], ...] = ()
+    major: int | None = None  # the scratch server's major version
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +107,7 @@ class TracedStatement:
             "rewritten": list(self.rewritten),
             "created": list(self.created),
             "error": self.error,
+            "major": self.major,
         }
 
 
@@ -146,16 +156,22 @@ def trace(
 
 def _run(scratch: Target, pending: Sequence[Migration]) -> list[TracedStatement]:
     out: list[TracedStatement] = []
+    major = scratch.facts.major
     for m in pending:
         for statement in m.statements:
-            seen = observe(scratch.session, statement.sql, transactional=statement.transactional)
-            out.append(_traced(str(m.path), statement, seen))
+            refs = [lock.ref for lock in expected_locks(statement.sql)]
+            seen = observe(
+                scratch.session, statement.sql, transactional=statement.transactional, refs=refs
+            )
+            out.append(_traced(str(m.path), statement, seen, major))
             if seen.error is not None:  # the database is not what later statements expect
                 return out
     return out
 
 
-def _traced(file: str, statement: Statement, seen: Observation) -> TracedStatement:
+def _traced(
+    file: str, statement: Statement, seen: Observation, major: int | None = None
+) -> TracedStatement:
     return TracedStatement(
         file=file,
         line=statement.line,
@@ -164,39 +180,25 @@ def _traced(file: str, statement: Statement, seen: Observation) -> TracedStateme
         ran_alone=not seen.observed,
         locks=tuple(_lock(held) for held in seen.locks),
         rewritten=seen.rewritten,
-        predicted=statement_locks(statement.sql),
+        predicted=statement_locks(statement.sql, major),
         created=seen.created,
         error=seen.error,
+        resolved=tuple(seen.resolved.items()),
+        major=major,
     )
 
 
 def _lock(held: HeldLock) -> TracedLock:
-    return TracedLock(f"{held.schema}.{held.relation}", held.kind, sql_mode(held.mode))
+    return TracedLock(f"{held.schema}.{held.relation}", held.kind, sql_mode(held.mode), held.owner)
 
 
 # -- prediction against observation ------------------------------------------------------------
 
 
-def _predicted_lock(line: str) -> tuple[str, str] | None:
-    """``"SHARE on users"`` -> ("SHARE", "users"); None for the descriptive lines."""
-    mode, sep, name = line.partition(" on ")
-    if not sep or mode not in _STRENGTH or not name or " " in name:
-        return None
-    return mode, name
-
-
-def _matches(relation: str, name: str) -> bool:
-    """``public.users`` is what ``users`` (unqualified, on the default search path) names."""
-    return relation == name or ("." not in name and relation.split(".", 1)[1] == name)
-
-
-def _strongest(traced: TracedStatement, name: str | None = None) -> str | None:
-    modes = [
-        lock.mode
-        for lock in traced.locks
-        if lock.kind in _TABLE_KINDS and (name is None or _matches(lock.relation, name))
-    ]
-    return max(modes, key=_STRENGTH.__getitem__) if modes else None
+def _strongest(traced: TracedStatement) -> str | None:
+    """The strongest lock on a table (not an index or sequence), None for none."""
+    mode = strongest(lock.mode for lock in traced.locks if lock.kind in _TABLE_KINDS)
+    return mode or None
 
 
 def _fired(traced: TracedStatement, static: Sequence[Finding]) -> list[Finding]:
@@ -204,34 +206,43 @@ def _fired(traced: TracedStatement, static: Sequence[Finding]) -> list[Finding]:
     return [f for f in static if f.file == traced.file and traced.line <= f.line <= last]
 
 
-def _lock_disagreements(traced: TracedStatement) -> list[str]:
-    out: list[str] = []
-    for line in traced.predicted:
-        parsed = _predicted_lock(line)
-        if parsed is None:
-            continue
-        mode, name = parsed
-        seen = _strongest(traced, name)
-        if seen != mode:
-            held = f"{seen} on it" if seen else "no lock on it"
-            out.append(f"predicted {mode} on {name}; the server held {held}")
-    return out
+def _lock_disagreements(traced: TracedStatement, classified: Sequence[Classified]) -> list[str]:
+    """The lock table against what the statement's backend held, relation by relation."""
+    held: dict[str, str] = {}
+    owners: dict[str, str | None] = {}
+    for lock in traced.locks:
+        held[lock.relation] = strongest((held.get(lock.relation, lt.NONE), lock.mode))
+        owners[lock.relation] = lock.owner
+    known = bool(classified) and all(c.kind is not None for c in classified)
+    return compare(
+        expected_from(classified), dict(traced.resolved), held, owners, traced.major, complete=known
+    )
 
 
-def _claim_disagreements(traced: TracedStatement, fired: Sequence[Finding]) -> list[str]:
+def _claim_disagreements(
+    traced: TracedStatement, fired: Sequence[Finding], classified: Sequence[Classified]
+) -> list[str]:
     rules = load_rules()
     out: list[str] = []
-    blockers = [f.code for f in fired if f.code in rules and rules[f.code].blocks]
-    strongest = _strongest(traced)
-    if blockers and not traced.ran_alone and _STRENGTH.get(strongest or "", -1) < _BLOCKING:
+    kinds = {c.kind for c in classified}
+    blockers = [
+        f.code
+        for f in fired
+        if f.code in rules and rules[f.code].blocks and f.code not in _TRANSACTION_CLAIMS
+    ]
+    strongest_held = _strongest(traced)
+    own_lock = not kinds or not kinds <= _ROW_LOCKING
+    weak = STRENGTH[strongest_held or lt.NONE] < _BLOCKING
+    if blockers and own_lock and not traced.ran_alone and weak:
         out.append(
             f"{', '.join(blockers)} says it blocks the table; the server held only"
-            f" {strongest or 'no table lock'}"
+            f" {strongest_held or 'no table lock'}"
         )
     rewriters = [f.code for f in fired if f.code in REWRITE_RULES]
     if rewriters and not traced.rewritten:
         out.append(f"{', '.join(rewriters)} says it rewrites the table; no table was rewritten")
-    if traced.rewritten and not rewriters:
+    new_file = any(c.fact is not None and c.fact.new_file for c in classified)
+    if traced.rewritten and not rewriters and not new_file:
         out.append(f"no rule predicted a rewrite; the server rewrote {', '.join(traced.rewritten)}")
     return out
 
@@ -239,8 +250,15 @@ def _claim_disagreements(traced: TracedStatement, fired: Sequence[Finding]) -> l
 def disagreements(report: TraceReport, static: Sequence[Finding]) -> list[Finding]:
     """A `trace-disagrees` finding per traced statement whose prediction the server denied.
 
-    Tables created earlier in the same file are left out of the rewrite comparison: the rules
-    stay quiet on them on purpose (they are empty), and rewriting an empty table costs nothing.
+    Not disagreements, because they are how the trace works rather than what the statement
+    does: locks on relations the statement itself creates, on catalogs, TOAST and temporary
+    relations (db/trace.py never reports them), on an index or sequence of a relation the lock
+    table names as strongly (they come with it), weak locks on tables a statement only reads
+    or checks, and blocking claims about locks an earlier statement of the file took (each
+    statement is traced in a transaction of its own) or about row locks. Tables created
+    earlier in the same file are left out of the rewrite comparison: the rules stay quiet on
+    them on purpose (they are empty), and rewriting an empty table costs nothing. A statement
+    whose kind gives it a new file (TRUNCATE, REFRESH MATERIALIZED VIEW) is no rewrite surprise.
     """
     rule = load_rules()[CODE]
     found: list[Finding] = []
@@ -248,11 +266,12 @@ def disagreements(report: TraceReport, static: Sequence[Finding]) -> list[Findin
     for traced in report.statements:
         if traced.error is not None:
             continue
+        classified = classify(traced.sql) or ()
         new = created.setdefault(traced.file, set())
         fresh = tuple(t for t in traced.rewritten if t not in new)
         subject = replace(traced, rewritten=fresh)
-        problems = [] if traced.ran_alone else _lock_disagreements(subject)
-        problems += _claim_disagreements(subject, _fired(traced, static))
+        problems = [] if traced.ran_alone else _lock_disagreements(subject, classified)
+        problems += _claim_disagreements(subject, _fired(traced, static), classified)
         new.update(traced.created)
         if problems:
             found.append(
@@ -267,3 +286,14 @@ def disagreements(report: TraceReport, static: Sequence[Finding]) -> list[Findin
                 )
             )
     return found
+
+
+__all__ = [
+    "MODES",
+    "TraceReport",
+    "TracedLock",
+    "TracedStatement",
+    "disagreements",
+    "sql_mode",
+    "trace",
+]

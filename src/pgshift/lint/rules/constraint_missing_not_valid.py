@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.locks import mode_of
 
+#: From the lock table (source/lock_table.py), which tests check against the server.
+_FK_MODE = mode_of("ALTER TABLE ADD CONSTRAINT FOREIGN KEY")
+_CHECK_MODE = mode_of("ALTER TABLE ADD CONSTRAINT CHECK")
 _KINDS = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}
 
 
@@ -63,10 +67,10 @@ class ConstraintMissingNotValid(Rule):
         if kind == "FOREIGN KEY":
             other = tree.table(con.get("pktable"))
             return (
-                f"adding a FOREIGN KEY to {table} without NOT VALID holds a SHARE ROW EXCLUSIVE"
+                f"adding a FOREIGN KEY to {table} without NOT VALID holds a {_FK_MODE}"
                 f" lock on {table} and {other} while every row is checked: writes to both wait"
             )
         return (
-            f"adding a CHECK constraint to {table} without NOT VALID holds an ACCESS EXCLUSIVE"
+            f"adding a CHECK constraint to {table} without NOT VALID holds an {_CHECK_MODE}"
             " lock while every row is checked: reads and writes wait"
         )

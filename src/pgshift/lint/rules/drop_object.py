@@ -1,4 +1,5 @@
-"""Rule drop-object: DROP of a view, function, type, sequence, domain, extension or trigger."""
+"""Rule drop-object: DROP of a view, function, type, sequence, domain, extension, trigger,
+policy or rule."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.locks import mode_of
 
 _KINDS = {
     "OBJECT_VIEW": "view",
@@ -21,11 +23,16 @@ _KINDS = {
     "OBJECT_DOMAIN": "domain",
     "OBJECT_EXTENSION": "extension",
     "OBJECT_TRIGGER": "trigger",
+    "OBJECT_POLICY": "policy",
+    "OBJECT_RULE": "rule",
 }
+
+#: Objects of a table whose drop locks the table (the lock table says how), not only themselves.
+_ON_TABLE = {"trigger": "DROP TRIGGER", "policy": "DROP POLICY", "rule": "DROP RULE"}
 
 
 def _item_name(item: tree.Node, kind: str) -> str:
-    if kind == "trigger":  # [schema.]table.trigger
+    if kind in _ON_TABLE:  # [schema.]table.name
         parts = tree.strings(item.get("List", {}).get("items"))
         return f"{parts[-1]} on {'.'.join(parts[:-1])}" if len(parts) > 1 else ".".join(parts)
     for key in ("List", "ObjectWithArgs", "TypeName"):
@@ -38,7 +45,9 @@ def _item_name(item: tree.Node, kind: str) -> str:
 @register
 class DropObject(Rule):
     code = "drop-object"
-    summary = "dropping a view, function, type, sequence, domain, extension or trigger"
+    summary = (
+        "dropping a view, function, type, sequence, domain, extension, trigger, policy or rule"
+    )
     help = (
         "first deploy code that no longer uses it, then drop it and silence this rule on that"
         " statement with -- pgshift-ignore: drop-object"
@@ -59,7 +68,13 @@ class DropObject(Rule):
             "domain": "its columns go too (CASCADE) or the drop fails",
             "extension": "every function, type and operator it made goes with it",
             "trigger": "what it did on every write (audit, sync, checks) silently stops",
+            "policy": "the rows it let through or kept out follow the other policies from now on",
+            "rule": "what it rewrote queries into silently stops",
         }.get(kind, "queries of the running application that use it start failing")
         extra = ", and with CASCADE everything that depends on it" if cascade else ""
         for item in node.get("objects") or ():
-            yield Hit(f"dropping {kind} {_item_name(item, kind)}: {effect}{extra}")
+            lock = ""
+            if kind in _ON_TABLE:  # a brief lock, but it queues behind every query of the table
+                table = ".".join(tree.strings(item.get("List", {}).get("items"))[:-1])
+                lock = f"; it takes an {mode_of(_ON_TABLE[kind])} lock on {table}"
+            yield Hit(f"dropping {kind} {_item_name(item, kind)}: {effect}{extra}{lock}")

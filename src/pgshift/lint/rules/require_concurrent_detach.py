@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.lock_table import PARENT
+from pgshift.source.locks import mode_of
+
+#: From the lock table (source/lock_table.py), which tests check against the server.
+_MODE = mode_of("ALTER TABLE DETACH PARTITION", PARENT)
 
 
 @register
@@ -34,7 +39,7 @@ class RequireConcurrentDetach(Rule):
                     " window, or upgrade to 14+"
                 )
             yield Hit(
-                f"DETACH PARTITION {tree.table(part.get('name'))} takes an ACCESS EXCLUSIVE"
+                f"DETACH PARTITION {tree.table(part.get('name'))} takes an {_MODE}"
                 f" lock on {table}: reads and writes of every partition wait",
                 help=help_text,
             )

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.locks import mode_of
+
+#: From the lock table (source/lock_table.py), which tests check against the server.
+_MODE = mode_of("CREATE INDEX")
 
 
 @register
@@ -28,6 +32,6 @@ class RequireConcurrentIndex(Rule):
             return
         kind = "CREATE UNIQUE INDEX" if node.get("unique") else "CREATE INDEX"
         yield Hit(
-            f"{kind} without CONCURRENTLY holds a SHARE lock on {table}: every INSERT, UPDATE"
+            f"{kind} without CONCURRENTLY holds a {_MODE} lock on {table}: every INSERT, UPDATE"
             " and DELETE on it waits until the whole index is built"
         )

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.lock_table import INDEX_TABLE
+from pgshift.source.locks import mode_of
+
+#: From the lock table (source/lock_table.py), which tests check against the server.
+_MODE = mode_of("DROP INDEX", INDEX_TABLE)
 
 
 @register
@@ -27,6 +32,6 @@ class RequireConcurrentIndexDrop(Rule):
                 continue
             shown = ".".join(names)
             yield Hit(
-                f"DROP INDEX {shown} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on its"
+                f"DROP INDEX {shown} without CONCURRENTLY takes an {_MODE} lock on its"
                 " table: reads and writes wait, and queue behind any long query already on it"
             )

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from pgshift.lint import tree
 from pgshift.lint.context import LintContext, Stmt
 from pgshift.lint.registry import Hit, Rule, register
+from pgshift.source.lock_table import MATVIEW
+from pgshift.source.locks import mode_of
+
+#: From the lock table (source/lock_table.py), which tests check against the server.
+_MODE = mode_of("REFRESH MATERIALIZED VIEW", MATVIEW)
 
 
 @register
@@ -27,6 +32,6 @@ class RequireConcurrentRefresh(Rule):
         if node.get("concurrent") or node.get("skipData") or ctx.is_new(view):
             return
         yield Hit(
-            f"REFRESH MATERIALIZED VIEW {view} holds an ACCESS EXCLUSIVE lock on it while the"
+            f"REFRESH MATERIALIZED VIEW {view} holds an {_MODE} lock on it while the"
             " query reruns: every SELECT of the view waits"
         )
