@@ -72,7 +72,10 @@ def _show_baseline(out: Output, plan: BaselinePlan) -> None:
     if plan.already:
         out.line(f"already applied, left as they are: {', '.join(plan.already)}")
     if plan.matches:
-        out.line("the database's schema matches what these migrations build on a scratch database")
+        out.line(
+            "the database's schema matches what these migrations build on a"
+            f" {plan.proven_on or 'scratch database'}"
+        )
 
 
 def _confirm(out: Output, plan: BaselinePlan, *, yes: bool) -> None:
@@ -99,6 +102,7 @@ def _baseline_json(plan: BaselinePlan, result: BaselineResult | None) -> dict[st
         "matches": plan.matches,
         "forced": bool(result and result.forced),
         "differences": list(result.differences if result else plan.differences),
+        "proven_on": plan.proven_on,
     }
 
 
@@ -118,7 +122,7 @@ def cmd_baseline(args: argparse.Namespace, out: Output) -> int:
             if not args.force:
                 from pgshift.ops.baseline import mismatch
 
-                raise mismatch(plan.version, plan.differences)
+                raise mismatch(plan.version, plan.differences, plan.proven_on)
             for line in plan.differences:
                 _warn(f"schema difference: {line}")
         _confirm(out, plan, yes=args.yes)
