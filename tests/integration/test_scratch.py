@@ -317,6 +317,12 @@ def test_leftover_scratch_databases_are_recognisable(db_url: str) -> None:
         assert made.name in found
         assert found[made.name].startswith("pgshift scratch database (baseline) made by ")
         assert "safe to drop if left over" in found[made.name]
+        # The listing docs/adopting.md gives, as written there.
+        doc = Path(__file__).resolve().parents[2] / "docs" / "adopting.md"
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        line = next(x for x in lines if x.startswith('psql "$DATABASE_URL" -c "SELECT datname'))
+        listing = line.split(' -c "', 1)[1].removesuffix('"')
+        assert [r[0] for r in query(db_url, listing)] == [made.name]
     finally:
         server.drop(made)
     assert made.name not in dict(leftovers(db_url))
