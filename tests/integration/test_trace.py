@@ -74,7 +74,8 @@ def _check_changes(statements: dict[str, dict[str, Any]]) -> None:
 
 def _trace_databases(server: PgServer) -> list[str]:
     rows = query(
-        server.admin_url, "SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_trace%'"
+        server.admin_url,
+        "SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_scratch_trace%'",
     )
     return [r[0] for r in rows]
 

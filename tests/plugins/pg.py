@@ -559,6 +559,46 @@ def db_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(dbname)
 
 
+@pytest.fixture
+def other_server(pg_server: PgServer, request: pytest.FixtureRequest) -> PgServer:
+    """The session's other server (pg15 for a pg18 test, pg18 for a pg15 test), started on first
+    use: for proofs made on a server of another major than the target's.
+
+    Tests using it are deselected where the session runs one server only (PGSHIFT_TEST_DSN, or
+    no system PostgreSQL 15): a cross-major test with a single server would prove nothing.
+    """
+    names = [name for name in server_names() if name != pg_server.name]
+    assert names, "deselected by pytest_collection_modifyitems when there is one server"
+    return _servers.get(names[0], request.session)
+
+
+@pytest.fixture
+def plain_role_url(db_url: str, pg_server: PgServer) -> Iterator[str]:
+    """``db_url`` as a role that owns the database but may not create one (no CREATEDB, not a
+    superuser), as applications often connect; the role is dropped after the test.
+    """
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    role = f"app_{uuid.uuid4().hex[:12]}"
+    dbname = str(conninfo_to_dict(db_url)["dbname"])
+    admin = pg_server.admin()
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+    admin.execute(
+        sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(role)
+        )
+    )
+    try:
+        yield make_conninfo(db_url, user=role)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO postgres").format(sql.Identifier(dbname))
+            )
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 #: Optional system tools (``@pytest.mark.needs_tool("pgbouncer")``) by name, and where they live.
 OPTIONAL_TOOLS: dict[str, Path] = {"pgbouncer": Path("/usr/sbin/pgbouncer")}
 _tool_notices: set[str] = set()
@@ -596,7 +636,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
+    single = len(server_names()) < 2
     for item in items:
+        if single and "other_server" in getattr(item, "fixturenames", ()):
+            dropped.append(item)  # needs two servers of different majors: not part of this run
+            continue
         missing = _missing_tools(item)
         if missing:
             _tool_notices.update(missing)

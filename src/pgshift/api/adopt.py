@@ -21,22 +21,19 @@ def plan_baseline(
 ) -> BaselinePlan:
     """What `baseline V` would record, proven: the migrations up to ``version`` (plan order,
     with their dependencies) run with `up`'s Runner on a scratch database (``scratch_url``'s
-    server, else the embedded one, started if needed), and its schema compared with the
-    target's, pgshift's schema and other tools' bookkeeping tables left out.
+    server; else the target's own server when its role may create a database; else the
+    embedded one, started if needed), and its schema compared with the target's, pgshift's
+    schema and other tools' bookkeeping tables left out (``plan.proven_on`` says where).
 
     ``plan.differences`` lists a mismatch; the target is only read. Refuses (UsageError, exit 2)
     a history with a failed or half-applied migration, or one applied beyond the baseline;
     refuses drift (exit 4); a migration that fails on the scratch database raises the runner's
     error.
     """
+    from pgshift.api.project import scratch_server
     from pgshift.ops.baseline import plan_baseline as planned
 
-    def embedded_server() -> str:
-        from pgshift import embedded
-
-        return embedded.ensure_running(project.settings.project_root)
-
-    server = scratch_url if scratch_url is not None else embedded_server
+    server = scratch_server(project.settings, target.url, scratch_url)
     return planned(project.migrations, target, version, server)
 
 

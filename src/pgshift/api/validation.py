@@ -10,6 +10,7 @@ from pgshift.api.project import database_url
 from pgshift.config import Settings
 
 if TYPE_CHECKING:
+    from pgshift.db.tooltables import ToolTable
     from pgshift.lint.ahead import LintAhead
     from pgshift.lint.finding import Finding
     from pgshift.model import Migration
@@ -51,9 +52,11 @@ def validate(
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
     Never starts the embedded server to check drift (a linter must not boot a database);
-    ``roundtrip`` proves each rollback on a scratch database (``scratch_url``, else the
-    embedded server, started if needed), never on the target.  ``pg_major`` is the target
-    version for version-aware rules: else the connected server's, else the newest known.
+    ``roundtrip`` proves each rollback on a scratch database, never on the target: on
+    ``scratch_url``'s server, else on the configured database's own server when its role may
+    create a database (the same major), else on the embedded server, started if needed.
+    ``pg_major`` is the target version for version-aware rules: else the connected server's,
+    else the newest known.
     ``trace`` runs the pending migrations on a scratch database (the same server choice; the
     schema copied from the database when one is configured) and reports, per statement, the
     locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
@@ -100,16 +103,16 @@ def validate(
         linted, history = _split_history(linted, loaded.migrations, since)
     findings += linted
     if roundtrip:
+        from pgshift.api.project import scratch_server
         from pgshift.ops.apply import RunOptions
         from pgshift.ops.roundtrip import roundtrip as run_roundtrip
 
-        server = scratch_url
-        if server is None:
-            from pgshift import embedded
-
-            server = embedded.ensure_running(settings.project_root)
         findings += run_roundtrip(
-            loaded.migrations, server, RunOptions.from_settings(settings), bad_files=bad_files
+            loaded.migrations,
+            scratch_server(settings, url, scratch_url),
+            RunOptions.from_settings(settings),
+            bad_files=bad_files,
+            tool_tables=_tool_tables(settings, url, loaded.migrations),
         )
     traced: TraceReport | None = None
     if trace:
@@ -179,6 +182,19 @@ def _lint_project(
     return found
 
 
+def _tool_tables(
+    settings: Settings, url: str | None, migrations: Sequence[Migration]
+) -> list[ToolTable]:
+    """Other tools' tables the migrations refer to, as the configured database has them."""
+    if url is None:
+        return []
+    from pgshift.db.target import Target
+    from pgshift.ops.baseline import tool_tables_for
+
+    with Target.from_settings(settings, url, purpose="validate") as target:
+        return tool_tables_for(migrations, target)
+
+
 def _trace(
     settings: Settings,
     url: str | None,
@@ -186,14 +202,12 @@ def _trace(
     migrations: Sequence[Migration],
     static: Sequence[Finding],
 ) -> tuple[TraceReport, list[Finding]]:
-    """`validate --trace` on the scratch server (``scratch_url``, else the embedded one)."""
+    """`validate --trace` on a scratch database (``scratch_url``'s server; else the target's
+    own server when its role may create a database; else the embedded one)."""
+    from pgshift.api.project import scratch_server
     from pgshift.ops.trace import trace as run_trace
 
-    server = scratch_url
-    if server is None:
-        from pgshift import embedded
-
-        server = embedded.ensure_running(settings.project_root)
+    server = scratch_server(settings, url, scratch_url)
     return run_trace(
         migrations, server, history_schema=settings.schema, target_url=url, static=static
     )

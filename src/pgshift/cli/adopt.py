@@ -72,7 +72,10 @@ def _show_baseline(out: Output, plan: BaselinePlan) -> None:
     if plan.already:
         out.line(f"already applied, left as they are: {', '.join(plan.already)}")
     if plan.matches:
-        out.line("the database's schema matches what these migrations build on a scratch database")
+        out.line(
+            "the database's schema matches what these migrations build on a"
+            f" {plan.proven_on or 'scratch database'}"
+        )
 
 
 def _confirm(out: Output, plan: BaselinePlan, *, yes: bool) -> None:
@@ -100,6 +103,7 @@ def _baseline_json(plan: BaselinePlan, result: BaselineResult | None) -> dict[st
         "forced": bool(result and result.forced),
         "differences": list(result.differences if result else plan.differences),
         "lint_since": _lint_since_json(result.lint_since if result else None),
+        "proven_on": plan.proven_on,
     }
 
 
@@ -119,7 +123,7 @@ def cmd_baseline(args: argparse.Namespace, out: Output) -> int:
             if not args.force:
                 from pgshift.ops.baseline import mismatch
 
-                raise mismatch(plan.version, plan.differences)
+                raise mismatch(plan.version, plan.differences, plan.proven_on)
             for line in plan.differences:
                 _warn(f"schema difference: {line}")
         _confirm(out, plan, yes=args.yes)

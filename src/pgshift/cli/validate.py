@@ -197,6 +197,8 @@ def _first_line(sql: str, width: int = 72) -> str:
 def _print_trace(out: Output, trace: pgshift.TraceReport) -> None:
     where = "the target's schema" if trace.schema_from == "target" else "an empty database"
     out.line(f"trace: {len(trace.statements)} statement(s) run on a scratch copy of {where}")
+    if trace.scratch:
+        out.line(f"  (the {trace.scratch})")
     for s in trace.statements:
         out.line(f"{s.file}:{s.line}:{s.column}: {_first_line(s.sql)}")
         if s.error is not None:

@@ -4,6 +4,11 @@
 rollback and after applying it again.  Catalog queries rather than ``pg_dump --schema-only``:
 no process to start, no dump-format noise, and each difference names the object that differs.
 Objects of pgshift's own schema, of the system schemas and of extensions are left out.
+
+It reads what a schema means rather than how a major stores it (NOT NULL is a column's
+property on every major, whether or not the server also keeps it as a named constraint), and
+`portable` folds what servers of different majors print differently, so that `baseline` can
+prove a PostgreSQL 15 database on an 18 server and get the same answer.
 """
 
 from __future__ import annotations
@@ -46,16 +51,27 @@ _QUERIES: tuple[str, ...] = (
                          'partition=' || pg_get_expr(c.relpartbound, c.oid),
                          'partitioned-by=' || CASE WHEN c.relkind = 'p'
                               THEN pg_get_partkeydef(c.oid) END,
-                         'rls=' || c.relrowsecurity::text,
-                         'definition=' || CASE WHEN c.relkind IN ('v', 'm')
-                              THEN pg_get_viewdef(c.oid) END)
+                         'rls=' || c.relrowsecurity::text)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {_USER_NS}
         AND {_not_ext("pg_class", "c.oid")}""",
-    # columns (by name: a rollback that re-adds a dropped column puts it last, which is fine)
+    # the query of views and materialized views (an entry of its own: see `portable`)
+    f"""SELECT CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END
+               || n.nspname || '.' || c.relname || ' definition', pg_get_viewdef(c.oid)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('v', 'm') AND {_USER_NS} AND {_not_ext("pg_class", "c.oid")}""",
+    # columns (by name: a rollback that re-adds a dropped column puts it last, which is fine).
+    # NOT NULL is the column's attnotnull on every major; PostgreSQL 18 also keeps it as a
+    # named constraint (contype 'n'), which only adds what 15 cannot express: NOT VALID and
+    # NO INHERIT. Its name is how 18 stores it, not what it means, and is left out.
     f"""SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
                concat_ws(' ', format_type(a.atttypid, a.atttypmod),
-                         CASE WHEN a.attnotnull THEN 'not null' END,
+                         CASE WHEN a.attnotnull THEN 'not null' || coalesce((
+                              SELECT CASE WHEN nn.convalidated THEN '' ELSE ' (not validated)' END
+                                     || CASE WHEN nn.connoinherit THEN ' no inherit' ELSE '' END
+                              FROM pg_constraint nn
+                              WHERE nn.conrelid = a.attrelid AND nn.contype = 'n'
+                              AND nn.conkey[1] = a.attnum LIMIT 1), '') END,
                          'default ' || pg_get_expr(ad.adbin, ad.adrelid),
                          'identity=' || nullif(a.attidentity::text, ''),
                          'generated=' || nullif(a.attgenerated::text, ''),
@@ -76,7 +92,8 @@ _QUERIES: tuple[str, ...] = (
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE {_USER_NS} AND {_not_ext("pg_class", "i.indrelid")}""",
-    # constraints of tables and domains
+    # constraints of tables and domains; not-null ones are the column's and the domain's
+    # "not null" (PostgreSQL 18 keeps them in pg_constraint too, 15 does not)
     f"""SELECT 'constraint ' || n.nspname || '.'
                || coalesce(c.relname, t.typname) || '.' || k.conname,
                pg_get_constraintdef(k.oid)
@@ -84,7 +101,7 @@ _QUERIES: tuple[str, ...] = (
         FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
         LEFT JOIN pg_class c ON c.oid = k.conrelid
         LEFT JOIN pg_type t ON t.oid = k.contypid
-        WHERE {_USER_NS} AND {_not_ext("pg_class", "k.conrelid")}
+        WHERE {_USER_NS} AND k.contype <> 'n' AND {_not_ext("pg_class", "k.conrelid")}
         AND {_not_ext("pg_type", "k.contypid")}""",
     # sequence parameters (never their current value)
     f"""SELECT 'sequence ' || n.nspname || '.' || c.relname || ' parameters',
@@ -126,11 +143,17 @@ _QUERIES: tuple[str, ...] = (
                          pg_get_expr(p.polwithcheck, p.polrelid))
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_NS}""",
-    # extensions
-    """SELECT 'extension ' || e.extname, e.extversion || ' in ' || n.nspname
+    # extensions, and their version apart (see `portable`)
+    """SELECT 'extension ' || e.extname, 'in ' || n.nspname
         FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
         WHERE e.extname <> 'plpgsql'""",
+    """SELECT 'extension ' || e.extname || ' version', e.extversion
+        FROM pg_extension e WHERE e.extname <> 'plpgsql'""",
 )
+
+#: Entries whose key ends so hold a view's query, as `pg_get_viewdef` prints it.
+_VIEW_QUERY = " definition"
+_EXTENSION_VERSION = " version"
 
 
 def fingerprint(conn: psycopg.Connection[Any], skip_schemas: Sequence[str] = ()) -> Fingerprint:
@@ -140,6 +163,28 @@ def fingerprint(conn: psycopg.Connection[Any], skip_schemas: Sequence[str] = ())
     for query in _QUERIES:
         for key, value in conn.execute(query.encode(), params).fetchall():
             out[str(key)] = "" if value is None else str(value)
+    return out
+
+
+def portable(printed: Mapping[str, str]) -> Fingerprint:
+    """``printed`` in the terms every supported major shares, to compare schemas across majors.
+
+    What a server of another major stores or prints differently for the same schema is brought
+    to one form: a view's query is parsed and printed again without the column qualifiers only
+    PostgreSQL 15 prints (source/viewdef.py), and an extension's version is left out (`CREATE
+    EXTENSION citext` installs the version the server ships: 1.6 with 15, 1.8 with 18); its
+    presence and schema still count. Not-null constraints need nothing here: the fingerprint
+    reads them the same way on every major.
+    """
+    from pgshift.source.viewdef import canonical_view
+
+    out: Fingerprint = {}
+    for key, value in printed.items():
+        kind = key.split(" ", 1)[0]
+        if kind == "extension" and key.endswith(_EXTENSION_VERSION) and key.count(" ") == 2:
+            continue
+        query = kind in ("view", "materialized") and key.endswith(_VIEW_QUERY)
+        out[key] = canonical_view(value) if query else value
     return out
 
 

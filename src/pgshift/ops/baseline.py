@@ -6,6 +6,11 @@ pgshift's own schema and other tools' bookkeeping tables left out. Only when the
 forced, which is logged) are those migrations recorded as applied, under the runner lock, with
 the checksums and rollback text `up` would have recorded and a `baseline` event each.
 
+The scratch database is on the target's own server when its role may create one (db/scratch.py),
+so the proof runs on the target's major; elsewhere both sides are compared in the terms every
+major shares (fingerprint.portable). Other tools' tables a migration refers to are copied from
+the target onto the scratch database first (db/tooltables.py).
+
 It also owns the step `import` shares: recording migrations as applied without running them.
 """
 
@@ -18,10 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.fingerprint import Fingerprint, differences, fingerprint
-from pgshift.db.scratch import create_database, drop_database
+from pgshift.db.fingerprint import Fingerprint, differences, fingerprint, portable
+from pgshift.db.scratch import ScratchDatabase, ScratchServer
 from pgshift.db.target import Target
-from pgshift.errors import DriftError, UsageError
+from pgshift.db.tooltables import (
+    BOOKKEEPING_TABLES,
+    ToolTable,
+    create_tool_tables,
+    read_tool_tables,
+)
+from pgshift.errors import DriftError, MigrationFailed, UsageError
 from pgshift.history import AppliedMigration, History
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.plan import migration_states, plan_up
@@ -29,14 +40,6 @@ from pgshift.plan import migration_states, plan_up
 if TYPE_CHECKING:
     from pgshift.model import Migration
     from pgshift.ops.lint_since import LintSince
-
-#: Other migration tools' bookkeeping tables: never part of the schema being proven.
-BOOKKEEPING_TABLES = (
-    "schema_migrations",
-    "__diesel_schema_migrations",
-    "flyway_schema_history",
-    "goose_db_version",
-)
 
 EVENT_BASELINE = "baseline"
 
@@ -57,6 +60,10 @@ class BaselinePlan:
     differences: tuple[str, ...]
     expected: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     project: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
+    #: Where the proof ran ("scratch database ... on the target's server (PostgreSQL 15.4)").
+    proven_on: str = ""
+    #: The proof ran on another major than the target's: both sides compared `portable`.
+    across_majors: bool = False
 
     @property
     def matches(self) -> bool:
@@ -93,12 +100,18 @@ def _is_bookkeeping(key: str, definition: str) -> bool:
     return relation in BOOKKEEPING_TABLES
 
 
-def schema_of(conn: Any, schema: str) -> Fingerprint:
-    """The fingerprint a baseline compares: pgshift's schema and tools' tables left out.
+def schema_of(conn: Any, schema: str, *, across_majors: bool = False) -> Fingerprint:
+    """The fingerprint a baseline compares of ``conn``'s database (see `comparable`)."""
+    return comparable(fingerprint(conn, (schema,)), across_majors=across_majors)
 
-    A schema's owner is left out too: the scratch server's user is not the target's.
+
+def comparable(printed: Fingerprint, *, across_majors: bool = False) -> Fingerprint:
+    """``printed`` as a baseline compares it: other tools' tables left out, and a schema's
+    owner too (the scratch server's user is not the target's); ``across_majors``: in the
+    terms every major shares (fingerprint.portable).
     """
-    printed = fingerprint(conn, (schema,))
+    if across_majors:
+        printed = portable(printed)
     return {
         key: ("" if key.startswith("schema ") else value)
         for key, value in printed.items()
@@ -147,45 +160,103 @@ def select(migrations: Sequence[Migration], history: History, version: str) -> B
     return BaselinePlan(version, todo, already, (), project=tuple(migrations))
 
 
+def tool_tables_for(migrations: Sequence[Migration], target: Target) -> list[ToolTable]:
+    """Other tools' tables the ``migrations`` refer to and do not create, as ``target`` has
+    them: the scratch database needs them before the migrations run."""
+    from pgshift.source.references import named_tables
+
+    texts = [st.sql for m in migrations for st in m.statements]
+    referred, created = named_tables(texts, BOOKKEEPING_TABLES)
+    wanted = referred - created
+    if not wanted:
+        return []
+    return read_tool_tables(target.session, sorted(wanted), (target.schema,))
+
+
 def prove(
-    migrations: Sequence[Migration], version: str, server_url: str, options: RunOptions
-) -> Fingerprint:
+    migrations: Sequence[Migration],
+    version: str,
+    server: ScratchServer,
+    options: RunOptions,
+    tool_tables: Sequence[ToolTable] = (),
+) -> tuple[Fingerprint, ScratchDatabase]:
     """The schema the migrations up to ``version`` build, run by `up`'s Runner on a scratch
-    database of ``server_url`` (dropped after); a failing migration raises the runner's error.
+    database of ``server`` (dropped after, whatever happens), and that database.
+
+    The schema is fingerprinted raw: the caller knows whether it compares across majors. A
+    migration failing there raises an error that says it failed on the scratch database.
     """
-    name, url = create_database(server_url, "pgshift_baseline")
-    try:
-        with Target(
-            url,
-            schema=options.schema,
-            purpose="baseline proof",
-            runner_lock_wait_ms=options.runner_lock_wait_ms,
-            allow_pooler=options.allow_pooler,
-        ) as scratch:
-            Runner(scratch, options).run(plan_up(migrations, scratch.read_history(), version))
-            return schema_of(scratch.session, options.schema)
-    finally:
-        drop_database(server_url, name)
+    with server.database("baseline") as made:
+        try:
+            with Target(
+                made.url,
+                schema=options.schema,
+                purpose="baseline proof",
+                runner_lock_wait_ms=options.runner_lock_wait_ms,
+                allow_pooler=options.allow_pooler,
+            ) as scratch:
+                create_tool_tables(scratch.session, tool_tables)
+                plan = plan_up(migrations, scratch.read_history(), version)
+                Runner(scratch, options).run(plan)
+                return fingerprint(scratch.session, (options.schema,)), made
+        except MigrationFailed as exc:
+            raise failed_on_scratch(exc, made, version) from None
+
+
+def failed_on_scratch(exc: MigrationFailed, made: ScratchDatabase, version: str) -> MigrationFailed:
+    """The runner's error, restated as what it is: the proof failed on a scratch database.
+
+    Its first line (file, line, the server's error) is kept; what the runner adds about the
+    migration's state is about the scratch database, which is gone, so it is replaced. A
+    timeout keeps its exit code (5); any other failure is 1 (a half-applied proof needs no
+    recovery: the database is dropped).
+    """
+    from pgshift.errors import MigrationTimeout
+
+    first = exc.message.splitlines()[0] if exc.message else "a migration failed"
+    message = (
+        f"the proof of the migrations up to {version} failed on a {made.describe()},"
+        f" not on the target (nothing was changed there): {first}"
+    )
+    kind = MigrationTimeout if isinstance(exc, MigrationTimeout) else MigrationFailed
+    return kind(
+        message,
+        version=exc.version,
+        sqlstate=exc.sqlstate,
+        hint="the migration fails on a new database; fix it, or baseline at an earlier version",
+    )
 
 
 def plan_baseline(
     migrations: Sequence[Migration],
     target: Target,
     version: str,
-    server_url: str | Callable[[], str],
+    server: ScratchServer,
 ) -> BaselinePlan:
     """Select the migrations, prove them on a scratch database, compare with the target.
 
-    ``server_url`` may be a function that starts the scratch server: it is called only once
-    the selection stands, so a mistyped version never starts one.
+    ``server`` decides where the scratch database is made when it is first asked, once the
+    selection stands, so a mistyped version never starts the embedded server. When the proof
+    ran on another major than the target's, both fingerprints are compared `portable`.
     """
     chosen = select(migrations, target.read_history(), version)
     options = RunOptions.from_settings(target.settings)
-    server = server_url if isinstance(server_url, str) else server_url()
-    expected = prove(migrations, version, server, options)
-    found = tuple(differences(expected, schema_of(target.session, target.schema)))
+    wanted = plan_up(migrations, History(), version).steps
+    tools = tool_tables_for([s.migration for s in wanted], target)
+    printed, made = prove(migrations, version, server, options, tools)
+    across = made.major != target.facts.major
+    expected = comparable(printed, across_majors=across)
+    actual = schema_of(target.session, target.schema, across_majors=across)
+    found = tuple(differences(expected, actual))
     return BaselinePlan(
-        chosen.version, chosen.migrations, chosen.already, found, expected, tuple(migrations)
+        chosen.version,
+        chosen.migrations,
+        chosen.already,
+        found,
+        expected,
+        tuple(migrations),
+        proven_on=made.describe(),
+        across_majors=across,
     )
 
 
@@ -239,9 +310,10 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
 
     def check(history: History) -> list[tuple[Migration, Mapping[str, Any]]]:
         fresh = select(plan.project, history, plan.version)
-        found[:] = differences(plan.expected, schema_of(target.session, target.schema))
+        actual = schema_of(target.session, target.schema, across_majors=plan.across_majors)
+        found[:] = differences(plan.expected, actual)
         if found and not force:
-            raise mismatch(plan.version, found)
+            raise mismatch(plan.version, found, plan.proven_on)
         detail: dict[str, Any] = {"baseline": plan.version, "forced": bool(found)}
         if found:
             detail["differences"] = found
@@ -251,10 +323,11 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
     return BaselineResult(run_id, versions, forced=bool(found), differences=tuple(found))
 
 
-def mismatch(version: str, found: Sequence[str]) -> DriftError:
+def mismatch(version: str, found: Sequence[str], proven_on: str = "") -> DriftError:
     shown = "\n".join(f"  {line}" for line in found)
+    where = f" on a {proven_on}" if proven_on else ""
     return DriftError(
-        f"the database's schema is not what the migrations up to {version} build"
+        f"the database's schema is not what the migrations up to {version} build{where}"
         f" ({len(found)} difference(s); 'missing' = the database lacks it, 'left behind' = only"
         f" the database has it):\n{shown}",
         hint="baseline at the version the database really is at, or pass --force to record"

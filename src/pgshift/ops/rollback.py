@@ -204,38 +204,34 @@ def _collector(collected: list[SimulatedStep]) -> ev.Emit:
 
 
 def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation:
-    """Run the plan on a scratch database holding the target's schema and history."""
-    from pgshift.config import mask_url
-    from pgshift.db.scratch import create_database, drop_database
+    """Run the plan on a scratch database holding the target's schema and history.
+
+    The scratch database goes on ``scratch_url``'s server, else on the target's own server
+    when its role may create one (the same major), else on the embedded server.
+    """
+    from pgshift.db.scratch import ScratchServer
+    from pgshift.embedded import scratch_starter
     from pgshift.ops.apply import Runner
     from pgshift.ops.backup import copy_schema
 
     settings = target.settings
-    if scratch_url is None:
-        from pgshift import embedded
-
-        server_url = embedded.ensure_running(settings.project_root)
-        where = "the embedded server"
-    else:
-        server_url = scratch_url
-        where = mask_url(scratch_url)
-    name, scratch = create_database(server_url, "pgshift_scratch")
+    starter = scratch_starter(settings.project_root)
+    server = ScratchServer(target_url=target.url, scratch_url=scratch_url, embedded=starter)
     collected: list[SimulatedStep] = []
     error: str | None = None
-    try:
-        # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
-        copy_schema(target.url, scratch, history_schema=settings.schema)
-        with Target.from_settings(settings, scratch, purpose="simulate") as scratch_target:
-            runner = Runner(scratch_target, run_options(target), _collector(collected))
-            try:
-                runner.run(plan)
-            except MigrationFailed as exc:
-                error = exc.message
-    except BackupError as exc:
-        error = exc.message
-    finally:
-        drop_database(server_url, name)
-    return Simulation(where, tuple(collected), error is None, error)
+    with server.database("simulate") as made:
+        try:
+            # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
+            copy_schema(target.url, made.url, history_schema=settings.schema)
+            with Target.from_settings(settings, made.url, purpose="simulate") as scratch_target:
+                runner = Runner(scratch_target, run_options(target), _collector(collected))
+                try:
+                    runner.run(plan)
+                except MigrationFailed as exc:
+                    error = f"on the {made.describe()}: {exc.message}"
+        except BackupError as exc:
+            error = f"copying the target's schema into the {made.describe()}: {exc.message}"
+    return Simulation(made.describe(), tuple(collected), error is None, error)
 
 
 # -- restore ---------------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshift.db.fingerprint import Fingerprint, differences, fingerprint
-from pgshift.db.scratch import create_database, drop_database
+from pgshift.db.scratch import ScratchDatabase, ScratchServer
 from pgshift.db.target import Target
+from pgshift.db.tooltables import ToolTable, create_tool_tables
 from pgshift.errors import MigrationFailed
 from pgshift.lint.finding import Finding
 from pgshift.ops.apply import Runner, RunOptions
@@ -50,25 +51,32 @@ class _Scratch:
     """A throw-away database on the scratch server, and the Target the runner uses on it.
 
     Dropped at the end whatever happens; recreated (under a new name) after a broken step.
+    Other tools' tables the migrations refer to (``tool_tables``) are made on each new one.
     """
 
-    def __init__(self, server_url: str, options: RunOptions) -> None:
-        self.server_url = server_url
+    def __init__(
+        self, server: ScratchServer, options: RunOptions, tool_tables: Sequence[ToolTable] = ()
+    ) -> None:
+        self.server = server
         self.options = options
+        self.tool_tables = tuple(tool_tables)
         self.name = ""
+        self.made: ScratchDatabase | None = None
         self.target: Target | None = None
 
     def create(self) -> Target:
         """A new, empty scratch database (the previous one dropped) and a Target on it."""
         self.drop()
-        self.name, url = create_database(self.server_url, "pgshift_roundtrip")
+        self.made = self.server.create("roundtrip")
+        self.name = self.made.name
         self.target = Target(
-            url,
+            self.made.url,
             schema=self.options.schema,
             purpose="roundtrip",
             runner_lock_wait_ms=self.options.runner_lock_wait_ms,
             allow_pooler=self.options.allow_pooler,
         )
+        create_tool_tables(self.target.session, self.tool_tables)
         return self.target
 
     def drop(self) -> None:
@@ -76,9 +84,9 @@ class _Scratch:
         if self.target is not None:
             self.target.close()
             self.target = None
-        if self.name:
-            name, self.name = self.name, ""
-            drop_database(self.server_url, name)
+        if self.name and self.made is not None:
+            self.name = ""
+            self.server.drop(self.made)
 
     def __enter__(self) -> _Scratch:
         return self
@@ -106,6 +114,11 @@ class _Trip:
 
     def fingerprint(self) -> Fingerprint:
         return fingerprint(self.target.session, self.skip)
+
+    def where(self) -> str:
+        """``scratch database pgshift_scratch_roundtrip_... on the target's server (...)``."""
+        made = self.scratch.made
+        return made.describe() if made is not None else "scratch database"
 
     def apply(self, *ms: Migration) -> _Failure | None:
         """Apply ``ms`` (every migration before them is applied) in one run, planned like `up`."""
@@ -172,21 +185,25 @@ def _diff_text(expected: Fingerprint, actual: Fingerprint) -> str:
 
 def roundtrip(
     migrations: Sequence[Migration],
-    server_url: str,
+    server: ScratchServer,
     options: RunOptions | None = None,
     *,
     skip_schemas: Sequence[str] = (),
     bad_files: Collection[str] = (),
+    tool_tables: Sequence[ToolTable] = (),
 ) -> list[Finding]:
     """Findings for every migration whose rollback fails, leaves objects, or differs.
 
-    ``options`` are `up`'s (RunOptions.from_settings): the same timeouts and lock retries, and
-    the history schema the runner keeps in the scratch database, which the fingerprints leave
-    out together with ``skip_schemas``. ``bad_files`` have loader errors and are not run.
+    ``server`` is where the scratch databases go (db/scratch.py: the target's own server when
+    its role may create one). ``options`` are `up`'s (RunOptions.from_settings): the same
+    timeouts and lock retries, and the history schema the runner keeps in the scratch
+    database, which the fingerprints leave out together with ``skip_schemas``. ``bad_files``
+    have loader errors and are not run. ``tool_tables``: other tools' tables the migrations
+    refer to, made on each scratch database first (ops.baseline.tool_tables_for).
     """
     options = options or RunOptions()
     findings: list[Finding] = []
-    with _Scratch(server_url, options) as scratch:
+    with _Scratch(server, options, tool_tables) as scratch:
         trip = _Trip(scratch, migrations, options, skip_schemas)
         before = trip.fingerprint()
         for position, m in enumerate(migrations):
@@ -210,7 +227,7 @@ def roundtrip(
                         "apply-failed",
                         forward,
                         failure,
-                        f"the migration fails on an empty scratch database: {failure.error};"
+                        f"the migration fails on an empty {trip.where()}: {failure.error};"
                         " the migrations after it were not tried",
                         "fix the migration: it fails the same way on any new database",
                     )

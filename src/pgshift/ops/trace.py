@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.scratch import create_database, drop_database
+from pgshift.db.scratch import ScratchServer
 from pgshift.db.target import Target
 from pgshift.db.trace import HeldLock, Observation, observe
 from pgshift.lint.finding import Finding
@@ -117,23 +117,25 @@ class TraceReport:
 
     statements: tuple[TracedStatement, ...]
     schema_from: str  # "target" (copied) or "migrations" (built from an empty database)
+    scratch: str = ""  # the scratch database and its server ("... on the target's server ...")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_from": self.schema_from,
+            "scratch": self.scratch,
             "statements": [s.to_json() for s in self.statements],
         }
 
 
 def trace(
     migrations: Sequence[Migration],
-    server_url: str,
+    server: ScratchServer,
     *,
     history_schema: str = "pgshift",
     target_url: str | None = None,
     static: Sequence[Finding] = (),
 ) -> tuple[TraceReport, list[Finding]]:
-    """Trace the pending migrations on a scratch database of ``server_url``.
+    """Trace the pending migrations on a scratch database of ``server`` (db/scratch.py).
 
     ``target_url``: copy its schema and history first (the migrations pending there are
     traced); else every migration is traced from an empty database. ``static`` are the lint
@@ -141,16 +143,14 @@ def trace(
     """
     from pgshift.ops.backup import copy_schema
 
-    name, url = create_database(server_url, "pgshift_trace")
-    try:
+    with server.database("trace") as made:
         if target_url is not None:
-            copy_schema(target_url, url, history_schema=history_schema)
-        with Target(url, schema=history_schema, purpose="trace") as scratch:
+            copy_schema(target_url, made.url, history_schema=history_schema)
+        with Target(made.url, schema=history_schema, purpose="trace") as scratch:
             plan = plan_up(migrations, scratch.read_history())
             traced = _run(scratch, [step.migration for step in plan.steps])
-    finally:
-        drop_database(server_url, name)
-    report = TraceReport(tuple(traced), "target" if target_url is not None else "migrations")
+    schema_from = "target" if target_url is not None else "migrations"
+    report = TraceReport(tuple(traced), schema_from, made.describe())
     return report, disagreements(report, static)
 
 
