@@ -29,7 +29,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="output format; github prints workflow annotations, sarif a SARIF 2.1.0 log",
     )
-    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (notes stay notes)"
+    )
     p.add_argument(
         "--roundtrip",
         action="store_true",
@@ -53,6 +55,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="PostgreSQL version the rules assume (default: the connected server, else newest)",
     )
     p.set_defaults(handler=cmd_validate)
+
+    e = sub.add_parser("explain", parents=[common], help="print a lint rule's page")
+    e.add_argument("rule", metavar="RULE", help="the rule's code, e.g. set-not-null")
+    e.set_defaults(handler=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace, out: Output) -> int:
+    """The rule's page as it is shipped in the package (docs/rules/RULE.md)."""
+    out.line(pgshift.explain(args.rule).rstrip("\n"))
+    return 0
 
 
 def _major(text: str | None) -> int | None:
@@ -95,21 +107,22 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         fixes=fmt in ("json", "sarif") or (fmt == "text" and not out.quiet),
     )
     cwd = os.getcwd()
+    docs = settings.docs_url
     findings = [_shown(f, cwd) for f in report.findings]
     trip = _roundtrip_summary(findings) if args.roundtrip else None
     if fmt == "json":
-        _print_json(out, findings, report, trip, cwd)
+        _print_json(out, findings, report, trip, cwd, docs)
     elif fmt == "sarif":
-        out.json(_sarif(findings))
+        out.json(_sarif(findings, docs))
     elif fmt == "github":
         for f in findings:
-            out.line(render_github(f))
+            out.line(render_github(f, docs))
     elif out.quiet:
         for f in findings:
             if f.severity == "error":
                 out.plain_error(f"{f.file}:{f.line}:{f.column}: [{f.code}] {f.message}")
     else:
-        _print_text(out, findings, report)
+        _print_text(out, findings, report, docs)
         if report.trace is not None:
             _print_trace(out, _shown_trace(report.trace, cwd))
         if trip is not None:
@@ -123,8 +136,9 @@ def _print_json(
     report: pgshift.ValidateReport,
     trip: dict[str, Any] | None,
     cwd: str,
+    docs_url: str,
 ) -> None:
-    data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+    data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json(docs_url) for f in findings]}
     if report.trace is not None:
         data["trace"] = _shown_trace(report.trace, cwd).to_json()
     if trip is not None:
@@ -192,7 +206,7 @@ def _print_trace(out: Output, trace: pgshift.TraceReport) -> None:
         out.line(f"  rewrote: {', '.join(s.rewritten) or 'nothing'}")
 
 
-def _sarif(findings: list[Finding]) -> dict[str, Any]:
+def _sarif(findings: list[Finding], docs_url: str) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     from pgshift.lint.registry import load_rules
@@ -203,10 +217,12 @@ def _sarif(findings: list[Finding]) -> dict[str, Any]:
     except PackageNotFoundError:  # running from a source tree that is not installed
         tool_version = ""
     summaries = {code: rule.summary for code, rule in load_rules().items()}
-    return render_sarif(findings, summaries, version=tool_version)
+    return render_sarif(findings, summaries, version=tool_version, docs_url=docs_url)
 
 
-def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateReport) -> None:
+def _print_text(
+    out: Output, findings: list[Finding], report: pgshift.ValidateReport, docs_url: str
+) -> None:
     sources: dict[str, str | None] = {}
     for f in findings:
         if f.file not in sources:
@@ -214,12 +230,13 @@ def _print_text(out: Output, findings: list[Finding], report: pgshift.ValidateRe
                 sources[f.file] = Path(f.file).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 sources[f.file] = None
-        out.line(render_text(f, sources[f.file]))
+        out.line(render_text(f, sources[f.file], docs_url))
         out.line()
     errors = sum(1 for f in findings if f.severity == "error")
-    warnings = len(findings) - errors
+    notes = sum(1 for f in findings if f.severity == "note")
+    warnings = len(findings) - errors - notes
     where = "" if report.database_checked else " (no database configured: drift not checked)"
     if not findings:
         out.line(f"no problems found{where}")
     else:
-        out.line(f"{errors} error(s), {warnings} warning(s){where}")
+        out.line(f"{errors} error(s), {warnings} warning(s), {notes} note(s){where}")

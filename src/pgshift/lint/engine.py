@@ -340,12 +340,13 @@ class Linter:
 def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding:
     return Finding(
         code=rule.code,
-        severity=rule.severity,
+        severity=hit.severity or rule.severity,
         file=file,
         line=line,
         column=column,
         message=hit.message,
         help=hit.help if hit.help is not None else rule.help,
+        category=rule.category,
     )
 
 

@@ -1,4 +1,4 @@
-"""Rule drop-object: DROP of a view, function, type, sequence, domain, extension or trigger."""
+"""Rule drop-object: DROP of a view, function, type, sequence, domain or extension."""
 
 from __future__ import annotations
 
@@ -20,14 +20,10 @@ _KINDS = {
     "OBJECT_TYPE": "type",
     "OBJECT_DOMAIN": "domain",
     "OBJECT_EXTENSION": "extension",
-    "OBJECT_TRIGGER": "trigger",
 }
 
 
-def _item_name(item: tree.Node, kind: str) -> str:
-    if kind == "trigger":  # [schema.]table.trigger
-        parts = tree.strings(item.get("List", {}).get("items"))
-        return f"{parts[-1]} on {'.'.join(parts[:-1])}" if len(parts) > 1 else ".".join(parts)
+def _item_name(item: tree.Node) -> str:
     for key in ("List", "ObjectWithArgs", "TypeName"):
         inner = item.get(key)
         if isinstance(inner, dict):
@@ -38,7 +34,8 @@ def _item_name(item: tree.Node, kind: str) -> str:
 @register
 class DropObject(Rule):
     code = "drop-object"
-    summary = "dropping a view, function, type, sequence, domain, extension or trigger"
+    category = "compatibility"
+    summary = "dropping a view, function, type, sequence, domain or extension"
     help = (
         "first deploy code that no longer uses it, then drop it and silence this rule on that"
         " statement with -- pgshift-ignore: drop-object"
@@ -58,8 +55,7 @@ class DropObject(Rule):
             "type": "its columns go too (CASCADE) or the drop fails",
             "domain": "its columns go too (CASCADE) or the drop fails",
             "extension": "every function, type and operator it made goes with it",
-            "trigger": "what it did on every write (audit, sync, checks) silently stops",
         }.get(kind, "queries of the running application that use it start failing")
         extra = ", and with CASCADE everything that depends on it" if cascade else ""
         for item in node.get("objects") or ():
-            yield Hit(f"dropping {kind} {_item_name(item, kind)}: {effect}{extra}")
+            yield Hit(f"dropping {kind} {_item_name(item)}: {effect}{extra}")

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RequireConcurrentDetach(Rule):
     code = "require-concurrent-detach"
+    category = "locking"
     summary = "DETACH PARTITION without CONCURRENTLY locks the whole partitioned table"
     help = "use ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14 and later)"
     nodes = ("AlterTableStmt",)

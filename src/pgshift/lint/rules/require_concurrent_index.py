@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RequireConcurrentIndex(Rule):
     code = "require-concurrent-index"
+    category = "locking"
     summary = "CREATE INDEX without CONCURRENTLY blocks writes for the whole build"
     help = (
         "use CREATE INDEX CONCURRENTLY (pgshift runs it outside a transaction by itself);"

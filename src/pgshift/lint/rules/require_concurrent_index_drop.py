@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RequireConcurrentIndexDrop(Rule):
     code = "require-concurrent-index-drop"
+    category = "locking"
     summary = "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table"
     help = "use DROP INDEX CONCURRENTLY (pgshift runs it outside a transaction by itself)"
     nodes = ("DropStmt",)

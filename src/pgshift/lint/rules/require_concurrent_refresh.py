@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RequireConcurrentRefresh(Rule):
     code = "require-concurrent-refresh"
+    category = "locking"
     summary = "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of the view"
     help = (
         "use REFRESH MATERIALIZED VIEW CONCURRENTLY (the view needs a unique index on"

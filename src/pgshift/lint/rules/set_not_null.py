@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class SetNotNull(Rule):
     code = "set-not-null"
+    category = "locking"
     summary = "ALTER COLUMN ... SET NOT NULL scans the table under an ACCESS EXCLUSIVE lock"
     help = (
         "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it in a later migration"

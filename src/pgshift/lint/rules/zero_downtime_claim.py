@@ -17,6 +17,7 @@ MAX_LISTED = 5
 @register
 class ZeroDowntimeClaim(Rule):
     code = "zero-downtime-claim"
+    category = "file"
     summary = "@zero-downtime: true on a file with a statement that blocks reads or writes"
     help = (
         "make the blocking statements safe (see their own findings), or say"
