@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         rollback,
         rollback_emergency,
     )
-    from pgshift.api.validation import ValidateReport, validate
+    from pgshift.api.validation import ValidateReport, explain, validate
     from pgshift.db.target import ServerFacts, Target
     from pgshift.events import (
         BackupProgress,
@@ -101,6 +101,7 @@ _FUNCTIONS = {
     "connect_target": "pgshift.api.fleet",
     "create": "pgshift.api.migrate",
     "database_url": "pgshift.api.project",
+    "explain": "pgshift.api.validation",
     "fleet_plan": "pgshift.api.fleet",
     "fleet_run": "pgshift.api.fleet",
     "fleet_run_name": "pgshift.api.fleet",
@@ -291,6 +292,7 @@ __all__ = [
     "connect_target",
     "create",
     "database_url",
+    "explain",
     "fleet_plan",
     "fleet_run",
     "fleet_run_name",

@@ -39,6 +39,7 @@ class Settings:
     lock_retry_total_ms: int
     runner_lock_wait_ms: int
     allow_pooler: bool
+    docs_url: str  # where the lint rules' pages are published (absolute links in every output)
     project_root: Path
     sources: Mapping[str, Source]
     # `pgshift health` thresholds and the in-run monitor (PGSHIFT_HEALTH_*); README documents them.
@@ -98,6 +99,21 @@ def _parse_version(text: str) -> str | None:
     return value
 
 
+#: The rule pages of the released project; a team that hosts its own copy sets PGSHIFT_DOCS_URL.
+DEFAULT_DOCS_URL = "https://github.com/pgshift/pgshift/blob/main/docs/rules/"
+
+
+def _parse_docs_url(text: str) -> str:
+    """An absolute base URL (http, https or file) under which ``<rule>.md`` pages live."""
+    value = text.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https", "file") or not rest.strip("/"):
+        raise ValueError(
+            f"{text!r} is not an absolute http(s) or file URL (e.g. {DEFAULT_DOCS_URL})"
+        )
+    return value if value.endswith("/") else value + "/"
+
+
 def _parse_schema(text: str) -> str:
     value = text.strip()
     if not value or len(value.encode()) > 63:
@@ -152,6 +168,7 @@ _KNOBS: tuple[_Knob, ...] = (
         _parse_ms,
     ),
     _Knob("allow_pooler", "PGSHIFT_ALLOW_POOLER", "allow_pooler", "false", _parse_bool),
+    _Knob("docs_url", "PGSHIFT_DOCS_URL", "docs_url", DEFAULT_DOCS_URL, _parse_docs_url),
     _Knob(
         "runner_lock_wait_ms",
         "PGSHIFT_RUNNER_LOCK_WAIT",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgshift.config import DEFAULT_DOCS_URL
 from tests.plugins.project import ProjectMaker, migration_text, rollback_text
 from tests.support import applied_versions, run_cli
 
@@ -70,13 +71,73 @@ def test_json_shape_is_the_specs(
     assert set(data) == {"ok", "findings"}
     assert data["ok"] is False  # the missing rollback is an error
     for finding in data["findings"]:
-        spec = {"code", "severity", "file", "line", "column", "message", "help"}
+        spec = {"code", "severity", "category", "file", "line", "column", "message", "help"}
         assert set(finding) == spec | {"url", "fix"}  # the SPEC allows keys to be added
-        assert finding["severity"] in ("error", "warning")
-        assert finding["url"] == f"docs/rules/{finding['code']}.md"
-    codes = {f["code"]: f["severity"] for f in data["findings"]}
-    assert codes == {"missing-rollback": "error", "prefer-jsonb": "warning"}
+        assert finding["severity"] in ("error", "warning", "note")
+        assert finding["url"] == f"{DEFAULT_DOCS_URL}{finding['code']}.md"
+        assert finding["url"].startswith("https://")
+    codes = {f["code"]: (f["severity"], f["category"]) for f in data["findings"]}
+    assert codes == {"missing-rollback": ("error", "file"), "prefer-jsonb": ("warning", "style")}
     assert result.code == 1
+
+
+DROPS_TRIGGER = "DROP TRIGGER users_audit ON users;"
+
+
+def _note_project(make_project: ProjectMaker) -> Path:
+    """A project whose only finding is a note (drop-trigger)."""
+    undo = "SELECT 1;"
+    return make_project(
+        _pair(V1, "add_users", SAFE, "DROP TABLE users;")
+        | _pair(V2, "drop_audit", DROPS_TRIGGER, undo)
+    )
+
+
+def test_a_note_never_fails_validate_not_even_strict(
+    capsys: pytest.CaptureFixture[str], make_project: ProjectMaker
+) -> None:
+    project = _note_project(make_project)
+    for flags in ((), ("--strict",)):
+        result = run_cli(capsys, project, None, "validate", "--json", *flags)
+        assert result.code == 0, result.out
+        data = result.json()
+        assert data["ok"] is True
+        ((code, severity, category),) = {
+            (f["code"], f["severity"], f["category"]) for f in data["findings"]
+        }
+        assert (code, severity, category) == ("drop-trigger", "note", "semantics")
+    text = run_cli(capsys, project, None, "validate")
+    assert text.code == 0
+    assert f"{V2}_drop_audit.sql:" in text.out and ": note[drop-trigger] " in text.out
+    assert "0 error(s), 0 warning(s), 1 note(s)" in text.out
+    github = run_cli(capsys, project, None, "validate", "--format", "github")
+    assert github.code == 0
+    (annotation,) = [line for line in github.out.splitlines() if line.startswith("::")]
+    assert annotation.startswith(f"::notice file=migrations/{V2}_drop_audit.sql,line=")
+    sarif = run_cli(capsys, project, None, "validate", "--format", "sarif")
+    (result,) = sarif.json()["runs"][0]["results"]
+    assert result["level"] == "note" and result["properties"]["category"] == "semantics"
+
+
+def test_links_follow_the_docs_url_setting_in_every_format(
+    capsys: pytest.CaptureFixture[str],
+    make_project: ProjectMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = _note_project(make_project)
+    monkeypatch.setenv("PGSHIFT_DOCS_URL", "https://docs.example.com/pgshift/rules")
+    page = "https://docs.example.com/pgshift/rules/drop-trigger.md"
+    text = run_cli(capsys, project, None, "validate")
+    assert f"  category: semantics · docs: {page}" in text.out
+    (finding,) = run_cli(capsys, project, None, "validate", "--json").json()["findings"]
+    assert finding["url"] == page
+    github = run_cli(capsys, project, None, "validate", "--format", "github")
+    assert page in github.out
+    sarif = run_cli(capsys, project, None, "validate", "--format", "sarif").json()
+    assert sarif["runs"][0]["tool"]["driver"]["rules"][0]["helpUri"] == page
+    monkeypatch.setenv("PGSHIFT_DOCS_URL", "docs/rules")
+    bad = run_cli(capsys, project, None, "validate")
+    assert bad.code == 2 and "PGSHIFT_DOCS_URL" in bad.err
 
 
 def test_warnings_pass_unless_strict(
@@ -139,7 +200,8 @@ def test_text_output_links_the_rule_page_and_shows_the_fix(
         | _pair(V2, "index_email", BLOCKING, "DROP INDEX CONCURRENTLY users_email_idx;")
     )
     result = run_cli(capsys, project, None, "validate")
-    assert "  docs: docs/rules/require-concurrent-index.md" in result.out
+    page = f"{DEFAULT_DOCS_URL}require-concurrent-index.md"
+    assert f"  category: locking · docs: {page}" in result.out
     assert "  fix: build the index concurrently" in result.out
     assert f"    +++ b/migrations/{V2}_index_email.sql" in result.out
     assert "    +CREATE INDEX CONCURRENTLY users_email_idx ON users (email);" in result.out
@@ -239,6 +301,7 @@ def test_up_prints_other_findings_and_applies(
     result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     assert result.code == 0, result.err
     assert "require-concurrent-index" in result.err
+    assert f"docs: {DEFAULT_DOCS_URL}require-concurrent-index.md" in result.err
     assert applied_versions(db_url) == [V1, V2]
 
 
@@ -334,6 +397,6 @@ def test_paths_are_shown_relative_exactly_as_relpath_would() -> None:
     for _ in range(20000):
         cwd = pick.choice(["/", "/tmp", "/tmp/a", "/tmp/a/b"])
         path = "/" + "/".join(pick.choice(parts) for _ in range(pick.randint(1, 5)))
-        shown = _shown(Finding("c", "error", path, 1, 1, "m", "h"), cwd).file
+        shown = _shown(Finding("c", "error", path, 1, 1, "m", "h", category="file"), cwd).file
         rel = os.path.relpath(path, cwd)
         assert shown == (path if rel.startswith("..") else rel), (cwd, path)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tests.plugins.project import ProjectMaker, migration_name, migration_text, rollback_name
 from tests.plugins.project import migration_pair as pair
 from tests.support import applied_versions, run_cli
 
+from pgshift.config import DEFAULT_DOCS_URL
+
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules"
 
 
 def test_a_pending_migration_without_a_rollback_is_refused_with_the_two_ways_on(
@@ -33,8 +38,15 @@ def test_a_migration_marked_irreversible_is_applied_with_a_warning(
     project = make_project({migration_name(V1, "one way"): text})
     result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     assert result.code == 0, result.err
-    assert "irreversible" in result.err
+    assert "warning[irreversible]" in result.err
+    _links_a_page(result.err, "irreversible")
     assert applied_versions(db_url) == [V1]
+
+
+def _links_a_page(output: str, code: str) -> None:
+    """The finding links its rule's page, and that page exists (no dead docs link)."""
+    assert f"docs: {DEFAULT_DOCS_URL}{code}.md" in output, output
+    assert (DOCS / f"{code}.md").is_file()
 
 
 def test_a_pending_rollback_that_does_not_parse_is_refused_naming_the_migration(
@@ -61,7 +73,8 @@ def test_an_applied_migrations_broken_rollback_warns_up_and_refuses_only_its_rol
     make_project(pair(V2, "new", "CREATE TABLE new_t (id int);", rollback_sql="DROP TABLE new_t;"))
     up = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     assert up.code == 0, up.err
-    assert rollback_name(V1, "old") in up.err and "warning" in up.err
+    assert rollback_name(V1, "old") in up.err and "warning[applied-file-problem]" in up.err
+    _links_a_page(up.err, "applied-file-problem")
     assert applied_versions(db_url) == [V1, V2]
     validate = run_cli(capsys, project, None, "validate")
     assert validate.code == 1 and rollback_name(V1, "old") in validate.out + validate.err

@@ -20,7 +20,7 @@ import pgshift
 from pgshift.config import load_settings
 from pgshift.lint import LATEST_MAJOR
 from pgshift.lint.engine import lint_text
-from pgshift.lint.finding import Finding, render_text
+from pgshift.lint.finding import CATEGORIES, Finding, render_text
 from pgshift.lint.registry import load_rules
 
 CASES = Path(__file__).parent / "cases"
@@ -103,5 +103,42 @@ def test_no_case_folder_without_a_rule() -> None:
 def test_codes_are_kebab_case_and_severities_known() -> None:
     for code, rule in load_rules().items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code)
-        assert rule.severity in ("error", "warning")
+        assert rule.severity in ("error", "warning", "note")
         assert rule.summary and rule.help
+
+
+def test_every_rule_declares_a_category() -> None:
+    """SPEC section 2's categories, declared on the rule class itself (never inherited)."""
+    missing = [
+        code
+        for code, rule in sorted(load_rules().items())
+        if "category" not in vars(type(rule)) or rule.category not in CATEGORIES
+    ]
+    assert missing == []
+
+
+def test_every_page_states_the_rules_severity_and_category() -> None:
+    """The page's first facts line is the registry's, so the docs never disagree with output."""
+    wrong: list[str] = []
+    for code, rule in sorted(load_rules().items()):
+        page = DOCS / f"{code}.md"
+        if not page.is_file():
+            continue  # test_every_rule_has_docs_and_cases names it
+        facts = f"severity: **{rule.severity}** · category: **{rule.category}**"
+        if facts not in page.read_text():
+            wrong.append(f"{code}: expected {facts!r}")
+    assert wrong == []
+
+
+def test_severity_follows_what_happens_to_production() -> None:
+    """SPEC section 4: notes are changes of behaviour (semantics) only, and an error is never
+    a matter of style or of a file's metadata being incomplete."""
+    for code, rule in load_rules().items():
+        if rule.severity == "note":
+            assert rule.category == "semantics", code
+        if rule.category == "style":
+            assert rule.severity != "error", code
+        if (rule.blocks or rule.rewrites) and not rule.destructive:
+            assert rule.category in ("locking", "rewrite"), code
+        if rule.blocks or rule.rewrites or rule.destructive:
+            assert rule.severity != "note", code

@@ -13,7 +13,7 @@ import pytest
 from pglast import parse_sql
 
 from pgshift.lint.engine import lint_text
-from pgshift.lint.finding import Finding, render_text
+from pgshift.lint.finding import DEFAULT_DOCS_URL, Finding, render_text
 from pgshift.lint.fixes import CONCURRENT_INDEX, NOT_VALID, USING_INDEX
 
 CASES = Path(__file__).parent / "cases"
@@ -152,15 +152,19 @@ def test_no_fix_where_it_is_not_mechanical(text: str, code: str) -> None:
 def test_json_carries_the_rule_page_and_the_fix() -> None:
     text = "CREATE INDEX i ON t (a);\n"
     data = _one(text, CONCURRENT_INDEX).to_json()
-    assert data["url"] == "docs/rules/require-concurrent-index.md"
+    assert data["url"] == f"{DEFAULT_DOCS_URL}require-concurrent-index.md"
+    assert data["category"] == "locking"
     assert data["fix"].startswith(f"--- a/{FILE}\n+++ b/{FILE}\n")
     other = next(f for f in lint_text(text, FILE) if f.code != CONCURRENT_INDEX).to_json()
     assert other["fix"] is None
-    assert other["url"] == f"docs/rules/{other['code']}.md"
+    assert other["url"] == f"{DEFAULT_DOCS_URL}{other['code']}.md"
+    mirrored = _one(text, CONCURRENT_INDEX).to_json("https://docs.example.com/pgshift/rules")
+    assert mirrored["url"] == "https://docs.example.com/pgshift/rules/require-concurrent-index.md"
 
 
 def test_every_link_points_at_a_page() -> None:
-    root = Path(__file__).parents[2]
+    root = Path(__file__).parents[2] / "docs" / "rules"
     for case in _case_files():
         for finding in lint_text(case.read_text(), case.name):
-            assert (root / finding.url).is_file(), finding.url
+            assert finding.url.startswith(DEFAULT_DOCS_URL), finding.url
+            assert (root / finding.url.removeprefix(DEFAULT_DOCS_URL)).is_file(), finding.url

@@ -139,3 +139,19 @@ def test_the_project_root_is_the_nearest_folder_with_a_marker(tmp_path: Path) ->
     assert find_project_root(deep) == (deep, toml)
     (tmp_path / "repo" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     assert find_project_root(tmp_path / "repo") == (tmp_path / "repo", None)  # .git still
+
+
+def test_docs_url_from_env_or_file_is_an_absolute_base(tmp_path: Path) -> None:
+    """Findings link `<docs_url><rule>.md`: the base must be absolute, and ends with a slash."""
+    default = load_settings(env={}, cwd=tmp_path)
+    assert default.docs_url == "https://github.com/pgshift/pgshift/blob/main/docs/rules/"
+    assert default.sources["docs_url"] == "default"
+    env = load_settings(env={"PGSHIFT_DOCS_URL": "https://intra.example.com/rules"}, cwd=tmp_path)
+    assert env.docs_url == "https://intra.example.com/rules/"
+    (tmp_path / "pgshift.toml").write_text('docs_url = "file:///opt/pgshift/rules/"\n')
+    assert load_settings(env={}, cwd=tmp_path).docs_url == "file:///opt/pgshift/rules/"
+    rows = {name: (value, source) for name, value, source in describe(env)}
+    assert rows["PGSHIFT_DOCS_URL"] == ("https://intra.example.com/rules/", "env")
+    for bad in ("docs/rules", "ftp://x/rules", "https://"):
+        with pytest.raises(ConfigError, match="PGSHIFT_DOCS_URL"):
+            load_settings(env={"PGSHIFT_DOCS_URL": bad}, cwd=tmp_path)

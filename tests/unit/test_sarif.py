@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from pgshift.lint.engine import lint_text
-from pgshift.lint.finding import Finding
+from pgshift.lint.finding import DEFAULT_DOCS_URL, Finding
 from pgshift.lint.registry import load_rules
 from pgshift.lint.sarif import render_sarif
 
@@ -81,6 +81,7 @@ def _findings() -> list[Finding]:
         "CREATE INDEX i ON t (a);\n"
         "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);\n"
         "CREATE TABLE j (x json);\n"
+        "DROP TRIGGER audit ON t;\n"
     )
     return lint_text(text, "migrations/20250101000000_x.sql")
 
@@ -96,13 +97,29 @@ def test_the_log_has_every_required_key_and_type() -> None:
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
     assert levels["require-concurrent-index"] == "error"
     assert levels["prefer-jsonb"] == "warning"
+    assert levels["drop-trigger"] == "note"
     rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "prefer-jsonb")
-    assert rule["helpUri"] == "docs/rules/prefer-jsonb.md"
+    assert rule["helpUri"] == f"{DEFAULT_DOCS_URL}prefer-jsonb.md"
     assert rule["shortDescription"]["text"] == load_rules()["prefer-jsonb"].summary
+    assert rule["properties"] == {"category": "style", "tags": ["style"]}
+    note = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "drop-trigger")
+    assert note["defaultConfiguration"]["level"] == "note"
+    categories = {r["ruleId"]: r["properties"]["category"] for r in run["results"]}
+    assert categories["drop-trigger"] == "semantics"
+    assert categories["require-concurrent-index"] == "locking"
+
+
+def test_help_uris_follow_the_docs_url_setting() -> None:
+    log = render_sarif(_findings(), {}, docs_url="https://rules.example.com/pgshift/")
+    check_sarif(log)
+    uris = {r["id"]: r["helpUri"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert uris["drop-trigger"] == "https://rules.example.com/pgshift/drop-trigger.md"
 
 
 def test_paths_are_relative_uris_and_fixes_travel_as_properties() -> None:
-    finding = Finding("x-y", "warning", "/abs/dir with space/f.sql", 0, 0, "m", "")
+    finding = Finding(
+        "x-y", "warning", "/abs/dir with space/f.sql", 0, 0, "m", "", category="style"
+    )
     log = render_sarif([finding], {})
     check_sarif(log)
     (result,) = log["runs"][0]["results"]

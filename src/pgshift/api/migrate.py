@@ -58,18 +58,16 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
 def _file_warnings(plan: Plan) -> list[Finding]:
     """What `up` warns about but applies: problems in applied migrations' files, and planned
     migrations marked irreversible (SPEC 1)."""
-    from pgshift.lint.finding import Finding
+    from pgshift.lint.registry import finding_for
     from pgshift.plan import IRREVERSIBLE
 
     found = [
-        Finding(
+        finding_for(
             "applied-file-problem",
-            "warning",
             p.file,
             p.line,
             p.column,
             f"{p.message} (an applied migration's file: only a rollback that needs it refuses)",
-            "fix the file; `pgshift validate` reports it as an error",
         )
         for p in plan.warnings
     ]
@@ -79,15 +77,13 @@ def _file_warnings(plan: Plan) -> list[Finding]:
             m.rollback is None or any(p.file == str(m.rollback.path) for p in plan.warnings)
         ):
             found.append(
-                Finding(
+                finding_for(
                     "irreversible",
-                    "warning",
                     str(m.path),
                     m.header.line_of("lint-ignore"),
                     1,
                     f"migration {m.name} is marked irreversible: `pgshift rollback` cannot"
                     " revert it (a backup restore can)",
-                    "write its rollback file and drop the @lint-ignore to make it reversible",
                 )
             )
     return found

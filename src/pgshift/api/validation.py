@@ -144,6 +144,16 @@ def _split_history(
     return current, [f for f in findings if f.file in old]
 
 
+def explain(code: str) -> str:
+    """The page of lint rule ``code`` (Markdown, the text of docs/rules/CODE.md).
+
+    An unknown code raises UsageError (exit 2) whose hint names the closest rules.
+    """
+    from pgshift.lint.pages import page
+
+    return page(code)
+
+
 def _lint_project(
     settings: Settings,
     migrations: Sequence[Migration],
@@ -218,7 +228,7 @@ def _drift_findings(
 ) -> tuple[int, list[Finding]]:
     """The server's major version, and applied migrations whose file changed or is gone."""
     from pgshift.db.target import Target
-    from pgshift.lint.finding import Finding
+    from pgshift.lint.registry import finding_for
     from pgshift.plan import DRIFTED, MISSING, migration_states
 
     with Target.from_settings(settings, url, purpose="validate") as target:
@@ -228,28 +238,24 @@ def _drift_findings(
     for row in migration_states(migrations, history):
         if row.state == DRIFTED and row.migration is not None:
             findings.append(
-                Finding(
+                finding_for(
                     "checksum-drift",
-                    "error",
                     str(row.migration.path),
                     1,
                     1,
                     "this file changed after it was applied: the database ran another version"
                     " of it, and pgshift up refuses to continue",
-                    "restore the file as it was applied; put the change in a new migration",
                 )
             )
         elif row.state == MISSING:
             name = f"{row.version}_{row.description}.sql"
             findings.append(
-                Finding(
+                finding_for(
                     "missing-file",
-                    "error",
                     str(settings.migrations_dir / name),
                     1,
                     1,
                     f"migration {row.version}_{row.description} is applied, but its file is gone",
-                    "restore the file from version control",
                 )
             )
     return major, findings

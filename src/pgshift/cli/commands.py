@@ -141,7 +141,9 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
         plan = pgshift.plan_up(project, target, to=args.target)
         newest = _newest_applied(target) if plan.steps else ""
         if args.dry_run:
-            return _dry_run(out, plan, as_json=args.json, newest_applied=newest)
+            return _dry_run(
+                out, plan, as_json=args.json, newest_applied=newest, docs_url=settings.docs_url
+            )
         if not plan.steps:
             pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
@@ -150,7 +152,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 out.line("Nothing to apply: the database is up to date.")
             return 0
         if plan.findings:
-            _show_findings(out, plan.findings)
+            _show_findings(out, plan.findings, settings.docs_url)
         backup = not args.skip_backup
         wanted = backup and settings.backup_enabled
         if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted, newest_applied=newest):
@@ -208,7 +210,9 @@ def run_json(result: RunResult | None) -> dict[str, Any]:
     return {"run_id": result.run_id or None, "steps": steps, "backup_id": result.backup_id}
 
 
-def _dry_run(out: Output, plan: Plan, *, as_json: bool, newest_applied: str = "") -> int:
+def _dry_run(
+    out: Output, plan: Plan, *, as_json: bool, newest_applied: str = "", docs_url: str
+) -> int:
     """Print the plan, its SQL and its lint findings; change nothing."""
     if as_json:
         out.json(
@@ -221,7 +225,7 @@ def _dry_run(out: Output, plan: Plan, *, as_json: bool, newest_applied: str = ""
                     }
                     for s in plan.steps
                 ],
-                "findings": [f.to_json() for f in plan.findings],
+                "findings": [f.to_json(docs_url) for f in plan.findings],
             }
         )
         return 0
@@ -229,7 +233,7 @@ def _dry_run(out: Output, plan: Plan, *, as_json: bool, newest_applied: str = ""
         out.line("Nothing to apply: the database is up to date.")
         return 0
     if plan.findings:
-        _show_findings(out, plan.findings)
+        _show_findings(out, plan.findings, docs_url)
     _show_plan(out, plan, newest_applied)
     for step in plan.steps:
         m = step.migration
@@ -243,7 +247,7 @@ def _dry_run(out: Output, plan: Plan, *, as_json: bool, newest_applied: str = ""
     return 0
 
 
-def _show_findings(out: Output, findings: Sequence[Finding]) -> None:
+def _show_findings(out: Output, findings: Sequence[Finding], docs_url: str) -> None:
     """Lint findings of the planned files: shown before confirming, never blocking (issue 4)."""
     from pgshift.lint.finding import render_text
 
@@ -252,7 +256,7 @@ def _show_findings(out: Output, findings: Sequence[Finding]) -> None:
     err = Output(quiet=out.quiet, json_mode=True)
     err.line(f"lint: {len(findings)} finding(s) in the planned files (see `pgshift validate`):")
     for f in findings:
-        err.line(render_text(f, None))
+        err.line(render_text(f, None, docs_url))
 
 
 def _step_json(m: Any, newest_applied: str = "") -> dict[str, Any]:

@@ -29,7 +29,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="output format; github prints workflow annotations, sarif a SARIF 2.1.0 log",
     )
-    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (notes stay notes)"
+    )
     p.add_argument(
         "--roundtrip",
         action="store_true",
@@ -65,6 +67,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="PostgreSQL version the rules assume (default: the connected server, else newest)",
     )
     p.set_defaults(handler=cmd_validate)
+
+    e = sub.add_parser("explain", parents=[common], help="print a lint rule's page")
+    e.add_argument("rule", metavar="RULE", help="the rule's code, e.g. set-not-null")
+    e.set_defaults(handler=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace, out: Output) -> int:
+    """The rule's page as it is shipped in the package (docs/rules/RULE.md)."""
+    out.line(pgshift.explain(args.rule).rstrip("\n"))
+    return 0
 
 
 def _major(text: str | None) -> int | None:
@@ -108,22 +120,23 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
         since=args.since,
     )
     cwd = os.getcwd()
+    docs = settings.docs_url
     findings = [_shown(f, cwd) for f in report.findings]
     history = [_shown(f, cwd) for f in report.history] if args.show_all else []
     trip = _roundtrip_summary(findings) if args.roundtrip else None
     if fmt == "json":
-        _print_json(out, findings, report, trip, cwd, history)
+        _print_json(out, findings, report, trip, cwd, history, docs)
     elif fmt == "sarif":
-        out.json(_sarif(findings + [_as_history(f, report) for f in history]))
+        out.json(_sarif(findings + [_as_history(f, report) for f in history], docs))
     elif fmt == "github":
         for f in findings + [_as_history(f, report) for f in history]:
-            out.line(render_github(f))
+            out.line(render_github(f, docs))
     elif out.quiet:
         for f in findings:
             if f.severity == "error":
                 out.plain_error(f"{f.file}:{f.line}:{f.column}: [{f.code}] {f.message}")
     else:
-        _print_text(out, findings, report, [_as_history(f, report) for f in history])
+        _print_text(out, findings, report, [_as_history(f, report) for f in history], docs)
         if report.trace is not None:
             _print_trace(out, _shown_trace(report.trace, cwd))
         if trip is not None:
@@ -138,10 +151,11 @@ def _print_json(
     trip: dict[str, Any] | None,
     cwd: str,
     history: list[Finding],
+    docs_url: str,
 ) -> None:
-    data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json() for f in findings]}
+    data: dict[str, Any] = {"ok": report.ok, "findings": [f.to_json(docs_url) for f in findings]}
     if report.since is not None:
-        data["findings"] += [{**f.to_json(), "history": True} for f in history]
+        data["findings"] += [{**f.to_json(docs_url), "history": True} for f in history]
         data["history"] = {
             "since": report.since,
             "count": len(report.history),
@@ -216,7 +230,7 @@ def _print_trace(out: Output, trace: pgshift.TraceReport) -> None:
         out.line(f"  rewrote: {', '.join(s.rewritten) or 'nothing'}")
 
 
-def _sarif(findings: list[Finding]) -> dict[str, Any]:
+def _sarif(findings: list[Finding], docs_url: str) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     from pgshift.lint.registry import load_rules
@@ -227,7 +241,7 @@ def _sarif(findings: list[Finding]) -> dict[str, Any]:
     except PackageNotFoundError:  # running from a source tree that is not installed
         tool_version = ""
     summaries = {code: rule.summary for code, rule in load_rules().items()}
-    return render_sarif(findings, summaries, version=tool_version)
+    return render_sarif(findings, summaries, version=tool_version, docs_url=docs_url)
 
 
 def _as_history(finding: Finding, report: pgshift.ValidateReport) -> Finding:
@@ -255,6 +269,7 @@ def _print_text(
     findings: list[Finding],
     report: pgshift.ValidateReport,
     history: list[Finding],
+    docs_url: str,
 ) -> None:
     sources: dict[str, str | None] = {}
     for f in findings + history:
@@ -263,15 +278,16 @@ def _print_text(
                 sources[f.file] = Path(f.file).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 sources[f.file] = None
-        out.line(render_text(f, sources[f.file]))
+        out.line(render_text(f, sources[f.file], docs_url))
         out.line()
     errors = sum(1 for f in findings if f.severity == "error")
-    warnings = len(findings) - errors
+    notes = sum(1 for f in findings if f.severity == "note")
+    warnings = len(findings) - errors - notes
     where = "" if report.database_checked else " (no database configured: drift not checked)"
     if not findings:
         out.line(f"no problems found{where}")
     else:
-        out.line(f"{errors} error(s), {warnings} warning(s){where}")
+        out.line(f"{errors} error(s), {warnings} warning(s), {notes} note(s){where}")
     summary = _history_line(report, shown=bool(history))
     if summary is not None:
         out.line(summary)

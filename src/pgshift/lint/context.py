@@ -36,6 +36,11 @@ class ProjectState:
     validated_not_null: list[tuple[TableName, str]] = field(default_factory=list)
     # constraint name -> (table, column) of a NOT VALID CHECK (column IS NOT NULL) not yet validated
     pending_not_null: dict[str, tuple[TableName, str]] = field(default_factory=dict)
+    # names of constraints the migrations added that prove no column NOT NULL (FKs, other CHECKs)
+    other_constraints: set[str] = field(default_factory=set)
+    # (table, constraint) validated by VALIDATE CONSTRAINT although no migration says what it
+    # is (made by hand, or before the history): it may be the CHECK that makes SET NOT NULL cheap
+    validated_unknown: list[tuple[TableName, str]] = field(default_factory=list)
 
     # table name -> [(table, {column: declared type})]: what ALTER COLUMN TYPE changes from
     columns: dict[str, list[tuple[TableName, dict[str, ColumnType]]]] = field(default_factory=dict)
@@ -44,6 +49,10 @@ class ProjectState:
 
     def not_null_proven(self, table: TableName, column: str) -> bool:
         return any(t.same(table) and c == column for t, c in self.validated_not_null)
+
+    def unknown_validated(self, table: TableName) -> list[str]:
+        """Constraints of ``table`` validated without the migrations saying what they check."""
+        return [name for t, name in self.validated_unknown if t.same(table)]
 
     def table_columns(self, table: TableName, *, create: bool = False) -> dict[str, ColumnType]:
         """The known column types of ``table`` ({} when nothing is known of it)."""

@@ -340,12 +340,13 @@ class Linter:
 def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding:
     return Finding(
         code=rule.code,
-        severity=rule.severity,
+        severity=hit.severity or rule.severity,
         file=file,
         line=line,
         column=column,
         message=hit.message,
         help=hit.help if hit.help is not None else rule.help,
+        category=rule.category,
     )
 
 
@@ -443,9 +444,12 @@ def _learn_alter_table(node: tree.Node, ctx: LintContext) -> None:
         elif subtype == "AT_AddConstraint":
             _learn_constraint(name, tree.constraint_def(cmd), ctx)
         elif subtype == "AT_ValidateConstraint":
-            proven = ctx.project.pending_not_null.pop(str(cmd.get("name", "")), None)
+            constraint = str(cmd.get("name", ""))
+            proven = ctx.project.pending_not_null.pop(constraint, None)
             if proven is not None:
                 ctx.project.validated_not_null.append(proven)
+            elif constraint not in ctx.project.other_constraints:
+                ctx.project.validated_unknown.append((name, constraint))
 
 
 def _learn_rename(node: tree.Node, ctx: LintContext) -> None:
@@ -494,23 +498,32 @@ _LEARNERS: Mapping[str, Callable[[tree.Node, LintContext], None]] = {
 
 
 def _learn_constraint(table: tree.TableName, con: tree.Node, ctx: LintContext) -> None:
+    column = _not_null_column(con)
     name = con.get("conname")
-    if con.get("skip_validation") and isinstance(name, str):
+    if not isinstance(name, str):
+        # An unnamed CHECK gets the name PostgreSQL gives it, which VALIDATE CONSTRAINT uses.
+        checks_one = con.get("contype") == "CONSTR_CHECK" and column is not None
+        name = tree.check_constraint_name(table.name, column) if checks_one and column else None
+    if con.get("skip_validation") and name is not None:
         ctx.not_valid[name] = table
-    if con.get("contype") == "CONSTR_CHECK":
-        column = not_null_check_column(con.get("raw_expr") or {})
-    elif con.get("contype") == "CONSTR_NOTNULL":  # PostgreSQL 18: ADD CONSTRAINT n NOT NULL col
-        keys = tree.strings(con.get("keys"))
-        column = keys[0] if keys else None
-    else:
-        return
     if column is None:
-        return
-    if con.get("skip_validation"):
-        if isinstance(name, str):
-            ctx.project.pending_not_null[name] = (table, column)
-    else:
+        if name is not None:
+            ctx.project.other_constraints.add(name)
+    elif not con.get("skip_validation"):
         ctx.project.validated_not_null.append((table, column))
+    elif name is not None:
+        ctx.project.pending_not_null[name] = (table, column)
+
+
+def _not_null_column(con: tree.Node) -> str | None:
+    """The column a constraint proves NOT NULL: CHECK (col IS NOT NULL), or PostgreSQL 18's
+    ADD CONSTRAINT name NOT NULL col; None for any other constraint."""
+    if con.get("contype") == "CONSTR_CHECK":
+        return not_null_check_column(con.get("raw_expr") or {})
+    if con.get("contype") == "CONSTR_NOTNULL":
+        keys = tree.strings(con.get("keys"))
+        return keys[0] if keys else None
+    return None
 
 
 def not_null_check_column(expr: tree.Node) -> str | None:

@@ -7,26 +7,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from pgshift import config
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from pgshift.errors import Problem
 
-Severity = Literal["error", "warning"]
+#: What happens to production (SPEC section 4): ``error`` blocks reads or writes for a time
+#: that grows with the table, rewrites it, fails on existing data, breaks running code or
+#: destroys data; ``warning`` is a risk that depends on facts the linter cannot see; ``note``
+#: is a change of behaviour that blocks and breaks nothing. Only errors fail `validate`.
+Severity = Literal["error", "warning", "note"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+
+#: What kind of harm a rule is about (SPEC section 2), declared on each registered rule.
+Category = Literal[
+    "locking", "rewrite", "failure", "compatibility", "data-loss", "semantics", "style", "file"
+]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 INVALID_FILE = "invalid-file"
 _INVALID_HELP = "fix the file; nothing is applied while any file has this kind of problem"
 
-#: Where the rule pages live. README names no public site, so links are repository-relative:
-#: they resolve on GitHub's file view, in an editor, and in SARIF against the checkout.
-RULES_BASE = "docs/rules"
+#: Where the rule pages are published (config.py); the `docs_url` setting (PGSHIFT_DOCS_URL)
+#: overrides it. Links are absolute so that they work from a CI log, a SARIF viewer or JSON.
+DEFAULT_DOCS_URL = config.DEFAULT_DOCS_URL
 
 
-def rule_url(code: str) -> str:
-    """The documentation page of rule ``code``."""
-    return f"{RULES_BASE}/{code}.md"
+def rule_url(code: str, base: str = DEFAULT_DOCS_URL) -> str:
+    """The documentation page of rule ``code`` under ``base`` (the `docs_url` setting)."""
+    return f"{base.rstrip('/')}/{code}.md"
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,11 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem at one place, with the reason it is a problem and the safe way instead."""
+    """One problem at one place, with the reason it is a problem and the safe way instead.
+
+    ``category`` is the registered rule's (lint/registry.py); left empty, it is looked up
+    there, so that a finding can never carry another category than its rule declares.
+    """
 
     code: str
     severity: Severity
@@ -69,39 +86,56 @@ class Finding:
     help: str
     # The mechanical safe form, when there is one (lint/fixes.py); not part of the identity.
     fix: Fix | None = field(default=None, compare=False)
+    category: Category | Literal[""] = field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not self.category:
+            from pgshift.lint.registry import rule
+
+            object.__setattr__(self, "category", rule(self.code).category)
 
     @property
     def url(self) -> str:
+        """The rule's page under the default base; `url_at` takes the `docs_url` setting."""
         return rule_url(self.code)
+
+    def url_at(self, docs_url: str) -> str:
+        return rule_url(self.code, docs_url)
 
     def fix_diff(self) -> str | None:
         """The fix as a unified diff against this finding's file as shown, or None."""
         return self.fix.diff(self.file) if self.fix is not None else None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, docs_url: str = DEFAULT_DOCS_URL) -> dict[str, Any]:
         """The SPEC's shape, every field by name, plus the rule page and the fix (a diff)."""
         return {
             "code": self.code,
             "severity": self.severity,
+            "category": self.category,
             "file": self.file,
             "line": self.line,
             "column": self.column,
             "message": self.message,
             "help": self.help,
-            "url": self.url,
+            "url": self.url_at(docs_url),
             "fix": self.fix_diff(),
         }
 
     def as_error(self) -> Finding:
-        """The same finding as an error, for `validate --strict`."""
-        return replace(self, severity="error")
+        """The same finding as an error, for `validate --strict`: warnings only.
+
+        A note describes a change of behaviour that blocks and breaks nothing; making it an
+        error would fail every build that drops a trigger, so `--strict` leaves notes alone.
+        """
+        return replace(self, severity="error") if self.severity == "warning" else self
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return self.file, self.line, self.column, self.code, self.message
 
 
-def render_text(finding: Finding, source: str | None) -> str:
-    """``file:line:col: severity[code] message``, the offending line with a caret, and the fix.
+def render_text(finding: Finding, source: str | None, docs_url: str = DEFAULT_DOCS_URL) -> str:
+    """``file:line:col: severity[code] message``, the offending line with a caret, the help,
+    the category and the rule's page, and the fix.
 
     ``source`` is the text of the file, or None when it cannot be shown (a file that is gone).
     """
@@ -122,7 +156,7 @@ def render_text(finding: Finding, source: str | None) -> str:
         lines.append(f" {gutter} | {prefix}^")
     if finding.help:
         lines.append(f"  help: {finding.help}")
-    lines.append(f"  docs: {finding.url}")
+    lines.append(f"  category: {finding.category} · docs: {finding.url_at(docs_url)}")
     diff = finding.fix_diff()
     if finding.fix is not None and diff is not None:
         lines.append(f"  fix: {finding.fix.summary}")
@@ -145,9 +179,13 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(finding: Finding) -> str:
+#: GitHub's workflow commands: a note is a ``notice`` annotation.
+_GITHUB_LEVELS: dict[str, str] = {"error": "error", "warning": "warning", "note": "notice"}
+
+
+def render_github(finding: Finding, docs_url: str = DEFAULT_DOCS_URL) -> str:
     """A GitHub Actions workflow command, so that findings show up on the pull request's diff."""
-    level = "error" if finding.severity == "error" else "warning"
+    level = _GITHUB_LEVELS[finding.severity]
     props = ",".join(
         [
             f"file={_escape_property(finding.file)}",
@@ -156,7 +194,11 @@ def render_github(finding: Finding) -> str:
             f"title={_escape_property(finding.code)}",
         ]
     )
-    body = finding.message + (f"\n{finding.help}" if finding.help else "") + f"\n{finding.url}"
+    body = (
+        finding.message
+        + (f"\n{finding.help}" if finding.help else "")
+        + f"\n{finding.url_at(docs_url)}"
+    )
     return f"::{level} {props}::{_escape_data(body)}"
 
 

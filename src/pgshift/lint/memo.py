@@ -19,11 +19,11 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pgshift.lint.finding import Finding, Fix
+from pgshift.lint.finding import CATEGORIES, SEVERITIES, Finding, Fix
 from pgshift.model import Migration, RollbackScript
 from pgshift.source.statement_cache import code_version, text_key
 
-FORMAT = 1
+FORMAT = 2  # 2: findings carry their category; severity may be a note
 
 
 def lint_code_version() -> str:
@@ -148,17 +148,25 @@ def _encode(f: Finding) -> list[Any]:
     if f.fix is not None:
         x = f.fix
         fix = [x.summary, x.original, x.replacement, x.hunks, x.follow_up, x.follow_up_name]
-    return [f.code, f.severity, f.file, f.line, f.column, f.message, f.help, fix]
+    return [f.code, f.severity, f.category, f.file, f.line, f.column, f.message, f.help, fix]
 
 
 def _decode(row: list[Any]) -> Finding:
-    code, severity, file, line, column, message, help_text, fix = row
-    if severity not in ("error", "warning"):
+    code, severity, category, file, line, column, message, help_text, fix = row
+    if severity not in SEVERITIES or category not in CATEGORIES:
         raise ValueError("a damaged entry")
     made = None
     if fix is not None:
         summary, original, replacement, hunks, follow_up, follow_up_name = fix
         made = Fix(summary, original, replacement, hunks, follow_up, follow_up_name)
     return Finding(
-        str(code), severity, str(file), int(line), int(column), str(message), str(help_text), made
+        str(code),
+        severity,
+        str(file),
+        int(line),
+        int(column),
+        str(message),
+        str(help_text),
+        made,
+        category=category,
     )

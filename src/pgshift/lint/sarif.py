@@ -4,8 +4,10 @@ Why it is shaped this way: SARIF describes a whole run (the tool, its rules, the
 point at the rules by index), so it is built from every finding at once rather than one line
 per finding like the other renderings. Paths are relative URIs against ``%SRCROOT%`` (the
 checkout), which is what code scanning matches against the repository; rule pages are the same
-repository-relative links the other outputs carry. A fix travels as the result's
-``properties.fix`` (a unified diff), beside the SARIF fields every reader understands.
+absolute links the other outputs carry (``helpUri``). SARIF's levels are pgshift's severities
+(``note`` included). The category travels in ``properties`` (and as the rule's tag, which code
+scanning shows), and a fix as the result's ``properties.fix`` (a unified diff), beside the
+SARIF fields every reader understands.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
-from pgshift.lint.finding import Finding, rule_url
+from pgshift.lint.finding import DEFAULT_DOCS_URL, Finding, rule_url
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
@@ -30,13 +32,14 @@ def _uri(path: str) -> str:
     return quote(posix.lstrip("/"), safe="/")
 
 
-def _rule(code: str, summary: str, severity: str) -> dict[str, Any]:
+def _rule(code: str, summary: str, first: Finding, docs_url: str) -> dict[str, Any]:
     return {
         "id": code,
         "name": "".join(part.capitalize() for part in code.split("-")),
         "shortDescription": {"text": summary},
-        "helpUri": rule_url(code),
-        "defaultConfiguration": {"level": severity},
+        "helpUri": rule_url(code, docs_url),
+        "defaultConfiguration": {"level": first.severity},
+        "properties": {"category": first.category, "tags": [first.category]},
     }
 
 
@@ -59,14 +62,20 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
             }
         ],
     }
+    properties: dict[str, Any] = {"category": finding.category}
     diff = finding.fix_diff()
     if diff is not None:
-        result["properties"] = {"fix": diff}
+        properties["fix"] = diff
+    result["properties"] = properties
     return result
 
 
 def render_sarif(
-    findings: Sequence[Finding], summaries: Mapping[str, str], *, version: str = ""
+    findings: Sequence[Finding],
+    summaries: Mapping[str, str],
+    *,
+    version: str = "",
+    docs_url: str = DEFAULT_DOCS_URL,
 ) -> dict[str, Any]:
     """The SARIF log: one run, its rules (those with findings, in code order), its results.
 
@@ -79,7 +88,7 @@ def render_sarif(
     driver: dict[str, Any] = {
         "name": TOOL,
         "rules": [
-            _rule(code, summaries.get(code) or first[code].message, first[code].severity)
+            _rule(code, summaries.get(code) or first[code].message, first[code], docs_url)
             for code in codes
         ],
     }

@@ -166,3 +166,32 @@ def column_type(column: Node) -> ColumnType | None:
 def qualified(items: list[Node] | None) -> str:
     """A dotted name from a list of String nodes: ``s.f``."""
     return ".".join(strings(items))
+
+
+#: PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1).
+MAX_NAME_BYTES = 63
+
+
+def check_constraint_name(table: str, column: str) -> str:
+    """The name PostgreSQL chooses for an unnamed CHECK on one column: ``table_column_check``.
+
+    ChooseConstraintName -> makeObjectName (src/backend/commands/indexcmds.c): when the whole
+    name is longer than 63 bytes, the longer of the two parts loses a byte at a time (never
+    cutting a character in half). A name already taken gets a number appended; that case is
+    left unknown here (the rules then say they cannot tell).
+    """
+    label = "check"
+    first, second = table.encode(), column.encode()
+    room = MAX_NAME_BYTES - len(label) - 2
+    keep1, keep2 = len(first), len(second)
+    while keep1 + keep2 > room:
+        if keep1 > keep2:
+            keep1 -= 1
+        else:
+            keep2 -= 1
+    return f"{_clip(first, keep1)}_{_clip(second, keep2)}_{label}"
+
+
+def _clip(raw: bytes, length: int) -> str:
+    """The longest whole-character prefix of ``raw`` of at most ``length`` bytes."""
+    return raw[:length].decode("utf-8", errors="ignore")

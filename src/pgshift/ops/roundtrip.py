@@ -171,8 +171,10 @@ def _failure_of(exc: MigrationFailed, script: Script) -> _Failure:
 
 
 def _finding(code: str, file: str, failure: _Failure | None, message: str, help_: str) -> Finding:
+    from pgshift.lint.registry import finding_for
+
     line, column = (failure.line, failure.column) if failure else (1, 1)
-    return Finding(code, "error", file, line, column, message, help_)
+    return finding_for(code, file, line, column, message, help=help_)
 
 
 def _diff_text(expected: Fingerprint, actual: Fingerprint) -> str:

@@ -13,6 +13,7 @@ from pgshift.lint.rules._common import SERIAL_TYPES, column_where, volatile_call
 @register
 class AddColumnRewrite(Rule):
     code = "add-column-rewrite"
+    category = "rewrite"
     summary = "ADD COLUMN with a volatile default, serial, identity or stored generated value"
     help = (
         "add the column without the default (or with a constant one), set the default for new"

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class AddExclusionConstraint(Rule):
     code = "add-exclusion-constraint"
+    category = "locking"
     summary = "an EXCLUDE constraint on an existing table builds its index under an exclusive lock"
     help = (
         "there is no NOT VALID or USING INDEX form for EXCLUDE: add it in a quiet window, or"

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class AlterDomainAddConstraint(Rule):
     code = "alter-domain-add-constraint"
+    category = "locking"
     summary = "ALTER DOMAIN ... ADD CONSTRAINT scans every table with a column of the domain"
     help = "add it with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT in a later migration"
     nodes = ("AlterDomainStmt",)

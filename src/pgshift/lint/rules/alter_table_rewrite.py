@@ -19,6 +19,7 @@ _REWRITES = {
 @register
 class AlterTableRewrite(Rule):
     code = "alter-table-rewrite"
+    category = "rewrite"
     summary = "SET TABLESPACE / LOGGED / UNLOGGED / ACCESS METHOD rewrite the table under lock"
     help = (
         "rebuild the table online instead (pg_repack, or a new table filled in batches and"

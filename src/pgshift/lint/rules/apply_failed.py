@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class ApplyFailed(Rule):
     code = "apply-failed"
-    severity = "error"
+    category = "failure"
     summary = "a migration fails on a scratch database during validate --roundtrip"
     help = "fix the migration: it would fail the same way in production"
     scope = "database"

@@ -13,6 +13,7 @@ from pgshift.lint.registry import Hit, Rule, register
 class BackfillInDdlTransaction(Rule):
     code = "backfill-in-ddl-transaction"
     severity = "warning"
+    category = "locking"
     summary = "a backfill in the same transaction as an ALTER TABLE keeps its lock for the backfill"
     help = (
         "move the backfill to its own migration (or a script) that updates in batches and"

@@ -22,6 +22,7 @@ _TZ_HELP = (
 @register
 class ChangeColumnType(Rule):
     code = "change-column-type"
+    category = "rewrite"
     summary = "changing a column's type rewrites the table and its indexes under an exclusive lock"
     help = (
         "add a new column of the new type, write to both from the application, backfill in"

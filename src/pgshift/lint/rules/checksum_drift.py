@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class ChecksumDrift(Rule):
     code = "checksum-drift"
-    severity = "error"
+    category = "file"
     summary = "an applied migration's file changed after it was applied"
     help = "restore the file as it was applied; write a new migration for the change"
     scope = "database"

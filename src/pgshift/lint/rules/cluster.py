@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class Cluster(Rule):
     code = "cluster"
+    category = "rewrite"
     summary = "CLUSTER rewrites the table in index order while nobody can read or write it"
     help = "use pg_repack --order-by, which reorders the table online"
     nodes = ("ClusterStmt",)

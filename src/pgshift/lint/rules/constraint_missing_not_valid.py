@@ -18,6 +18,7 @@ _KINDS = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}
 @register
 class ConstraintMissingNotValid(Rule):
     code = "constraint-missing-not-valid"
+    category = "locking"
     summary = "FOREIGN KEY or CHECK added without NOT VALID checks every row under lock"
     help = (
         "add it with NOT VALID (new rows are checked at once), then run"

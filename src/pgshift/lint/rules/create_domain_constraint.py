@@ -13,6 +13,7 @@ from pgshift.lint.registry import Hit, Rule, register
 class CreateDomainConstraint(Rule):
     code = "create-domain-constraint"
     severity = "warning"
+    category = "locking"
     summary = "a CHECK on a domain is re-checked on every table using it whenever it changes"
     help = "put the CHECK on the table columns instead, where NOT VALID and VALIDATE are available"
     nodes = ("CreateDomainStmt",)

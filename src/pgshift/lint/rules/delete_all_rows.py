@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DeleteAllRows(Rule):
     code = "delete-all-rows"
+    category = "data-loss"
     summary = "DELETE without WHERE or TRUNCATE removes every row of an existing table"
     help = (
         "delete only what must go, with a WHERE clause, in batches from a script; if the table"

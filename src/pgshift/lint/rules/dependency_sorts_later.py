@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 class DependencySortsLater(Rule):
     code = "dependency-sorts-later"
     severity = "warning"
+    category = "file"
     summary = "a migration depends on one that sorts after it"
     help = (
         "give the dependent migration a newer version than its dependency, so that the file"

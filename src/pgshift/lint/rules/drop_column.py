@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropColumn(Rule):
     code = "drop-column"
+    category = "data-loss"
     summary = "dropping a column loses its data and breaks code that still uses it"
     help = (
         "first deploy code that no longer reads or writes the column, then drop it and"

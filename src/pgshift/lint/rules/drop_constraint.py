@@ -12,7 +12,8 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropConstraint(Rule):
     code = "drop-constraint"
-    severity = "warning"
+    severity = "note"
+    category = "semantics"
     summary = "DROP CONSTRAINT lets in rows the constraint kept out, and breaks ON CONFLICT on it"
     help = (
         "make sure no code relies on it (ON CONFLICT ON CONSTRAINT, a unique lookup, error"

@@ -11,6 +11,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropDatabase(Rule):
     code = "drop-database"
+    category = "data-loss"
     summary = "DROP DATABASE in a migration deletes a whole database"
     help = "drop databases by hand, outside the migrations"
     nodes = ("DropdbStmt",)

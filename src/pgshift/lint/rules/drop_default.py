@@ -12,7 +12,8 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropDefault(Rule):
     code = "drop-default"
-    severity = "warning"
+    severity = "note"
+    category = "semantics"
     summary = "DROP DEFAULT / DROP EXPRESSION: inserts that omit the column get NULL from now on"
     help = (
         "first deploy code that always sets the column, then drop the default; the change"

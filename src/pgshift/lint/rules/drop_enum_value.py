@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropEnumValue(Rule):
     code = "drop-enum-value"
+    category = "data-loss"
     summary = "deleting from pg_enum to drop an enum value corrupts the rows and indexes using it"
     help = (
         "create a new enum type without the value, ALTER COLUMN ... TYPE new_type USING"

@@ -12,7 +12,8 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropNotNull(Rule):
     code = "drop-not-null"
-    severity = "warning"
+    severity = "note"
+    category = "semantics"
     summary = "DROP NOT NULL lets NULLs reach code written to never see one"
     help = "deploy code that handles NULL in this column first, then drop the constraint"
     nodes = ("AlterTableStmt",)

@@ -1,5 +1,8 @@
-"""Rule drop-object: DROP of a view, function, type, sequence, domain, extension, trigger,
-policy or rule."""
+"""Rule drop-object: DROP of a view, function, type, sequence, domain, extension, policy or rule.
+
+DROP TRIGGER has its own rule (drop-trigger, a note): nothing running fails because a trigger
+is gone. A dropped policy changes which rows a role sees, and a dropped rule what a query does.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +25,12 @@ _KINDS = {
     "OBJECT_TYPE": "type",
     "OBJECT_DOMAIN": "domain",
     "OBJECT_EXTENSION": "extension",
-    "OBJECT_TRIGGER": "trigger",
     "OBJECT_POLICY": "policy",
     "OBJECT_RULE": "rule",
 }
 
 #: Objects of a table whose drop locks the table (the lock table says how), not only themselves.
-_ON_TABLE = {"trigger": "DROP TRIGGER", "policy": "DROP POLICY", "rule": "DROP RULE"}
+_ON_TABLE = {"policy": "DROP POLICY", "rule": "DROP RULE"}
 
 
 def _item_name(item: tree.Node, kind: str) -> str:
@@ -45,9 +47,8 @@ def _item_name(item: tree.Node, kind: str) -> str:
 @register
 class DropObject(Rule):
     code = "drop-object"
-    summary = (
-        "dropping a view, function, type, sequence, domain, extension, trigger, policy or rule"
-    )
+    category = "compatibility"
+    summary = "dropping a view, function, type, sequence, domain, extension, policy or rule"
     help = (
         "first deploy code that no longer uses it, then drop it and silence this rule on that"
         " statement with -- pgshift-ignore: drop-object"
@@ -67,7 +68,6 @@ class DropObject(Rule):
             "type": "its columns go too (CASCADE) or the drop fails",
             "domain": "its columns go too (CASCADE) or the drop fails",
             "extension": "every function, type and operator it made goes with it",
-            "trigger": "what it did on every write (audit, sync, checks) silently stops",
             "policy": "the rows it let through or kept out follow the other policies from now on",
             "rule": "what it rewrote queries into silently stops",
         }.get(kind, "queries of the running application that use it start failing")

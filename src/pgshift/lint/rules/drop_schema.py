@@ -11,6 +11,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropSchema(Rule):
     code = "drop-schema"
+    category = "data-loss"
     summary = "dropping a schema loses every table, function and type in it"
     help = "drop the objects one by one, each in its own reviewed migration"
     nodes = ("DropStmt",)

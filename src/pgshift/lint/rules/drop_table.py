@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class DropTable(Rule):
     code = "drop-table"
+    category = "data-loss"
     summary = "dropping a table loses its data and breaks code that still uses it"
     help = (
         "first deploy code that no longer uses the table (and keep a backup), then drop it"

@@ -11,6 +11,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class EmptyRollback(Rule):
     code = "empty-rollback"
+    category = "file"
     summary = "a rollback file without SQL reverts nothing while claiming to"
     help = "write the statements that undo the migration, newest change first"
     scope = "project"

@@ -14,6 +14,7 @@ _FIRST_IN_TRANSACTION = 12
 @register
 class EnumAddValueInTransaction(Rule):
     code = "enum-add-value-in-transaction"
+    category = "failure"
     summary = "before PostgreSQL 12, ALTER TYPE ... ADD VALUE cannot run in a transaction block"
     help = (
         "put it in a file of its own with -- @transaction: false (PostgreSQL 12+ allows it in"

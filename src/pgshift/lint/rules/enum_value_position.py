@@ -13,6 +13,7 @@ from pgshift.lint.registry import Hit, Rule, register
 class EnumValuePosition(Rule):
     code = "enum-value-position"
     severity = "warning"
+    category = "semantics"
     summary = "ALTER TYPE ... ADD VALUE without BEFORE/AFTER appends the value at the end"
     help = (
         "say where it goes: ADD VALUE 'x' BEFORE 'y' (or AFTER); enum values sort in declaration"

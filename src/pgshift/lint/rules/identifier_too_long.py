@@ -24,6 +24,8 @@ def _may_hold_long_name(sql: str) -> bool:
 @register
 class IdentifierTooLong(Rule):
     code = "identifier-too-long"
+    severity = "warning"
+    category = "failure"
     summary = "a name longer than 63 bytes is silently cut, so two names can collide"
     help = "shorten the name to 63 bytes or less"
     nodes = ("*",)

@@ -14,6 +14,7 @@ _ALWAYS = ord("a")  # generated_when: 'a' ALWAYS, 'd' BY DEFAULT
 @register
 class IdentityChange(Rule):
     code = "identity-change"
+    category = "compatibility"
     summary = "DROP IDENTITY or SET GENERATED ALWAYS breaks inserts of the running application"
     help = (
         "for DROP IDENTITY: first deploy code that supplies the value (or set a DEFAULT"

@@ -14,6 +14,7 @@ MAX_COLUMNS = 3
 class IndexTooManyColumns(Rule):
     code = "index-too-many-columns"
     severity = "warning"
+    category = "style"
     summary = "a non-unique B-tree index on more than three columns"
     help = (
         "index the most selective leading columns only; use INCLUDE for columns that are only"

@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class InvalidFile(Rule):
     code = "invalid-file"
-    severity = "error"
+    category = "file"
     summary = "a file pgshift cannot use: bad name, header, dependency, or SQL that does not parse"
     help = "fix the file; nothing is applied while any file has this kind of problem"
     scope = "project"

@@ -21,6 +21,7 @@ _ACCESS_EXCLUSIVE = 8
 @register
 class LockTable(Rule):
     code = "lock-table"
+    category = "locking"
     summary = "LOCK TABLE in SHARE mode or stronger blocks the application until commit"
     help = (
         "let each statement take the lock it needs, for as short as possible; pgshift bounds"

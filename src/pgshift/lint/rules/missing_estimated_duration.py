@@ -12,6 +12,7 @@ from pgshift.lint.registry import RULES, Hit, Rule, register
 class MissingEstimatedDuration(Rule):
     code = "missing-estimated-duration"
     severity = "warning"
+    category = "file"
     summary = "no @estimated-duration on a file whose run time grows with a table's size"
     help = (
         "measure it on a copy of production and add -- @estimated-duration: 5 minutes;"

@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class MissingFile(Rule):
     code = "missing-file"
-    severity = "error"
+    category = "file"
     summary = "a migration is recorded as applied but its file is gone"
     help = "restore the file from version control"
     scope = "database"

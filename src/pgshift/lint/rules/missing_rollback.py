@@ -11,6 +11,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class MissingRollback(Rule):
     code = "missing-rollback"
+    category = "file"
     summary = "a migration has no rollback file, so `rollback` cannot revert it"
     help = (
         "write <version>_<description>_rollback.sql beside it; for a truly irreversible"

@@ -15,6 +15,7 @@ _FILLED = frozenset({"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"})
 @register
 class NotNullColumnWithoutDefault(Rule):
     code = "not-null-column-without-default"
+    category = "failure"
     summary = "ADD COLUMN ... NOT NULL without a DEFAULT fails on a table that has rows"
     help = (
         "add the column nullable, backfill it in batches, add CHECK (col IS NOT NULL) NOT VALID,"

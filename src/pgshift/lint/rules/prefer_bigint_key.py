@@ -16,6 +16,7 @@ _KEY_KINDS = frozenset({"CONSTR_PRIMARY", "CONSTR_FOREIGN", "CONSTR_UNIQUE"})
 class PreferBigintKey(Rule):
     code = "prefer-bigint-key"
     severity = "warning"
+    category = "style"
     summary = "an integer or smallint key or reference runs out of values"
     help = "use bigint (bigint GENERATED ALWAYS AS IDENTITY for a surrogate key)"
     nodes = ("CreateStmt", "AlterTableStmt")

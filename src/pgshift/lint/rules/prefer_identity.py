@@ -14,6 +14,7 @@ from pgshift.lint.rules._common import SERIAL_TYPES, column_defs, type_location
 class PreferIdentity(Rule):
     code = "prefer-identity"
     severity = "warning"
+    category = "style"
     summary = "serial types hide a sequence with its own owner and grants"
     help = "use bigint GENERATED ALWAYS AS IDENTITY (or BY DEFAULT)"
     nodes = ("CreateStmt", "AlterTableStmt")

@@ -14,6 +14,7 @@ from pgshift.lint.rules._common import column_defs, type_location
 class PreferJsonb(Rule):
     code = "prefer-jsonb"
     severity = "warning"
+    category = "style"
     summary = "a json column stores text and has no equality operator"
     help = (
         "use jsonb: it is parsed once, indexable with GIN, and DISTINCT, GROUP BY and UNIQUE"

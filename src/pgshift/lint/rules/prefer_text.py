@@ -14,6 +14,7 @@ from pgshift.lint.rules._common import column_defs, type_location
 class PreferText(Rule):
     code = "prefer-text"
     severity = "warning"
+    category = "style"
     summary = "varchar(n) or char(n): a length limit that is costly to change later"
     help = (
         "use text, with CHECK (length(col) <= n) if the limit matters: a CHECK can be"

@@ -14,6 +14,7 @@ from pgshift.lint.rules._common import column_defs, type_location
 class PreferTimestamptz(Rule):
     code = "prefer-timestamptz"
     severity = "warning"
+    category = "style"
     summary = "timestamp without time zone loses the zone of every value"
     help = "use timestamptz: it stores an instant, shown in each session's time zone"
     nodes = ("CreateStmt", "AlterTableStmt")

@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class ReapplyMismatch(Rule):
     code = "reapply-mismatch"
-    severity = "error"
+    category = "failure"
     summary = "applying a migration again after its rollback fails or gives another schema"
     help = "make the rollback restore exactly what the migration expects"
     scope = "database"

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RenameColumn(Rule):
     code = "rename-column"
+    category = "compatibility"
     summary = "renaming a column breaks every running query that names it"
     help = (
         "add the new column, write to both, backfill, move reads, then drop the old one;"

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RenameEnumValue(Rule):
     code = "rename-enum-value"
+    category = "compatibility"
     summary = "renaming an enum value breaks every running query that uses the old label"
     help = (
         "add the new value (ADD VALUE), deploy code that accepts both, move the rows with"

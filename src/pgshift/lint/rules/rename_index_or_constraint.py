@@ -18,7 +18,8 @@ _KINDS = {
 @register
 class RenameIndexOrConstraint(Rule):
     code = "rename-index-or-constraint"
-    severity = "warning"
+    severity = "note"
+    category = "semantics"
     summary = "renaming an index or constraint breaks code that names it (ON CONFLICT, errors)"
     help = (
         "check that no code names it: ON CONFLICT ON CONSTRAINT, error handling that matches"

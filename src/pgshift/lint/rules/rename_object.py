@@ -42,6 +42,7 @@ def object_name(node: tree.Node) -> str:
 @register
 class RenameObject(Rule):
     code = "rename-object"
+    category = "compatibility"
     summary = "renaming a view, function, type, sequence, domain or schema breaks running code"
     help = (
         "create the object under the new name beside the old one (a view or function can"

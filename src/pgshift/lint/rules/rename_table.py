@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RenameTable(Rule):
     code = "rename-table"
+    category = "compatibility"
     summary = "renaming a table (or SET SCHEMA) breaks every running query that names it"
     help = (
         "create the new table, write to both, backfill, move reads, then drop the old one;"

@@ -17,6 +17,7 @@ _MODE = mode_of("ALTER TABLE DETACH PARTITION", PARENT)
 @register
 class RequireConcurrentDetach(Rule):
     code = "require-concurrent-detach"
+    category = "locking"
     summary = "DETACH PARTITION without CONCURRENTLY locks the whole partitioned table"
     help = "use ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14 and later)"
     nodes = ("AlterTableStmt",)

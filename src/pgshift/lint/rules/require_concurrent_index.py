@@ -16,6 +16,7 @@ _MODE = mode_of("CREATE INDEX")
 @register
 class RequireConcurrentIndex(Rule):
     code = "require-concurrent-index"
+    category = "locking"
     summary = "CREATE INDEX without CONCURRENTLY blocks writes for the whole build"
     help = (
         "use CREATE INDEX CONCURRENTLY (pgshift runs it outside a transaction by itself);"

@@ -17,6 +17,7 @@ _MODE = mode_of("DROP INDEX", INDEX_TABLE)
 @register
 class RequireConcurrentIndexDrop(Rule):
     code = "require-concurrent-index-drop"
+    category = "locking"
     summary = "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table"
     help = "use DROP INDEX CONCURRENTLY (pgshift runs it outside a transaction by itself)"
     nodes = ("DropStmt",)

@@ -17,6 +17,7 @@ _MODE = mode_of("REFRESH MATERIALIZED VIEW", MATVIEW)
 @register
 class RequireConcurrentRefresh(Rule):
     code = "require-concurrent-refresh"
+    category = "locking"
     summary = "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of the view"
     help = (
         "use REFRESH MATERIALIZED VIEW CONCURRENTLY (the view needs a unique index on"

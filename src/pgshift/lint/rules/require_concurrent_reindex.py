@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class RequireConcurrentReindex(Rule):
     code = "require-concurrent-reindex"
+    category = "locking"
     summary = "REINDEX without CONCURRENTLY blocks writes (and reads using the index)"
     help = "use REINDEX (CONCURRENTLY) ... (PostgreSQL 12 and later)"
     nodes = ("ReindexStmt",)

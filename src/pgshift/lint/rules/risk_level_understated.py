@@ -14,6 +14,7 @@ _DATA_DELETES = {"DeleteStmt": "DELETE", "TruncateStmt": "TRUNCATE"}
 class RiskLevelUnderstated(Rule):
     code = "risk-level-understated"
     severity = "warning"
+    category = "file"
     summary = "@risk-level: low on a file that drops, changes types or deletes data"
     help = "say @risk-level: high (or medium) so that reviewers and the deploy treat it so"
     scope = "file"

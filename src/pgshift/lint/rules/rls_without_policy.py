@@ -14,6 +14,7 @@ _SWITCHES = {"AT_EnableRowSecurity": "ENABLE", "AT_ForceRowSecurity": "FORCE"}
 @register
 class RlsWithoutPolicy(Rule):
     code = "rls-without-policy"
+    category = "compatibility"
     summary = "ENABLE ROW LEVEL SECURITY on a table no policy of the project applies to"
     help = (
         "create the policies (CREATE POLICY ... ON the table) before or in the same migration"

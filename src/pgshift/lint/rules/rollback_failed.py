@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class RollbackFailed(Rule):
     code = "rollback-failed"
-    severity = "error"
+    category = "failure"
     summary = "a rollback file fails, or cannot be tried, during validate --roundtrip"
     help = "fix the rollback SQL so that it runs after the migration"
     scope = "database"

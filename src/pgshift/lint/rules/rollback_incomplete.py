@@ -12,7 +12,7 @@ from pgshift.lint.registry import Rule, register
 @register
 class RollbackIncomplete(Rule):
     code = "rollback-incomplete"
-    severity = "error"
+    category = "failure"
     summary = "after the rollback the schema differs from before the migration"
     help = "undo every object the migration creates or changes"
     scope = "database"

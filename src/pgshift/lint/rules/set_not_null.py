@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class SetNotNull(Rule):
     code = "set-not-null"
+    category = "locking"
     summary = "ALTER COLUMN ... SET NOT NULL scans the table under an ACCESS EXCLUSIVE lock"
     help = (
         "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it in a later migration"
@@ -32,11 +33,15 @@ class SetNotNull(Rule):
             if ctx.pg_major >= 12 and ctx.project.not_null_proven(table, column):
                 continue
             what = "SET NOT NULL" if subtype == "AT_SetNotNull" else "ADD CONSTRAINT ... NOT NULL"
-            yield Hit(
+            message = (
                 f"{what} on {table}.{column} holds an ACCESS EXCLUSIVE lock while it"
-                " reads every row to check for NULLs: reads and writes stop meanwhile",
-                help=_help(ctx.pg_major),
+                " reads every row to check for NULLs: reads and writes stop meanwhile"
             )
+            unknown = ctx.project.unknown_validated(table) if ctx.pg_major >= 12 else []
+            if unknown:
+                yield _unsure(message, table, column, unknown)
+                continue
+            yield Hit(message, help=_help(ctx.pg_major))
 
     @staticmethod
     def _column(subtype: str, cmd: tree.Node) -> str | None:
@@ -50,6 +55,21 @@ class SetNotNull(Rule):
             return None
         keys = tree.strings(con.get("keys"))
         return keys[0] if keys else None
+
+
+def _unsure(message: str, table: tree.TableName, column: str, unknown: list[str]) -> Hit:
+    """A warning, not an error: a constraint validated earlier may prove the column NOT NULL
+    (the documented recipe), but no migration says what it checks."""
+    names = ", ".join(unknown)
+    return Hit(
+        f"{message}, unless constraint {names} (validated before it, not made by these"
+        f" migrations) is CHECK ({column} IS NOT NULL): then the scan is skipped",
+        help=(
+            f"if {names} is not CHECK ({column} IS NOT NULL), follow the rule's recipe; if it"
+            " is, silence this rule on the statement with -- pgshift-ignore: set-not-null"
+        ),
+        severity="warning",
+    )
 
 
 def _help(pg_major: int) -> str | None:

@@ -14,6 +14,7 @@ from pgshift.lint.registry import Rule, register
 class TraceDisagrees(Rule):
     code = "trace-disagrees"
     severity = "warning"
+    category = "locking"
     summary = "the server took other locks or rewrote other tables than the linter predicted"
     help = (
         "trust the server: adjust the migration to what it did, and report the rule that"

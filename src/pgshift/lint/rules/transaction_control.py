@@ -11,6 +11,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class TransactionControl(Rule):
     code = "transaction-control"
+    category = "failure"
     summary = "transaction statements in a file fight pgshift's own transaction per migration"
     help = (
         "remove them: pgshift runs each migration in its own transaction, and statements that"

@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class TruncateCascade(Rule):
     code = "truncate-cascade"
+    category = "data-loss"
     summary = "TRUNCATE ... CASCADE also empties every table with a foreign key to it"
     help = "name every table to empty explicitly, without CASCADE"
     nodes = ("TruncateStmt",)

@@ -14,6 +14,7 @@ _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY"}
 @register
 class UniqueConstraintWithoutIndex(Rule):
     code = "unique-constraint-without-index"
+    category = "locking"
     summary = "UNIQUE / PRIMARY KEY added without USING INDEX builds its index under lock"
     help = (
         "CREATE UNIQUE INDEX CONCURRENTLY first, then"

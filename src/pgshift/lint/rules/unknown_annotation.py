@@ -13,6 +13,7 @@ from pgshift.source.header import ANNOTATION_KEYS
 class UnknownAnnotation(Rule):
     code = "unknown-annotation"
     severity = "warning"
+    category = "file"
     summary = "an @annotation pgshift does not know is ignored (a typo?)"
     help = "known annotations: " + ", ".join("@" + key for key in ANNOTATION_KEYS)
     scope = "file"

@@ -13,6 +13,7 @@ from pgshift.lint.registry import Rule, register
 class UnusedIgnore(Rule):
     code = "unused-ignore"
     severity = "warning"
+    category = "file"
     summary = "an ignore comment or @lint-ignore that silenced nothing"
     help = "remove the code from the ignore, or fix its spelling"
     scope = "file"

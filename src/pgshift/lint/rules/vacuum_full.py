@@ -12,6 +12,7 @@ from pgshift.lint.registry import Hit, Rule, register
 @register
 class VacuumFull(Rule):
     code = "vacuum-full"
+    category = "rewrite"
     summary = "VACUUM FULL rewrites the table while nobody can read or write it"
     help = "use pg_repack or pg_squeeze, which rebuild the table online; plain VACUUM is safe"
     nodes = ("VacuumStmt",)

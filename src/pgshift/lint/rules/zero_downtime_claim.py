@@ -17,6 +17,7 @@ MAX_LISTED = 5
 @register
 class ZeroDowntimeClaim(Rule):
     code = "zero-downtime-claim"
+    category = "file"
     summary = "@zero-downtime: true on a file with a statement that blocks reads or writes"
     help = (
         "make the blocking statements safe (see their own findings), or say"
@@ -27,7 +28,12 @@ class ZeroDowntimeClaim(Rule):
     def check_file(self, facts: FileFacts) -> Iterator[Hit]:
         if facts.rollback or facts.header.zero_downtime is not True:
             return
-        blocking = [f for f in facts.kept if (r := RULES.get(f.code)) is not None and r.blocks]
+        # A hit its rule only suspects (a lower severity than the rule's) does not break it.
+        blocking = [
+            f
+            for f in facts.kept
+            if (r := RULES.get(f.code)) is not None and r.blocks and f.severity == r.severity
+        ]
         if not blocking:
             return
         listed = ", ".join(f"line {f.line} ({f.code})" for f in blocking[:MAX_LISTED])
