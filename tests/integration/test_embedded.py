@@ -117,3 +117,30 @@ def test_a_subfolder_uses_the_projects_embedded_server_and_a_new_one_is_announce
     assert '"applied": 1' in inside.stdout.replace('"applied":1', '"applied": 1')
     assert "creating a new" not in inside.stderr  # reused, so nothing to announce
     assert not (folder / ".pgshift").exists()
+
+
+def test_validate_never_checks_drift_against_a_running_embedded_server(project: Path) -> None:
+    """README's first command leaves the embedded server of the clone running; validating any
+    other folder below it (the lint cases of the test suite, a second project) must not find
+    the clone's applied migrations "missing": drift is checked against a configured database
+    only, so the answer never depends on whether some server happens to run."""
+    (project / ".git").mkdir()
+    applied = project / "migrations"
+    applied.mkdir()
+    version = "20250101000000"
+    (applied / f"{version}_one.sql").write_text(
+        f"-- Migration: {version}_one.sql\n-- @lint-ignore: missing-rollback\nSELECT 1;\n"
+    )
+    assert _pgshift(project, "up", "--yes", "--skip-backup").returncode == 0
+    assert embedded.status(project).running
+    other = project / "cases" / "some_case"
+    other.mkdir(parents=True)
+    (other / "20250202000000_two.sql").write_text(
+        "-- Migration: 20250202000000_two.sql\n-- @lint-ignore: missing-rollback\nSELECT 2;\n"
+    )
+    result = _pgshift(other, "validate", "--dir", ".", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "missing-file" not in result.stdout
+    same = _pgshift(project, "validate", "--json")  # its own folder: no drift check either
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert embedded.status(project).running  # validate neither used nor stopped it

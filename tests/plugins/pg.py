@@ -684,16 +684,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"needs PostgreSQL {marker.args[0].strip()}, {name} is {major}")
 
 
+#: Where an xdist worker hands the controller the tools it deselected tests for: collection
+#: happens in the workers, and only the controller's terminal summary is shown.
+_TOOL_NOTICES_KEY = "pgshift_tool_notices"
+
+
 def pytest_testnodedown(node: Any, error: object) -> None:
-    """xdist controller: remember a worker's server failure (see Servers.get)."""
-    failure = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT_KEY)
+    """xdist controller: remember a worker's server failure (see Servers.get) and the tools it
+    found missing."""
+    output = getattr(node, "workeroutput", {})
+    failure = output.get(_WORKER_OUTPUT_KEY)
     if failure and _servers.failure is None:
         _servers.failure = failure
+    _tool_notices.update(output.get(_TOOL_NOTICES_KEY, ()))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop every server, whether the session passed, failed or was interrupted."""
     _servers.close_all()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_TOOL_NOTICES_KEY] = sorted(_tool_notices)
 
     if _servers.failure is not None and not hasattr(session.config, "workeroutput"):
         session.exitstatus = SERVER_FAILED_EXIT

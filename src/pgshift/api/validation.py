@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pgshift.api.project import database_url
 from pgshift.config import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +50,8 @@ def validate(
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
-    Never starts the embedded server to check drift (a linter must not boot a database);
+    Never uses the embedded server to check drift (a linter must not depend on whether a
+    server happens to run, nor boot one);
     ``roundtrip`` proves each rollback on a scratch database, never on the target: on
     ``scratch_url``'s server, else on the configured database's own server when its role may
     create a database (the same major), else on the embedded server, started if needed.
@@ -77,7 +77,11 @@ def validate(
         from pgshift.errors import UsageError
 
         raise UsageError(f"--since {since!r}: expected a migration version (14 digits)")
-    url = database_url(settings, start_embedded=False)
+    # Drift is checked against a configured database only (a flag, DATABASE_URL or the PG*
+    # variables), never against the embedded server: whether some project's embedded server
+    # happens to be running (a parent folder's, found by the root search) must not change
+    # what `validate` says about these files.
+    url = settings.database_url
     # When the rules' target version is known before reading (no server to ask), a cold read
     # lints each file as it parses it (lint/ahead.py): its tree is read once.
     ahead = None
