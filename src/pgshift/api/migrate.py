@@ -1,5 +1,5 @@
-"""Planning and applying migrations: plan_up, apply, up, create, and the lint gate and backup
-that `up` runs first.
+"""Planning and applying migrations: plan_up, apply, up and create, skins over ops/planning.py
+(the plan, its lint gate and findings) and ops/run.py (everything around a run).
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from typing import TYPE_CHECKING
 
 from pgshift.api.project import connect, load_project
 from pgshift.config import Settings
-from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
     from pgshift.events import Emit
-    from pgshift.lint.finding import Finding
-    from pgshift.model import Migration
     from pgshift.ops.apply import RunResult
     from pgshift.plan import Plan
     from pgshift.project_files import Project
@@ -32,61 +29,9 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
     Refuses (InputError, exit 2) a planned file whose ``@zero-downtime: true`` claim its SQL
     breaks; refuses drift (exit 4) and a half-reverted migration (exit 6). Reads, never writes.
     """
-    from dataclasses import replace
+    from pgshift.ops.planning import plan_for
 
-    from pgshift import plan as planning
-
-    plan = planning.plan_up(
-        project.migrations, target.read_history(), to, problems=project.problems
-    )
-    if not plan.steps:
-        return plan
-    findings = _lint_gate(project.migrations, plan, target.facts.major)
-    since = project.settings.lint_since
-    if since is not None:
-        history = {str(s.migration.path) for s in plan.steps if s.migration.version <= since}
-        history |= {
-            str(s.migration.rollback.path)
-            for s in plan.steps
-            if s.migration.version <= since and s.migration.rollback is not None
-        }
-        findings = [f for f in findings if f.file not in history]
-    findings += _file_warnings(plan)
-    return replace(plan, findings=tuple(findings))
-
-
-def _file_warnings(plan: Plan) -> list[Finding]:
-    """What `up` warns about but applies: problems in applied migrations' files, and planned
-    migrations marked irreversible (SPEC 1)."""
-    from pgshift.lint.registry import finding_for
-    from pgshift.plan import IRREVERSIBLE
-
-    found = [
-        finding_for(
-            "applied-file-problem",
-            p.file,
-            p.line,
-            p.column,
-            f"{p.message} (an applied migration's file: only a rollback that needs it refuses)",
-        )
-        for p in plan.warnings
-    ]
-    for step in plan.steps:
-        m = step.migration
-        if IRREVERSIBLE in m.header.lint_ignore and (
-            m.rollback is None or any(p.file == str(m.rollback.path) for p in plan.warnings)
-        ):
-            found.append(
-                finding_for(
-                    "irreversible",
-                    str(m.path),
-                    m.header.line_of("lint-ignore"),
-                    1,
-                    f"migration {m.name} is marked irreversible: `pgshift rollback` cannot"
-                    " revert it (a backup restore can)",
-                )
-            )
-    return found
+    return plan_for(project, target, to=to)
 
 
 def apply(
@@ -101,66 +46,10 @@ def apply(
     error with the partial RunResult as its ``result``. Progress, backup progress and
     health samples arrive through ``on_event`` (pgshift.events).
     """
-    from dataclasses import replace
-
     from pgshift import events
-    from pgshift.ops.apply import Runner, RunOptions, RunResult
-    from pgshift.ops.monitor import monitor_for
+    from pgshift.ops.run import run_plan
 
-    emit = on_event or events.ignore
-    if plan.checksum_upgrades:
-        _upgrade_checksums(plan, target)
-    if not plan.steps:
-        return RunResult("", ())
-    settings = target.settings
-    runner = Runner(target, RunOptions.from_settings(settings), emit, monitor_for(settings, emit))
-    reason = "before-up" if plan.kind == "up" else "before-rollback"
-    backup_id = None
-    if backup and settings.backup_enabled:
-        backup_id = _backup_for_run(target, reason, runner.run_id, emit)
-    try:
-        result = runner.run(plan)
-    except PgshiftError as exc:
-        if isinstance(exc.result, RunResult):
-            exc.result = replace(exc.result, backup_id=backup_id)
-        raise
-    return replace(result, backup_id=backup_id)
-
-
-def _upgrade_checksums(plan: Plan, target: Target) -> list[str]:
-    """Rewrite history rows that hold older pgshift's text checksums, under the runner lock.
-
-    Before checksums covered the parsed statements they covered the file's text. A row whose
-    stored checksum is the text checksum of the file as it is now was applied from exactly
-    this file, so it gets the statement checksum: annotating that file afterwards is then no
-    drift. Done once (the rows no longer qualify after), and logged as one event.
-    """
-    from pgshift.plan import legacy_rows
-
-    lock = target.runner_lock()
-    lock.acquire()
-    try:
-        target.prepare()
-        upgrades = legacy_rows(plan.migrations, target.read_history())
-        return target.store.upgrade_checksums(target.session, upgrades) if upgrades else []
-    finally:
-        lock.release()
-
-
-def _backup_for_run(target: Target, reason: str, run_id: str, emit: Emit) -> str:
-    """Take the backup a run starts with, reporting progress and the result as events."""
-    from pgshift.ops.backup import backup_for
-    from pgshift.ops.manifest import taken
-
-    manifest, _ = backup_for(
-        target.settings,
-        target,
-        reason=reason,
-        run_id=run_id,
-        progress=emit,
-    )
-    emit(taken(manifest))
-    return manifest.id
+    return run_plan(plan, target, emit=on_event or events.ignore, backup=backup)
 
 
 def up(
@@ -175,9 +64,12 @@ def up(
     The one-call form of ``load_project`` + ``connect`` + ``plan_up`` + ``apply``; callers
     that want to see or confirm the plan first call those instead.
     """
+    from pgshift import events
+    from pgshift.ops.run import run_up
+
     project = load_project(settings)
     with connect(settings) as target:
-        return apply(plan_up(project, target, to=to), target, on_event=on_event, backup=backup)
+        return run_up(project, target, to=to, emit=on_event or events.ignore, backup=backup)
 
 
 def create(
@@ -221,30 +113,3 @@ def create(
         }
     )
     return forward, rollback
-
-
-def _lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[Finding]:
-    """Refuse (InputError, exit 2) a planned file whose ``@zero-downtime: true`` is broken.
-
-    Only the planned files (and their rollbacks) are linted; the others are read in plan
-    order only for what they did (a validated NOT NULL check counts), which keeps an `up` of
-    one new migration over a thousand applied ones from linting all of them again.
-    """
-    from pgshift.errors import InputError, Problem
-    from pgshift.lint.engine import Linter
-    from pgshift.project_files import beside
-
-    versions = set(plan.versions)
-    planned = {str(step.migration.path) for step in plan.steps}
-    planned |= {str(step.migration.rollback.path) for step in plan.steps if step.migration.rollback}
-    linted = Linter(major).lint_migrations(migrations, only=versions, helper=beside)
-    findings = [f for f in linted if f.file in planned]
-    findings.sort(key=lambda f: f.sort_key())
-    broken = [f for f in findings if f.code == "zero-downtime-claim"]
-    if broken:
-        raise InputError(
-            [Problem(f.file, f.line, f.message, f.column) for f in broken],
-            hint="make the statements safe, or say @zero-downtime: false;"
-            " `pgshift validate` shows every finding",
-        )
-    return findings

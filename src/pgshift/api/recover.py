@@ -1,20 +1,18 @@
 """Backups, restores and rollbacks: backup, list_backups, plan_restore/restore,
-plan_rollback/rollback/preview_rollback, plan_emergency/rollback_emergency.
+plan_rollback/rollback/preview_rollback, plan_emergency/rollback_emergency; skins over
+ops/rollback.py and ops/backup.py.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pgshift.api.migrate import apply
 from pgshift.api.project import connect
 from pgshift.config import Settings
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
-    from pgshift.events import (
-        Emit,
-    )
+    from pgshift.events import Emit
     from pgshift.ops.apply import RunResult
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.manifest import Manifest
@@ -35,14 +33,10 @@ def backup(settings: Settings, *, reason: str = "manual", on_event: Emit | None 
     the same events `apply` reports for the backup it takes.
     """
     from pgshift import events
-    from pgshift.ops.backup import backup_for
-    from pgshift.ops.manifest import taken
+    from pgshift.ops.backup import take_reported
 
-    emit = on_event or events.ignore
     with connect(settings, purpose="backup") as target:
-        manifest, _ = backup_for(settings, target, reason=reason, progress=emit)
-    emit(taken(manifest))
-    return manifest
+        return take_reported(target, reason=reason, emit=on_event or events.ignore)
 
 
 def list_backups(settings: Settings) -> list[Manifest]:
@@ -88,15 +82,9 @@ def plan_rollback(
     or does not parse, or a migration that stays applied depends on one being reverted. Only
     problems of the files it would run count (load the project with ``allow_problems``).
     """
-    from pgshift import plan as planning
+    from pgshift.ops.rollback import plan_rollback as planned
 
-    return planning.plan_rollback(
-        project.migrations,
-        target.read_history(),
-        count=count,
-        to_version=to_version,
-        problems=project.problems,
-    )
+    return planned(project, target, count=count, to_version=to_version)
 
 
 def rollback(
@@ -109,17 +97,10 @@ def rollback(
     refuses at once (LockBusy, exit 3) instead of taking a backup that would queue behind that
     run's locks. Refuses a plan that is not a revert plan (UsageError, exit 2).
     """
-    from pgshift.errors import UsageError
-    from pgshift.ops.apply import RunResult
-    from pgshift.ops.rollback import refuse_if_locked
-    from pgshift.plan import REVERT
+    from pgshift import events
+    from pgshift.ops.rollback import run_rollback
 
-    if plan.kind != REVERT:
-        raise UsageError(f"pgshift.rollback runs a revert plan, not an {plan.kind!r} plan")
-    if not plan.steps:
-        return RunResult("", ())
-    refuse_if_locked(target)
-    return apply(plan, target, on_event=on_event, backup=backup)
+    return run_rollback(plan, target, emit=on_event or events.ignore, backup=backup)
 
 
 def preview_rollback(
@@ -137,17 +118,16 @@ def preview_rollback(
     (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
     the target's schema and history (``scratch_url``'s server, else the embedded one).
     """
-    from pgshift import plan as planning
-    from pgshift.ops.rollback import dry_run
+    from pgshift.ops.rollback import preview_rollback as preview
 
-    plan = planning.revert_plan(
-        project.migrations,
-        target.read_history(),
+    return preview(
+        project,
+        target,
         count=count,
         to_version=to_version,
-        problems=project.problems,
+        simulate=simulate,
+        scratch_url=scratch_url,
     )
-    return dry_run(plan, target, simulate=simulate, scratch_url=scratch_url)
 
 
 def plan_emergency(project: Project, target: Target) -> EmergencyPlan:

@@ -59,6 +59,7 @@ from pgshift.ops.manifest import (
     private_dir,
     prune,
     sha256_of,
+    taken,
     verify_checksum,
     write_manifest,
 )
@@ -66,6 +67,7 @@ from pgshift.process import Tools, child_connection, find_tools, pipe, run, run_
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
+    from pgshift.events import Emit
 
 _PROGRESS_EVERY_S = 0.5
 #: How long pg_dump may wait for its ACCESS SHARE locks; it must not queue for ever behind a
@@ -525,3 +527,13 @@ def backup_for(
         protected_run_id=protected,
     )
     return manifest, removed
+
+
+def take_reported(
+    target: Target, *, reason: str, run_id: str | None = None, emit: Emit
+) -> Manifest:
+    """backup_for with the target's settings, its progress and then one BackupTaken reported
+    through ``emit``: the backup `pgshift backup` takes, and the one before a run or restore."""
+    manifest, _ = backup_for(target.settings, target, reason=reason, run_id=run_id, progress=emit)
+    emit(taken(manifest))
+    return manifest

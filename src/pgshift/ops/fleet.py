@@ -1,11 +1,11 @@
-"""Many targets: waves, bounded concurrency, per-target outcomes, and a run shared by workers.
+"""Many targets: the single-target path run per target, in waves, a bounded pool, or a shared run.
 
-DESIGN.md principle 7: a fleet is the single-target path run per target. This module never
-plans or applies anything itself; it is handed ``work``, a function that does one target
-(the facade's ``plan_up`` + ``apply`` on that target's own Target), and decides only which
-target runs when: the canary wave first, at most ``concurrency`` at once, no new target after
-``max_failures`` failures. With a control database (a RunBoard, db/control.py) the targets are
-claimed from a shared run table instead, so several processes on several machines share one
+DESIGN.md principle 7: a fleet is the single-target path run per target. One target's `up`
+(up_target) plans it with ops/planning.py and runs it with ops/run.py, exactly as `pgshift up`
+does, on that target's own Target. The scheduler below is handed that ``work`` and decides only
+which target runs when: the canary wave first, at most ``concurrency`` at once, no new target
+after ``max_failures`` failures. With a control database (a RunBoard, db/control.py) the targets
+are claimed from a shared run table instead, so several processes on several machines share one
 rollout and a dead worker's targets are taken over once its lease expires.
 """
 
@@ -16,15 +16,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshift import events as ev
-from pgshift.errors import BUG_EXIT_CODE, PgshiftError
+from pgshift.config import Settings
+from pgshift.db.target import Target
+from pgshift.errors import BUG_EXIT_CODE, DatabaseUnavailable, PgshiftError
 from pgshift.fleet_targets import TargetSpec, waves
+from pgshift.ops.apply import RunResult
+from pgshift.ops.planning import SharedPlanner
+from pgshift.ops.run import run_plan
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
+    from pgshift.history import History
     from pgshift.plan import MigrationState
+    from pgshift.project_files import Project
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -71,8 +79,215 @@ class FleetOptions:
     max_failures: int | None = None  # stop starting targets after this many failures
 
 
-#: Does one target: plans and applies it through the single-target path, reporting its events.
+#: Does one target, reporting its events: up_target's work, or a test's.
 Work = Callable[[TargetSpec, ev.Emit], TargetOutcome]
+
+
+# -- the targets and their Targets ---------------------------------------------------------------
+
+
+def load_targets(
+    file: str | Path | None = None,
+    *,
+    query: str | None = None,
+    control_url: str | None = None,
+    shard: str | None = None,
+) -> tuple[TargetSpec, ...]:
+    """The targets of ``file`` or of ``query`` on the control database, this ``shard``'s."""
+    from pgshift import fleet_targets as ft
+    from pgshift.errors import UsageError
+
+    if (file is None) == (query is None):
+        raise UsageError("name the targets with a targets file or with --targets-query, not both")
+    if file is not None:
+        path = Path(file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the targets file {path}: {exc.strerror}") from None
+        specs = ft.parse_targets(text, str(path))
+    else:
+        if control_url is None:
+            raise UsageError("--targets-query runs on the control database: give --control-url")
+        from pgshift.db.control import query_targets
+
+        assert query is not None
+        specs = ft.targets_from_rows(query_targets(control_url, query), "--targets-query")
+    if shard is not None:
+        try:
+            index, count = ft.parse_shard(shard)
+        except ValueError as exc:
+            raise UsageError(f"bad --shard: {exc}") from None
+        specs = ft.in_shard(specs, index, count)
+    return specs
+
+
+def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
+    """The settings of one target of a fleet: its URL, its history schema, its backup folder."""
+    return replace(
+        settings,
+        database_url=spec.url,
+        schema=spec.history_schema(settings.schema),
+        backup_dir=settings.backup_dir / spec.name,
+    )
+
+
+def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
+    """The Target of one fleet target (its tenant schema as the session's search_path)."""
+    return Target.from_settings(
+        target_settings(settings, spec), spec.url, purpose=purpose, tenant_schema=spec.schema
+    )
+
+
+def read_histories(
+    settings: Settings, targets: Sequence[TargetSpec], concurrency: int, purpose: str
+) -> dict[str, History | PgshiftError]:
+    """Every target's history, read over ONE read-only session per database (same URL).
+
+    The tenants of one database are read together (db/store.read_histories: one statement
+    for which histories exist, then one per 25 tenants), so a fleet of tenants with nothing
+    to do costs one session, not one per tenant. A database that cannot be read gives its
+    error to each of its targets.
+    """
+    from pgshift.db.store import read_histories as read
+
+    by_url: dict[str, list[TargetSpec]] = {}
+    for spec in targets:
+        by_url.setdefault(spec.url, []).append(spec)
+
+    def one(group: list[TargetSpec]) -> dict[str, History | PgshiftError]:
+        schemas = [s.history_schema(settings.schema) for s in group]
+        try:
+            found = read(group[0].url, schemas, purpose)
+        except PgshiftError as exc:
+            return {s.name: exc for s in group}
+        return {s.name: found[schema] for s, schema in zip(group, schemas, strict=True)}
+
+    histories: dict[str, History | PgshiftError] = {}
+    for part in map_targets(list(by_url.values()), one, concurrency):
+        histories.update(part)
+    return histories
+
+
+# -- one target's `up`, and the fleet's --------------------------------------------------------
+
+
+def up_target(project: Project, backup: bool, histories: dict[str, History | PgshiftError]) -> Work:
+    """One target's `up`: connect, plan (ops/planning.py), run (ops/run.py), as an outcome.
+
+    ``histories`` were read beforehand, one session per database (read_histories): a target
+    they show up to date is done without a session of its own; any other (pending, failed,
+    or not read) opens its Target and plans again on it, under its own lock as always.
+    """
+    planner = SharedPlanner(project)
+
+    def work(spec: TargetSpec, emit: ev.Emit) -> TargetOutcome:
+        read = histories.get(spec.name)
+        if isinstance(read, DatabaseUnavailable):
+            raise read
+        history = None if isinstance(read, PgshiftError) else read
+        if history is not None and not planner.plan_from(history).steps:
+            return TargetOutcome(spec.name, UP_TO_DATE)
+        with connect_target(project.settings, spec) as target:
+            plan = planner.plan(target)
+            if not plan.steps:
+                return TargetOutcome(spec.name, UP_TO_DATE)
+            try:
+                result = run_plan(plan, target, emit=emit, backup=backup)
+            except PgshiftError as exc:
+                done = exc.result if isinstance(exc.result, RunResult) else RunResult("", ())
+                return TargetOutcome(
+                    spec.name,
+                    FAILED,
+                    exc.exit_code,
+                    sum(1 for s in done.steps if s.status == "applied"),
+                    plan.versions,
+                    exc.message,
+                    done.run_id or None,
+                )
+        applied = sum(1 for s in result.steps if s.status == "applied")
+        return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
+
+    return work
+
+
+def fleet_up(
+    project: Project,
+    targets: Sequence[TargetSpec],
+    options: FleetOptions,
+    *,
+    backup: bool = True,
+    emit: ev.FleetEmit = ev.ignore_fleet,
+    control_url: str | None = None,
+    run: str | None = None,
+    worker: str | None = None,
+    lease_s: float = 30.0,
+) -> FleetResult:
+    """Read every history first (read_histories), then up_target per target: in waves on this
+    machine, or claimed from the run ``run`` of the control database at ``control_url``."""
+    histories = read_histories(project.settings, targets, options.concurrency, "plan")
+    work = up_target(project, backup, histories)
+    if control_url is None:
+        return run_fleet(targets, work, options, emit)
+    from pgshift.db.control import ControlBoard
+
+    board = ControlBoard(control_url, run or fleet_run_name(project))
+    try:
+        claim = ClaimOptions(worker or _worker_name(), lease_s)
+        return run_claimed(targets, work, options, board, claim, emit)
+    finally:
+        board.close()
+
+
+def fleet_plan(project: Project, targets: Sequence[TargetSpec], concurrency: int) -> FleetResult:
+    """Each target planned on its own, as up_target would plan it; reads, never writes."""
+    planner = SharedPlanner(project)
+    histories = read_histories(project.settings, targets, concurrency, "plan")
+
+    def one(spec: TargetSpec) -> TargetOutcome:
+        try:
+            history = histories[spec.name]
+            if isinstance(history, PgshiftError):
+                raise history
+            plan = planner.plan_from(history)
+            if plan.steps:  # linting needs the server's version: this target's own session
+                with connect_target(project.settings, spec, purpose="plan") as target:
+                    plan = planner.plan(target)
+        except PgshiftError as exc:
+            return TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
+        status = "pending" if plan.steps else UP_TO_DATE
+        return TargetOutcome(spec.name, status, versions=plan.versions)
+
+    return FleetResult(tuple(map_targets(targets, one, concurrency)))
+
+
+def fleet_run_name(project: Project) -> str:
+    """The default run of a control database: one per set of migrations (head + checksum), so
+    the next deploy starts a new run while re-running this one resumes it."""
+    import hashlib
+
+    digest = hashlib.sha256("".join(m.checksum for m in project.migrations).encode())
+    head = project.migrations[-1].version if project.migrations else "empty"
+    return f"{head}-{digest.hexdigest()[:12]}"
+
+
+def _worker_name() -> str:
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def fleet_run(control_url: str, run: str) -> FleetResult:
+    """The shared run ``run`` of a control database as it stands."""
+    from pgshift.db.control import ControlBoard
+
+    board = ControlBoard(control_url, run)
+    try:
+        return FleetResult(tuple(run_outcomes(board.rows())))
+    finally:
+        board.close()
 
 
 def guarded(work: Work, spec: TargetSpec, emit: ev.FleetEmit) -> TargetOutcome:
@@ -409,6 +624,22 @@ class FleetStatus:
         codes += [4 for r in self.rows if r.drifted]
         codes += [1 for r in self.rows if r.failed or r.pending]
         return max(codes, default=0)
+
+
+def fleet_status(project: Project, targets: Sequence[TargetSpec], concurrency: int) -> FleetStatus:
+    """One row per target from its history (read_histories); an unreadable target is a row."""
+    from pgshift.plan import migration_states
+
+    histories = read_histories(project.settings, targets, concurrency, "status")
+
+    def one(spec: TargetSpec) -> TargetStatus:
+        history = histories[spec.name]
+        if isinstance(history, PgshiftError):
+            exc = history
+            return TargetStatus(spec.name, None, 0, 0, 0, 0, None, exc.message, exc.exit_code)
+        return target_status(spec.name, migration_states(project.migrations, history))
+
+    return FleetStatus(tuple(one(spec) for spec in targets))
 
 
 def target_status(name: str, states: Sequence[MigrationState]) -> TargetStatus:

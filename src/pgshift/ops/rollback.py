@@ -6,10 +6,11 @@ backup first, runs the rollback files through the same Runner as `up` (one trans
 statements PostgreSQL refuses in a transaction run alone with recorded progress), and says
 exactly where it stopped. `emergency` only reports success after reading the database back.
 
-`rollback safe` / `to-version` need nothing of their own here: their plan is pure
-(plan.plan_rollback) and `pgshift.apply` runs it; only the refusal while another run holds the
-lock (refuse_if_locked) is shared. Every function takes the Target the caller opened: the
-connections are the Target's, and only a simulation's scratch database is opened here.
+`rollback safe` / `to-version` need little of their own here: their plan is pure
+(plan.plan_rollback) and ops/run.py runs it as it runs every plan, refusing at once while
+another run holds the lock. Emergency starts its run there too (the same refusal, Runner,
+monitor and backup). Every function takes the Target the caller opened: the connections are
+the Target's, and only a simulation's scratch database is opened here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from pgshift import events as ev
 from pgshift.db.target import Target
-from pgshift.errors import BackupError, CheckFailed, LockBusy, MigrationFailed, UsageError
+from pgshift.errors import BackupError, CheckFailed, MigrationFailed, UsageError
+from pgshift.ops.run import BEFORE_ROLLBACK, backup_before, refuse_if_locked, start_run
 from pgshift.plan import (
     ERROR,
     Plan,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from pgshift.ops.apply import Runner, RunOptions, RunResult
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.manifest import Manifest
+    from pgshift.project_files import Project
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -51,35 +54,36 @@ def run_options(target: Target) -> RunOptions:
     return RunOptions.from_settings(target.settings)
 
 
-def refuse_if_locked(target: Target) -> None:
-    """Fail fast (exit 3) when another runner holds the migration lock, before any backup.
-
-    The backup comes before the runner waits for the lock, and pg_dump would queue behind the
-    other run's locks and fail as a backup error; this says what is really going on instead.
-    """
-    from pgshift.db.lock import find_holder
-
-    holder = find_holder(target.session, target.schema)
-    if holder is not None:
-        raise LockBusy(
-            f"another pgshift run holds the migration lock: {holder.describe()}",
-            hint="wait for it to finish; nothing was changed",
-        )
+# -- rollback safe / to-version --------------------------------------------------------------------
 
 
-def safety_backup(target: Target, run_id: str | None, emit: ev.Emit) -> Manifest | None:
-    """The backup before a rollback or restore, unless DB_BACKUP_ENABLED=false; reported as
-    BackupProgress events and one BackupTaken, like the backup `apply` takes."""
-    if not target.settings.backup_enabled:
-        return None
-    from pgshift.ops.backup import backup_for
-    from pgshift.ops.manifest import taken
+def plan_rollback(
+    project: Project, target: Target, *, count: int | None = None, to_version: str | None = None
+) -> Plan:
+    """The revert plan of `rollback safe` / `to-version` from the target's history; refuses
+    (UsageError) when a check is an error (plan.plan_rollback)."""
+    from pgshift import plan as planning
 
-    manifest, _ = backup_for(
-        target.settings, target, reason="before-rollback", run_id=run_id, progress=emit
+    return planning.plan_rollback(
+        project.migrations,
+        target.read_history(),
+        count=count,
+        to_version=to_version,
+        problems=project.problems,
     )
-    emit(taken(manifest))
-    return manifest
+
+
+def run_rollback(
+    plan: Plan, target: Target, *, emit: ev.Emit = ev.ignore, backup: bool = True
+) -> RunResult:
+    """Run a revert plan as every run is run (ops/run.py), refusing at once while another run
+    holds the lock; a plan that is not a revert plan is refused (UsageError)."""
+    from pgshift.ops.run import run_plan
+    from pgshift.plan import REVERT
+
+    if plan.kind != REVERT:
+        raise UsageError(f"pgshift.rollback runs a revert plan, not an {plan.kind!r} plan")
+    return run_plan(plan, target, emit=emit, backup=backup, refuse_busy=True)
 
 
 # -- dry run ---------------------------------------------------------------------------------------
@@ -186,6 +190,28 @@ def dry_run(
     return DryRunReport(plan.selection, plan.checks, previews, simulation, plan=plan)
 
 
+def preview_rollback(
+    project: Project,
+    target: Target,
+    *,
+    count: int | None = None,
+    to_version: str | None = None,
+    simulate: bool = False,
+    scratch_url: str | None = None,
+) -> DryRunReport:
+    """The revert plan (never refused: its checks are in the report) and its dry run."""
+    from pgshift import plan as planning
+
+    plan = planning.revert_plan(
+        project.migrations,
+        target.read_history(),
+        count=count,
+        to_version=to_version,
+        problems=project.problems,
+    )
+    return dry_run(plan, target, simulate=simulate, scratch_url=scratch_url)
+
+
 def _collector(collected: list[SimulatedStep]) -> ev.Emit:
     """An event sink that keeps each simulated step's outcome."""
 
@@ -209,14 +235,12 @@ def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation
     The scratch database goes on ``scratch_url``'s server, else on the target's own server
     when its role may create one (the same major), else on the embedded server.
     """
-    from pgshift.db.scratch import ScratchServer
-    from pgshift.embedded import scratch_starter
     from pgshift.ops.apply import Runner
     from pgshift.ops.backup import copy_schema
+    from pgshift.ops.scratch import scratch_server
 
     settings = target.settings
-    starter = scratch_starter(settings.project_root)
-    server = ScratchServer(target_url=target.url, scratch_url=scratch_url, embedded=starter)
+    server = scratch_server(settings, target.url, scratch_url)
     collected: list[SimulatedStep] = []
     error: str | None = None
     with server.database("simulate") as made:
@@ -273,7 +297,7 @@ def run_restore(
     from dataclasses import replace
 
     refuse_if_locked(target)
-    safety = safety_backup(target, None, emit) if backup else None
+    safety = backup_before(target, BEFORE_ROLLBACK, None, emit) if backup else None
     restored = _restore_locked(target, plan.manifest, emit)
     return replace(restored, backup_id=safety.id if safety else None)
 
@@ -428,9 +452,6 @@ def run_emergency(
     backup taken before the run, but only when ``restore_confirmed`` (rows written since are
     lost, so someone must have agreed). A failure carries the partial RunResult.
     """
-    from pgshift.ops.apply import Runner
-    from pgshift.ops.monitor import monitor_for
-
     if not ep.versions:
         _verify_or_raise(
             target,
@@ -440,10 +461,8 @@ def run_emergency(
         )
         return EmergencyResult(ep, "nothing", None, None, None, None)
     _refuse_without_a_way_back(ep, restore_confirmed)
-    refuse_if_locked(target)
-    settings = target.settings
-    runner = Runner(target, run_options(target), emit, monitor=monitor_for(settings, emit))
-    safety = safety_backup(target, runner.run_id, emit) if backup else None
+    run = start_run(target, emit, reason=BEFORE_ROLLBACK, backup=backup, refuse_busy=True)
+    safety, runner = run.backup, run.runner
     result, failure = _revert(runner, ep, restore_confirmed)
     if failure is None:
         _verify_or_raise(
@@ -530,9 +549,11 @@ __all__ = [
     "dry_run",
     "plan_emergency",
     "plan_restore",
-    "refuse_if_locked",
+    "plan_rollback",
+    "preview_rollback",
     "run_emergency",
     "run_restore",
+    "run_rollback",
     "statement_locks",
     "verify_state",
 ]

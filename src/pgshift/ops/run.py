@@ -1,0 +1,153 @@
+"""What happens around every run on a target, composed once: checksums, backup, lock, runner.
+
+In that order: checksum upgrades, the refusal while another run holds the lock (rollbacks),
+the Runner with its in-run monitor, the backup before the run, then the Runner's run under the
+runner lock.
+
+`up` (pgshift.apply), `rollback safe`/`to-version`, `rollback emergency` and every target of a
+fleet run their plans through here, so a run is prepared the same way whichever command starts
+it: the Runner (ops/apply.py) is made with the settings' options and the health monitor, the
+backup is tied to that run's id, and a refusal comes before anything is taken or changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from pgshift import events as ev
+from pgshift.errors import LockBusy, PgshiftError
+from pgshift.ops.apply import Runner, RunOptions, RunResult
+from pgshift.ops.monitor import monitor_for
+from pgshift.plan import UP
+
+if TYPE_CHECKING:
+    from pgshift.db.target import Target
+    from pgshift.ops.manifest import Manifest
+    from pgshift.plan import Plan
+    from pgshift.project_files import Project
+
+BEFORE_UP, BEFORE_ROLLBACK = "before-up", "before-rollback"
+
+
+def refuse_if_locked(target: Target) -> None:
+    """Fail fast (exit 3) when another runner holds the migration lock, before any backup.
+
+    The backup comes before the runner waits for the lock, and pg_dump would queue behind the
+    other run's locks and fail as a backup error; this says what is really going on instead.
+    """
+    from pgshift.db.lock import find_holder
+
+    holder = find_holder(target.session, target.schema)
+    if holder is not None:
+        raise LockBusy(
+            f"another pgshift run holds the migration lock: {holder.describe()}",
+            hint="wait for it to finish; nothing was changed",
+        )
+
+
+def backup_before(
+    target: Target, reason: str, run_id: str | None, emit: ev.Emit
+) -> Manifest | None:
+    """The backup a run (or a restore) starts with, unless DB_BACKUP_ENABLED=false; reported
+    as BackupProgress events and one BackupTaken, tied to ``run_id`` when there is a run."""
+    if not target.settings.backup_enabled:
+        return None
+    from pgshift.ops.backup import take_reported
+
+    return take_reported(target, reason=reason, run_id=run_id, emit=emit)
+
+
+def upgrade_checksums(plan: Plan, target: Target) -> list[str]:
+    """Rewrite history rows that hold older pgshift's text checksums, under the runner lock.
+
+    Before checksums covered the parsed statements they covered the file's text. A row whose
+    stored checksum is the text checksum of the file as it is now was applied from exactly
+    this file, so it gets the statement checksum: annotating that file afterwards is then no
+    drift. Done once (the rows no longer qualify after), and logged as one event.
+    """
+    from pgshift.plan import legacy_rows
+
+    lock = target.runner_lock()
+    lock.acquire()
+    try:
+        target.prepare()
+        upgrades = legacy_rows(plan.migrations, target.read_history())
+        return target.store.upgrade_checksums(target.session, upgrades) if upgrades else []
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run made ready on a target: its Runner (options, events, monitor) and the backup
+    taken before it, if any. ``runner.run(plan)`` then runs under the runner lock."""
+
+    runner: Runner
+    backup: Manifest | None
+
+    @property
+    def run_id(self) -> str:
+        return self.runner.run_id
+
+    @property
+    def backup_id(self) -> str | None:
+        return self.backup.id if self.backup is not None else None
+
+
+def start_run(
+    target: Target,
+    emit: ev.Emit,
+    *,
+    reason: str,
+    backup: bool = True,
+    refuse_busy: bool = False,
+) -> StartedRun:
+    """Everything before a run's first statement, in this order: the refusal while another
+    run holds the lock (``refuse_busy``: what a rollback owes someone already in trouble),
+    the Runner with its monitor, and the backup (``reason``) tied to the run's id."""
+    if refuse_busy:
+        refuse_if_locked(target)
+    settings = target.settings
+    runner = Runner(target, RunOptions.from_settings(settings), emit, monitor_for(settings, emit))
+    taken = backup_before(target, reason, runner.run_id, emit) if backup else None
+    return StartedRun(runner, taken)
+
+
+def run_plan(
+    plan: Plan,
+    target: Target,
+    *,
+    emit: ev.Emit = ev.ignore,
+    backup: bool = True,
+    refuse_busy: bool = False,
+) -> RunResult:
+    """Run exactly ``plan`` on ``target``: checksum upgrades, then (with steps) start_run and
+    the Runner; the result, and a failure's partial result, carry the backup's id."""
+    if plan.checksum_upgrades:
+        upgrade_checksums(plan, target)
+    if not plan.steps:
+        return RunResult("", ())
+    reason = BEFORE_UP if plan.kind == UP else BEFORE_ROLLBACK
+    started = start_run(target, emit, reason=reason, backup=backup, refuse_busy=refuse_busy)
+    try:
+        result = started.runner.run(plan)
+    except PgshiftError as exc:
+        if isinstance(exc.result, RunResult):
+            exc.result = replace(exc.result, backup_id=started.backup_id)
+        raise
+    return replace(result, backup_id=started.backup_id)
+
+
+def run_up(
+    project: Project,
+    target: Target,
+    *,
+    to: str | None = None,
+    emit: ev.Emit = ev.ignore,
+    backup: bool = True,
+) -> RunResult:
+    """Plan (ops/planning.py) and run at once, without showing the plan to anyone."""
+    from pgshift.ops.planning import plan_for
+
+    return run_plan(plan_for(project, target, to=to), target, emit=emit, backup=backup)
