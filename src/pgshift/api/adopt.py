@@ -1,5 +1,5 @@
 """Adopting pgshift on a database or a project another tool built: plan_baseline/baseline and
-plan_import/import_migrations.
+plan_import/import_migrations; skins over ops/baseline.py and ops/importing.py.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ def plan_baseline(
     refuses drift (exit 4); a migration that fails on the scratch database raises the runner's
     error.
     """
-    from pgshift.api.project import scratch_server
     from pgshift.ops.baseline import plan_baseline as planned
 
-    server = scratch_server(project.settings, target.url, scratch_url)
-    return planned(project.migrations, target, version, server)
+    return planned(project, target, version, scratch_url=scratch_url)
 
 
 def baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> BaselineResult:
@@ -47,14 +45,9 @@ def baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> Base
     the baseline's version (``result.lint_since``), so `validate` treats the adopted history as
     history.
     """
-    from dataclasses import replace
-
     from pgshift.ops.baseline import run_baseline
-    from pgshift.ops.lint_since import write_lint_since
 
-    result = run_baseline(plan, target, force=force)
-    since = write_lint_since(target.settings.project_root, plan.version)
-    return replace(result, lint_since=since)
+    return run_baseline(plan, target, force=force)
 
 
 def plan_import(
@@ -71,15 +64,8 @@ def plan_import(
     is written either way.
     """
     from pgshift.ops.importing import plan_import as planned
-    from pgshift.source.importers import tool_named
 
-    return planned(
-        tool_named(tool),
-        Path(source),
-        settings.migrations_dir,
-        target,
-        project_root=settings.project_root,
-    )
+    return planned(settings, tool, source, target)
 
 
 def import_migrations(plan: ImportPlan, *, target: Target | None = None) -> ImportResult:

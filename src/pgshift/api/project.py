@@ -10,7 +10,6 @@ from pgshift.config import Settings
 from pgshift.errors import InputError
 
 if TYPE_CHECKING:
-    from pgshift.db.scratch import ScratchServer
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.project_files import Project
@@ -66,17 +65,3 @@ def read_history(settings: Settings, url: str | None) -> History:
 
     with Target.from_settings(settings, url, purpose="status") as target:
         return target.read_history()
-
-
-def scratch_server(
-    settings: Settings, target_url: str | None, scratch_url: str | None = None
-) -> ScratchServer:
-    """Where this command's scratch databases go: ``scratch_url``'s server when given; else the
-    target's own server when its role may create a database (the proof then runs on the
-    target's major); else this project's embedded server, started only if it comes to that.
-    """
-    from pgshift.db.scratch import ScratchServer
-    from pgshift.embedded import scratch_starter
-
-    starter = scratch_starter(settings.project_root)
-    return ScratchServer(target_url=target_url, scratch_url=scratch_url, embedded=starter)

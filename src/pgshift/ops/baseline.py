@@ -35,11 +35,13 @@ from pgshift.db.tooltables import (
 from pgshift.errors import DriftError, MigrationFailed, UsageError
 from pgshift.history import AppliedMigration, History
 from pgshift.ops.apply import Runner, RunOptions
+from pgshift.ops.lint_since import write_lint_since
 from pgshift.plan import migration_states, plan_up
 
 if TYPE_CHECKING:
     from pgshift.model import Migration
     from pgshift.ops.lint_since import LintSince
+    from pgshift.project_files import Project
 
 EVENT_BASELINE = "baseline"
 
@@ -77,7 +79,7 @@ class BaselinePlan:
 @dataclass(frozen=True)
 class BaselineResult:
     """What `baseline` recorded: the versions, under which run id, and whether it was forced;
-    and the project's `lint_since` after it (set by the api, which knows the project)."""
+    and the project's `lint_since` after it."""
 
     run_id: str
     versions: tuple[str, ...]
@@ -228,17 +230,19 @@ def failed_on_scratch(exc: MigrationFailed, made: ScratchDatabase, version: str)
 
 
 def plan_baseline(
-    migrations: Sequence[Migration],
-    target: Target,
-    version: str,
-    server: ScratchServer,
+    project: Project, target: Target, version: str, *, scratch_url: str | None = None
 ) -> BaselinePlan:
     """Select the migrations, prove them on a scratch database, compare with the target.
 
-    ``server`` decides where the scratch database is made when it is first asked, once the
-    selection stands, so a mistyped version never starts the embedded server. When the proof
-    ran on another major than the target's, both fingerprints are compared `portable`.
+    The scratch database goes where ops/scratch.py says (``scratch_url``'s server, else the
+    target's, else the embedded one), made when first asked, once the selection stands, so a
+    mistyped version never starts the embedded server. When the proof ran on another major
+    than the target's, both fingerprints are compared `portable`.
     """
+    from pgshift.ops.scratch import scratch_server
+
+    migrations = project.migrations
+    server = scratch_server(project.settings, target.url, scratch_url)
     chosen = select(migrations, target.read_history(), version)
     options = RunOptions.from_settings(target.settings)
     wanted = plan_up(migrations, History(), version).steps
@@ -304,7 +308,8 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
     """Record ``plan`` under the lock, after comparing the target with the proof once more.
 
     A mismatch refuses (DriftError, exit 4, the differences listed) unless ``force``: then
-    every `baseline` event says it was forced and lists the differences.
+    every `baseline` event says it was forced and lists the differences. Then sets the
+    project's `lint_since` to the baseline's version (``result.lint_since``).
     """
     found: list[str] = []
 
@@ -320,7 +325,8 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
         return [(m, detail) for m in fresh.migrations]
 
     run_id, versions = record_adopted(target, EVENT_BASELINE, check)
-    return BaselineResult(run_id, versions, forced=bool(found), differences=tuple(found))
+    since = write_lint_since(target.settings.project_root, plan.version)
+    return BaselineResult(run_id, versions, bool(found), tuple(found), since)
 
 
 def mismatch(version: str, found: Sequence[str], proven_on: str = "") -> DriftError:

@@ -31,10 +31,12 @@ from pgshift.source.importers import (
     Tool,
     ToolHistory,
     convert,
+    tool_named,
     unedited,
 )
 
 if TYPE_CHECKING:
+    from pgshift.config import Settings
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.model import Migration
@@ -190,6 +192,19 @@ def _found_some(tool: Tool, source_dir: Path, source: Source) -> None:
 
 
 def plan_import(
+    settings: Settings, tool: str, source: Path | str, target: Target | None = None
+) -> ImportPlan:
+    """plan_import_into the project's migrations folder, from ``tool`` (its name)."""
+    return plan_import_into(
+        tool_named(tool),
+        Path(source),
+        settings.migrations_dir,
+        target,
+        project_root=settings.project_root,
+    )
+
+
+def plan_import_into(
     tool: Tool,
     source_dir: Path,
     directory: Path,
