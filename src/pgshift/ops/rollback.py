@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 from pgshift import events as ev
 from pgshift.db.target import Target
 from pgshift.errors import BackupError, CheckFailed, MigrationFailed, UsageError
-from pgshift.ops.run import BEFORE_ROLLBACK, backup_before, refuse_if_locked, start_run
+from pgshift.ops.run import (
+    BEFORE_ROLLBACK,
+    backup_before,
+    refuse_if_locked,
+    run_plan,
+    start_run,
+)
 from pgshift.plan import (
     ERROR,
     Plan,
@@ -78,7 +84,6 @@ def run_rollback(
 ) -> RunResult:
     """Run a revert plan as every run is run (ops/run.py), refusing at once while another run
     holds the lock; a plan that is not a revert plan is refused (UsageError)."""
-    from pgshift.ops.run import run_plan
     from pgshift.plan import REVERT
 
     if plan.kind != REVERT:
