@@ -138,6 +138,8 @@ MEMORY_SESSION = MemorySession()
 class HistoryStore(Protocol):
     """Where history lives. Writes join the caller's transaction when ``session`` has one.
 
+    ``session`` is the implementation's own (Session): a store refuses one it cannot use.
+
     The contract (tests/contract/) holds for every implementation:
     * ``read`` of a store nobody wrote to is ``History()``;
     * ``record_applied`` adds the applied row, forgets the version's progress and logs
@@ -159,14 +161,14 @@ class HistoryStore(Protocol):
         run_id: str | None,
         event: str,
         version: str | None = None,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None: ...
 
     def record_applied(
         self,
         session: Session,
         row: AppliedMigration,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
         *,
         expect: Expect | None = None,
     ) -> None: ...
@@ -176,7 +178,7 @@ class HistoryStore(Protocol):
         session: Session,
         version: str,
         run_id: str,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
         *,
         expect: Expect | None = None,
     ) -> None: ...
@@ -192,7 +194,7 @@ class HistoryStore(Protocol):
         session: Session,
         run_id: str,
         version: str,
-        detail: Mapping[str, Any],
+        detail: Mapping[str, object],
         *,
         action: str = "apply",
     ) -> None: ...
