@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         load_targets,
         target_settings,
     )
-    from pgshift.api.inspection import StatusReport, at_head, health, health_server, status, wait
+    from pgshift.api.inspection import at_head, health, health_server, status, wait
     from pgshift.api.migrate import apply, create, plan_up, up
     from pgshift.api.project import connect, database_url, load_project, read_history
     from pgshift.api.recover import (
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.baseline import BaselinePlan, BaselineResult
     from pgshift.ops.fleet import FleetResult, FleetStatus, TargetOutcome, TargetStatus
-    from pgshift.ops.health import Check, HealthReport
+    from pgshift.ops.health_rules import Check, HealthReport
     from pgshift.ops.importing import ImportPlan, ImportResult
     from pgshift.ops.lint_since import LintSince
     from pgshift.ops.manifest import Manifest
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         StatementPreview,
         StepPreview,
     )
+    from pgshift.ops.status import StatusReport
     from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
@@ -91,7 +92,7 @@ if TYPE_CHECKING:
 #: The functions (and their two report types), re-exported lazily too: their bodies live in
 #: pgshift.api, one private module per group of verbs, so a command imports only its own group.
 _FUNCTIONS = {
-    "StatusReport": "pgshift.api.inspection",
+    "StatusReport": "pgshift.ops.status",
     "ValidateReport": "pgshift.api.validation",
     "apply": "pgshift.api.migrate",
     "at_head": "pgshift.api.inspection",
@@ -139,7 +140,7 @@ _TYPES = {
     "BackupTaken": "pgshift.events",
     "BaselinePlan": "pgshift.ops.baseline",
     "BaselineResult": "pgshift.ops.baseline",
-    "Check": "pgshift.ops.health",
+    "Check": "pgshift.ops.health_rules",
     "DryRunReport": "pgshift.ops.rollback",
     "EmergencyPlan": "pgshift.ops.rollback",
     "EmergencyResult": "pgshift.ops.rollback",
@@ -151,7 +152,7 @@ _TYPES = {
     "FleetStatus": "pgshift.ops.fleet",
     "HeadReport": "pgshift.ops.readiness",
     "Fix": "pgshift.lint.finding",
-    "HealthReport": "pgshift.ops.health",
+    "HealthReport": "pgshift.ops.health_rules",
     "History": "pgshift.history",
     "ImportPlan": "pgshift.ops.importing",
     "ImportResult": "pgshift.ops.importing",

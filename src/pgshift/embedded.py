@@ -347,13 +347,9 @@ def _data_version(data_dir: Path) -> str | None:
 
 def _server_version(url: str) -> str | None:
     """The running server's full version (e.g. "18.1"); PG_VERSION only knows the major."""
-    import psycopg
+    from pgshift.db.connect import server_version
 
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            return conn.info.parameter_status("server_version")
-    except psycopg.Error:
-        return None
+    return server_version(url, connect_timeout_s=3)
 
 
 def _owner_if_root(data_dir: Path) -> int | None:

@@ -77,6 +77,14 @@ class DatabaseUnavailable(PgshiftError):
     exit_code = 3
 
 
+class QueryFailed(PgshiftError):
+    """The database refused or could not answer a question pgshift asked (the driver's error,
+    translated by db/, its text redacted): one health check is then unknown, one monitor sample
+    skipped, one backup refused."""
+
+    exit_code = 3
+
+
 class LockBusy(PgshiftError):
     """Another runner holds the migration lock, or the lock was lost."""
 

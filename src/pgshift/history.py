@@ -114,8 +114,31 @@ EVENT_REVERTED = "migration_reverted"
 EVENT_REVERT_FAILED = "revert_failed"
 
 
+class Session(Protocol):
+    """A database session a HistoryStore reads and writes on: the lock's or the runner's psycopg
+    connection (db/), a read-only libpq session, or the in-memory store's MemorySession.
+
+    Opaque above db/, which alone looks inside it: the runner only hands the lock's session to
+    the store and the monitor, and asks whether it is still open.
+    """
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class MemorySession:
+    """The session of the in-memory store and its fakes: there is no connection behind it."""
+
+    closed = False
+
+
+MEMORY_SESSION = MemorySession()
+
+
 class HistoryStore(Protocol):
     """Where history lives. Writes join the caller's transaction when ``session`` has one.
+
+    ``session`` is the implementation's own (Session): a store refuses one it cannot use.
 
     The contract (tests/contract/) holds for every implementation:
     * ``read`` of a store nobody wrote to is ``History()``;
@@ -130,53 +153,53 @@ class HistoryStore(Protocol):
     * ``last_up_run`` is the newest run whose ``run_started`` event planned an ``apply`` step.
     """
 
-    def read(self, session: Any) -> History: ...
+    def read(self, session: Session) -> History: ...
 
     def log(
         self,
-        session: Any,
+        session: Session,
         run_id: str | None,
         event: str,
         version: str | None = None,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None: ...
 
     def record_applied(
         self,
-        session: Any,
+        session: Session,
         row: AppliedMigration,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
         *,
         expect: Expect | None = None,
     ) -> None: ...
 
     def record_reverted(
         self,
-        session: Any,
+        session: Session,
         version: str,
         run_id: str,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
         *,
         expect: Expect | None = None,
     ) -> None: ...
 
     def save_progress(
-        self, session: Any, progress: Progress, *, expect: Expect | None = None
+        self, session: Session, progress: Progress, *, expect: Expect | None = None
     ) -> None: ...
 
-    def clear_progress(self, session: Any, version: str) -> None: ...
+    def clear_progress(self, session: Session, version: str) -> None: ...
 
     def record_failed(
         self,
-        session: Any,
+        session: Session,
         run_id: str,
         version: str,
-        detail: Mapping[str, Any],
+        detail: Mapping[str, object],
         *,
         action: str = "apply",
     ) -> None: ...
 
-    def last_up_run(self, session: Any) -> str | None: ...
+    def last_up_run(self, session: Session) -> str | None: ...
 
 
 class MemoryHistoryStore:
@@ -190,7 +213,7 @@ class MemoryHistoryStore:
         self.progress: dict[str, Progress] = {}
         self.events: list[tuple[str | None, str, str | None, dict[str, Any]]] = []
 
-    def read(self, session: Any = None) -> History:
+    def read(self, session: Session | None = None) -> History:
         decisive = {}
         for _, event, version, _ in self.events:
             if version is not None and event in (EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED):
@@ -204,7 +227,7 @@ class MemoryHistoryStore:
 
     def log(
         self,
-        session: Any,
+        session: Session | None,
         run_id: str | None,
         event: str,
         version: str | None = None,
@@ -218,7 +241,7 @@ class MemoryHistoryStore:
 
     def record_applied(
         self,
-        session: Any,
+        session: Session | None,
         row: AppliedMigration,
         detail: Mapping[str, Any] | None = None,
         *,
@@ -233,7 +256,7 @@ class MemoryHistoryStore:
 
     def record_reverted(
         self,
-        session: Any,
+        session: Session | None,
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
@@ -248,17 +271,17 @@ class MemoryHistoryStore:
         self.log(session, run_id, EVENT_REVERTED, version, detail)
 
     def save_progress(
-        self, session: Any, progress: Progress, *, expect: Expect | None = None
+        self, session: Session | None, progress: Progress, *, expect: Expect | None = None
     ) -> None:
         self._check(progress.version, expect)
         self.progress[progress.version] = progress
 
-    def clear_progress(self, session: Any, version: str) -> None:
+    def clear_progress(self, session: Session | None, version: str) -> None:
         self.progress.pop(version, None)
 
     def record_failed(
         self,
-        session: Any,
+        session: Session | None,
         run_id: str,
         version: str,
         detail: Mapping[str, Any],
@@ -268,7 +291,7 @@ class MemoryHistoryStore:
         event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
         self.log(session, run_id, event, version, detail)
 
-    def last_up_run(self, session: Any = None) -> str | None:
+    def last_up_run(self, session: Session | None = None) -> str | None:
         for run_id, event, _, detail in reversed(self.events):
             steps = detail.get("steps") or []
             if event == "run_started" and run_id and any(s[1] == "apply" for s in steps):

@@ -132,3 +132,79 @@ class SchemaObject:
     @property
     def key(self) -> tuple[str, str]:
         return self.kind, self.identity
+
+
+# -- catalog facts: what db/catalog.py reads and the health rules judge ------------------------
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    schema: str
+    name: str
+    table: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One backend as `pg_stat_activity` shows it; ages are in ms, None when not applicable.
+
+    ``query`` is the whole text the server kept (up to track_activity_query_size), data
+    literals included: a report masks its constants and shortens it (ops/health.shown_query).
+    """
+
+    pid: int
+    application_name: str
+    user: str
+    state: str
+    query: str
+    xact_ms: int | None
+    state_ms: int | None
+
+
+@dataclass(frozen=True)
+class BlockedSession:
+    """A session waiting for a lock, what it waits on, since when, and who is in its way."""
+
+    session: SessionInfo
+    waiting_ms: int
+    locktype: str
+    relation: str | None  # the table (or index) waited on, when the lock is on a relation
+    mode: str
+    blocked_by: tuple[int, ...]  # pg_blocking_pids: holders and sessions queued ahead
+
+
+@dataclass(frozen=True)
+class ConnectionUse:
+    used: int  # client backends, all databases: they share max_connections
+    max_connections: int
+    reserved: int  # superuser_reserved_connections (+ reserved_connections on 16+)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.max_connections - self.reserved)
+
+
+@dataclass(frozen=True)
+class LockState:
+    """Who holds the migration lock, for how long, and whether any pgshift worker is around."""
+
+    holder: SessionInfo
+    held_ms: int  # since the holder connected: the lock connection is opened to take it
+    workers: int  # other pgshift sessions that do work (runner, rollback ...), not read-only ones
+
+
+@dataclass(frozen=True)
+class Replica:
+    name: str
+    state: str
+    lag_ms: int | None  # replay lag; None when the server does not say (no pg_monitor role)
+
+
+@dataclass(frozen=True)
+class PoolerProbe:
+    """What a connection saw across separate transactions; a pooler in between shows here."""
+
+    announced_pid: int  # the pid in the startup reply (a pooler announces its own)
+    server_pids: tuple[int, ...]  # pg_backend_pid() in successive autocommit statements
+    setting_kept: bool  # a session-level set_config survived into the next transaction

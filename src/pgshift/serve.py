@@ -2,9 +2,10 @@
 
 Why it is shaped this way: a monitoring system may scrape every second from several replicas,
 so the checks run at most once per DB_HEALTH_CHECK_INTERVAL behind a lock (concurrent scrapes
-wait for the one run in flight and share its result), on a psycopg_pool pool sized by
-DB_POOL_MIN / DB_POOL_MAX; and it binds to loopback unless told otherwise, because the report
-names sessions, queries and tables.
+wait for the one run in flight and share its result), on the Target's pool of bounded probe
+sessions sized by DB_POOL_MIN / DB_POOL_MAX; and it binds to loopback unless told otherwise,
+because the report names sessions and tables. Other sessions' queries are always served with
+their constants masked (ops/health.shown_query): the endpoint has no way to ask for them in full.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from pgshift.errors import PgshiftError, UsageError
-from pgshift.ops.health import (
+from pgshift.ops.health import run_checks
+from pgshift.ops.health_rules import (
     CRITICAL,
     EXIT_CODES,
     OK,
@@ -27,19 +29,14 @@ from pgshift.ops.health import (
     WARNING,
     Check,
     HealthReport,
-    configure_session,
-    run_checks,
 )
 
 if TYPE_CHECKING:
-    import psycopg_pool
-
     from pgshift.config import Settings
+    from pgshift.model import Migration
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9187
-#: How long a check waits for a pooled connection before the report says "unreachable".
-POOL_TIMEOUT_S = 5.0
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -75,7 +72,7 @@ class HealthEndpoint:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from psycopg_pool import ConnectionPool
+        from pgshift.db.target import Target
 
         self.settings = settings
         self.url = url
@@ -85,24 +82,12 @@ class HealthEndpoint:
         self._lock = threading.Lock()
         self._report: HealthReport | None = None
         self._computed_at = 0.0
-        self.pool: psycopg_pool.ConnectionPool[Any] = ConnectionPool(
-            url or "",
-            min_size=settings.pool_min,
-            max_size=max(settings.pool_max, 1),
-            kwargs={
-                "autocommit": True,
-                "application_name": "pgshift health",
-                "connect_timeout": 5,
-            },
-            configure=configure_session,
-            timeout=POOL_TIMEOUT_S,
-            name="pgshift-health",
-            open=False,
-        )
+        target = Target.from_settings(settings, url, purpose="health")
+        self.pool = target.probe_pool(min_size=settings.pool_min, max_size=settings.pool_max)
 
     def open(self) -> None:
         # wait=False: the endpoint must answer (critical) even while the database is down.
-        self.pool.open(wait=False)
+        self.pool.open()
 
     def close(self) -> None:
         self.pool.close()
@@ -120,19 +105,16 @@ class HealthEndpoint:
     def _run(self) -> HealthReport:
         from pgshift.project_files import load_migrations
 
+        migrations: tuple[Migration, ...] | PgshiftError
         try:
-            migrations: Any = load_migrations(self.settings)
+            migrations = load_migrations(self.settings)
         except PgshiftError as exc:
             migrations = exc
-
-        def connection() -> Any:
-            return _PoolConnection(self.pool)
-
-        report = run_checks(self.settings, connection, migrations=migrations, url=self.url)
+        report = run_checks(self.settings, self.pool.probe, migrations=migrations, url=self.url)
         return HealthReport((*report.checks, self._pool_check()), report.generated_at)
 
     def _pool_check(self) -> Check:
-        stats = self.pool.get_stats()
+        stats = self.pool.stats()
         data = {
             "size": stats.get("pool_size", 0),
             "available": stats.get("pool_available", 0),
@@ -150,28 +132,6 @@ class HealthEndpoint:
 
     def metrics(self) -> str:
         return render_metrics(self.report(), self.runs)
-
-
-class _PoolConnection:
-    """A pool checkout as a context manager; a pool timeout becomes DatabaseUnavailable."""
-
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
-        self._cm = pool.connection()
-
-    def __enter__(self) -> Any:
-        import psycopg_pool
-
-        from pgshift.errors import DatabaseUnavailable
-
-        try:
-            return self._cm.__enter__()
-        except psycopg_pool.PoolTimeout:
-            raise DatabaseUnavailable(
-                f"no connection to the database within {POOL_TIMEOUT_S:.0f}s"
-            ) from None
-
-    def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
 
 
 _STATUS_VALUE = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}

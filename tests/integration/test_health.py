@@ -21,7 +21,7 @@ from tests.support import query, run_cli, spawn_cli
 import pgshift
 from pgshift.config import Settings, load_settings
 from pgshift.db.lock import lock_key
-from pgshift.ops.health import CRITICAL, OK, WARNING, HealthReport
+from pgshift.ops.health_rules import CRITICAL, OK, WARNING, HealthReport
 from pgshift.serve import HealthEndpoint, HealthServer
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"

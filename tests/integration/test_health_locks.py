@@ -13,7 +13,7 @@ from tests.support import query, run_cli
 
 import pgshift
 from pgshift.config import Settings, load_settings
-from pgshift.ops.health import UNKNOWN, WARNING
+from pgshift.ops.health_rules import UNKNOWN, WARNING
 
 V1, V2 = "20250101000000", "20250102000000"
 CALM = {"PGSHIFT_HEALTH_LATENCY_WARN": "10s", "PGSHIFT_HEALTH_LATENCY_CRIT": "20s"}

@@ -24,7 +24,7 @@ from pgshift.execution import (
     ServerError,
     StatementFailed,
 )
-from pgshift.history import History, MemoryHistoryStore, ProgressMoved
+from pgshift.history import MEMORY_SESSION, History, MemoryHistoryStore, ProgressMoved, Session
 from pgshift.model import Statement
 
 
@@ -49,7 +49,7 @@ class FakeClock:
 
 class MemoryLock:
     waited_for: LockHolder | None = None
-    conn: Any = None
+    conn: Session | None = MEMORY_SESSION
 
     def __init__(self) -> None:
         self.held = False

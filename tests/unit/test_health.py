@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from pgshift.db.catalog import (
+from pgshift.history import AppliedMigration, History, Progress
+from pgshift.model import (
     BlockedSession,
     ConnectionUse,
     InvalidIndex,
@@ -20,8 +21,8 @@ from pgshift.db.catalog import (
     Replica,
     SessionInfo,
 )
-from pgshift.history import AppliedMigration, History, Progress
-from pgshift.ops.health import (
+from pgshift.ops.health import newest_backup
+from pgshift.ops.health_rules import (
     CRITICAL,
     OK,
     UNKNOWN,
@@ -41,7 +42,6 @@ from pgshift.ops.health import (
     check_pooler,
     check_replication,
     check_server_version,
-    newest_backup,
     root_blockers,
     worst,
 )
@@ -353,7 +353,7 @@ def test_endpoint_runs_checks_at_most_once_per_interval(monkeypatch: pytest.Monk
 
 
 def test_invalid_indexes_are_named_with_their_table() -> None:
-    from pgshift.ops.health import check_invalid_indexes
+    from pgshift.ops.health_rules import check_invalid_indexes
 
     assert check_invalid_indexes([]).status == OK
     check = check_invalid_indexes(

@@ -1,123 +1,43 @@
 """Reading a database's migration state: status (StatusReport), health, health_server, at_head
-and wait.
+and wait; each loads the project, opens the Target and calls one ops function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgshift.api.project import connect, database_url, load_project
 from pgshift.config import Settings
 from pgshift.errors import PgshiftError
+from pgshift.ops.status import StatusReport
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgshift.db.target import Target
     from pgshift.errors import Problem
-    from pgshift.history import History
     from pgshift.model import Migration
-    from pgshift.ops.health import HealthReport
+    from pgshift.ops.health_rules import HealthReport
     from pgshift.ops.readiness import HeadReport
-    from pgshift.plan import MigrationState
     from pgshift.serve import HealthServer
 
 
-@dataclass(frozen=True)
-class StatusReport:
-    """`pgshift status`: one row per migration, and the counts its title and JSON show.
-
-    A half-reverted migration counts as neither applied (part of its schema is gone) nor
-    pending (`up` refuses it until the revert is finished): it is ``half_reverted``.
-    """
-
-    rows: tuple[MigrationState, ...]
-    # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
-    problems: tuple[Problem, ...] = ()
-
-    @property
-    def pending(self) -> int:
-        """Not applied yet and not failed: what `up` would apply (out-of-order ones included)."""
-        return sum(1 for r in self.rows if r.state in ("pending", "out-of-order"))
-
-    @property
-    def failed(self) -> int:
-        """Failed attempts (a half-reverted migration is counted as that, not as failed)."""
-        return sum(1 for r in self.rows if r.state == "failed" and not r.half_reverted)
-
-    @property
-    def applied(self) -> int:
-        return sum(1 for r in self.rows if r.applied is not None and not r.half_reverted)
-
-    @property
-    def half_reverted(self) -> int:
-        return sum(1 for r in self.rows if r.half_reverted)
-
-
 def status(settings: Settings) -> StatusReport:
-    from pgshift.db import catalog
-    from pgshift.plan import migration_states
+    from pgshift.ops.status import status_report
 
     project = load_project(settings, allow_problems=True)
-    migrations = project.migrations
     with connect(settings, purpose="status") as target:
-        history, running = _status_reads(target, settings)
-        live_run = False
-        if history.in_progress:  # only then does it matter who holds the lock
-            lock = catalog.migration_lock(target.session, settings.schema)
-            live_run = lock is not None and lock.workers > 0
-    rows = migration_states(migrations, history, run_in_progress=live_run)
-    return StatusReport(tuple(_mark_running(rows, running)), project.problems)
+        return status_report(project.migrations, project.problems, target)
 
 
-def _status_reads(target: Target, settings: Settings) -> tuple[History, dict[str, str]]:
-    """The history, and {version: action} that a live run has the server executing now
-    (db/activity.py), read on ONE session: libpq's when it loads (a read-only command never
-    needs psycopg, Target.read_history's reasoning), else the target's own. `status` keeps
-    its one connection; the activity read is one more small query on it.
-    """
-    from contextlib import nullcontext
-
-    from pgshift.db.activity import running_steps
-    from pgshift.db.readonly import LibpqSession
-
-    reader = LibpqSession.open(target.url, purpose="status")
-    session: Any = reader if reader is not None else target.session
-    with reader if reader is not None else nullcontext():
-        history = target.store.read(session)
-        running = running_steps(session, settings.schema)
-    return history, running
-
-
-def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:
-    """A migration the server is running for a live run is "running", whatever kind it is: a
-    transactional one leaves no progress row to show it."""
-    from dataclasses import replace
-
-    marked = []
-    for row in rows:
-        action = running.get(row.version)
-        if action == "apply" and row.applied is None:
-            marked.append(replace(row, running=True))
-        elif action == "revert" and row.applied is not None:
-            marked.append(replace(row, running=True, detail="being reverted by the current run"))
-        else:
-            marked.append(row)
-    return marked
-
-
-def health(settings: Settings) -> HealthReport:
+def health(settings: Settings, *, show_queries: bool = False) -> HealthReport:
     """The health report (SPEC section 5); read-only, never takes the migration lock.
 
     An unreachable database is a critical `connection` check, not an exception, so monitoring
-    always gets a report and an exit code.
+    always gets a report and an exit code. Other sessions' queries have their constants masked
+    (``$1``, as pg_stat_statements shows them) unless ``show_queries``.
     """
-    from contextlib import AbstractContextManager
-
-    from pgshift.db.connect import connect
-    from pgshift.ops.health import run_checks
+    from pgshift.db.target import Target
+    from pgshift.ops import health as ops_health
 
     migrations: tuple[Migration, ...] | PgshiftError
     problems: tuple[Problem, ...] = ()
@@ -126,19 +46,14 @@ def health(settings: Settings) -> HealthReport:
         migrations, problems = project.migrations, project.problems
     except PgshiftError as exc:
         migrations = exc
-    url: str | None = None
-    url_error: PgshiftError | None = None
+    target: Target | PgshiftError
     try:
-        url = database_url(settings)
+        target = Target.from_settings(settings, database_url(settings), purpose="health")
     except PgshiftError as exc:
-        url_error = exc
-
-    def connection() -> AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]:
-        if url_error is not None:
-            raise url_error
-        return connect(url, purpose="health", connect_timeout_s=5)
-
-    return run_checks(settings, connection, migrations=migrations, url=url, problems=problems)
+        target = exc
+    return ops_health.health(
+        settings, target, migrations=migrations, problems=problems, show_queries=show_queries
+    )
 
 
 def health_server(settings: Settings, address: str) -> HealthServer:
@@ -154,11 +69,11 @@ def at_head(settings: Settings) -> HeadReport:
     At head: nothing pending, failed, out of order, drifted or missing. Never takes the
     migration lock and never writes; reads history over one short read-only session.
     """
-    from pgshift.ops.readiness import head_report
+    from pgshift.ops.status import head
 
     migrations = load_project(settings, allow_problems=True).migrations
     with connect(settings, purpose="check") as target:
-        return head_report(migrations, target.read_history())
+        return head(migrations, target)
 
 
 def wait(

@@ -17,7 +17,7 @@ from pgshift.cli.render import Output
 from pgshift.errors import PgshiftError, UsageError
 
 if TYPE_CHECKING:
-    from pgshift.ops.health import HealthReport
+    from pgshift.ops.health_rules import HealthReport
     from pgshift.serve import HealthServer
 
 
@@ -38,17 +38,29 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="serve /health and /metrics on ADDR (host:port; host defaults to 127.0.0.1)",
     )
+    p.add_argument(
+        "--show-queries",
+        action="store_true",
+        help="show other sessions' queries in full, data included (default: constants as $1)",
+    )
     p.set_defaults(handler=cmd_health)
 
 
 def cmd_health(args: argparse.Namespace, out: Output) -> int:
-    from pgshift.ops.health import EXIT_CODES, UNKNOWN  # only `health` pays for its checks
+    from pgshift.ops.health_rules import EXIT_CODES, UNKNOWN  # only `health` pays for them
 
     if args.count is not None and not args.watch:
         # Silently printing one report would let a script believe it sampled N times.
         raise UsageError(
             "pgshift health: --count only counts the reports of --watch",
             hint="add --watch (`pgshift health --watch --count 2`), or drop --count",
+        )
+    if args.show_queries and args.serve is not None:
+        # The endpoint answers anyone who reaches the port: it never serves data literals.
+        raise UsageError(
+            "pgshift health: --show-queries is for the command line only; /health always masks"
+            " the constants of queries",
+            hint="drop --show-queries, or run `pgshift health --show-queries` where you are",
         )
     try:
         settings = settings_from(args)
@@ -58,14 +70,14 @@ def cmd_health(args: argparse.Namespace, out: Output) -> int:
         out.error(exc)
         return EXIT_CODES[UNKNOWN]
     if not args.watch:
-        report = pgshift.health(settings)
+        report = pgshift.health(settings, show_queries=args.show_queries)
         show(out, report, json_lines=False)
         return report.exit_code
     code = EXIT_CODES[UNKNOWN]
     shown = 0
     try:
         while True:
-            report = pgshift.health(settings)
+            report = pgshift.health(settings, show_queries=args.show_queries)
             code = report.exit_code
             show(out, report, json_lines=True)
             shown += 1

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgshift.execution import IndexFacts
+from pgshift.model import (
+    BlockedSession,
+    ConnectionUse,
+    InvalidIndex,
+    LockState,
+    PoolerProbe,
+    Replica,
+    SessionInfo,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,14 +70,6 @@ def server_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
 # -- health facts (read-only; `pgshift health` and the in-run monitor) ----------------------------
 
 
-@dataclass(frozen=True)
-class InvalidIndex:
-    schema: str
-    name: str
-    table: str
-    definition: str
-
-
 def invalid_index_details(conn: psycopg.Connection[tuple[Any, ...]]) -> list[InvalidIndex]:
     """INVALID indexes with their table and definition, skipping builds still in progress.
 
@@ -98,34 +98,9 @@ def invalid_index_details(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Inv
     return [InvalidIndex(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    """One backend as `pg_stat_activity` shows it; ages are in ms, None when not applicable."""
-
-    pid: int
-    application_name: str
-    user: str
-    state: str
-    query: str
-    xact_ms: int | None
-    state_ms: int | None
-
-
-@dataclass(frozen=True)
-class BlockedSession:
-    """A session waiting for a lock, what it waits on, since when, and who is in its way."""
-
-    session: SessionInfo
-    waiting_ms: int
-    locktype: str
-    relation: str | None  # the table (or index) waited on, when the lock is on a relation
-    mode: str
-    blocked_by: tuple[int, ...]  # pg_blocking_pids: holders and sessions queued ahead
-
-
 _SESSION_COLUMNS = """
     a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''),
-    left(coalesce(a.query, ''), 300),
+    coalesce(a.query, ''),
     (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint,
     (extract(epoch FROM clock_timestamp() - a.state_change) * 1000)::bigint
 """
@@ -217,17 +192,6 @@ def long_transactions(
     return [_session(r) for r in rows]
 
 
-@dataclass(frozen=True)
-class ConnectionUse:
-    used: int  # client backends, all databases: they share max_connections
-    max_connections: int
-    reserved: int  # superuser_reserved_connections (+ reserved_connections on 16+)
-
-    @property
-    def available(self) -> int:
-        return max(0, self.max_connections - self.reserved)
-
-
 def connection_use(conn: psycopg.Connection[tuple[Any, ...]]) -> ConnectionUse:
     row = conn.execute(
         """
@@ -239,15 +203,6 @@ def connection_use(conn: psycopg.Connection[tuple[Any, ...]]) -> ConnectionUse:
     ).fetchone()
     assert row is not None
     return ConnectionUse(int(row[0]), int(row[1]), int(row[2]))
-
-
-@dataclass(frozen=True)
-class LockState:
-    """Who holds the migration lock, for how long, and whether any pgshift worker is around."""
-
-    holder: SessionInfo
-    held_ms: int  # since the holder connected: the lock connection is opened to take it
-    workers: int  # other pgshift sessions that do work (runner, rollback ...), not read-only ones
 
 
 READ_ONLY_PURPOSES = ("lock", "health", "status", "monitor", "validate")
@@ -282,13 +237,6 @@ def migration_lock(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> Lo
     return LockState(_session(row), int(row[7] or 0), int(row[8]))
 
 
-@dataclass(frozen=True)
-class Replica:
-    name: str
-    state: str
-    lag_ms: int | None  # replay lag; None when the server does not say (no pg_monitor role)
-
-
 def replicas(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Replica]:
     rows = conn.execute(
         """
@@ -298,15 +246,6 @@ def replicas(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Replica]:
         """
     ).fetchall()
     return [Replica(str(r[0]), str(r[1]), None if r[2] is None else int(r[2])) for r in rows]
-
-
-@dataclass(frozen=True)
-class PoolerProbe:
-    """What a connection saw across separate transactions; a pooler in between shows here."""
-
-    announced_pid: int  # the pid in the startup reply (a pooler announces its own)
-    server_pids: tuple[int, ...]  # pg_backend_pid() in successive autocommit statements
-    setting_kept: bool  # a session-level set_config survived into the next transaction
 
 
 def probe_pooler(conn: psycopg.Connection[tuple[Any, ...]], rounds: int = 3) -> PoolerProbe:

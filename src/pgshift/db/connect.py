@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from pgshift.errors import DatabaseUnavailable
+from pgshift.errors import DatabaseUnavailable, QueryFailed
 
 if TYPE_CHECKING:
     import psycopg
+
+    from pgshift.history import Session
 
 APPLICATION_NAME = "pgshift"
 #: TCP keepalives of the lock session: first probe after 30 s idle, then every 10 s, 3 misses.
@@ -26,6 +30,68 @@ def redact(text: str, url: str | None) -> str:
     if secret:
         text = text.replace(secret, "***")
     return text.replace(url, mask_url(url))
+
+
+@contextmanager
+def translated(url: str | None) -> Iterator[None]:
+    """Turn a driver error raised inside into QueryFailed, its text redacted of ``url``: what
+    leaves db/ is a pgshift error, never the driver's exception."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        text = redact(str(exc).strip(), url)
+        raise QueryFailed(text or type(exc).__name__) from None
+
+
+def server_version(url: str, *, connect_timeout_s: int) -> str | None:
+    """The server's full version as its handshake says (e.g. "18.1"); None when it does not
+    answer (the embedded server's manager asks this of a server it found running)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=connect_timeout_s) as conn:
+            return conn.info.parameter_status("server_version")
+    except psycopg.Error:
+        return None
+
+
+def child_conninfo(url: str | None, *, application_name: str) -> tuple[str | None, str | None]:
+    """(conninfo without the password, the password) for a libpq child process (pg_dump,
+    psql) connecting to ``url``; (None, None) for libpq's defaults. The process helper puts
+    the password in a 0600 file (process.child_connection), never on a command line.
+    """
+    import psycopg.conninfo
+
+    from pgshift.config import mask_url
+    from pgshift.errors import BackupError, UsageError
+
+    if not url:
+        return None, None
+    try:
+        params = dict(psycopg.conninfo.conninfo_to_dict(url))
+    except psycopg.ProgrammingError:
+        raise UsageError(f"the database URL {mask_url(url)} is not valid") from None
+    password = params.pop("password", None)
+    if params.pop("sslpassword", None):
+        raise BackupError(
+            "backups cannot pass an sslpassword to pg_dump without exposing it",
+            hint="use an unencrypted client key file with 0600 permissions for backups",
+        )
+    params.setdefault("application_name", application_name)
+    conninfo = psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v})
+    return conninfo, None if password is None else str(password)
+
+
+def pg_connection(session: Session) -> psycopg.Connection[tuple[object, ...]]:
+    """``session`` as the psycopg connection it is: the history protocol's sessions are opaque
+    above db/, and only db/ looks inside them."""
+    import psycopg
+
+    if not isinstance(session, psycopg.Connection):
+        raise TypeError(f"expected a PostgreSQL session, not {type(session).__name__}")
+    return session
 
 
 def _password_of(url: str) -> str | None:

@@ -265,6 +265,10 @@ class LibpqSession:
         return None if value is None else value.decode()
 
     @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @property
     def _handle(self) -> int:
         if self._conn is None:
             raise DatabaseUnavailable("the read-only session is closed")

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
+from pgshift.db.connect import pg_connection
 from pgshift.db.readonly import TextSession, text_session, timestamp
 from pgshift.execution import PROGRESS_MOVED
 from pgshift.history import (
@@ -24,6 +25,7 @@ from pgshift.history import (
     History,
     Progress,
     ProgressMoved,
+    Session,
 )
 
 if TYPE_CHECKING:
@@ -234,7 +236,7 @@ class PostgresHistoryStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self, conn: psycopg.Connection[tuple[Any, ...]] | TextSession) -> History:
+    def read(self, conn: Session | TextSession) -> History:
         """The whole history; an absent schema is an empty history (read-only commands).
 
         ``conn`` is a psycopg connection or any TextSession (a libpq session of readonly.py,
@@ -259,12 +261,13 @@ class PostgresHistoryStore:
         query = query.replace("{s}", session.identifier(self.schema).replace("%", "%%"))
         return query, [EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED, EVENT_FAILED]
 
-    def last_up_run(self, conn: psycopg.Connection[tuple[Any, ...]]) -> str | None:
+    def last_up_run(self, session: Session) -> str | None:
         """The run id of the newest run that set out to apply migrations (`rollback emergency`).
 
         Read from the run_started events, whose steps name their action, so rollback runs and
         runs with nothing left to do are not mistaken for it.
         """
+        conn = pg_connection(session)
         if not self.exists(conn):
             return None
         row = conn.execute(
@@ -311,12 +314,13 @@ class PostgresHistoryStore:
 
     def log(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        session: Session,
         run_id: str | None,
         event: str,
         version: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
+        conn = pg_connection(session)
         conn.execute(
             self._q("INSERT INTO {s}.log (run_id, event, version, detail) VALUES (%s, %s, %s, %s)"),
             (run_id, event, version, json.dumps(dict(detail or {}), default=str)),
@@ -477,19 +481,20 @@ class PostgresHistoryStore:
 
     def record_applied(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        session: Session,
         row: AppliedMigration,
         detail: Mapping[str, Any] | None = None,
         *,
         expect: Expect | None = None,
     ) -> None:
         """Write what applied_sql says, in the caller's transaction."""
+        conn = pg_connection(session)
         with _moved(row.version, expect):
             conn.execute(self.applied_sql(conn, row, detail, expect=expect))
 
     def record_reverted(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        session: Session,
         version: str,
         run_id: str,
         detail: Mapping[str, Any] | None = None,
@@ -497,6 +502,7 @@ class PostgresHistoryStore:
         expect: Expect | None = None,
     ) -> None:
         """Write what reverted_sql says, in the caller's transaction."""
+        conn = pg_connection(session)
         with _moved(version, expect):
             conn.execute(self.reverted_sql(conn, version, run_id, detail, expect=expect))
 
@@ -532,22 +538,25 @@ class PostgresHistoryStore:
                 )
                 self.log(conn, row.run_id, event, row.version, detail)
 
-    def clear_progress(self, conn: psycopg.Connection[tuple[Any, ...]], version: str) -> None:
-        conn.execute(self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,))
+    def clear_progress(self, session: Session, version: str) -> None:
+        pg_connection(session).execute(
+            self._q("DELETE FROM {s}.progress WHERE version = %s"), (version,)
+        )
 
     def save_progress(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        session: Session,
         progress: Progress,
         *,
         expect: Expect | None = None,
     ) -> None:
+        conn = pg_connection(session)
         with _moved(progress.version, expect):
             conn.execute(self.progress_sql(conn, progress, expect=expect))
 
     def record_failed(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        session: Session,
         run_id: str,
         version: str,
         detail: Mapping[str, Any],
@@ -555,7 +564,7 @@ class PostgresHistoryStore:
         action: str = "apply",
     ) -> None:
         event = EVENT_FAILED if action == "apply" else EVENT_REVERT_FAILED
-        self.log(conn, run_id, event, version, detail)
+        self.log(session, run_id, event, version, detail)
 
 
 def _guard(

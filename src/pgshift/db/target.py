@@ -27,15 +27,17 @@ from typing import TYPE_CHECKING, Any
 from pgshift.db.connect import connect, redact
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
 
     import psycopg
 
     from pgshift.config import Settings
     from pgshift.db.execute import PostgresExecutor
     from pgshift.db.lock import LockHolder, RunnerLock
+    from pgshift.db.probe import Probe, ProbePool
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.history import History
+    from pgshift.history import History, Session
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,15 @@ class Target:
         """The connection URL, password included: for child processes and nothing else."""
         return self._url
 
+    def child_conninfo(
+        self, application_name: str = "pgshift backup"
+    ) -> tuple[str | None, str | None]:
+        """(conninfo without the password, the password) for a libpq child process: what
+        process.child_connection takes, so that the URL is parsed here, in db/."""
+        from pgshift.db.connect import child_conninfo
+
+        return child_conninfo(self._url, application_name=application_name)
+
     def redact(self, text: str) -> str:
         """``text`` with this target's password (and URL) masked."""
         return redact(text, self._url)
@@ -262,6 +273,45 @@ class Target:
                 with reader:
                     return self.store.read(reader)
         return self.store.read(self.session)
+
+    def read_only_session(self) -> AbstractContextManager[Session]:
+        """A session for a read-only command's reads: libpq's own when it loads (no psycopg
+        import, read_history's reasoning), closed after; else this target's session, kept open.
+        """
+        from contextlib import contextmanager
+
+        @contextmanager
+        def session() -> Iterator[Session]:
+            from pgshift.db.readonly import LibpqSession
+
+            reader = LibpqSession.open(self._url, purpose=self.purpose)
+            if reader is None:
+                yield self.session
+                return
+            with reader:
+                yield reader
+
+        return session()
+
+    def probe(self, *, connect_timeout_s: int = 5) -> AbstractContextManager[Probe]:
+        """A bounded probe session (db/probe.py) on a connection of its own, closed after:
+        every query time-bounded, driver errors raised as QueryFailed. For `health`."""
+        from pgshift.db.probe import opened
+
+        return opened(self._url, purpose=self.purpose, connect_timeout_s=connect_timeout_s)
+
+    def probe_pool(self, *, min_size: int, max_size: int) -> ProbePool:
+        """A pool of bounded probe sessions (not yet open): the health endpoint's."""
+        from pgshift.db.probe import ProbePool
+
+        return ProbePool(self._url, min_size=min_size, max_size=max_size, purpose=self.purpose)
+
+    def translated(self) -> AbstractContextManager[None]:
+        """A driver error raised inside leaves as QueryFailed, this target's password masked:
+        what ops/ sees of a failed read on this target's session."""
+        from pgshift.db.connect import translated
+
+        return translated(self._url)
 
     def prepare(self) -> None:
         """Bring pgshift's own tables to the newest version; only while holding the lock.

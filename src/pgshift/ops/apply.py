@@ -59,6 +59,7 @@ from pgshift.history import (
     HistoryStore,
     Progress,
     ProgressMoved,
+    Session,
 )
 from pgshift.model import Statement
 from pgshift.ops.stopping import StopRequest, trapped
@@ -76,7 +77,11 @@ class RunnerLock(Protocol):
     """The migration lock as the runner uses it (db/lock.py's RunnerLock, or a test's)."""
 
     waited_for: LockHolder | None
-    conn: Any  # the lock's own session: the runner's log writes and the monitor use it
+
+    @property
+    def conn(self) -> Session | None:
+        """The lock's own session while held: the runner's log writes and the monitor use it."""
+        ...
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None: ...
 
@@ -100,6 +105,13 @@ class RunTarget(Protocol):
     def executor(self) -> Executor: ...
 
     def redact(self, text: str) -> str: ...
+
+
+def _side(lock: RunnerLock) -> Session:
+    """The held lock's session; a lock without one has lost its connection."""
+    if lock.conn is None:
+        raise LockBusy("lost the migration lock: its connection to the database was closed")
+    return lock.conn
 
 
 @dataclass(frozen=True)
@@ -323,7 +335,7 @@ class Runner:
             executor = self.target.executor()
             self.stop.cancel = executor.cancel
             if self.monitor is not None:  # samples on the idle lock session (monitor.py)
-                self.monitor.start(executor.backend_pid(), self.run_id, lock.conn)
+                self.monitor.start(executor.backend_pid(), self.run_id, _side(lock))
             for step in check.done:
                 version, action = step.migration.version, step.action
                 self.emit(ev.StepSkipped(version, "already done by another run", action))
@@ -359,7 +371,7 @@ class Runner:
         results: list[StepResult],
     ) -> None:
         """Run the steps in order, logging the run's start, end or failure."""
-        side = lock.conn
+        side = _side(lock)
         if lock.waited_for is not None:
             detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
             self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
@@ -400,7 +412,7 @@ class Runner:
         self.emit(ev.RunFinished(self.run_id, applied, elapsed))
 
     def _interrupted(
-        self, side: Any, stopped: _Stopped, results: Sequence[StepResult]
+        self, side: Session, stopped: _Stopped, results: Sequence[StepResult]
     ) -> Interrupted | HalfApplied:
         """Log and emit the stop, and phrase it: what is done, and whether a re-run must be."""
         name = self.stop.signal_name or "a signal"
@@ -448,7 +460,7 @@ class Runner:
 class _StepRun:
     """One step (a migration or its rollback) run chunk by chunk, with retries and records."""
 
-    def __init__(self, runner: Runner, executor: Executor, side: Any, step: Step) -> None:
+    def __init__(self, runner: Runner, executor: Executor, side: Session, step: Step) -> None:
         self.runner = runner
         self.executor = executor
         self.side = side  # the lock's session, for the log rows written beside the run

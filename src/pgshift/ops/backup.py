@@ -43,7 +43,7 @@ from pgshift.db.inventory import (
     restore_epilogue,
 )
 from pgshift.db.target import Target
-from pgshift.errors import BackupError
+from pgshift.errors import BackupError, QueryFailed
 from pgshift.events import BackupProgress
 from pgshift.model import SchemaObject
 from pgshift.ops.manifest import (
@@ -107,8 +107,6 @@ def take_backup(
     pg_dump reads is exported by the target's own session, in a read-only transaction held
     open for the dump, so the backup costs no connection beyond pg_dump's.
     """
-    import psycopg
-
     if reason not in REASONS:
         raise ValueError(f"unknown backup reason {reason!r}")
     folder = private_dir(backup_dir)
@@ -118,11 +116,10 @@ def take_backup(
     conn = target.session
     try:
         try:
-            snap = begin_snapshot(conn, schema)
-        except psycopg.Error as exc:
-            raise BackupError(
-                "cannot read the database to back it up: " + target.redact(str(exc).strip())
-            ) from None
+            with target.translated():
+                snap = begin_snapshot(conn, schema)
+        except QueryFailed as exc:
+            raise BackupError("cannot read the database to back it up: " + exc.message) from None
         tools = find_tools(snap.server_major)
         created = datetime.now(UTC)
         _dump(tools, target, snap.id, tmp, lock_wait_ms, snap.size_bytes, progress)
@@ -178,7 +175,7 @@ def _dump(
     """Run pg_dump into ``archive`` (created 0600 by us, so the umask cannot widen it)."""
     fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
-        with child_connection(target.url) as (conn_argv, env):
+        with child_connection(*target.child_conninfo()) as (conn_argv, env):
             command = [
                 tools.path("pg_dump"),
                 "--format=custom",
@@ -251,8 +248,6 @@ def restore_backup(
     connected through the process helper. On any failure the transaction is rolled back, the
     database is as it was, and BackupError says why.
     """
-    import psycopg
-
     started = time.monotonic()
     archive = verify_checksum(backup_dir, manifest)
     conn = target.session
@@ -281,13 +276,12 @@ def restore_backup(
     _run_restore(tools, target, archive, server_major, lock_timeout_ms, prelude, epilogue, progress)
     # Prove it: the restored database must hold exactly what the manifest describes.
     try:
-        conn = target.session
-        after = inventory(conn)
-        versions, _ = history_snapshot(conn, manifest.schema)
-    except psycopg.Error as exc:  # pragma: no cover - the server vanished right after
-        raise BackupError(
-            "restored, but cannot read the database back: " + target.redact(str(exc))
-        ) from None
+        with target.translated():
+            conn = target.session
+            after = inventory(conn)
+            versions, _ = history_snapshot(conn, manifest.schema)
+    except QueryFailed as exc:  # pragma: no cover - the server vanished right after
+        raise BackupError("restored, but cannot read the database back: " + exc.message) from None
     differences = compare_inventories(manifest.objects, after)
     if versions != manifest.versions or differences:
         detail = "; ".join(differences[:10]) or (
@@ -317,7 +311,7 @@ def _run_restore(
         str(archive),
     ]
     size = archive.stat().st_size
-    with child_connection(target.url) as (conn_argv, env):
+    with child_connection(*target.child_conninfo()) as (conn_argv, env):
         _into_psql(
             tools,
             reader,
@@ -367,8 +361,8 @@ def copy_schema(
     if has_history:
         passes.append(["--data-only", f"--schema={history_pattern}"])
     with (
-        child_connection(source_url) as (source_argv, source_env),
-        child_connection(dest_url) as (dest_argv, dest_env),
+        child_connection(*source.child_conninfo()) as (source_argv, source_env),
+        child_connection(*dest.child_conninfo()) as (dest_argv, dest_env),
     ):
         for extra in passes:
             reader = [
@@ -493,8 +487,6 @@ def backup_for(
     Returns the manifest and the ids of the backups retention removed. Logging and pruning
     happen after the archive is safe; a failure there does not undo the backup.
     """
-    import psycopg
-
     manifest = take_backup(
         target,
         settings.backup_dir,
@@ -504,20 +496,10 @@ def backup_for(
         lock_wait_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
         progress=progress,
     )
-    protected: str | None = None
     try:
-        conn, store = target.session, target.store
-        if store.exists(conn):
-            detail = {
-                "backup_id": manifest.id,
-                "reason": reason,
-                "size_bytes": manifest.size_bytes,
-                "sha256": manifest.sha256,
-                "versions": list(manifest.versions),
-            }
-            store.log(conn, run_id, "backup_taken", None, detail)
-        protected = last_applying_run(conn, settings.schema)
-    except psycopg.Error:
+        with target.translated():
+            protected = _log_backup(target, settings.schema, manifest, reason, run_id)
+    except QueryFailed:
         return manifest, []  # the backup is safe; without history, prune nothing this time
     removed = prune(
         settings.backup_dir,
@@ -537,3 +519,20 @@ def take_reported(
     manifest, _ = backup_for(target.settings, target, reason=reason, run_id=run_id, progress=emit)
     emit(taken(manifest))
     return manifest
+
+
+def _log_backup(
+    target: Target, schema: str, manifest: Manifest, reason: str, run_id: str | None
+) -> str | None:
+    """Log the backup in the history (when there is one); the run retention must keep."""
+    conn, store = target.session, target.store
+    if store.exists(conn):
+        detail = {
+            "backup_id": manifest.id,
+            "reason": reason,
+            "size_bytes": manifest.size_bytes,
+            "sha256": manifest.sha256,
+            "versions": list(manifest.versions),
+        }
+        store.log(conn, run_id, "backup_taken", None, detail)
+    return last_applying_run(conn, schema)

@@ -1,719 +1,92 @@
-"""The health report: facts read by read-only catalog queries, judged by pure threshold rules.
+"""The health report: facts read over the Target's bounded probe sessions, judged by the rules.
 
-Why two halves: the rules (what is a warning, what pages someone) are plain functions of frozen
-facts, so every threshold is unit-tested from literals; the gathering is one function that asks
-the database and never writes, never takes the migration lock and bounds every query, so it is
-safe in a readiness probe while a migration runs.
+Why two halves: the rules (ops/health_rules.py: what is a warning, what pages someone) are plain
+functions of frozen facts, unit-tested from literals; the gathering here asks the database and
+never writes, never takes the migration lock and bounds every query (db/probe.py), so it is safe
+in a readiness probe while a migration runs. The queries of other sessions are shown with their
+constants masked (source/normalize.py) unless the caller asks for them in full.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pgshift.db import catalog
-from pgshift.db.catalog import (
-    BlockedSession,
-    ConnectionUse,
-    InvalidIndex,
-    LockState,
-    PoolerProbe,
-    Replica,
-    SessionInfo,
+from pgshift.errors import PgshiftError, Problem, QueryFailed
+from pgshift.ops.health_rules import (
+    CHECK_NAMES,
+    UNKNOWN,
+    BackupFacts,
+    Check,
+    HealthReport,
+    Thresholds,
+    check_backups,
+    check_blocked,
+    check_connection,
+    check_connections,
+    check_drift,
+    check_failed,
+    check_files,
+    check_invalid_indexes,
+    check_long_transactions,
+    check_migration_lock,
+    check_pending,
+    check_pooler,
+    check_replication,
+    check_server_version,
+    check_unreachable,
+    not_checked,
 )
-from pgshift.durations import format_duration_ms
-from pgshift.errors import PgshiftError, Problem
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgshift.config import Settings
-    from pgshift.history import History, Progress
-    from pgshift.model import Migration
+    from pgshift.db.probe import Probe
+    from pgshift.db.target import Target
+    from pgshift.history import History
+    from pgshift.model import Migration, SessionInfo
     from pgshift.plan import MigrationState
 
-OK = "ok"
-WARNING = "warning"
-CRITICAL = "critical"
-UNKNOWN = "unknown"
+#: How long a health run waits for its own connection.
+CONNECT_TIMEOUT_S = 5
+#: How much of another session's query a report shows.
+QUERY_CHARS = 300
 
-#: Worst first when aggregating: a check that could not run may hide a problem, so it outranks a
-#: known warning, but not a known critical.
-_SEVERITY = {OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3}
-#: The monitoring-plugin convention (Nagios, Icinga, Sensu): SPEC section 2.
-EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
-
-#: Oldest major version pgshift's catalog queries work on (pg_stat_progress_create_index).
-MIN_WORKING_MAJOR = 12
-#: Oldest major version the PostgreSQL community still supports.
-MIN_SUPPORTED_MAJOR = 14
-
-#: How long an idle migration lock with no pgshift worker connected may exist before it is called
-#: orphaned (capped by PGSHIFT_HEALTH_LOCK_HELD_WARN): the gap between taking the lock and opening
-#: the runner's connection is milliseconds, but a backup may run under the lock.
-ORPHAN_GRACE_MS = 60_000
-
-#: Every query of a health run is bounded, so a probe never hangs on a busy server.
-STATEMENT_TIMEOUT_MS = 10_000
-LOCK_TIMEOUT_MS = 1_000
-
-CHECK_NAMES = (
-    "connection",
-    "server_version",
-    "pooler",
-    "connections",
-    "pending_migrations",
-    "failed_migrations",
-    "drift",
-    "migration_files",
-    "invalid_indexes",
-    "blocked_sessions",
-    "long_transactions",
-    "migration_lock",
-    "replication",
-    "backups",
-)
+ProbeSource = Callable[[], AbstractContextManager["Probe"]]
 
 
-@dataclass(frozen=True)
-class Check:
-    """One line of the report: a status, a one-line reason, and structured facts."""
+def health(
+    settings: Settings,
+    target: Target | PgshiftError,
+    *,
+    migrations: Sequence[Migration] | PgshiftError,
+    problems: Sequence[Problem] = (),
+    show_queries: bool = False,
+) -> HealthReport:
+    """The health report of ``target`` (or the error that stopped naming one: then the
+    `connection` check is critical with its message, and every database check unknown).
 
-    name: str
-    status: str
-    detail: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    duration_ms: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "detail": self.detail,
-            "data": _jsonable(self.data),
-            "duration_ms": round(self.duration_ms, 3),
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def worst(statuses: Iterable[str]) -> str:
-    return max(statuses, key=lambda s: _SEVERITY[s], default=OK)
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    checks: tuple[Check, ...]
-    generated_at: datetime
-
-    @property
-    def status(self) -> str:
-        return worst(c.status for c in self.checks)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
-
-    def check(self, name: str) -> Check:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    def to_json(self) -> dict[str, Any]:
-        """SPEC's shape (`status`, `checks[name, status, detail]`) plus data and timings."""
-        return {
-            "status": self.status,
-            "checks": [c.to_json() for c in self.checks],
-            "generated_at": self.generated_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The PGSHIFT_HEALTH_* settings, in milliseconds and percent."""
-
-    latency_warn_ms: int = 100
-    latency_crit_ms: int = 1000
-    blocked_warn_ms: int = 5_000
-    blocked_crit_ms: int = 60_000
-    long_transaction_warn_ms: int = 300_000
-    long_transaction_crit_ms: int = 1_800_000
-    idle_transaction_warn_ms: int = 60_000
-    idle_transaction_crit_ms: int = 600_000
-    lock_held_warn_ms: int = 3_600_000
-    connections_warn_pct: int = 80
-    connections_crit_pct: int = 95
-    replication_lag_warn_ms: int = 10_000
-    replication_lag_crit_ms: int = 60_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
-        return cls(
-            latency_warn_ms=settings.health_latency_warn_ms,
-            latency_crit_ms=settings.health_latency_crit_ms,
-            blocked_warn_ms=settings.health_blocked_warn_ms,
-            blocked_crit_ms=settings.health_blocked_crit_ms,
-            long_transaction_warn_ms=settings.health_long_transaction_warn_ms,
-            long_transaction_crit_ms=settings.health_long_transaction_crit_ms,
-            idle_transaction_warn_ms=settings.health_idle_transaction_warn_ms,
-            idle_transaction_crit_ms=settings.health_idle_transaction_crit_ms,
-            lock_held_warn_ms=settings.health_lock_held_warn_ms,
-            connections_warn_pct=settings.health_connections_warn_pct,
-            connections_crit_pct=settings.health_connections_crit_pct,
-            replication_lag_warn_ms=settings.health_replication_lag_warn_ms,
-            replication_lag_crit_ms=settings.health_replication_lag_crit_ms,
-        )
-
-
-def _level(value: float, warn: float, crit: float) -> str:
-    if value >= crit:
-        return CRITICAL
-    if value >= warn:
-        return WARNING
-    return OK
-
-
-def _dur(ms: float | None) -> str:
-    return format_duration_ms(ms)
-
-
-def _who(s: SessionInfo) -> str:
-    name = s.application_name or "no application_name"
-    return f"pid {s.pid} ({name}, {s.state or 'no state'})"
-
-
-# -- pure rules -------------------------------------------------------------------------------
-
-
-def check_connection(round_trip_ms: float, connect_ms: float | None, t: Thresholds) -> Check:
-    status = _level(round_trip_ms, t.latency_warn_ms, t.latency_crit_ms)
-    detail = f"round trip {round_trip_ms:.1f}ms"
-    if connect_ms is not None:
-        detail += f", connected in {connect_ms:.0f}ms"
-    if status != OK:
-        limit = t.latency_crit_ms if status == CRITICAL else t.latency_warn_ms
-        detail += f" (over PGSHIFT_HEALTH_LATENCY_{status[:4].upper()} {limit}ms)"
-    return Check(
-        "connection",
-        status,
-        detail,
-        {"round_trip_ms": round(round_trip_ms, 3), "connect_ms": connect_ms},
-    )
-
-
-def check_unreachable(message: str) -> Check:
-    return Check("connection", CRITICAL, message, {"reachable": False})
-
-
-def check_server_version(version_num: int, version_text: str) -> Check:
-    major = version_num // 10000
-    data = {"server_version_num": version_num, "server_version": version_text, "major": major}
-    if major < MIN_WORKING_MAJOR:
-        return Check(
-            "server_version",
-            CRITICAL,
-            f"PostgreSQL {version_text} is older than {MIN_WORKING_MAJOR}, which pgshift needs",
-            data,
-        )
-    if major < MIN_SUPPORTED_MAJOR:
-        return Check(
-            "server_version",
-            WARNING,
-            f"PostgreSQL {version_text} no longer gets fixes from the PostgreSQL project"
-            f" (supported: {MIN_SUPPORTED_MAJOR} and newer)",
-            data,
-        )
-    return Check("server_version", OK, f"PostgreSQL {version_text}", data)
-
-
-def check_pooler(probe: PoolerProbe) -> Check:
-    """A transaction-mode pooler breaks the session lock and SET: critical.
-
-    Several backend pids across autocommit statements, or a session setting that did not
-    survive, can only mean transactions are spread over server connections. A startup pid that
-    differs from the server's own means something answers in PostgreSQL's place: a session-mode
-    pooler works, but an idle transaction-mode pooler looks the same, hence a warning.
+    ``show_queries``: other sessions' queries in full; by default their constants are masked.
     """
-    server_pids = sorted(set(probe.server_pids))
-    data = {
-        "announced_pid": probe.announced_pid,
-        "server_pids": server_pids,
-        "session_setting_kept": probe.setting_kept,
-    }
-    if len(server_pids) > 1 or not probe.setting_kept:
-        why = (
-            f"{len(server_pids)} different server processes answered one connection"
-            if len(server_pids) > 1
-            else "a session setting was lost between two transactions"
-        )
-        return Check(
-            "pooler",
-            CRITICAL,
-            f"a transaction-mode pooler is in front of the database ({why}): the migration"
-            " lock and SET do not work through it; point pgshift at PostgreSQL directly or at a"
-            " session-mode pool",
-            data,
-        )
-    if server_pids and probe.announced_pid != server_pids[0]:
-        return Check(
-            "pooler",
-            WARNING,
-            f"a proxy or pooler answers for the server (it announced pid {probe.announced_pid},"
-            f" the server runs pid {server_pids[0]}); session state held, so it looks like"
-            " session mode, but make sure it is not transaction mode",
-            data,
-        )
-    return Check("pooler", OK, "direct connection to PostgreSQL (no pooler detected)", data)
 
+    def probe() -> AbstractContextManager[Probe]:
+        if isinstance(target, PgshiftError):
+            raise target
+        return target.probe(connect_timeout_s=CONNECT_TIMEOUT_S)
 
-def check_connections(use: ConnectionUse, t: Thresholds) -> Check:
-    pct = 100.0 * use.used / use.available if use.available else 100.0
-    status = _level(pct, t.connections_warn_pct, t.connections_crit_pct)
-    return Check(
-        "connections",
-        status,
-        f"{use.used} of {use.available} connections in use ({pct:.0f}%;"
-        f" max_connections {use.max_connections}, {use.reserved} reserved)",
-        {
-            "used": use.used,
-            "available": use.available,
-            "max_connections": use.max_connections,
-            "reserved": use.reserved,
-            "percent": round(pct, 1),
-        },
-    )
-
-
-def _names(versions: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(versions[:limit])
-    return shown + (f" and {len(versions) - limit} more" if len(versions) > limit else "")
-
-
-def check_files(problems: Sequence[Problem]) -> Check:
-    """Problems in the migration files: a warning listing them, never a reason to go blind.
-
-    Health is read-only (SPEC 1): a bad file is reported here while every other check still
-    runs on what could be read.
-    """
-    if not problems:
-        return Check("migration_files", OK, "every migration file reads cleanly")
-    listed = "; ".join(str(p) for p in problems[:3])
-    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    data = {"count": len(problems), "problems": [str(p) for p in problems]}
-    detail = f"{len(problems)} problem(s): {listed}{more}; `pgshift validate` lists them"
-    return Check("migration_files", WARNING, detail, data)
-
-
-def check_pending(states: Sequence[MigrationState]) -> Check:
-    pending = [s.version for s in states if s.state in ("pending", "out-of-order")]
-    out_of_order = [s.version for s in states if s.state == "out-of-order"]
-    applied = sum(1 for s in states if s.applied is not None and not s.half_reverted)
-    data = {"count": len(pending), "versions": pending, "out_of_order": out_of_order}
-    if not pending:
-        return Check("pending_migrations", OK, f"none pending ({applied} applied)", data)
-    detail = f"{len(pending)} pending: {_names(pending)}; run `pgshift up`"
-    if out_of_order:
-        detail += f" ({len(out_of_order)} older than the newest applied one)"
-    return Check("pending_migrations", WARNING, detail, data)
-
-
-def check_failed(
-    history: History,
-    failures: Mapping[str, Mapping[str, Any]],
-    run_in_progress: bool = False,
-    revert_failures: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Check:
-    """Half-applied migrations (progress recorded) need recovery: critical.
-
-    A migration whose last attempt failed inside its transaction left nothing behind: warning,
-    the database is consistent but the next `up` meets the same error. While a live run holds
-    the migration lock, its progress rows are that run's work under way, not a failure: a
-    readiness probe must not page anyone for a long CREATE INDEX CONCURRENTLY.
-
-    A half-reverted migration (its rollback stopped part-way, the applied row still there) is
-    critical too, and its hint is the rollback command that finishes it, never `pgshift up`:
-    `up` refuses to go forward over it (issue 8). Its error, when the revert failed rather than
-    was killed, comes from ``revert_failures`` (the newest `revert_failed` event), and only when
-    newer than the progress row, so that an older failed attempt is not shown as this one.
-    """
-    from pgshift.plan import half_reverted_versions
-
-    half = {} if run_in_progress else {p.version: p for p in history.in_progress}
-    reverted = [v for v in half_reverted_versions(history) if v in half]
-    items = [
-        _failed_item(version, half.get(version), version in reverted, failures, revert_failures)
-        for version in sorted(set(history.failed) | set(half))
-    ]
-    data: dict[str, Any] = {"count": len(items), "migrations": items}
-    if not items:
-        return _nothing_failed(history, run_in_progress, data)
-    critical = any(i["half_applied"] or i["half_reverted"] for i in items)
-    return Check(
-        "failed_migrations",
-        CRITICAL if critical else WARNING,
-        "; ".join(_describe_failed(i) for i in items[:3])
-        + "; "
-        + "; then ".join(_failed_hints(items, reverted)),
-        data,
-    )
-
-
-def _failed_item(
-    version: str,
-    progress: Progress | None,
-    is_revert: bool,
-    failures: Mapping[str, Mapping[str, Any]],
-    revert_failures: Mapping[str, Mapping[str, Any]] | None,
-) -> dict[str, Any]:
-    """One failed, half-applied or half-reverted migration as the check's data shows it."""
-    failure = dict(((revert_failures or {}) if is_revert else failures).get(version, {}))
-    if is_revert and progress is not None and _older(failure.get("at"), progress.updated_at):
-        failure = {}  # an earlier attempt's error, not this revert's
-    return {
-        "version": version,
-        "half_applied": progress is not None and not is_revert,
-        "half_reverted": is_revert,
-        "statements_done": progress.statements_done if progress else 0,
-        "line": failure.get("line"),
-        "statement": failure.get("statement"),
-        "sqlstate": failure.get("sqlstate"),
-        "message": failure.get("message"),
-        "failed_at": failure.get("at"),
-    }
-
-
-def _nothing_failed(history: History, run_in_progress: bool, data: dict[str, Any]) -> Check:
-    """OK, naming what the live run is applying or reverting when its rows are all there is."""
-    from pgshift.plan import half_reverted_versions
-
-    running = [p.version for p in history.in_progress] if run_in_progress else []
-    if not running:
-        return Check("failed_migrations", OK, "no failed or half-applied migration", data)
-    data["running"] = running
-    undoing = set(half_reverted_versions(history))
-    doing = [v for v in running if v not in undoing]
-    parts = [f"{_names(doing)} being applied"] if doing else []
-    if undoing:
-        parts.append(f"{_names(sorted(undoing))} being reverted")
-    detail = f"no failed migration; {' and '.join(parts)} by the current run"
-    return Check("failed_migrations", OK, detail, data)
-
-
-def _describe_failed(item: Mapping[str, Any]) -> str:
-    where = f" at line {item['line']}" if item.get("line") else ""
-    text = f"{item['version']}"
-    if item["half_reverted"]:
-        text += f" half-reverted ({item['statements_done']} statement(s) of its rollback done)"
-    elif item["half_applied"]:
-        text += f" half-applied ({item['statements_done']} statement(s) done)"
-    else:
-        text += " failed"
-    text += f", stopped{where}"
-    if item.get("statement"):
-        text += f": {_one_line(str(item['statement']), 80)}"
-    if item.get("message"):
-        text += f" ({item['message']})"
-    return text
-
-
-def _failed_hints(items: Sequence[Mapping[str, Any]], reverted: Sequence[str]) -> list[str]:
-    """What to run, in order: finishing a revert comes before going forward again."""
-    from pgshift.plan import finish_revert_command
-
-    hints: list[str] = []
-    if reverted:
-        hints.append(
-            f"run `{finish_revert_command(reverted)}` to finish reverting {_names(reverted)}"
-        )
-    if any(i["half_applied"] for i in items):
-        hints.append("fix the cause and run `pgshift up` to continue")
-    elif any(not i["half_reverted"] for i in items):
-        hints.append("fix the file and run `pgshift up` again")
-    return hints
-
-
-def _older(at: Any, than: datetime | None) -> bool:
-    """True when failure time ``at`` predates ``than``; unknown times never hide a failure."""
-    if not isinstance(at, datetime) or than is None:
-        return False
-    try:
-        return at < than
-    except TypeError:  # naive against aware: cannot tell
-        return False
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def check_drift(states: Sequence[MigrationState]) -> Check:
-    drifted = [s.version for s in states if s.state == "drifted"]
-    missing = [s.version for s in states if s.state == "missing"]
-    data = {"count": len(drifted) + len(missing), "drifted": drifted, "missing": missing}
-    if not drifted and not missing:
-        return Check("drift", OK, "every applied migration matches its file", data)
-    parts = []
-    if drifted:
-        parts.append(f"{len(drifted)} file(s) changed after they were applied: {_names(drifted)}")
-    if missing:
-        parts.append(f"{len(missing)} applied migration(s) have no file: {_names(missing)}")
-    return Check("drift", CRITICAL, "; ".join(parts) + "; `pgshift up` refuses to run", data)
-
-
-def check_invalid_indexes(indexes: Sequence[InvalidIndex]) -> Check:
-    data = {
-        "count": len(indexes),
-        "indexes": [
-            {"index": f"{i.schema}.{i.name}", "table": i.table, "definition": i.definition}
-            for i in indexes
-        ],
-    }
-    if not indexes:
-        return Check("invalid_indexes", OK, "no INVALID index", data)
-    names = _names([f"{i.schema}.{i.name} on {i.table}" for i in indexes])
-    return Check(
-        "invalid_indexes",
-        WARNING,
-        f"{len(indexes)} INVALID index(es), left by failed concurrent builds: {names};"
-        " they slow writes and are never used: drop and rebuild them",
-        data,
-    )
-
-
-def root_blockers(blocked: Sequence[BlockedSession]) -> list[int]:
-    """Pids that block others without waiting themselves: the heads of the lock queues."""
-    waiting = {b.session.pid for b in blocked}
-    roots = {p for b in blocked for p in b.blocked_by if p not in waiting}
-    return sorted(roots)
-
-
-def blocked_behind(blocked: Sequence[BlockedSession], pid: int) -> list[BlockedSession]:
-    """Sessions whose chain of blockers leads to ``pid``, directly or through other waiters."""
-    by_pid = {b.session.pid: b for b in blocked}
-    result: list[BlockedSession] = []
-    for b in blocked:
-        seen: set[int] = set()
-        stack = list(b.blocked_by)
-        while stack:
-            p = stack.pop()
-            if p == pid:
-                result.append(b)
-                break
-            if p in seen or p not in by_pid:
-                continue
-            seen.add(p)
-            stack.extend(by_pid[p].blocked_by)
-    return result
-
-
-def check_blocked(
-    blocked: Sequence[BlockedSession], blockers: Mapping[int, SessionInfo], t: Thresholds
-) -> Check:
-    items = [
-        {
-            "pid": b.session.pid,
-            "application_name": b.session.application_name,
-            "waiting_ms": b.waiting_ms,
-            "locktype": b.locktype,
-            "relation": b.relation,
-            "mode": b.mode,
-            "blocked_by": list(b.blocked_by),
-            "query": b.session.query,
-        }
-        for b in blocked
-    ]
-    roots = root_blockers(blocked)
-    data = {
-        "count": len(blocked),
-        "over_warning": sum(1 for b in blocked if b.waiting_ms >= t.blocked_warn_ms),
-        "sessions": items,
-        "blockers": [
-            {
-                "pid": p,
-                "application_name": blockers[p].application_name if p in blockers else None,
-                "state": blockers[p].state if p in blockers else None,
-                "transaction_ms": blockers[p].xact_ms if p in blockers else None,
-                "query": blockers[p].query if p in blockers else None,
-            }
-            for p in roots
-        ],
-    }
-    if not blocked:
-        return Check("blocked_sessions", OK, "no session waiting on a lock", data)
-    longest = max(blocked, key=lambda b: b.waiting_ms)
-    status = _level(longest.waiting_ms, t.blocked_warn_ms, t.blocked_crit_ms)
-    on = longest.relation or longest.locktype
-    by = ", ".join(_who(blockers[p]) if p in blockers else f"pid {p}" for p in longest.blocked_by)
-    detail = (
-        f"{len(blocked)} session(s) waiting on locks; longest: {_who(longest.session)} waits"
-        f" {_dur(longest.waiting_ms)} for {longest.mode} on {on}, blocked by {by or 'nobody'}"
-    )
-    if roots and set(roots) != set(longest.blocked_by):
-        detail += f"; head(s) of the queue: {', '.join(f'pid {p}' for p in roots)}"
-    if status == OK:
-        detail += f" (under PGSHIFT_HEALTH_BLOCKED_WARN {_dur(t.blocked_warn_ms)})"
-    return Check("blocked_sessions", status, detail, data)
-
-
-def check_long_transactions(found: Sequence[SessionInfo], t: Thresholds) -> Check:
-    """Active transactions past their thresholds, and sessions idle in transaction past theirs."""
-    rated: list[tuple[str, SessionInfo, str, int]] = []
-    for s in found:
-        if s.state.startswith("idle in transaction"):
-            age = s.state_ms or 0
-            level = _level(age, t.idle_transaction_warn_ms, t.idle_transaction_crit_ms)
-            kind = "idle in transaction"
-        else:
-            age = s.xact_ms or 0
-            level = _level(age, t.long_transaction_warn_ms, t.long_transaction_crit_ms)
-            kind = "transaction open"
-        if level != OK:
-            rated.append((level, s, kind, age))
-    data = {
-        "count": len(rated),
-        "sessions": [
-            {
-                "pid": s.pid,
-                "application_name": s.application_name,
-                "user": s.user,
-                "state": s.state,
-                "transaction_ms": s.xact_ms,
-                "state_ms": s.state_ms,
-                "query": s.query,
-                "status": level,
-            }
-            for level, s, _, _ in rated
-        ],
-    }
-    if not rated:
-        return Check("long_transactions", OK, "no long or idle-in-transaction session", data)
-    status = worst(r[0] for r in rated)
-    level, s, kind, age = max(rated, key=lambda r: (_SEVERITY[r[0]], r[3]))
-    detail = (
-        f"{len(rated)} long transaction(s); worst: {_who(s)} {kind} for {_dur(age)}"
-        f" ({_one_line(s.query, 60) or 'no query'})"
-    )
-    return Check("long_transactions", status, detail, data)
-
-
-def check_migration_lock(state: LockState | None, t: Thresholds) -> Check:
-    if state is None:
-        return Check("migration_lock", OK, "not held", {"held": False})
-    h = state.holder
-    data = {
-        "held": True,
-        "pid": h.pid,
-        "application_name": h.application_name,
-        "state": h.state,
-        "held_ms": state.held_ms,
-        "idle_ms": h.state_ms,
-        "pgshift_workers": state.workers,
-    }
-    grace = min(t.lock_held_warn_ms, ORPHAN_GRACE_MS)
-    idle = h.state == "idle"
-    if idle and state.workers == 0 and state.held_ms >= grace:
-        return Check(
-            "migration_lock",
-            CRITICAL,
-            f"held for {_dur(state.held_ms)} by {_who(h)} with no pgshift run connected: the run"
-            f" that took it is gone; free it with SELECT pg_terminate_backend({h.pid})",
-            data,
-        )
-    detail = f"held by {_who(h)} for {_dur(state.held_ms)}"
-    if state.held_ms >= t.lock_held_warn_ms:
-        return Check(
-            "migration_lock",
-            WARNING,
-            detail + f", longer than PGSHIFT_HEALTH_LOCK_HELD_WARN {_dur(t.lock_held_warn_ms)}",
-            data,
-        )
-    return Check("migration_lock", OK, detail + " (a run is in progress)", data)
-
-
-def check_replication(found: Sequence[Replica], t: Thresholds) -> Check:
-    data = {
-        "count": len(found),
-        "replicas": [{"name": r.name, "state": r.state, "lag_ms": r.lag_ms} for r in found],
-    }
-    if not found:
-        return Check("replication", OK, "no replica connected", data)
-    lags = [r.lag_ms for r in found if r.lag_ms is not None]
-    if not lags:
-        return Check("replication", OK, f"{len(found)} replica(s), replay lag not reported", data)
-    worst_lag = max(lags)
-    data["max_lag_ms"] = worst_lag
-    status = _level(worst_lag, t.replication_lag_warn_ms, t.replication_lag_crit_ms)
-    return Check(
-        "replication",
-        status,
-        f"{len(found)} replica(s), largest replay lag {_dur(worst_lag)}",
-        data,
-    )
-
-
-@dataclass(frozen=True)
-class BackupFacts:
-    """What the backup folder says; read without backup.py so health works before it exists."""
-
-    folder: Path
-    count: int
-    newest_id: str | None
-    newest_at: datetime | None
-    unreadable: tuple[str, ...] = ()
-
-
-def check_backups(facts: BackupFacts, enabled: bool, retention_days: int, now: datetime) -> Check:
-    data: dict[str, Any] = {
-        "enabled": enabled,
-        "folder": str(facts.folder),
-        "count": facts.count,
-        "newest_id": facts.newest_id,
-        "newest_at": facts.newest_at.isoformat() if facts.newest_at else None,
-        "newest_age_s": None,
-        "unreadable": list(facts.unreadable),
-        "retention_days": retention_days,
-    }
-    if not enabled:
-        return Check(
-            "backups",
-            OK,
-            "backups are disabled (DB_BACKUP_ENABLED=false): `up` and rollbacks take none",
-            data,
-        )
-    if facts.newest_at is None:
-        extra = f" ({len(facts.unreadable)} unreadable manifest(s))" if facts.unreadable else ""
-        return Check(
-            "backups",
-            WARNING,
-            f"no backup yet in {facts.folder}{extra}: run `pgshift backup`",
-            data,
-        )
-    age_s = max(0.0, (now - facts.newest_at).total_seconds())
-    data["newest_age_s"] = round(age_s, 1)
-    age = _dur(age_s * 1000)
-    if age_s > retention_days * 86400:
-        return Check(
-            "backups",
-            WARNING,
-            f"newest backup ({facts.newest_id}) is {age} old, older than"
-            f" DB_BACKUP_RETENTION_DAYS ({retention_days} days)",
-            data,
-        )
-    return Check(
-        "backups",
-        OK,
-        f"newest backup {facts.newest_id} is {age} old ({facts.count} kept)",
-        data,
+    url = None if isinstance(target, PgshiftError) else target.url
+    return run_checks(
+        settings,
+        probe,
+        migrations=migrations,
+        url=url,
+        problems=problems,
+        show_queries=show_queries,
     )
 
 
@@ -751,57 +124,39 @@ def newest_backup(folder: Path) -> BackupFacts:
     )
 
 
-def not_checked(name: str, why: str) -> Check:
-    return Check(name, UNKNOWN, f"not checked: {why}")
-
-
 # -- gathering --------------------------------------------------------------------------------
-
-
-def configure_session(conn: psycopg.Connection[tuple[Any, ...]], *, local: bool = False) -> None:
-    """Bound every query of a health run; nothing written.
-
-    ``local``: for the current transaction only, as on a session lent by someone else (the
-    in-run monitor samples on the runner lock's session).
-    """
-    from pgshift.db.catalog import bound_session
-
-    bound_session(conn, STATEMENT_TIMEOUT_MS, LOCK_TIMEOUT_MS, local=local)
 
 
 def run_checks(
     settings: Settings,
-    connection: Callable[[], AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]],
+    probe: ProbeSource,
     *,
     migrations: Sequence[Migration] | PgshiftError,
     url: str | None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     problems: Sequence[Problem] = (),
+    show_queries: bool = False,
 ) -> HealthReport:
     """Every check, each on its own statement(s), so one failing query makes one check unknown.
 
-    ``connection`` yields an autocommit connection (a fresh one, or one from the endpoint's
-    pool); opening it failing is the `connection` check's critical, and every database check
-    is then unknown. ``migrations`` is the project's files, or the error reading them.
+    ``probe`` yields a bounded probe session (a fresh one, or one from the endpoint's pool);
+    opening it failing is the `connection` check's critical, and every database check is then
+    unknown. ``migrations`` is the project's files, or the error reading them.
     """
-    import psycopg
-
     from pgshift.db.connect import redact
 
     t = Thresholds.from_settings(settings)
     checks: list[Check] = []
-    timed = _Timer(checks, url)
+    timed = _Timer(checks)
     started = time.perf_counter()
     try:
-        with connection() as conn:
+        with probe() as session:
             connect_ms = (time.perf_counter() - started) * 1000
-            configure_session(conn)
-            probe = _DatabaseChecks(conn, settings, t, migrations, connect_ms)
-            for name, body in probe.in_order():
+            reader = _DatabaseChecks(session, settings, t, migrations, connect_ms, show_queries)
+            for name, body in reader.in_order():
                 timed(name, body)
-    except (PgshiftError, psycopg.Error) as exc:
-        message = exc.message if isinstance(exc, PgshiftError) else str(exc).strip()
-        checks.extend(_unreached(checks, redact(message, url)))
+    except PgshiftError as exc:
+        checks.extend(_unreached(checks, redact(exc.message, url)))
     if not isinstance(migrations, PgshiftError):
         timed("migration_files", lambda: check_files(problems))
     timed(
@@ -821,21 +176,16 @@ def run_checks(
 class _Timer:
     """Runs one check, records how long it took, and turns a failed query into unknown."""
 
-    def __init__(self, checks: list[Check], url: str | None) -> None:
+    def __init__(self, checks: list[Check]) -> None:
         self._checks = checks
-        self._url = url
 
     def __call__(self, name: str, body: Callable[[], Check]) -> None:
-        import psycopg
-
-        from pgshift.db.connect import redact
-
         started = time.perf_counter()
         try:
             result = body()
-        except psycopg.Error as exc:
-            text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", self._url)
-            result = Check(name, UNKNOWN, f"query failed: {text or type(exc).__name__}")
+        except QueryFailed as exc:  # already redacted by db/
+            first = exc.message.splitlines()[0] if exc.message else ""
+            result = Check(name, UNKNOWN, f"query failed: {first or type(exc).__name__}")
         elapsed = (time.perf_counter() - started) * 1000
         self._checks.append(Check(result.name, result.status, result.detail, result.data, elapsed))
 
@@ -855,25 +205,34 @@ def _unreached(done_checks: Sequence[Check], message: str) -> list[Check]:
     return out
 
 
+def shown_query(query: str, *, full: bool) -> str:
+    """Another session's query as a report shows it: constants masked unless ``full``."""
+    from pgshift.source.normalize import normalize_query
+
+    return (query if full else normalize_query(query))[:QUERY_CHARS]
+
+
 class _DatabaseChecks:
-    """The checks that read the database, on one connection; the history is read at most once.
+    """The checks that read the database, on one probe session; the history is read at most once.
 
     One method per check, so that ``run_checks`` is only their order and the error handling.
     """
 
     def __init__(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        probe: Probe,
         settings: Settings,
         thresholds: Thresholds,
         migrations: Sequence[Migration] | PgshiftError,
         connect_ms: float,
+        show_queries: bool = False,
     ) -> None:
-        self.conn = conn
+        self.probe = probe
         self.schema = settings.schema
         self.t = thresholds
         self.migrations = migrations
         self.connect_ms = connect_ms
+        self.show_queries = show_queries
         self._history: History | None = None
 
     def in_order(self) -> list[tuple[str, Callable[[], Check]]]:
@@ -893,28 +252,25 @@ class _DatabaseChecks:
             ("replication", self.replication),
         ]
 
-    def connectivity(self) -> Check:
-        from pgshift.db.catalog import round_trip_ms
+    def _shown(self, session: SessionInfo) -> SessionInfo:
+        return replace(session, query=shown_query(session.query, full=self.show_queries))
 
-        return check_connection(round_trip_ms(self.conn), self.connect_ms, self.t)
+    def connectivity(self) -> Check:
+        return check_connection(self.probe.round_trip_ms(), self.connect_ms, self.t)
 
     def version(self) -> Check:
-        from pgshift.db.catalog import server_version_text
-
-        version = server_version_text(self.conn)
-        return check_server_version(self.conn.info.server_version, version)
+        version_num, version = self.probe.server_version()
+        return check_server_version(version_num, version)
 
     def pooler(self) -> Check:
-        return check_pooler(catalog.probe_pooler(self.conn))
+        return check_pooler(self.probe.pooler())
 
     def connections(self) -> Check:
-        return check_connections(catalog.connection_use(self.conn), self.t)
+        return check_connections(self.probe.connection_use(), self.t)
 
     def _read_history(self) -> History:
-        from pgshift.db.store import PostgresHistoryStore
-
         if self._history is None:
-            self._history = PostgresHistoryStore(self.schema).read(self.conn)
+            self._history = self.probe.history(self.schema)
         return self._history
 
     def _from_states(self, name: str, rule: Callable[[Sequence[MigrationState]], Check]) -> Check:
@@ -929,10 +285,10 @@ class _DatabaseChecks:
         return self._from_states("pending_migrations", check_pending)
 
     def failed(self) -> Check:
-        lock = catalog.migration_lock(self.conn, self.schema)
+        lock = self.probe.migration_lock(self.schema)
         live_run = lock is not None and lock.workers > 0
-        failures = catalog.last_failures(self.conn, self.schema)
-        reverts = catalog.last_failures(self.conn, self.schema, event="revert_failed")
+        failures = self.probe.last_failures(self.schema, "migration_failed")
+        reverts = self.probe.last_failures(self.schema, "revert_failed")
         history = self._read_history()
         if not isinstance(self.migrations, PgshiftError):
             # A failed attempt whose file is gone asks nothing of anyone any more; a
@@ -945,34 +301,27 @@ class _DatabaseChecks:
         return self._from_states("drift", check_drift)
 
     def invalid_indexes(self) -> Check:
-        return check_invalid_indexes(catalog.invalid_index_details(self.conn))
+        return check_invalid_indexes(self.probe.invalid_indexes())
 
     def blocked(self) -> Check:
-        found = catalog.blocked_sessions(self.conn)
+        found = [replace(b, session=self._shown(b.session)) for b in self.probe.blocked_sessions()]
         pids = sorted({p for b in found for p in b.blocked_by})
-        return check_blocked(found, catalog.sessions(self.conn, pids), self.t)
+        blockers = {pid: self._shown(s) for pid, s in self.probe.sessions(pids).items()}
+        return check_blocked(found, blockers, self.t)
 
     def long_transactions(self) -> Check:
         floor = min(self.t.long_transaction_warn_ms, self.t.idle_transaction_warn_ms)
-        return check_long_transactions(catalog.long_transactions(self.conn, floor), self.t)
+        found = self.probe.long_transactions(floor)
+        return check_long_transactions([self._shown(s) for s in found], self.t)
 
     def migration_lock(self) -> Check:
-        return check_migration_lock(catalog.migration_lock(self.conn, self.schema), self.t)
+        lock = self.probe.migration_lock(self.schema)
+        if lock is not None:
+            lock = replace(lock, holder=self._shown(lock.holder))
+        return check_migration_lock(lock, self.t)
 
     def replication(self) -> Check:
-        return check_replication(catalog.replicas(self.conn), self.t)
+        return check_replication(self.probe.replicas(), self.t)
 
 
-__all__ = [
-    "CRITICAL",
-    "EXIT_CODES",
-    "OK",
-    "UNKNOWN",
-    "WARNING",
-    "BackupFacts",
-    "Check",
-    "HealthReport",
-    "Thresholds",
-    "run_checks",
-    "worst",
-]
+__all__ = ["health", "newest_backup", "run_checks", "shown_query"]

@@ -16,16 +16,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgshift import events as ev
-from pgshift.db.catalog import BlockedSession
-from pgshift.ops.health import blocked_behind, configure_session
+from pgshift.errors import QueryFailed
+from pgshift.ops.health_rules import blocked_behind
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgshift.config import Settings
+    from pgshift.db.probe import Probe
+    from pgshift.history import Session
+    from pgshift.model import BlockedSession
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,19 @@ class Monitor:
         self._cancelled_at: float | None = None
         self._runner_pid = 0
         self._run_id: str | None = None
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._session: Session | None = None
 
     # -- runner side ----------------------------------------------------------------------------
 
-    def start(
-        self, runner_pid: int, run_id: str, conn: psycopg.Connection[tuple[Any, ...]]
-    ) -> None:
-        """Sample on ``conn``: the session that holds the runner lock, otherwise idle.
+    def start(self, runner_pid: int, run_id: str, session: Session) -> None:
+        """Sample on ``session``: the one that holds the runner lock, otherwise idle.
 
-        Sampling there costs no connection of its own; psycopg serialises the monitor's
-        queries with the runner's log writes on it.
+        Sampling there costs no connection of its own; the driver serialises the monitor's
+        queries with the runner's log writes on it (db/probe.lent bounds them).
         """
         self._runner_pid = runner_pid
         self._run_id = run_id
-        self._conn = conn
+        self._session = session
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="pgshift-monitor", daemon=True)
         self._thread.start()
@@ -114,39 +113,35 @@ class Monitor:
     # -- monitor thread -------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        import psycopg
+        from pgshift.db.probe import lent
 
         # The first sample comes after one interval: a short run samples nothing.
         while not self._stop.wait(self.policy.interval_ms / 1000):
-            conn = self._conn
-            if conn is None or conn.closed:
+            session = self._session
+            if session is None or session.closed:
                 return  # the lock's session is gone; the runner finds out on its own
             try:
-                with conn.transaction():
-                    configure_session(conn, local=True)
-                    self._sample(conn)
-            except psycopg.Error:
+                with lent(session) as probe:
+                    self._sample(probe)
+            except QueryFailed:
                 pass  # a failed sample is skipped; the run must not notice
             except Exception:  # noqa: S110 - a monitor bug must never break a migration
                 pass
 
-    def _sample(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        from pgshift.db import catalog
-        from pgshift.db.store import PostgresHistoryStore
-
-        blocked = catalog.blocked_sessions(conn)
+    def _sample(self, probe: Probe) -> None:
+        blocked = probe.blocked_sessions()
         verdict = judge(blocked, self._runner_pid, self.policy)
         long = [
             s
-            for s in catalog.long_transactions(conn, self.policy.long_transaction_ms)
+            for s in probe.long_transactions(self.policy.long_transaction_ms)
             if s.pid != self._runner_pid
         ]
-        lags = [r.lag_ms for r in catalog.replicas(conn) if r.lag_ms is not None]
+        lags = [r.lag_ms for r in probe.replicas() if r.lag_ms is not None]
         cancelled = False
         if verdict.cancel:
             with self._guard:
                 self._cancelled_at = time.monotonic()  # before the signal: the runner races us
-            cancelled = catalog.cancel_backend(conn, self._runner_pid)
+            cancelled = probe.cancel_backend(self._runner_pid)
             if cancelled:
                 self.cancels += 1
             else:
@@ -175,7 +170,7 @@ class Monitor:
             "cancelled": cancelled,
             "blocked_pids": [b.session.pid for b in verdict.behind],
         }
-        PostgresHistoryStore(self.schema).log(conn, self._run_id, "health_sample", None, detail)
+        probe.log(self.schema, self._run_id, "health_sample", detail)
         self.samples += 1
         self.emit(
             ev.HealthSample(

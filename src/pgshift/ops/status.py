@@ -1,0 +1,106 @@
+"""Reading a database's migration state: the status report and whether it is at the head.
+
+Why here and not in api/: these are compositions (the history and what a live run executes,
+read on one read-only session; the lock asked only when it matters), and ops/ owns every
+composition once; api/ only loads the project and opens the Target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgshift.db.target import Target
+    from pgshift.errors import Problem
+    from pgshift.history import History
+    from pgshift.model import Migration
+    from pgshift.ops.readiness import HeadReport
+    from pgshift.plan import MigrationState
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """`pgshift status`: one row per migration, and the counts its title and JSON show.
+
+    A half-reverted migration counts as neither applied (part of its schema is gone) nor
+    pending (`up` refuses it until the revert is finished): it is ``half_reverted``.
+    """
+
+    rows: tuple[MigrationState, ...]
+    # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def pending(self) -> int:
+        """Not applied yet and not failed: what `up` would apply (out-of-order ones included)."""
+        return sum(1 for r in self.rows if r.state in ("pending", "out-of-order"))
+
+    @property
+    def failed(self) -> int:
+        """Failed attempts (a half-reverted migration is counted as that, not as failed)."""
+        return sum(1 for r in self.rows if r.state == "failed" and not r.half_reverted)
+
+    @property
+    def applied(self) -> int:
+        return sum(1 for r in self.rows if r.applied is not None and not r.half_reverted)
+
+    @property
+    def half_reverted(self) -> int:
+        return sum(1 for r in self.rows if r.half_reverted)
+
+
+def status_report(
+    migrations: Sequence[Migration], problems: Sequence[Problem], target: Target
+) -> StatusReport:
+    """Every migration's state on ``target``, a live run's current steps marked "running"."""
+    from pgshift.db import catalog
+    from pgshift.plan import migration_states
+
+    history, running = _status_reads(target)
+    live_run = False
+    if history.in_progress:  # only then does it matter who holds the lock
+        lock = catalog.migration_lock(target.session, target.schema)
+        live_run = lock is not None and lock.workers > 0
+    rows = migration_states(migrations, history, run_in_progress=live_run)
+    return StatusReport(tuple(_mark_running(rows, running)), tuple(problems))
+
+
+def _status_reads(target: Target) -> tuple[History, dict[str, str]]:
+    """The history, and {version: action} that a live run has the server executing now
+    (db/activity.py), read on ONE read-only session (Target.read_only_session): `status`
+    keeps its one connection; the activity read is one more small query on it.
+    """
+    from pgshift.db.activity import running_steps
+
+    with target.read_only_session() as session:
+        history = target.store.read(session)
+        running = running_steps(session, target.schema)
+    return history, running
+
+
+def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:
+    """A migration the server is running for a live run is "running", whatever kind it is: a
+    transactional one leaves no progress row to show it."""
+    marked = []
+    for row in rows:
+        action = running.get(row.version)
+        if action == "apply" and row.applied is None:
+            marked.append(replace(row, running=True))
+        elif action == "revert" and row.applied is not None:
+            marked.append(replace(row, running=True, detail="being reverted by the current run"))
+        else:
+            marked.append(row)
+    return marked
+
+
+def head(migrations: Sequence[Migration], target: Target) -> HeadReport:
+    """Whether ``target`` is at the head of ``migrations``; reads history over one short
+    read-only session, never takes the migration lock and never writes."""
+    from pgshift.ops.readiness import head_report
+
+    return head_report(migrations, target.read_history())
+
+
+__all__ = ["StatusReport", "head", "status_report"]
