@@ -283,7 +283,7 @@ def _fleet_work(
             try:
                 result = apply(plan, target, on_event=emit, backup=backup)
             except PgshiftError as exc:
-                done = exc.result if isinstance(exc.result, RunResult) else RunResult("", ())
+                done = exc.result or RunResult("", ())
                 return fleet.TargetOutcome(
                     spec.name,
                     fleet.FAILED,

@@ -121,7 +121,7 @@ def apply(
     try:
         result = runner.run(plan)
     except PgshiftError as exc:
-        if isinstance(exc.result, RunResult):
+        if exc.result is not None:
             exc.result = replace(exc.result, backup_id=backup_id)
         raise
     return replace(result, backup_id=backup_id)
