@@ -4,7 +4,8 @@ It keeps the Executor contract of pgshift.execution (a transaction's statements 
 history write commit together or not at all; a statement run alone commits before its write)
 and lets a test script the server's answers per statement and attempt, so the runner's
 decisions (resume, retry budget, failure recording, the plan re-check) are tested without a
-database. What the database itself does is tested against real PostgreSQL elsewhere.
+database. tests/contract/test_executor.py runs one suite over this executor and the PostgreSQL
+one, so that where they differ, the fake is the one that is wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 from pgshift.db.lock import LockHolder
 from pgshift.execution import (
+    DEADLOCK_DETECTED,
     PROGRESS_MOVED,
+    QUERY_CANCELED,
     HistoryWrite,
     IndexFacts,
     RecordApplied,
@@ -95,8 +98,12 @@ class ScriptedExecutor:
         if outcome is not None:
             raise StatementFailed(outcome, stmt)
 
-    def _write(self, write: HistoryWrite) -> None:
-        """The history write; a compare-and-set that no longer holds is the server's PGSMV."""
+    def _write(self, write: HistoryWrite, statement: Statement | None = None) -> None:
+        """The history write; a compare-and-set that no longer holds is the server's PGSMV.
+
+        ``statement``: the one run alone before the write, which the refusal names, as the
+        PostgreSQL executor names it for whatever fails in run_alone.
+        """
         try:
             if isinstance(write, RecordApplied):
                 self.store.record_applied(None, write.row, expect=write.expect)
@@ -106,7 +113,7 @@ class ScriptedExecutor:
             elif isinstance(write, RecordProgress):
                 self.store.save_progress(None, write.progress, expect=write.expect)
         except ProgressMoved as moved:
-            raise StatementFailed(ServerError(PROGRESS_MOVED, str(moved)), None) from None
+            raise StatementFailed(ServerError(PROGRESS_MOVED, str(moved)), statement) from None
 
     def run_transaction(
         self,
@@ -133,25 +140,49 @@ class ScriptedExecutor:
         statement_timeout_ms: int,
     ) -> None:
         if not skip:
-            self._send(statement)
+            try:
+                self._send(statement)
+            except StatementFailed as refused:
+                self._left_invalid(statement, refused.error)
+                raise
             self.committed.append(statement.sql)
             self._catalog(statement)
         if self.kill_after == statement.sql:
             self.kill_after = None
             raise Killed(statement.sql)
-        self._write(write)
+        self._write(write, statement)
 
     def _catalog(self, stmt: Statement) -> None:
         if stmt.concurrent_index is None:
             return
         name = stmt.concurrent_index[1]
         if stmt.kind == "IndexStmt":
-            self.indexes[name] = IndexFacts("public", name, True)
+            self.indexes[name] = IndexFacts(stmt.concurrent_index[0] or "public", name, True)
         else:
             self.indexes.pop(name, None)
 
+    def _left_invalid(self, stmt: Statement, error: ServerError) -> None:
+        """A concurrent build that fails after its catalog entry leaves an INVALID index.
+
+        PostgreSQL enters the index first and builds it afterwards: a failure of the build (a
+        duplicate key, bad data, a cancel, a deadlock while it waits) leaves the entry behind,
+        marked invalid. A refusal before the entry (no such table, the table's lock) leaves
+        nothing; a scripted lock timeout is taken to be that one.
+        """
+        if stmt.concurrent_index is None or stmt.kind != "IndexStmt":
+            return
+        sqlstate = error.sqlstate or ""
+        if sqlstate[:2] in ("22", "23") or sqlstate in (QUERY_CANCELED, DEADLOCK_DETECTED):
+            schema, name = stmt.concurrent_index
+            self.indexes[name] = IndexFacts(schema or "public", name, False)
+
     def find_index(self, schema: str | None, name: str) -> IndexFacts | None:
-        return self.indexes.get(name)
+        """The index as the catalog resolves it: in ``schema``, or on the search path (where
+        every index of this fake lives, in public)."""
+        found = self.indexes.get(name)
+        if found is None or (schema is not None and schema != found.schema):
+            return None
+        return found
 
     def drop_index(self, index: IndexFacts) -> None:
         self.dropped.append(index.name)
