@@ -10,11 +10,15 @@ one, so that where they differ, the fake is the one that is wrong.
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pgshift.db.lock import LockHolder
+from pgshift.errors import LockBusy
 from pgshift.execution import (
     DEADLOCK_DETECTED,
     PROGRESS_MOVED,
@@ -50,21 +54,98 @@ class FakeClock:
         self.now += seconds
 
 
-class MemoryLock:
-    waited_for: LockHolder | None = None
-    conn: Any = None
+@dataclass
+class MemorySession:
+    """The lock's own session: a server pid, and whether the server still has it."""
+
+    pid: int
+    purpose: str
+    alive: bool = True
+
+
+class LockServer:
+    """One database's runner lock in memory: which session holds it, shared by MemoryLocks.
+
+    Like a session advisory lock, it goes with its session: ``kill`` is the server ending the
+    holder's session (pg_terminate_backend, a lost connection), which frees the lock at once.
+    """
+
+    SINCE = "2025-01-01 00:00:00+00"
 
     def __init__(self) -> None:
-        self.held = False
+        self.changed = threading.Condition()
+        self.holder: MemorySession | None = None
+        self._pids = itertools.count(40_000)
+
+    def session(self, purpose: str) -> MemorySession:
+        return MemorySession(next(self._pids), purpose)
+
+    def describe(self, session: MemorySession) -> LockHolder:
+        return LockHolder(session.pid, f"pgshift {session.purpose}", self.SINCE, "idle")
+
+    def kill(self, session: MemorySession) -> None:
+        with self.changed:
+            session.alive = False
+            if self.holder is session:
+                self.holder = None
+            self.changed.notify_all()
+
+
+class MemoryLock:
+    """The runner lock (db/lock.py's RunnerLock) over a LockServer: one holder at a time.
+
+    A second lock waits up to ``wait_ms`` (woken when the holder lets go), names the holder
+    in ``waited_for`` and to ``on_wait`` once, and is refused with LockBusy when the wait runs
+    out. tests/contract/test_lock.py holds it and the real one to the same behaviour.
+    """
+
+    def __init__(
+        self, server: LockServer | None = None, wait_ms: int = 0, purpose: str = "lock"
+    ) -> None:
+        self.server = server or LockServer()
+        self.wait_ms = wait_ms
+        self.purpose = purpose
+        self.waited_for: LockHolder | None = None
+        self.conn: MemorySession | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.conn is not None and self.server.holder is self.conn
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        self.held = True
+        server = self.server
+        session = server.session(self.purpose)
+        deadline = time.monotonic() + self.wait_ms / 1000
+        notified = False
+        with server.changed:
+            while server.holder is not None:
+                holder = server.describe(server.holder)
+                self.waited_for = holder
+                if not notified and on_wait is not None:
+                    on_wait(holder)
+                    notified = True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LockBusy(
+                        f"another pgshift run holds the migration lock: {holder.describe()}",
+                        hint="wait for it to finish, or raise PGSHIFT_RUNNER_LOCK_WAIT",
+                    )
+                server.changed.wait(left)
+            server.holder = session
+        self.conn = session
 
     def check(self, every_s: float = 1.0) -> None:
-        assert self.held
+        """Fail loudly when the lock is not held or its session died (asked every time: free)."""
+        if self.conn is None:
+            raise LockBusy("the migration lock is not held")
+        if not self.conn.alive:
+            raise LockBusy("lost the migration lock: its connection to the database was closed")
 
     def release(self) -> None:
-        self.held = False
+        if self.conn is None:
+            return
+        self.server.kill(self.conn)  # closing the session gives the lock back
+        self.conn = None
 
 
 class ScriptedExecutor:
