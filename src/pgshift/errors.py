@@ -1,6 +1,9 @@
 """The error tree every part of pgshift raises, each error carrying the exit code the CLI returns.
 
-This module imports nothing from pgshift so that every layer can depend on it.
+This module imports nothing from pgshift so that every layer can depend on it. Errors carry
+their facts as fields (where a migration failed, what a run had done), never only as text, so
+a caller reads them instead of parsing a message; the few values those fields hold (Problem,
+RunResult) are defined here for that reason.
 """
 
 from __future__ import annotations
@@ -27,6 +30,25 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What became of one planned step: applied, reverted, skipped, failed or interrupted."""
+
+    version: str
+    action: str
+    status: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: its id, one result per planned step, and the backup taken before it."""
+
+    run_id: str
+    steps: tuple[StepResult, ...]
+    backup_id: str | None = None
+
+
 class PgshiftError(Exception):
     """Root of the errors a user can act on; anything else reaching the CLI is a bug (exit 70)."""
 
@@ -36,9 +58,10 @@ class PgshiftError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
-        #: What a run had done when it stopped (the facade's RunResult), set by `apply` on the
-        #: way out, so `up --json` can print one document with the error inside it.
-        self.result: object | None = None
+        #: What a run had done when it stopped (the steps done, and the failed one), set by the
+        #: runner on the way out of any error, so `up --json` prints one document with the error
+        #: inside it; None for an error raised outside a run.
+        self.result: RunResult | None = None
 
 
 class CheckFailed(PgshiftError):
@@ -102,7 +125,16 @@ class DriftError(PgshiftError):
 
 
 class MigrationFailed(PgshiftError):
-    """A migration's SQL failed; its transaction was rolled back."""
+    """A migration's SQL failed; its transaction was rolled back.
+
+    Where it failed travels as fields, so `validate --roundtrip` and a library user point at
+    the statement without reading the message: ``file`` (the migration or rollback file),
+    ``line`` and ``column`` (1-based, where the server placed the error inside the statement,
+    else where the statement starts), ``statement_index`` (0-based, in the file). Each is None
+    when no statement is to blame (the file's time budget ran out, a stop between statements).
+    ``reason`` is what went wrong in one line, without where and without what became of the
+    migration (which the message goes on to say).
+    """
 
     exit_code = 1
 
@@ -113,10 +145,20 @@ class MigrationFailed(PgshiftError):
         version: str | None = None,
         sqlstate: str | None = None,
         hint: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        statement_index: int | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.version = version
         self.sqlstate = sqlstate
+        self.file = file
+        self.line = line
+        self.column = column
+        self.statement_index = statement_index
+        self.reason = reason if reason is not None else (message.splitlines() or [""])[0]
 
 
 class MigrationTimeout(MigrationFailed):

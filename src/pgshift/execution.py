@@ -109,7 +109,13 @@ class Executor(Protocol):
       no longer holds is refused with sqlstate PROGRESS_MOVED.
     * ``run_alone`` runs one statement outside any transaction (unless ``skip``: it is known
       to be done already), then commits ``write`` on its own. A kill between the two is the
-      one window left; the runner closes it from the catalog on resume (``find_index``).
+      one window left; the runner closes it from the catalog on resume (``find_index``). A
+      refusal of either names the statement; a refused write leaves the statement committed.
+    * ``find_index`` resolves an index as the server would (in ``schema``, else on the search
+      path); a concurrent build that failed after entering the catalog is found INVALID, and
+      ``drop_index`` removes it (an index already gone is no error).
+
+    tests/contract/test_executor.py holds the PostgreSQL executor and the tests' fake to this.
     * Both bound the statements by ``lock_timeout_ms`` and ``statement_timeout_ms``;
       ``version`` names the migration, for failpoints and messages only.
     """

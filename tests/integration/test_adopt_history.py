@@ -17,6 +17,7 @@ from tests.support import applied_versions, count_events, query, run_cli
 import pgshift
 from pgshift.config import load_settings
 from pgshift.errors import InputError
+from pgshift.ops.importing import ImportUnusable
 
 USERS = "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n"
 # Lint errors, as years-old migrations are full of: a blocking index build and a NOT NULL
@@ -243,7 +244,8 @@ def test_the_library_api_imports_fixes_in_place_and_validates_with_since(
         assert plan.carried == (V1, V2) and plan.kept == () and plan.last_version == V2
         with pytest.raises(InputError) as refused:
             pgshift.import_migrations(plan, target=target)
-        partial = refused.value.result
+        assert isinstance(refused.value, ImportUnusable)
+        partial = refused.value.imported
         assert isinstance(partial, pgshift.ImportResult) and len(partial.written) == 4
         assert partial.lint_since is not None and partial.lint_since.version == V2
         assert applied_versions(db_url) == []

@@ -4,18 +4,25 @@ It keeps the Executor contract of pgshift.execution (a transaction's statements 
 history write commit together or not at all; a statement run alone commits before its write)
 and lets a test script the server's answers per statement and attempt, so the runner's
 decisions (resume, retry budget, failure recording, the plan re-check) are tested without a
-database. What the database itself does is tested against real PostgreSQL elsewhere.
+database. tests/contract/test_executor.py runs one suite over this executor and the PostgreSQL
+one, so that where they differ, the fake is the one that is wrong.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pgshift.db.lock import LockHolder
+from pgshift.errors import LockBusy
 from pgshift.execution import (
+    DEADLOCK_DETECTED,
     PROGRESS_MOVED,
+    QUERY_CANCELED,
     HistoryWrite,
     IndexFacts,
     RecordApplied,
@@ -24,7 +31,7 @@ from pgshift.execution import (
     ServerError,
     StatementFailed,
 )
-from pgshift.history import MEMORY_SESSION, History, MemoryHistoryStore, ProgressMoved, Session
+from pgshift.history import MEMORY_SESSION, History, MemoryHistoryStore, ProgressMoved
 from pgshift.model import Statement
 
 
@@ -47,21 +54,103 @@ class FakeClock:
         self.now += seconds
 
 
-class MemoryLock:
-    waited_for: LockHolder | None = None
-    conn: Session | None = MEMORY_SESSION
+@dataclass
+class LockSession:
+    """The lock's own session: a server pid, and whether the server still has it."""
+
+    pid: int
+    purpose: str
+    alive: bool = True
+
+    @property
+    def closed(self) -> bool:
+        """What history.Session asks: a session the server ended is closed."""
+        return not self.alive
+
+
+class LockServer:
+    """One database's runner lock in memory: which session holds it, shared by MemoryLocks.
+
+    Like a session advisory lock, it goes with its session: ``kill`` is the server ending the
+    holder's session (pg_terminate_backend, a lost connection), which frees the lock at once.
+    """
+
+    SINCE = "2025-01-01 00:00:00+00"
 
     def __init__(self) -> None:
-        self.held = False
+        self.changed = threading.Condition()
+        self.holder: LockSession | None = None
+        self._pids = itertools.count(40_000)
+
+    def session(self, purpose: str) -> LockSession:
+        return LockSession(next(self._pids), purpose)
+
+    def describe(self, session: LockSession) -> LockHolder:
+        return LockHolder(session.pid, f"pgshift {session.purpose}", self.SINCE, "idle")
+
+    def kill(self, session: LockSession) -> None:
+        with self.changed:
+            session.alive = False
+            if self.holder is session:
+                self.holder = None
+            self.changed.notify_all()
+
+
+class MemoryLock:
+    """The runner lock (db/lock.py's RunnerLock) over a LockServer: one holder at a time.
+
+    A second lock waits up to ``wait_ms`` (woken when the holder lets go), names the holder
+    in ``waited_for`` and to ``on_wait`` once, and is refused with LockBusy when the wait runs
+    out. tests/contract/test_lock.py holds it and the real one to the same behaviour.
+    """
+
+    def __init__(
+        self, server: LockServer | None = None, wait_ms: int = 0, purpose: str = "lock"
+    ) -> None:
+        self.server = server or LockServer()
+        self.wait_ms = wait_ms
+        self.purpose = purpose
+        self.waited_for: LockHolder | None = None
+        self.conn: LockSession | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.conn is not None and self.server.holder is self.conn
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        self.held = True
+        server = self.server
+        session = server.session(self.purpose)
+        deadline = time.monotonic() + self.wait_ms / 1000
+        notified = False
+        with server.changed:
+            while server.holder is not None:
+                holder = server.describe(server.holder)
+                self.waited_for = holder
+                if not notified and on_wait is not None:
+                    on_wait(holder)
+                    notified = True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LockBusy(
+                        f"another pgshift run holds the migration lock: {holder.describe()}",
+                        hint="wait for it to finish, or raise PGSHIFT_RUNNER_LOCK_WAIT",
+                    )
+                server.changed.wait(left)
+            server.holder = session
+        self.conn = session
 
     def check(self, every_s: float = 1.0) -> None:
-        assert self.held
+        """Fail loudly when the lock is not held or its session died (asked every time: free)."""
+        if self.conn is None:
+            raise LockBusy("the migration lock is not held")
+        if not self.conn.alive:
+            raise LockBusy("lost the migration lock: its connection to the database was closed")
 
     def release(self) -> None:
-        self.held = False
+        if self.conn is None:
+            return
+        self.server.kill(self.conn)  # closing the session gives the lock back
+        self.conn = None
 
 
 class ScriptedExecutor:
@@ -95,18 +184,24 @@ class ScriptedExecutor:
         if outcome is not None:
             raise StatementFailed(outcome, stmt)
 
-    def _write(self, write: HistoryWrite) -> None:
-        """The history write; a compare-and-set that no longer holds is the server's PGSMV."""
+    def _write(self, write: HistoryWrite, statement: Statement | None = None) -> None:
+        """The history write; a compare-and-set that no longer holds is the server's PGSMV.
+
+        ``statement``: the one run alone before the write, which the refusal names, as the
+        PostgreSQL executor names it for whatever fails in run_alone.
+        """
         try:
             if isinstance(write, RecordApplied):
-                self.store.record_applied(None, write.row, expect=write.expect)
+                self.store.record_applied(MEMORY_SESSION, write.row, expect=write.expect)
             elif isinstance(write, RecordReverted):
                 version, run_id, expect = write.version, write.run_id, write.expect
-                self.store.record_reverted(None, version, run_id, write.detail, expect=expect)
+                self.store.record_reverted(
+                    MEMORY_SESSION, version, run_id, write.detail, expect=expect
+                )
             elif isinstance(write, RecordProgress):
-                self.store.save_progress(None, write.progress, expect=write.expect)
+                self.store.save_progress(MEMORY_SESSION, write.progress, expect=write.expect)
         except ProgressMoved as moved:
-            raise StatementFailed(ServerError(PROGRESS_MOVED, str(moved)), None) from None
+            raise StatementFailed(ServerError(PROGRESS_MOVED, str(moved)), statement) from None
 
     def run_transaction(
         self,
@@ -133,25 +228,49 @@ class ScriptedExecutor:
         statement_timeout_ms: int,
     ) -> None:
         if not skip:
-            self._send(statement)
+            try:
+                self._send(statement)
+            except StatementFailed as refused:
+                self._left_invalid(statement, refused.error)
+                raise
             self.committed.append(statement.sql)
             self._catalog(statement)
         if self.kill_after == statement.sql:
             self.kill_after = None
             raise Killed(statement.sql)
-        self._write(write)
+        self._write(write, statement)
 
     def _catalog(self, stmt: Statement) -> None:
         if stmt.concurrent_index is None:
             return
         name = stmt.concurrent_index[1]
         if stmt.kind == "IndexStmt":
-            self.indexes[name] = IndexFacts("public", name, True)
+            self.indexes[name] = IndexFacts(stmt.concurrent_index[0] or "public", name, True)
         else:
             self.indexes.pop(name, None)
 
+    def _left_invalid(self, stmt: Statement, error: ServerError) -> None:
+        """A concurrent build that fails after its catalog entry leaves an INVALID index.
+
+        PostgreSQL enters the index first and builds it afterwards: a failure of the build (a
+        duplicate key, bad data, a cancel, a deadlock while it waits) leaves the entry behind,
+        marked invalid. A refusal before the entry (no such table, the table's lock) leaves
+        nothing; a scripted lock timeout is taken to be that one.
+        """
+        if stmt.concurrent_index is None or stmt.kind != "IndexStmt":
+            return
+        sqlstate = error.sqlstate or ""
+        if sqlstate[:2] in ("22", "23") or sqlstate in (QUERY_CANCELED, DEADLOCK_DETECTED):
+            schema, name = stmt.concurrent_index
+            self.indexes[name] = IndexFacts(schema or "public", name, False)
+
     def find_index(self, schema: str | None, name: str) -> IndexFacts | None:
-        return self.indexes.get(name)
+        """The index as the catalog resolves it: in ``schema``, or on the search path (where
+        every index of this fake lives, in public)."""
+        found = self.indexes.get(name)
+        if found is None or (schema is not None and schema != found.schema):
+            return None
+        return found
 
     def drop_index(self, index: IndexFacts) -> None:
         self.dropped.append(index.name)

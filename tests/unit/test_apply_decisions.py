@@ -137,6 +137,9 @@ def test_lock_timeouts_are_retried_within_the_budget_then_reported_once() -> Non
     assert [r["attempt"] for r in retries] == list(range(1, attempts))
     (failed,) = target.events("migration_failed")
     assert failed["message"].startswith("retries exhausted")
+    error = exhausted.value
+    assert (error.file, error.line, error.column, error.statement_index) == (str(m.path), 1, 1, 0)
+    assert error.reason.startswith("could not take the locks it needs within 5000 ms")
     assert target.read_history().failed == frozenset({V1})
 
 
@@ -159,6 +162,9 @@ def test_a_failure_is_recorded_with_its_statement_and_line_and_nothing_is_left()
         up(target, m)
     assert failed.value.exit_code == 1
     assert f"{m.path}:3: relation" in failed.value.message  # line 2, refined by the offset
+    error = failed.value  # the same facts as fields, for a caller that must not parse text
+    assert (error.file, error.line, error.column, error.statement_index) == (str(m.path), 3, 1, 1)
+    assert error.reason == 'relation "nowhere" does not exist (SQLSTATE 42P01)'
     (detail,) = target.events("migration_failed")
     assert detail["statement_index"] == 1 and detail["line"] == 3
     assert target.scripted.committed == []
@@ -166,6 +172,36 @@ def test_a_failure_is_recorded_with_its_statement_and_line_and_nothing_is_left()
     assert history.applied == () and history.in_progress == ()
     assert history.failed == frozenset({V1})
     assert target.events("run_failed")[0]["exit_code"] == 1
+
+
+def test_the_error_column_is_the_servers_position_in_the_file() -> None:
+    """A statement that starts mid-line: the column counts from the line's start, not the
+    statement's; without a position from the server, the statement's own start."""
+    target = MemoryTarget()
+    m = migration(V1, "SELECT 1; SELECT nowhere;")
+    target.scripted.answer("SELECT nowhere", ServerError("42703", "no", offset=7))
+    with pytest.raises(MigrationFailed) as failed:
+        up(target, m)
+    error = failed.value
+    assert (error.line, error.column, error.statement_index) == (1, 18, 1)
+    target.scripted.answer("SELECT nowhere", ServerError("42703", "no"))
+    with pytest.raises(MigrationFailed) as failed:
+        up(target, m)
+    assert (failed.value.line, failed.value.column) == (1, 11)
+
+
+def test_a_run_out_of_time_names_its_file_and_no_statement() -> None:
+    target = MemoryTarget()
+    m = migration(V1, "ALTER TABLE busy ADD COLUMN c int;")
+    target.scripted.answer("ALTER TABLE busy ADD COLUMN c int", *[LOCKED] * 50)
+    options = RunOptions(statement_timeout_ms=1000, lock_timeout_ms=100)
+    with pytest.raises(MigrationTimeout) as late:
+        runner(target, FakeClock(), options).run(plan_up([m], target.read_history()))
+    error = late.value
+    assert (error.file, error.line, error.column, error.statement_index) == (
+        str(m.path), None, None, None,
+    )  # fmt: skip
+    assert error.reason == "took longer than its statement timeout of 1000 ms"
 
 
 def test_a_clean_failure_of_a_mixed_step_forgets_the_progress_row_its_start_left() -> None:
@@ -300,7 +336,7 @@ def test_a_failure_carries_the_steps_done_so_far() -> None:
         up(target, one, two)
     partial = failed.value.result
     assert partial is not None
-    assert [(s.version, s.status) for s in partial.steps] == [  # type: ignore[attr-defined]
+    assert [(s.version, s.status) for s in partial.steps] == [
         (V1, "applied"),
         (V2, "failed"),
     ]

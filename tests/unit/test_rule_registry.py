@@ -94,6 +94,27 @@ def test_every_code_built_anywhere_is_a_registered_rule_with_a_page() -> None:
     assert without_page == []
 
 
+#: The only places that call ``Finding(...)`` itself: the registry's finding_for, the engine
+#: (a statement rule's hit, with the rule in hand) and the memo (decoding what it stored).
+_FINDING_MAKERS = {"lint/registry.py", "lint/engine.py", "lint/memo.py"}
+
+
+def test_every_other_finding_is_built_by_its_registered_rule() -> None:
+    """Severity, category and help come from the rule, never typed again where a finding is
+    made: a hand-built one drifted from its rule's page (unused-ignore's help did)."""
+    by_hand: list[str] = []
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC).as_posix()
+        if relative in _FINDING_MAKERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Name) and node.func.id == "Finding":
+                by_hand.append(f"{relative}:{node.lineno}")
+    assert by_hand == []
+
+
 def test_every_rule_code_has_a_page_and_every_page_a_rule() -> None:
     codes = set(load_rules())
     pages = {p.stem for p in DOCS.glob("*.md")}

@@ -192,9 +192,8 @@ def apply_and_report(
 def failure_json(out: Output, exc: PgshiftError, **extra: Any) -> int:
     """--json after a failure: one document, what was done and the error inside it (the
     error also on stderr, for a person); returns the error's exit code."""
-    partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
     error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
-    out.json({**run_json(partial), **extra, "error": error})
+    out.json({**run_json(exc.result), **extra, "error": error})
     out.plain_error(exc.message, exc.hint)
     return exc.exit_code
 

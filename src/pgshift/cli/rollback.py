@@ -233,7 +233,7 @@ def _show_rollback(out: Output, plan: Plan, *, backup_wanted: bool) -> None:
 
 def _stopped_line(out: Output, exc: PgshiftError) -> None:
     """After a failed rollback: what was reverted, and that the rest is still applied."""
-    partial = exc.result if isinstance(exc.result, pgshift.RunResult) else None
+    partial = exc.result
     if partial is None or not partial.steps:
         return
     done = [s.version for s in partial.steps if s.status == "reverted"]

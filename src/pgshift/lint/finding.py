@@ -30,7 +30,6 @@ Category = Literal[
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 INVALID_FILE = "invalid-file"
-_INVALID_HELP = "fix the file; nothing is applied while any file has this kind of problem"
 
 #: Where the rule pages are published (config.py); the `docs_url` setting (PGSHIFT_DOCS_URL)
 #: overrides it. Links are absolute so that they work from a CI log, a SARIF viewer or JSON.
@@ -204,18 +203,12 @@ def render_github(finding: Finding, docs_url: str = DEFAULT_DOCS_URL) -> str:
 
 def problem_findings(problems: Iterable[Problem], severity: str = "error") -> list[Finding]:
     """Loader problems as findings (transaction control is left to its own rule)."""
+    from pgshift.lint.registry import finding_for
     from pgshift.source.loader import TRANSACTION_CONTROL_MESSAGE
 
+    level: Severity = "error" if severity == "error" else "warning"
     return [
-        Finding(
-            INVALID_FILE,
-            "error" if severity == "error" else "warning",
-            p.file,
-            p.line,
-            p.column or 1,
-            p.message,
-            _INVALID_HELP,
-        )
+        finding_for(INVALID_FILE, p.file, p.line, p.column or 1, p.message, severity=level)
         for p in problems
         if p.message != TRANSACTION_CONTROL_MESSAGE
     ]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from pgshift.lint.finding import Finding
+from pgshift.lint.registry import finding_for
 from pgshift.model import Header, Statement
 
 UNUSED_IGNORE = "unused-ignore"
-UNUSED_HELP = "remove the code from the ignore comment, or fix its spelling"
 
 
 class Ignores:
@@ -57,4 +57,4 @@ class Ignores:
             message = f"{where} names {code}, but {code} found nothing to silence here"
         else:
             message = f"{where} names {code}, which is not a pgshift rule"
-        return Finding(UNUSED_IGNORE, "warning", self.file, line, 1, message, UNUSED_HELP)
+        return finding_for(UNUSED_IGNORE, self.file, line, 1, message)

@@ -40,6 +40,8 @@ from pgshift.errors import (
     MigrationTimeout,
     PgshiftError,
     PlanChanged,
+    RunResult,
+    StepResult,
 )
 from pgshift.execution import (
     PROGRESS_MOVED,
@@ -193,23 +195,6 @@ class Chunk:
     start: int
     end: int
     transactional: bool
-
-
-@dataclass(frozen=True)
-class StepResult:
-    version: str
-    action: str
-    status: str
-    duration_ms: int
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run did: its id, one result per planned step, and the backup taken before it."""
-
-    run_id: str
-    steps: tuple[StepResult, ...]
-    backup_id: str | None = None
 
 
 def chunks_of(statements: Sequence[Statement], *, transaction: bool = True) -> list[Chunk]:
@@ -618,11 +603,13 @@ class _StepRun:
                 raise failure  # no retry once asked to stop: the run ends here
             remaining = self.budget_ms - self._elapsed_ms()
             if remaining <= 0:
+                why = f"took longer than its statement timeout of {self.budget_ms} ms"
                 raise MigrationTimeout(
-                    f"{self.script.path}: took longer than its statement timeout of"
-                    f" {self.budget_ms} ms",
+                    f"{self.script.path}: {why}",
                     version=self.version,
                     hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout, or split the file",
+                    file=str(self.script.path),
+                    reason=why,
                 )
             try:
                 self._chunk(chunk, last=last, statement_timeout_ms=remaining)
@@ -749,7 +736,8 @@ class _StepRun:
     def _retries_exhausted(
         self, failure: StatementFailed, attempt: int, *, yielded: bool
     ) -> MigrationTimeout:
-        line = failure.statement.line if failure.statement else 0
+        stmt = failure.statement
+        line = stmt.line if stmt else 0
         sqlstate = failure.error.sqlstate or "55P03"
         why = (
             "the health monitor kept cancelling it: sessions piled up behind it"
@@ -760,20 +748,27 @@ class _StepRun:
         self.store.record_failed(
             self.side, self.runner.run_id, self.version, detail, action=self.step.action
         )
+        reason = (
+            f"could not take the locks it needs within {self.runner.options.lock_retry_total_ms}"
+            f" ms ({attempt} attempts, lock_timeout {self.lock_timeout_ms} ms each): {why}"
+        )
         return MigrationTimeout(
-            f"{self.script.path}:{line}: could not take the locks it needs within"
-            f" {self.runner.options.lock_retry_total_ms} ms ({attempt} attempts,"
-            f" lock_timeout {self.lock_timeout_ms} ms each): {why}",
+            f"{self.script.path}:{line}: {reason}",
             version=self.version,
             sqlstate=sqlstate,
             hint="find the blocking session with `pgshift health`; raise"
             " PGSHIFT_LOCK_RETRY_TOTAL to wait longer",
+            file=str(self.script.path),
+            line=stmt.line if stmt else None,
+            column=stmt.column if stmt else None,
+            statement_index=stmt.index if stmt else None,
+            reason=reason,
         )
 
     def _failure(self, failure: StatementFailed, *, half_applied: bool) -> MigrationFailed:
         step, script, m = self.step, self.script, self.step.migration
         error, stmt = failure.error, failure.statement
-        line = _error_line(stmt, error.offset)
+        line, column = _error_position(stmt, error.offset)
         primary = self.runner.target.redact(error.message)
         sqlstate = error.sqlstate
         detail: dict[str, Any] = {"sqlstate": sqlstate, "message": primary, "line": line}
@@ -786,44 +781,55 @@ class _StepRun:
             )
         self.runner.emit(ev.StepFailed(m.version, m.name, primary, step.action))
         where = f"{script.path}:{line}" if line else str(script.path)
-        message = f"{where}: {primary}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+        reason = primary + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+        message = f"{where}: {reason}"
+        facts: dict[str, Any] = {
+            "version": m.version,
+            "sqlstate": sqlstate,
+            "file": str(script.path),
+            "line": line or None,
+            "column": column or None,
+            "statement_index": stmt.index if stmt is not None else None,
+            "reason": reason,
+        }
         if half_applied:
             return HalfApplied(
                 message + f"\nthis {_noun(step)} runs partly outside a transaction and stopped"
                 " half-way; its progress is recorded",
-                version=m.version,
-                sqlstate=sqlstate,
                 hint="fix the cause and run the same command again: it continues after the"
                 " last completed statement",
+                **facts,
             )
         if error.canceled:
             return MigrationTimeout(
                 message,
-                version=m.version,
-                sqlstate=sqlstate,
                 hint="raise DB_MIGRATION_TIMEOUT or @statement-timeout for this file",
+                **facts,
             )
         undone = (
             "the migration was rolled back; nothing of it was applied"
             if step.action == "apply"
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
-        return MigrationFailed(
-            message + "\n" + undone, version=m.version, sqlstate=sqlstate, hint=error.hint
-        )
+        return MigrationFailed(message + "\n" + undone, hint=error.hint, **facts)
 
 
 def _noun(step: Step) -> str:
     return "migration" if step.action == "apply" else "rollback"
 
 
-def _error_line(stmt: Statement | None, offset: int | None) -> int:
-    """The file line of the error: the statement's line, refined by the server's position."""
+def _error_position(stmt: Statement | None, offset: int | None) -> tuple[int, int]:
+    """The file (line, column) of the error: the statement's start, refined by the server's
+    position inside it; (0, 0) when no statement is to blame."""
     if stmt is None:
-        return 0
-    if offset is not None and 0 <= offset <= len(stmt.sql):
-        return stmt.line + stmt.sql[:offset].count("\n")
-    return stmt.line
+        return 0, 0
+    if offset is None or not 0 <= offset <= len(stmt.sql):
+        return stmt.line, stmt.column
+    before = stmt.sql[:offset]
+    newlines = before.count("\n")
+    if not newlines:
+        return stmt.line, stmt.column + offset
+    return stmt.line + newlines, offset - before.rindex("\n")
 
 
 def _ms_since(started: float) -> int:

@@ -195,7 +195,7 @@ def up_target(project: Project, backup: bool, histories: dict[str, History | Pgs
             try:
                 result = run_plan(plan, target, emit=emit, backup=backup)
             except PgshiftError as exc:
-                done = exc.result if isinstance(exc.result, RunResult) else RunResult("", ())
+                done = exc.result or RunResult("", ())
                 return TargetOutcome(
                     spec.name,
                     FAILED,

@@ -287,7 +287,20 @@ def _imported(plan: ImportPlan) -> tuple[dict[str, Migration], list[Problem]]:
     return {m.version: m for m in loaded.migrations}, problems
 
 
-def _unusable(plan: ImportPlan, problems: list[Problem], *, recording: bool) -> InputError:
+class ImportUnusable(InputError):
+    """Files of the import do not parse: nothing is recorded, and ``imported`` says what was
+    written (the files are in place, to be fixed there)."""
+
+    def __init__(
+        self, problems: Sequence[Problem], imported: ImportResult, *, hint: str | None = None
+    ) -> None:
+        super().__init__(tuple(problems), hint=hint)
+        self.imported = imported
+
+
+def _unusable(
+    plan: ImportPlan, problems: list[Problem], imported: ImportResult, *, recording: bool
+) -> ImportUnusable:
     """The report of files that do not parse: fix them where they are, in the pgshift folder."""
     again = (
         "then run this import again: it leaves the files you fixed as they are (edited since"
@@ -295,8 +308,9 @@ def _unusable(plan: ImportPlan, problems: list[Problem], *, recording: bool) -> 
         if recording
         else "`pgshift validate` checks them"
     )
-    return InputError(
+    return ImportUnusable(
         problems,
+        imported,
         hint=f"the files are written into {plan.directory}: fix those files there, in place;"
         f" {again}",
     )
@@ -305,8 +319,9 @@ def _unusable(plan: ImportPlan, problems: list[Problem], *, recording: bool) -> 
 def run_import(plan: ImportPlan, target: Target | None = None) -> ImportResult:
     """Write the files, set `lint_since`; with ``target`` and carried versions, record them.
 
-    A file of the import that does not parse refuses (InputError, exit 2) after the files are
-    written and before anything is recorded, its ``result`` saying what was written.
+    A file of the import that does not parse refuses (ImportUnusable, an InputError: exit 2)
+    after the files are written and before anything is recorded, its ``imported`` saying what
+    was written.
     """
     written = _write(plan)
     since = None
@@ -316,9 +331,7 @@ def run_import(plan: ImportPlan, target: Target | None = None) -> ImportResult:
     migrations, problems = _imported(plan)
     recording = target is not None and bool(plan.carried)
     if problems:
-        error = _unusable(plan, problems, recording=recording)
-        error.result = result
-        raise error
+        raise _unusable(plan, problems, result, recording=recording)
     if target is None or not plan.carried:
         return result
     by_version = {f.version: f for f in plan.files}

@@ -514,8 +514,6 @@ def _revert(
     A failing rollback file falls back to the backup when there is one and restoring it was
     confirmed; otherwise its error goes up, carrying the partial result.
     """
-    from pgshift.ops.apply import RunResult
-
     if ep.blockers:
         return None, "; ".join(f"{c.name}: {c.detail}" for c in ep.blockers)
     try:
@@ -526,8 +524,7 @@ def _revert(
         if not restore_confirmed:
             exc.hint = _restore_hint(ep)
             raise
-        partial = exc.result if isinstance(exc.result, RunResult) else None
-        return partial, exc.message
+        return exc.result, exc.message
 
 
 def _verify_or_raise(target: Target, ep: EmergencyPlan, message: str) -> None:

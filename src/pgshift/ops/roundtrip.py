@@ -146,28 +146,15 @@ class _Trip:
 
 
 def _failure_of(exc: MigrationFailed, script: Script) -> _Failure:
-    """The file, line and error of the runner's failure.
+    """The file, line, column and error of the runner's failure, read from its fields.
 
-    The runner's message starts ``<path>:<line>: <error>`` (``<path>: <error>`` when no
-    statement is to blame, e.g. the file's time budget ran out); the line is where the server
-    placed the error, refined inside the statement. The lines after the first say what became
-    of the migration on the target, which means nothing for a scratch database.
+    The line and column are where the server placed the error inside the failing statement;
+    with no statement to blame (the file's time budget ran out) the finding points at the
+    file's first line. What the message goes on to say about the migration on the target
+    means nothing for a scratch database, so only the reason is kept.
     """
-    first = exc.message.splitlines()[0] if exc.message else ""
-    line, error = 0, first
-    prefix = f"{script.path}:"
-    if first.startswith(prefix):
-        rest = first[len(prefix) :]
-        head, sep, tail = rest.partition(": ")
-        if sep and head.isdigit():
-            line, error = int(head), tail
-        else:
-            error = rest.strip()
-    column = 1
-    starting = [s for s in script.statements if s.line <= line]
-    if starting and starting[-1].line == line:
-        column = starting[-1].column
-    return _Failure(str(script.path), max(line, 1), column, error)
+    file = exc.file or str(script.path)
+    return _Failure(file, exc.line or 1, exc.column or 1, exc.reason)
 
 
 def _finding(code: str, file: str, failure: _Failure | None, message: str, help_: str) -> Finding:

@@ -133,7 +133,7 @@ def run_plan(
     try:
         result = started.runner.run(plan)
     except PgshiftError as exc:
-        if isinstance(exc.result, RunResult):
+        if exc.result is not None:
             exc.result = replace(exc.result, backup_id=started.backup_id)
         raise
     return replace(result, backup_id=started.backup_id)

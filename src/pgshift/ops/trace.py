@@ -24,7 +24,7 @@ from pgshift.db.scratch import ScratchServer
 from pgshift.db.target import Target
 from pgshift.db.trace import HeldLock, Observation, observe
 from pgshift.lint.finding import Finding
-from pgshift.lint.registry import load_rules
+from pgshift.lint.registry import finding_for, load_rules
 from pgshift.plan import plan_up
 from pgshift.source import lock_table as lt
 from pgshift.source.lock_table import MODES, STRENGTH
@@ -260,7 +260,6 @@ def disagreements(report: TraceReport, static: Sequence[Finding]) -> list[Findin
     them on purpose (they are empty), and rewriting an empty table costs nothing. A statement
     whose kind gives it a new file (TRUNCATE, REFRESH MATERIALIZED VIEW) is no rewrite surprise.
     """
-    rule = load_rules()[CODE]
     found: list[Finding] = []
     created: dict[str, set[str]] = {}
     for traced in report.statements:
@@ -275,15 +274,7 @@ def disagreements(report: TraceReport, static: Sequence[Finding]) -> list[Findin
         new.update(traced.created)
         if problems:
             found.append(
-                Finding(
-                    CODE,
-                    rule.severity,
-                    traced.file,
-                    traced.line,
-                    traced.column,
-                    "; ".join(problems),
-                    rule.help,
-                )
+                finding_for(CODE, traced.file, traced.line, traced.column, "; ".join(problems))
             )
     return found
 

@@ -15,5 +15,5 @@ class UnusedIgnore(Rule):
     severity = "warning"
     category = "file"
     summary = "an ignore comment or @lint-ignore that silenced nothing"
-    help = "remove the code from the ignore, or fix its spelling"
+    help = "remove the code from the ignore comment, or fix its spelling"
     scope = "file"
