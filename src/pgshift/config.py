@@ -61,6 +61,10 @@ class Settings:
     # The newest migration of an adopted history (`import` and `baseline` set it): lint findings
     # in migrations up to it are history, not errors (`validate --since` overrides it).
     lint_since: str | None = None
+    # Backfills (SPEC 14): the time a batch should take (its size adapts to it), and the replica
+    # lag above which the backfill pauses between batches.
+    backfill_batch_time_ms: int = 200
+    backfill_max_lag_ms: int = 10_000
 
     def masked_url(self) -> str | None:
         return mask_url(self.database_url) if self.database_url else None
@@ -282,6 +286,20 @@ _KNOBS: tuple[_Knob, ...] = (
         _parse_ms,
     ),
     _Knob("lint_since", "PGSHIFT_LINT_SINCE", "lint_since", "", _parse_version),
+    _Knob(
+        "backfill_batch_time_ms",
+        "PGSHIFT_BACKFILL_BATCH_TIME",
+        "backfill_batch_time",
+        "200ms",
+        _parse_ms,
+    ),
+    _Knob(
+        "backfill_max_lag_ms",
+        "PGSHIFT_BACKFILL_MAX_LAG",
+        "backfill_max_lag",
+        "10s",
+        _parse_ms,
+    ),
 )
 
 KNOB_ENV = {k.name: k.env for k in _KNOBS}

@@ -143,6 +143,69 @@ class BackupTaken:
     versions: int  # migrations applied when it was taken
 
 
+@dataclass(frozen=True)
+class BackfillStarted:
+    """A backfill (SPEC 14) starts its batches, or resumes after ``keys_done`` keys."""
+
+    version: str
+    table: str  # the table whose key the batches follow
+    key: tuple[str, ...]
+    estimate: int | None  # the planner's row estimate of that table; None: never analysed
+    keys_done: int  # keys done by an earlier run (a resume), else 0
+    batch_size: int
+    action: str = "apply"
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """After a batch (at most about once a second): how far the backfill got."""
+
+    version: str
+    keys_done: int  # keys the committed batches covered: what the estimate counts
+    estimate: int | None
+    rows_done: int  # rows the statement changed
+    rows_per_s: float  # keys per second over this run
+    batch_size: int  # the size the next batch will have
+    batches: int
+    action: str = "apply"
+
+    @property
+    def percent(self) -> float | None:
+        """Keys done of the estimate, at most 100 (the estimate is only an estimate)."""
+        if not self.estimate:
+            return None
+        return min(100.0, 100.0 * self.keys_done / self.estimate)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current rate, when the estimate and a rate are known."""
+        if not self.estimate or self.rows_per_s <= 0:
+            return None
+        return max(0.0, (self.estimate - self.keys_done) / self.rows_per_s)
+
+
+@dataclass(frozen=True)
+class BackfillPaused:
+    """The backfill waits between batches: a replica lags behind (``reason`` "replica-lag")."""
+
+    version: str
+    reason: str
+    pause_ms: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class BackfillFinished:
+    """Every batch of the key range is committed."""
+
+    version: str
+    rows_done: int
+    keys_done: int
+    batches: int
+    duration_ms: int  # this run's share
+    action: str = "apply"
+
+
 Event = (
     RunStarted
     | RunnerLockWaiting
@@ -160,6 +223,10 @@ Event = (
     | HealthSample
     | BackupProgress
     | BackupTaken
+    | BackfillStarted
+    | BackfillProgress
+    | BackfillPaused
+    | BackfillFinished
 )
 Emit = Callable[[Event], None]
 

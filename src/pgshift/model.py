@@ -37,6 +37,11 @@ class Header:
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
     lint_ignore: tuple[str, ...] = ()
+    # `@kind: backfill` (SPEC 14): the one data statement runs in key-range batches.
+    kind: str | None = None
+    batch_key: tuple[str, ...] = ()  # `@batch-key`: the key columns, instead of the primary key
+    batch_size: int | None = None  # `@batch-size`: rows of the first batch (then adapted)
+    batch_pause_ms: int | None = None  # `@batch-pause`: a pause between batches
     unknown: tuple[HeaderField, ...] = ()  # @keys pgshift does not know; validate warns
 
     def line_of(self, key: str) -> int:

@@ -174,6 +174,10 @@ def test_upgrading_from_version_1_keeps_old_rows_without_rollback_sql(db_url: st
         )
         # Read-only commands read it before anything upgrades it.
         assert pg.read(conn).applied_versions()[A].rollback_sql is None
-        assert pg.upgrade(conn) == ["0002_rollback_sql.sql", "0003_expect.sql"]
+        assert pg.upgrade(conn) == [
+            "0002_rollback_sql.sql",
+            "0003_expect.sql",
+            "0004_backfill.sql",
+        ]
         assert pg.upgrade(conn) == []  # idempotent
         assert pg.read(conn).applied_versions()[A].rollback_sql is None

@@ -277,3 +277,46 @@ def test_header_lines_reads_the_block_as_splitting_the_whole_text_would() -> Non
     for _ in range(20000):
         text = "".join(pick.choice(parts) for _ in range(pick.randint(0, 8)))
         assert header_lines(text) == every_line(text), repr(text)
+
+
+BACKFILL_HEADER = """\
+-- @kind: backfill
+-- @batch-key: Tenant, "Order No"
+-- @batch-size: 10_000
+-- @batch-pause: 500ms
+UPDATE orders SET n = n + 1;
+"""
+
+
+def test_backfill_annotations() -> None:
+    header = parse_ok(BACKFILL_HEADER)
+    assert header.kind == "backfill"
+    assert header.batch_key == ("tenant", "Order No")
+    assert header.batch_size == 10_000
+    assert header.batch_pause_ms == 500
+    assert header.unknown == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-- @kind: backfil", "m.sql:1: bad value 'backfil' for @kind: expected one of backfill"),
+        ("-- @batch-size: 0", "m.sql:2: bad value '0' for @batch-size: expected a whole number"),
+        ("-- @batch-size: lots", "m.sql:2: bad value 'lots' for @batch-size: expected a whole"),
+        ("-- @batch-key: a b", "m.sql:2: bad value 'a b' for @batch-key: 'a b' is not a column"),
+        ("-- @batch-key: a, A", "m.sql:2: bad value 'a, A' for @batch-key: a column is named"),
+        ("-- @batch-pause: soon", "m.sql:2: bad value 'soon' for @batch-pause: 'soon' is not a"),
+    ],
+)
+def test_bad_backfill_values_name_their_line(line: str, message: str) -> None:
+    text = line + "\n" if "kind" in line else "-- @kind: backfill\n" + line + "\n"
+    found = messages(text + "UPDATE t SET a = 1;\n")
+    assert len(found) == 1
+    assert found[0].startswith(message)
+
+
+def test_batch_annotations_need_the_backfill_kind() -> None:
+    assert messages("-- @batch-size: 100\n-- @batch-key: id\nUPDATE t SET a = 1;\n") == [
+        "m.sql:1: @batch-size applies only to a backfill; add '-- @kind: backfill'",
+        "m.sql:2: @batch-key applies only to a backfill; add '-- @kind: backfill'",
+    ]

@@ -343,7 +343,8 @@ def test_unknown_annotation_is_a_warning(folder: Path) -> None:
     assert [str(w) for w in result.warnings] == [
         "migrations/20250101000000_a.sql:2: unknown annotation @owner is ignored (known:"
         " @zero-downtime, @estimated-duration, @risk-level, @dependencies, @transaction,"
-        " @lock-timeout, @statement-timeout, @lint-ignore)"
+        " @lock-timeout, @statement-timeout, @lint-ignore, @kind, @batch-key, @batch-size,"
+        " @batch-pause)"
     ]
     assert result.migrations[0].header.metadata() == {"owner": "team-db"}
 
@@ -434,3 +435,45 @@ def test_checksum_text() -> None:
     assert checksum_text(lf.replace("\n", "\r")) == checksum_text(lf)
     assert checksum_text(lf + " ") != checksum_text(lf)
     assert checksum_text("é") == hashlib.sha256("é".encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "reason"),
+    [
+        ("ALTER TABLE t ADD COLUMN a int;\n", 2, "this is ALTER TABLE"),
+        ("UPDATE t SET a = 1;\nUPDATE t SET b = 1;\n", 3, "this file has 2"),
+        ("\n", 1, "this file has 0"),
+        ("UPDATE t SET a = 1 RETURNING a;\n", 2, "has RETURNING"),
+        ("WITH d AS (DELETE FROM t RETURNING *)\nINSERT INTO u SELECT * FROM d;\n", 2, "WITH"),
+    ],
+)
+def test_a_backfill_file_that_cannot_be_one_is_refused(
+    tmp_path: Path, body: str, line: int, reason: str
+) -> None:
+    (tmp_path / "20250101000000_fill.sql").write_text("-- @kind: backfill\n" + body)
+    (tmp_path / "20250101000000_fill_rollback.sql").write_text("SELECT 1;\n")
+    with pytest.raises(InputError) as caught:
+        load_migrations(tmp_path)
+    assert caught.value.exit_code == 2
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.line) == ("20250101000000_fill.sql", line)
+    assert reason in problem.message
+
+
+def test_a_backfill_and_its_backfill_rollback_load(tmp_path: Path) -> None:
+    (tmp_path / "20250101000000_fill.sql").write_text(
+        "-- @kind: backfill\n-- @batch-size: 100\nUPDATE t SET a = a + 1 WHERE a < 10;\n"
+    )
+    (tmp_path / "20250101000000_fill_rollback.sql").write_text(
+        "-- @kind: backfill\nUPDATE t SET a = a - 1;\n"
+    )
+    [migration] = load_migrations(tmp_path)
+    assert (migration.header.kind, migration.header.batch_size) == ("backfill", 100)
+    assert migration.rollback is not None and migration.rollback.header.kind == "backfill"
+
+
+def test_a_rollback_backfill_is_checked_too(tmp_path: Path) -> None:
+    (tmp_path / "20250101000000_fill.sql").write_text("UPDATE t SET a = 1;\n")
+    (tmp_path / "20250101000000_fill_rollback.sql").write_text("-- @kind: backfill\nTRUNCATE t;\n")
+    with pytest.raises(InputError, match="this is TRUNCATE"):
+        load_migrations(tmp_path)

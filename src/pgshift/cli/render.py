@@ -190,6 +190,7 @@ class RunRenderer:
         self._progress: Any = None
         self._task: Any = None
         self.backup = BackupRenderer(out)
+        self.backfill_said = 0.0  # when the last backfill progress line was printed
 
     def _say(self, text: str) -> None:
         if self._progress is not None:
@@ -327,6 +328,44 @@ def _backup_taken(renderer: RunRenderer, event: ev.BackupTaken) -> None:
     )
 
 
+def _backfill_started(renderer: RunRenderer, event: ev.BackfillStarted) -> None:
+    estimate = f"~{event.estimate:,} rows" if event.estimate is not None else "rows unknown"
+    resumed = f", resuming after {event.keys_done:,} keys" if event.keys_done else ""
+    renderer._say(
+        f"    backfill along {event.table} ({', '.join(event.key)}): {estimate},"
+        f" batches of {event.batch_size:,}{resumed}"
+    )
+
+
+def _backfill_progress(renderer: RunRenderer, event: ev.BackfillProgress) -> None:
+    """A log line at most every 10 s (every event with --verbose): the progress of a long
+    backfill without one line per batch. (The live bar is left to the `up` wiring.)"""
+    import time
+
+    now = time.monotonic()
+    if not renderer.out.verbose and now - renderer.backfill_said < 10:
+        return
+    renderer.backfill_said = now
+    percent = f"{event.percent:.0f}% " if event.percent is not None else ""
+    of = f" of ~{event.estimate:,}" if event.estimate is not None else ""
+    eta = f", ETA {format_duration_ms(int(event.eta_s * 1000))}" if event.eta_s else ""
+    renderer._say(
+        f"    backfilling {percent}({event.keys_done:,}{of} rows),"
+        f" {event.rows_per_s:,.0f} rows/s{eta}"
+    )
+
+
+def _backfill_paused(renderer: RunRenderer, event: ev.BackfillPaused) -> None:
+    renderer._say(f"    backfill paused {event.pause_ms} ms: {event.detail}")
+
+
+def _backfill_finished(renderer: RunRenderer, event: ev.BackfillFinished) -> None:
+    renderer._say(
+        f"    backfill done: {event.rows_done:,} rows changed in {event.batches:,} batches"
+        f" ({format_duration_ms(event.duration_ms)})"
+    )
+
+
 @cache
 def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
     """Event class -> RunRenderer's method for it; every event type in events.Event has one.
@@ -353,4 +392,8 @@ def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
         ev.Interrupted: RunRenderer._interrupted,
         ev.BackupProgress: _backup_progress,
         ev.BackupTaken: _backup_taken,
+        ev.BackfillStarted: _backfill_started,
+        ev.BackfillProgress: _backfill_progress,
+        ev.BackfillPaused: _backfill_paused,
+        ev.BackfillFinished: _backfill_finished,
     }

@@ -17,6 +17,9 @@ _ANNOTATION_RE = re.compile(r"@([A-Za-z0-9_-]+)\s*(.*)")
 _PLAIN_RE = re.compile(r"([A-Za-z]+)\s*:\s*(.*)")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _VERSION_RE = re.compile(r"[0-9]{14}")
+# A batch key column as a bare SQL identifier: the name the catalog holds, lower-case unless
+# quoted; a name needing quotes is written with them ("Order Id").
+_COLUMN_RE = re.compile(r'[a-z_][a-z0-9_$]*|"(?:[^"]|"")+"')
 _DEPENDENCY_RE = re.compile(r"[0-9]{14}(?:_[a-z0-9]+(?:_[a-z0-9]+)*)?(?:\.sql)?")
 
 _TRUE = ("true", "yes")
@@ -32,7 +35,15 @@ ANNOTATION_KEYS = (
     "lock-timeout",
     "statement-timeout",
     "lint-ignore",
+    "kind",
+    "batch-key",
+    "batch-size",
+    "batch-pause",
 )
+#: The annotations that only a `@kind: backfill` file may carry.
+BACKFILL_KEYS = ("batch-key", "batch-size", "batch-pause")
+#: What `@kind` accepts: the one kind of migration that runs differently from plain SQL.
+KINDS = ("backfill",)
 #: Annotations pgshift writes itself and only records (in the history's metadata), never acts on:
 #: `pgshift import`'s "@imported-from: <tool> <id>" and "@import-checksum: sha256:<hex>" (what it
 #: wrote, so that importing again tells its own files from files edited since).
@@ -112,6 +123,37 @@ def _codes(value: str) -> tuple[str, ...]:
     return _list(value, pattern=None, what="rule codes such as require-concurrent-index")
 
 
+def _kind(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in KINDS:
+        raise _BadValue("expected one of " + ", ".join(KINDS))
+    return lowered
+
+
+def _columns(value: str) -> tuple[str, ...]:
+    """Column names as the catalog spells them: bare names are folded to lower case as SQL
+    folds them, quoted names keep their case."""
+    items = _list(value, pattern=None, what="column names")
+    if not items:
+        raise _BadValue("expected a column name, or several separated by commas")
+    names = []
+    for item in items:
+        name = item if _COLUMN_RE.fullmatch(item) else item.lower()
+        if _COLUMN_RE.fullmatch(name) is None or (name != item and name.startswith('"')):
+            raise _BadValue(f'{item!r} is not a column name (quote it: "Name")')
+        names.append(name[1:-1].replace('""', '"') if name.startswith('"') else name)
+    if len(set(names)) != len(names):
+        raise _BadValue("a column is named twice")
+    return tuple(names)
+
+
+def _positive(value: str) -> int:
+    text = value.strip().replace("_", "").replace(",", "")
+    if not text.isdigit() or int(text) < 1:
+        raise _BadValue("expected a whole number of rows, at least 1")
+    return int(text)
+
+
 # key -> (Header attribute, converter)
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "migration": ("migration", _non_empty),
@@ -127,6 +169,10 @@ _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "lock-timeout": ("lock_timeout_ms", _duration),
     "statement-timeout": ("statement_timeout_ms", _duration),
     "lint-ignore": ("lint_ignore", _codes),
+    "kind": ("kind", _kind),
+    "batch-key": ("batch_key", _columns),
+    "batch-size": ("batch_size", _positive),
+    "batch-pause": ("batch_pause_ms", _duration),
 }
 
 
@@ -253,4 +299,15 @@ def parse_header(text: str, file: str, *, rollback: bool = False) -> tuple[Heade
         elif item is not None:
             builder.add(item)
     header = Header(fields=tuple(builder.fields), unknown=tuple(builder.unknown), **builder.values)
+    kind_given = any(f.is_annotation and f.key == "kind" for f in builder.fields)
+    if header.kind != "backfill" and not kind_given:
+        for item in builder.fields:
+            if item.is_annotation and item.key in BACKFILL_KEYS:
+                builder.problems.append(
+                    Problem(
+                        file,
+                        item.line,
+                        f"@{item.key} applies only to a backfill; add '-- @kind: backfill'",
+                    )
+                )
     return header, builder.problems

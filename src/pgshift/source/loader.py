@@ -184,11 +184,7 @@ def _read_file(
         statements, sql_problems, digest = split_and_checksum(text, file)
     problems.extend(header_problems)
     problems.extend(sql_problems)
-    for statement in statements:
-        if statement.transaction_control:
-            problems.append(
-                Problem(file, statement.line, TRANSACTION_CONTROL_MESSAGE, statement.column)
-            )
+    problems.extend(_statement_problems(file, header, statements, sql_problems))
     for unknown in header.unknown:
         warnings.append(
             Problem(
@@ -729,14 +725,53 @@ def parse_rollback(path: Path, text: str) -> tuple[RollbackScript, list[Problem]
     header, problems = parse_header(text, file, rollback=True)
     statements, sql_problems, digest = split_and_checksum(text, file)
     problems.extend(sql_problems)
-    problems.extend(
-        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
-        for s in statements
-        if s.transaction_control
-    )
+    problems.extend(_statement_problems(file, header, statements, sql_problems))
     legacy = checksum_text(text)
     script = RollbackScript(path, text, digest or legacy, header, statements, legacy)
     return script, problems
+
+
+def _statement_problems(
+    file: str, header: Header, statements: Sequence[Statement], sql_problems: Sequence[Problem]
+) -> list[Problem]:
+    """What a file's parsed statements may not do: control the transaction, or (in a backfill)
+    be anything but its one data statement. Nothing to say of a file that did not parse."""
+    found = [
+        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
+        for s in statements
+        if s.transaction_control
+    ]
+    if not sql_problems:
+        found += backfill_problems(file, header, statements)
+    return found
+
+
+def backfill_problems(file: str, header: Header, statements: Sequence[Statement]) -> list[Problem]:
+    """Why a `@kind: backfill` file cannot run as one (SPEC 14), located; empty when it can.
+
+    It must hold exactly one UPDATE, DELETE or INSERT ... SELECT that batching along a key
+    leaves meaning the same thing (rewrite/backfill.py says what is refused, and why).
+    """
+    if header.kind != "backfill":
+        return []
+    if len(statements) != 1:
+        line = statements[1].line if len(statements) > 1 else header.line_of("kind")
+        return [
+            Problem(
+                file,
+                line,
+                "a backfill (@kind: backfill) holds exactly one data statement;"
+                f" this file has {len(statements)}",
+            )
+        ]
+    from pgshift.rewrite.backfill import NotABackfill, shape_of  # pglast: only for backfills
+
+    statement = statements[0]
+    try:
+        shape_of(statement.sql)
+    except NotABackfill as exc:
+        return [Problem(file, statement.line, str(exc), statement.column)]
+    return []
 
 
 def load_migrations(directory: Path, cache: StatementCache | None = None) -> tuple[Migration, ...]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 6
+FORMAT = 7
 
 _T = TypeVar("_T")
 
@@ -41,6 +41,10 @@ _HEADER_VALUES = (
     "lock_timeout_ms",
     "statement_timeout_ms",
     "lint_ignore",
+    "kind",
+    "batch_key",
+    "batch_size",
+    "batch_pause_ms",
 )
 
 
@@ -132,6 +136,7 @@ def code_version() -> str:
     for folder, names in (
         (source, ("header.py", "loader.py", "naming.py", "sql.py", "statement_cache.py")),
         (package, ("errors.py", "graph.py", "model.py")),
+        (os.path.join(package, "rewrite"), ("backfill.py",)),
     ):
         for name in names:
             try:
@@ -381,7 +386,7 @@ def decode_header(row: list[Any]) -> Header:
         raise ValueError("an unknown header attribute")  # a damaged entry: the caller re-parses
     values = dict(_HEADER_DEFAULTS)
     values.update(stored)
-    for name in ("dependencies", "lint_ignore"):
+    for name in ("dependencies", "lint_ignore", "batch_key"):
         if name in stored:
             values[name] = tuple(values[name])
     values["fields"] = _fields(fields)

@@ -1,0 +1,190 @@
+"""Benchmark of a backfill against the same UPDATE run as one statement, with a latency probe.
+
+    PYTHONPATH=src python bench/bench_backfill.py --server both --rows 1000000
+    PYTHONPATH=src python bench/bench_backfill.py --database-url 'postgresql://...' --rows 100000
+
+Without --database-url it starts the benchmark servers (harness/servers.py: the embedded 18,
+the system 15). It prints its table and writes nothing to RESULTS.md yet.
+
+On a scratch database of the given server, one table of N rows (bigint primary key, an int
+counter, a text column) is built twice, then, each while a probe thread updates and reads one
+random row every few milliseconds on its own connection:
+
+* idle: the probe alone, for its baseline latency;
+* single: ``UPDATE t SET n = n + 1, s = upper(s)`` as one statement (what psql would run);
+* backfill: the same statement as a `@kind: backfill` migration, run by
+  ``pgshift.ops.backfill.run_backfill`` with the default pacing (PGSHIFT_BACKFILL_BATCH_TIME).
+
+It prints a Markdown table: rows/s of each, and the probe's p50 / p99 / max latency during each.
+Issue 20's goals: the backfill at least 50,000 rows/s and at least half the single statement's
+rate; the probe's p99 at most 20 ms above idle; no probe statement waiting 1 s longer than idle.
+Every row's counter is checked to be exactly 1 afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import psycopg.conninfo
+from psycopg import sql
+
+from pgshift.db.target import Target
+from pgshift.ops.backfill import run_backfill
+from pgshift.source.loader import load_migrations
+
+STATEMENT = "UPDATE {table} SET n = n + 1, s = upper(s)"
+
+
+class Probe(threading.Thread):
+    """Updates then reads one random row every ``every_s``, recording each pair's latency."""
+
+    def __init__(self, url: str, table: str, rows: int, every_s: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.url, self.table, self.rows, self.every_s = url, table, rows, every_s
+        self.latencies_ms: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            update = sql.SQL("UPDATE {} SET s = s WHERE id = %s").format(sql.Identifier(self.table))
+            read = sql.SQL("SELECT n FROM {} WHERE id = %s").format(sql.Identifier(self.table))
+            while not self.halt.is_set():
+                key = rng.randint(1, self.rows)
+                began = time.perf_counter()
+                conn.execute(update, (key,))
+                conn.execute(read, (key,))
+                self.latencies_ms.append((time.perf_counter() - began) * 1000)
+                time.sleep(self.every_s)
+
+    def stop(self) -> list[float]:
+        self.halt.set()
+        self.join()
+        return self.latencies_ms
+
+
+def _quantiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return (values[0], values[0], values[0]) if values else (0.0, 0.0, 0.0)
+    cuts = statistics.quantiles(values, n=100)
+    return cuts[49], cuts[98], max(values)
+
+
+def _build(url: str, table: str, rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = sql.Identifier(table)
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, s text)"
+            ).format(name)
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (id, s) SELECT g, md5(g::text) FROM generate_series(1, %s) g"
+            ).format(name),
+            (rows,),
+        )
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(name))
+
+
+def _with_probe(url: str, table: str, rows: int, work: object) -> tuple[float, list[float]]:
+    probe = Probe(url, table, rows)
+    probe.start()
+    time.sleep(0.2)
+    began = time.perf_counter()
+    work()  # type: ignore[operator]
+    took = time.perf_counter() - began
+    time.sleep(0.2)
+    return took, probe.stop()
+
+
+def bench(server_url: str, rows: int) -> list[tuple[str, float | None, list[float]]]:
+    name = f"bench_backfill_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    results: list[tuple[str, float | None, list[float]]] = []
+    try:
+        _build(url, "single", rows)
+        _build(url, "batched", rows)
+        _, idle = _with_probe(url, "single", rows, lambda: time.sleep(2.0))
+        results.append(("idle", None, idle))
+
+        def single() -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL(STATEMENT.format(table="single")))
+
+        took, latencies = _with_probe(url, "single", rows, single)
+        results.append(("one statement", rows / took, latencies))
+
+        folder = Path(tempfile.mkdtemp()) / "migrations"
+        folder.mkdir()
+        version = "20250101000000"
+        (folder / f"{version}_fill.sql").write_text(
+            "-- @kind: backfill\n" + STATEMENT.format(table="batched") + ";\n"
+        )
+        (folder / f"{version}_fill_rollback.sql").write_text("SELECT 1;\n")
+        [migration] = load_migrations(folder)
+
+        def batched() -> None:
+            with Target(url) as target:
+                target.prepare()
+                run_backfill(target, version, migration)
+
+        took, latencies = _with_probe(url, "batched", rows, batched)
+        results.append(("backfill", rows / took, latencies))
+        with psycopg.connect(url) as conn:
+            for table in ("single", "batched"):
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FILTER (WHERE n <> 1) FROM {}").format(
+                        sql.Identifier(table)
+                    )
+                ).fetchone()
+                assert row is not None and row[0] == 0, f"{table}: rows not updated exactly once"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a server where a scratch database can be made")
+    parser.add_argument("--server", choices=["embedded", "system", "both"], default="both")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    args = parser.parse_args()
+    targets: list[tuple[str, str]] = []
+    if args.database_url:
+        targets.append(("given", args.database_url))
+    else:
+        from harness.servers import start_servers
+
+        work = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
+        for server in start_servers(args.server, work):
+            targets.append((server.label(), server.url("postgres")))
+    print("| server | rows | run | rows/s | probe p50 ms | probe p99 ms | probe max ms |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for label, url in targets:
+        for rows in args.rows:
+            for run, rate, latencies in bench(url, rows):
+                p50, p99, worst = _quantiles(latencies)
+                shown = f"{rate:,.0f}" if rate is not None else "-"
+                print(
+                    f"| {label} | {rows:,} | {run} | {shown} | {p50:.1f} | {p99:.1f}"
+                    f" | {worst:.1f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

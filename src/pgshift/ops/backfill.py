@@ -1,0 +1,403 @@
+"""The batch loop of a backfill: key-range batches of one transaction each, paced, resumable.
+
+A `@kind: backfill` migration (SPEC 14) holds one UPDATE, DELETE or INSERT ... SELECT written
+for the whole table. run_backfill finds its key in the catalog, fixes the key range, and runs
+the statement rewritten over consecutive key ranges (rewrite/backfill.py), each batch in its
+own transaction together with its progress row (db/backfill.py), until the range is done. A
+killed, failed or stopped backfill continues after its last committed batch when it is run
+again, and no batch is ever applied twice.
+
+Pacing: the batch size adapts so that a batch takes about PGSHIFT_BACKFILL_BATCH_TIME (a
+batch's row locks are held for that long at most, and a lock wait behind it is that short);
+`@batch-pause` waits between batches; a replica lagging more than PGSHIFT_BACKFILL_MAX_LAG
+pauses the loop. A batch that meets a lock (lock_timeout), a deadlock or a serialization
+failure is retried with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
+A stop request (SIGINT/SIGTERM, ops/stopping.py) is honoured between batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pgshift import events as ev
+from pgshift.errors import (
+    HalfApplied,
+    InputError,
+    MigrationFailed,
+    MigrationTimeout,
+    Problem,
+    UsageError,
+)
+from pgshift.execution import QUERY_CANCELED, RETRIED_SQLSTATES
+
+if TYPE_CHECKING:
+    from pgshift.config import Settings
+    from pgshift.db.backfill import BackfillSession, BackfillState, BatchFailed
+    from pgshift.db.target import Target
+    from pgshift.model import Migration, RollbackScript, Statement
+    from pgshift.ops.stopping import StopRequest
+
+#: `@batch-size` when the file does not say (SPEC 14).
+DEFAULT_BATCH_SIZE = 5_000
+#: A batch grows or shrinks by at most this factor from one batch to the next: one slow batch
+#: (a checkpoint, a cold cache) must not make the next one tiny, nor a fast one huge.
+MAX_STEP = 2.0
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """How a backfill is paced and bounded; from_settings reads them from the settings."""
+
+    batch_time_ms: int = 200
+    max_lag_ms: int = 10_000  # 0: never pause for replicas
+    lock_timeout_ms: int = 500
+    lock_retry_total_ms: int = 60_000
+    statement_timeout_ms: int = 300_000  # per batch
+    retry_cap_ms: int = 10_000
+    max_batch_size: int = 1_000_000
+    progress_every_s: float = 1.0
+    lag_every_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BackfillOptions:
+        return cls(
+            batch_time_ms=settings.backfill_batch_time_ms,
+            max_lag_ms=settings.backfill_max_lag_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            lock_retry_total_ms=settings.lock_retry_total_ms,
+            statement_timeout_ms=settings.migration_timeout_ms,
+        )
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What a backfill did: over its whole life (rows, keys, batches) and in this run."""
+
+    version: str
+    action: str
+    table: str
+    key: tuple[str, ...]
+    rows_done: int  # rows the statement changed, every run together
+    keys_done: int
+    batches: int
+    batches_this_run: int
+    duration_ms: int  # this run
+    resumed: bool  # an earlier run had committed batches
+
+
+def next_batch_size(size: int, elapsed_ms: float, target_ms: int, maximum: int) -> int:
+    """The next batch's size, so that it takes about ``target_ms`` at the rate just seen.
+
+    Proportional to the rate of the batch that took ``elapsed_ms`` for ``size`` keys, moved by
+    at most MAX_STEP either way, and kept between 1 and ``maximum``.
+    """
+    if target_ms <= 0:
+        return max(1, min(size, maximum))
+    ideal = size * target_ms / max(elapsed_ms, 1.0)
+    bounded = min(max(ideal, size / MAX_STEP), size * MAX_STEP)
+    return max(1, min(int(bounded), maximum))
+
+
+def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
+    """The pause before retry ``attempt``: the runner's formula (ops/apply.backoff_ms), kept
+    here while ops/ is restructured so this module does not import the runner it serves."""
+    first = 4 * max(1, lock_timeout_ms)
+    ceiling = min(max(cap_ms, first), first * (2 ** min(attempt - 1, 20)))
+    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
+
+
+@dataclass
+class _Loop:
+    """The state of one run of one backfill: its session, where it is, and its clock."""
+
+    session: BackfillSession
+    state: BackfillState
+    version: str
+    action: str
+    statement: Statement
+    path: str
+    options: BackfillOptions
+    run_id: str
+    emit: ev.Emit
+    stop: StopRequest | None
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    rng: random.Random
+    size: int
+    pause_ms: int
+    started: float = 0.0
+    keys_this_run: int = 0
+    batches_this_run: int = 0
+    said: float = float("-inf")
+    lag_checked: float = float("-inf")
+
+    def run(self) -> None:
+        while True:
+            self._honour_stop()
+            self._wait_for_replicas()
+            bound = self.session.next_bound(self.state, self.size)
+            if bound is None:
+                return
+            upper, keys = bound
+            began = self.clock()
+            rows = self._batch_with_retries(upper, keys)
+            if rows is None:  # another session moved the progress: go on from there
+                continue
+            elapsed_ms = (self.clock() - began) * 1000
+            self.state = dataclasses.replace(
+                self.state,
+                done_key=upper,
+                rows_done=self.state.rows_done + rows,
+                keys_done=self.state.keys_done + keys,
+                batches=self.state.batches + 1,
+                finished=upper == self.state.upper_key,
+            )
+            self.keys_this_run += keys
+            self.batches_this_run += 1
+            if keys >= self.size:  # a short last batch says nothing about the rate
+                self.size = next_batch_size(
+                    self.size,
+                    elapsed_ms,
+                    self.options.batch_time_ms,
+                    self.options.max_batch_size,
+                )
+            self._progress(force=self.state.finished)
+            if self.pause_ms and not self.state.finished:
+                self.sleep(self.pause_ms / 1000)
+
+    def _batch_with_retries(self, upper: tuple[str, ...], keys: int) -> int | None:
+        from pgshift.db.backfill import BackfillMoved, BatchFailed
+
+        deadline = self.clock() + self.options.lock_retry_total_ms / 1000
+        attempt = 0
+        while True:
+            try:
+                return self.session.run_batch(
+                    self.state,
+                    upper,
+                    keys,
+                    run_id=self.run_id,
+                    lock_timeout_ms=self.options.lock_timeout_ms,
+                    statement_timeout_ms=self.options.statement_timeout_ms,
+                )
+            except BackfillMoved:
+                moved = self.session.read(self.version, self.action)
+                assert moved is not None
+                self.state = moved
+                return None
+            except BatchFailed as failed:
+                self._honour_stop()
+                sqlstate = failed.error.sqlstate
+                if sqlstate not in RETRIED_SQLSTATES:
+                    raise self._failure(failed) from None
+                attempt += 1
+                pause_ms = backoff_ms(
+                    attempt, self.options.lock_timeout_ms, self.options.retry_cap_ms, self.rng
+                )
+                if self.clock() + pause_ms / 1000 > deadline:
+                    raise self._failure(failed, attempts=attempt) from None
+                self.emit(
+                    ev.LockRetry(
+                        self.version, self.statement.line, attempt, pause_ms, failed.error.message
+                    )
+                )
+                self.sleep(pause_ms / 1000)
+
+    def _failure(self, failed: BatchFailed, *, attempts: int = 0) -> MigrationFailed:
+        """The error of a batch that will not be retried; the committed batches stay."""
+        where = f"{self.path}:{self.statement.line}"
+        done = f"{self.state.keys_done:,} rows done in {self.state.batches:,} committed batches"
+        error = failed.error
+        if attempts:
+            return MigrationTimeout(
+                f"{where}: a backfill batch could not take its locks within"
+                f" {self.options.lock_retry_total_ms} ms ({attempts} attempts): {error.message}"
+                f" ({done})",
+                version=self.version,
+                sqlstate=error.sqlstate,
+                hint="find the blocking session with `pgshift health`; run again to continue",
+            )
+        if error.sqlstate == QUERY_CANCELED:
+            return MigrationTimeout(
+                f"{where}: a backfill batch was cancelled or ran past its statement timeout of"
+                f" {self.options.statement_timeout_ms} ms: {error.message} ({done})",
+                version=self.version,
+                sqlstate=error.sqlstate,
+                hint="run again to continue after the last committed batch",
+            )
+        return MigrationFailed(
+            f"{where}: a backfill batch failed: {error.message} ({done})",
+            version=self.version,
+            sqlstate=error.sqlstate,
+            hint=error.hint or "fix the cause and run again: it continues after the last batch",
+        )
+
+    def _honour_stop(self) -> None:
+        stop = self.stop
+        if stop is None or not stop.requested:
+            return
+        if self.state.batches == 0:
+            raise stop.error(
+                f"backfill {self.version} stopped by {stop.signal_name} before it began"
+            )
+        raise HalfApplied(
+            f"{self.path}: backfill stopped by {stop.signal_name} after"
+            f" {self.state.keys_done:,} rows ({self.state.batches:,} committed batches)",
+            version=self.version,
+            hint="run again: the backfill continues after its last committed batch",
+        )
+
+    def _wait_for_replicas(self) -> None:
+        """Pause while a replica's replay lags more than PGSHIFT_BACKFILL_MAX_LAG."""
+        limit = self.options.max_lag_ms
+        if limit <= 0 or self.clock() - self.lag_checked < self.options.lag_every_s:
+            return
+        while True:
+            self.lag_checked = self.clock()
+            lag = self.session.replica_lag_ms()
+            if lag is None or lag <= limit:
+                return
+            pause_ms = 1000
+            self.emit(
+                ev.BackfillPaused(
+                    self.version,
+                    "replica-lag",
+                    pause_ms,
+                    f"a replica's replay lags {lag} ms (PGSHIFT_BACKFILL_MAX_LAG: {limit} ms)",
+                )
+            )
+            self.sleep(pause_ms / 1000)
+            self._honour_stop()
+
+    def _progress(self, *, force: bool) -> None:
+        now = self.clock()
+        if not force and now - self.said < self.options.progress_every_s:
+            return
+        self.said = now
+        seconds = max(now - self.started, 1e-6)
+        self.emit(
+            ev.BackfillProgress(
+                version=self.version,
+                keys_done=self.state.keys_done,
+                estimate=self.state.rows_estimate,
+                rows_done=self.state.rows_done,
+                rows_per_s=self.keys_this_run / seconds,
+                batch_size=self.size,
+                batches=self.state.batches,
+                action=self.action,
+            )
+        )
+
+
+def _statement(script: Migration | RollbackScript) -> Statement:
+    if script.header.kind != "backfill":
+        raise UsageError(f"{script.path} is not a backfill (its header has no @kind: backfill)")
+    if len(script.statements) != 1:
+        raise InputError(
+            [Problem(str(script.path), 1, "a backfill holds exactly one data statement")]
+        )
+    return script.statements[0]
+
+
+def run_backfill(
+    target: Target,
+    version: str,
+    script: Migration | RollbackScript,
+    *,
+    action: str = "apply",
+    run_id: str | None = None,
+    options: BackfillOptions | None = None,
+    emit: ev.Emit = ev.ignore,
+    stop: StopRequest | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> BackfillResult:
+    """Run (or resume) the backfill ``script`` of migration ``version`` on ``target`` to its end.
+
+    ``script`` is the migration (``action`` "apply") or its rollback file ("revert"); its
+    checksum ties the progress row to the statement, so an edited file is refused as drift
+    while a backfill is under way. pgshift's own tables must exist (Target.prepare). The
+    caller records the migration as applied afterwards; a run that finds the backfill
+    finished does nothing and says so. Raises MigrationFailed (a batch failed: the batches
+    before it stay committed), MigrationTimeout, HalfApplied (stopped after some batches),
+    Interrupted (stopped before any), DriftError, InputError (the key cannot be used with
+    this statement).
+    """
+    import uuid
+
+    from pgshift.db.backfill import BackfillSession, key_facts
+    from pgshift.rewrite.backfill import NotABackfill, batch_statements, shape_of
+
+    options = options or BackfillOptions()
+    run_id = run_id or str(uuid.uuid4())
+    statement = _statement(script)
+    header = script.header
+    try:
+        shape = shape_of(statement.sql)
+        facts = key_facts(target.session, shape.key_table, header.batch_key)
+        statements = batch_statements(statement.sql, facts.columns)
+    except NotABackfill as exc:
+        raise InputError([Problem(str(script.path), statement.line, str(exc))]) from None
+    session = BackfillSession(target.session, target.schema, facts)
+    state = session.start(version, action, script.checksum, run_id)
+    size = min(header.batch_size or DEFAULT_BATCH_SIZE, options.max_batch_size)
+    emit(
+        ev.BackfillStarted(
+            version, facts.table, facts.columns, state.rows_estimate, state.keys_done, size, action
+        )
+    )
+    loop = _Loop(
+        session=session,
+        state=state,
+        version=version,
+        action=action,
+        statement=statement,
+        path=str(script.path),
+        options=options,
+        run_id=run_id,
+        emit=emit,
+        stop=stop,
+        sleep=sleep,
+        clock=clock,
+        rng=rng or random.Random(),
+        size=size,
+        pause_ms=header.batch_pause_ms or 0,
+        started=clock(),
+    )
+    previous_cancel = stop.cancel if stop is not None else None
+    if stop is not None:
+        stop.cancel = session.cancel
+    try:
+        if not state.finished:
+            session.prepare(statements)
+            loop.run()
+            if loop.state.upper_key is None and not loop.state.finished:
+                session.finish_empty(loop.state, run_id)
+    finally:
+        if stop is not None:
+            stop.cancel = previous_cancel
+    final = loop.state
+    duration_ms = int((clock() - loop.started) * 1000)
+    emit(
+        ev.BackfillFinished(
+            version, final.rows_done, final.keys_done, final.batches, duration_ms, action
+        )
+    )
+    return BackfillResult(
+        version=version,
+        action=action,
+        table=facts.table,
+        key=facts.columns,
+        rows_done=final.rows_done,
+        keys_done=final.keys_done,
+        batches=final.batches,
+        batches_this_run=loop.batches_this_run,
+        duration_ms=duration_ms,
+        resumed=state.batches > 0,
+    )
