@@ -77,6 +77,15 @@ class DatabaseUnavailable(PgshiftError):
     exit_code = 3
 
 
+class HistoryAccessDenied(DatabaseUnavailable):
+    """The role may not create or use pgshift's history schema; ``grant`` is what it lacks."""
+
+    def __init__(self, message: str, *, schema: str, grant: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.schema = schema
+        self.grant = grant
+
+
 class LockBusy(PgshiftError):
     """Another runner holds the migration lock, or the lock was lost."""
 

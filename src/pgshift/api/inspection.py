@@ -36,6 +36,8 @@ class StatusReport:
     rows: tuple[MigrationState, ...]
     # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
     problems: tuple[Problem, ...] = ()
+    # What `up` would refuse before it starts, e.g. a role that may not create the history schema.
+    warnings: tuple[str, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -63,16 +65,18 @@ def status(settings: Settings) -> StatusReport:
     project = load_project(settings, allow_problems=True)
     migrations = project.migrations
     with connect(settings, purpose="status") as target:
-        history, running = _status_reads(target, settings)
+        history, running, warnings = _status_reads(target, settings)
         live_run = False
         if history.in_progress:  # only then does it matter who holds the lock
             lock = catalog.migration_lock(target.session, settings.schema)
             live_run = lock is not None and lock.workers > 0
     rows = migration_states(migrations, history, run_in_progress=live_run)
-    return StatusReport(tuple(_mark_running(rows, running)), project.problems)
+    return StatusReport(tuple(_mark_running(rows, running)), project.problems, warnings)
 
 
-def _status_reads(target: Target, settings: Settings) -> tuple[History, dict[str, str]]:
+def _status_reads(
+    target: Target, settings: Settings
+) -> tuple[History, dict[str, str], tuple[str, ...]]:
     """The history, and {version: action} that a live run has the server executing now
     (db/activity.py), read on ONE session: libpq's when it loads (a read-only command never
     needs psycopg, Target.read_history's reasoning), else the target's own. `status` keeps
@@ -82,13 +86,16 @@ def _status_reads(target: Target, settings: Settings) -> tuple[History, dict[str
 
     from pgshift.db.activity import running_steps
     from pgshift.db.readonly import LibpqSession
+    from pgshift.db.store import missing_grant
 
     reader = LibpqSession.open(target.url, purpose="status")
     session: Any = reader if reader is not None else target.session
     with reader if reader is not None else nullcontext():
         history = target.store.read(session)
         running = running_steps(session, settings.schema)
-    return history, running
+        missing = missing_grant(session, settings.schema)
+    warnings = (f"`pgshift up` would refuse: {missing.message}; {missing.hint}",) if missing else ()
+    return history, running, warnings
 
 
 def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:

@@ -113,6 +113,7 @@ def apply(
     if not plan.steps:
         return RunResult("", ())
     settings = target.settings
+    target.check_history_access()  # before the backup: a role that cannot keep history stops here
     runner = Runner(target, RunOptions.from_settings(settings), emit, monitor_for(settings, emit))
     reason = "before-up" if plan.kind == "up" else "before-rollback"
     backup_id = None

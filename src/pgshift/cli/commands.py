@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pgshift
 from pgshift.cli.flags import settings_from
-from pgshift.cli.render import Output, RunRenderer
+from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import Settings, describe
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
@@ -303,8 +303,10 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                     {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
                     for p in report.problems
                 ],
+                "warnings": list(report.warnings),
             }
         )
+        _warn(report.warnings)
         return 0
     rows = []
     for r in report.rows:
@@ -344,7 +346,14 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         out.line(f"{len(report.problems)} problem(s) in the migration files:")
         for p in report.problems:
             out.line(f"  {p}")
+    _warn(report.warnings)
     return 0
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    """Warnings on stderr, so that they reach a reader of `--json` and of a pipe alike."""
+    for text in warnings:
+        write(sys.stderr, f"warning: {text}\n")
 
 
 def _state_text(r: MigrationState) -> str:
