@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Problem.kind values: a bad file name, a file that cannot be read or decoded, a header line,
+#: SQL the parser rejects, a transaction statement in a file, a dependency (unknown, mismatched
+#: or cyclic), a version used twice, and a migration's way back (rollback file).
+PROBLEM_KINDS = (
+    "name", "read", "header", "sql", "transaction", "dependency", "duplicate", "rollback"
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,6 +26,9 @@ class Problem:
     # The lint rule that reports the same thing, when one does (e.g. "missing-rollback"), so a
     # caller tells problems apart by what they are, never by their wording.
     rule: str | None = None
+    # What kind of mistake it is (one of PROBLEM_KINDS), so that the refusal's hint says how to
+    # fix this kind rather than another: a syntax error is not a missing rollback.
+    kind: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.plugins.project import ProjectMaker, migration_text
+from tests.plugins.project import ProjectMaker, migration_name, migration_text
 from tests.plugins.project import migration_pair as pair
 from tests.support import applied_versions, query, run_cli, tables
 
@@ -139,6 +139,42 @@ def test_cycle_and_duplicate_version_are_named(
     make_project(pair(V2, "b again", "SELECT 1;"))
     result = run_cli(capsys, project, db_url, "up", "--yes")
     assert result.code == 2 and "duplicate" in result.err.lower()
+
+
+@pytest.mark.parametrize(
+    ("files", "fix"),
+    [
+        (pair(V1, "typo", "CREATE TABLE typo (id int"), "PostgreSQL's parser rejects it"),
+        (
+            pair(V1, "extreme", "SELECT 1;", extra_header=["@risk-level: extreme"]),
+            "correct the header line shown",
+        ),
+        (
+            {**pair(V1, "a", "SELECT 1;", deps=[V2]), **pair(V2, "b", "SELECT 1;", deps=[V1])},
+            "make `@dependencies` name migrations that exist",
+        ),
+        (
+            {migration_name(V1, "no way back"): migration_text(V1, "no way back", "SELECT 1;")},
+            "fix the rollback file, or mark the migration irreversible",
+        ),
+    ],
+    ids=["syntax-error", "risk-level-extreme", "dependency-cycle", "missing-rollback"],
+)
+def test_each_kind_of_file_problem_gets_its_own_hint(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    fix: str,
+) -> None:
+    """Issue 17 finding 4: every file problem was answered with the rollback-file hint."""
+    project = make_project(files)
+    result = run_cli(capsys, project, db_url, "up", "--yes")
+    assert result.code == 2, result.err
+    hint = result.err.split("hint: ", 1)[1]
+    assert fix in hint
+    if "rollback" not in fix:
+        assert "rollback" not in hint and "missing-rollback" not in hint
 
 
 def test_dependency_order_and_target(

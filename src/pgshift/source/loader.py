@@ -10,7 +10,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +105,7 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
                 line,
                 f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} on this line);"
                 " save it as UTF-8",
+                kind="read",
             )
         )
         return None
@@ -159,10 +160,12 @@ def _read_file(
     base = path.name  # pathlib recomputes it on every access
     name = _file_name(base) if named is None else named
     if isinstance(name, ValueError):
-        problems.append(Problem(file, 1, f"bad file name: {name}"))
+        problems.append(Problem(file, 1, f"bad file name: {name}", kind="name"))
         return None
     if isinstance(data, OSError):
-        problems.append(Problem(file, 1, f"cannot read the file: {data.strerror or data}"))
+        problems.append(
+            Problem(file, 1, f"cannot read the file: {data.strerror or data}", kind="read")
+        )
         return None
     if decoded is None:
         text = _decode(path, data, problems)
@@ -182,13 +185,16 @@ def _read_file(
 
         header, header_problems = parse_header(text, file, rollback=name.is_rollback)
         statements, sql_problems, digest = split_and_checksum(text, file)
-    problems.extend(header_problems)
-    problems.extend(sql_problems)
+    problems.extend(of_kind(header_problems, "header"))
+    problems.extend(of_kind(sql_problems, "sql"))
     for statement in statements:
         if statement.transaction_control:
             problems.append(
-                Problem(file, statement.line, TRANSACTION_CONTROL_MESSAGE, statement.column)
-            )
+                Problem(
+                    file, statement.line, TRANSACTION_CONTROL_MESSAGE, statement.column,
+                    kind="transaction",
+                )
+            )  # fmt: skip
     for unknown in header.unknown:
         warnings.append(
             Problem(
@@ -201,6 +207,11 @@ def _read_file(
         )
     _check_header_names(file, base, name, header, problems)
     return _File(path, name, text, header, statements, checksum, digest)
+
+
+def of_kind(problems: Sequence[Problem], kind: str) -> list[Problem]:
+    """``problems`` marked as of ``kind`` (Problem.kind), unless they say already."""
+    return [p if p.kind else replace(p, kind=kind) for p in problems]
 
 
 def _file_name(base: str) -> FileName | ValueError:
@@ -225,6 +236,7 @@ def _check_header_names(
                 file,
                 header.line_of(key),
                 f"header '-- {label}: {header.migration}' does not match the file name {base!r}",
+                kind="header",
             )
         )
     if header.version is not None and header.version != name.version:
@@ -234,6 +246,7 @@ def _check_header_names(
                 header.line_of("version"),
                 f"header '-- Version: {header.version}' does not match the file's version"
                 f" {name.version}",
+                kind="header",
             )
         )
 
@@ -255,6 +268,7 @@ def _resolve_dependencies(
                     file,
                     line,
                     f"unknown dependency {entry!r}: no migration with version {version}",
+                    kind="dependency",
                 )
             )
             continue
@@ -266,6 +280,7 @@ def _resolve_dependencies(
                     line,
                     f"dependency {entry!r} does not match the migration with version"
                     f" {version}, which is {actual!r}",
+                    kind="dependency",
                 )
             )
             continue
@@ -499,6 +514,7 @@ def _split_forward(
                     1,
                     f"duplicate version {item.name.version}: {first.path} and {path} both use"
                     " it; give one of them a new version",
+                    kind="duplicate",
                 )
             )
             continue
@@ -523,6 +539,7 @@ def _pair_rollbacks(
                     str(item.path),
                     1,
                     f"rollback file without a migration: expected {expected} beside it{also}",
+                    kind="rollback",
                 )
             )
             continue
@@ -559,9 +576,8 @@ def _pair_and_order(
         order = topological_order(deps)
     except CycleError as exc:
         first_member = forward[exc.cycle[0]]
-        problems.append(
-            Problem(str(first_member.path), first_member.header.line_of("dependencies"), str(exc))
-        )
+        line = first_member.header.line_of("dependencies")
+        problems.append(Problem(str(first_member.path), line, str(exc), kind="dependency"))
         order = sorted(forward)
 
     migrations = tuple(_migration(forward[v], paired.get(v), deps[v]) for v in order)
@@ -726,11 +742,11 @@ def parse_rollback(path: Path, text: str) -> tuple[RollbackScript, list[Problem]
     from pgshift.source.sql import split_and_checksum  # pglast: only when parsing
 
     file = str(path)
-    header, problems = parse_header(text, file, rollback=True)
+    header, header_problems = parse_header(text, file, rollback=True)
     statements, sql_problems, digest = split_and_checksum(text, file)
-    problems.extend(sql_problems)
+    problems = of_kind(header_problems, "header") + of_kind(sql_problems, "sql")
     problems.extend(
-        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
+        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column, kind="transaction")
         for s in statements
         if s.transaction_control
     )
