@@ -95,6 +95,11 @@ class Output:
         stream = sys.stderr if self.json_mode else sys.stdout
         write(stream, text + "\n")
 
+    def info(self, text: str) -> None:
+        """A progress or status line on stderr (stdout keeps the command's answer); -q hides it."""
+        if not self.quiet:
+            write(sys.stderr, text + "\n")
+
     def ask(self, prompt: str) -> str:
         """Ask on the terminal; in JSON mode the question goes to stderr, keeping stdout clean."""
         stream = sys.stderr if self.json_mode else sys.stdout
