@@ -157,8 +157,18 @@ def test_cycle_and_duplicate_version_are_named(
             {migration_name(V1, "no way back"): migration_text(V1, "no way back", "SELECT 1;")},
             "fix the rollback file, or mark the migration irreversible",
         ),
+        (
+            {**pair(V1, "one", "SELECT 1;"), **pair(V1, "other", "SELECT 2;")},
+            "give one of the files that share a version a new version",
+        ),
     ],
-    ids=["syntax-error", "risk-level-extreme", "dependency-cycle", "missing-rollback"],
+    ids=[
+        "syntax-error",
+        "risk-level-extreme",
+        "dependency-cycle",
+        "missing-rollback",
+        "duplicate-version",
+    ],
 )
 def test_each_kind_of_file_problem_gets_its_own_hint(
     make_project: ProjectMaker,
