@@ -226,7 +226,7 @@ def test_fleet_commands_from_the_command_line(
     assert {t["target"]: len(t["versions"]) for t in plan.json()["targets"]} == dict.fromkeys(
         ["db0", "db1", *TENANTS], 3
     )
-    up = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup")
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup", "--yes")
     assert up.code == 0, up.err
     assert "done 5, failed 0, remaining 0" in up.out
     status = run_cli(capsys, root, None, "fleet", "status", "--targets", targets, "--json")
@@ -310,3 +310,63 @@ def test_the_tenants_of_one_database_are_read_over_one_session(
     assert [o.status for o in ran[0].outcomes] == ["up-to-date"] * 6 + ["applied"]
     assert up == 3
     assert _effects(db_url, "newco") == ["1", "2", "3"]
+
+
+def test_fleet_up_shows_the_plan_and_asks_like_up(
+    make_project: ProjectMaker,
+    db_url: str,
+    databases: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17 finding 14: `fleet up` applied to every target without showing the plan or
+    asking, and refused `--yes`."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    root = _project(make_project)
+    targets = str(_targets_file(root, db_url, databases))
+    refused = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup")
+    assert refused.code == 2, refused.err
+    assert "refusing to apply migrations to 5 target(s) without confirmation" in refused.err
+    assert "pass --yes" in refused.err
+    assert all(name in refused.out for name in ("db0", "db1", *TENANTS))  # the plan was shown
+    assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
+
+    def on_terminal(answer: bytes) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        argv = [sys.executable, "-m", "pgshift", "fleet", "up", "--targets", targets,
+                "--skip-backup", "--dir", str(root / "migrations")]  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=root, stdin=follower, stdout=follower,
+                                stderr=follower, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+        os.close(follower)
+        screen, answered, deadline = b"", False, time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if not answered and b"[y/N]" in screen:
+                os.write(leader, answer)
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        os.close(leader)
+        return proc.wait(timeout=30), screen.decode(errors="replace")
+
+    code, screen = on_terminal(b"n\n")
+    assert code == 2 and "Apply to 5 target(s)? [y/N]" in screen, screen
+    assert "cancelled: nothing was applied" in screen
+    assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
+    code, screen = on_terminal(b"y\n")
+    assert code == 0, screen
+    assert "done 5, failed 0, remaining 0" in screen
+    assert query(db_url, "SELECT count(*) FROM acme_pgshift.applied") == [(3,)]
