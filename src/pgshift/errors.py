@@ -74,11 +74,17 @@ class InputError(PgshiftError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem] | tuple[Problem, ...], *, hint: str | None = None):
+    def __init__(
+        self,
+        problems: list[Problem] | tuple[Problem, ...],
+        *,
+        hint: str | None = None,
+        where: str = "the migration files",
+    ):
         self.problems = tuple(problems)
         lines = [str(p) for p in self.problems]
         head = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
-        super().__init__(f"{head} in the migration files:\n" + "\n".join(lines), hint=hint)
+        super().__init__(f"{head} in {where}:\n" + "\n".join(lines), hint=hint)
 
 
 class DatabaseUnavailable(PgshiftError):

@@ -370,3 +370,42 @@ def test_fleet_up_shows_the_plan_and_asks_like_up(
     assert code == 0, screen
     assert "done 5, failed 0, remaining 0" in screen
     assert query(db_url, "SELECT count(*) FROM acme_pgshift.applied") == [(3,)]
+
+
+def test_a_schema_name_pgshift_cannot_use_is_exit_2_naming_it(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 findings 16 and 15: `schema = "t1; DROP TABLE x"` ended in exit 70
+    InvalidName (on PostgreSQL 15), and a targets file's errors were headed "problems in the
+    migration files"."""
+    root = _project(make_project)
+    bad = root / "fleet.toml"
+    bad.write_text(
+        f'[[target]]\nname = "t1"\nurl = "{db_url}"\nschema = "t1; DROP TABLE x"\n',
+        encoding="utf-8",
+    )
+    for verb in ("plan", "up", "status"):
+        extra = ["--yes"] if verb == "up" else []
+        refused = run_cli(capsys, root, None, "fleet", verb, "--targets", str(bad), *extra)
+        assert refused.code == 2, refused.err
+        assert "1 problem in the targets file:" in refused.err
+        assert "migration files" not in refused.err
+        assert f"{bad}:4: key 'schema': 't1; DROP TABLE x' is not a schema name" in refused.err
+    assert query(db_url, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't1%'") == [(0,)]
+
+
+def test_a_tenant_schema_that_needs_quoting_is_created_as_named(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schema name the new rule accepts but SQL must quote (capitals, a dash) is used as
+    written: the tenant and its history land in exactly those schemas."""
+    root = _project(make_project)
+    targets = root / "fleet.toml"
+    targets.write_text(
+        f'[[target]]\nname = "t7"\nurl = "{db_url}"\nschema = "Tenant-7"\n', encoding="utf-8"
+    )
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", str(targets), "--yes",
+                 "--skip-backup")  # fmt: skip
+    assert up.code == 0, up.out + up.err
+    assert query(db_url, 'SELECT count(*) FROM "Tenant-7_pgshift".applied') == [(3,)]
+    assert query(db_url, 'SELECT count(*) FROM "Tenant-7".effects') == [(3,)]  # one per migration

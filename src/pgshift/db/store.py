@@ -619,7 +619,10 @@ def create_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> Non
     """
     from psycopg import sql
 
-    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (schema,)).fetchone()
+    # The quoted name: to_regnamespace parses its argument as SQL (PostgreSQL 15 raises on a
+    # name that is not one unquoted, and an unquoted mixed-case name would be folded).
+    quoted = sql.Identifier(schema).as_string(conn)
+    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (quoted,)).fetchone()
     if row is not None and row[0]:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
