@@ -207,3 +207,19 @@ def test_health_count_without_watch_is_refused(
     result = run_cli(capsys, project, None, "health", "--count", "2")
     assert result.code == 2
     assert "--count" in result.err and "--watch" in result.err
+
+
+def test_a_duplicate_version_shows_both_files(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 finding 15: `status` showed one file for a version two files use."""
+    project = make_project({**pair(V1, "one", "SELECT 1;"), **pair(V1, "other", "SELECT 2;")})
+    text = run_cli(capsys, project, db_url, "status")
+    assert text.code == 0, text.err
+    (row,) = [line for line in text.out.splitlines() if line.startswith(V1)]
+    assert "one" in row and f"{V1}_other.sql" in row and "(duplicate version)" in row
+    data = run_cli(capsys, project, db_url, "status", "--json").json()
+    (migration,) = data["migrations"]
+    assert migration["state"] == "pending"  # the documented states keep their meaning
+    assert migration["duplicates"] == [f"{V1}_other.sql"]
+    assert any("duplicate version" in p["message"] for p in data["problems"])
