@@ -58,7 +58,7 @@ def _database_fleet(server: Server, work: Path, count: int) -> tuple[list[str], 
 def _fleet(script: Path, folder: Path, action: str, targets: Path, *extra: str) -> float:
     cmd = [
         str(script), "fleet", action, "--targets", str(targets), "--dir", str(folder), "-q",
-        *extra,
+        *(["--yes"] if action == "up" else []), *extra,
     ]  # fmt: skip
     started = time.perf_counter()
     proc = run(cmd, folder.parent)

@@ -448,13 +448,65 @@ def check_url(url: str, label: str) -> None:
         for value in parse_qs(parts.query).get("port", []):
             ports.extend(value.split(","))
     else:
-        for word in url.split():
-            key, _, value = word.partition("=")
-            if key.strip().lower() == "port":
-                ports.extend(value.strip("'\"").split(","))
+        pairs = _conninfo_pairs(url)
+        if pairs is None:
+            raise ConfigError(
+                f"{label}: {shown!r} is neither a PostgreSQL URL nor key=value settings",
+                hint="use postgresql://user@host:5432/dbname, or host=... dbname=... user=...",
+            )
+        ports.extend(v for k, v in pairs if k.lower() == "port" for v in v.split(","))
     bad = [p for p in ports if p and not p.isdigit()]
     if bad:
         raise ConfigError(f"{label}: {shown}: port {bad[0]!r} is not a number")
+
+
+def _conninfo_pairs(text: str) -> list[tuple[str, str]] | None:
+    """The (key, value) pairs of a libpq key=value string, or None when it is not one.
+
+    libpq's grammar (conninfo_parse): ``key = value`` separated by whitespace, a value either
+    a bare word or '...' with backslash escapes. Anything else (a word without "=") is what
+    libpq refuses, or, handed to some drivers, silently replaces with a local socket.
+    """
+    pairs: list[tuple[str, str]] = []
+    i = _skip_space(text, 0)
+    while i < len(text):
+        start = i
+        while i < len(text) and not text[i].isspace() and text[i] != "=":
+            i += 1
+        key = text[start:i]
+        i = _skip_space(text, i)
+        if not key or not text.startswith("=", i):
+            return None
+        read = _conninfo_value(text, _skip_space(text, i + 1))
+        if read is None:
+            return None
+        value, i = read
+        pairs.append((key, value))
+        i = _skip_space(text, i)
+    return pairs
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    return i
+
+
+def _conninfo_value(text: str, i: int) -> tuple[str, int] | None:
+    """The value starting at ``i`` and where it ends; None for an unterminated quote."""
+    quoted = text.startswith("'", i)
+    i += quoted
+    value: list[str] = []
+    while i < len(text) and (text[i] != "'" if quoted else not text[i].isspace()):
+        if text[i] == "\\" and i + 1 < len(text):
+            i += 1
+        value.append(text[i])
+        i += 1
+    if quoted:
+        if i == len(text):
+            return None
+        i += 1
+    return "".join(value), i
 
 
 def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> None:

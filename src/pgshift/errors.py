@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Problem.kind values: a bad file name, a file that cannot be read or decoded, a header line,
+#: SQL the parser rejects, a transaction statement in a file, a dependency (unknown, mismatched
+#: or cyclic), a version used twice, and a migration's way back (rollback file).
+PROBLEM_KINDS = (
+    "name", "read", "header", "sql", "transaction", "dependency", "duplicate", "rollback"
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -22,6 +29,9 @@ class Problem:
     # The lint rule that reports the same thing, when one does (e.g. "missing-rollback"), so a
     # caller tells problems apart by what they are, never by their wording.
     rule: str | None = None
+    # What kind of mistake it is (one of PROBLEM_KINDS), so that the refusal's hint says how to
+    # fix this kind rather than another: a syntax error is not a missing rollback.
+    kind: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
@@ -87,11 +97,17 @@ class InputError(PgshiftError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem] | tuple[Problem, ...], *, hint: str | None = None):
+    def __init__(
+        self,
+        problems: list[Problem] | tuple[Problem, ...],
+        *,
+        hint: str | None = None,
+        where: str = "the migration files",
+    ):
         self.problems = tuple(problems)
         lines = [str(p) for p in self.problems]
         head = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
-        super().__init__(f"{head} in the migration files:\n" + "\n".join(lines), hint=hint)
+        super().__init__(f"{head} in {where}:\n" + "\n".join(lines), hint=hint)
 
 
 class DatabaseUnavailable(PgshiftError):
@@ -106,6 +122,15 @@ class QueryFailed(PgshiftError):
     skipped, one backup refused."""
 
     exit_code = 3
+
+
+class HistoryAccessDenied(DatabaseUnavailable):
+    """The role may not create or use pgshift's history schema; ``grant`` is what it lacks."""
+
+    def __init__(self, message: str, *, schema: str, grant: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.schema = schema
+        self.grant = grant
 
 
 class LockBusy(PgshiftError):

@@ -10,6 +10,7 @@ runner's decisions are tested without a database as well as with one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,6 +85,20 @@ class RecordProgress:
 
 
 HistoryWrite = RecordApplied | RecordReverted | RecordProgress
+
+
+def later_by(write: HistoryWrite, ms: int) -> HistoryWrite:
+    """``write`` with ``ms`` more of wall time, for a statement that ran before it was sent.
+
+    A step's duration is the whole wall time of the migration: what ran outside the write's
+    own transaction (a statement PostgreSQL refuses in one) counts too.
+    """
+    if isinstance(write, RecordApplied):
+        row = dataclasses.replace(write.row, duration_ms=write.row.duration_ms + ms)
+        return dataclasses.replace(write, row=row)
+    if isinstance(write, RecordReverted):
+        return dataclasses.replace(write, duration_ms=write.duration_ms + ms)
+    return write
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ _KEYS = frozenset({"name", "url", "schema", "labels"})
 #: The label that puts a target in the canary wave.
 CANARY_LABEL = "canary"
 _MAX_IDENTIFIER = 63
+#: A tenant schema pgshift accepts: a name that reads the same quoted or not in logs, pg_dump
+#: patterns and shells, within PostgreSQL's 63 bytes and outside its reserved ``pg_`` prefix.
+#: Anything else (``t1; DROP TABLE x``) is far likelier a mistake than a schema.
+_SCHEMA = re.compile(r"(?!pg_)[A-Za-z_][A-Za-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ def parse_targets(text: str, file: str) -> tuple[TargetSpec, ...]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _decode_line(str(exc))
-        raise InputError([Problem(file, line, f"not valid TOML: {exc}")]) from None
+        problem = Problem(file, line, f"not valid TOML: {exc}")
+        raise InputError([problem], where="the targets file") from None
     lines = _TableLines(text)
     problems = [
         Problem(file, lines.key_line(None, key), f"unknown key {key!r} (use [[target]] tables)")
@@ -93,7 +98,9 @@ def parse_targets(text: str, file: str) -> tuple[TargetSpec, ...]:
     if not tables and not problems:
         problems.append(Problem(file, 1, "no [[target]] tables: the fleet is empty"))
     if problems:
-        raise InputError(problems, hint="see docs/fleets.md for the targets file")
+        raise InputError(
+            problems, hint="see docs/fleets.md for the targets file", where="the targets file"
+        )
     return tuple(specs)
 
 
@@ -122,7 +129,11 @@ def targets_from_rows(rows: Iterable[Sequence[Any]], source: str) -> tuple[Targe
             at.append(number)
     problems += _duplicates(specs, at, source)
     if problems:
-        raise InputError(problems, hint="the query must return name, url, schema, labels")
+        raise InputError(
+            problems,
+            hint="the query must return name, url, schema, labels",
+            where="the targets query's rows",
+        )
     return tuple(specs)
 
 
@@ -145,10 +156,17 @@ def _spec(
         )
     if not isinstance(url, str) or not url.strip():
         found.append(Problem(file, line_of("url"), "key 'url' is required: a PostgreSQL URL"))
-    if schema is not None and (
-        not isinstance(schema, str) or not schema or len(schema.encode()) > _MAX_IDENTIFIER
-    ):
-        found.append(Problem(file, line_of("schema"), "key 'schema' must be 1 to 63 bytes"))
+    if schema is not None and (not isinstance(schema, str) or not _SCHEMA.fullmatch(schema)):
+        shown = repr(schema) if isinstance(schema, str) else "it"
+        found.append(
+            Problem(
+                file,
+                line_of("schema"),
+                f"key 'schema': {shown} is not a schema name pgshift uses: 1 to 63 letters,"
+                " digits, '_' or '-', starting with a letter or '_', and not 'pg_...'"
+                " (PostgreSQL reserves those)",
+            )
+        )
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         found.append(Problem(file, line_of("labels"), "key 'labels' must be a list of strings"))
     problems += found

@@ -386,6 +386,29 @@ WAYS_ON = (
     "fix the rollback file, or mark the migration irreversible with"
     " `-- @lint-ignore: missing-rollback` in its header (`up` then applies it with a warning)"
 )
+#: How to fix each kind of file problem (errors.PROBLEM_KINDS): the hint of `up`'s refusal says
+#: what fixes the problems it lists, not another kind's remedy.
+FIXES = {
+    "name": "name migration files YYYYMMDDHHMMSS_description.sql (`pgshift create` writes them)",
+    "read": "save the file as readable UTF-8 text",
+    "header": "correct the header line shown (the message says what it accepts)",
+    "sql": "fix the SQL at the line shown: PostgreSQL's parser rejects it",
+    "transaction": "remove the transaction statement: pgshift runs each migration in its own"
+    " transaction (`-- @transaction: false` runs it outside one)",
+    "dependency": "make `@dependencies` name migrations that exist (a version or"
+    " version_description), with no cycle",
+    "duplicate": "give one of the files that share a version a new version",
+    "rollback": WAYS_ON,
+    "backfill": "keep a backfill file (@kind: backfill) to its one UPDATE, DELETE or"
+    " INSERT ... SELECT, as the message says",
+}
+
+
+def fix_hint(problems: Sequence[Problem]) -> str:
+    """The hint for a refusal over ``problems``: one remedy per kind of problem among them."""
+    kinds = dict.fromkeys(p.kind or "" for p in problems)
+    fixes = [FIXES.get(kind, "fix the file at the line shown") for kind in kinds]
+    return "; ".join(dict.fromkeys(fixes)) + ". `pgshift validate` checks every file"
 
 
 def _rollback_file(m: Migration) -> str:
@@ -421,7 +444,7 @@ def gate_files(
             warnings.append(p)
         elif m is not None and is_rollback:
             why = f"the way back of migration {m.name} is broken: {p.message}"
-            errors.append(Problem(p.file, p.line, why, p.column, p.rule))
+            errors.append(Problem(p.file, p.line, why, p.column, p.rule, "rollback"))
         else:
             errors.append(p)
     for m in migrations:
@@ -431,10 +454,14 @@ def gate_files(
             continue  # a rollback file that exists but could not be read: reported above
         name = Path(_rollback_file(m)).name
         errors.append(
-            Problem(str(m.path), 1, f"migration {m.name} has no way back: {name} is missing")
-        )
+            Problem(
+                str(m.path), 1, f"migration {m.name} has no way back: {name} is missing",
+                kind="rollback",
+            )
+        )  # fmt: skip
     if errors:
-        raise InputError(sorted(errors, key=lambda p: (p.file, p.line)), hint=WAYS_ON)
+        errors.sort(key=lambda p: (p.file, p.line))
+        raise InputError(errors, hint=fix_hint(errors))
     return tuple(warnings)
 
 

@@ -62,12 +62,19 @@ def checked_description(title: str, risk_level: str, estimated_duration: str | N
     from pgshift.durations import parse_duration_ms
     from pgshift.errors import UsageError
     from pgshift.model import RISK_LEVELS
-    from pgshift.source.naming import slugify
+    from pgshift.source.naming import MAX_DESCRIPTION, NAME_MAX, slugify
 
     try:
         description = slugify(title)
     except ValueError as exc:
         raise UsageError(f"description {title!r}: {exc}") from None
+    if len(description) > MAX_DESCRIPTION:
+        raise UsageError(
+            f"the description is {len(description)} characters in a file name, over the limit"
+            f" of {MAX_DESCRIPTION}: a file name has at most {NAME_MAX} bytes, and the"
+            " rollback's adds the version and `_rollback.sql`",
+            hint="shorten it; the header's `-- Description:` line can say more once written",
+        )
     if risk_level not in RISK_LEVELS:
         raise UsageError(f"--risk-level {risk_level!r}: use one of {', '.join(RISK_LEVELS)}")
     if estimated_duration is not None:

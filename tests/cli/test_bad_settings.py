@@ -19,6 +19,8 @@ V1 = "20250101000000"
         "postgresql://localhost:notaport/app",
         "host=localhost port=notaport dbname=app",
         "mysql://me:secret@localhost/app",
+        "not a url at all",  # issue 17 finding 10: was ignored, libpq fell back to a socket
+        "host=localhost password='secret dbname=app",  # an unterminated quote
     ],
 )
 def test_a_malformed_database_url_is_exit_2_naming_it(
@@ -54,3 +56,15 @@ def test_an_unusable_backup_dir_is_exit_2_naming_it(
         assert result.code == 2, result.err
         assert "DB_BACKUP_DIR" in result.err and where in result.err
         assert "Traceback" not in result.err
+
+
+def test_a_quoted_key_value_string_is_accepted(
+    make_project: ProjectMaker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(pair(V1, "one", "SELECT 1;"))
+    monkeypatch.setenv(
+        "DATABASE_URL", "host = 127.0.0.1 port=1 password='a b\\' c' connect_timeout=1"
+    )
+    result = run_cli(capsys, project, None, "status")
+    assert result.code == 3, result.err  # understood, then unreachable: not a setting problem
+    assert "a b" not in result.err

@@ -99,3 +99,22 @@ def test_the_examples_pass_validate(tmp_path: Path, capsys: pytest.CaptureFixtur
     report = result.json()
     assert report["ok"] is True
     assert [f for f in report["findings"] if f["severity"] == "error"] == []
+
+
+@pytest.mark.parametrize("password", ["on", "ghost_app"])
+def test_a_password_found_inside_words_or_the_user_name_is_not_masked_there(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """Issue 17 finding 5: the password `on` turned "connection" into "c***necti***", and a
+    password equal to the user name hid the user."""
+    from psycopg.conninfo import make_conninfo
+
+    shutil.copytree(EXAMPLES, tmp_path / "migrations")
+    url = make_conninfo(db_url, user="ghost_app", password=password)
+    result = run_cli(capsys, tmp_path, url, "status")
+    assert result.code == 3, result.err
+    assert "connection to server on socket" in result.err
+    assert 'role "ghost_app" does not exist' in result.err
+    assert "***" not in result.err  # the message quotes no password: nothing to hide
+    shown = run_cli(capsys, tmp_path, url, "config", "--json").json()["DATABASE_URL"]["value"]
+    assert "password=***" in shown and "user=ghost_app" in shown

@@ -79,3 +79,21 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert bad.code == 2 and "--estimated-duration" in bad.err
     assert run_cli(capsys, tmp_path, None, "create", "x", "--risk-level", "extreme").code == 2
     assert not (tmp_path / "migrations").exists() or not list((tmp_path / "migrations").iterdir())
+
+
+def test_a_description_too_long_for_a_file_name_is_exit_2_naming_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 finding 11: 300 characters ended in `OSError: File name too long`, exit 70."""
+    from pgshift.source.naming import MAX_DESCRIPTION
+
+    result = run_cli(capsys, tmp_path, None, "create", "x" * 300)
+    assert result.code == 2, result.err
+    assert f"over the limit of {MAX_DESCRIPTION}" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "migrations").exists() or not any((tmp_path / "migrations").iterdir())
+    longest = run_cli(capsys, tmp_path, None, "create", "y" * MAX_DESCRIPTION)
+    assert longest.code == 0, longest.err  # the longest allowed one is written and loads
+    assert len(load_migrations(tmp_path / "migrations")) == 1
+    settings = load_settings({"migrations_dir": str(tmp_path / "migrations")}, env={})
+    with pytest.raises(UsageError, match="over the limit"):
+        pgshift.create(settings, "z" * 300)

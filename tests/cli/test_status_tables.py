@@ -54,7 +54,6 @@ def test_versions_and_backup_ids_are_never_cut(
     plan = run_cli(capsys, project, db_url, "up", "--dry-run")
     assert plan.code == 0, plan.err
     text = ANSI.sub("", plan.out)
-    assert "┃" in text  # a rich table, as on a terminal
     for version in (V1, V2, V3):
         assert version in text, text
     assert run_cli(capsys, project, db_url, "up", "--yes", "--target", V1).code == 0
@@ -66,6 +65,50 @@ def test_versions_and_backup_ids_are_never_cut(
     for backup in backups["backups"]:
         assert backup["id"] in listed, listed
     assert "…" not in status.replace("description", "")  # nothing that matters was cut
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_tables_stay_readable_on_a_narrow_terminal(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    terminal: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    """Issue 17 finding 7: at 60-80 columns five of list-backups' seven columns collapsed to
+    nothing and dates wrapped over eight lines. Every cell is now whole on one line."""
+    terminal.setenv("COLUMNS", str(columns))
+    project = _three(make_project).root
+    assert run_cli(capsys, project, db_url, "up", "--yes").code == 0
+    assert run_cli(capsys, project, db_url, "backup").code == 0
+    backups = run_cli(capsys, project, db_url, "rollback", "list-backups", "--json").json()
+    listed = ANSI.sub("", run_cli(capsys, project, db_url, "rollback", "list-backups").out)
+    lines = listed.splitlines()
+    assert max(len(line) for line in lines) <= columns, listed
+    for backup in backups["backups"]:
+        taken = backup["created_at"][:19].replace("T", " ")
+        for value in (backup["id"], taken, backup["reason"], backup["database"],
+                      backup["sha256"][:12], (backup["versions"] or ["none"])[-1]):  # fmt: skip
+            assert any(value in line for line in lines), (value, listed)
+    status = ANSI.sub("", run_cli(capsys, project, db_url, "status").out)
+    assert max(len(line) for line in status.splitlines()) <= columns + len(LONG), status
+    for version in (V1, V2, V3):
+        assert version in status, status
+    slug = LONG.replace(" ", "_")
+    assert any(slug in line for line in status.splitlines())  # whole, not folded
+
+
+def test_a_wide_terminal_still_gets_a_table(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    terminal: pytest.MonkeyPatch,
+) -> None:
+    terminal.setenv("COLUMNS", "200")
+    project = _three(make_project).root
+    assert run_cli(capsys, project, db_url, "up", "--yes").code == 0
+    listed = ANSI.sub("", run_cli(capsys, project, db_url, "rollback", "list-backups").out)
+    assert "┃" in listed and "taken at" in listed
 
 
 def _wait_until_running(db_url: str, proc: object) -> None:
@@ -164,3 +207,19 @@ def test_health_count_without_watch_is_refused(
     result = run_cli(capsys, project, None, "health", "--count", "2")
     assert result.code == 2
     assert "--count" in result.err and "--watch" in result.err
+
+
+def test_a_duplicate_version_shows_both_files(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 finding 15: `status` showed one file for a version two files use."""
+    project = make_project({**pair(V1, "one", "SELECT 1;"), **pair(V1, "other", "SELECT 2;")})
+    text = run_cli(capsys, project, db_url, "status")
+    assert text.code == 0, text.err
+    (row,) = [line for line in text.out.splitlines() if line.startswith(V1)]
+    assert "one" in row and f"{V1}_other.sql" in row and "(duplicate version)" in row
+    data = run_cli(capsys, project, db_url, "status", "--json").json()
+    (migration,) = data["migrations"]
+    assert migration["state"] == "pending"  # the documented states keep their meaning
+    assert migration["duplicates"] == [f"{V1}_other.sql"]
+    assert any("duplicate version" in p["message"] for p in data["problems"])

@@ -112,6 +112,18 @@ def test_a_subfolder_uses_the_projects_embedded_server_and_a_new_one_is_announce
     assert "creating a new embedded PostgreSQL server in" in first.stderr
     assert str(embedded.data_dir_for(project).resolve()) in first.stderr
 
+    # -q silences even this note (issue 17 finding 15): a second, fresh project.
+    other = project / "other"
+    (other / ".git").mkdir(parents=True)
+    shutil.copytree(folder, other / "migrations")
+    try:
+        quiet = _pgshift(other, "up", "--yes", "--skip-backup", "-q")
+        assert quiet.returncode == 0, quiet.stderr
+        assert quiet.stderr == "" and quiet.stdout == ""
+        assert (other / ".pgshift").is_dir()  # a new server was made, silently
+    finally:
+        embedded.stop(other)
+
     inside = _pgshift(folder, "status", "--dir", ".", "--json")
     assert inside.returncode == 0, inside.stderr
     assert '"applied": 1' in inside.stdout.replace('"applied":1', '"applied": 1')

@@ -226,7 +226,7 @@ def test_fleet_commands_from_the_command_line(
     assert {t["target"]: len(t["versions"]) for t in plan.json()["targets"]} == dict.fromkeys(
         ["db0", "db1", *TENANTS], 3
     )
-    up = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup")
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup", "--yes")
     assert up.code == 0, up.err
     assert "done 5, failed 0, remaining 0" in up.out
     status = run_cli(capsys, root, None, "fleet", "status", "--targets", targets, "--json")
@@ -310,3 +310,102 @@ def test_the_tenants_of_one_database_are_read_over_one_session(
     assert [o.status for o in ran[0].outcomes] == ["up-to-date"] * 6 + ["applied"]
     assert up == 3
     assert _effects(db_url, "newco") == ["1", "2", "3"]
+
+
+def test_fleet_up_shows_the_plan_and_asks_like_up(
+    make_project: ProjectMaker,
+    db_url: str,
+    databases: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17 finding 14: `fleet up` applied to every target without showing the plan or
+    asking, and refused `--yes`."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    root = _project(make_project)
+    targets = str(_targets_file(root, db_url, databases))
+    refused = run_cli(capsys, root, None, "fleet", "up", "--targets", targets, "--skip-backup")
+    assert refused.code == 2, refused.err
+    assert "refusing to apply migrations to 5 target(s) without confirmation" in refused.err
+    assert "pass --yes" in refused.err
+    assert all(name in refused.out for name in ("db0", "db1", *TENANTS))  # the plan was shown
+    assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
+
+    def on_terminal(answer: bytes) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        argv = [sys.executable, "-m", "pgshift", "fleet", "up", "--targets", targets,
+                "--skip-backup", "--dir", str(root / "migrations")]  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=root, stdin=follower, stdout=follower,
+                                stderr=follower, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+        os.close(follower)
+        screen, answered, deadline = b"", False, time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if not answered and b"[y/N]" in screen:
+                os.write(leader, answer)
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        os.close(leader)
+        return proc.wait(timeout=30), screen.decode(errors="replace")
+
+    code, screen = on_terminal(b"n\n")
+    assert code == 2 and "Apply to 5 target(s)? [y/N]" in screen, screen
+    assert "cancelled: nothing was applied" in screen
+    assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
+    code, screen = on_terminal(b"y\n")
+    assert code == 0, screen
+    assert "done 5, failed 0, remaining 0" in screen
+    assert query(db_url, "SELECT count(*) FROM acme_pgshift.applied") == [(3,)]
+
+
+def test_a_schema_name_pgshift_cannot_use_is_exit_2_naming_it(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 findings 16 and 15: `schema = "t1; DROP TABLE x"` ended in exit 70
+    InvalidName (on PostgreSQL 15), and a targets file's errors were headed "problems in the
+    migration files"."""
+    root = _project(make_project)
+    bad = root / "fleet.toml"
+    bad.write_text(
+        f'[[target]]\nname = "t1"\nurl = "{db_url}"\nschema = "t1; DROP TABLE x"\n',
+        encoding="utf-8",
+    )
+    for verb in ("plan", "up", "status"):
+        extra = ["--yes"] if verb == "up" else []
+        refused = run_cli(capsys, root, None, "fleet", verb, "--targets", str(bad), *extra)
+        assert refused.code == 2, refused.err
+        assert "1 problem in the targets file:" in refused.err
+        assert "migration files" not in refused.err
+        assert f"{bad}:4: key 'schema': 't1; DROP TABLE x' is not a schema name" in refused.err
+    assert query(db_url, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't1%'") == [(0,)]
+
+
+def test_a_tenant_schema_that_needs_quoting_is_created_as_named(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schema name the new rule accepts but SQL must quote (capitals, a dash) is used as
+    written: the tenant and its history land in exactly those schemas."""
+    root = _project(make_project)
+    targets = root / "fleet.toml"
+    targets.write_text(
+        f'[[target]]\nname = "t7"\nurl = "{db_url}"\nschema = "Tenant-7"\n', encoding="utf-8"
+    )
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", str(targets), "--yes",
+                 "--skip-backup")  # fmt: skip
+    assert up.code == 0, up.out + up.err
+    assert query(db_url, 'SELECT count(*) FROM "Tenant-7_pgshift".applied') == [(3,)]
+    assert query(db_url, 'SELECT count(*) FROM "Tenant-7".effects') == [(3,)]  # one per migration

@@ -49,7 +49,7 @@ def _worker(root: Path, targets: Path, control_url: str) -> subprocess.Popen[str
         [
             sys.executable, "-m", "pgshift", "fleet", "up", "--targets", str(targets),
             "--control-url", control_url, "--lease", "2", "--concurrency", "2",
-            "--skip-backup", "--dir", str(root / "migrations"),
+            "--skip-backup", "--yes", "--dir", str(root / "migrations"),
         ],
         cwd=root,
         stdin=subprocess.DEVNULL,
@@ -142,7 +142,7 @@ def test_shards_split_a_fleet_across_workers(
         seen += [t["target"] for t in plan.json()["targets"]]
         up = run_cli(
             capsys, root, None, "fleet", "up", "--targets", str(targets),
-            "--shard", f"{index}/3", "--skip-backup",
+            "--shard", f"{index}/3", "--skip-backup", "--yes",
         )  # fmt: skip
         assert up.code == 0, up.err
     assert sorted(seen) == TENANTS

@@ -354,10 +354,12 @@ def test_monitor_is_off_when_health_checks_are_disabled(make_project: ProjectMak
 
     project = make_project({})
     settings = load_settings(
-        {"database_url": "x"}, env={"DB_HEALTH_CHECK_ENABLED": "false"}, cwd=project
+        {"database_url": "postgresql://unused/x"},
+        env={"DB_HEALTH_CHECK_ENABLED": "false"},
+        cwd=project,
     )
     assert monitor_for(settings, lambda e: None) is None
-    enabled = load_settings({"database_url": "x"}, env={}, cwd=project)
+    enabled = load_settings({"database_url": "postgresql://unused/x"}, env={}, cwd=project)
     assert monitor_for(enabled, lambda e: None) is not None
 
 

@@ -68,6 +68,49 @@ def test_the_pages_job_and_init_container_commands_work(
     assert applied_versions(db_url) == [V1]
 
 
+def _lines_while_running(process: subprocess.Popen[str], count: int) -> list[str]:
+    """The first ``count`` lines of a running process's stderr, read as they come."""
+    import select
+
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(lines) < count and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], 0.5)
+        if ready:
+            lines.append(process.stderr.readline())
+    return lines
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_wait_says_what_it_waits_for_while_it_waits(
+    make_project: ProjectMaker, db_url: str, verbose: bool
+) -> None:
+    """Issue 17 finding 12: `wait` printed nothing until it ended (an init container's log
+    stayed empty), and with -v its polls were printed as `error:`."""
+    project = make_project(pair(V1, "users", "CREATE TABLE users (id int);"))
+    waiting = _spawn(project, db_url, ["pgshift", "wait", *(["-v"] if verbose else [])])
+    try:
+        started, first, *more = _lines_while_running(waiting, 3 if verbose else 2)
+        assert waiting.poll() is None  # these came while it still waits
+        assert started.startswith("waiting until the database is at the project's head")
+        assert first == f"not at head yet: {V1}_users: pending\n"
+        if verbose:  # every poll, as plain information
+            assert more == [f"still waiting after {more[0].split('after ', 1)[1]}"]
+            assert more[0].startswith("still waiting after") and more[0].endswith("pending\n")
+        code, _, err = _finish(_spawn(project, db_url, ["pgshift", "up", "--yes"]))
+        assert code == 0, err
+        code, out, err = _finish(waiting)
+        assert code == 0 and "at head" in out, err
+        assert "error:" not in err
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    quiet = _finish(_spawn(project, db_url, ["pgshift", "wait", "-q"]))
+    assert quiet[0] == 0 and quiet[2] == ""
+
+
 def test_status_check_is_one_for_pending_failed_or_drifted(
     make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

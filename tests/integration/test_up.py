@@ -6,9 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.plugins.project import ProjectMaker, migration_text
+from tests.plugins.project import ProjectMaker, migration_name, migration_text
 from tests.plugins.project import migration_pair as pair
 from tests.support import applied_versions, query, run_cli, tables
+
+from pgshift.durations import format_duration_ms
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
 
@@ -137,6 +139,52 @@ def test_cycle_and_duplicate_version_are_named(
     make_project(pair(V2, "b again", "SELECT 1;"))
     result = run_cli(capsys, project, db_url, "up", "--yes")
     assert result.code == 2 and "duplicate" in result.err.lower()
+
+
+@pytest.mark.parametrize(
+    ("files", "fix"),
+    [
+        (pair(V1, "typo", "CREATE TABLE typo (id int"), "PostgreSQL's parser rejects it"),
+        (
+            pair(V1, "extreme", "SELECT 1;", extra_header=["@risk-level: extreme"]),
+            "correct the header line shown",
+        ),
+        (
+            {**pair(V1, "a", "SELECT 1;", deps=[V2]), **pair(V2, "b", "SELECT 1;", deps=[V1])},
+            "make `@dependencies` name migrations that exist",
+        ),
+        (
+            {migration_name(V1, "no way back"): migration_text(V1, "no way back", "SELECT 1;")},
+            "fix the rollback file, or mark the migration irreversible",
+        ),
+        (
+            {**pair(V1, "one", "SELECT 1;"), **pair(V1, "other", "SELECT 2;")},
+            "give one of the files that share a version a new version",
+        ),
+    ],
+    ids=[
+        "syntax-error",
+        "risk-level-extreme",
+        "dependency-cycle",
+        "missing-rollback",
+        "duplicate-version",
+    ],
+)
+def test_each_kind_of_file_problem_gets_its_own_hint(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    fix: str,
+) -> None:
+    """Issue 17 finding 4: every file problem was answered with the rollback-file hint."""
+    project = make_project(files)
+    result = run_cli(capsys, project, db_url, "up", "--yes")
+    assert result.code == 2, result.err
+    hint = result.err.split("hint: ", 1)[1]
+    assert fix in hint
+    if "rollback" not in fix:
+        assert "rollback" not in hint and "missing-rollback" not in hint
 
 
 def test_dependency_order_and_target(
@@ -324,6 +372,34 @@ def test_recorded_duration_is_how_long_the_migration_ran(
     assert logged == [(rows[V1],)]
     status = run_cli(capsys, project, db_url, "status", "--json").json()
     assert {m["version"]: m["duration_ms"] for m in status["migrations"]} == rows
+
+
+def test_a_lone_concurrent_index_build_records_its_whole_wall_time(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 finding 2: a migration that is one CREATE INDEX CONCURRENTLY of over a second
+    was recorded as a few ms (only the history write's transaction was counted)."""
+    # An index expression that takes 0.3 s a row (declared immutable, as an index needs):
+    # four rows make the concurrent build take well over a second.
+    query(
+        db_url,
+        "CREATE FUNCTION slow_id(x int) RETURNS int IMMUTABLE LANGUAGE plpgsql"
+        " AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN x; END $$;"
+        " CREATE TABLE slow_rows (id int); INSERT INTO slow_rows SELECT generate_series(1, 4)",
+    )
+    build = "CREATE INDEX CONCURRENTLY slow_rows_idx ON slow_rows (slow_id(id));"
+    project = make_project(pair(V1, "slow index", build))
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    ((recorded,),) = query(db_url, "SELECT duration_ms FROM pgshift.applied")
+    assert recorded >= 1200, recorded
+    logged = query(
+        db_url,
+        "SELECT (detail->>'duration_ms')::int FROM pgshift.log WHERE event = 'migration_applied'",
+    )
+    assert logged == [(recorded,)]
+    status = run_cli(capsys, project, db_url, "status", "--json").json()
+    assert [m["duration_ms"] for m in status["migrations"]] == [recorded]
+    assert format_duration_ms(recorded) in run_cli(capsys, project, db_url, "status").out
 
 
 def test_mixed_file_failing_before_anything_commits_is_failed_not_half_applied(

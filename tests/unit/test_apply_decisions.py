@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pgshift import events as ev
+from pgshift.durations import format_duration_ms
 from pgshift.errors import DriftError, HalfApplied, MigrationFailed, MigrationTimeout, PlanChanged
 from pgshift.execution import ServerError
 from pgshift.model import Header, Migration, RollbackScript
@@ -133,6 +134,13 @@ def test_lock_timeouts_are_retried_within_the_budget_then_reported_once() -> Non
     retries = target.events("lock_retry")
     assert len(retries) == attempts - 1 == len(clock.sleeps)
     assert sum(clock.sleeps) <= 5.0  # the pauses stayed within PGSHIFT_LOCK_RETRY_TOTAL
+    # ... and used it: no pause of two lock timeouts was left unused (issue 17: "within
+    # 4000 ms" was printed after 2.9 s, when the next pause would have passed the deadline).
+    assert sum(clock.sleeps) > 5.0 - 0.2
+    assert "within 5000 ms (" in exhausted.value.message
+    assert f"each, gave up after {format_duration_ms(int(sum(clock.sleeps) * 1000))})" in (
+        exhausted.value.message
+    )
     assert all(s >= 0.2 for s in clock.sleeps)  # each at least two lock timeouts
     assert [r["attempt"] for r in retries] == list(range(1, attempts))
     (failed,) = target.events("migration_failed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pgshift.db.lock import lock_key
@@ -71,7 +73,9 @@ def test_duplicates_and_bad_values_are_refused() -> None:
         '[[target]]\nname = "d"\nurl = "u"\n'
     )
     assert _problems(text) == [
-        "fleet.toml:7: key 'schema' must be 1 to 63 bytes",
+        "fleet.toml:7: key 'schema': '' is not a schema name pgshift uses: 1 to 63 letters,"
+        " digits, '_' or '-', starting with a letter or '_', and not 'pg_...' (PostgreSQL"
+        " reserves those)",
         "fleet.toml:9: key 'name' is required: letters, digits, '_', '.', '-' (at most 100)",
         "fleet.toml:11: key 'labels' must be a list of strings",
         "fleet.toml:12: target 'd' names the same database and schema as an earlier one",
@@ -80,6 +84,28 @@ def test_duplicates_and_bad_values_are_refused() -> None:
     assert _problems('other = 1\n[[target]]\nname = "a"\nurl = "u"\n') == [
         "fleet.toml:1: unknown key 'other' (use [[target]] tables)"
     ]
+
+
+@pytest.mark.parametrize(
+    "schema", ["t1; DROP TABLE x", "pg_tenant", "1abc", "a" * 64, "tenant b", 'x"y']
+)
+def test_a_schema_name_pgshift_cannot_use_is_refused_naming_it(schema: str) -> None:
+    """Issue 17 finding 16: `t1; DROP TABLE x` ended in exit 70 InvalidName on PostgreSQL 15."""
+    text = f'[[target]]\nname = "t1"\nurl = "u"\nschema = {json.dumps(schema)}\n'
+    with pytest.raises(InputError) as refused:
+        parse_targets(text, "fleet.toml")
+    assert refused.value.exit_code == 2
+    assert refused.value.message.startswith("1 problem in the targets file:")
+    assert f"fleet.toml:4: key 'schema': {schema!r} is not a schema name" in refused.value.message
+    rows = [("t1", "u", schema)]
+    with pytest.raises(InputError, match="in the targets query's rows"):
+        targets_from_rows(rows, "--targets-query")
+
+
+@pytest.mark.parametrize("schema", ["acme", "Acme_Corp", "_t", "tenant-7", "a" * 63])
+def test_usual_schema_names_are_accepted(schema: str) -> None:
+    text = f'[[target]]\nname = "t1"\nurl = "u"\nschema = "{schema}"\n'
+    assert parse_targets(text, "fleet.toml")[0].schema == schema
 
 
 def test_query_rows_are_targets_too() -> None:

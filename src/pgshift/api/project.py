@@ -32,7 +32,9 @@ def load_project(settings: Settings, *, allow_problems: bool = False) -> Project
         return Project(settings, read.migrations, read.problems, read.warnings)
     owned, unowned = owned_problems(read)
     if unowned:
-        raise InputError(unowned)
+        from pgshift.plan import fix_hint
+
+        raise InputError(unowned, hint=fix_hint(unowned))
     return Project(settings, read.migrations, owned, read.warnings)
 
 

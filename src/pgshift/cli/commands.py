@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pgshift
 from pgshift.cli.flags import settings_from
-from pgshift.cli.render import Output, RunRenderer
+from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import Settings, describe
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
@@ -17,6 +17,7 @@ from pgshift.plan import MigrationState, Plan, Step
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
+    from pgshift.errors import Problem
     from pgshift.events import Emit
     from pgshift.lint.finding import Finding
     from pgshift.ops.apply import RunResult
@@ -271,8 +272,22 @@ def _step_json(m: Any, newest_applied: str = "") -> dict[str, Any]:
 # -- status -----------------------------------------------------------------------------------
 
 
+def _duplicates(problems: Sequence[Problem]) -> dict[str, list[str]]:
+    """{version: the other files that use it}: a version used twice is shown on its row, not
+    only among the problems, so that the table does not look as if one file were all."""
+    from pathlib import Path
+
+    found: dict[str, list[str]] = {}
+    for p in problems:
+        if p.kind == "duplicate":
+            name = Path(p.file).name
+            found.setdefault(name.split("_", 1)[0], []).append(name)
+    return found
+
+
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
     report = pgshift.status(settings_from(args))
+    duplicates = _duplicates(report.problems)
     if args.json:
         out.json(
             {
@@ -291,6 +306,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                         "running": r.running,
                         "half_reverted": r.half_reverted,
                         "detail": r.detail,
+                        "duplicates": duplicates.get(r.version, []),
                     }
                     for r in report.rows
                 ],
@@ -302,8 +318,10 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                     {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
                     for p in report.problems
                 ],
+                "warnings": list(report.warnings),
             }
         )
+        _warn(report.warnings)
         return 0
     rows = []
     for r in report.rows:
@@ -313,8 +331,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         rows.append(
             [
                 r.version,
-                r.description,
-                _state_text(r),
+                r.description + "".join(f" + {name}" for name in duplicates.get(r.version, [])),
+                _state_text(r) + (" (duplicate version)" if r.version in duplicates else ""),
                 f"{r.applied.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied else "-",
                 f"{took} / {estimated}",
                 (h.risk_level or "-") if h else "-",
@@ -343,7 +361,14 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         out.line(f"{len(report.problems)} problem(s) in the migration files:")
         for p in report.problems:
             out.line(f"  {p}")
+    _warn(report.warnings)
     return 0
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    """Warnings on stderr, so that they reach a reader of `--json` and of a pipe alike."""
+    for text in warnings:
+        write(sys.stderr, f"warning: {text}\n")
 
 
 def _state_text(r: MigrationState) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--canary", type=_positive, metavar="N", help="N targets first, then the rest")
     p.add_argument("--max-failures", type=_positive, metavar="K", help="stop after K failures")
     p.add_argument("--skip-backup", action="store_true", help="no backup before each target")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--run", metavar="NAME", help="the shared run (--control-url); default per set")
     p.add_argument("--lease", type=float, default=30.0, metavar="SECONDS", help="claim lease")
     p.set_defaults(handler=cmd_fleet_up)
@@ -80,6 +82,12 @@ def cmd_fleet_plan(args: argparse.Namespace, out: Output) -> int:
     if out.json_mode:
         out.json(_result_json(result))
         return result.exit_code
+    _show_plan(out, result)
+    return result.exit_code
+
+
+def _show_plan(out: Output, result: FleetResult) -> None:
+    """The fleet plan as `fleet plan` prints it (and `fleet up` before it asks)."""
     rows = [
         [o.target, o.status, str(len(o.versions)), ", ".join(o.versions[:3]) + _more(o.versions)]
         for o in result.outcomes
@@ -91,7 +99,6 @@ def cmd_fleet_plan(args: argparse.Namespace, out: Output) -> int:
         f" {result.count('up-to-date')} up to date, {result.count('failed')} failed"
     )
     _failures(out, result)
-    return result.exit_code
 
 
 def _more(versions: tuple[str, ...]) -> str:
@@ -152,11 +159,37 @@ class FleetRenderer:
                 out.line(f"  [{event.target}] FAILED {inner.name}: {inner.message}")
 
 
+def _confirmed(out: Output, plan: FleetResult, *, yes: bool, backup: bool) -> bool:
+    """Show the fleet's plan and ask on a terminal; without one, refuse unless --yes (as `up`)."""
+    _show_plan(out, plan)
+    pending = plan.count("pending")
+    if not pending:
+        return True  # nothing to apply: the run only confirms that, target by target
+    if backup:
+        out.line("a backup of each target's database is taken first (--skip-backup to skip)")
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to apply migrations to {pending} target(s) without confirmation:"
+            " there is no terminal to ask on",
+            hint="pass --yes to apply without asking",
+        )
+    answer = out.ask(f"Apply to {pending} target(s)? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
 def cmd_fleet_up(args: argparse.Namespace, out: Output) -> int:
-    project = pgshift.load_project(settings_from(args))
+    settings = settings_from(args)
+    project = pgshift.load_project(settings)
+    targets = _targets(args)
+    plan = pgshift.fleet_plan(project, targets, concurrency=args.concurrency)
+    backup = not args.skip_backup and settings.backup_enabled
+    if not _confirmed(out, plan, yes=args.yes, backup=backup):
+        raise UsageError("cancelled: nothing was applied")
     result = pgshift.fleet_up(
         project,
-        _targets(args),
+        targets,
         concurrency=args.concurrency,
         canary=args.canary,
         max_failures=args.max_failures,

@@ -241,7 +241,12 @@ def _main(argv: Sequence[str] | None) -> int:
             quiet=args.quiet, json_mode=bool(getattr(args, "json", False)), verbose=args.verbose
         )
         handler: Callable[[argparse.Namespace, Output], int] = args.handler
-        return handler(args, out)
+        if not args.quiet:
+            return handler(args, out)
+        from pgshift.events import quiet_notices
+
+        with quiet_notices():  # -q: not even the note that an embedded server is being made
+            return handler(args, out)
     except PgshiftError as exc:
         out.error(exc)
         if debug:

@@ -7,9 +7,14 @@ takes the verb over only when the flag is given, so the two never disagree about
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from pgshift.cli.render import Output
+from pgshift.durations import format_duration_ms
+
+#: How often `wait` says what it still waits for (every poll with -v).
+PROGRESS_EVERY_S = 10.0
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -62,12 +67,22 @@ def cmd_wait(args: argparse.Namespace, out: Output) -> int:
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from exc
 
+    out.info(f"waiting until the database is at the project's head (timeout {args.timeout})")
+    started = time.monotonic()
+    next_progress = started  # the first answer that is not at head is shown at once
+
     def polled(result: pgshift.HeadReport | PgshiftError) -> None:
-        if out.verbose:
-            why = (
-                result.message if isinstance(result, PgshiftError) else "; ".join(result.not_ready)
-            )
-            out.plain_error(f"waiting: {why}")
+        """Every poll with -v; else the first and then one every PROGRESS_EVERY_S, so an
+        init container's log shows what it waits for while it waits."""
+        nonlocal next_progress
+        now = time.monotonic()
+        if not out.verbose and now < next_progress:
+            return
+        first = next_progress == started
+        next_progress = now + PROGRESS_EVERY_S
+        why = result.message if isinstance(result, PgshiftError) else "; ".join(result.not_ready)
+        took = format_duration_ms(int((now - started) * 1000))
+        out.info(f"not at head yet: {why}" if first else f"still waiting after {took}: {why}")
 
     report = pgshift.wait(settings_from(args), timeout_s=timeout_s, on_poll=polled)
     out.line(f"at head ({report.head or 'no migrations'})")

@@ -56,6 +56,17 @@ def stream_closed(stream: Any) -> None:
 KEY_COLUMNS = frozenset({"version", "id", "file", "setting", "versions applied"})
 
 
+#: The narrowest a column of long text is folded to in a rich table (see Output.table).
+FOLDED_MIN = 20
+#: What a rich table's default box adds per column: a rule and a space of padding each side.
+_BORDERS_PER_COLUMN = 3
+
+
+def _natural_widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    """Each column's width when nothing is folded: its longest cell or its header."""
+    return [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+
 def console() -> Any:
     """A rich Console on stdout that treats a closed pipe like Output does, not as an exit."""
     from rich.console import Console
@@ -84,6 +95,11 @@ class Output:
         stream = sys.stderr if self.json_mode else sys.stdout
         write(stream, text + "\n")
 
+    def info(self, text: str) -> None:
+        """A progress or status line on stderr (stdout keeps the command's answer); -q hides it."""
+        if not self.quiet:
+            write(sys.stderr, text + "\n")
+
     def ask(self, prompt: str) -> str:
         """Ask on the terminal; in JSON mode the question goes to stderr, keeping stdout clean."""
         stream = sys.stderr if self.json_mode else sys.stdout
@@ -98,37 +114,56 @@ class Output:
         write(sys.stdout, json.dumps(data, default=str) + "\n")
 
     def table(self, headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
-        """A table: rich on a terminal, aligned plain lines otherwise.
+        """A table: rich on a terminal wide enough for it, one block per row on a narrow one,
+        aligned plain lines off a terminal.
 
-        On a terminal the KEY_COLUMNS keep their full width whatever the terminal's, and the
-        other columns fold instead; the line is never cropped, so a version or a backup id is
-        always there to copy, even when the table is wider than the terminal.
+        On a terminal, a column is folded only when it holds long text (FOLDED_MIN and more),
+        and never below that; KEY_COLUMNS and short values (a date, a size) keep their width.
+        When even that does not fit, each row is printed as ``header  value`` lines instead:
+        at 60 or 80 columns a seven-column table would otherwise squeeze five columns to
+        nothing and wrap a date over eight lines. The line is never cropped, so a version or
+        a backup id is always there to copy.
         """
         if self.quiet:
             return
         if self.tty and not self.json_mode:
+            shown = console()
+            widths = _natural_widths(headers, rows)
+            least = [
+                w if h in KEY_COLUMNS else min(w, FOLDED_MIN)
+                for h, w in zip(headers, widths, strict=True)
+            ]
+            if sum(least) + _BORDERS_PER_COLUMN * len(headers) + 1 > shown.width:
+                self._records(headers, rows, title)
+                return
             from rich.table import Table
 
             table = Table(title=title)
-            for i, h in enumerate(headers):
-                if h in KEY_COLUMNS:
-                    width = max([len(h), *(len(r[i]) for r in rows)])
+            for h, width in zip(headers, widths, strict=True):
+                if h in KEY_COLUMNS or width <= FOLDED_MIN:
                     table.add_column(h, no_wrap=True, min_width=width)
                 else:
-                    table.add_column(h, overflow="fold")
+                    table.add_column(h, overflow="fold", min_width=FOLDED_MIN)
             for row in rows:
                 table.add_row(*row)
-            console().print(table, crop=False)
+            shown.print(table, crop=False)
             return
-        widths = [
-            max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-            for i, h in enumerate(headers)
-        ]
+        widths = _natural_widths(headers, rows)
         if title:
             self.line(title)
         self.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
         for row in rows:
             self.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+    def _records(self, headers: list[str], rows: list[list[str]], title: str | None) -> None:
+        """Each row as a block of ``header  value`` lines: what a narrow terminal can show."""
+        label = max(len(h) for h in headers)
+        if title:
+            self.line(title)
+        for row in rows:
+            self.line()
+            for h, value in zip(headers, row, strict=True):
+                self.line(f"{h.ljust(label)}  {value}".rstrip())
 
     def error(self, exc: PgshiftError) -> None:
         if self.json_mode:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from pgshift.errors import DatabaseUnavailable, QueryFailed
 
@@ -20,16 +22,60 @@ KEEPALIVE_INTERVAL_S = 10
 KEEPALIVE_COUNT = 3
 
 
+#: A URL's password field: ``scheme://user:PASSWORD@``; the user name stays readable.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)([^\s@/]*)(@)")
+#: ``password=VALUE`` of a key=value connection string (quoted with '...' or a bare word), and
+#: of a URL's query string.
+#: libpq's messages that quote a piece of the connection string it could not use (fe-connect.c),
+#: which may be the password: only these quotes are searched for it, never a quoted user name.
+_LIBPQ_QUOTED = re.compile(
+    r'((?:invalid percent-encoded token|in percent-encoded value|missing "=" after'
+    r'|unexpected spaces found in|invalid URI query parameter|invalid connection option):? ")'
+    r'([^"]*)(")'
+)
+_KEY_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)", re.IGNORECASE)
+
+
 def redact(text: str, url: str | None) -> str:
-    """Remove the URL's password from any text that might echo it (errors, logs)."""
+    """Hide the password wherever a text (an error, a log line) can carry it, and only there.
+
+    Where it can appear: the URL itself, any URL's password field, ``password=`` in a
+    key=value string or a query string, and libpq's messages that quote a bad part of a URL
+    (``invalid percent-encoded token: "..."``). Replacing every occurrence of the password's
+    characters instead would mangle the text and give the password away: with password
+    ``on``, "c***necti***" reads as "on", and a password equal to the user name would hide
+    the user.
+    """
     from pgshift.config import mask_url
 
+    if url:
+        text = text.replace(url, mask_url(url))
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***" + m.group(3), text)
+    text = _KEY_PASSWORD.sub(lambda m: m.group(1) + "***", text)
+    forms = _password_forms(url)
+    if forms:
+        text = _LIBPQ_QUOTED.sub(
+            lambda m: m.group(1) + ("***" if any(f in m.group(2) for f in forms) else m.group(2))
+            + m.group(3),
+            text,
+        )  # fmt: skip
+    return text
+
+
+def _password_forms(url: str | None) -> set[str]:
+    """The password as libpq may quote it: as written in the URL, and decoded."""
     if not url:
-        return text
+        return set()
+    forms: set[str] = set()
+    if "://" in url:
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            written = userinfo.split(":", 1)[1]
+            forms |= {written, unquote(written)}
     secret = _password_of(url)
     if secret:
-        text = text.replace(secret, "***")
-    return text.replace(url, mask_url(url))
+        forms.add(secret)
+    return {form for form in forms if form}
 
 
 @contextmanager

@@ -188,14 +188,23 @@ class PostgresExecutor:
         lock_timeout_ms: int,
         statement_timeout_ms: int,
     ) -> None:
-        """The statement in autocommit (PostgreSQL refuses it in a transaction), then the write."""
+        """The statement in autocommit (PostgreSQL refuses it in a transaction), then the write.
+
+        The write was composed before the statement ran, and its transaction measures only
+        itself: the statement's own wall time is added to it, so that an applied or reverted
+        row records the migration's whole wall time (a concurrent index build of seconds, not
+        the few milliseconds of the history write).
+        """
+        import time
+
         import psycopg
 
-        from pgshift.execution import RecordApplied, RecordReverted, StatementFailed
+        from pgshift.execution import RecordApplied, RecordReverted, StatementFailed, later_by
 
         conn = self.conn
         try:
             conn.execute(_timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=False))
+            began = time.monotonic()
             if not skip:
                 self._cancellable = True
                 try:
@@ -203,7 +212,7 @@ class PostgresExecutor:
                 finally:
                     self._cancellable = False
             failpoint(f"ran:{version}:{statement.index}")
-            record = self._write_sql(write)
+            record = self._write_sql(later_by(write, int((time.monotonic() - began) * 1000)))
             if isinstance(write, RecordApplied | RecordReverted):
                 with conn.transaction():
                     conn.execute(record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -77,11 +78,14 @@ def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, tuple[boo
     """
     if not schemas:
         return {}
+    # From the catalog, not to_regclass: that raises on a schema the role may not USE, and a
+    # role without the grant must reach the check that names it (missing_grant).
     rows = session.rows(
-        "SELECT name, (t IS NOT NULL)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
-        " WHERE attrelid = t AND attname = 'rollback_sql' AND NOT attisdropped)::text"
-        " FROM (SELECT name, to_regclass(format('%%I.applied', name)) AS t"
-        " FROM unnest(ARRAY[" + ", ".join(["%s::text"] * len(schemas)) + "]) AS s(name)) rel",
+        "SELECT s.name, (c.oid IS NOT NULL)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+        " WHERE attrelid = c.oid AND attname = 'rollback_sql' AND NOT attisdropped)::text"
+        " FROM unnest(ARRAY[" + ", ".join(["%s::text"] * len(schemas)) + "]) AS s(name)"
+        " LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.name"
+        " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'",
         tuple(schemas),
     )
     return {str(r[0]): (r[1] == "true", r[2] == "true") for r in rows}
@@ -201,7 +205,10 @@ class PostgresHistoryStore:
         from psycopg import sql
 
         done: list[str] = []
-        conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
+        # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+        # the schema exists (an administrator may have made it for a role without that grant).
+        if not self._schema_exists(conn):
+            conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
         conn.execute(
             self._q(
                 "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
@@ -233,6 +240,14 @@ class PostgresHistoryStore:
                     )
                     done.append(name)
         return done
+
+    def _schema_exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        from psycopg import sql
+
+        row = conn.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL", (sql.Identifier(self.schema).as_string(conn),)
+        ).fetchone()
+        return bool(row and row[0])
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -613,9 +628,76 @@ def create_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> Non
     """
     from psycopg import sql
 
-    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (schema,)).fetchone()
+    # The quoted name: to_regnamespace parses its argument as SQL (PostgreSQL 15 raises on a
+    # name that is not one unquoted, and an unquoted mixed-case name would be folded).
+    quoted = sql.Identifier(schema).as_string(conn)
+    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (quoted,)).fetchone()
     if row is not None and row[0]:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+@dataclass(frozen=True)
+class MissingGrant:
+    """What the session's role lacks to create or use pgshift's history schema."""
+
+    schema: str
+    role: str
+    why: str  # e.g. 'it lacks CREATE on database "app"'
+    grant: str  # the statement an administrator runs, identifiers quoted by the driver
+    instead: str | None = None  # what an administrator may run instead of the grant
+
+    @property
+    def message(self) -> str:
+        return (
+            f'role "{self.role}" may not create or use pgshift\'s history schema'
+            f' "{self.schema}" (PGSHIFT_SCHEMA): {self.why}'
+        )
+
+    @property
+    def hint(self) -> str:
+        instead = f", or `{self.instead}`" if self.instead else ""
+        return (
+            f"as an administrator, run `{self.grant}`{instead}; or point PGSHIFT_SCHEMA at a"
+            " schema this role may use"
+        )
+
+
+def missing_grant(session: Session | TextSession, schema: str) -> MissingGrant | None:
+    """What the role lacks to keep pgshift's history in ``schema``, asked before anything runs.
+
+    `CREATE SCHEMA` needs CREATE on the database, creating the tables CREATE on the schema,
+    and using them USAGE on it: a run that found out only on the way (after its backup) would
+    fail with a bare "permission denied". One read-only statement; None when all is there.
+    """
+    text = text_session(session)
+    quoted = text.identifier(schema)
+    rows = text.rows(
+        "SELECT current_user, current_database(), (n.oid IS NOT NULL)::text,"
+        " has_database_privilege(current_database(), 'CREATE')::text,"
+        " coalesce(has_schema_privilege(n.oid, 'CREATE'), false)::text,"
+        " coalesce(has_schema_privilege(n.oid, 'USAGE'), false)::text"
+        " FROM (SELECT to_regnamespace(%s) AS oid) n",
+        (quoted,),
+    )
+    role, database, exists, create_db, create_schema, usage = rows[0]
+    who = text.identifier(str(role))
+    if exists != "true":
+        if create_db == "true":
+            return None
+        return MissingGrant(
+            schema,
+            str(role),
+            f'the schema does not exist and the role lacks CREATE on database "{database}"',
+            f"GRANT CREATE ON DATABASE {text.identifier(str(database))} TO {who}",
+            f"CREATE SCHEMA {quoted} AUTHORIZATION {who}",
+        )
+    if usage != "true" or create_schema != "true":
+        # Every run's upgrade says CREATE TABLE IF NOT EXISTS, which checks CREATE first.
+        return MissingGrant(
+            schema, str(role), "the role lacks USAGE or CREATE on that schema",
+            f"GRANT USAGE, CREATE ON SCHEMA {quoted} TO {who}",
+        )  # fmt: skip
+    return None
 
 
 def read_history(url: str | None, schema: str, purpose: str = "status") -> History:

@@ -322,7 +322,20 @@ class Target:
             from pgshift.db.store import create_schema
 
             create_schema(self.session, self.tenant_schema)
+        self.check_history_access()
         self.store.upgrade(self.session)
+
+    def check_history_access(self) -> None:
+        """Refuse (exit 3, naming the schema and the missing GRANT) a role that may not keep
+        pgshift's history here: asked before a run's backup, and again before the upgrade."""
+        from pgshift.db.store import missing_grant
+        from pgshift.errors import HistoryAccessDenied
+
+        missing = missing_grant(self.session, self.schema)
+        if missing is not None:
+            raise HistoryAccessDenied(
+                missing.message, schema=self.schema, grant=missing.grant, hint=missing.hint
+            )
 
     def executor(self) -> PostgresExecutor:
         """The runner's executor: migrations' statements on this target's session."""

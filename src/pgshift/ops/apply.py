@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgshift import events as ev
+from pgshift.durations import format_duration_ms
 from pgshift.errors import (
     ConfigError,
     DriftError,
@@ -230,6 +231,8 @@ def prefix_checksum(statements: Sequence[Statement], count: int) -> str:
 #: long blocker the application's queries queue only while an attempt waits, so the pauses must
 #: be long against the attempts for the application's total stall to stay small.
 RETRY_PAUSE_FACTOR = 4
+#: The shortest pause between attempts, in lock timeouts (backoff_ms draws from the upper half).
+RETRY_PAUSE_FLOOR = 2
 
 
 def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
@@ -595,7 +598,8 @@ class _StepRun:
         """Run the chunk; retry what concurrency refused, within PGSHIFT_LOCK_RETRY_TOTAL."""
         options = self.runner.options
         clock = self.runner.clock
-        retry_deadline = clock() + options.lock_retry_total_ms / 1000
+        began = clock()
+        retry_deadline = began + options.lock_retry_total_ms / 1000
         attempt = 0
         failure: StatementFailed | None = None
         while True:
@@ -625,8 +629,15 @@ class _StepRun:
                 sleep_ms = backoff_ms(
                     attempt, self.lock_timeout_ms, options.retry_cap_ms, self.runner.rng
                 )
-                if clock() + sleep_ms / 1000 > retry_deadline:
-                    raise self._retries_exhausted(failure, attempt, yielded=yielded) from None
+                # The whole budget is used: a last pause ends at the deadline, unless what is
+                # left is shorter than the shortest pause (the application's window).
+                left_ms = int((retry_deadline - clock()) * 1000)
+                if left_ms < min(sleep_ms, RETRY_PAUSE_FLOOR * max(1, self.lock_timeout_ms)):
+                    elapsed_ms = int((clock() - began) * 1000)
+                    raise self._retries_exhausted(
+                        failure, attempt, elapsed_ms, yielded=yielded
+                    ) from None
+                sleep_ms = min(sleep_ms, left_ms)
                 self._log_retry(failure, attempt, sleep_ms, yielded=yielded)
                 self.runner.sleep(sleep_ms / 1000)
 
@@ -734,7 +745,7 @@ class _StepRun:
         self.runner.emit(ev.LockRetry(self.version, line, attempt, sleep_ms, detail))
 
     def _retries_exhausted(
-        self, failure: StatementFailed, attempt: int, *, yielded: bool
+        self, failure: StatementFailed, attempt: int, elapsed_ms: int, *, yielded: bool
     ) -> MigrationTimeout:
         stmt = failure.statement
         line = stmt.line if stmt else 0
@@ -750,7 +761,8 @@ class _StepRun:
         )
         reason = (
             f"could not take the locks it needs within {self.runner.options.lock_retry_total_ms}"
-            f" ms ({attempt} attempts, lock_timeout {self.lock_timeout_ms} ms each): {why}"
+            f" ms ({attempt} attempts, lock_timeout {self.lock_timeout_ms} ms each, gave up after"
+            f" {format_duration_ms(elapsed_ms)}): {why}"
         )
         return MigrationTimeout(
             f"{self.script.path}:{line}: {reason}",

@@ -108,6 +108,7 @@ def start_run(
     the Runner with its monitor, and the backup (``reason``) tied to the run's id."""
     if refuse_busy:
         refuse_if_locked(target)
+    target.check_history_access()  # before the backup: a role that cannot keep history stops here
     settings = target.settings
     runner = Runner(target, RunOptions.from_settings(settings), emit, monitor_for(settings, emit))
     taken = backup_before(target, reason, runner.run_id, emit) if backup else None

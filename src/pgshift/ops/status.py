@@ -31,6 +31,8 @@ class StatusReport:
     rows: tuple[MigrationState, ...]
     # Problems in the files: a read-only command shows what it can and lists them (SPEC 1).
     problems: tuple[Problem, ...] = ()
+    # What `up` would refuse before it starts, e.g. a role that may not create the history schema.
+    warnings: tuple[str, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -58,26 +60,29 @@ def status_report(
     from pgshift.db import catalog
     from pgshift.plan import migration_states
 
-    history, running = _status_reads(target)
+    history, running, warnings = _status_reads(target)
     live_run = False
     if history.in_progress:  # only then does it matter who holds the lock
         lock = catalog.migration_lock(target.session, target.schema)
         live_run = lock is not None and lock.workers > 0
     rows = migration_states(migrations, history, run_in_progress=live_run)
-    return StatusReport(tuple(_mark_running(rows, running)), tuple(problems))
+    return StatusReport(tuple(_mark_running(rows, running)), tuple(problems), warnings)
 
 
-def _status_reads(target: Target) -> tuple[History, dict[str, str]]:
-    """The history, and {version: action} that a live run has the server executing now
-    (db/activity.py), read on ONE read-only session (Target.read_only_session): `status`
-    keeps its one connection; the activity read is one more small query on it.
+def _status_reads(target: Target) -> tuple[History, dict[str, str], tuple[str, ...]]:
+    """The history, {version: action} that a live run has the server executing now
+    (db/activity.py), and what `up` would refuse for want of a grant, read on ONE read-only
+    session (Target.read_only_session): `status` keeps its one connection.
     """
     from pgshift.db.activity import running_steps
+    from pgshift.db.store import missing_grant
 
     with target.read_only_session() as session:
         history = target.store.read(session)
         running = running_steps(session, target.schema)
-    return history, running
+        missing = missing_grant(session, target.schema)
+    warnings = (f"`pgshift up` would refuse: {missing.message}; {missing.hint}",) if missing else ()
+    return history, running, warnings
 
 
 def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[MigrationState]:

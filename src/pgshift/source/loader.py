@@ -10,7 +10,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +105,7 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
                 line,
                 f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} on this line);"
                 " save it as UTF-8",
+                kind="read",
             )
         )
         return None
@@ -159,10 +160,12 @@ def _read_file(
     base = path.name  # pathlib recomputes it on every access
     name = _file_name(base) if named is None else named
     if isinstance(name, ValueError):
-        problems.append(Problem(file, 1, f"bad file name: {name}"))
+        problems.append(Problem(file, 1, f"bad file name: {name}", kind="name"))
         return None
     if isinstance(data, OSError):
-        problems.append(Problem(file, 1, f"cannot read the file: {data.strerror or data}"))
+        problems.append(
+            Problem(file, 1, f"cannot read the file: {data.strerror or data}", kind="read")
+        )
         return None
     if decoded is None:
         text = _decode(path, data, problems)
@@ -182,8 +185,8 @@ def _read_file(
 
         header, header_problems = parse_header(text, file, rollback=name.is_rollback)
         statements, sql_problems, digest = split_and_checksum(text, file)
-    problems.extend(header_problems)
-    problems.extend(sql_problems)
+    problems.extend(of_kind(header_problems, "header"))
+    problems.extend(of_kind(sql_problems, "sql"))
     problems.extend(_statement_problems(file, header, statements, sql_problems))
     for unknown in header.unknown:
         warnings.append(
@@ -197,6 +200,11 @@ def _read_file(
         )
     _check_header_names(file, base, name, header, problems)
     return _File(path, name, text, header, statements, checksum, digest)
+
+
+def of_kind(problems: Sequence[Problem], kind: str) -> list[Problem]:
+    """``problems`` marked as of ``kind`` (Problem.kind), unless they say already."""
+    return [p if p.kind else replace(p, kind=kind) for p in problems]
 
 
 def _file_name(base: str) -> FileName | ValueError:
@@ -221,6 +229,7 @@ def _check_header_names(
                 file,
                 header.line_of(key),
                 f"header '-- {label}: {header.migration}' does not match the file name {base!r}",
+                kind="header",
             )
         )
     if header.version is not None and header.version != name.version:
@@ -230,6 +239,7 @@ def _check_header_names(
                 header.line_of("version"),
                 f"header '-- Version: {header.version}' does not match the file's version"
                 f" {name.version}",
+                kind="header",
             )
         )
 
@@ -251,6 +261,7 @@ def _resolve_dependencies(
                     file,
                     line,
                     f"unknown dependency {entry!r}: no migration with version {version}",
+                    kind="dependency",
                 )
             )
             continue
@@ -262,6 +273,7 @@ def _resolve_dependencies(
                     line,
                     f"dependency {entry!r} does not match the migration with version"
                     f" {version}, which is {actual!r}",
+                    kind="dependency",
                 )
             )
             continue
@@ -495,6 +507,7 @@ def _split_forward(
                     1,
                     f"duplicate version {item.name.version}: {first.path} and {path} both use"
                     " it; give one of them a new version",
+                    kind="duplicate",
                 )
             )
             continue
@@ -519,6 +532,7 @@ def _pair_rollbacks(
                     str(item.path),
                     1,
                     f"rollback file without a migration: expected {expected} beside it{also}",
+                    kind="rollback",
                 )
             )
             continue
@@ -555,9 +569,8 @@ def _pair_and_order(
         order = topological_order(deps)
     except CycleError as exc:
         first_member = forward[exc.cycle[0]]
-        problems.append(
-            Problem(str(first_member.path), first_member.header.line_of("dependencies"), str(exc))
-        )
+        line = first_member.header.line_of("dependencies")
+        problems.append(Problem(str(first_member.path), line, str(exc), kind="dependency"))
         order = sorted(forward)
 
     migrations = tuple(_migration(forward[v], paired.get(v), deps[v]) for v in order)
@@ -722,9 +735,9 @@ def parse_rollback(path: Path, text: str) -> tuple[RollbackScript, list[Problem]
     from pgshift.source.sql import split_and_checksum  # pglast: only when parsing
 
     file = str(path)
-    header, problems = parse_header(text, file, rollback=True)
+    header, header_problems = parse_header(text, file, rollback=True)
     statements, sql_problems, digest = split_and_checksum(text, file)
-    problems.extend(sql_problems)
+    problems = of_kind(header_problems, "header") + of_kind(sql_problems, "sql")
     problems.extend(_statement_problems(file, header, statements, sql_problems))
     legacy = checksum_text(text)
     script = RollbackScript(path, text, digest or legacy, header, statements, legacy)
@@ -737,12 +750,12 @@ def _statement_problems(
     """What a file's parsed statements may not do: control the transaction, or (in a backfill)
     be anything but its one data statement. Nothing to say of a file that did not parse."""
     found = [
-        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column)
+        Problem(file, s.line, TRANSACTION_CONTROL_MESSAGE, s.column, kind="transaction")
         for s in statements
         if s.transaction_control
     ]
     if not sql_problems:
-        found += backfill_problems(file, header, statements)
+        found += of_kind(backfill_problems(file, header, statements), "backfill")
     return found
 
 

@@ -10,6 +10,11 @@ from datetime import datetime
 EXPECTED_PATTERN = "YYYYMMDDHHMMSS_description_of_change.sql"
 ROLLBACK_PATTERN = "YYYYMMDDHHMMSS_description_of_change_rollback.sql"
 ROLLBACK_SUFFIX = "_rollback"
+#: The longest file name most file systems take (NAME_MAX, in bytes).
+NAME_MAX = 255
+#: The longest description whose rollback file's name still fits NAME_MAX:
+#: ``YYYYMMDDHHMMSS_<description>_rollback.sql``.
+MAX_DESCRIPTION = NAME_MAX - len("YYYYMMDDHHMMSS_") - len(ROLLBACK_SUFFIX + ".sql")
 
 # A regex is fine here: these are file names, never SQL.
 _DESCRIPTION_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
