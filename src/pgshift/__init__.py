@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pgshift.api.inspection import at_head, health, health_server, status, wait
     from pgshift.api.migrate import apply, create, plan_up, up
     from pgshift.api.project import connect, database_url, load_project, read_history
+    from pgshift.api.records import mark, run_history
     from pgshift.api.recover import (
         backup,
         list_backups,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         rollback_emergency,
     )
     from pgshift.api.validation import ValidateReport, explain, validate
+    from pgshift.db.journal import LogEntry
     from pgshift.db.target import ServerFacts, Target
     from pgshift.events import (
         BackupProgress,
@@ -70,8 +72,10 @@ if TYPE_CHECKING:
     from pgshift.ops.fleet import FleetResult, FleetStatus, TargetOutcome, TargetStatus
     from pgshift.ops.health_rules import Check, HealthReport
     from pgshift.ops.importing import ImportPlan, ImportResult
+    from pgshift.ops.journal import HistoryReport, RunRecord
     from pgshift.ops.lint_since import LintSince
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.marking import MarkResult
     from pgshift.ops.readiness import HeadReport
     from pgshift.ops.rollback import (
         DryRunReport,
@@ -114,6 +118,7 @@ _FUNCTIONS = {
     "list_backups": "pgshift.api.recover",
     "load_project": "pgshift.api.project",
     "load_targets": "pgshift.api.fleet",
+    "mark": "pgshift.api.records",
     "plan_baseline": "pgshift.api.adopt",
     "plan_emergency": "pgshift.api.recover",
     "plan_import": "pgshift.api.adopt",
@@ -125,6 +130,7 @@ _FUNCTIONS = {
     "restore": "pgshift.api.recover",
     "rollback": "pgshift.api.recover",
     "rollback_emergency": "pgshift.api.recover",
+    "run_history": "pgshift.api.records",
     "status": "pgshift.api.inspection",
     "target_settings": "pgshift.api.fleet",
     "up": "pgshift.api.migrate",
@@ -154,12 +160,15 @@ _TYPES = {
     "Fix": "pgshift.lint.finding",
     "HealthReport": "pgshift.ops.health_rules",
     "History": "pgshift.history",
+    "HistoryReport": "pgshift.ops.journal",
     "ImportPlan": "pgshift.ops.importing",
     "ImportResult": "pgshift.ops.importing",
     "ImportedFile": "pgshift.source.importers",
     "LintSince": "pgshift.ops.lint_since",
     "LockRetry": "pgshift.events",
+    "LogEntry": "pgshift.db.journal",
     "Manifest": "pgshift.ops.backup",
+    "MarkResult": "pgshift.ops.marking",
     "Migration": "pgshift.model",
     "MigrationState": "pgshift.plan",
     "Plan": "pgshift.plan",
@@ -169,6 +178,7 @@ _TYPES = {
     "RestoreResult": "pgshift.ops.backup",
     "RollbackCheck": "pgshift.plan",
     "RunFinished": "pgshift.events",
+    "RunRecord": "pgshift.ops.journal",
     "RunResult": "pgshift.ops.apply",
     "RunStarted": "pgshift.events",
     "RunnerLockWaiting": "pgshift.events",
@@ -239,12 +249,15 @@ __all__ = [
     "HeadReport",
     "HealthReport",
     "History",
+    "HistoryReport",
     "ImportPlan",
     "ImportResult",
     "ImportedFile",
     "LintSince",
     "LockRetry",
+    "LogEntry",
     "Manifest",
+    "MarkResult",
     "Migration",
     "MigrationState",
     "PgshiftError",
@@ -256,6 +269,7 @@ __all__ = [
     "RestoreResult",
     "RollbackCheck",
     "RunFinished",
+    "RunRecord",
     "RunResult",
     "RunStarted",
     "RunnerLockWaiting",
@@ -306,6 +320,7 @@ __all__ = [
     "load_project",
     "load_settings",
     "load_targets",
+    "mark",
     "plan_baseline",
     "plan_emergency",
     "plan_import",
@@ -317,6 +332,7 @@ __all__ = [
     "restore",
     "rollback",
     "rollback_emergency",
+    "run_history",
     "status",
     "target_settings",
     "up",

@@ -514,8 +514,12 @@ def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> 
     known_keys = {k.file_key for k in _KNOBS} | {"database_url"}
     for key in table:
         if key not in known_keys:
+            import difflib
+
+            near = difflib.get_close_matches(key, sorted(known_keys), n=1, cutoff=0.6)
+            guess = f"; did you mean {near[0]!r}?" if near else ""
             raise ConfigError(
-                f"{config_file}: unknown setting {key!r} in [tool.pgshift]",
+                f"{config_file}: unknown setting {key!r} in [tool.pgshift]{guess}",
                 hint="known settings: " + ", ".join(sorted(known_keys)),
             )
 

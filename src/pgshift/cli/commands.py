@@ -353,6 +353,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         title=f"{report.applied} applied, {report.pending} pending"
         + (f", {report.failed} failed" if report.failed else "")
         + (f", {report.half_reverted} half-reverted" if report.half_reverted else ""),
+        styles={"state": _state_style},
     )
     for r in report.rows:
         if r.half_reverted and r.detail:
@@ -369,6 +370,13 @@ def _warn(warnings: Sequence[str]) -> None:
     """Warnings on stderr, so that they reach a reader of `--json` and of a pipe alike."""
     for text in warnings:
         write(sys.stderr, f"warning: {text}\n")
+
+
+def _state_style(text: str) -> str | None:
+    """The colour of a state cell on a terminal: its first word's (cli/colour.py)."""
+    from pgshift.cli.colour import STATE_STYLE
+
+    return STATE_STYLE.get(text.split(" ", 1)[0])
 
 
 def _state_text(r: MigrationState) -> str:
