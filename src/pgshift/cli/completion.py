@@ -85,13 +85,15 @@ def _key(node: Command) -> str:
 
 def bash_script(tree: Command) -> str:
     """A bash completion function: it follows the words typed so far down the tree, skips
-    option values, and offers the commands, options or the option's choices at the cursor."""
-    words, commands, valued, choices = [], [], [], []
+    option values, and offers at the cursor the option's choices after an option that takes
+    a value, options after a dash, else the commands (or positional choices) there."""
+    words, options, commands, valued, choices = [], [], [], [], []
     for node in _walk(tree):
         key = _key(node)
         names = [c.path[-1] for c in node.children]
-        offered = names + node.words + [o for opts in node.options for o in opts]
-        words.append(f'        "{key}") echo "{" ".join(offered)}" ;;')
+        words.append(f'        "{key}") echo "{" ".join(names + node.words)}" ;;')
+        flags = [o for opts in node.options for o in opts]
+        options.append(f'        "{key}") echo "{" ".join(flags)}" ;;')
         commands.append(f'        "{key}") echo "{" ".join(names)}" ;;')
         valued.append(f'        "{key}") echo "{" ".join(node.valued)}" ;;')
         for option, values in node.valued.items():
@@ -104,6 +106,11 @@ def bash_script(tree: Command) -> str:
             "_pgshift_words() {",
             '    case "$1" in',
             *words,
+            "    esac",
+            "}",
+            "_pgshift_options() {",
+            '    case "$1" in',
+            *options,
             "    esac",
             "}",
             "_pgshift_commands() {",
@@ -148,7 +155,12 @@ def bash_script(tree: Command) -> str:
             "            fi",
             "            return 0 ;;",
             "    esac",
-            '    COMPREPLY=( $(compgen -W "$(_pgshift_words "$path")" -- "$cur") )',
+            # Options when a dash is typed or nothing else fits; else commands and choices.
+            '    local offered="$(_pgshift_words "$path")"',
+            '    if [[ "$cur" == -* || -z "$offered" ]]; then',
+            '        offered="$(_pgshift_options "$path")"',
+            "    fi",
+            '    COMPREPLY=( $(compgen -W "$offered" -- "$cur") )',
             "}",
             "complete -F _pgshift pgshift",
             "",
