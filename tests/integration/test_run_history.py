@@ -4,6 +4,7 @@ logged with its reason. Command line and library, on both servers."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -16,7 +17,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import applied_versions, count_events, query, run_cli
+from tests.support import (
+    applied_versions,
+    count_events,
+    doc_commands,
+    query,
+    run_cli,
+    run_doc_commands,
+)
 
 import pgshift
 from pgshift.config import load_settings
@@ -245,6 +253,13 @@ def test_mark_refuses_a_version_without_a_file_a_missing_reason_and_a_held_lock(
     assert (
         run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup", "--target", V1).code == 0
     )
+    make_project(
+        {"20250104000000_bad.sql": "-- Migration: 20250104000000_bad.sql\nCREATE TABLE (;\n"}
+    )
+    bad = run_cli(
+        capsys, project, db_url, "mark", "20250104000000", "--applied", "--reason", "r", "--yes"
+    )
+    assert bad.code == 2 and "20250104000000_bad.sql" in bad.err, bad.err
     nofile = run_cli(
         capsys, project, db_url, "mark", "20250909000000", "--applied", "--reason", "r", "--yes"
     )
@@ -326,3 +341,46 @@ def test_load_project_takes_a_folder_and_connect_takes_a_url(
     with pytest.raises(pgshift.PgshiftError) as refused:
         pgshift.connect("not a url at all")
     assert refused.value.exit_code == 2
+
+
+# -- docs/history.md ---------------------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "history.md"
+
+
+def test_the_repair_walk_through_of_the_history_page(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = doc_commands(DOC, "A migration repaired by hand")
+    assert any(line.startswith(f"pgshift mark {V2} --applied") for line in lines)
+    make_project(migration_pair(V1, "one", "CREATE TABLE one (id int);"))
+    root = make_project(migration_pair(V2, "two", "CREATE TABLE two (id int);\n" + BROKEN))
+    assert run_cli(capsys, root, db_url, "up", "--yes", "--skip-backup").code == 1
+    query(db_url, "CREATE TABLE two (id int); CREATE TABLE three (id int)")  # finished by hand
+    results = run_doc_commands(
+        capsys,
+        monkeypatch,
+        root,
+        lines,
+        {"DATABASE_URL": db_url, "DB_MIGRATIONS_DIR": "migrations"},
+    )
+    assert "· up · failed" in results[0].out and "nowhere" in results[0].out
+    assert "failed" in results[1].out
+    assert applied_versions(db_url) == [V1, V2]
+    last = json.loads(results[-1].out)["runs"][0]
+    assert last["kind"] == "mark" and last["applied"] == [V2]
+    assert last["events"][-1]["detail"]["reason"] == "finished by hand in psql, INC-42"
+
+
+def test_the_completion_commands_of_the_history_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = doc_commands(DOC, "Shell completion")
+    assert [line.split()[-1] for line in lines] == ["bash", "zsh", "fish"]
+    results = run_doc_commands(capsys, monkeypatch, tmp_path, lines, {})
+    assert "complete -F _pgshift pgshift" in results[0].out
+    assert results[1].out.startswith("#compdef pgshift")
+    assert "complete -c pgshift" in results[2].out
