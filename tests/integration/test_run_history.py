@@ -201,6 +201,20 @@ def test_a_failed_migration_finished_by_hand_is_marked_applied_from_its_file(
     assert again.code == 0 and "already recorded as applied" in again.out
     assert count_events(db_url, "mark") == 1
 
+    # Flyway's repair: a file edited after it was applied (drift), the edit made by hand too.
+    edited = project / "migrations" / f"{V1}_one.sql"
+    edited.write_text(edited.read_text().replace("(id int)", "(id bigint)"), encoding="utf-8")
+    query(db_url, "ALTER TABLE one ALTER COLUMN id TYPE bigint")
+    states = run_cli(capsys, project, db_url, "status", "--json").json()["migrations"]
+    assert states[0]["state"] == "drifted"
+    old = query(db_url, "SELECT checksum FROM pgshift.applied WHERE version = %s", [V1])[0][0]
+    repaired = run_cli(capsys, project, db_url, "mark", V1, "--applied", "--reason", "r", "--yes")
+    assert repaired.code == 0 and "(it was drifted)" in repaired.out, repaired.out
+    states = run_cli(capsys, project, db_url, "status", "--json").json()["migrations"]
+    assert [m["state"] for m in states] == ["applied", "applied", "applied"]
+    details = query(db_url, "SELECT detail FROM pgshift.log WHERE event = 'mark' ORDER BY id")
+    assert details[-1][0]["previous_checksum"] == old
+
 
 def test_marked_not_applied_removes_the_row_and_any_progress(
     make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
