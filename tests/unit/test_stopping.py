@@ -7,11 +7,13 @@ arrives "during" a statement through the scripted executor's hook, so each bound
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
+from pgshift.config import load_settings
 from pgshift.errors import ConfigError, HalfApplied, Interrupted
-from pgshift.ops.apply import Runner, RunOptions, stop_grace_ms
+from pgshift.ops.apply import Runner, RunOptions
 from pgshift.ops.stopping import StopRequest
 from pgshift.plan import plan_up
 from tests.plugins.memory import FakeClock, MemoryTarget
@@ -108,9 +110,14 @@ def test_sigterm_waits_for_the_grace_period_and_sigint_does_not() -> None:
     assert cancels == ["now", "later", "later"]
 
 
-def test_the_grace_period_is_read_from_the_environment() -> None:
-    assert stop_grace_ms({}) == 10_000
-    assert stop_grace_ms({"PGSHIFT_STOP_GRACE": "30"}) == 30_000
-    assert stop_grace_ms({"PGSHIFT_STOP_GRACE": "500ms"}) == 500
+def test_the_grace_period_is_read_from_the_environment(tmp_path: Path) -> None:
+    def grace(env: dict[str, str]) -> int:
+        settings = load_settings({}, env, tmp_path)
+        assert RunOptions.from_settings(settings).stop_grace_ms == settings.runner.stop_grace_ms
+        return settings.runner.stop_grace_ms
+
+    assert grace({}) == 10_000
+    assert grace({"PGSHIFT_STOP_GRACE": "30"}) == 30_000  # a bare number is seconds
+    assert grace({"PGSHIFT_STOP_GRACE": "500ms"}) == 500
     with pytest.raises(ConfigError, match="PGSHIFT_STOP_GRACE"):
-        stop_grace_ms({"PGSHIFT_STOP_GRACE": "soon"})
+        grace({"PGSHIFT_STOP_GRACE": "soon"})

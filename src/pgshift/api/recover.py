@@ -43,7 +43,7 @@ def list_backups(settings: Settings) -> list[Manifest]:
     """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
     from pgshift.ops.manifest import list_backups as listed
 
-    return listed(settings.backup_dir)
+    return listed(settings.backup.dir)
 
 
 def plan_restore(target: Target, backup_id: str) -> RestorePlan:

@@ -134,15 +134,15 @@ class Target:
         purpose: str = "runner",
         tenant_schema: str | None = None,
     ) -> Target:
-        """The Target of ``url`` (and of its tenant schema: then settings.schema must already
-        name the tenant's history schema, as the fleet sets it)."""
+        """The Target of ``url`` (and of its tenant schema: then settings.connection.schema must
+        already name the tenant's history schema, as the fleet sets it)."""
         return cls(
             url,
             tenant_schema=tenant_schema,
-            schema=settings.schema,
+            schema=settings.connection.schema,
             purpose=purpose,
-            runner_lock_wait_ms=settings.runner_lock_wait_ms,
-            allow_pooler=settings.allow_pooler,
+            runner_lock_wait_ms=settings.runner.lock_wait_ms,
+            allow_pooler=settings.connection.allow_pooler,
             settings=settings,
         )
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from pgshift.config import environment
 from pgshift.db.inventory import (
     begin_snapshot,
     current_database,
@@ -315,7 +316,7 @@ def _run_restore(
         _into_psql(
             tools,
             reader,
-            dict(os.environ),
+            environment(),
             conn_argv,
             env,
             target.redact,
@@ -489,23 +490,23 @@ def backup_for(
     """
     manifest = take_backup(
         target,
-        settings.backup_dir,
+        settings.backup.dir,
         reason=reason,
-        schema=settings.schema,
+        schema=settings.connection.schema,
         run_id=run_id,
-        lock_wait_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
+        lock_wait_ms=max(settings.runner.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
         progress=progress,
     )
     try:
         with target.translated():
-            protected = _log_backup(target, settings.schema, manifest, reason, run_id)
+            protected = _log_backup(target, settings.connection.schema, manifest, reason, run_id)
     except QueryFailed:
         return manifest, []  # the backup is safe; without history, prune nothing this time
     removed = prune(
-        settings.backup_dir,
+        settings.backup.dir,
         database=manifest.database,
         server=manifest.server,
-        retention_days=settings.backup_retention_days,
+        retention_days=settings.backup.retention_days,
         protected_run_id=protected,
     )
     return manifest, removed

@@ -325,7 +325,7 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
         return [(m, detail) for m in fresh.migrations]
 
     run_id, versions = record_adopted(target, EVENT_BASELINE, check)
-    since = write_lint_since(target.settings.project_root, plan.version)
+    since = write_lint_since(target.settings.project.root, plan.version)
     return BaselineResult(run_id, versions, bool(found), tuple(found), since)
 
 

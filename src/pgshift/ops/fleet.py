@@ -124,12 +124,11 @@ def load_targets(
 
 def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
     """The settings of one target of a fleet: its URL, its history schema, its backup folder."""
-    return replace(
-        settings,
-        database_url=spec.url,
-        schema=spec.history_schema(settings.schema),
-        backup_dir=settings.backup_dir / spec.name,
+    connection = replace(
+        settings.connection, url=spec.url, schema=spec.history_schema(settings.connection.schema)
     )
+    backup = replace(settings.backup, dir=settings.backup.dir / spec.name)
+    return replace(settings, connection=connection, backup=backup)
 
 
 def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
@@ -156,7 +155,7 @@ def read_histories(
         by_url.setdefault(spec.url, []).append(spec)
 
     def one(group: list[TargetSpec]) -> dict[str, History | PgshiftError]:
-        schemas = [s.history_schema(settings.schema) for s in group]
+        schemas = [s.history_schema(settings.connection.schema) for s in group]
         try:
             found = read(group[0].url, schemas, purpose)
         except PgshiftError as exc:

@@ -198,9 +198,9 @@ def plan_import(
     return plan_import_into(
         tool_named(tool),
         Path(source),
-        settings.migrations_dir,
+        settings.project.migrations_dir,
         target,
-        project_root=settings.project_root,
+        project_root=settings.project.root,
     )
 
 

@@ -38,7 +38,7 @@ def plan_for(project: Project, target: Target, *, to: str | None = None) -> Plan
     if not plan.steps:
         return plan
     findings = lint_gate(project.migrations, plan, target.facts.major)
-    since = project.settings.lint_since
+    since = project.settings.lint.since
     if since is not None:
         old = _history_files(plan, since)
         findings = [f for f in findings if f.file not in old]

@@ -251,7 +251,7 @@ def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation
     with server.database("simulate") as made:
         try:
             # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
-            copy_schema(target.url, made.url, history_schema=settings.schema)
+            copy_schema(target.url, made.url, history_schema=settings.connection.schema)
             with Target.from_settings(settings, made.url, purpose="simulate") as scratch_target:
                 runner = Runner(scratch_target, run_options(target), _collector(collected))
                 try:
@@ -283,7 +283,7 @@ def plan_restore(target: Target, backup_id: str) -> RestorePlan:
     from pgshift.ops.backup import plan_restore as inspect
     from pgshift.ops.manifest import get_manifest
 
-    backup_dir = target.settings.backup_dir
+    backup_dir = target.settings.backup.dir
     manifest = get_manifest(backup_dir, backup_id)
     extras, database = inspect(target, backup_dir, manifest)
     if manifest.database != database:
@@ -319,10 +319,10 @@ def _restore_locked(
     try:
         return restore_backup(
             target,
-            settings.backup_dir,
+            settings.backup.dir,
             manifest,
             run_id=run_id,
-            lock_timeout_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
+            lock_timeout_ms=max(settings.runner.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
             progress=emit,
         )
     finally:
@@ -392,7 +392,7 @@ def plan_emergency(
     from_older_runs = _older_half_reverts(history, run_id)
     candidates = [
         m
-        for m in list_backups(target.settings.backup_dir)
+        for m in list_backups(target.settings.backup.dir)
         if run_id is not None
         and m.run_id == run_id
         and m.reason == "before-up"

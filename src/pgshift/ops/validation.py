@@ -70,7 +70,7 @@ def validate(
     # variables), never against the embedded server: whether some project's embedded server
     # happens to be running (a parent folder's, found by the root search) must not change
     # what `validate` says about these files.
-    url = settings.database_url
+    url = settings.connection.url
     # When the rules' target version is known before reading (no server to ask), a cold read
     # lints each file as it parses it (lint/ahead.py): its tree is read once.
     ahead = None
@@ -90,7 +90,7 @@ def validate(
     bad_files = frozenset(p.file for p in loaded.problems)
     pg_major = pg_major or LATEST_MAJOR
     linted = _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
-    since = since or settings.lint_since
+    since = since or settings.lint.since
     history: list[Finding] = []
     if since is not None:
         linted, history = _split_history(linted, loaded.migrations, since)
@@ -202,7 +202,7 @@ def _trace(
 
     server = scratch_server(settings, url, scratch_url)
     return run_trace(
-        migrations, server, history_schema=settings.schema, target_url=url, static=static
+        migrations, server, history_schema=settings.connection.schema, target_url=url, static=static
     )
 
 
@@ -235,7 +235,7 @@ def _drift_findings(
             findings.append(
                 finding_for(
                     "missing-file",
-                    str(settings.migrations_dir / name),
+                    str(settings.project.migrations_dir / name),
                     1,
                     1,
                     f"migration {row.version}_{row.description} is applied, but its file is gone",
