@@ -15,7 +15,7 @@ from pgshift.config import load_settings
 from pgshift.errors import ConfigError, HalfApplied, Interrupted
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.ops.stopping import StopRequest
-from pgshift.plan import plan_up
+from pgshift.plan import plan_pending
 from tests.plugins.memory import FakeClock, MemoryTarget
 from tests.unit.test_apply_decisions import LOCKED, MIXED, V1, V2, migration
 
@@ -39,7 +39,7 @@ def test_a_stop_during_a_transactional_step_lets_it_commit_and_starts_nothing_ne
     r = _runner(target)
     _signal_during(target, r, "CREATE TABLE a (id int)", signal.SIGTERM)
     with pytest.raises(Interrupted) as stopped:
-        r.run(plan_up((m1, m2), target.read_history()))
+        r.run(plan_pending((m1, m2), target.read_history()))
     assert stopped.value.exit_code == 143
     assert "nothing is half-done" in stopped.value.message and stopped.value.hint
     assert [a.version for a in target.read_history().applied] == [V1]
@@ -55,12 +55,12 @@ def test_a_stop_inside_a_mixed_step_is_half_applied_and_resumes_once() -> None:
     r = _runner(target)
     _signal_during(target, r, "INSERT INTO audit VALUES ('a')", signal.SIGINT)
     with pytest.raises(HalfApplied) as stopped:
-        r.run(plan_up((m,), target.read_history()))
+        r.run(plan_pending((m,), target.read_history()))
     assert stopped.value.exit_code == 6
     assert "stopped after 1 of 3 statement(s)" in stopped.value.message
     progress = target.read_history().progress_of(V1, "apply")
     assert progress is not None and progress.statements_done == 1
-    _runner(target).run(plan_up((m,), target.read_history()))
+    _runner(target).run(plan_pending((m,), target.read_history()))
     assert target.scripted.committed == [
         "INSERT INTO audit VALUES ('a')",
         "CREATE INDEX CONCURRENTLY items_idx ON items (id)",
@@ -75,7 +75,7 @@ def test_a_stop_while_waiting_out_a_lock_retry_gives_up_cleanly() -> None:
     r = _runner(target)
     _signal_during(target, r, "INSERT INTO audit VALUES ('a')", signal.SIGTERM)
     with pytest.raises(Interrupted) as stopped:
-        r.run(plan_up((m,), target.read_history()))
+        r.run(plan_pending((m,), target.read_history()))
     assert stopped.value.exit_code == 143
     assert target.scripted.ran.count("INSERT INTO audit VALUES ('a')") == 1  # no retry
     assert target.read_history().in_progress == ()  # its start left no trace

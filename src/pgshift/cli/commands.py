@@ -437,7 +437,7 @@ def cmd_server(args: argparse.Namespace, out: Output) -> int:
         )
         return 0
     if args.server_command == "status":
-        st = embedded.status(settings.project_root)
+        st = embedded.server_status(settings.project_root)
         out.line(f"data:    {st.data_dir}")
         out.line(f"running: {'yes' if st.running else 'no'}")
         if st.running:

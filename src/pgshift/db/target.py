@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.connect import connect, redact
+from pgshift.db.connect import open_connection, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -181,7 +181,9 @@ class Target:
     def session(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
-            self._session = connect(self._url, purpose=self.purpose, search_path=self.tenant_schema)
+            self._session = open_connection(
+                self._url, purpose=self.purpose, search_path=self.tenant_schema
+            )
             if self._fenced:
                 # The run's session was lost and is opened again: the old one may still be
                 # executing, so the new one waits for it like for any earlier run's.

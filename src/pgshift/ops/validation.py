@@ -53,10 +53,26 @@ def validate(
     fixes: bool = True,
     since: str | None = None,
 ) -> ValidateReport:
-    """What `pgshift.validate` reports (its docstring says what each argument does).
+    """Check every file and lint its SQL; with a database configured, also checksum drift.
 
-    Drift only against a configured database, never the embedded server; lint findings from
-    the project's memo where it holds them; roundtrip and trace on a scratch database.
+    Never uses the embedded server to check drift (a linter must not depend on whether a
+    server happens to run, nor boot one);
+    ``roundtrip`` proves each rollback on a scratch database, never on the target: on
+    ``scratch_url``'s server, else on the configured database's own server when its role may
+    create a database (the same major), else on the embedded server, started if needed.
+    ``pg_major`` is the target version for version-aware rules: else the connected server's,
+    else the newest known.
+    ``trace`` runs the pending migrations on a scratch database (the same server choice; the
+    schema copied from the database when one is configured) and reports, per statement, the
+    locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
+    is not what the rules predicted.  ``fixes=False`` leaves out the findings' fixes (they
+    cost a parse each), for outputs that never show them.  ``since`` (else the project's
+    `lint_since`) is the newest migration of an adopted history: lint findings in migrations up
+    to it go to ``report.history`` and never count; file problems (a file that does not parse)
+    and drift still do.
+
+    What the rules found in each migration is kept in the project's `.pgshift/cache/`
+    (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
     """
     from pgshift.lint import LATEST_MAJOR
     from pgshift.lint.finding import problem_findings
