@@ -1,4 +1,4 @@
-"""DESIGN.md's layering and layout hold: import contracts, the module list, docstrings, the environment."""
+"""DESIGN.md's layering and layout hold: imports, module list, docstrings, environment."""
 
 from __future__ import annotations
 
