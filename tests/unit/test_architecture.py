@@ -326,3 +326,21 @@ def test_only_config_reads_the_environment() -> None:
                     if a.name in names
                 ]
     assert offenders == []
+
+
+def test_every_ops_module_is_placed_in_the_ops_layers() -> None:
+    """A module of ops/ that no layer names escapes the contract "ops verbs depend downwards
+    only": each is placed, so a new verb says where it sits."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (ops,) = [c for c in contracts if c["name"].startswith("ops verbs")]
+    placed = {
+        name.strip().removeprefix("pgshift.ops.")
+        for layer in ops["layers"]
+        for name in layer.replace(":", "|").split("|")
+    }
+    modules = {p.stem for p in (PACKAGE / "ops").glob("*.py")} - {"__init__"}
+    assert sorted(modules - placed) == []
+    assert sorted(placed - modules) == []
