@@ -51,9 +51,9 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
 
     Returns None when nothing is configured and ``start_embedded`` is False.
     """
-    if settings.database_url is not None:
-        return settings.database_url
-    if not start_embedded and not (settings.project_root / ".pgshift" / "pgdata").is_dir():
+    if settings.connection.url is not None:
+        return settings.connection.url
+    if not start_embedded and not (settings.project.root / ".pgshift" / "pgdata").is_dir():
         return None  # no embedded server was ever made here: spare importing its module
     from pgshift.embedded import target_url
 

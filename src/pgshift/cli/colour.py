@@ -7,7 +7,6 @@ follow the same rule by themselves (rich honours NO_COLOR and checks for a termi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 #: The styles pgshift uses, as SGR codes.
@@ -29,9 +28,9 @@ _CODES = {
 def wanted(stream: Any) -> bool:
     """Whether text written to ``stream`` may be coloured: a terminal, NO_COLOR unset or empty
     (https://no-color.org), and TERM not ``dumb``."""
-    if os.environ.get("NO_COLOR", ""):
-        return False
-    if os.environ.get("TERM", "") == "dumb":
+    from pgshift.config import colour_refused
+
+    if colour_refused():
         return False
     try:
         return bool(stream.isatty())

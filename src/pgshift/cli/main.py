@@ -42,10 +42,9 @@ def _terminal_columns() -> int:
     """$COLUMNS, else the width of the terminal on stdout, else 80 (shutil's order)."""
     import os
 
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
+    from pgshift.config import columns as env_columns
+
+    columns = env_columns() or 0
     if columns <= 0:
         try:
             columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
@@ -308,13 +307,12 @@ def _database_error(exc: Exception, argv: list[str]) -> PgshiftError | None:
     psycopg = sys.modules.get("psycopg")
     if psycopg is None or not isinstance(exc, psycopg.Error):
         return None
-    import os
-
+    from pgshift.config import database_url_variable
     from pgshift.db.connect import redact
     from pgshift.errors import CheckFailed, DatabaseUnavailable
 
     text = str(exc).strip() or type(exc).__name__
-    urls = [os.environ.get("DATABASE_URL", "")]
+    urls = [database_url_variable()]
     urls += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--database-url"]
     urls += [a.split("=", 1)[1] for a in argv if a.startswith("--database-url=")]
     for url in urls:
