@@ -59,6 +59,8 @@ if TYPE_CHECKING:
         TargetFinished,
         TargetStarted,
         WaveStarted,
+        WorkDone,
+        Working,
     )
     from pgshift.fleet_targets import TargetSpec
     from pgshift.history import AppliedMigration, History, Progress
@@ -193,6 +195,8 @@ _TYPES = {
     "TargetSpec": "pgshift.fleet_targets",
     "TargetStarted": "pgshift.events",
     "TargetStatus": "pgshift.ops.fleet",
+    "WorkDone": "pgshift.events",
+    "Working": "pgshift.events",
     "WaveStarted": "pgshift.events",
     "TraceReport": "pgshift.ops.trace",
     "TracedLock": "pgshift.ops.trace",
@@ -285,6 +289,8 @@ __all__ = [
     "TracedStatement",
     "ValidateReport",
     "WaveStarted",
+    "WorkDone",
+    "Working",
     "apply",
     "at_head",
     "backup",

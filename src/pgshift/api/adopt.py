@@ -11,13 +11,19 @@ from pgshift.config import Settings
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
+    from pgshift.events import Emit
     from pgshift.ops.baseline import BaselinePlan, BaselineResult
     from pgshift.ops.importing import ImportPlan, ImportResult
     from pgshift.project_files import Project
 
 
 def plan_baseline(
-    project: Project, target: Target, version: str, *, scratch_url: str | None = None
+    project: Project,
+    target: Target,
+    version: str,
+    *,
+    scratch_url: str | None = None,
+    on_event: Emit | None = None,
 ) -> BaselinePlan:
     """What `baseline V` would record, proven: the migrations up to ``version`` (plan order,
     with their dependencies) run with `up`'s Runner on a scratch database (``scratch_url``'s
@@ -28,11 +34,13 @@ def plan_baseline(
     ``plan.differences`` lists a mismatch; the target is only read. Refuses (UsageError, exit 2)
     a history with a failed or half-applied migration, or one applied beyond the baseline;
     refuses drift (exit 4); a migration that fails on the scratch database raises the runner's
-    error.
+    error. ``on_event`` hears what the proof is doing (`pgshift.events.Working`, `WorkDone`).
     """
+    from pgshift import events
     from pgshift.ops.baseline import plan_baseline as planned
 
-    return planned(project, target, version, scratch_url=scratch_url)
+    emit = on_event or events.ignore
+    return planned(project, target, version, scratch_url=scratch_url, emit=emit)
 
 
 def baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> BaselineResult:

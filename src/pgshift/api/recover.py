@@ -111,13 +111,16 @@ def preview_rollback(
     to_version: str | None = None,
     simulate: bool = False,
     scratch_url: str | None = None,
+    on_event: Emit | None = None,
 ) -> DryRunReport:
     """Everything a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
 
     Never changes the target and never refuses over a failed check: the report shows it
     (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
-    the target's schema and history (``scratch_url``'s server, else the embedded one).
+    the target's schema and history (``scratch_url``'s server, else the embedded one);
+    ``on_event`` hears what the simulation is doing (`pgshift.events.Working`, `WorkDone`).
     """
+    from pgshift import events
     from pgshift.ops.rollback import preview_rollback as preview
 
     return preview(
@@ -127,6 +130,7 @@ def preview_rollback(
         to_version=to_version,
         simulate=simulate,
         scratch_url=scratch_url,
+        emit=on_event or events.ignore,
     )
 
 

@@ -4,8 +4,13 @@ its ValidateReport, and explain.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pgshift.config import Settings
 from pgshift.ops.validation import ValidateReport
+
+if TYPE_CHECKING:
+    from pgshift.events import Emit
 
 __all__ = ["ValidateReport", "explain", "validate"]
 
@@ -20,6 +25,7 @@ def validate(
     trace: bool = False,
     fixes: bool = True,
     since: str | None = None,
+    on_event: Emit | None = None,
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
@@ -41,7 +47,10 @@ def validate(
 
     What the rules found in each migration is kept in the project's `.pgshift/cache/`
     (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
+    ``on_event`` hears what the round trip and the trace are doing (`pgshift.events.Working`,
+    `WorkDone`): they take seconds, a scratch database each.
     """
+    from pgshift import events
     from pgshift.ops import validation
 
     return validation.validate(
@@ -53,6 +62,7 @@ def validate(
         trace=trace,
         fixes=fixes,
         since=since,
+        emit=on_event or events.ignore,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshift.config import Settings
+from pgshift.events import Emit, ignore
 
 if TYPE_CHECKING:
     from pgshift.db.tooltables import ToolTable
@@ -52,6 +53,7 @@ def validate(
     trace: bool = False,
     fixes: bool = True,
     since: str | None = None,
+    emit: Emit = ignore,
 ) -> ValidateReport:
     """What `pgshift.validate` reports (its docstring says what each argument does).
 
@@ -106,10 +108,13 @@ def validate(
             RunOptions.from_settings(settings),
             bad_files=bad_files,
             tool_tables=_tool_tables(settings, url, loaded.migrations),
+            emit=emit,
         )
     traced: TraceReport | None = None
     if trace:
-        traced, disagreements = _trace(settings, url, scratch_url, loaded.migrations, findings)
+        traced, disagreements = _trace(
+            settings, url, scratch_url, loaded.migrations, findings, emit
+        )
         findings += disagreements
     if strict:
         findings = [f.as_error() for f in findings]
@@ -194,6 +199,7 @@ def _trace(
     scratch_url: str | None,
     migrations: Sequence[Migration],
     static: Sequence[Finding],
+    emit: Emit,
 ) -> tuple[TraceReport, list[Finding]]:
     """`validate --trace` on a scratch database (``scratch_url``'s server; else the target's
     own server when its role may create a database; else the embedded one)."""
@@ -202,7 +208,12 @@ def _trace(
 
     server = scratch_server(settings, url, scratch_url)
     return run_trace(
-        migrations, server, history_schema=settings.schema, target_url=url, static=static
+        migrations,
+        server,
+        history_schema=settings.schema,
+        target_url=url,
+        static=static,
+        emit=emit,
     )
 
 
