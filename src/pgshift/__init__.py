@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         TargetFinished,
         TargetStarted,
         WaveStarted,
+        WorkDone,
+        Working,
     )
     from pgshift.fleet_targets import TargetSpec
     from pgshift.history import AppliedMigration, History, Progress
@@ -204,6 +206,8 @@ _TYPES = {
     "TargetSpec": "pgshift.fleet_targets",
     "TargetStarted": "pgshift.events",
     "TargetStatus": "pgshift.ops.fleet",
+    "WorkDone": "pgshift.events",
+    "Working": "pgshift.events",
     "WaveStarted": "pgshift.events",
     "TraceReport": "pgshift.ops.trace",
     "TracedLock": "pgshift.ops.trace",
@@ -300,6 +304,8 @@ __all__ = [
     "TracedStatement",
     "ValidateReport",
     "WaveStarted",
+    "WorkDone",
+    "Working",
     "apply",
     "at_head",
     "backup",

@@ -227,6 +227,27 @@ class BackfillFinished:
     action: str = "apply"
 
 
+@dataclass(frozen=True)
+class Working:
+    """A long task that is not a run of its own (a proof on a scratch database: `validate
+    --roundtrip` and `--trace`, `rollback dry-run --simulate`, `baseline`) says what it is doing
+    now, so that nobody stares at a silent terminal for 25 s. ``done`` of ``total`` when the
+    work is countable (migrations), else None."""
+
+    task: str  # "roundtrip", "trace", "simulate", "baseline"
+    doing: str  # for a person: "making a scratch database", "proving 2025..._add_users"
+    done: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """The task of the Working events before it ended (also after a failure)."""
+
+    task: str
+    duration_ms: int
+
+
 Event = (
     RunStarted
     | RunnerLockWaiting
@@ -248,12 +269,31 @@ Event = (
     | BackfillProgress
     | BackfillPaused
     | BackfillFinished
+    | Working
+    | WorkDone
 )
 Emit = Callable[[Event], None]
 
 
 def ignore(_: Event) -> None:
     """An emitter for library callers that do not watch progress."""
+
+
+@contextlib.contextmanager
+def working(emit: Emit, task: str) -> Iterator[Callable[..., None]]:
+    """``say(doing, done=None, total=None)`` emits Working for ``task``; WorkDone on leaving,
+    however the block ends, so a display never keeps spinning after an error."""
+    import time
+
+    started = time.monotonic()
+
+    def say(doing: str, done: int | None = None, total: int | None = None) -> None:
+        emit(Working(task, doing, done, total))
+
+    try:
+        yield say
+    finally:
+        emit(WorkDone(task, int((time.monotonic() - started) * 1000)))
 
 
 # -- fleets (ops/fleet.py): one target's events wrapped with its name, and the fleet's own --------

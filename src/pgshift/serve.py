@@ -4,19 +4,26 @@ Why it is shaped this way: a monitoring system may scrape every second from seve
 so the checks run at most once per DB_HEALTH_CHECK_INTERVAL behind a lock (concurrent scrapes
 wait for the one run in flight and share its result), on the Target's pool of bounded probe
 sessions sized by DB_POOL_MIN / DB_POOL_MAX; and it binds to loopback unless told otherwise,
-because the report names sessions and tables. Other sessions' queries are always served with
-their constants masked (ops/health.shown_query): the endpoint has no way to ask for them in full.
+because the report names sessions and tables. Beyond loopback (a pod's address, 0.0.0.0) it
+refuses to start without a bearer token, and then answers 401 to every request that does not
+carry it: anyone who can reach the port would otherwise read the report. The token comes from a
+file or the environment, never from a flag's value, which every user of the machine can read in
+the process list. Other sessions' queries are always served with their constants masked
+(ops/health.shown_query): the endpoint has no way to ask for them in full.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgshift.errors import PgshiftError, UsageError
@@ -37,6 +44,68 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9187
+#: Where `health --serve` reads its bearer token when no --token-file is given.
+TOKEN_VARIABLE = "PGSHIFT_HEALTH_TOKEN"  # noqa: S105 (the variable's name, not a token)
+#: A shorter token is too easy to guess for an endpoint anyone on the network may try.
+MIN_TOKEN_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only ever means this machine.
+
+    A name counts only when every address it resolves to is a loopback one; the wildcard
+    addresses (0.0.0.0, ::) listen on every interface, so they are not loopback.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False  # HealthServer then fails to bind, naming the address
+    return bool(found) and all(
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in found
+    )
+
+
+def read_token(token_file: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The bearer token: the first line of ``token_file``, else ``PGSHIFT_HEALTH_TOKEN``.
+
+    UsageError (exit 2) for a file that cannot be read, or a token that is empty or shorter
+    than MIN_TOKEN_CHARS; None when neither is given.
+    """
+    if token_file is not None:
+        try:
+            text = token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise UsageError(f"--token-file {token_file}: cannot read it: {reason}") from None
+        token, where = (text.splitlines() or [""])[0].strip(), f"--token-file {token_file}"
+    elif environ.get(TOKEN_VARIABLE):
+        token, where = environ[TOKEN_VARIABLE].strip(), TOKEN_VARIABLE
+    else:
+        return None
+    if len(token) < MIN_TOKEN_CHARS:
+        raise UsageError(
+            f"{where}: the bearer token must be at least {MIN_TOKEN_CHARS} characters"
+            f" (it has {len(token)})",
+            hint="e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))' > token`",
+        )
+    return token
+
+
+def require_token(host: str, port: int, token: str | None) -> None:
+    """Refuse (UsageError, exit 2) to listen beyond loopback without a bearer token."""
+    if token is None and not is_loopback(host):
+        raise UsageError(
+            f"--serve {host}:{port} listens beyond loopback: the health report names sessions"
+            " and tables, so it needs a bearer token there",
+            hint=f"put a token in a file and pass --token-file FILE, or set {TOKEN_VARIABLE};"
+            " clients send `Authorization: Bearer <token>`. Or serve on 127.0.0.1",
+        )
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -255,8 +324,26 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def _authorized(self) -> bool:
+        """No token configured, or the request carries it (compared in constant time)."""
+        token = self.server.token
+        if token is None:
+            return True
+        scheme, _, given = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if not self._authorized():
+            self._send(
+                401,
+                "text/plain; charset=utf-8",
+                "unauthorized: send Authorization: Bearer <token>\n",
+                {"WWW-Authenticate": 'Bearer realm="pgshift health"'},
+            )
+            return
         try:
             if path == "/health":
                 report = self.server.endpoint.report()
@@ -276,9 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must not kill the server thread; say so, tersely
             self._send(500, "text/plain; charset=utf-8", f"internal error: {type(exc).__name__}\n")
 
-    def _send(self, code: int, content_type: str, body: str) -> None:
+    def _send(
+        self, code: int, content_type: str, body: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
@@ -293,6 +384,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     endpoint: HealthEndpoint
     on_request: Callable[[str, str], None]
+    token: str | None = None
 
 
 class _Server6(_Server):
@@ -300,10 +392,21 @@ class _Server6(_Server):
 
 
 class HealthServer:
-    """The endpoint bound to an address; `serve_forever` until `shutdown` (or Ctrl-C)."""
+    """The endpoint bound to an address; `serve_forever` until `shutdown` (or Ctrl-C).
 
-    def __init__(self, endpoint: HealthEndpoint, host: str, port: int) -> None:
+    ``token``: every request must carry `Authorization: Bearer <token>` (else 401); required
+    unless ``host`` is loopback (UsageError otherwise).
+    """
+
+    def __init__(
+        self, endpoint: HealthEndpoint, host: str, port: int, *, token: str | None = None
+    ) -> None:
         self.endpoint = endpoint
+        try:
+            require_token(host, port, token)
+        except UsageError:
+            endpoint.close()
+            raise
         cls = _Server6 if ":" in host else _Server
         try:
             self.httpd = cls((host, port), _Handler)
@@ -313,16 +416,18 @@ class HealthServer:
                 f"--serve {host}:{port}: cannot listen there: {exc.strerror}"
             ) from None
         self.httpd.endpoint = endpoint
+        self.httpd.token = token
         self.httpd.on_request = lambda client, line: None
 
     @classmethod
-    def bind(cls, settings: Settings, address: str) -> HealthServer:
+    def bind(cls, settings: Settings, address: str, *, token: str | None = None) -> HealthServer:
         from pgshift.embedded import target_url
 
         host, port = parse_address(address)
+        require_token(host, port, token)  # before any database is started or connected to
         url = target_url(settings)
         endpoint = HealthEndpoint(settings, url)
-        server = cls(endpoint, host, port)
+        server = cls(endpoint, host, port, token=token)
         endpoint.open()
         return server
 
@@ -361,4 +466,13 @@ class HealthServer:
         self.close()
 
 
-__all__ = ["HealthEndpoint", "HealthServer", "parse_address", "render_metrics"]
+__all__ = [
+    "TOKEN_VARIABLE",
+    "HealthEndpoint",
+    "HealthServer",
+    "is_loopback",
+    "parse_address",
+    "read_token",
+    "render_metrics",
+    "require_token",
+]

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -391,3 +392,37 @@ def test_a_run_under_way_is_not_reported_as_half_applied(
     finally:
         out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err
+
+
+def test_backups_check_counts_only_the_target_database_and_is_unknown_when_unreachable(
+    make_project: ProjectMaker, db_url: str, tmp_path: Path
+) -> None:
+    """Issue 17, finding 9: a DB_BACKUP_DIR shared by several databases, and a target that
+    cannot be reached, whose backups nobody can then tell apart."""
+    project = make_project({})
+    shared = tmp_path / "shared-backups"
+    settings = settings_for(project, db_url, DB_BACKUP_DIR=str(shared))
+    mine = pgshift.backup(settings)
+    # Another database's backup in the same folder, taken later: copied from the real manifest.
+    other = json.loads((shared / f"{mine.id}.json").read_text())
+    other.update(id="20991231T000000Z-abcdef", database="some_other_db")
+    other["created_at"] = datetime.now(UTC).isoformat()
+    (shared / "20991231T000000Z-abcdef.json").write_text(json.dumps(other))
+
+    check = pgshift.health(settings).check("backups")
+    assert check.status == OK, check.detail
+    assert (check.data["count"], check.data["others"]) == (1, 1)
+    assert check.data["newest_id"] == mine.id
+    assert check.data["database"] == mine.database and check.data["server"] == mine.server
+
+    (shared / f"{mine.id}.json").unlink()  # only the other database's backup is left
+    check = pgshift.health(settings).check("backups")
+    assert check.status == WARNING and "no backup yet" in check.detail, check.detail
+
+    down = load_settings(
+        {"database_url": "postgresql://nobody@127.0.0.1:1/x"},
+        env={**CALM, "DB_BACKUP_DIR": str(shared)},
+        cwd=project,
+    )
+    check = pgshift.health(down).check("backups")
+    assert check.status == "unknown" and "cannot tell" in check.detail, check.detail

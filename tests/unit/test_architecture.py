@@ -262,6 +262,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "colour",
         "suggest",
         "completion",
+        "progress",
     ),
 }
 ONE_MODULE_PER = {"lint/rules": "lint rule", "source/importers": "importer"}

@@ -247,15 +247,23 @@ def test_replication_lag() -> None:
     assert check_replication([Replica("r1", "streaming", 61_000)], T).status == CRITICAL
 
 
-def _manifest(folder: Path, name: str, created: datetime | str) -> None:
+ME = ("app", "db.internal:5432")
+
+
+def _manifest(
+    folder: Path, name: str, created: datetime | str, of: tuple[str, str] | None = ME
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     value = created if isinstance(created, str) else created.isoformat()
-    (folder / f"{name}.json").write_text(json.dumps({"id": name, "created_at": value}))
+    data: dict[str, object] = {"id": name, "created_at": value}
+    if of is not None:
+        data.update(database=of[0], server=of[1])
+    (folder / f"{name}.json").write_text(json.dumps(data))
 
 
 def test_backups_read_manifests_defensively(tmp_path: Path) -> None:
     folder = tmp_path / "backups"
-    absent = newest_backup(folder)
+    absent = newest_backup(folder, ME)
     assert absent.count == 0 and absent.newest_at is None
     check = check_backups(absent, True, 30, NOW)
     assert check.status == WARNING and "no backup yet" in check.detail
@@ -265,15 +273,47 @@ def test_backups_read_manifests_defensively(tmp_path: Path) -> None:
     _manifest(folder, "new", (NOW - timedelta(hours=2)).isoformat().replace("+00:00", "Z"))
     (folder / "broken.json").write_text("{not json")
     (folder / "nodate.json").write_text("{}")
-    facts = newest_backup(folder)
+    facts = newest_backup(folder, ME)
     assert (facts.count, facts.newest_id) == (2, "new")
     assert sorted(facts.unreadable) == ["broken.json", "nodate.json"]
     fresh = check_backups(facts, True, 30, NOW)
     assert fresh.status == OK and fresh.data["newest_age_s"] == 7200.0
 
-    stale = BackupFacts(folder, 1, "old", NOW - timedelta(days=40))
+    stale = BackupFacts(folder, 1, "old", NOW - timedelta(days=40), of=ME)
     check = check_backups(stale, True, 30, NOW)
     assert check.status == WARNING and "DB_BACKUP_RETENTION_DAYS" in check.detail
+
+
+def test_backups_of_other_databases_in_the_same_folder_do_not_count(tmp_path: Path) -> None:
+    """Issue 17, finding 9: one DB_BACKUP_DIR shared by several databases (or servers)."""
+    folder = tmp_path / "backups"
+    _manifest(folder, "mine-old", NOW - timedelta(days=40))
+    _manifest(folder, "other-db", NOW - timedelta(hours=1), ("billing", ME[1]))
+    _manifest(folder, "other-server", NOW - timedelta(hours=1), (ME[0], "replica:5432"))
+    facts = newest_backup(folder, ME)
+    assert (facts.count, facts.newest_id, facts.others) == (1, "mine-old", 2)
+    check = check_backups(facts, True, 30, NOW)
+    assert check.status == WARNING and "mine-old" in check.detail  # not the others' fresh one
+    assert check.data["database"] == "app" and check.data["others"] == 2
+
+    only_others = newest_backup(folder, ("inventory", ME[1]))
+    assert (only_others.count, only_others.others) == (0, 3)
+    check = check_backups(only_others, True, 30, NOW)
+    assert check.status == WARNING and "no backup yet of inventory" in check.detail
+    # A manifest of an older pgshift, which recorded no server, is matched on the name alone.
+    _manifest(folder, "legacy", NOW - timedelta(hours=3), (ME[0], ""))
+    assert newest_backup(folder, ME).count == 2
+
+
+def test_backups_are_unknown_when_the_database_cannot_be_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    _manifest(folder, "fresh", NOW - timedelta(hours=1))
+    facts = newest_backup(folder, None)
+    assert facts.count == 0 and facts.newest_id is None
+    check = check_backups(facts, True, 30, NOW)
+    assert check.status == UNKNOWN and "cannot tell which backups" in check.detail
+    # Disabled backups are a fact of the settings, known without the database.
+    assert check_backups(facts, False, 30, NOW).status == OK
 
 
 def test_metrics_text_exposes_counts_and_nan_for_unknown() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pgshift.api.project import connect, database_url, load_project
+from pgshift.api.project import connect, database_url, load_project, nothing_configured
 from pgshift.config import Settings
 from pgshift.errors import PgshiftError
 from pgshift.ops.status import StatusReport
@@ -34,10 +34,16 @@ def health(settings: Settings, *, show_queries: bool = False) -> HealthReport:
 
     An unreachable database is a critical `connection` check, not an exception, so monitoring
     always gets a report and an exit code. Other sessions' queries have their constants masked
-    (``$1``, as pg_stat_statements shows them) unless ``show_queries``.
+    (``$1``, as pg_stat_statements shows them) unless ``show_queries``. With no database
+    configured and no project here, every check is unknown (exit 3) and no embedded server is
+    made: a health check never creates the database it reports on.
     """
     from pgshift.db.target import Target
     from pgshift.ops import health as ops_health
+
+    nothing = nothing_configured(settings)
+    if nothing is not None:
+        return ops_health.unknown_report(nothing)
 
     migrations: tuple[Migration, ...] | PgshiftError
     problems: tuple[Problem, ...] = ()
@@ -56,11 +62,24 @@ def health(settings: Settings, *, show_queries: bool = False) -> HealthReport:
     )
 
 
-def health_server(settings: Settings, address: str) -> HealthServer:
-    """An HTTP server for /health and /metrics on ``address`` (loopback unless a host is given)."""
+def health_server(settings: Settings, address: str, *, token: str | None = None) -> HealthServer:
+    """An HTTP server for /health and /metrics on ``address`` (loopback unless a host is given).
+
+    ``token``: a bearer token every request must carry (401 otherwise); required to listen
+    beyond loopback (UsageError, exit 2, without one). `pgshift.serve.read_token` reads it
+    from a file or PGSHIFT_HEALTH_TOKEN as the command line does.
+
+    Raises ConfigError when there is no database configured and no project here (it would
+    otherwise make and start an embedded server to report on).
+    """
+    from pgshift.errors import ConfigError
     from pgshift.serve import HealthServer
 
-    return HealthServer.bind(settings, address)
+    nothing = nothing_configured(settings)
+    if nothing is not None:
+        raise ConfigError(nothing, hint="set DATABASE_URL, or run it in your project's folder")
+
+    return HealthServer.bind(settings, address, token=token)
 
 
 def at_head(settings: Settings) -> HeadReport:

@@ -60,6 +60,30 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
     return target_url(settings, start=start_embedded)
 
 
+def nothing_configured(settings: Settings) -> str | None:
+    """Why there is nothing to look at here, or None when there is a database to ask.
+
+    Nothing: no database named (flag, DATABASE_URL, [tool.pgshift], PG* variables) and no
+    pgshift project in this folder or above it (no migrations folder, no pgshift.toml or
+    [tool.pgshift], no `.pgshift/`). A read-only command such as `health` must not make and
+    start an embedded server for a folder that never asked for one.
+    """
+    from pgshift.config import find_project_root
+
+    if settings.database_url is not None:
+        return None
+    root = settings.project_root
+    if settings.migrations_dir.is_dir() or (root / ".pgshift").is_dir():
+        return None
+    if find_project_root(root)[1] is not None:
+        return None
+    return (
+        "no database is configured (--database-url, DATABASE_URL or the PG* variables) and"
+        f" there is no pgshift project in {root} (no {settings.migrations_dir.name}/ folder,"
+        " pgshift.toml or .pgshift/): nothing to check"
+    )
+
+
 def connect(settings: Settings | str, *, purpose: str = "runner") -> Target:
     """The Target for the configured database (the embedded server when none is named).
 

@@ -111,7 +111,12 @@ def cmd_baseline(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
     project = pgshift.load_project(settings)
     with pgshift.connect(settings, purpose="baseline") as target:
-        plan = pgshift.plan_baseline(project, target, args.version, scratch_url=args.scratch_url)
+        from pgshift.cli.progress import showing_work
+
+        with showing_work(out) as shown:
+            plan = pgshift.plan_baseline(
+                project, target, args.version, scratch_url=args.scratch_url, on_event=shown
+            )
         if not plan.migrations:
             if args.json:
                 out.json(_baseline_json(plan, None))

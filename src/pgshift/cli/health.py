@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pgshift
@@ -39,6 +40,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="serve /health and /metrics on ADDR (host:port; host defaults to 127.0.0.1)",
     )
     p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="with --serve: every request must send `Authorization: Bearer <the file's first"
+        " line>` (default: PGSHIFT_HEALTH_TOKEN); required beyond loopback",
+    )
+    p.add_argument(
         "--show-queries",
         action="store_true",
         help="show other sessions' queries in full, data included (default: constants as $1)",
@@ -62,10 +70,11 @@ def cmd_health(args: argparse.Namespace, out: Output) -> int:
             " the constants of queries",
             hint="drop --show-queries, or run `pgshift health --show-queries` where you are",
         )
+    token = _token(args)
     try:
         settings = settings_from(args)
         if args.serve is not None:
-            return _serve(pgshift.health_server(settings, args.serve), out)
+            return _serve(pgshift.health_server(settings, args.serve, token=token), out)
     except PgshiftError as exc:
         out.error(exc)
         return EXIT_CODES[UNKNOWN]
@@ -87,6 +96,24 @@ def cmd_health(args: argparse.Namespace, out: Output) -> int:
     except KeyboardInterrupt:
         pass
     return code
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--serve's bearer token; a missing one beyond loopback is a usage error (exit 2), said
+    before anything is started, like the other flag mistakes above."""
+    from pgshift.config import environment
+    from pgshift.serve import parse_address, read_token, require_token
+
+    if args.serve is None:
+        if args.token_file is not None:
+            raise UsageError(
+                "pgshift health: --token-file is the token of --serve's endpoint",
+                hint="add --serve ADDR, or drop --token-file",
+            )
+        return None
+    token = read_token(args.token_file, environment())
+    require_token(*parse_address(args.serve), token)
+    return token
 
 
 def _serve(server: HealthServer, out: Output) -> int:

@@ -433,6 +433,16 @@ def _backfill_finished(renderer: RunRenderer, event: ev.BackfillFinished) -> Non
     )
 
 
+def _working(renderer: RunRenderer, event: ev.Working) -> None:
+    """A long task inside a run (none emits one yet): a line, like the run's other steps."""
+    count = f" ({event.done} of {event.total})" if event.total is not None else ""
+    renderer._say(f"    {event.task}: {event.doing}{count}")
+
+
+def _work_done(renderer: RunRenderer, event: ev.WorkDone) -> None:
+    """The task's end is the next step's start: nothing to say."""
+
+
 @cache
 def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
     """Event class -> RunRenderer's method for it; every event type in events.Event has one.
@@ -463,4 +473,6 @@ def _handlers() -> dict[type, Callable[[RunRenderer, Any], None]]:
         ev.BackfillProgress: _backfill_progress,
         ev.BackfillPaused: _backfill_paused,
         ev.BackfillFinished: _backfill_finished,
+        ev.Working: _working,
+        ev.WorkDone: _work_done,
     }

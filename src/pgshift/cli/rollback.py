@@ -352,7 +352,9 @@ def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("--scratch-url only makes sense with --simulate")
     settings = settings_from(args)
     project = pgshift.load_project(settings, allow_problems=True)
-    with pgshift.connect(settings, purpose="rollback") as target:
+    from pgshift.cli.progress import showing_work
+
+    with pgshift.connect(settings, purpose="rollback") as target, showing_work(out) as shown:
         report = pgshift.preview_rollback(
             project,
             target,
@@ -360,6 +362,7 @@ def cmd_dry_run(args: argparse.Namespace, out: Output) -> int:
             to_version=args.to_version,
             simulate=args.simulate,
             scratch_url=args.scratch_url,
+            on_event=shown,
         )
     failed_check = any(c.status == "error" for c in report.checks)
     failed_simulation = report.simulation is not None and not report.simulation.ok

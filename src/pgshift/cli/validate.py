@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import replace
@@ -108,19 +109,34 @@ def _shown(finding: Finding, cwd: str) -> Finding:
     return finding if rel.startswith("..") else replace(finding, file=rel)
 
 
+def _validated(
+    args: argparse.Namespace, settings: pgshift.Settings, out: Output, fmt: str
+) -> pgshift.ValidateReport:
+    """pgshift.validate with the flags; a round trip or a trace (seconds on a scratch database
+    each) shows what it is doing meanwhile (cli/progress.py)."""
+    with contextlib.ExitStack() as stack:
+        shown = None
+        if args.roundtrip or args.trace:
+            from pgshift.cli.progress import showing_work
+
+            shown = stack.enter_context(showing_work(out))
+        return pgshift.validate(
+            settings,
+            strict=args.strict,
+            pg_major=_major(args.pg_version),
+            roundtrip=args.roundtrip,
+            scratch_url=args.scratch_url,
+            trace=args.trace,
+            fixes=fmt in ("json", "sarif") or (fmt == "text" and not out.quiet),
+            since=args.since,
+            on_event=shown,
+        )
+
+
 def cmd_validate(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
     fmt = "json" if args.json else (args.format or "text")
-    report = pgshift.validate(
-        settings,
-        strict=args.strict,
-        pg_major=_major(args.pg_version),
-        roundtrip=args.roundtrip,
-        scratch_url=args.scratch_url,
-        trace=args.trace,
-        fixes=fmt in ("json", "sarif") or (fmt == "text" and not out.quiet),
-        since=args.since,
-    )
+    report = _validated(args, settings, out, fmt)
     cwd = os.getcwd()
     docs = settings.docs_url
     findings = [_shown(f, cwd) for f in report.findings]

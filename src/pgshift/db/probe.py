@@ -66,6 +66,13 @@ class Probe:
         """(server_version_num from the handshake, the server's version text)."""
         return int(self._conn.info.server_version), self._ask(catalog.server_version_text)
 
+    def backup_identity(self) -> tuple[str, str]:
+        """(database name, server label) exactly as a backup's manifest records them, so the
+        health report counts only this database's backups in a shared DB_BACKUP_DIR."""
+        from pgshift.db.inventory import current_database, server_label
+
+        return self._ask(current_database), server_label(self._conn)
+
     def pooler(self) -> PoolerProbe:
         return self._ask(catalog.probe_pooler)
 

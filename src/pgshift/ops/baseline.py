@@ -33,6 +33,7 @@ from pgshift.db.tooltables import (
     read_tool_tables,
 )
 from pgshift.errors import DriftError, MigrationFailed, UsageError
+from pgshift.events import Emit, Event, StepStarted, ignore, working
 from pgshift.history import AppliedMigration, History
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.ops.lint_since import write_lint_since
@@ -181,13 +182,16 @@ def prove(
     server: ScratchServer,
     options: RunOptions,
     tool_tables: Sequence[ToolTable] = (),
+    say: Callable[..., None] = lambda *_: None,
 ) -> tuple[Fingerprint, ScratchDatabase]:
     """The schema the migrations up to ``version`` build, run by `up`'s Runner on a scratch
     database of ``server`` (dropped after, whatever happens), and that database.
 
     The schema is fingerprinted raw: the caller knows whether it compares across majors. A
     migration failing there raises an error that says it failed on the scratch database.
+    ``say(doing, done, total)`` hears which step it is at.
     """
+    say("making a scratch database")
     with server.database("baseline") as made:
         try:
             with Target(
@@ -199,10 +203,24 @@ def prove(
             ) as scratch:
                 create_tool_tables(scratch.session, tool_tables)
                 plan = plan_pending(migrations, scratch.read_history(), version)
-                Runner(scratch, options).run(plan)
+                Runner(scratch, options, _steps_said(say, len(plan.steps))).run(plan)
+                say(f"reading the schema the migrations built on the {made.describe()}")
                 return fingerprint(scratch.session, (options.schema,)), made
         except MigrationFailed as exc:
             raise failed_on_scratch(exc, made, version) from None
+
+
+def _steps_said(say: Callable[..., None], total: int) -> Emit:
+    """The runner's events, as the proof's progress: which migration it applies now."""
+    started = 0
+
+    def hear(event: Event) -> None:
+        nonlocal started
+        if isinstance(event, StepStarted):
+            started += 1
+            say(f"applying {event.name} on the scratch database", started, total)
+
+    return hear
 
 
 def failed_on_scratch(exc: MigrationFailed, made: ScratchDatabase, version: str) -> MigrationFailed:
@@ -230,7 +248,12 @@ def failed_on_scratch(exc: MigrationFailed, made: ScratchDatabase, version: str)
 
 
 def plan_baseline(
-    project: Project, target: Target, version: str, *, scratch_url: str | None = None
+    project: Project,
+    target: Target,
+    version: str,
+    *,
+    scratch_url: str | None = None,
+    on_event: Emit | None = None,
 ) -> BaselinePlan:
     """What `baseline V` would record, proven: the migrations up to ``version`` (plan order,
     with their dependencies) run with `up`'s Runner on a scratch database (``scratch_url``'s
@@ -241,8 +264,13 @@ def plan_baseline(
     ``plan.differences`` lists a mismatch; the target is only read. Refuses (UsageError, exit 2)
     a history with a failed or half-applied migration, or one applied beyond the baseline;
     refuses drift (exit 4); a migration that fails on the scratch database raises the runner's
-    error.
+    error. The scratch database goes where ops/scratch.py says (``scratch_url``'s server, else
+    the target's, else the embedded one), made when first asked, once the selection stands, so
+    a mistyped version never starts the embedded server. When the proof ran on another major
+    than the target's, both fingerprints are compared `portable`. ``on_event`` hears what it is
+    doing meanwhile (`pgshift.events.Working`, `WorkDone`: task "baseline").
     """
+    emit = on_event or ignore
     from pgshift.ops.scratch import scratch_server
 
     migrations = project.migrations
@@ -251,11 +279,13 @@ def plan_baseline(
     options = RunOptions.from_settings(target.settings)
     wanted = plan_pending(migrations, History(), version).steps
     tools = tool_tables_for([s.migration for s in wanted], target)
-    printed, made = prove(migrations, version, server, options, tools)
-    across = made.major != target.facts.major
-    expected = comparable(printed, across_majors=across)
-    actual = schema_of(target.session, target.schema, across_majors=across)
-    found = tuple(differences(expected, actual))
+    with working(emit, "baseline") as say:
+        printed, made = prove(migrations, version, server, options, tools, say)
+        say("comparing it with the target's schema")
+        across = made.major != target.facts.major
+        expected = comparable(printed, across_majors=across)
+        actual = schema_of(target.session, target.schema, across_majors=across)
+        found = tuple(differences(expected, actual))
     return BaselinePlan(
         chosen.version,
         chosen.migrations,

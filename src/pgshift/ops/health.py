@@ -9,6 +9,7 @@ constants masked (source/normalize.py) unless the caller asks for them in full.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -90,13 +91,22 @@ def examine(
     )
 
 
-def newest_backup(folder: Path) -> BackupFacts:
-    """The newest backup by its manifest's `created_at`, tolerating anything odd in the folder.
+def unknown_report(why: str) -> HealthReport:
+    """Every check unknown for one reason (nothing to check): exit 3, the monitoring convention."""
+    checks = [Check("connection", UNKNOWN, why, {"reachable": None})]
+    checks.extend(not_checked(name, "no database") for name in CHECK_NAMES if name != "connection")
+    return HealthReport(tuple(checks), datetime.now(UTC))
 
-    Kept in one function so it can become a call to backup.py's listing once that exists.
+
+def newest_backup(folder: Path, of: tuple[str, str] | None = None) -> BackupFacts:
+    """The newest backup of the database ``of`` (database name, server label, as a manifest
+    records them) by its manifest's `created_at`, tolerating anything odd in the folder.
+
+    Manifests of other databases or servers are counted apart (``others``); with ``of`` None
+    (the target could not be asked) no manifest is anyone's, and the check says so.
     """
     newest: tuple[datetime, str] | None = None
-    count = 0
+    count = others = 0
     unreadable: list[str] = []
     try:
         manifests = sorted(folder.glob("*.json")) if folder.is_dir() else []
@@ -109,10 +119,13 @@ def newest_backup(folder: Path) -> BackupFacts:
         except (OSError, ValueError, KeyError, TypeError):
             unreadable.append(path.name)
             continue
+        if of is None or not _manifest_of(data, of):
+            others += of is not None
+            continue
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
         count += 1
-        backup_id = str(data.get("id") or path.stem) if isinstance(data, dict) else path.stem
+        backup_id = str(data.get("id") or path.stem)
         if newest is None or created > newest[0]:
             newest = (created, backup_id)
     return BackupFacts(
@@ -121,7 +134,16 @@ def newest_backup(folder: Path) -> BackupFacts:
         newest[1] if newest else None,
         newest[0] if newest else None,
         tuple(unreadable),
+        of,
+        others,
     )
+
+
+def _manifest_of(data: dict[str, object], of: tuple[str, str]) -> bool:
+    """Whether a manifest is a backup of database ``of`` (a manifest of an older pgshift that
+    recorded no server matches on the database name alone)."""
+    server = data.get("server")
+    return data.get("database") == of[0] and (not server or server == of[1])
 
 
 # -- gathering --------------------------------------------------------------------------------
@@ -149,12 +171,15 @@ def run_checks(
     checks: list[Check] = []
     timed = _Timer(checks)
     started = time.perf_counter()
+    identity: tuple[str, str] | None = None
     try:
         with probe() as session:
             connect_ms = (time.perf_counter() - started) * 1000
             reader = _DatabaseChecks(session, settings, t, migrations, connect_ms, show_queries)
             for name, body in reader.in_order():
                 timed(name, body)
+            with contextlib.suppress(QueryFailed):
+                identity = session.backup_identity()
     except PgshiftError as exc:
         checks.extend(_unreached(checks, redact(exc.message, url)))
     if not isinstance(migrations, PgshiftError):
@@ -162,7 +187,7 @@ def run_checks(
     timed(
         "backups",
         lambda: check_backups(
-            newest_backup(settings.backup_dir),
+            newest_backup(settings.backup_dir, identity),
             settings.backup_enabled,
             settings.backup_retention_days,
             now(),
@@ -324,4 +349,4 @@ class _DatabaseChecks:
         return check_replication(self.probe.replicas(), self.t)
 
 
-__all__ = ["examine", "newest_backup", "run_checks", "shown_query"]
+__all__ = ["examine", "newest_backup", "run_checks", "shown_query", "unknown_report"]

@@ -653,20 +653,33 @@ def check_replication(found: Sequence[Replica], t: Thresholds) -> Check:
 
 @dataclass(frozen=True)
 class BackupFacts:
-    """What the backup folder says; read without backup.py so health works before it exists."""
+    """What the backup folder says about one database's backups; read without backup.py so
+    health works before it exists.
+
+    ``of``: the (database, server) the manifests were matched against, as a manifest records
+    them; None when the target could not be asked (then nobody can tell whose backups the
+    folder holds). ``others``: manifests of other databases or servers in the same folder.
+    """
 
     folder: Path
     count: int
     newest_id: str | None
     newest_at: datetime | None
     unreadable: tuple[str, ...] = ()
+    of: tuple[str, str] | None = None
+    others: int = 0
 
 
 def check_backups(facts: BackupFacts, enabled: bool, retention_days: int, now: datetime) -> Check:
+    """The newest backup of *this* database: none or too old is a warning; unknown when the
+    database could not be asked which one it is (a folder may hold several databases')."""
     data: dict[str, Any] = {
         "enabled": enabled,
         "folder": str(facts.folder),
+        "database": facts.of[0] if facts.of else None,
+        "server": facts.of[1] if facts.of else None,
         "count": facts.count,
+        "others": facts.others,
         "newest_id": facts.newest_id,
         "newest_at": facts.newest_at.isoformat() if facts.newest_at else None,
         "newest_age_s": None,
@@ -680,12 +693,23 @@ def check_backups(facts: BackupFacts, enabled: bool, retention_days: int, now: d
             "backups are disabled (DB_BACKUP_ENABLED=false): `up` and rollbacks take none",
             data,
         )
+    if facts.of is None:
+        data["count"] = None
+        return Check(
+            "backups",
+            UNKNOWN,
+            f"not checked: cannot tell which backups in {facts.folder} are this database's"
+            " without reaching it",
+            data,
+        )
+    whose = f"of {facts.of[0]} on {facts.of[1]}"
     if facts.newest_at is None:
         extra = f" ({len(facts.unreadable)} unreadable manifest(s))" if facts.unreadable else ""
+        besides = f"; {facts.others} of other databases" if facts.others else ""
         return Check(
             "backups",
             WARNING,
-            f"no backup yet in {facts.folder}{extra}: run `pgshift backup`",
+            f"no backup yet {whose} in {facts.folder}{extra}{besides}: run `pgshift backup`",
             data,
         )
     age_s = max(0.0, (now - facts.newest_at).total_seconds())
@@ -695,14 +719,14 @@ def check_backups(facts: BackupFacts, enabled: bool, retention_days: int, now: d
         return Check(
             "backups",
             WARNING,
-            f"newest backup ({facts.newest_id}) is {age} old, older than"
+            f"newest backup {whose} ({facts.newest_id}) is {age} old, older than"
             f" DB_BACKUP_RETENTION_DAYS ({retention_days} days)",
             data,
         )
     return Check(
         "backups",
         OK,
-        f"newest backup {facts.newest_id} is {age} old ({facts.count} kept)",
+        f"newest backup {whose} {facts.newest_id} is {age} old ({facts.count} kept)",
         data,
     )
 

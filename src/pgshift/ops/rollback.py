@@ -40,6 +40,8 @@ from pgshift.plan import (
 from pgshift.source.locks import statement_locks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pgshift.history import History
     from pgshift.model import Migration, SchemaObject, Statement
     from pgshift.ops.apply import Runner, RunOptions, RunResult
@@ -183,17 +185,24 @@ def _preview(plan: Plan, major: int | None = None) -> tuple[StepPreview, ...]:
 
 
 def dry_run(
-    plan: Plan, target: Target, *, simulate: bool = False, scratch_url: str | None = None
+    plan: Plan,
+    target: Target,
+    *,
+    simulate: bool = False,
+    scratch_url: str | None = None,
+    emit: ev.Emit = ev.ignore,
 ) -> DryRunReport:
     """Everything ``plan`` (a revert plan, checks filled) would do; optionally proven on a copy.
 
     Read-only on the target: a simulation copies its schema and history into a scratch
-    database and runs the plan there, and only when no check failed.
+    database and runs the plan there, and only when no check failed; ``emit`` gets what it
+    is doing meanwhile (Working events, task "simulate").
     """
     ok = not any(c.status == ERROR for c in plan.checks)
     simulation = None
     if simulate and ok and plan.steps:
-        simulation = _simulate(target, plan, scratch_url)
+        with ev.working(emit, "simulate") as say:
+            simulation = _simulate(target, plan, scratch_url, say)
     previews = _preview(plan, target.facts.major)
     return DryRunReport(plan.selection, plan.checks, previews, simulation, plan=plan)
 
@@ -206,6 +215,7 @@ def preview_rollback(
     to_version: str | None = None,
     simulate: bool = False,
     scratch_url: str | None = None,
+    on_event: ev.Emit | None = None,
 ) -> DryRunReport:
     """Everything a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
 
@@ -213,6 +223,7 @@ def preview_rollback(
     (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
     the target's schema and history (``scratch_url``'s server, else the embedded one).
     """
+    emit = on_event or ev.ignore
     from pgshift import plan as planning
 
     plan = planning.revert_plan(
@@ -222,14 +233,19 @@ def preview_rollback(
         to_version=to_version,
         problems=project.problems,
     )
-    return dry_run(plan, target, simulate=simulate, scratch_url=scratch_url)
+    return dry_run(plan, target, simulate=simulate, scratch_url=scratch_url, emit=emit)
 
 
-def _collector(collected: list[SimulatedStep]) -> ev.Emit:
-    """An event sink that keeps each simulated step's outcome."""
+def _collector(collected: list[SimulatedStep], say: Callable[..., None], total: int) -> ev.Emit:
+    """An event sink that keeps each simulated step's outcome, and says which step runs."""
+    started = 0
 
     def collect(event: ev.Event) -> None:
+        nonlocal started
         match event:
+            case ev.StepStarted(name=name):
+                started += 1
+                say(f"reverting {name} on the scratch copy", started, total)
             case ev.StepApplied(version=version, duration_ms=ms):
                 collected.append(SimulatedStep(version, "reverted", ms))
             case ev.StepSkipped(version=version, reason=reason):
@@ -242,7 +258,9 @@ def _collector(collected: list[SimulatedStep]) -> ev.Emit:
     return collect
 
 
-def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation:
+def _simulate(
+    target: Target, plan: Plan, scratch_url: str | None, say: Callable[..., None]
+) -> Simulation:
     """Run the plan on a scratch database holding the target's schema and history.
 
     The scratch database goes on ``scratch_url``'s server, else on the target's own server
@@ -256,12 +274,15 @@ def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation
     server = scratch_server(settings, target.url, scratch_url)
     collected: list[SimulatedStep] = []
     error: str | None = None
+    say("making a scratch database")
     with server.database("simulate") as made:
         try:
+            say(f"copying the target's schema and history into the {made.describe()}")
             # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
             copy_schema(target.url, made.url, history_schema=settings.connection.schema)
             with Target.from_settings(settings, made.url, purpose="simulate") as scratch_target:
-                runner = Runner(scratch_target, run_options(target), _collector(collected))
+                collect = _collector(collected, say, len(plan.steps))
+                runner = Runner(scratch_target, run_options(target), collect)
                 try:
                     runner.run(plan)
                 except MigrationFailed as exc:

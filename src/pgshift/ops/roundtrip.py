@@ -18,7 +18,7 @@ rollback does not hide the next one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from pgshift.db.scratch import ScratchDatabase, ScratchServer
 from pgshift.db.target import Target
 from pgshift.db.tooltables import ToolTable, create_tool_tables
 from pgshift.errors import MigrationFailed
+from pgshift.events import Emit, ignore, working
 from pgshift.lint.finding import Finding
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.plan import Plan, Script, plan_pending, plan_revert
@@ -180,6 +181,7 @@ def roundtrip(
     skip_schemas: Sequence[str] = (),
     bad_files: Collection[str] = (),
     tool_tables: Sequence[ToolTable] = (),
+    emit: Emit = ignore,
 ) -> list[Finding]:
     """Findings for every migration whose rollback fails, leaves objects, or differs.
 
@@ -188,14 +190,30 @@ def roundtrip(
     timeouts and lock retries, and the history schema the runner keeps in the scratch
     database, which the fingerprints leave out together with ``skip_schemas``. ``bad_files``
     have loader errors and are not run. ``tool_tables``: other tools' tables the migrations
-    refer to, made on each scratch database first (ops.baseline.tool_tables_for).
+    refer to, made on each scratch database first (ops.baseline.tool_tables_for). ``emit``
+    gets what it is doing (Working events, task "roundtrip").
     """
     options = options or RunOptions()
+    with working(emit, "roundtrip") as say:
+        say("making a scratch database")
+        return _roundtrip(migrations, server, options, skip_schemas, bad_files, tool_tables, say)
+
+
+def _roundtrip(
+    migrations: Sequence[Migration],
+    server: ScratchServer,
+    options: RunOptions,
+    skip_schemas: Sequence[str],
+    bad_files: Collection[str],
+    tool_tables: Sequence[ToolTable],
+    say: Callable[..., None],
+) -> list[Finding]:
     findings: list[Finding] = []
     with _Scratch(server, options, tool_tables) as scratch:
         trip = _Trip(scratch, migrations, options, skip_schemas)
         before = trip.fingerprint()
         for position, m in enumerate(migrations):
+            say(f"proving {m.name}", position + 1, len(migrations))
             forward = str(m.path)
             if forward in bad_files:
                 findings.append(

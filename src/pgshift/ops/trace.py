@@ -16,13 +16,14 @@ sides in its message; `disagreements` says what is left out as an artifact of tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pgshift.db.scratch import ScratchServer
 from pgshift.db.target import Target
 from pgshift.db.trace import HeldLock, Observation, observe
+from pgshift.events import Emit, ignore, working
 from pgshift.lint.finding import Finding
 from pgshift.lint.registry import finding_for, load_rules
 from pgshift.plan import plan_pending
@@ -134,30 +135,38 @@ def trace(
     history_schema: str = "pgshift",
     target_url: str | None = None,
     static: Sequence[Finding] = (),
+    emit: Emit = ignore,
 ) -> tuple[TraceReport, list[Finding]]:
     """Trace the pending migrations on a scratch database of ``server`` (db/scratch.py).
 
     ``target_url``: copy its schema and history first (the migrations pending there are
     traced); else every migration is traced from an empty database. ``static`` are the lint
-    findings the trace is compared with. Returns the trace and the disagreements.
+    findings the trace is compared with. Returns the trace and the disagreements. ``emit``
+    gets what it is doing (Working events, task "trace").
     """
     from pgshift.ops.backup import copy_schema
 
-    with server.database("trace") as made:
-        if target_url is not None:
-            copy_schema(target_url, made.url, history_schema=history_schema)
-        with Target(made.url, schema=history_schema, purpose="trace") as scratch:
-            plan = plan_pending(migrations, scratch.read_history())
-            traced = _run(scratch, [step.migration for step in plan.steps])
+    with working(emit, "trace") as say:
+        say("making a scratch database")
+        with server.database("trace") as made:
+            if target_url is not None:
+                say(f"copying the target's schema and history into the {made.describe()}")
+                copy_schema(target_url, made.url, history_schema=history_schema)
+            with Target(made.url, schema=history_schema, purpose="trace") as scratch:
+                plan = plan_pending(migrations, scratch.read_history())
+                traced = _run(scratch, [step.migration for step in plan.steps], say)
     schema_from = "target" if target_url is not None else "migrations"
     report = TraceReport(tuple(traced), schema_from, made.describe())
     return report, disagreements(report, static)
 
 
-def _run(scratch: Target, pending: Sequence[Migration]) -> list[TracedStatement]:
+def _run(
+    scratch: Target, pending: Sequence[Migration], say: Callable[..., None]
+) -> list[TracedStatement]:
     out: list[TracedStatement] = []
     major = scratch.facts.major
-    for m in pending:
+    for position, m in enumerate(pending):
+        say(f"tracing {m.name}", position + 1, len(pending))
         for statement in m.statements:
             refs = [lock.ref for lock in expected_locks(statement.sql)]
             seen = observe(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshift.config import Settings
+from pgshift.events import Emit, ignore
 
 if TYPE_CHECKING:
     from pgshift.db.tooltables import ToolTable
@@ -52,6 +53,7 @@ def validate(
     trace: bool = False,
     fixes: bool = True,
     since: str | None = None,
+    on_event: Emit | None = None,
 ) -> ValidateReport:
     """Check every file and lint its SQL; with a database configured, also checksum drift.
 
@@ -74,6 +76,7 @@ def validate(
     What the rules found in each migration is kept in the project's `.pgshift/cache/`
     (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
     """
+    emit = on_event or ignore
     from pgshift.lint import LATEST_MAJOR
     from pgshift.lint.finding import problem_findings
     from pgshift.project_files import read_project
@@ -122,10 +125,13 @@ def validate(
             RunOptions.from_settings(settings),
             bad_files=bad_files,
             tool_tables=_tool_tables(settings, url, loaded.migrations),
+            emit=emit,
         )
     traced: TraceReport | None = None
     if trace:
-        traced, disagreements = _trace(settings, url, scratch_url, loaded.migrations, findings)
+        traced, disagreements = _trace(
+            settings, url, scratch_url, loaded.migrations, findings, emit
+        )
         findings += disagreements
     if strict:
         findings = [f.as_error() for f in findings]
@@ -210,6 +216,7 @@ def _trace(
     scratch_url: str | None,
     migrations: Sequence[Migration],
     static: Sequence[Finding],
+    emit: Emit,
 ) -> tuple[TraceReport, list[Finding]]:
     """`validate --trace` on a scratch database (``scratch_url``'s server; else the target's
     own server when its role may create a database; else the embedded one)."""
@@ -218,7 +225,12 @@ def _trace(
 
     server = scratch_server(settings, url, scratch_url)
     return run_trace(
-        migrations, server, history_schema=settings.connection.schema, target_url=url, static=static
+        migrations,
+        server,
+        history_schema=settings.connection.schema,
+        target_url=url,
+        static=static,
+        emit=emit,
     )
 
 
