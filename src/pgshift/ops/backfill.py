@@ -34,6 +34,7 @@ from pgshift.errors import (
     UsageError,
 )
 from pgshift.execution import QUERY_CANCELED, RETRIED_SQLSTATES
+from pgshift.ops.backoff import backoff_ms
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -101,14 +102,6 @@ def next_batch_size(size: int, elapsed_ms: float, target_ms: int, maximum: int) 
     ideal = size * target_ms / max(elapsed_ms, 1.0)
     bounded = min(max(ideal, size / MAX_STEP), size * MAX_STEP)
     return max(1, min(int(bounded), maximum))
-
-
-def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
-    """The pause before retry ``attempt``: the runner's formula (ops/apply.backoff_ms), kept
-    here while ops/ is restructured so this module does not import the runner it serves."""
-    first = 4 * max(1, lock_timeout_ms)
-    ceiling = min(max(cap_ms, first), first * (2 ** min(attempt - 1, 20)))
-    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
 
 
 @dataclass
