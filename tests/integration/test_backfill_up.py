@@ -8,6 +8,7 @@ runs again when applied again.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.support import applied_versions, query, run_cli, spawn_cli
 import pgshift
 from pgshift import events
 from pgshift.config import load_settings
+from pgshift.serve import render_metrics
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 ROWS = 20_000
@@ -25,7 +27,9 @@ ROWS = 20_000
 FIXED = {"PGSHIFT_BACKFILL_BATCH_TIME": "0", "DB_BACKUP_ENABLED": "false"}
 
 
-def _project(make_project: ProjectMaker, *, rollback_backfill: bool = False) -> Path:
+def _project(
+    make_project: ProjectMaker, *, rollback_backfill: bool = False, pause: str | None = None
+) -> Path:
     make_project(
         migration_pair(
             V1,
@@ -43,7 +47,8 @@ def _project(make_project: ProjectMaker, *, rollback_backfill: bool = False) -> 
             "count items",
             "UPDATE items SET n = n + 1;",
             rollback_sql=back,
-            extra_header=["@kind: backfill", "@batch-size: 1000"],
+            extra_header=["@kind: backfill", "@batch-size: 1000"]
+            + ([f"@batch-pause: {pause}"] if pause else []),
         )
     )
     later = migration_pair(
@@ -92,6 +97,18 @@ def test_up_runs_a_backfill_in_batches_and_kills_then_reruns_update_every_row_on
         "text": "backfilling 25% (5.0K of 20.0K rows)",
     }  # fmt: skip
 
+    # health says so too (a warning: nothing runs it), and /metrics carries its progress.
+    report = pgshift.health(_settings(project, db_url))
+    check = report.check("backfills")
+    assert check.status == "warning", check
+    assert f"{V2} backfilling 25% (5.0K of 20.0K rows), stopped" in check.detail
+    assert "`pgshift up`" in check.detail
+    assert (check.data["running"], check.data["stopped"]) == (0, 1)
+    metrics = render_metrics(report, runs=1)
+    assert "pgshift_backfills_stopped 1\n" in metrics
+    assert f'pgshift_backfill_rows_done{{version="{V2}",action="apply"}} 5000\n' in metrics
+    assert f'pgshift_backfill_rows_estimate{{version="{V2}",action="apply"}} 20000\n' in metrics
+
     # Rows the application writes meanwhile are beyond the key range fixed at the start.
     query(db_url, "INSERT INTO items (v) SELECT g FROM generate_series(1, 300) g")
 
@@ -112,6 +129,48 @@ def test_up_runs_a_backfill_in_batches_and_kills_then_reruns_update_every_row_on
     status = run_cli(capsys, project, db_url, "status", "--json").json()
     assert [r["backfill"] for r in status["migrations"]] == [None, None, None]
     assert status["applied"] == 3
+    assert pgshift.health(_settings(project, db_url)).check("backfills").status == "ok"
+
+
+def test_a_running_backfill_shows_as_running_and_sigterm_stops_it_between_batches(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = _project(make_project, pause="100ms")
+    for key, value in FIXED.items():
+        monkeypatch.setenv(key, value)
+    child = spawn_cli(project, db_url, "up", "--yes", env=FIXED)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            done = query(db_url, "SELECT to_regclass('pgshift.backfill') IS NOT NULL")[0][0] and (
+                query(db_url, "SELECT coalesce(max(batches), 0) FROM pgshift.backfill")[0][0] >= 2
+            )
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        status = run_cli(capsys, project, db_url, "status", "--json").json()
+        [row] = [r for r in status["migrations"] if r["version"] == V2]
+        assert row["backfill"]["running"] is True and row["running"] is True
+        assert "stopped" not in run_cli(capsys, project, db_url, "status").out
+        check = pgshift.health(_settings(project, db_url)).check("backfills")
+        assert check.status == "ok" and check.data["running"] == 1, check
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 6, out + err
+    assert "backfill stopped by SIGTERM after" in err
+    assert "continues after its last committed batch" in err
+    batches = query(db_url, "SELECT batches FROM pgshift.backfill")[0][0]
+    assert 2 <= batches < 20
+    assert sorted(_counts(db_url)) == [(0, ROWS - 1000 * batches), (1, 1000 * batches)]
+    assert run_cli(capsys, project, db_url, "up", "--yes").code == 0
+    assert sorted(_counts(db_url)) == [(1, ROWS)]
 
 
 def test_a_failed_batch_stops_the_run_and_later_migrations_wait(
