@@ -66,6 +66,16 @@ class Step:
     action: str = "apply"  # or "revert": run the rollback file and forget the applied row
 
     @property
+    def kind(self) -> str:
+        """``"backfill"``: the file is a `@kind: backfill` and runs as key-range batches, each
+        its own transaction (SPEC 14); ``"statements"``: it runs chunk by chunk."""
+        m = self.migration
+        header = m.header
+        if self.action != "apply":
+            header = m.rollback.header if m.rollback is not None else header
+        return "backfill" if header.kind == "backfill" else "statements"
+
+    @property
     def script(self) -> Script:
         m = self.migration
         if self.action == "apply":

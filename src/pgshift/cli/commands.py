@@ -222,6 +222,7 @@ def _dry_run(
                     {
                         **_step_json(s.migration),
                         "out_of_order": s.migration.version < newest_applied,
+                        "kind": s.kind,
                     }
                     for s in plan.steps
                 ],
@@ -238,6 +239,8 @@ def _dry_run(
     for step in plan.steps:
         m = step.migration
         out.line(f"\n-- {m.path}")
+        if step.kind == "backfill":
+            out.line("-- a backfill: runs in key-range batches, each in a transaction of its own")
         for stmt in m.statements:
             where = (
                 "" if stmt.transactional and m.header.transaction else "  -- outside a transaction"

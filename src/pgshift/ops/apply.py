@@ -486,7 +486,7 @@ class _StepRun:
             # this, a backfill applied, reverted and applied again is found finished.
             other = "revert" if step.action == "apply" else "apply"
             self.runner.backfills.forget(m.version, other)
-        if script.header.kind == "backfill":
+        if step.kind == "backfill":
             return self._run_backfill()
         done = self._resume_point()
         self.runner.emit(
