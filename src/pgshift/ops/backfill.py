@@ -10,8 +10,12 @@ again, and no batch is ever applied twice.
 Pacing: the batch size adapts so that a batch takes about PGSHIFT_BACKFILL_BATCH_TIME (a
 batch's row locks are held for that long at most, and a lock wait behind it is that short);
 `@batch-pause` waits between batches; a replica lagging more than PGSHIFT_BACKFILL_MAX_LAG
-pauses the loop. A batch that meets a lock (lock_timeout), a deadlock or a serialization
-failure is retried with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
+pauses the loop. Each batch counts, just before it commits, the sessions waiting on its locks
+(db/backfill.py): when some did, the loop pauses briefly and aims its next batches at half the
+time (down to PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), since a session that meets a row of
+the batch under way waits for the whole batch; with nobody waiting the aim grows back.
+A batch that meets a lock (lock_timeout), a deadlock or a serialization failure is retried
+with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
 A stop request (SIGINT/SIGTERM, ops/stopping.py) is honoured between batches.
 """
 
