@@ -60,7 +60,7 @@ with Target.from_settings(settings, url, purpose="status") as target:
     history = target.read_history()
     mark()
 from pgshift import plan
-steps = plan.plan_up(loaded.migrations, history, None).steps
+steps = plan.plan_pending(loaded.migrations, history, None).steps
 mark()
 assert not steps and len(history.applied) == len(loaded.migrations)
 names = ["import pgshift.cli.main", "settings", "read_project (files + memo)",

@@ -12,33 +12,17 @@ from pgshift.config import Settings, load_settings
 from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
-    from pgshift.api.adopt import baseline, import_migrations, plan_baseline, plan_import
-    from pgshift.api.fleet import (
-        connect_target,
-        fleet_plan,
-        fleet_run,
-        fleet_run_name,
-        fleet_status,
-        fleet_up,
-        load_targets,
-        target_settings,
-    )
+    from pgshift.api.adopt import baseline, import_migrations
+    from pgshift.api.fleet import fleet_up
     from pgshift.api.inspection import at_head, health, health_server, status, wait
     from pgshift.api.migrate import apply, create, plan_up, up
     from pgshift.api.project import connect, database_url, load_project, read_history
-    from pgshift.api.recover import (
-        backup,
-        list_backups,
-        plan_emergency,
-        plan_restore,
-        plan_rollback,
-        preview_rollback,
-        restore,
-        rollback,
-        rollback_emergency,
-    )
-    from pgshift.api.validation import ValidateReport, explain, validate
+    from pgshift.api.records import mark, run_history
+    from pgshift.api.recover import backup, list_backups, restore, rollback, rollback_emergency
+    from pgshift.api.validation import explain
+    from pgshift.db.journal import LogEntry
     from pgshift.db.target import ServerFacts, Target
+    from pgshift.errors import RunResult, StepResult
     from pgshift.events import (
         BackupProgress,
         BackupTaken,
@@ -64,14 +48,27 @@ if TYPE_CHECKING:
     from pgshift.history import AppliedMigration, History, Progress
     from pgshift.lint.finding import Finding, Fix
     from pgshift.model import Migration, SchemaObject
-    from pgshift.ops.apply import RunResult, StepResult
     from pgshift.ops.backup import RestoreResult
-    from pgshift.ops.baseline import BaselinePlan, BaselineResult
-    from pgshift.ops.fleet import FleetResult, FleetStatus, TargetOutcome, TargetStatus
+    from pgshift.ops.baseline import BaselinePlan, BaselineResult, plan_baseline
+    from pgshift.ops.fleet import (
+        FleetResult,
+        FleetStatus,
+        TargetOutcome,
+        TargetStatus,
+        connect_target,
+        fleet_plan,
+        fleet_run,
+        fleet_run_name,
+        fleet_status,
+        load_targets,
+        target_settings,
+    )
     from pgshift.ops.health_rules import Check, HealthReport
-    from pgshift.ops.importing import ImportPlan, ImportResult
+    from pgshift.ops.importing import ImportPlan, ImportResult, plan_import
+    from pgshift.ops.journal import HistoryReport, RunRecord
     from pgshift.ops.lint_since import LintSince
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.marking import MarkResult
     from pgshift.ops.readiness import HeadReport
     from pgshift.ops.rollback import (
         DryRunReport,
@@ -82,53 +79,63 @@ if TYPE_CHECKING:
         Simulation,
         StatementPreview,
         StepPreview,
+        plan_emergency,
+        plan_restore,
+        plan_rollback,
+        preview_rollback,
     )
     from pgshift.ops.status import StatusReport
     from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport
+    from pgshift.ops.validation import ValidateReport, validate
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
     from pgshift.project_files import Project
     from pgshift.source.importers import ImportedFile
 
 #: The functions (and their two report types), re-exported lazily too: their bodies live in
-#: pgshift.api, one private module per group of verbs, so a command imports only its own group.
+#: pgshift.api, one private module per group of verbs, so a command imports only its own group;
+#: a function the api would only pass on (same signature, nothing to load or open) is defined
+#: once, in ops, and re-exported from there. tests/unit/test_facade.py keeps the tables, the
+#: imports above and __all__ in agreement.
 _FUNCTIONS = {
     "StatusReport": "pgshift.ops.status",
-    "ValidateReport": "pgshift.api.validation",
+    "ValidateReport": "pgshift.ops.validation",
     "apply": "pgshift.api.migrate",
     "at_head": "pgshift.api.inspection",
     "backup": "pgshift.api.recover",
     "baseline": "pgshift.api.adopt",
     "connect": "pgshift.api.project",
-    "connect_target": "pgshift.api.fleet",
+    "connect_target": "pgshift.ops.fleet",
     "create": "pgshift.api.migrate",
     "database_url": "pgshift.api.project",
     "explain": "pgshift.api.validation",
-    "fleet_plan": "pgshift.api.fleet",
-    "fleet_run": "pgshift.api.fleet",
-    "fleet_run_name": "pgshift.api.fleet",
-    "fleet_status": "pgshift.api.fleet",
+    "fleet_plan": "pgshift.ops.fleet",
+    "fleet_run": "pgshift.ops.fleet",
+    "fleet_run_name": "pgshift.ops.fleet",
+    "fleet_status": "pgshift.ops.fleet",
     "fleet_up": "pgshift.api.fleet",
     "health": "pgshift.api.inspection",
     "health_server": "pgshift.api.inspection",
     "import_migrations": "pgshift.api.adopt",
     "list_backups": "pgshift.api.recover",
     "load_project": "pgshift.api.project",
-    "load_targets": "pgshift.api.fleet",
-    "plan_baseline": "pgshift.api.adopt",
-    "plan_emergency": "pgshift.api.recover",
-    "plan_import": "pgshift.api.adopt",
-    "plan_restore": "pgshift.api.recover",
-    "plan_rollback": "pgshift.api.recover",
+    "load_targets": "pgshift.ops.fleet",
+    "mark": "pgshift.api.records",
+    "plan_baseline": "pgshift.ops.baseline",
+    "plan_emergency": "pgshift.ops.rollback",
+    "plan_import": "pgshift.ops.importing",
+    "plan_restore": "pgshift.ops.rollback",
+    "plan_rollback": "pgshift.ops.rollback",
     "plan_up": "pgshift.api.migrate",
-    "preview_rollback": "pgshift.api.recover",
+    "preview_rollback": "pgshift.ops.rollback",
     "read_history": "pgshift.api.project",
     "restore": "pgshift.api.recover",
     "rollback": "pgshift.api.recover",
     "rollback_emergency": "pgshift.api.recover",
+    "run_history": "pgshift.api.records",
     "status": "pgshift.api.inspection",
-    "target_settings": "pgshift.api.fleet",
+    "target_settings": "pgshift.ops.fleet",
     "up": "pgshift.api.migrate",
-    "validate": "pgshift.api.validation",
+    "validate": "pgshift.ops.validation",
     "wait": "pgshift.api.inspection",
 }
 
@@ -154,12 +161,15 @@ _TYPES = {
     "Fix": "pgshift.lint.finding",
     "HealthReport": "pgshift.ops.health_rules",
     "History": "pgshift.history",
+    "HistoryReport": "pgshift.ops.journal",
     "ImportPlan": "pgshift.ops.importing",
     "ImportResult": "pgshift.ops.importing",
     "ImportedFile": "pgshift.source.importers",
     "LintSince": "pgshift.ops.lint_since",
     "LockRetry": "pgshift.events",
-    "Manifest": "pgshift.ops.backup",
+    "LogEntry": "pgshift.db.journal",
+    "Manifest": "pgshift.ops.manifest",
+    "MarkResult": "pgshift.ops.marking",
     "Migration": "pgshift.model",
     "MigrationState": "pgshift.plan",
     "Plan": "pgshift.plan",
@@ -169,7 +179,8 @@ _TYPES = {
     "RestoreResult": "pgshift.ops.backup",
     "RollbackCheck": "pgshift.plan",
     "RunFinished": "pgshift.events",
-    "RunResult": "pgshift.ops.apply",
+    "RunRecord": "pgshift.ops.journal",
+    "RunResult": "pgshift.errors",
     "RunStarted": "pgshift.events",
     "RunnerLockWaiting": "pgshift.events",
     "EarlierRunWaiting": "pgshift.events",
@@ -183,7 +194,7 @@ _TYPES = {
     "StepApplied": "pgshift.events",
     "StepFailed": "pgshift.events",
     "StepPreview": "pgshift.ops.rollback",
-    "StepResult": "pgshift.ops.apply",
+    "StepResult": "pgshift.errors",
     "StepSkipped": "pgshift.events",
     "StepStarted": "pgshift.events",
     "Target": "pgshift.db.target",
@@ -239,12 +250,15 @@ __all__ = [
     "HeadReport",
     "HealthReport",
     "History",
+    "HistoryReport",
     "ImportPlan",
     "ImportResult",
     "ImportedFile",
     "LintSince",
     "LockRetry",
+    "LogEntry",
     "Manifest",
+    "MarkResult",
     "Migration",
     "MigrationState",
     "PgshiftError",
@@ -256,6 +270,7 @@ __all__ = [
     "RestoreResult",
     "RollbackCheck",
     "RunFinished",
+    "RunRecord",
     "RunResult",
     "RunStarted",
     "RunnerLockWaiting",
@@ -306,6 +321,7 @@ __all__ = [
     "load_project",
     "load_settings",
     "load_targets",
+    "mark",
     "plan_baseline",
     "plan_emergency",
     "plan_import",
@@ -317,6 +333,7 @@ __all__ = [
     "restore",
     "rollback",
     "rollback_emergency",
+    "run_history",
     "status",
     "target_settings",
     "up",

@@ -18,11 +18,10 @@ import pickle
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from pgshift.concurrency import Helper
-from pgshift.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -71,25 +70,11 @@ def when_needed(work: Callable[[], T]) -> Forked[T] | None:
     return start(work) if helper() is not None else None
 
 
-WORKERS_VARIABLE = "PGSHIFT_WORKERS"
-
-
-def workers(environ: Mapping[str, str]) -> int:
-    """PGSHIFT_WORKERS: how many processes may share the work (1: this one only), default 2."""
-    text = environ.get(WORKERS_VARIABLE, "").strip()
-    if not text:
-        return 2
-    if not text.isdecimal() or int(text) < 1:
-        raise ConfigError(
-            f"{WORKERS_VARIABLE}={text!r} is not a number of processes",
-            hint=f"{WORKERS_VARIABLE}=1 keeps the work in one process",
-        )
-    return int(text)
-
-
 def helper() -> Helper | None:
     """A Helper when forking is safe and worth it here, else None."""
-    if workers(os.environ) < 2:
+    from pgshift.config import workers
+
+    if workers() < 2:
         return None
     if not hasattr(os, "fork") or threading.active_count() > 1 or _cores() < 2:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,53 +21,290 @@ Source = str  # "flag", "env", "pyproject.toml", "pgshift.toml", "default"
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Every knob pgshift reads, already validated."""
+class ConnectionSettings:
+    """Which database pgshift works on, where its history lives, and how it may reach it."""
 
-    database_url: str | None
-    migrations_dir: Path
-    migration_timeout_ms: int
-    pool_min: int
+    url: str | None  # None: the embedded server; "": libpq's PG* variables
+    schema: str  # the history schema (PGSHIFT_SCHEMA)
+    allow_pooler: bool
+    pool_min: int  # the probe pool of `health --serve`
     pool_max: int
-    health_check_enabled: bool
-    health_check_interval_ms: int
-    backup_enabled: bool
-    backup_retention_days: int
-    backup_dir: Path
-    schema: str
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """Where the project and its migrations are."""
+
+    root: Path
+    migrations_dir: Path
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How a run waits, times out and stops (README: "How `up` keeps production running")."""
+
     lock_timeout_ms: int
     lock_retry_total_ms: int
-    runner_lock_wait_ms: int
-    allow_pooler: bool
+    lock_wait_ms: int  # PGSHIFT_RUNNER_LOCK_WAIT: waiting for another runner's lock
+    migration_timeout_ms: int  # each statement's statement_timeout
+    stop_grace_ms: int  # PGSHIFT_STOP_GRACE: SIGTERM lets the running statement finish
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """The backup taken before a run, and how long backups are kept."""
+
+    enabled: bool
+    dir: Path
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """`pgshift health` thresholds and the in-run monitor (PGSHIFT_HEALTH_*)."""
+
+    check_enabled: bool
+    check_interval_ms: int
+    latency_warn_ms: int
+    latency_crit_ms: int
+    blocked_warn_ms: int
+    blocked_crit_ms: int
+    long_transaction_warn_ms: int
+    long_transaction_crit_ms: int
+    idle_transaction_warn_ms: int
+    idle_transaction_crit_ms: int
+    lock_held_warn_ms: int
+    connections_warn_pct: int
+    connections_crit_pct: int
+    replication_lag_warn_ms: int
+    replication_lag_crit_ms: int
+    abort_blocked_sessions: int
+    abort_blocked_ms: int
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """Backfills (SPEC 14): the time a batch should take (its size adapts to it), and the replica
+    lag above which the backfill pauses between batches."""
+
+    batch_time_ms: int
+    max_lag_ms: int
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    """Where findings link their rule's page, and where an adopted history ends."""
+
     docs_url: str  # where the lint rules' pages are published (absolute links in every output)
-    project_root: Path
-    sources: Mapping[str, Source]
-    # `pgshift health` thresholds and the in-run monitor (PGSHIFT_HEALTH_*); README documents them.
-    health_latency_warn_ms: int
-    health_latency_crit_ms: int
-    health_blocked_warn_ms: int
-    health_blocked_crit_ms: int
-    health_long_transaction_warn_ms: int
-    health_long_transaction_crit_ms: int
-    health_idle_transaction_warn_ms: int
-    health_idle_transaction_crit_ms: int
-    health_lock_held_warn_ms: int
-    health_connections_warn_pct: int
-    health_connections_crit_pct: int
-    health_replication_lag_warn_ms: int
-    health_replication_lag_crit_ms: int
-    health_abort_blocked_sessions: int
-    health_abort_blocked_ms: int
     # The newest migration of an adopted history (`import` and `baseline` set it): lint findings
     # in migrations up to it are history, not errors (`validate --since` overrides it).
-    lint_since: str | None = None
-    # Backfills (SPEC 14): the time a batch should take (its size adapts to it), and the replica
-    # lag above which the backfill pauses between batches.
-    backfill_batch_time_ms: int = 200
-    backfill_max_lag_ms: int = 10_000
+    since: str | None
+
+
+#: The groups in the order `pgshift config` shows them.
+GROUPS = ("connection", "project", "runner", "backup", "health", "backfill", "lint")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob pgshift reads, already validated, in groups (``settings.runner.lock_timeout_ms``).
+
+    ``sources`` says where each came from, keyed by the knob's flat name (``lock_timeout_ms``,
+    as the flags of load_settings), plus ``database_url``.
+
+    The flat attributes below the groups (``settings.lock_timeout_ms``) are the record's former
+    shape, kept read-only while callers move to the groups; they are deprecated.
+    """
+
+    connection: ConnectionSettings
+    project: ProjectSettings
+    runner: RunnerSettings
+    backup: BackupSettings
+    health: HealthSettings
+    backfill: BackfillSettings
+    lint: LintSettings
+    sources: Mapping[str, Source]
 
     def masked_url(self) -> str | None:
-        return mask_url(self.database_url) if self.database_url else None
+        url = self.connection.url
+        return mask_url(url) if url else None
+
+    # -- deprecated flat names: read-only aliases of the groups' fields ---------------------------
+
+    @property
+    def database_url(self) -> str | None:
+        """Deprecated: ``settings.connection.url``."""
+        return self.connection.url
+
+    @property
+    def schema(self) -> str:
+        """Deprecated: ``settings.connection.schema``."""
+        return self.connection.schema
+
+    @property
+    def allow_pooler(self) -> bool:
+        """Deprecated: ``settings.connection.allow_pooler``."""
+        return self.connection.allow_pooler
+
+    @property
+    def pool_min(self) -> int:
+        """Deprecated: ``settings.connection.pool_min``."""
+        return self.connection.pool_min
+
+    @property
+    def pool_max(self) -> int:
+        """Deprecated: ``settings.connection.pool_max``."""
+        return self.connection.pool_max
+
+    @property
+    def project_root(self) -> Path:
+        """Deprecated: ``settings.project.root``."""
+        return self.project.root
+
+    @property
+    def migrations_dir(self) -> Path:
+        """Deprecated: ``settings.project.migrations_dir``."""
+        return self.project.migrations_dir
+
+    @property
+    def lock_timeout_ms(self) -> int:
+        """Deprecated: ``settings.runner.lock_timeout_ms``."""
+        return self.runner.lock_timeout_ms
+
+    @property
+    def lock_retry_total_ms(self) -> int:
+        """Deprecated: ``settings.runner.lock_retry_total_ms``."""
+        return self.runner.lock_retry_total_ms
+
+    @property
+    def runner_lock_wait_ms(self) -> int:
+        """Deprecated: ``settings.runner.lock_wait_ms``."""
+        return self.runner.lock_wait_ms
+
+    @property
+    def migration_timeout_ms(self) -> int:
+        """Deprecated: ``settings.runner.migration_timeout_ms``."""
+        return self.runner.migration_timeout_ms
+
+    @property
+    def backup_enabled(self) -> bool:
+        """Deprecated: ``settings.backup.enabled``."""
+        return self.backup.enabled
+
+    @property
+    def backup_dir(self) -> Path:
+        """Deprecated: ``settings.backup.dir``."""
+        return self.backup.dir
+
+    @property
+    def backup_retention_days(self) -> int:
+        """Deprecated: ``settings.backup.retention_days``."""
+        return self.backup.retention_days
+
+    @property
+    def health_check_enabled(self) -> bool:
+        """Deprecated: ``settings.health.check_enabled``."""
+        return self.health.check_enabled
+
+    @property
+    def health_check_interval_ms(self) -> int:
+        """Deprecated: ``settings.health.check_interval_ms``."""
+        return self.health.check_interval_ms
+
+    @property
+    def health_latency_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.latency_warn_ms``."""
+        return self.health.latency_warn_ms
+
+    @property
+    def health_latency_crit_ms(self) -> int:
+        """Deprecated: ``settings.health.latency_crit_ms``."""
+        return self.health.latency_crit_ms
+
+    @property
+    def health_blocked_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.blocked_warn_ms``."""
+        return self.health.blocked_warn_ms
+
+    @property
+    def health_blocked_crit_ms(self) -> int:
+        """Deprecated: ``settings.health.blocked_crit_ms``."""
+        return self.health.blocked_crit_ms
+
+    @property
+    def health_long_transaction_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.long_transaction_warn_ms``."""
+        return self.health.long_transaction_warn_ms
+
+    @property
+    def health_long_transaction_crit_ms(self) -> int:
+        """Deprecated: ``settings.health.long_transaction_crit_ms``."""
+        return self.health.long_transaction_crit_ms
+
+    @property
+    def health_idle_transaction_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.idle_transaction_warn_ms``."""
+        return self.health.idle_transaction_warn_ms
+
+    @property
+    def health_idle_transaction_crit_ms(self) -> int:
+        """Deprecated: ``settings.health.idle_transaction_crit_ms``."""
+        return self.health.idle_transaction_crit_ms
+
+    @property
+    def health_lock_held_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.lock_held_warn_ms``."""
+        return self.health.lock_held_warn_ms
+
+    @property
+    def health_connections_warn_pct(self) -> int:
+        """Deprecated: ``settings.health.connections_warn_pct``."""
+        return self.health.connections_warn_pct
+
+    @property
+    def health_connections_crit_pct(self) -> int:
+        """Deprecated: ``settings.health.connections_crit_pct``."""
+        return self.health.connections_crit_pct
+
+    @property
+    def health_replication_lag_warn_ms(self) -> int:
+        """Deprecated: ``settings.health.replication_lag_warn_ms``."""
+        return self.health.replication_lag_warn_ms
+
+    @property
+    def health_replication_lag_crit_ms(self) -> int:
+        """Deprecated: ``settings.health.replication_lag_crit_ms``."""
+        return self.health.replication_lag_crit_ms
+
+    @property
+    def health_abort_blocked_sessions(self) -> int:
+        """Deprecated: ``settings.health.abort_blocked_sessions``."""
+        return self.health.abort_blocked_sessions
+
+    @property
+    def health_abort_blocked_ms(self) -> int:
+        """Deprecated: ``settings.health.abort_blocked_ms``."""
+        return self.health.abort_blocked_ms
+
+    @property
+    def backfill_batch_time_ms(self) -> int:
+        """Deprecated: ``settings.backfill.batch_time_ms``."""
+        return self.backfill.batch_time_ms
+
+    @property
+    def backfill_max_lag_ms(self) -> int:
+        """Deprecated: ``settings.backfill.max_lag_ms``."""
+        return self.backfill.max_lag_ms
+
+    @property
+    def docs_url(self) -> str:
+        """Deprecated: ``settings.lint.docs_url``."""
+        return self.lint.docs_url
+
+    @property
+    def lint_since(self) -> str | None:
+        """Deprecated: ``settings.lint.since``."""
+        return self.lint.since
 
 
 def _parse_bool(text: str) -> bool:
@@ -91,6 +328,11 @@ def _parse_int(text: str) -> int:
 
 def _parse_ms(text: str) -> int:
     return parse_duration_ms(text, default_unit="ms")
+
+
+def _parse_seconds(text: str) -> int:
+    """A duration in which a bare number is seconds (PGSHIFT_STOP_GRACE: `10`, `30s`, `500ms`)."""
+    return parse_duration_ms(text, default_unit="s")
 
 
 def _parse_version(text: str) -> str | None:
@@ -285,6 +527,7 @@ _KNOBS: tuple[_Knob, ...] = (
         "10s",
         _parse_ms,
     ),
+    _Knob("stop_grace_ms", "PGSHIFT_STOP_GRACE", "stop_grace", "10s", _parse_seconds),
     _Knob("lint_since", "PGSHIFT_LINT_SINCE", "lint_since", "", _parse_version),
     _Knob(
         "backfill_batch_time_ms",
@@ -303,6 +546,47 @@ _KNOBS: tuple[_Knob, ...] = (
 )
 
 KNOB_ENV = {k.name: k.env for k in _KNOBS}
+
+#: Where each knob lives in the grouped Settings: flat name -> (group, field). The flat name is
+#: what load_settings' flags, ``Settings.sources`` and the deprecated flat attributes use.
+PLACE: dict[str, tuple[str, str]] = {
+    "database_url": ("connection", "url"),
+    "schema": ("connection", "schema"),
+    "allow_pooler": ("connection", "allow_pooler"),
+    "pool_min": ("connection", "pool_min"),
+    "pool_max": ("connection", "pool_max"),
+    "project_root": ("project", "root"),
+    "migrations_dir": ("project", "migrations_dir"),
+    "lock_timeout_ms": ("runner", "lock_timeout_ms"),
+    "lock_retry_total_ms": ("runner", "lock_retry_total_ms"),
+    "runner_lock_wait_ms": ("runner", "lock_wait_ms"),
+    "migration_timeout_ms": ("runner", "migration_timeout_ms"),
+    "stop_grace_ms": ("runner", "stop_grace_ms"),
+    "backup_enabled": ("backup", "enabled"),
+    "backup_dir": ("backup", "dir"),
+    "backup_retention_days": ("backup", "retention_days"),
+    "health_check_enabled": ("health", "check_enabled"),
+    "health_check_interval_ms": ("health", "check_interval_ms"),
+    "health_latency_warn_ms": ("health", "latency_warn_ms"),
+    "health_latency_crit_ms": ("health", "latency_crit_ms"),
+    "health_blocked_warn_ms": ("health", "blocked_warn_ms"),
+    "health_blocked_crit_ms": ("health", "blocked_crit_ms"),
+    "health_long_transaction_warn_ms": ("health", "long_transaction_warn_ms"),
+    "health_long_transaction_crit_ms": ("health", "long_transaction_crit_ms"),
+    "health_idle_transaction_warn_ms": ("health", "idle_transaction_warn_ms"),
+    "health_idle_transaction_crit_ms": ("health", "idle_transaction_crit_ms"),
+    "health_lock_held_warn_ms": ("health", "lock_held_warn_ms"),
+    "health_connections_warn_pct": ("health", "connections_warn_pct"),
+    "health_connections_crit_pct": ("health", "connections_crit_pct"),
+    "health_replication_lag_warn_ms": ("health", "replication_lag_warn_ms"),
+    "health_replication_lag_crit_ms": ("health", "replication_lag_crit_ms"),
+    "health_abort_blocked_sessions": ("health", "abort_blocked_sessions"),
+    "health_abort_blocked_ms": ("health", "abort_blocked_ms"),
+    "backfill_batch_time_ms": ("backfill", "batch_time_ms"),
+    "backfill_max_lag_ms": ("backfill", "max_lag_ms"),
+    "docs_url": ("lint", "docs_url"),
+    "lint_since": ("lint", "since"),
+}
 
 _PG_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
@@ -405,16 +689,34 @@ def load_settings(
     url, sources["database_url"] = layers.database_url()
     if url:
         check_url(url, _URL_LABELS.get(sources["database_url"], str(sources["database_url"])))
-    migrations_dir = Path(values.pop("migrations_dir"))
-    backup_dir = Path(values.pop("backup_dir"))
-    return Settings(
-        database_url=url,
-        migrations_dir=_anchor(migrations_dir, sources["migrations_dir"], cwd, root),
-        backup_dir=_anchor(backup_dir, sources["backup_dir"], cwd, root),
-        project_root=root,
-        sources=sources,
-        **values,
+    values["database_url"] = url
+    values["project_root"] = root
+    values["migrations_dir"] = _anchor(
+        Path(values["migrations_dir"]), sources["migrations_dir"], cwd, root
     )
+    values["backup_dir"] = _anchor(Path(values["backup_dir"]), sources["backup_dir"], cwd, root)
+    return _grouped(values, sources)
+
+
+_GROUP_TYPES: dict[str, type] = {
+    "connection": ConnectionSettings,
+    "project": ProjectSettings,
+    "runner": RunnerSettings,
+    "backup": BackupSettings,
+    "health": HealthSettings,
+    "backfill": BackfillSettings,
+    "lint": LintSettings,
+}
+
+
+def _grouped(values: Mapping[str, Any], sources: Mapping[str, Source]) -> Settings:
+    """The Settings of flat values (keyed as PLACE), each group built from its own fields."""
+    groups: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+    for flat, value in values.items():
+        group, field = PLACE[flat]
+        groups[group][field] = value
+    built = {group: _GROUP_TYPES[group](**fields_) for group, fields_ in groups.items()}
+    return Settings(sources=sources, **built)
 
 
 _URL_LABELS = {"flag": "--database-url", "env": "DATABASE_URL"}
@@ -514,8 +816,12 @@ def _refuse_unknown_keys(table: Mapping[str, Any], config_file: Path | None) -> 
     known_keys = {k.file_key for k in _KNOBS} | {"database_url"}
     for key in table:
         if key not in known_keys:
+            import difflib
+
+            near = difflib.get_close_matches(key, sorted(known_keys), n=1, cutoff=0.6)
+            guess = f"; did you mean {near[0]!r}?" if near else ""
             raise ConfigError(
-                f"{config_file}: unknown setting {key!r} in [tool.pgshift]",
+                f"{config_file}: unknown setting {key!r} in [tool.pgshift]{guess}",
                 hint="known settings: " + ", ".join(sorted(known_keys)),
             )
 
@@ -570,20 +876,108 @@ def _anchor(path: Path, source: Source, cwd: Path, root: Path) -> Path:
     return (cwd if source in ("flag", "env") else root) / path
 
 
+@dataclass(frozen=True)
+class SettingRow:
+    """One line of `pgshift config`: the setting's group, name, value as shown, and source."""
+
+    group: str
+    name: str  # its environment variable (the name users set it by), else its own name
+    shown: str  # phrased for a person; the URL masked
+    source: Source
+    value: object  # the typed value (the masked URL for the database)
+
+
+def setting_rows(settings: Settings) -> list[SettingRow]:
+    """Every setting, group by group in GROUPS order, for `pgshift config`."""
+    url = settings.masked_url()
+    if url:
+        shown_url = url
+    elif settings.connection.url == "":
+        shown_url = "libpq PG* variables"
+    else:
+        shown_url = "embedded PostgreSQL"
+    rows = [
+        SettingRow("connection", "DATABASE_URL", shown_url, settings.sources["database_url"], url)
+    ]
+    for flat, (group, field) in PLACE.items():
+        if flat in ("database_url", "project_root"):
+            continue
+        value = getattr(getattr(settings, group), field)
+        name = KNOB_ENV.get(flat) or flat
+        rows.append(SettingRow(group, name, str(value), settings.sources.get(flat, ""), value))
+    root = settings.project.root
+    rows.append(SettingRow("project", "project root", str(root), "found", root))
+    return sorted(rows, key=lambda row: GROUPS.index(row.group))
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """(name, shown value, source) rows for `pgshift config`; the URL is masked."""
-    rows: list[tuple[str, str, str]] = []
-    url = settings.masked_url()
-    shown_url = (
-        url
-        if url
-        else ("libpq PG* variables" if settings.database_url == "" else "embedded PostgreSQL")
-    )
-    rows.append(("DATABASE_URL", shown_url, settings.sources["database_url"]))
-    for f in fields(Settings):
-        if f.name in ("database_url", "sources", "project_root"):
-            continue
-        env_name = KNOB_ENV.get(f.name) or f.name
-        rows.append((env_name, str(getattr(settings, f.name)), settings.sources.get(f.name, "")))
-    rows.append(("project root", str(settings.project_root), "found"))
-    return rows
+    return [(row.name, row.shown, row.source) for row in setting_rows(settings)]
+
+
+# -- the rest of the environment ------------------------------------------------------------------
+# Every environment variable pgshift reads is read in this module (tests/unit/test_architecture.py
+# checks it): the knobs above through load_settings, and the few below, read where no Settings is
+# at hand (before a project is found, in a forked helper, deep in a child process's setup).
+
+WORKERS_VARIABLE = "PGSHIFT_WORKERS"
+FAILPOINT_VARIABLE = "PGSHIFT_FAILPOINT"
+
+
+def workers(environ: Mapping[str, str] | None = None) -> int:
+    """PGSHIFT_WORKERS: how many processes may share the work (1: this one only), default 2."""
+    text = (os.environ if environ is None else environ).get(WORKERS_VARIABLE, "").strip()
+    if not text:
+        return 2
+    if not text.isdecimal() or int(text) < 1:
+        raise ConfigError(
+            f"{WORKERS_VARIABLE}={text!r} is not a number of processes",
+            hint=f"{WORKERS_VARIABLE}=1 keeps the work in one process",
+        )
+    return int(text)
+
+
+def pg_bin_override() -> Path | None:
+    """PGSHIFT_PG_BIN: the folder of the PostgreSQL client programs, instead of searching."""
+    folder = os.environ.get("PGSHIFT_PG_BIN")
+    return Path(folder) if folder else None
+
+
+def libpq_disabled() -> bool:
+    """PGSHIFT_LIBPQ=off: read through psycopg instead of calling libpq directly (db/readonly)."""
+    return os.environ.get("PGSHIFT_LIBPQ", "").lower() in ("off", "0", "no", "false")
+
+
+def failpoint() -> str | None:
+    """PGSHIFT_FAILPOINT: the instant at which the fault tests make pgshift kill itself.
+
+    They use it to stop a run at an exact instant (after a statement's result came back, before
+    anything else is sent); it costs one dictionary lookup per step.
+    """
+    return os.environ.get(FAILPOINT_VARIABLE)
+
+
+def columns() -> int | None:
+    """$COLUMNS as a positive number, else None (the terminal's width is asked then)."""
+    try:
+        value = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def colour_refused() -> bool:
+    """NO_COLOR set and not empty (https://no-color.org), or TERM=dumb: no colour anywhere."""
+    return bool(os.environ.get("NO_COLOR", "")) or os.environ.get("TERM", "") == "dumb"
+
+
+def database_url_variable() -> str:
+    """$DATABASE_URL as set, even where a flag overrides it: a driver message that may quote it
+    is redacted of it (cli/main.py)."""
+    return os.environ.get("DATABASE_URL", "")
+
+
+def environment() -> dict[str, str]:
+    """A copy of the process environment, for the child processes that inherit it (pg_dump,
+    pg_restore, psql: libpq's PG* variables reach them this way)."""
+    return dict(os.environ)

@@ -86,12 +86,12 @@ def target_url(settings: Settings, *, start: bool = True) -> str | None:
     ``start=False`` never boots the embedded server: None when it is not running (a linter
     must not start a database).
     """
-    if settings.database_url is not None:
-        return settings.database_url
+    if settings.connection.url is not None:
+        return settings.connection.url
     if not start:
-        current = status(settings.project_root)
+        current = server_status(settings.project.root)
         return current.url if current.running else None
-    return ensure_running(settings.project_root)
+    return ensure_running(settings.project.root)
 
 
 def data_dir_for(project_root: Path) -> Path:
@@ -129,7 +129,7 @@ def scratch_starter(project_root: Path) -> Callable[[str | None], str]:
     return start
 
 
-def status(project_root: Path) -> EmbeddedStatus:
+def server_status(project_root: Path) -> EmbeddedStatus:
     """Describe the project's embedded server without starting anything."""
     data_dir = _resolved_data_dir(project_root)
     postmaster = _running_postmaster(data_dir)

@@ -124,7 +124,7 @@ def replan(plan: Plan, history: History) -> Plan:
     """The plan of the same kind, from the same project, against ``history``."""
     if plan.kind == REVERT:
         return plan_revert(plan.migrations, history, plan.selection)
-    return plan_up(plan.migrations, history, plan.target)
+    return plan_pending(plan.migrations, history, plan.target)
 
 
 @dataclass(frozen=True)
@@ -509,7 +509,7 @@ def gate_files(
     return tuple(warnings)
 
 
-def plan_up(
+def plan_pending(
     migrations: Sequence[Migration],
     history: History,
     target: str | None = None,
@@ -854,7 +854,7 @@ def revert_plan(
     return replace(plan_revert(migrations, history, versions), checks=checks)
 
 
-def plan_rollback(
+def plan_safe_rollback(
     migrations: Sequence[Migration],
     history: History,
     *,

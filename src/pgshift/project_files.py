@@ -29,17 +29,17 @@ if TYPE_CHECKING:
 
 
 def cache_path(settings: Settings) -> Path:
-    return settings.project_root / ".pgshift" / "cache" / "statements.json"
+    return settings.project.root / ".pgshift" / "cache" / "statements.json"
 
 
 def folder_cache_path(settings: Settings) -> Path:
     """The folder memo: the whole folder as last read, all a command over it unchanged loads."""
-    return settings.project_root / ".pgshift" / "cache" / "folder.json"
+    return settings.project.root / ".pgshift" / "cache" / "folder.json"
 
 
 def lint_cache_path(settings: Settings) -> Path:
     """The findings memo (lint/memo.py): what the rules found in each migration last time."""
-    return settings.project_root / ".pgshift" / "cache" / "lint.json"
+    return settings.project.root / ".pgshift" / "cache" / "lint.json"
 
 
 def read_lint_memo(settings: Settings) -> LintMemo:
@@ -85,7 +85,7 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
     gc.disable()
     try:
         cache = StatementCache.deferred(path.read_bytes, folder)
-        result = read_migrations(settings.migrations_dir, cache, beside, listener)
+        result = read_migrations(settings.project.migrations_dir, cache, beside, listener)
     finally:
         gc.freeze()
         gc.unfreeze()

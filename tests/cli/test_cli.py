@@ -34,11 +34,34 @@ def test_config_masks_the_password(
     assert data["DATABASE_URL"] == {
         "value": "postgresql://app:***@db.example/prod",
         "source": "env",
+        "group": "connection",
     }
-    assert data["DB_POOL_MAX"] == {"value": 40, "source": "env"}  # JSON's own types
-    assert data["DB_BACKUP_ENABLED"] == {"value": True, "source": "default"}
-    assert data["DB_MIGRATION_TIMEOUT"]["value"] == 300000
+    assert data["DB_POOL_MAX"] == {"value": 40, "source": "env", "group": "connection"}
+    assert data["DB_BACKUP_ENABLED"] == {"value": True, "source": "default", "group": "backup"}
+    assert data["DB_MIGRATION_TIMEOUT"]["value"] == 300000  # JSON's own types
+    assert data["PGSHIFT_STOP_GRACE"] == {"value": 10000, "source": "default", "group": "runner"}
     assert "hunter2" not in result.out + result.err
+
+
+def test_config_shows_the_settings_by_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each group is a table under its name, holding exactly that group's settings."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run_cli(capsys, tmp_path, None, "config")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    groups = ("connection", "project", "runner", "backup", "health", "backfill", "lint")
+    heads = [lines.index(f"[{group}]") for group in groups]
+    assert heads == sorted(heads)  # in this order
+    ends = [*heads[1:], len(lines)]
+    section = {g: lines[h:end] for g, h, end in zip(groups, heads, ends, strict=True)}
+    assert any("PGSHIFT_LOCK_TIMEOUT" in line for line in section["runner"])
+    assert any("DB_BACKUP_DIR" in line for line in section["backup"])
+    assert any("PGSHIFT_BACKFILL_MAX_LAG" in line for line in section["backfill"])
+    assert not any("DB_BACKUP_DIR" in line for line in section["runner"])
+    data = run_cli(capsys, tmp_path, None, "config", "--json").json()
+    assert {entry["group"] for entry in data.values()} == set(groups)
 
 
 def test_bad_setting_exits_2_naming_it(

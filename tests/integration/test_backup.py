@@ -25,7 +25,7 @@ from tests.plugins.project import ProjectMaker, migration_text, rollback_text
 from tests.support import applied_versions, query, run_cli, tables
 
 from pgshift.db.inventory import inventory, quote_ident
-from pgshift.ops.manifest import compare_inventories, list_backups, prune
+from pgshift.ops.manifest import backups_in, compare_inventories, prune
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 
@@ -215,13 +215,13 @@ def test_retention_prunes_old_backups_but_keeps_the_newest_and_the_one_before_th
         age(backup_id, 40)
     monkeypatch.setenv("DB_BACKUP_RETENTION_DAYS", "30")
     newest = run_cli(capsys, project, db_url, "backup", "--json").json()["id"]
-    kept = sorted(m.id for m in list_backups(folder))
+    kept = sorted(m.id for m in backups_in(folder))
     assert kept == sorted([pre_run, newest])  # manual and later were older than 30 days
     assert not list(folder.glob(f"{manual}*")) and not list(folder.glob(f"{later}*"))
 
     # Even when every backup is old, the newest stays.
     age(newest, 35)  # still the newest, by a few days
-    manifests = list_backups(folder)
+    manifests = backups_in(folder)
     removed = prune(
         folder,
         database=manifests[0].database,
@@ -230,7 +230,7 @@ def test_retention_prunes_old_backups_but_keeps_the_newest_and_the_one_before_th
         protected_run_id=None,
     )
     assert removed == [pre_run]
-    assert [m.id for m in list_backups(folder)] == [newest]
+    assert [m.id for m in backups_in(folder)] == [newest]
 
 
 def test_names_compared_with_the_inventory_are_spelled_as_the_server_quotes_them(

@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 from tests.plugins.project import migration_text, rollback_text
 
-from pgshift import beside
+from pgshift import beside, config
 from pgshift.concurrency import Helper, Pending
 from pgshift.lint.engine import LINT_BESIDE_MIN, Linter
 from pgshift.lint.finding import Finding
@@ -130,7 +130,7 @@ def test_a_forked_helper_returns_its_value_or_none() -> None:
 def test_helper_is_refused_when_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGSHIFT_WORKERS", "1")
     assert beside.helper() is None
-    assert beside.workers({}) == 2 and beside.workers({"PGSHIFT_WORKERS": " 4 "}) == 4
+    assert config.workers({}) == 2 and config.workers({"PGSHIFT_WORKERS": " 4 "}) == 4
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
@@ -144,7 +144,7 @@ def test_a_bad_number_of_workers_is_a_configuration_error(
     from pgshift.errors import ConfigError
 
     with pytest.raises(ConfigError, match="PGSHIFT_WORKERS"):
-        beside.workers({"PGSHIFT_WORKERS": value})
+        config.workers({"PGSHIFT_WORKERS": value})
     monkeypatch.setenv("PGSHIFT_WORKERS", value)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     for cache in (big_folder.parent / ".pgshift").glob("cache/*"):

@@ -20,7 +20,7 @@ _SRC = Path(embedded.__file__).resolve().parents[1]
 _START_AND_REPORT = (
     "import sys; from pathlib import Path; from pgshift import embedded; "
     "root = Path(sys.argv[1]); url = embedded.ensure_running(root); "
-    "print(embedded.status(root).pid, url)"
+    "print(embedded.server_status(root).pid, url)"
 )
 
 
@@ -57,7 +57,7 @@ def _in_subprocess(root: Path) -> subprocess.Popen[str]:
 
 
 def test_start_reuse_status_stop(project: Path) -> None:
-    before = embedded.status(project)
+    before = embedded.server_status(project)
     assert before.running is False
     assert before.data_dir == embedded.data_dir_for(project).resolve()
 
@@ -75,14 +75,14 @@ def test_start_reuse_status_stop(project: Path) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT pg_backend_pid() > 0").fetchone() == (True,)
 
-    now = embedded.status(project)
+    now = embedded.server_status(project)
     assert now.running is True
     assert now.pid == pid
     assert now.url is not None and now.version is not None
     assert now.version.split(".")[0] == (project / ".pgshift/pgdata/PG_VERSION").read_text().strip()
 
     assert embedded.stop(project) is True
-    after = embedded.status(project)
+    after = embedded.server_status(project)
     assert after.running is False
     assert after.pid is None and after.url is None
     assert embedded.stop(project) is False
@@ -144,7 +144,7 @@ def test_validate_never_checks_drift_against_a_running_embedded_server(project: 
         f"-- Migration: {version}_one.sql\n-- @lint-ignore: missing-rollback\nSELECT 1;\n"
     )
     assert _pgshift(project, "up", "--yes", "--skip-backup").returncode == 0
-    assert embedded.status(project).running
+    assert embedded.server_status(project).running
     other = project / "cases" / "some_case"
     other.mkdir(parents=True)
     (other / "20250202000000_two.sql").write_text(
@@ -155,4 +155,4 @@ def test_validate_never_checks_drift_against_a_running_embedded_server(project: 
     assert "missing-file" not in result.stdout
     same = _pgshift(project, "validate", "--json")  # its own folder: no drift check either
     assert same.returncode == 0, same.stdout + same.stderr
-    assert embedded.status(project).running  # validate neither used nor stopped it
+    assert embedded.server_status(project).running  # validate neither used nor stopped it

@@ -130,7 +130,7 @@ def test_a_role_that_may_not_create_a_database_falls_back_to_the_embedded_server
         assert "on the embedded server (PostgreSQL 18." in proven, proven
         assert "may not create a database" in proven
         assert applied_versions(db_url) == [V1, V2]
-        url = embedded.status(project).url
+        url = embedded.server_status(project).url
         assert url is not None and _scratch_databases(url) == []
     finally:
         embedded.stop(project)

@@ -17,7 +17,7 @@ from pgshift.errors import DriftError, HalfApplied, MigrationFailed, MigrationTi
 from pgshift.execution import ServerError
 from pgshift.model import Header, Migration, RollbackScript
 from pgshift.ops.apply import Runner, RunOptions
-from pgshift.plan import Plan, plan_revert, plan_up
+from pgshift.plan import Plan, plan_pending, plan_revert
 from pgshift.source.sql import split_statements
 from tests.plugins.memory import FakeClock, Killed, MemoryTarget
 
@@ -53,7 +53,7 @@ def runner(
 
 
 def up(target: MemoryTarget, *migrations: Migration) -> Plan:
-    plan = plan_up(migrations, target.read_history())
+    plan = plan_pending(migrations, target.read_history())
     runner(target).run(plan)
     return plan
 
@@ -128,7 +128,7 @@ def test_lock_timeouts_are_retried_within_the_budget_then_reported_once() -> Non
     clock = FakeClock()
     with pytest.raises(MigrationTimeout) as exhausted:
         options = RunOptions(lock_timeout_ms=100, lock_retry_total_ms=5000)
-        runner(target, clock, options).run(plan_up([m], target.read_history()))
+        runner(target, clock, options).run(plan_pending([m], target.read_history()))
     assert exhausted.value.exit_code == 5
     attempts = target.scripted.ran.count("ALTER TABLE busy ADD COLUMN c int")
     retries = target.events("lock_retry")
@@ -204,7 +204,7 @@ def test_a_run_out_of_time_names_its_file_and_no_statement() -> None:
     target.scripted.answer("ALTER TABLE busy ADD COLUMN c int", *[LOCKED] * 50)
     options = RunOptions(statement_timeout_ms=1000, lock_timeout_ms=100)
     with pytest.raises(MigrationTimeout) as late:
-        runner(target, FakeClock(), options).run(plan_up([m], target.read_history()))
+        runner(target, FakeClock(), options).run(plan_pending([m], target.read_history()))
     error = late.value
     assert (error.file, error.line, error.column, error.statement_index) == (
         str(m.path), None, None, None,
@@ -225,7 +225,7 @@ def test_a_clean_failure_of_a_mixed_step_forgets_the_progress_row_its_start_left
 def test_steps_another_run_finished_meanwhile_are_skipped() -> None:
     target = MemoryTarget()
     one, two = migration(V1, "SELECT 1;"), migration(V2, "SELECT 2;")
-    plan = plan_up([one, two], target.read_history())
+    plan = plan_pending([one, two], target.read_history())
     up(target, one)  # another run applied V1 after the plan was made
     result = runner(target).run(plan)
     assert [(s.version, s.status) for s in result.steps] == [(V1, "skipped"), (V2, "applied")]
@@ -236,7 +236,7 @@ def test_a_plan_the_database_moved_away_from_is_refused_before_anything_runs() -
     target = MemoryTarget()
     one, two = migration(V1, "SELECT 1;", rollback="SELECT 0;"), migration(V2, "SELECT 2;")
     up(target, one)
-    plan = plan_up([one, two], target.read_history())
+    plan = plan_pending([one, two], target.read_history())
     assert plan.versions == (V2,)
     runner(target).run(plan_revert([one, two], target.read_history(), [V1]))  # meanwhile
     ran_before = list(target.scripted.ran)
@@ -256,7 +256,7 @@ def test_a_plan_overtaken_by_progress_goes_on_from_there() -> None:
     target.scripted.answer("CREATE INDEX CONCURRENTLY items_idx ON items (id)", BROKEN)
     with pytest.raises(HalfApplied):
         up(target, m)
-    plan = plan_up([m], target.read_history())  # resume after statement 1
+    plan = plan_pending([m], target.read_history())  # resume after statement 1
     target.scripted.answer("INSERT INTO audit VALUES ('b')", BROKEN)
     with pytest.raises(HalfApplied):
         up(target, m)  # another run got to statement 2 meanwhile
@@ -278,7 +278,7 @@ def test_a_plan_whose_resume_point_went_back_is_refused() -> None:
     target.scripted.answer("INSERT INTO audit VALUES ('b')", BROKEN)
     with pytest.raises(HalfApplied):
         up(target, m)
-    plan = plan_up([m], target.read_history())  # resume after statement 2
+    plan = plan_pending([m], target.read_history())  # resume after statement 2
     target.store.clear_progress(None, V1)  # a hand repair: the row is gone
     ran_before = list(target.scripted.ran)
     with pytest.raises(PlanChanged) as refused:

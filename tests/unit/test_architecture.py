@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md holds: checked by import-linter on every test run."""
+"""DESIGN.md's layering and layout hold: imports, module list, docstrings, environment."""
 
 from __future__ import annotations
 
@@ -128,3 +128,229 @@ def test_only_the_helper_module_forks() -> None:
             if isinstance(node, ast.Attribute) and node.attr in ("fork", "forkpty", "_exit"):
                 offenders.append(f"{relative}:{node.lineno} uses os.{node.attr}")
     assert offenders == []
+
+
+PACKAGE = ROOT / "src" / "pgshift"
+
+#: DESIGN.md's layout as data: every module under src/pgshift, package by package. A new module
+#: is added here (and to DESIGN.md's layout) in the change that adds it. The packages in
+#: ONE_MODULE_PER are open: one module per lint rule, one per importer.
+LAYOUT: dict[str, tuple[str, ...]] = {
+    "": (
+        "__init__",  # the facade: a table of re-exports, checked by tests/unit/test_facade.py
+        "__main__",
+        "errors",
+        "model",
+        "config",  # Settings in groups; the only reader of os.environ
+        "durations",
+        "concurrency",
+        "fleet_targets",
+        "graph",
+        "plan",
+        "history",
+        "events",
+        "execution",
+        "project_files",
+        "scaffold",
+        "embedded",
+        "process",
+        "beside",
+        "serve",
+    ),
+    "source": (
+        "__init__",
+        "naming",
+        "header",
+        "sql",
+        "normalize",
+        "references",
+        "statement_cache",
+        "viewdef",
+        "locks",
+        "lock_table",
+        "loader",
+    ),
+    "source/importers": ("__init__",),
+    "rewrite": ("__init__", "backfill"),
+    "lint": (
+        "__init__",
+        "finding",
+        "registry",
+        "context",
+        "tree",
+        "engine",
+        "ahead",
+        "fixes",
+        "ignore",
+        "memo",
+        "pages",
+        "sarif",
+    ),
+    "lint/rules": ("__init__", "_common", "_coercion"),
+    "db": (
+        "__init__",
+        "connect",
+        "target",
+        "lock",
+        "store",
+        "tooltables",
+        "legacy",
+        "catalog",
+        "inventory",
+        "fingerprint",
+        "execute",
+        "scratch",
+        "readonly",
+        "probe",
+        "activity",
+        "control",
+        "trace",
+        "backfill",
+        "journal",
+        "marking",
+    ),
+    "ops": (
+        "__init__",
+        "run",
+        "planning",
+        "apply",
+        "stopping",
+        "backoff",
+        "backfill",
+        "rollback",
+        "backup",
+        "manifest",
+        "health_rules",
+        "health",
+        "monitor",
+        "status",
+        "readiness",
+        "validation",
+        "roundtrip",
+        "trace",
+        "scratch",
+        "baseline",
+        "importing",
+        "lint_since",
+        "fleet",
+        "journal",
+        "marking",
+    ),
+    "api": (
+        "__init__",
+        "project",
+        "migrate",
+        "inspection",
+        "recover",
+        "adopt",
+        "fleet",
+        "validation",
+        "records",
+    ),
+    "cli": (
+        "__init__",
+        "main",
+        "flags",
+        "commands",
+        "validate",
+        "health",
+        "rollback",
+        "adopt",
+        "fleet",
+        "ops_verbs",
+        "render",
+        "records",
+        "colour",
+        "suggest",
+        "completion",
+    ),
+}
+ONE_MODULE_PER = {"lint/rules": "lint rule", "source/importers": "importer"}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_is_named_in_the_layout() -> None:
+    on_disk: set[tuple[str, str]] = set()
+    for path in _modules():
+        folder = path.parent.relative_to(PACKAGE).as_posix()
+        folder = "" if folder == "." else folder
+        if folder in ONE_MODULE_PER and path.stem not in LAYOUT[folder]:
+            continue
+        on_disk.add((folder, path.stem))
+    listed = {(folder, name) for folder, names in LAYOUT.items() for name in names}
+    assert sorted(on_disk - listed) == [], "add these to LAYOUT (and to DESIGN.md's layout)"
+    assert sorted(listed - on_disk) == [], "LAYOUT names modules that do not exist"
+
+
+def test_every_module_opens_with_a_one_sentence_docstring() -> None:
+    """DESIGN.md style: every module opens with one sentence naming what it owns; more may follow
+    after a blank line."""
+    import ast
+    import re
+
+    offenders: list[str] = []
+    for path in _modules():
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        relative = path.relative_to(PACKAGE)
+        if not doc:
+            offenders.append(f"{relative}: no docstring")
+            continue
+        summary = " ".join(doc.split("\n\n", 1)[0].split()).replace("...", "\u2026")
+        if not summary.endswith(".") or re.search(r"[.!?]\s+[A-Z`]", summary[:-1]):
+            offenders.append(f"{relative}: {summary[:80]!r} is not one sentence")
+    assert offenders == []
+
+
+#: Environment variables read outside config.py, each for a reason: none today. A test-only
+#: variable read where it acts could be named here (module path -> why).
+ENVIRONMENT_READERS: dict[str, str] = {"config.py": "the one reader (Settings and accessors)"}
+
+
+def test_only_config_reads_the_environment() -> None:
+    """DESIGN.md: config is the only reader of os.environ, so every variable pgshift honours is
+    listed (and documented) in one place; ``os.environ``, ``os.getenv`` and ``from os import
+    environ`` all count."""
+    import ast
+
+    names = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+    offenders: list[str] = []
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative in ENVIRONMENT_READERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in names
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ):
+                offenders.append(f"{relative}:{node.lineno} os.{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "os":
+                offenders += [
+                    f"{relative}:{node.lineno} from os import {a.name}"
+                    for a in node.names
+                    if a.name in names
+                ]
+    assert offenders == []
+
+
+def test_every_ops_module_is_placed_in_the_ops_layers() -> None:
+    """A module of ops/ that no layer names escapes the contract "ops verbs depend downwards
+    only": each is placed, so a new verb says where it sits."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (ops,) = [c for c in contracts if c["name"].startswith("ops verbs")]
+    placed = {
+        name.strip().removeprefix("pgshift.ops.")
+        for layer in ops["layers"]
+        for name in layer.replace(":", "|").split("|")
+    }
+    modules = {p.stem for p in (PACKAGE / "ops").glob("*.py")} - {"__init__"}
+    assert sorted(modules - placed) == []
+    assert sorted(placed - modules) == []

@@ -17,7 +17,7 @@ from pgshift import events as ev
 from pgshift.errors import HalfApplied, Interrupted, MigrationFailed
 from pgshift.model import Header, Migration, RollbackScript
 from pgshift.ops.apply import Runner, RunOptions
-from pgshift.plan import migration_states, plan_revert, plan_up
+from pgshift.plan import migration_states, plan_pending, plan_revert
 from pgshift.source.sql import split_statements
 from tests.plugins.memory import FakeClock, MemoryTarget
 from tests.unit.test_apply_decisions import V1, V2
@@ -60,7 +60,7 @@ def _runner(target: MemoryTarget, seen: list[ev.Event] | None = None) -> Runner:
 
 
 def _up(target: MemoryTarget, *migrations: Migration, seen: list[ev.Event] | None = None) -> None:
-    _runner(target, seen).run(plan_up(migrations, target.read_history()))
+    _runner(target, seen).run(plan_pending(migrations, target.read_history()))
 
 
 def _three() -> tuple[Migration, Migration, Migration]:
@@ -114,7 +114,7 @@ def test_a_stop_between_batches_is_half_applied_and_logged_as_interrupted() -> N
     r = _runner(target)
     target.backfills.on_batch = lambda n: r.stop.on_signal(signal.SIGTERM) if n == 2 else None
     with pytest.raises(HalfApplied) as stopped:
-        r.run(plan_up((m1, m2, m3), target.read_history()))
+        r.run(plan_pending((m1, m2, m3), target.read_history()))
     assert stopped.value.exit_code == 6
     assert "backfill stopped after 2 rows" in stopped.value.message
     assert "continues after its last committed batch" in (stopped.value.hint or "")
@@ -140,7 +140,7 @@ def test_a_stop_before_the_first_batch_leaves_nothing_half_done() -> None:
         backfills=target.backfills,
     )  # fmt: skip
     with pytest.raises(Interrupted) as stopped:
-        r.run(plan_up((m1, m2), target.read_history()))
+        r.run(plan_pending((m1, m2), target.read_history()))
     assert stopped.value.exit_code == 130
     assert f"{V2} was rolled back, nothing of it remains" in stopped.value.message
     assert [a.version for a in target.read_history().applied] == [V1]

@@ -155,3 +155,28 @@ def test_docs_url_from_env_or_file_is_an_absolute_base(tmp_path: Path) -> None:
     for bad in ("docs/rules", "ftp://x/rules", "https://"):
         with pytest.raises(ConfigError, match="PGSHIFT_DOCS_URL"):
             load_settings(env={"PGSHIFT_DOCS_URL": bad}, cwd=tmp_path)
+
+
+def test_settings_are_grouped_and_the_flat_names_are_read_only_aliases(tmp_path: Path) -> None:
+    """Every knob lives in exactly one group; the former flat names read the same value."""
+    import dataclasses
+
+    from pgshift.config import GROUPS, PLACE
+
+    s = load_settings({"lock_timeout_ms": "750"}, {"DB_BACKUP_DIR": "/srv/b"}, tmp_path)
+    assert s.runner.lock_timeout_ms == 750 and s.backup.dir == Path("/srv/b")
+    every_field = {
+        (group, f.name) for group in GROUPS for f in dataclasses.fields(getattr(s, group))
+    }
+    assert sorted(every_field) == sorted(PLACE.values())  # each field placed once, none orphaned
+    born_grouped = {"stop_grace_ms"}  # new since the groups: no flat alias
+    assert not any(hasattr(s, flat) for flat in born_grouped)
+    for flat, (group, field) in PLACE.items():
+        if flat in born_grouped:
+            continue
+        assert getattr(s, flat) == getattr(getattr(s, group), field), flat
+        with pytest.raises(AttributeError):
+            setattr(s, flat, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.runner.lock_timeout_ms = 1  # type: ignore[misc]
+    assert s.lock_timeout_ms == 750 and s.sources["lock_timeout_ms"] == "flag"

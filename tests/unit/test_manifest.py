@@ -14,10 +14,10 @@ from pgshift.errors import BackupError, UsageError
 from pgshift.model import SchemaObject
 from pgshift.ops.manifest import (
     Manifest,
+    backups_in,
     backups_to_prune,
     compare_inventories,
     get_manifest,
-    list_backups,
     new_backup_id,
     newer_than,
     prune,
@@ -154,7 +154,7 @@ def test_prune_keeps_an_old_backup_when_the_newer_archive_is_missing(tmp_path: P
         tmp_path, database=DB, server=SERVER, retention_days=30, protected_run_id=None, now=NOW
     )
     assert removed == [newest.id]
-    assert [m.id for m in list_backups(tmp_path)] == [old.id]
+    assert [m.id for m in backups_in(tmp_path)] == [old.id]
 
 
 # -- manifests on disk -----------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_manifest_round_trips_through_json_and_disk(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, original)
     assert path.name == f"{original.id}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [m.id for m in list_backups(tmp_path)] == [original.id]
+    assert [m.id for m in backups_in(tmp_path)] == [original.id]
     assert get_manifest(tmp_path, original.id).objects[1].identity == 'public."Mixed Case"'
     assert "password" not in path.read_text()
 
@@ -194,8 +194,8 @@ def test_listing_skips_foreign_and_unreadable_files_and_sorts_oldest_first(
     write_manifest(tmp_path, older)
     (tmp_path / "notes.json").write_text("{}")
     (tmp_path / f"{new_backup_id(NOW)}.json").write_text("{not json")
-    assert [m.id for m in list_backups(tmp_path)] == [older.id, newer.id]
-    assert list_backups(tmp_path / "missing") == []
+    assert [m.id for m in backups_in(tmp_path)] == [older.id, newer.id]
+    assert backups_in(tmp_path / "missing") == []
     with pytest.raises(UsageError, match="no backup 'nope'"):
         get_manifest(tmp_path, "nope")
 

@@ -10,7 +10,7 @@ import pytest
 from pgshift.errors import DriftError, HalfReverted, UsageError
 from pgshift.history import AppliedMigration, History, Progress
 from pgshift.model import Header, Migration
-from pgshift.plan import check_no_drift, migration_states, plan_up
+from pgshift.plan import check_no_drift, migration_states, plan_pending
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -74,7 +74,7 @@ def test_progress_under_a_live_run_is_pending_and_running() -> None:
 
 def test_plan_refuses_drift_and_missing() -> None:
     with pytest.raises(DriftError) as info:
-        plan_up([mig(A, checksum="edited"), mig(B)], History(applied=(applied(A),)))
+        plan_pending([mig(A, checksum="edited"), mig(B)], History(applied=(applied(A),)))
     assert f"{A}_m.sql" in info.value.message
     assert info.value.exit_code == 4
     with pytest.raises(DriftError, match="file is gone"):
@@ -83,16 +83,16 @@ def test_plan_refuses_drift_and_missing() -> None:
 
 def test_target_pulls_in_later_dependencies_only() -> None:
     migrations = [mig(B), mig(A, deps=(C,)), mig(C), mig(D)]  # loader order: deps first
-    plan = plan_up([mig(C), mig(A, deps=(C,)), mig(B), mig(D)], History(), target=A)
+    plan = plan_pending([mig(C), mig(A, deps=(C,)), mig(B), mig(D)], History(), target=A)
     assert plan.versions == (C, A)
-    assert plan_up(migrations, History(), target=B).versions == (B, A, C)
+    assert plan_pending(migrations, History(), target=B).versions == (B, A, C)
     with pytest.raises(UsageError, match="--target 20990101000000"):
-        plan_up(migrations, History(), target="20990101000000")
+        plan_pending(migrations, History(), target="20990101000000")
 
 
 def test_resume_point_is_attached_to_its_step() -> None:
     progress = Progress(B, "sum", "prefix", 2, "run", NOW)
-    plan = plan_up([mig(A), mig(B)], History(applied=(applied(A),), in_progress=(progress,)))
+    plan = plan_pending([mig(A), mig(B)], History(applied=(applied(A),), in_progress=(progress,)))
     assert [(s.migration.version, s.resume) for s in plan.steps] == [(B, progress)]
 
 
@@ -135,7 +135,7 @@ def test_half_reverted_with_its_file_gone_stays_missing_but_flagged() -> None:
 def test_up_refuses_a_half_reverted_migration_with_exit_6_naming_it_and_the_command() -> None:
     history = History(applied=(applied(A), applied(B)), in_progress=(reverting(B),))
     with pytest.raises(HalfReverted) as info:
-        plan_up([mig(A), mig(B), mig(C)], history)
+        plan_pending([mig(A), mig(B), mig(C)], history)
     assert info.value.exit_code == 6
     assert info.value.version == B
     assert f"{B}_m0000 is half-reverted" in info.value.message
@@ -143,11 +143,11 @@ def test_up_refuses_a_half_reverted_migration_with_exit_6_naming_it_and_the_comm
     # Two of them (a second rollback killed too): the count that selects exactly both.
     both = History(applied=(applied(A), applied(B)), in_progress=(reverting(A, 0), reverting(B)))
     with pytest.raises(HalfReverted) as info:
-        plan_up([mig(A), mig(B)], both)
+        plan_pending([mig(A), mig(B)], both)
     assert info.value.hint is not None and "`pgshift rollback safe --count 2`" in info.value.hint
 
 
 def test_half_applied_apply_progress_still_plans_a_resume_not_a_refusal() -> None:
     # An apply's progress row on a version that is not applied is not a half-revert.
     history = History(applied=(applied(A),), in_progress=(Progress(B, "s", "p", 1, "run", NOW),))
-    assert plan_up([mig(A), mig(B)], history).versions == (B,)
+    assert plan_pending([mig(A), mig(B)], history).versions == (B,)

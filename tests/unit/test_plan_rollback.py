@@ -1,4 +1,4 @@
-"""plan_rollback from literals: which migrations are reverted, in which order, and what refuses."""
+"""plan_safe_rollback from literals: which migrations are reverted, in what order, what refuses."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pgshift.plan import (
     check_rollback,
     emergency_selection,
     plan_revert,
-    plan_rollback,
+    plan_safe_rollback,
     revert_plan,
     rollback_selection,
 )
@@ -105,7 +105,7 @@ def test_bad_selection_is_a_usage_error(kwargs: dict[str, object], message: str)
 def test_plan_reverts_newest_first_with_revert_steps_and_resume() -> None:
     resume = Progress(V3, "rb", "p", 1, "run", T0, action="revert")
     h = history(row(V1, 1), row(V2, 2), row(V3, 3), progress=(resume,))
-    plan = plan_rollback([mig(V1), mig(V2), mig(V3)], h, count=2)
+    plan = plan_safe_rollback([mig(V1), mig(V2), mig(V3)], h, count=2)
     assert plan.versions == (V3, V2)
     assert [s.action for s in plan.steps] == ["revert", "revert"]
     assert plan.steps[0].resume == resume and plan.steps[1].resume is None
@@ -115,12 +115,12 @@ def test_plan_reverts_newest_first_with_revert_steps_and_resume() -> None:
 def test_missing_rollback_file_refuses_and_names_it() -> None:
     h = history(row(V1, 1), row(V2, 2))
     with pytest.raises(UsageError, match=r"m000000_rollback\.sql"):
-        plan_rollback([mig(V1), mig(V2, rollback=False)], h)
+        plan_safe_rollback([mig(V1), mig(V2, rollback=False)], h)
 
 
 def test_missing_migration_file_refuses() -> None:
     with pytest.raises(UsageError, match="file is gone"):
-        plan_rollback([mig(V1)], history(row(V1, 1), row(V2, 2)))
+        plan_safe_rollback([mig(V1)], history(row(V1, 1), row(V2, 2)))
 
 
 def test_parse_problem_in_a_rollback_file_refuses_but_one_elsewhere_does_not() -> None:
@@ -128,9 +128,9 @@ def test_parse_problem_in_a_rollback_file_refuses_but_one_elsewhere_does_not() -
     migrations = [mig(V1), mig(V2)]
     rollback_path = str(migrations[1].rollback.path)  # type: ignore[union-attr]
     elsewhere = Problem("/m/20250109000000_new.sql", 3, "syntax error")
-    assert plan_rollback(migrations, h, problems=[elsewhere]).versions == (V2,)
+    assert plan_safe_rollback(migrations, h, problems=[elsewhere]).versions == (V2,)
     with pytest.raises(UsageError, match=r"_rollback\.sql:4: syntax error at or near"):
-        plan_rollback(
+        plan_safe_rollback(
             migrations, h, problems=[Problem(rollback_path, 4, "syntax error at or near")]
         )
 
@@ -140,11 +140,11 @@ def test_dependency_of_a_migration_that_stays_applied_cannot_be_reverted_alone()
     # V2 alone would break V3 even though V2 is not the newest.
     migrations = [mig(V1), mig(V2), mig(V3, deps=(V2,)), mig(V4)]
     h = history(row(V1, 1), row(V2, 2), row(V3, 3), row(V4, 4))
-    assert plan_rollback(migrations, h, count=2).versions == (V4, V3)
+    assert plan_safe_rollback(migrations, h, count=2).versions == (V4, V3)
     checks = {c.name: c for c in check_rollback(migrations, h, [V2])}
     assert checks["dependencies"].status == ERROR
     assert f"{V3} depends on {V2}" in checks["dependencies"].detail
-    assert plan_rollback(migrations, h, to_version=V1).versions == (V4, V3, V2)
+    assert plan_safe_rollback(migrations, h, to_version=V1).versions == (V4, V3, V2)
 
 
 def test_dependents_are_reverted_first_even_when_applied_earlier() -> None:
@@ -152,7 +152,7 @@ def test_dependents_are_reverted_first_even_when_applied_earlier() -> None:
     # hand): the order still reverts the dependent first.
     migrations = [mig(V1, deps=(V2,)), mig(V2)]
     h = history(row(V1, 1), row(V2, 2))
-    assert plan_rollback(migrations, h, to_version="0").versions == (V1, V2)
+    assert plan_safe_rollback(migrations, h, to_version="0").versions == (V1, V2)
 
 
 def test_changed_rollback_file_is_a_warning_not_a_refusal() -> None:
@@ -160,7 +160,7 @@ def test_changed_rollback_file_is_a_warning_not_a_refusal() -> None:
     checks = {c.name: c for c in check_rollback([mig(V1)], h, [V1])}
     assert checks["checksums"].status == WARNING
     assert "changed since" in checks["checksums"].detail
-    assert plan_rollback([mig(V1)], h).versions == (V1,)
+    assert plan_safe_rollback([mig(V1)], h).versions == (V1,)
     unrecorded = history(row(V1, 1, rollback_checksum=None))
     assert {c.name: c.status for c in check_rollback([mig(V1)], unrecorded, [V1])}[
         "checksums"
@@ -195,7 +195,7 @@ def test_the_issue_8_sequence_rollback_safe_finishes_the_killed_revert_with_its_
     # `rollback safe --count 3` reverted V3 and was killed inside V2's rollback.
     resume = half(V2)
     h = history(row(V1, 1), row(V2, 2), progress=(resume,))
-    plan = plan_rollback([mig(V1), mig(V2), mig(V3)], h)
+    plan = plan_safe_rollback([mig(V1), mig(V2), mig(V3)], h)
     assert plan.versions == (V2,)
     assert plan.steps[0].action == "revert" and plan.steps[0].resume == resume
 
@@ -237,7 +237,7 @@ def test_a_migration_whose_files_are_gone_reverts_with_its_stored_sql() -> None:
         f"{V2}_m000000: its files are gone, {STORED_ROLLBACK}",
     )
     assert checks["checksums"][0] == OK  # the stored text is what was recorded
-    plan = plan_rollback([mig(V1)], h)
+    plan = plan_safe_rollback([mig(V1)], h)
     (step,) = plan.steps
     assert (step.migration.version, step.migration.name, step.action) == (
         V2,
@@ -264,7 +264,7 @@ def test_a_deleted_rollback_file_falls_back_to_the_stored_sql_beside_the_migrati
         WARNING,
         f"{V2}_m000000: its rollback file is gone, {STORED_ROLLBACK}",
     )
-    (step,) = plan_rollback([migration], h).steps
+    (step,) = plan_safe_rollback([migration], h).steps
     assert step.migration.path == migration.path  # the file on disk, with the stored rollback
     assert step.script.path == Path(f"/m/{V2}_m000000_rollback.sql")
     assert step.migration.rollback is not None and step.migration.rollback.text == STORED
@@ -279,7 +279,7 @@ def test_a_rollback_file_on_disk_wins_over_the_stored_sql_and_its_edit_is_report
         WARNING,
         f"{V2}_m000000_rollback.sql changed since {V2} was applied",
     )
-    (step,) = plan_rollback([mig(V2)], h).steps
+    (step,) = plan_safe_rollback([mig(V2)], h).steps
     assert step.script.checksum == f"rb-{V2}"  # the file as it is now
 
 
@@ -288,9 +288,9 @@ def test_neither_a_file_nor_stored_sql_still_refuses() -> None:
     h = history(row(V1, 1), row(V2, 2))
     assert checks_of([mig(V1)], h, [V2])["rollback-files"][0] == ERROR
     with pytest.raises(UsageError, match="its migration file is gone"):
-        plan_rollback([mig(V1)], h)
+        plan_safe_rollback([mig(V1)], h)
     with pytest.raises(UsageError, match=r"no rollback file \(20250102000000_m000000_rollback"):
-        plan_rollback([mig(V1), mig(V2, rollback=False)], h)
+        plan_safe_rollback([mig(V1), mig(V2, rollback=False)], h)
     # plan_revert (the re-plan under the lock) gives no step that could not run either.
     assert plan_revert([mig(V1)], h, [V2]).steps == ()
 
@@ -301,7 +301,7 @@ def test_stored_sql_that_no_longer_parses_refuses_with_its_line() -> None:
     assert status == ERROR
     assert f"{V2}_m000000_rollback.sql:2" in detail
     with pytest.raises(UsageError, match="refusing to roll back"):
-        plan_rollback([], h)
+        plan_safe_rollback([], h)
 
 
 def test_stored_sql_that_does_not_match_its_recorded_checksum_is_a_warning() -> None:
@@ -348,7 +348,7 @@ def test_rollback_checks_word_for_word() -> None:
 
 def test_plan_rollback_returns_a_revert_plan_with_its_checks() -> None:
     h = history(row(V1, 1), row(V2, 2))
-    plan = plan_rollback([mig(V1), mig(V2)], h)
+    plan = plan_safe_rollback([mig(V1), mig(V2)], h)
     assert (plan.kind, plan.versions, plan.selection) == (REVERT, (V2,), (V2,))
     assert [(c.name, c.status) for c in plan.checks] == [
         ("rollback-files", OK),
@@ -361,7 +361,7 @@ def test_revert_plan_keeps_a_failed_check_where_plan_rollback_refuses() -> None:
     migrations = [mig(V1), mig(V2, rollback=False)]
     h = history(row(V1, 1), row(V2, 2))
     with pytest.raises(UsageError) as refused:
-        plan_rollback(migrations, h)
+        plan_safe_rollback(migrations, h)
     assert refused.value.exit_code == 2 and "nothing was changed" in refused.value.message
     shown = revert_plan(migrations, h)
     assert shown.kind == REVERT and shown.selection == (V2,)

@@ -7,13 +7,15 @@ arrives "during" a statement through the scripted executor's hook, so each bound
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
+from pgshift.config import load_settings
 from pgshift.errors import ConfigError, HalfApplied, Interrupted
-from pgshift.ops.apply import Runner, RunOptions, stop_grace_ms
+from pgshift.ops.apply import Runner, RunOptions
 from pgshift.ops.stopping import StopRequest
-from pgshift.plan import plan_up
+from pgshift.plan import plan_pending
 from tests.plugins.memory import FakeClock, MemoryTarget
 from tests.unit.test_apply_decisions import LOCKED, MIXED, V1, V2, migration
 
@@ -37,7 +39,7 @@ def test_a_stop_during_a_transactional_step_lets_it_commit_and_starts_nothing_ne
     r = _runner(target)
     _signal_during(target, r, "CREATE TABLE a (id int)", signal.SIGTERM)
     with pytest.raises(Interrupted) as stopped:
-        r.run(plan_up((m1, m2), target.read_history()))
+        r.run(plan_pending((m1, m2), target.read_history()))
     assert stopped.value.exit_code == 143
     assert "nothing is half-done" in stopped.value.message and stopped.value.hint
     assert [a.version for a in target.read_history().applied] == [V1]
@@ -53,12 +55,12 @@ def test_a_stop_inside_a_mixed_step_is_half_applied_and_resumes_once() -> None:
     r = _runner(target)
     _signal_during(target, r, "INSERT INTO audit VALUES ('a')", signal.SIGINT)
     with pytest.raises(HalfApplied) as stopped:
-        r.run(plan_up((m,), target.read_history()))
+        r.run(plan_pending((m,), target.read_history()))
     assert stopped.value.exit_code == 6
     assert "stopped after 1 of 3 statement(s)" in stopped.value.message
     progress = target.read_history().progress_of(V1, "apply")
     assert progress is not None and progress.statements_done == 1
-    _runner(target).run(plan_up((m,), target.read_history()))
+    _runner(target).run(plan_pending((m,), target.read_history()))
     assert target.scripted.committed == [
         "INSERT INTO audit VALUES ('a')",
         "CREATE INDEX CONCURRENTLY items_idx ON items (id)",
@@ -73,7 +75,7 @@ def test_a_stop_while_waiting_out_a_lock_retry_gives_up_cleanly() -> None:
     r = _runner(target)
     _signal_during(target, r, "INSERT INTO audit VALUES ('a')", signal.SIGTERM)
     with pytest.raises(Interrupted) as stopped:
-        r.run(plan_up((m,), target.read_history()))
+        r.run(plan_pending((m,), target.read_history()))
     assert stopped.value.exit_code == 143
     assert target.scripted.ran.count("INSERT INTO audit VALUES ('a')") == 1  # no retry
     assert target.read_history().in_progress == ()  # its start left no trace
@@ -108,9 +110,14 @@ def test_sigterm_waits_for_the_grace_period_and_sigint_does_not() -> None:
     assert cancels == ["now", "later", "later"]
 
 
-def test_the_grace_period_is_read_from_the_environment() -> None:
-    assert stop_grace_ms({}) == 10_000
-    assert stop_grace_ms({"PGSHIFT_STOP_GRACE": "30"}) == 30_000
-    assert stop_grace_ms({"PGSHIFT_STOP_GRACE": "500ms"}) == 500
+def test_the_grace_period_is_read_from_the_environment(tmp_path: Path) -> None:
+    def grace(env: dict[str, str]) -> int:
+        settings = load_settings({}, env, tmp_path)
+        assert RunOptions.from_settings(settings).stop_grace_ms == settings.runner.stop_grace_ms
+        return settings.runner.stop_grace_ms
+
+    assert grace({}) == 10_000
+    assert grace({"PGSHIFT_STOP_GRACE": "30"}) == 30_000  # a bare number is seconds
+    assert grace({"PGSHIFT_STOP_GRACE": "500ms"}) == 500
     with pytest.raises(ConfigError, match="PGSHIFT_STOP_GRACE"):
-        stop_grace_ms({"PGSHIFT_STOP_GRACE": "soon"})
+        grace({"PGSHIFT_STOP_GRACE": "soon"})

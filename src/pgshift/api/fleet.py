@@ -1,65 +1,19 @@
-"""Fleets, the single-target path run per target: load_targets, target_settings, connect_target,
-fleet_plan, fleet_up, fleet_status, fleet_run, fleet_run_name; skins over ops/fleet.py.
+"""Fleets, the single-target path run per target: fleet_up, the skin over ops/fleet.py's waves.
+
+The other fleet functions (load_targets, target_settings, connect_target, fleet_plan,
+fleet_status, fleet_run, fleet_run_name) are defined in ops/fleet.py and re-exported as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgshift.config import Settings
-
 if TYPE_CHECKING:
-    from pgshift.db.target import Target
     from pgshift.events import FleetEmit
     from pgshift.fleet_targets import TargetSpec
-    from pgshift.ops.fleet import FleetResult, FleetStatus
+    from pgshift.ops.fleet import FleetResult
     from pgshift.project_files import Project
-
-
-def load_targets(
-    file: str | Path | None = None,
-    *,
-    query: str | None = None,
-    control_url: str | None = None,
-    shard: str | None = None,
-) -> tuple[TargetSpec, ...]:
-    """A fleet's targets: the ``[[target]]`` tables of ``file``, or the rows ``query`` returns
-    on the control database (name, url, schema, labels); ``shard`` "I/N" keeps this worker's.
-
-    A bad file or row raises InputError naming file:line:key (exit 2).
-    """
-    from pgshift.ops import fleet
-
-    return fleet.load_targets(file, query=query, control_url=control_url, shard=shard)
-
-
-def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
-    """The settings of one target of a fleet: its URL, its history schema, its backup folder."""
-    from pgshift.ops import fleet
-
-    return fleet.target_settings(settings, spec)
-
-
-def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
-    """The Target of one fleet target (its tenant schema as the session's search_path)."""
-    from pgshift.ops import fleet
-
-    return fleet.connect_target(settings, spec, purpose=purpose)
-
-
-def fleet_plan(
-    project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
-) -> FleetResult:
-    """What `fleet up` would do: each target planned on its own (reads, never writes).
-
-    A target with something to do is ``pending`` with the versions in ``versions``; one that
-    cannot be planned (unreachable, drift) is ``failed`` with its exit code.
-    """
-    from pgshift.ops import fleet
-
-    return fleet.fleet_plan(project, targets, concurrency)
 
 
 def fleet_up(
@@ -94,7 +48,7 @@ def fleet_up(
     from pgshift import events
     from pgshift.ops import fleet
 
-    return fleet.fleet_up(
+    return fleet.up_in_waves(
         project,
         targets,
         fleet.FleetOptions(concurrency, canary, max_failures),
@@ -105,33 +59,3 @@ def fleet_up(
         worker=worker,
         lease_s=lease_s,
     )
-
-
-def fleet_run_name(project: Project) -> str:
-    """The default run of a control database: one per set of migrations (head + checksum), so
-    the next deploy starts a new run while re-running this one resumes it."""
-    from pgshift.ops import fleet
-
-    return fleet.fleet_run_name(project)
-
-
-def fleet_status(
-    project: Project,
-    targets: Sequence[TargetSpec],
-    *,
-    concurrency: int = 8,
-) -> FleetStatus:
-    """One row per target (head, pending, failed, drifted, last run); reads, never writes.
-
-    An unreachable target is a row with its error (exit code 3), not an exception.
-    """
-    from pgshift.ops import fleet
-
-    return fleet.fleet_status(project, targets, concurrency)
-
-
-def fleet_run(control_url: str, run: str) -> FleetResult:
-    """The shared run ``run`` of a control database as it stands (`fleet status --control-url`)."""
-    from pgshift.ops import fleet
-
-    return fleet.fleet_run(control_url, run)

@@ -51,7 +51,7 @@ def health(settings: Settings, *, show_queries: bool = False) -> HealthReport:
         target = Target.from_settings(settings, database_url(settings), purpose="health")
     except PgshiftError as exc:
         target = exc
-    return ops_health.health(
+    return ops_health.examine(
         settings, target, migrations=migrations, problems=problems, show_queries=show_queries
     )
 

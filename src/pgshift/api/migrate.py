@@ -87,7 +87,7 @@ def create(
     from pgshift.source.naming import migration_file_names
 
     description = scaffold.checked_description(title, risk_level, estimated_duration)
-    folder = settings.migrations_dir
+    folder = settings.project.migrations_dir
     folder.mkdir(parents=True, exist_ok=True)
     existing = load_project(settings).migrations if depends_on else ()
     dependencies = scaffold.dependency_names(existing, depends_on, folder)

@@ -4,9 +4,10 @@ read_history.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from pgshift.config import Settings
+from pgshift.config import Settings, load_settings
 from pgshift.errors import InputError
 
 if TYPE_CHECKING:
@@ -15,8 +16,13 @@ if TYPE_CHECKING:
     from pgshift.project_files import Project
 
 
-def load_project(settings: Settings, *, allow_problems: bool = False) -> Project:
+def load_project(
+    settings: Settings | str | os.PathLike[str], *, allow_problems: bool = False
+) -> Project:
     """The project's migrations in plan order, and the problems of their files.
+
+    ``settings`` may be a migrations folder instead (``load_project("migrations")``): the
+    other settings then come from the environment and ``[tool.pgshift]`` as for a command.
 
     A problem no migration owns (a bad file name, a duplicate version, a rollback file whose
     migration is gone) raises InputError (exit 2). Problems in a migration's own files are
@@ -27,6 +33,8 @@ def load_project(settings: Settings, *, allow_problems: bool = False) -> Project
     """
     from pgshift.project_files import Project, owned_problems, read_project
 
+    if not isinstance(settings, Settings):
+        settings = load_settings({"migrations_dir": os.fspath(settings)})
     read = read_project(settings)
     if allow_problems:
         return Project(settings, read.migrations, read.problems, read.warnings)
@@ -43,22 +51,27 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
 
     Returns None when nothing is configured and ``start_embedded`` is False.
     """
-    if settings.database_url is not None:
-        return settings.database_url
-    if not start_embedded and not (settings.project_root / ".pgshift" / "pgdata").is_dir():
+    if settings.connection.url is not None:
+        return settings.connection.url
+    if not start_embedded and not (settings.project.root / ".pgshift" / "pgdata").is_dir():
         return None  # no embedded server was ever made here: spare importing its module
     from pgshift.embedded import target_url
 
     return target_url(settings, start=start_embedded)
 
 
-def connect(settings: Settings, *, purpose: str = "runner") -> Target:
+def connect(settings: Settings | str, *, purpose: str = "runner") -> Target:
     """The Target for the configured database (the embedded server when none is named).
 
+    ``settings`` may be a database URL instead (``connect("postgresql://...")``): the other
+    settings then come from the environment and ``[tool.pgshift]`` as for a command, and a URL
+    that is not one is refused as `--database-url` would be (ConfigError, exit 2).
     Opens nothing yet: the first question asked of it opens its one session.
     """
     from pgshift.db.target import Target
 
+    if not isinstance(settings, Settings):
+        settings = load_settings({"database_url": settings})
     return Target.from_settings(settings, database_url(settings), purpose=purpose)
 
 

@@ -1,6 +1,8 @@
-"""Backups, restores and rollbacks: backup, list_backups, plan_restore/restore,
-plan_rollback/rollback/preview_rollback, plan_emergency/rollback_emergency; skins over
-ops/rollback.py and ops/backup.py.
+"""Backups, restores and rollbacks that open or load something first: backup, list_backups,
+restore, rollback and rollback_emergency, skins over ops/rollback.py and ops/backup.py.
+
+plan_restore, plan_rollback, preview_rollback and plan_emergency take what they need as
+arguments, so the facade re-exports them from ops/rollback.py, where they are defined.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ if TYPE_CHECKING:
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.manifest import Manifest
     from pgshift.ops.rollback import (
-        DryRunReport,
         EmergencyPlan,
         EmergencyResult,
         RestorePlan,
     )
     from pgshift.plan import Plan
-    from pgshift.project_files import Project
 
 
 def backup(settings: Settings, *, reason: str = "manual", on_event: Emit | None = None) -> Manifest:
@@ -41,19 +41,9 @@ def backup(settings: Settings, *, reason: str = "manual", on_event: Emit | None 
 
 def list_backups(settings: Settings) -> list[Manifest]:
     """The complete backups in DB_BACKUP_DIR, oldest first; needs no database."""
-    from pgshift.ops.manifest import list_backups as listed
+    from pgshift.ops.manifest import backups_in
 
-    return listed(settings.backup_dir)
-
-
-def plan_restore(target: Target, backup_id: str) -> RestorePlan:
-    """What `rollback restore` would do: the backup, its checksum verified, and the objects
-    newer than it that restoring drops. Reads, never writes; a backup of another database is
-    refused (UsageError, exit 2), a corrupt one too (BackupError, exit 7).
-    """
-    from pgshift.ops.rollback import plan_restore as planned
-
-    return planned(target, backup_id)
+    return backups_in(settings.backup.dir)
 
 
 def restore(
@@ -71,22 +61,6 @@ def restore(
     return run_restore(plan, target, emit=on_event or events.ignore, backup=backup)
 
 
-def plan_rollback(
-    project: Project, target: Target, *, count: int | None = None, to_version: str | None = None
-) -> Plan:
-    """What `rollback safe` (the last ``count``, default 1) or `to-version` would revert.
-
-    A Plan of kind "revert", newest first, with ``checks`` filled (rollback files, checksums,
-    dependencies, half-applied steps) so they can be shown before confirming. Refuses
-    (UsageError, exit 2, nothing changed) when a check is an error: a rollback file is missing
-    or does not parse, or a migration that stays applied depends on one being reverted. Only
-    problems of the files it would run count (load the project with ``allow_problems``).
-    """
-    from pgshift.ops.rollback import plan_rollback as planned
-
-    return planned(project, target, count=count, to_version=to_version)
-
-
 def rollback(
     plan: Plan, target: Target, *, on_event: Emit | None = None, backup: bool = True
 ) -> RunResult:
@@ -101,45 +75,6 @@ def rollback(
     from pgshift.ops.rollback import run_rollback
 
     return run_rollback(plan, target, emit=on_event or events.ignore, backup=backup)
-
-
-def preview_rollback(
-    project: Project,
-    target: Target,
-    *,
-    count: int | None = None,
-    to_version: str | None = None,
-    simulate: bool = False,
-    scratch_url: str | None = None,
-) -> DryRunReport:
-    """Everything a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
-
-    Never changes the target and never refuses over a failed check: the report shows it
-    (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
-    the target's schema and history (``scratch_url``'s server, else the embedded one).
-    """
-    from pgshift.ops.rollback import preview_rollback as preview
-
-    return preview(
-        project,
-        target,
-        count=count,
-        to_version=to_version,
-        simulate=simulate,
-        scratch_url=scratch_url,
-    )
-
-
-def plan_emergency(project: Project, target: Target) -> EmergencyPlan:
-    """What `rollback emergency` would do to get back to the state before the last `up` run.
-
-    Its migrations, any half-applied one and any half-reverted one (whichever run applied it)
-    to revert, the checks of their rollback files, and the backup taken before that run to
-    fall back to. Reads, never writes.
-    """
-    from pgshift.ops.rollback import plan_emergency as planned
-
-    return planned(project.migrations, project.problems, target)
 
 
 def rollback_emergency(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pgshift
 from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output, RunRenderer, write
-from pgshift.config import Settings, describe
+from pgshift.config import GROUPS, SettingRow, setting_rows
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
 from pgshift.plan import MigrationState, Plan, Step, backfill_text
@@ -357,6 +357,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         title=f"{report.applied} applied, {report.pending} pending"
         + (f", {report.failed} failed" if report.failed else "")
         + (f", {report.half_reverted} half-reverted" if report.half_reverted else ""),
+        styles={"state": _state_style},
     )
     for r in report.rows:
         if r.half_reverted and r.detail:
@@ -391,6 +392,13 @@ def _backfill_json(r: MigrationState) -> dict[str, Any] | None:
         "running": r.running,
         "text": backfill_text(b),
     }
+
+
+def _state_style(text: str) -> str | None:
+    """The colour of a state cell on a terminal: its first word's (cli/colour.py)."""
+    from pgshift.cli.colour import STATE_STYLE
+
+    return STATE_STYLE.get(text.split(" ", 1)[0])
 
 
 def _state_text(r: MigrationState) -> str:
@@ -428,37 +436,30 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_config(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
-    rows = describe(settings)
+    rows = setting_rows(settings)
     if args.json:
-        out.json(_config_json(settings, rows))
+        out.json(_config_json(rows))
         return 0
-    out.table(["setting", "value", "source"], [list(r) for r in rows])
+    for group in GROUPS:
+        shown = [[r.name, r.shown, r.source] for r in rows if r.group == group]
+        out.table(["setting", "value", "source"], shown, title=f"[{group}]")
     return 0
 
 
-def _config_json(settings: Settings, rows: list[tuple[str, str, str]]) -> dict[str, Any]:
+def _config_json(rows: list[SettingRow]) -> dict[str, Any]:
     """`config --json`: numbers, booleans and unset values as JSON's own types, not strings.
 
-    describe() phrases every value for a person; for a script, the setting's typed value is
-    used when it is a number, a boolean or unset, and the phrased text otherwise (paths, the
-    masked URL). An unnamed database is null, its source saying where the default comes from.
+    The rows' text is phrased for a person; for a script, the setting's typed value is used when
+    it is a number, a boolean or unset, and the phrased text otherwise (paths, the masked URL).
+    An unnamed database is null, its source saying where the default comes from. Each setting
+    keeps its flat key (its variable's name) and says its group.
     """
-    from dataclasses import fields
-
-    from pgshift.config import KNOB_ENV
-
-    field_of = {KNOB_ENV.get(f.name) or f.name: f.name for f in fields(Settings)}
     data: dict[str, Any] = {}
-    for name, shown, source in rows:
-        value: Any = shown
-        field = field_of.get(name)
-        if name == "DATABASE_URL":
-            value = settings.masked_url() or None
-        elif field is not None:
-            typed = getattr(settings, field)
-            if typed is None or isinstance(typed, bool | int | float):
-                value = typed
-        data[name] = {"value": value, "source": source}
+    for row in rows:
+        value: Any = row.shown
+        if row.name == "DATABASE_URL" or row.value is None or isinstance(row.value, bool | int):
+            value = row.value
+        data[row.name] = {"value": value, "source": row.source, "group": row.group}
     return data
 
 
@@ -473,7 +474,7 @@ def cmd_server(args: argparse.Namespace, out: Output) -> int:
         )
         return 0
     if args.server_command == "status":
-        st = embedded.status(settings.project_root)
+        st = embedded.server_status(settings.project_root)
         out.line(f"data:    {st.data_dir}")
         out.line(f"running: {'yes' if st.running else 'no'}")
         if st.running:

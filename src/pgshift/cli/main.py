@@ -42,10 +42,9 @@ def _terminal_columns() -> int:
     """$COLUMNS, else the width of the terminal on stdout, else 80 (shutil's order)."""
     import os
 
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
+    from pgshift.config import columns as env_columns
+
+    columns = env_columns() or 0
     if columns <= 0:
         try:
             columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
@@ -69,6 +68,24 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a choice (a verb, `--risk-level`), naming the closest one."""
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        from pgshift.cli.suggest import closest
+
+        names = [str(c) for c in choices]
+        near = closest(str(value), names)
+        if isinstance(action, argparse._SubParsersAction):
+            what = f"unknown command {value!r}"
+        else:
+            what = f"argument {argparse._get_action_name(action)}: invalid choice {value!r}"
+        raise UsageError(
+            f"{self.prog}: {what}" + (f"; did you mean {near!r}?" if near else ""),
+            hint=f"choose from {', '.join(names)}; see `{self.prog} --help`",
+        )
+
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
@@ -83,8 +100,14 @@ class _Parser(argparse.ArgumentParser):
             words = [self.prog, getattr(parsed, "command", None)]
             words += [v for k, v in vars(parsed).items() if k.endswith("_command")]
             prog = " ".join(w for w in words if isinstance(w, str) and w)
+            from pgshift.cli.suggest import closest, option_strings
+
+            options = option_strings(self, [w for w in words[1:] if isinstance(w, str) and w])
+            near = [(x, closest(x, options)) for x in extras if x.startswith("-")]
+            guesses = "; ".join(f"did you mean {n!r} for {x!r}?" for x, n in near if n)
             raise UsageError(
-                f"{prog}: unrecognized arguments: {' '.join(extras)}",
+                f"{prog}: unrecognized arguments: {' '.join(extras)}"
+                + (f"; {guesses}" if guesses else ""),
                 hint=f"see `{prog} --help`",
             )
         return parsed
@@ -137,7 +160,7 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
 
     if verb in _FAST_VERBS:
         return [commands.register, ops_verbs.register]
-    from pgshift.cli import adopt, fleet, health, rollback, validate
+    from pgshift.cli import adopt, completion, fleet, health, records, rollback, validate
 
     fast = [commands.register, ops_verbs.register]
     return [
@@ -147,6 +170,8 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
         rollback.register,
         adopt.register,
         fleet.register,
+        records.register,
+        completion.register,
     ]
 
 
@@ -282,13 +307,12 @@ def _database_error(exc: Exception, argv: list[str]) -> PgshiftError | None:
     psycopg = sys.modules.get("psycopg")
     if psycopg is None or not isinstance(exc, psycopg.Error):
         return None
-    import os
-
+    from pgshift.config import database_url_variable
     from pgshift.db.connect import redact
     from pgshift.errors import CheckFailed, DatabaseUnavailable
 
     text = str(exc).strip() or type(exc).__name__
-    urls = [os.environ.get("DATABASE_URL", "")]
+    urls = [database_url_variable()]
     urls += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--database-url"]
     urls += [a.split("=", 1)[1] for a in argv if a.startswith("--database-url=")]
     for url in urls:

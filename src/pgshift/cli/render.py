@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +113,13 @@ class Output:
         """One compact JSON document per line, for streams (`health --watch --json`)."""
         write(sys.stdout, json.dumps(data, default=str) + "\n")
 
-    def table(self, headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    def table(
+        self,
+        headers: list[str],
+        rows: list[list[str]],
+        title: str | None = None,
+        styles: Mapping[str, Callable[[str], str | None]] | None = None,
+    ) -> None:
         """A table: rich on a terminal wide enough for it, one block per row on a narrow one,
         aligned plain lines off a terminal.
 
@@ -123,6 +129,9 @@ class Output:
         at 60 or 80 columns a seven-column table would otherwise squeeze five columns to
         nothing and wrap a date over eight lines. The line is never cropped, so a version or
         a backup id is always there to copy.
+
+        ``styles`` colours a column's cells on a terminal ({header: value -> style name of
+        cli/colour.py}); never off a terminal or with NO_COLOR (rich and colour.py both check).
         """
         if self.quiet:
             return
@@ -134,9 +143,10 @@ class Output:
                 for h, w in zip(headers, widths, strict=True)
             ]
             if sum(least) + _BORDERS_PER_COLUMN * len(headers) + 1 > shown.width:
-                self._records(headers, rows, title)
+                self._records(headers, rows, title, styles)
                 return
             from rich.table import Table
+            from rich.text import Text
 
             table = Table(title=title)
             for h, width in zip(headers, widths, strict=True):
@@ -145,7 +155,9 @@ class Output:
                 else:
                     table.add_column(h, overflow="fold", min_width=FOLDED_MIN)
             for row in rows:
-                table.add_row(*row)
+                # Text, not str: a cell is shown as it is, never read as rich markup.
+                cells = zip(headers, row, strict=True)
+                table.add_row(*(_cell(Text, h, c, styles) for h, c in cells))
             shown.print(table, crop=False)
             return
         widths = _natural_widths(headers, rows)
@@ -155,15 +167,25 @@ class Output:
         for row in rows:
             self.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
-    def _records(self, headers: list[str], rows: list[list[str]], title: str | None) -> None:
+    def _records(
+        self,
+        headers: list[str],
+        rows: list[list[str]],
+        title: str | None,
+        styles: Mapping[str, Callable[[str], str | None]] | None = None,
+    ) -> None:
         """Each row as a block of ``header  value`` lines: what a narrow terminal can show."""
+        from pgshift.cli.colour import paint
+
         label = max(len(h) for h in headers)
         if title:
             self.line(title)
         for row in rows:
             self.line()
             for h, value in zip(headers, row, strict=True):
-                self.line(f"{h.ljust(label)}  {value}".rstrip())
+                style = styles[h](value) if styles and h in styles else None
+                shown = paint(value, style, sys.stdout) if style else value
+                self.line(f"{h.ljust(label)}  {shown}".rstrip())
 
     def error(self, exc: PgshiftError) -> None:
         if self.json_mode:
@@ -172,6 +194,16 @@ class Output:
 
     def plain_error(self, message: str, hint: str | None = None) -> None:
         write(sys.stderr, f"error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+
+
+#: How a table colours a column: {header: value -> a style name of cli/colour.py, or None}.
+Styles = Mapping[str, Callable[[str], str | None]]
+
+
+def _cell(text_type: Any, header: str, value: str, styles: Styles | None) -> Any:
+    """A rich Text of ``value``, in the style ``styles`` gives its column's values."""
+    style = styles[header](value) if styles and header in styles else None
+    return text_type(value, style=style or "")
 
 
 def size_text(n: int) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pgshift
+from pgshift.cli.colour import SEVERITY_STYLE, paint, wanted
 from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output
 from pgshift.errors import UsageError
@@ -264,6 +266,20 @@ def _history_line(report: pgshift.ValidateReport, shown: bool) -> str | None:
     )
 
 
+def _coloured(finding: Finding, text: str) -> str:
+    """A finding's text with its ``severity[code]`` and caret in colour, on a terminal only."""
+    if not wanted(sys.stdout):
+        return text
+    style = SEVERITY_STYLE[finding.severity]
+    lines = text.split("\n")
+    token = f"{finding.severity}[{finding.code}]"
+    lines[0] = lines[0].replace(token, paint(token, style, sys.stdout), 1)
+    for i, line in enumerate(lines[1:3], 1):  # the source line and the caret under it
+        if line.endswith("^") and " | " in line:
+            lines[i] = line[:-1] + paint("^", style, sys.stdout)
+    return "\n".join(lines)
+
+
 def _print_text(
     out: Output,
     findings: list[Finding],
@@ -278,16 +294,18 @@ def _print_text(
                 sources[f.file] = Path(f.file).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 sources[f.file] = None
-        out.line(render_text(f, sources[f.file], docs_url))
+        out.line(_coloured(f, render_text(f, sources[f.file], docs_url)))
         out.line()
     errors = sum(1 for f in findings if f.severity == "error")
     notes = sum(1 for f in findings if f.severity == "note")
     warnings = len(findings) - errors - notes
     where = "" if report.database_checked else " (no database configured: drift not checked)"
     if not findings:
-        out.line(f"no problems found{where}")
+        out.line(paint("no problems found", "green", sys.stdout) + where)
     else:
-        out.line(f"{errors} error(s), {warnings} warning(s), {notes} note(s){where}")
+        style = "bold red" if errors else "bold yellow" if warnings else ""
+        counts = f"{errors} error(s), {warnings} warning(s), {notes} note(s)"
+        out.line(paint(counts, style, sys.stdout) + where)
     summary = _history_line(report, shown=bool(history))
     if summary is not None:
         out.line(summary)

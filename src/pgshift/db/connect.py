@@ -151,7 +151,7 @@ def _password_of(url: str) -> str | None:
     return str(value) if value else None
 
 
-def connect(
+def open_connection(
     url: str | None,
     *,
     purpose: str = "runner",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.connect import connect, redact
+from pgshift.db.connect import open_connection, redact
 from pgshift.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def query_targets(url: str, query: str) -> list[tuple[Any, ...]]:
     """The rows of ``--targets-query`` on the control database (read-only transaction)."""
     import psycopg
 
-    with connect(url, purpose="fleet targets", autocommit=False) as conn:
+    with open_connection(url, purpose="fleet targets", autocommit=False) as conn:
         try:
             conn.execute("SET TRANSACTION READ ONLY")
             return list(conn.execute(query.encode()).fetchall())
@@ -118,7 +118,7 @@ class ControlBoard:
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = connect(self._url, purpose="fleet control")
+                    self._conn = open_connection(self._url, purpose="fleet control")
                 cur = self._conn.execute(self._q(template), params)
                 return list(cur.fetchall()) if cur.description else []
             except psycopg.Error as exc:
@@ -129,7 +129,7 @@ class ControlBoard:
     def create(self) -> None:
         with self._lock:
             if self._conn is None or self._conn.closed:
-                self._conn = connect(self._url, purpose="fleet control")
+                self._conn = open_connection(self._url, purpose="fleet control")
             conn = self._conn
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK_KEY,))

@@ -18,6 +18,8 @@ import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pgshift import config
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -27,11 +29,6 @@ if TYPE_CHECKING:
 
 #: The separator between the parts of one message.
 SEPARATOR = b";\n"
-
-#: Environment variable naming a failpoint at which the process kills itself with SIGKILL.
-#: The fault-injection tests use it to stop a run at an exact instant (after a statement's
-#: result came back, before anything else is sent); it costs one dictionary lookup per step.
-FAILPOINT_VARIABLE = "PGSHIFT_FAILPOINT"
 
 
 class PartFailed(Exception):
@@ -87,7 +84,7 @@ def _offset_in_part(error: psycopg.Error, parts: Sequence[bytes], index: int) ->
 
 def failpoint(name: str) -> None:
     """Die at once (SIGKILL, as `kill -9` would) when PGSHIFT_FAILPOINT names this instant."""
-    if os.environ.get(FAILPOINT_VARIABLE) == name:
+    if config.failpoint() == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pgshift.db.connect import connect
+from pgshift.db.connect import open_connection
 from pgshift.errors import DatabaseUnavailable, LockBusy
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class RunnerLock:
         self._checked_at = time.monotonic()
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        conn = connect(self.url, purpose=self.purpose, keepalive=True)
+        conn = open_connection(self.url, purpose=self.purpose, keepalive=True)
         key = lock_key(self.schema)
         deadline = time.monotonic() + self.wait_ms / 1000
         delay = 0.05

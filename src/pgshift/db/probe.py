@@ -118,9 +118,9 @@ class Probe:
 @contextmanager
 def opened(url: str | None, *, purpose: str, connect_timeout_s: int = 5) -> Iterator[Probe]:
     """A Probe on a fresh autocommit connection, closed after; DatabaseUnavailable when none."""
-    from pgshift.db.connect import connect
+    from pgshift.db.connect import open_connection
 
-    conn = connect(url, purpose=purpose, connect_timeout_s=connect_timeout_s)
+    conn = open_connection(url, purpose=purpose, connect_timeout_s=connect_timeout_s)
     with conn:
         with translated(url):
             configure(conn)

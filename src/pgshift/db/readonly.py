@@ -88,7 +88,9 @@ def find_libpq() -> str | None:
 
     Linux wheels keep it in ``psycopg_binary.libs/``, macOS wheels in ``psycopg_binary/.dylibs``.
     """
-    if os.environ.get("PGSHIFT_LIBPQ", "").lower() in ("off", "0", "no", "false"):
+    from pgshift.config import libpq_disabled
+
+    if libpq_disabled():
         return None
     import importlib.util
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.connect import connect, redact
+from pgshift.db.connect import open_connection, redact
 from pgshift.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def may_create_database(url: str) -> str | None:
     import psycopg
 
     try:
-        with connect(url, purpose="scratch admin") as conn:
+        with open_connection(url, purpose="scratch admin") as conn:
             row = conn.execute(
                 "SELECT rolname, rolcreatedb OR rolsuper FROM pg_catalog.pg_roles"
                 " WHERE rolname = current_user"
@@ -190,7 +190,7 @@ def _create(server_url: str, kind: str, purpose: str) -> ScratchDatabase:
     name = _name(purpose)
     created = False
     try:
-        with connect(server_url, purpose="scratch admin") as admin:
+        with open_connection(server_url, purpose="scratch admin") as admin:
             where, major = _where(kind, admin)
             ident = sql.Identifier(name)
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident))
@@ -205,7 +205,9 @@ def _create(server_url: str, kind: str, purpose: str) -> ScratchDatabase:
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(note))
                 )
         url = make_conninfo(server_url, dbname=name)
-        connect(url, purpose="scratch admin").close()  # reachable (a pooler may not know it)
+        open_connection(
+            url, purpose="scratch admin"
+        ).close()  # reachable (a pooler may not know it)
     except psycopg.Error as exc:
         if created:
             drop_database(server_url, name)
@@ -226,7 +228,7 @@ def drop_database(server_url: str, name: str) -> None:
 
     with (
         contextlib.suppress(psycopg.Error, DatabaseUnavailable),
-        connect(server_url, purpose="scratch admin") as admin,
+        open_connection(server_url, purpose="scratch admin") as admin,
     ):
         force = sql.SQL(" WITH (FORCE)") if admin.info.server_version >= 130000 else sql.SQL("")
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
@@ -235,7 +237,7 @@ def drop_database(server_url: str, name: str) -> None:
 def leftovers(server_url: str) -> list[tuple[str, str]]:
     """Scratch databases on a server (name, comment): any not in use by a running command is
     a leftover, safe to drop."""
-    with connect(server_url, purpose="scratch admin") as admin:
+    with open_connection(server_url, purpose="scratch admin") as admin:
         rows = admin.execute(
             "SELECT d.datname, coalesce(shobj_description(d.oid, 'pg_database'), '')"
             " FROM pg_catalog.pg_database d WHERE d.datname LIKE %s ORDER BY 1",

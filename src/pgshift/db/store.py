@@ -196,9 +196,9 @@ def read_histories(url: str | None, schemas: Sequence[str], purpose: str) -> dic
     if reader is not None:
         with reader:
             return read_many(reader, schemas)
-    from pgshift.db.connect import connect
+    from pgshift.db.connect import open_connection
 
-    with connect(url, purpose=purpose) as conn:
+    with open_connection(url, purpose=purpose) as conn:
         return read_many(conn, schemas)
 
 
@@ -735,11 +735,3 @@ def missing_grant(session: Session | TextSession, schema: str) -> MissingGrant |
             f"GRANT USAGE, CREATE ON SCHEMA {quoted} TO {who}",
         )  # fmt: skip
     return None
-
-
-def read_history(url: str | None, schema: str, purpose: str = "status") -> History:
-    """The whole history of ``schema`` over a short connection of its own (read-only)."""
-    from pgshift.db.connect import connect
-
-    with connect(url, purpose=purpose) as conn:
-        return PostgresHistoryStore(schema).read(conn)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pgshift.db.connect import connect, redact
+from pgshift.db.connect import open_connection, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -134,15 +134,15 @@ class Target:
         purpose: str = "runner",
         tenant_schema: str | None = None,
     ) -> Target:
-        """The Target of ``url`` (and of its tenant schema: then settings.schema must already
-        name the tenant's history schema, as the fleet sets it)."""
+        """The Target of ``url`` (and of its tenant schema: then settings.connection.schema must
+        already name the tenant's history schema, as the fleet sets it)."""
         return cls(
             url,
             tenant_schema=tenant_schema,
-            schema=settings.schema,
+            schema=settings.connection.schema,
             purpose=purpose,
-            runner_lock_wait_ms=settings.runner_lock_wait_ms,
-            allow_pooler=settings.allow_pooler,
+            runner_lock_wait_ms=settings.runner.lock_wait_ms,
+            allow_pooler=settings.connection.allow_pooler,
             settings=settings,
         )
 
@@ -181,7 +181,9 @@ class Target:
     def session(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
-            self._session = connect(self._url, purpose=self.purpose, search_path=self.tenant_schema)
+            self._session = open_connection(
+                self._url, purpose=self.purpose, search_path=self.tenant_schema
+            )
             if self._fenced:
                 # The run's session was lost and is opened again: the old one may still be
                 # executing, so the new one waits for it like for any earlier run's.

@@ -19,20 +19,18 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
-import os
 import random
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pgshift import events as ev
 from pgshift.durations import format_duration_ms
 from pgshift.errors import (
-    ConfigError,
     DriftError,
     HalfApplied,
     Interrupted,
@@ -138,43 +136,17 @@ class RunOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
         return cls(
-            schema=settings.schema,
-            lock_timeout_ms=settings.lock_timeout_ms,
-            lock_retry_total_ms=settings.lock_retry_total_ms,
-            statement_timeout_ms=settings.migration_timeout_ms,
-            runner_lock_wait_ms=settings.runner_lock_wait_ms,
-            allow_pooler=settings.allow_pooler,
-            stop_grace_ms=stop_grace_ms(os.environ),
+            schema=settings.connection.schema,
+            lock_timeout_ms=settings.runner.lock_timeout_ms,
+            lock_retry_total_ms=settings.runner.lock_retry_total_ms,
+            statement_timeout_ms=settings.runner.migration_timeout_ms,
+            runner_lock_wait_ms=settings.runner.lock_wait_ms,
+            allow_pooler=settings.connection.allow_pooler,
+            stop_grace_ms=settings.runner.stop_grace_ms,
             backfill=BackfillOptions.from_settings(settings),
         )
 
     retry_cap_ms: int = 10_000
-
-
-STOP_GRACE_VARIABLE = "PGSHIFT_STOP_GRACE"
-
-
-def stop_grace_ms(environ: Mapping[str, str]) -> int:
-    """PGSHIFT_STOP_GRACE (a bare number is seconds: `10`, `30s`, `500ms`), default 10 s.
-
-    Read here rather than in Settings: it only matters while a run holds the lock, and only
-    to the process that receives the signal.
-    """
-    from pgshift.durations import parse_duration_ms
-
-    text = environ.get(STOP_GRACE_VARIABLE, "").strip()
-    if not text:
-        return 10_000
-    try:
-        value = parse_duration_ms(text, default_unit="s")
-    except ValueError as exc:
-        raise ConfigError(
-            f"{STOP_GRACE_VARIABLE}={text!r} is not a duration: {exc}",
-            hint="e.g. PGSHIFT_STOP_GRACE=10s, or 0 to cancel at once",
-        ) from None
-    if value < 0:
-        raise ConfigError(f"{STOP_GRACE_VARIABLE}={text!r} must not be negative")
-    return value
 
 
 class _Stopped(Exception):

@@ -83,11 +83,11 @@ class BackfillOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> BackfillOptions:
         return cls(
-            batch_time_ms=settings.backfill_batch_time_ms,
-            max_lag_ms=settings.backfill_max_lag_ms,
-            lock_timeout_ms=settings.lock_timeout_ms,
-            lock_retry_total_ms=settings.lock_retry_total_ms,
-            statement_timeout_ms=settings.migration_timeout_ms,
+            batch_time_ms=settings.backfill.batch_time_ms,
+            max_lag_ms=settings.backfill.max_lag_ms,
+            lock_timeout_ms=settings.runner.lock_timeout_ms,
+            lock_retry_total_ms=settings.runner.lock_retry_total_ms,
+            statement_timeout_ms=settings.runner.migration_timeout_ms,
         )
 
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from pgshift.config import environment
 from pgshift.db.inventory import (
     begin_snapshot,
     current_database,
@@ -50,7 +51,7 @@ from pgshift.ops.manifest import (
     DUMP_SUFFIX,
     REASONS,
     Manifest,
-    Progress,
+    OnProgress,
     compare_inventories,
     fsync_dir,
     new_backup_id,
@@ -99,7 +100,7 @@ def take_backup(
     schema: str = "pgshift",
     run_id: str | None = None,
     lock_wait_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> Manifest:
     """Dump the database into ``backup_dir`` and write its manifest; BackupError on any failure.
 
@@ -170,7 +171,7 @@ def _dump(
     archive: Path,
     lock_wait_ms: int,
     db_size: int,
-    progress: Progress,
+    progress: OnProgress,
 ) -> None:
     """Run pg_dump into ``archive`` (created 0600 by us, so the umask cannot widen it)."""
     fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -220,7 +221,7 @@ def _check_listing(tools: Tools, target: Target, archive: Path) -> int:
 # -- restoring -------------------------------------------------------------------------------------
 
 
-def plan_restore(
+def inspect_restore(
     target: Target, backup_dir: Path, manifest: Manifest
 ) -> tuple[tuple[SchemaObject, ...], str]:
     """(objects the restore would drop because they are newer than the backup, database name).
@@ -239,7 +240,7 @@ def restore_backup(
     *,
     run_id: str | None = None,
     lock_timeout_ms: int = DEFAULT_LOCK_WAIT_MS,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> RestoreResult:
     """Replace the database's contents with the backup's, in one transaction.
 
@@ -299,7 +300,7 @@ def _run_restore(
     lock_timeout_ms: int,
     prelude: Sequence[str],
     epilogue: Sequence[str],
-    progress: Progress,
+    progress: OnProgress,
 ) -> None:
     """``pg_restore --clean --if-exists --exit-on-error -f -`` | ``psql --single-transaction``."""
     reader = [
@@ -315,7 +316,7 @@ def _run_restore(
         _into_psql(
             tools,
             reader,
-            dict(os.environ),
+            environment(),
             conn_argv,
             env,
             target.redact,
@@ -480,7 +481,7 @@ def backup_for(
     *,
     reason: str,
     run_id: str | None = None,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> tuple[Manifest, list[str]]:
     """Take a backup as the settings say, log it in the history, and prune old ones.
 
@@ -489,23 +490,23 @@ def backup_for(
     """
     manifest = take_backup(
         target,
-        settings.backup_dir,
+        settings.backup.dir,
         reason=reason,
-        schema=settings.schema,
+        schema=settings.connection.schema,
         run_id=run_id,
-        lock_wait_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
+        lock_wait_ms=max(settings.runner.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
         progress=progress,
     )
     try:
         with target.translated():
-            protected = _log_backup(target, settings.schema, manifest, reason, run_id)
+            protected = _log_backup(target, settings.connection.schema, manifest, reason, run_id)
     except QueryFailed:
         return manifest, []  # the backup is safe; without history, prune nothing this time
     removed = prune(
-        settings.backup_dir,
+        settings.backup.dir,
         database=manifest.database,
         server=manifest.server,
-        retention_days=settings.backup_retention_days,
+        retention_days=settings.backup.retention_days,
         protected_run_id=protected,
     )
     return manifest, removed

@@ -36,7 +36,7 @@ from pgshift.errors import DriftError, MigrationFailed, UsageError
 from pgshift.history import AppliedMigration, History
 from pgshift.ops.apply import Runner, RunOptions
 from pgshift.ops.lint_since import write_lint_since
-from pgshift.plan import migration_states, plan_up
+from pgshift.plan import migration_states, plan_pending
 
 if TYPE_CHECKING:
     from pgshift.model import Migration
@@ -133,7 +133,7 @@ def select(migrations: Sequence[Migration], history: History, version: str) -> B
             f"baseline {version}: no migration file has this version",
             hint="`pgshift status` lists the versions of the files",
         )
-    wanted = plan_up(migrations, History(), version).steps
+    wanted = plan_pending(migrations, History(), version).steps
     chosen = {s.migration.version for s in wanted}
     trouble = sorted(history.failed | {p.version for p in history.in_progress})
     if trouble:
@@ -198,7 +198,7 @@ def prove(
                 allow_pooler=options.allow_pooler,
             ) as scratch:
                 create_tool_tables(scratch.session, tool_tables)
-                plan = plan_up(migrations, scratch.read_history(), version)
+                plan = plan_pending(migrations, scratch.read_history(), version)
                 Runner(scratch, options).run(plan)
                 return fingerprint(scratch.session, (options.schema,)), made
         except MigrationFailed as exc:
@@ -232,12 +232,16 @@ def failed_on_scratch(exc: MigrationFailed, made: ScratchDatabase, version: str)
 def plan_baseline(
     project: Project, target: Target, version: str, *, scratch_url: str | None = None
 ) -> BaselinePlan:
-    """Select the migrations, prove them on a scratch database, compare with the target.
+    """What `baseline V` would record, proven: the migrations up to ``version`` (plan order,
+    with their dependencies) run with `up`'s Runner on a scratch database (``scratch_url``'s
+    server; else the target's own server when its role may create a database; else the
+    embedded one, started if needed), and its schema compared with the target's, pgshift's
+    schema and other tools' bookkeeping tables left out (``plan.proven_on`` says where).
 
-    The scratch database goes where ops/scratch.py says (``scratch_url``'s server, else the
-    target's, else the embedded one), made when first asked, once the selection stands, so a
-    mistyped version never starts the embedded server. When the proof ran on another major
-    than the target's, both fingerprints are compared `portable`.
+    ``plan.differences`` lists a mismatch; the target is only read. Refuses (UsageError, exit 2)
+    a history with a failed or half-applied migration, or one applied beyond the baseline;
+    refuses drift (exit 4); a migration that fails on the scratch database raises the runner's
+    error.
     """
     from pgshift.ops.scratch import scratch_server
 
@@ -245,7 +249,7 @@ def plan_baseline(
     server = scratch_server(project.settings, target.url, scratch_url)
     chosen = select(migrations, target.read_history(), version)
     options = RunOptions.from_settings(target.settings)
-    wanted = plan_up(migrations, History(), version).steps
+    wanted = plan_pending(migrations, History(), version).steps
     tools = tool_tables_for([s.migration for s in wanted], target)
     printed, made = prove(migrations, version, server, options, tools)
     across = made.major != target.facts.major
@@ -325,7 +329,7 @@ def run_baseline(plan: BaselinePlan, target: Target, *, force: bool = False) -> 
         return [(m, detail) for m in fresh.migrations]
 
     run_id, versions = record_adopted(target, EVENT_BASELINE, check)
-    since = write_lint_since(target.settings.project_root, plan.version)
+    since = write_lint_since(target.settings.project.root, plan.version)
     return BaselineResult(run_id, versions, bool(found), tuple(found), since)
 
 

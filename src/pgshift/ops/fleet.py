@@ -93,7 +93,11 @@ def load_targets(
     control_url: str | None = None,
     shard: str | None = None,
 ) -> tuple[TargetSpec, ...]:
-    """The targets of ``file`` or of ``query`` on the control database, this ``shard``'s."""
+    """A fleet's targets: the ``[[target]]`` tables of ``file``, or the rows ``query`` returns
+    on the control database (name, url, schema, labels); ``shard`` "I/N" keeps this worker's.
+
+    A bad file or row raises InputError naming file:line:key (exit 2).
+    """
     from pgshift import fleet_targets as ft
     from pgshift.errors import UsageError
 
@@ -124,12 +128,11 @@ def load_targets(
 
 def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
     """The settings of one target of a fleet: its URL, its history schema, its backup folder."""
-    return replace(
-        settings,
-        database_url=spec.url,
-        schema=spec.history_schema(settings.schema),
-        backup_dir=settings.backup_dir / spec.name,
+    connection = replace(
+        settings.connection, url=spec.url, schema=spec.history_schema(settings.connection.schema)
     )
+    backup = replace(settings.backup, dir=settings.backup.dir / spec.name)
+    return replace(settings, connection=connection, backup=backup)
 
 
 def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
@@ -156,7 +159,7 @@ def read_histories(
         by_url.setdefault(spec.url, []).append(spec)
 
     def one(group: list[TargetSpec]) -> dict[str, History | PgshiftError]:
-        schemas = [s.history_schema(settings.schema) for s in group]
+        schemas = [s.history_schema(settings.connection.schema) for s in group]
         try:
             found = read(group[0].url, schemas, purpose)
         except PgshiftError as exc:
@@ -211,7 +214,7 @@ def up_target(project: Project, backup: bool, histories: dict[str, History | Pgs
     return work
 
 
-def fleet_up(
+def up_in_waves(
     project: Project,
     targets: Sequence[TargetSpec],
     options: FleetOptions,
@@ -239,8 +242,14 @@ def fleet_up(
         board.close()
 
 
-def fleet_plan(project: Project, targets: Sequence[TargetSpec], concurrency: int) -> FleetResult:
-    """Each target planned on its own, as up_target would plan it; reads, never writes."""
+def fleet_plan(
+    project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
+) -> FleetResult:
+    """What `fleet up` would do: each target planned on its own (reads, never writes).
+
+    A target with something to do is ``pending`` with the versions in ``versions``; one that
+    cannot be planned (unreachable, drift) is ``failed`` with its exit code.
+    """
     planner = SharedPlanner(project)
     histories = read_histories(project.settings, targets, concurrency, "plan")
 
@@ -280,7 +289,7 @@ def _worker_name() -> str:
 
 
 def fleet_run(control_url: str, run: str) -> FleetResult:
-    """The shared run ``run`` of a control database as it stands."""
+    """The shared run ``run`` of a control database as it stands (`fleet status --control-url`)."""
     from pgshift.db.control import ControlBoard
 
     board = ControlBoard(control_url, run)
@@ -626,8 +635,13 @@ class FleetStatus:
         return max(codes, default=0)
 
 
-def fleet_status(project: Project, targets: Sequence[TargetSpec], concurrency: int) -> FleetStatus:
-    """One row per target from its history (read_histories); an unreadable target is a row."""
+def fleet_status(
+    project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
+) -> FleetStatus:
+    """One row per target (head, pending, failed, drifted, last run); reads, never writes.
+
+    An unreachable target is a row with its error (exit code 3), not an exception.
+    """
     from pgshift.plan import migration_states
 
     histories = read_histories(project.settings, targets, concurrency, "status")

@@ -61,7 +61,7 @@ QUERY_CHARS = 300
 ProbeSource = Callable[[], AbstractContextManager["Probe"]]
 
 
-def health(
+def examine(
     settings: Settings,
     target: Target | PgshiftError,
     *,
@@ -334,4 +334,4 @@ class _DatabaseChecks:
         return check_replication(self.probe.replicas(), self.t)
 
 
-__all__ = ["health", "newest_backup", "run_checks", "shown_query"]
+__all__ = ["examine", "newest_backup", "run_checks", "shown_query"]

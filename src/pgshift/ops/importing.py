@@ -192,15 +192,24 @@ def _found_some(tool: Tool, source_dir: Path, source: Source) -> None:
 
 
 def plan_import(
-    settings: Settings, tool: str, source: Path | str, target: Target | None = None
+    settings: Settings, tool: str, source: Path | str, *, target: Target | None = None
 ) -> ImportPlan:
-    """plan_import_into the project's migrations folder, from ``tool`` (its name)."""
+    """What `import --from TOOL SRC` would write into the migrations folder, and record.
+
+    ``tool`` is diesel, golang-migrate, dbmate, flyway or popx. A source with no migration
+    refuses (ImportRefused, exit 2, naming what it looked for); so does a version of the folder
+    that another file uses. Files of an earlier import into the folder are updated when nobody
+    edited them since (``plan.updated``) and left alone when someone did (``plan.kept``). With
+    ``target``, reads that tool's history table there: a dirty or failed entry refuses
+    (ImportRefused, exit 2), an entry without a source file refuses as drift (exit 4); nothing
+    is written either way.
+    """
     return plan_import_into(
         tool_named(tool),
         Path(source),
-        settings.migrations_dir,
+        settings.project.migrations_dir,
         target,
-        project_root=settings.project_root,
+        project_root=settings.project.root,
     )
 
 

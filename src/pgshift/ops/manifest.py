@@ -101,7 +101,7 @@ class Manifest:
 
 
 #: Backup progress is an event of the run's one stream (pgshift.events).
-Progress = Callable[[BackupProgress], None]
+OnProgress = Callable[[BackupProgress], None]
 
 
 def no_progress(_: BackupProgress) -> None:
@@ -178,7 +178,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_backups(backup_dir: Path) -> list[Manifest]:
+def backups_in(backup_dir: Path) -> list[Manifest]:
     """Every complete backup of the folder, oldest first (an archive without manifest is not)."""
     if not backup_dir.is_dir():
         return []
@@ -195,7 +195,7 @@ def list_backups(backup_dir: Path) -> list[Manifest]:
 
 def get_manifest(backup_dir: Path, backup_id: str) -> Manifest:
     """The backup named ``backup_id``; an unknown id is the user's mistake (exit 2)."""
-    for manifest in list_backups(backup_dir):
+    for manifest in backups_in(backup_dir):
         if manifest.id == backup_id:
             return manifest
     raise UsageError(
@@ -312,7 +312,7 @@ def prune(
     now: datetime | None = None,
 ) -> list[str]:
     """Delete the backups ``backups_to_prune`` picks from the folder; returns the deleted ids."""
-    manifests = list_backups(backup_dir)
+    manifests = backups_in(backup_dir)
     doomed = backups_to_prune(
         manifests,
         database=database,

@@ -39,10 +39,10 @@ class MonitorPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorPolicy:
         return cls(
-            interval_ms=max(settings.health_check_interval_ms, 10),
-            abort_blocked_sessions=settings.health_abort_blocked_sessions,
-            abort_blocked_ms=settings.health_abort_blocked_ms,
-            long_transaction_ms=settings.health_long_transaction_warn_ms,
+            interval_ms=max(settings.health.check_interval_ms, 10),
+            abort_blocked_sessions=settings.health.abort_blocked_sessions,
+            abort_blocked_ms=settings.health.abort_blocked_ms,
+            long_transaction_ms=settings.health.long_transaction_warn_ms,
         )
 
 
@@ -188,9 +188,9 @@ class Monitor:
 
 def monitor_for(settings: Settings, emit: ev.Emit) -> Monitor | None:
     """The monitor a run should have: None when DB_HEALTH_CHECK_ENABLED is false."""
-    if not settings.health_check_enabled:
+    if not settings.health.check_enabled:
         return None
-    return Monitor(settings.schema, MonitorPolicy.from_settings(settings), emit)
+    return Monitor(settings.connection.schema, MonitorPolicy.from_settings(settings), emit)
 
 
 __all__ = ["Monitor", "MonitorPolicy", "Verdict", "judge", "monitor_for"]

@@ -32,13 +32,13 @@ def plan_for(project: Project, target: Target, *, to: str | None = None) -> Plan
     adopted history applied here for the first time), plus the applied files' problems and the
     irreversible migrations (file_warnings). Reads, never writes.
     """
-    plan = planning.plan_up(
+    plan = planning.plan_pending(
         project.migrations, target.read_history(), to, problems=project.problems
     )
     if not plan.steps:
         return plan
     findings = lint_gate(project.migrations, plan, target.facts.major)
-    since = project.settings.lint_since
+    since = project.settings.lint.since
     if since is not None:
         old = _history_files(plan, since)
         findings = [f for f in findings if f.file not in old]
@@ -133,7 +133,7 @@ class SharedPlanner:
     def plan_from(self, history: History) -> Plan:
         """The plan of a history already read (not yet linted: see linted)."""
         project = self.project
-        return planning.plan_up(project.migrations, history, None, problems=project.problems)
+        return planning.plan_pending(project.migrations, history, None, problems=project.problems)
 
     def linted(self, plan: Plan, major: int) -> Plan:
         """``plan`` with its lint findings on server ``major``; a refused plan raises."""

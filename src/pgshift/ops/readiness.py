@@ -1,4 +1,4 @@
-"""Is the database at the project's head? `status --check` and `wait` (SPEC 10).
+"""Whether the database is at the project's head, for `status --check` and `wait` (SPEC 10).
 
 Both are for machines (a Kubernetes init container, a deploy script): they never take the
 migration lock and never write, and they read history the way `status` does, over one short

@@ -7,7 +7,7 @@ statements PostgreSQL refuses in a transaction run alone with recorded progress)
 exactly where it stopped. `emergency` only reports success after reading the database back.
 
 `rollback safe` / `to-version` need little of their own here: their plan is pure
-(plan.plan_rollback) and ops/run.py runs it as it runs every plan, refusing at once while
+(plan.plan_safe_rollback) and ops/run.py runs it as it runs every plan, refusing at once while
 another run holds the lock. Emergency starts its run there too (the same refusal, Runner,
 monitor and backup). Every function takes the Target the caller opened: the connections are
 the Target's, and only a simulation's scratch database is opened here.
@@ -40,9 +40,6 @@ from pgshift.plan import (
 from pgshift.source.locks import statement_locks
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from pgshift.errors import Problem
     from pgshift.history import History
     from pgshift.model import Migration, SchemaObject, Statement
     from pgshift.ops.apply import Runner, RunOptions, RunResult
@@ -66,11 +63,17 @@ def run_options(target: Target) -> RunOptions:
 def plan_rollback(
     project: Project, target: Target, *, count: int | None = None, to_version: str | None = None
 ) -> Plan:
-    """The revert plan of `rollback safe` / `to-version` from the target's history; refuses
-    (UsageError) when a check is an error (plan.plan_rollback)."""
+    """What `rollback safe` (the last ``count``, default 1) or `to-version` would revert.
+
+    A Plan of kind "revert", newest first, with ``checks`` filled (rollback files, checksums,
+    dependencies, half-applied steps) so they can be shown before confirming. Refuses
+    (UsageError, exit 2, nothing changed) when a check is an error: a rollback file is missing
+    or does not parse, or a migration that stays applied depends on one being reverted. Only
+    problems of the files it would run count (load the project with ``allow_problems``).
+    """
     from pgshift import plan as planning
 
-    return planning.plan_rollback(
+    return planning.plan_safe_rollback(
         project.migrations,
         target.read_history(),
         count=count,
@@ -204,7 +207,12 @@ def preview_rollback(
     simulate: bool = False,
     scratch_url: str | None = None,
 ) -> DryRunReport:
-    """The revert plan (never refused: its checks are in the report) and its dry run."""
+    """Everything a rollback would do (`rollback dry-run`): order, SQL, locks and checks.
+
+    Never changes the target and never refuses over a failed check: the report shows it
+    (``report.ok``). ``simulate`` runs the rollback on a scratch database holding a copy of
+    the target's schema and history (``scratch_url``'s server, else the embedded one).
+    """
     from pgshift import plan as planning
 
     plan = planning.revert_plan(
@@ -251,7 +259,7 @@ def _simulate(target: Target, plan: Plan, scratch_url: str | None) -> Simulation
     with server.database("simulate") as made:
         try:
             # pg_dump needs the target's URL; it reaches pg_dump through the password file only.
-            copy_schema(target.url, made.url, history_schema=settings.schema)
+            copy_schema(target.url, made.url, history_schema=settings.connection.schema)
             with Target.from_settings(settings, made.url, purpose="simulate") as scratch_target:
                 runner = Runner(scratch_target, run_options(target), _collector(collected))
                 try:
@@ -276,14 +284,14 @@ class RestorePlan:
 
 
 def plan_restore(target: Target, backup_id: str) -> RestorePlan:
-    """Find the backup, verify its SHA-256, and list what a restore would drop; read-only.
-
-    Refuses (exit 2) a backup of another database: restoring it here is never what was meant.
+    """What `rollback restore` would do: the backup, its checksum verified, and the objects
+    newer than it that restoring drops. Reads, never writes; a backup of another database is
+    refused (UsageError, exit 2), a corrupt one too (BackupError, exit 7).
     """
-    from pgshift.ops.backup import plan_restore as inspect
+    from pgshift.ops.backup import inspect_restore as inspect
     from pgshift.ops.manifest import get_manifest
 
-    backup_dir = target.settings.backup_dir
+    backup_dir = target.settings.backup.dir
     manifest = get_manifest(backup_dir, backup_id)
     extras, database = inspect(target, backup_dir, manifest)
     if manifest.database != database:
@@ -319,10 +327,10 @@ def _restore_locked(
     try:
         return restore_backup(
             target,
-            settings.backup_dir,
+            settings.backup.dir,
             manifest,
             run_id=run_id,
-            lock_timeout_ms=max(settings.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
+            lock_timeout_ms=max(settings.runner.lock_timeout_ms, DEFAULT_LOCK_WAIT_MS),
             progress=emit,
         )
     finally:
@@ -377,13 +385,17 @@ class EmergencyResult:
     failure: str | None  # why the rollback files were not enough, when restored
 
 
-def plan_emergency(
-    migrations: Sequence[Migration], problems: Sequence[Problem], target: Target
-) -> EmergencyPlan:
-    """Find the last `up` run and what undoing it takes; reads, never writes."""
-    from pgshift.db.inventory import current_database
-    from pgshift.ops.manifest import list_backups
+def plan_emergency(project: Project, target: Target) -> EmergencyPlan:
+    """What `rollback emergency` would do to get back to the state before the last `up` run.
 
+    Its migrations, any half-applied one and any half-reverted one (whichever run applied it)
+    to revert, the checks of their rollback files, and the backup taken before that run to
+    fall back to. Reads, never writes.
+    """
+    from pgshift.db.inventory import current_database
+    from pgshift.ops.manifest import backups_in
+
+    migrations, problems = project.migrations, project.problems
     history = target.read_history()
     run_id = target.store.last_up_run(target.session)
     database = current_database(target.session)
@@ -392,7 +404,7 @@ def plan_emergency(
     from_older_runs = _older_half_reverts(history, run_id)
     candidates = [
         m
-        for m in list_backups(target.settings.backup_dir)
+        for m in backups_in(target.settings.backup.dir)
         if run_id is not None
         and m.run_id == run_id
         and m.reason == "before-up"

@@ -29,7 +29,7 @@ from pgshift.db.tooltables import ToolTable, create_tool_tables
 from pgshift.errors import MigrationFailed
 from pgshift.lint.finding import Finding
 from pgshift.ops.apply import Runner, RunOptions
-from pgshift.plan import Plan, Script, plan_revert, plan_up
+from pgshift.plan import Plan, Script, plan_pending, plan_revert
 
 if TYPE_CHECKING:
     from pgshift.model import Migration
@@ -123,7 +123,7 @@ class _Trip:
     def apply(self, *ms: Migration) -> _Failure | None:
         """Apply ``ms`` (every migration before them is applied) in one run, planned like `up`."""
         history = self.target.read_history()
-        return self._run(plan_up(self.migrations, history, ms[-1].version))
+        return self._run(plan_pending(self.migrations, history, ms[-1].version))
 
     def revert(self, m: Migration) -> _Failure | None:
         """Revert ``m`` with its rollback file, planned like `rollback` (plan_revert)."""

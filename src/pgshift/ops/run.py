@@ -51,7 +51,7 @@ def backup_before(
 ) -> Manifest | None:
     """The backup a run (or a restore) starts with, unless DB_BACKUP_ENABLED=false; reported
     as BackupProgress events and one BackupTaken, tied to ``run_id`` when there is a run."""
-    if not target.settings.backup_enabled:
+    if not target.settings.backup.enabled:
         return None
     from pgshift.ops.backup import take_reported
 

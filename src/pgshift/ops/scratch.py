@@ -22,5 +22,5 @@ def scratch_server(
     from pgshift.db.scratch import ScratchServer
     from pgshift.embedded import scratch_starter
 
-    starter = scratch_starter(settings.project_root)
+    starter = scratch_starter(settings.project.root)
     return ScratchServer(target_url=target_url, scratch_url=scratch_url, embedded=starter)

@@ -25,7 +25,7 @@ from pgshift.db.target import Target
 from pgshift.db.trace import HeldLock, Observation, observe
 from pgshift.lint.finding import Finding
 from pgshift.lint.registry import finding_for, load_rules
-from pgshift.plan import plan_up
+from pgshift.plan import plan_pending
 from pgshift.source import lock_table as lt
 from pgshift.source.lock_table import MODES, STRENGTH
 from pgshift.source.locks import (
@@ -147,7 +147,7 @@ def trace(
         if target_url is not None:
             copy_schema(target_url, made.url, history_schema=history_schema)
         with Target(made.url, schema=history_schema, purpose="trace") as scratch:
-            plan = plan_up(migrations, scratch.read_history())
+            plan = plan_pending(migrations, scratch.read_history())
             traced = _run(scratch, [step.migration for step in plan.steps])
     schema_from = "target" if target_url is not None else "migrations"
     report = TraceReport(tuple(traced), schema_from, made.describe())

@@ -53,10 +53,26 @@ def validate(
     fixes: bool = True,
     since: str | None = None,
 ) -> ValidateReport:
-    """What `pgshift.validate` reports (its docstring says what each argument does).
+    """Check every file and lint its SQL; with a database configured, also checksum drift.
 
-    Drift only against a configured database, never the embedded server; lint findings from
-    the project's memo where it holds them; roundtrip and trace on a scratch database.
+    Never uses the embedded server to check drift (a linter must not depend on whether a
+    server happens to run, nor boot one);
+    ``roundtrip`` proves each rollback on a scratch database, never on the target: on
+    ``scratch_url``'s server, else on the configured database's own server when its role may
+    create a database (the same major), else on the embedded server, started if needed.
+    ``pg_major`` is the target version for version-aware rules: else the connected server's,
+    else the newest known.
+    ``trace`` runs the pending migrations on a scratch database (the same server choice; the
+    schema copied from the database when one is configured) and reports, per statement, the
+    locks it held and the tables it rewrote, with a `trace-disagrees` finding wherever that
+    is not what the rules predicted.  ``fixes=False`` leaves out the findings' fixes (they
+    cost a parse each), for outputs that never show them.  ``since`` (else the project's
+    `lint_since`) is the newest migration of an adopted history: lint findings in migrations up
+    to it go to ``report.history`` and never count; file problems (a file that does not parse)
+    and drift still do.
+
+    What the rules found in each migration is kept in the project's `.pgshift/cache/`
+    (lint/memo.py), so only migrations that are new or follow a changed one are linted again.
     """
     from pgshift.lint import LATEST_MAJOR
     from pgshift.lint.finding import problem_findings
@@ -70,7 +86,7 @@ def validate(
     # variables), never against the embedded server: whether some project's embedded server
     # happens to be running (a parent folder's, found by the root search) must not change
     # what `validate` says about these files.
-    url = settings.database_url
+    url = settings.connection.url
     # When the rules' target version is known before reading (no server to ask), a cold read
     # lints each file as it parses it (lint/ahead.py): its tree is read once.
     ahead = None
@@ -90,7 +106,7 @@ def validate(
     bad_files = frozenset(p.file for p in loaded.problems)
     pg_major = pg_major or LATEST_MAJOR
     linted = _lint_project(settings, loaded.migrations, bad_files, pg_major, fixes, ahead)
-    since = since or settings.lint_since
+    since = since or settings.lint.since
     history: list[Finding] = []
     if since is not None:
         linted, history = _split_history(linted, loaded.migrations, since)
@@ -202,7 +218,7 @@ def _trace(
 
     server = scratch_server(settings, url, scratch_url)
     return run_trace(
-        migrations, server, history_schema=settings.schema, target_url=url, static=static
+        migrations, server, history_schema=settings.connection.schema, target_url=url, static=static
     )
 
 
@@ -235,7 +251,7 @@ def _drift_findings(
             findings.append(
                 finding_for(
                     "missing-file",
-                    str(settings.migrations_dir / name),
+                    str(settings.project.migrations_dir / name),
                     1,
                     1,
                     f"migration {row.version}_{row.description} is applied, but its file is gone",
