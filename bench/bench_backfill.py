@@ -37,7 +37,7 @@ import psycopg.conninfo
 from psycopg import sql
 
 from pgshift.db.target import Target
-from pgshift.ops.backfill import run_backfill
+from pgshift.ops.backfill import BackfillOptions, run_backfill
 from pgshift.source.loader import load_migrations
 
 STATEMENT = "UPDATE {table} SET n = n + 1, s = upper(s)"
@@ -106,6 +106,10 @@ def _with_probe(url: str, table: str, rows: int, work: object) -> tuple[float, l
     return took, probe.stop()
 
 
+#: PGSHIFT_BACKFILL_BATCH_TIME for the backfill run (--batch-time-ms); 200 is the default.
+BATCH_TIME_MS = 200
+
+
 def bench(server_url: str, rows: int) -> list[tuple[str, float | None, list[float]]]:
     name = f"bench_backfill_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
@@ -137,7 +141,8 @@ def bench(server_url: str, rows: int) -> list[tuple[str, float | None, list[floa
         def batched() -> None:
             with Target(url) as target:
                 target.prepare()
-                run_backfill(target, version, migration)
+                options = BackfillOptions(batch_time_ms=BATCH_TIME_MS)
+                run_backfill(target, version, migration, options=options)
 
         took, latencies = _with_probe(url, "batched", rows, batched)
         results.append(("backfill", rows / took, latencies))
@@ -157,12 +162,28 @@ def bench(server_url: str, rows: int) -> list[tuple[str, float | None, list[floa
     return results
 
 
+def _spread(values: list[float], digits: int = 1) -> str:
+    """``median (min-max)`` of a measure over the repeats."""
+    shown = f"{{:,.{digits}f}}"
+    middle = shown.format(statistics.median(values))
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({shown.format(min(values))}-{shown.format(max(values))})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a server where a scratch database can be made")
     parser.add_argument("--server", choices=["embedded", "system", "both"], default="both")
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per server; medians shown")
+    parser.add_argument("--batch-time-ms", type=int, default=200, help="the backfill's aim")
     args = parser.parse_args()
+    global BATCH_TIME_MS  # noqa: PLW0603 - one knob of a script, set once from its argv
+    BATCH_TIME_MS = args.batch_time_ms
+    if args.repeat > 1:
+        _repeated(args)
+        return
     targets: list[tuple[str, str]] = []
     if args.database_url:
         targets.append(("given", args.database_url))
@@ -182,6 +203,36 @@ def main() -> None:
                 print(
                     f"| {label} | {rows:,} | {run} | {shown} | {p50:.1f} | {p99:.1f}"
                     f" | {worst:.1f} |",
+                    flush=True,
+                )
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+    if args.database_url:
+        return [("given", args.database_url)]
+    from harness.servers import start_servers
+
+    work = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
+    return [(s.label(), s.url("postgres")) for s in start_servers(args.server, work)]
+
+
+def _repeated(args: argparse.Namespace) -> None:
+    """Each server ``--repeat`` times; one row per run kind: median (min-max) of the runs."""
+    print("| server | rows | run | runs | rows/s | probe p50 ms | probe p99 ms | probe max ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for label, url in _targets(args):
+        for rows in args.rows:
+            measured: dict[str, list[tuple[float | None, float, float, float]]] = {}
+            for _ in range(args.repeat):
+                for run, rate, latencies in bench(url, rows):
+                    measured.setdefault(run, []).append((rate, *_quantiles(latencies)))
+            for run, runs in measured.items():
+                rates = [r[0] for r in runs if r[0] is not None]
+                shown = _spread(rates, 0) if rates else "-"
+                p50, p99, worst = ([r[i] for r in runs] for i in (1, 2, 3))
+                print(
+                    f"| {label} | {rows:,} | {run} | {len(runs)} | {shown} | {_spread(p50)}"
+                    f" | {_spread(p99)} | {_spread(worst)} |",
                     flush=True,
                 )
 

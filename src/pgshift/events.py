@@ -207,7 +207,8 @@ class BackfillProgress:
 
 @dataclass(frozen=True)
 class BackfillPaused:
-    """The backfill waits between batches: a replica lags behind (``reason`` "replica-lag")."""
+    """The backfill waits between batches: a replica lags behind (``reason`` "replica-lag"),
+    or sessions waited on the last batch's locks ("lock-waiters", at most once a second)."""
 
     version: str
     reason: str

@@ -91,12 +91,40 @@ class ProgressMoved(Exception):
 
 
 @dataclass(frozen=True)
+class BackfillProgress:
+    """How far an unfinished backfill (SPEC 14) got: running now, or stopped and waiting for a
+    re-run to continue it. ``keys_done`` is what ``rows_estimate`` (the planner's) counts."""
+
+    version: str
+    action: str  # "apply", or "revert" for a rollback file that is a backfill
+    keys_done: int
+    rows_done: int
+    rows_estimate: int | None
+    batches: int
+    updated_at: datetime | None = None
+
+    @property
+    def percent(self) -> float | None:
+        """Keys done of the estimate, at most 100 (an estimate can be low); None: unknown."""
+        if not self.rows_estimate:
+            return None
+        return min(100.0, 100.0 * self.keys_done / self.rows_estimate)
+
+
+@dataclass(frozen=True)
 class History:
     """Everything `plan` needs from the database, read in one go."""
 
     applied: tuple[AppliedMigration, ...] = ()
     in_progress: tuple[Progress, ...] = ()
     failed: frozenset[str] = frozenset()  # versions whose latest attempt failed, not applied
+    backfills: tuple[BackfillProgress, ...] = ()  # unfinished backfills only
+
+    def backfill_of(self, version: str, action: str) -> BackfillProgress | None:
+        for b in self.backfills:
+            if b.version == version and b.action == action:
+                return b
+        return None
 
     def applied_versions(self) -> dict[str, AppliedMigration]:
         return {a.version: a for a in self.applied}
@@ -212,6 +240,8 @@ class MemoryHistoryStore:
         self.applied: dict[str, AppliedMigration] = {}
         self.progress: dict[str, Progress] = {}
         self.events: list[tuple[str | None, str, str | None, dict[str, Any]]] = []
+        #: Unfinished backfills by (version, action): what a test's backfill fake leaves.
+        self.backfills: dict[tuple[str, str], BackfillProgress] = {}
 
     def read(self, session: Session | None = None) -> History:
         decisive = {}
@@ -223,6 +253,7 @@ class MemoryHistoryStore:
             tuple(self.applied[v] for v in sorted(self.applied)),
             tuple(self.progress[v] for v in sorted(self.progress)),
             frozenset(failed),
+            tuple(self.backfills[k] for k in sorted(self.backfills)),
         )
 
     def log(

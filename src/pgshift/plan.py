@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgshift.errors import DriftError, HalfReverted, InputError, Problem, UsageError
-from pgshift.history import AppliedMigration, History, Progress
+from pgshift.history import AppliedMigration, BackfillProgress, History, Progress
 from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
 
@@ -42,6 +42,9 @@ class MigrationState:
     running: bool = False  # being applied or reverted right now by a live run (work under way)
     half_reverted: bool = False  # its rollback stopped part-way and no live run is finishing it
     detail: str | None = None  # for a person: what is going on with this row, when unusual
+    # An unfinished backfill of this migration (its apply, or its rollback's when applied):
+    # running now when ``running``, else stopped until a re-run continues it.
+    backfill: BackfillProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,16 @@ class Step:
     migration: Migration
     resume: Progress | None = None
     action: str = "apply"  # or "revert": run the rollback file and forget the applied row
+
+    @property
+    def kind(self) -> str:
+        """``"backfill"``: the file is a `@kind: backfill` and runs as key-range batches, each
+        its own transaction (SPEC 14); ``"statements"``: it runs chunk by chunk."""
+        m = self.migration
+        header = m.header
+        if self.action != "apply":
+            header = m.rollback.header if m.rollback is not None else header
+        return "backfill" if header.kind == "backfill" else "statements"
 
     @property
     def script(self) -> Script:
@@ -268,7 +281,38 @@ def migration_states(
                 MigrationState(version, row.description, MISSING, None, row, False, half, why)
             )
     rows.sort(key=lambda r: r.version)
-    return rows
+    return [_with_backfill(r, history, run_in_progress=run_in_progress) for r in rows]
+
+
+def _with_backfill(
+    row: MigrationState, history: History, *, run_in_progress: bool
+) -> MigrationState:
+    """The row with its unfinished backfill, if any: the apply's while the migration is not
+    applied, the rollback's while it is. A live run is taken to be running it unless the
+    backfill's last attempt failed (then it waits for a person, or for a re-run to start)."""
+    action = "revert" if row.applied is not None else "apply"
+    progress = history.backfill_of(row.version, action)
+    if progress is None:
+        return row
+    running = row.running or (run_in_progress and row.version not in history.failed)
+    return replace(row, backfill=progress, running=running)
+
+
+def backfill_text(progress: BackfillProgress) -> str:
+    """`backfilling 43% (2.1M of 4.9M rows)`: how `status` shows a backfill under way."""
+    percent = progress.percent
+    if percent is None or progress.rows_estimate is None:
+        return f"backfilling ({count_text(progress.keys_done)} rows done)"
+    of = f"{count_text(progress.keys_done)} of {count_text(progress.rows_estimate)} rows"
+    return f"backfilling {int(percent)}% ({of})"
+
+
+def count_text(n: int) -> str:
+    """A count as a person reads it at a glance: 950, 12.3K, 2.1M, 4.0B."""
+    for size, unit in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
 
 
 def same_statements(row: AppliedMigration, migration: Migration) -> bool:

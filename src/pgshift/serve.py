@@ -317,7 +317,41 @@ def render_metrics(report: HealthReport, runs: int) -> str:
         if key in ("held_ms", "round_trip_ms"):
             value = value / 1000
         metric(name, "gauge", help_text, [("", value)])
+    _backfill_metrics(report, metric)
     return "\n".join(lines) + "\n"
+
+
+def _backfill_metrics(
+    report: HealthReport, metric: Callable[[str, str, str, list[tuple[str, float]]], None]
+) -> None:
+    """Unfinished backfills: how many run and how many stopped, and each one's progress."""
+    try:
+        check = report.check("backfills")
+    except KeyError:
+        return
+    known = check.status != UNKNOWN
+    items = list(check.data.get("backfills", ())) if known else []
+    for name, key, help_text in (
+        ("pgshift_backfills_running", "running", "Backfills a live run is doing."),
+        ("pgshift_backfills_stopped", "stopped", "Backfills stopped part-way (re-run continues)."),
+    ):
+        metric(name, "gauge", help_text, [("", _num(check.data.get(key)) if known else math.nan)])
+
+    def labels(item: Mapping[str, Any]) -> str:
+        return f'{{version="{item["version"]}",action="{item["action"]}"}}'
+
+    metric(
+        "pgshift_backfill_rows_done",
+        "gauge",
+        "Rows (keys) an unfinished backfill's committed batches covered.",
+        [(labels(i), float(i["rows_done"])) for i in items],
+    )
+    metric(
+        "pgshift_backfill_rows_estimate",
+        "gauge",
+        "The planner's row estimate of the backfill's table (NaN: never analysed).",
+        [(labels(i), _num(i["rows_estimate"])) for i in items],
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):

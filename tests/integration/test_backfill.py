@@ -297,6 +297,57 @@ def test_a_locked_row_makes_the_batch_retry_not_fail(
     assert query(db_url, "SELECT n, count(*) FROM items GROUP BY n") == [(1, 3000)]
 
 
+def test_sessions_waiting_on_a_batch_pause_the_backfill_and_shorten_its_batches(
+    db_url: str, target: Target, tmp_path: Path
+) -> None:
+    """A session that meets a row of the batch under way waits for that batch to commit: the
+    batch counts it (pg_blocking_pids, before COMMIT), and the loop pauses and aims its next
+    batches at half the time. Each batch here sleeps 0.3 s at its last row (a slow batch)
+    while another session keeps updating the batch's first row."""
+    import threading
+
+    import psycopg
+
+    _table(db_url, "items", 3000)
+    sleepy = (
+        "UPDATE items SET n = n + 1"
+        " + length(CASE WHEN id % 1000 = 0 THEN pg_sleep(0.3)::text ELSE '' END);"
+    )
+    migration = _migration(tmp_path / "m", sleepy, "-- @batch-size: 1000")
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def app() -> None:
+        import time
+
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while not stop.is_set():
+                done = query(db_url, "SELECT coalesce(max(batches), 0) FROM pgshift.backfill")
+                first = 1 + 1000 * int(done[0][0])  # the first row of the batch under way
+                began = time.monotonic()
+                conn.execute("UPDATE items SET v = v WHERE id = %s", (first,))
+                waits.append(time.monotonic() - began)
+                time.sleep(0.02)
+
+    events: list[ev.Event] = []
+    worker = threading.Thread(target=app)
+    worker.start()
+    try:
+        options = BackfillOptions(batch_time_ms=400, max_lag_ms=0, waiter_pause_ms=30)
+        result = run_backfill(target, V, migration, options=options, emit=events.append)
+    finally:
+        stop.set()
+        worker.join()
+    assert result.batches >= 3
+    paused = [e for e in events if isinstance(e, ev.BackfillPaused)]
+    assert paused and paused[0].reason == "lock-waiters", events
+    assert paused[0].pause_ms == 30
+    assert "1 session(s) waited on the last batch's rows" in paused[0].detail
+    assert "batches now aim at 200 ms" in paused[0].detail  # half of 400 ms
+    assert max(waits) >= 0.1  # the application really waited on a batch
+    assert query(db_url, "SELECT n, count(*) FROM items GROUP BY n") == [(1, 3000)]
+
+
 def dataclass_replace(options: BackfillOptions, **changes: object) -> BackfillOptions:
     import dataclasses
 

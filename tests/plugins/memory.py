@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pgshift import events as ev
 from pgshift.db.lock import LockHolder
-from pgshift.errors import LockBusy
+from pgshift.errors import HalfApplied, LockBusy, MigrationFailed
 from pgshift.execution import (
     DEADLOCK_DETECTED,
     PROGRESS_MOVED,
@@ -31,8 +32,19 @@ from pgshift.execution import (
     ServerError,
     StatementFailed,
 )
-from pgshift.history import MEMORY_SESSION, History, MemoryHistoryStore, ProgressMoved
+from pgshift.history import (
+    MEMORY_SESSION,
+    BackfillProgress,
+    History,
+    MemoryHistoryStore,
+    ProgressMoved,
+)
 from pgshift.model import Statement
+from pgshift.ops.backfill import BackfillOptions, BackfillResult
+
+if TYPE_CHECKING:
+    from pgshift.ops.backfill import BackfillScript
+    from pgshift.ops.stopping import StopRequest
 
 
 class Killed(Exception):
@@ -284,6 +296,89 @@ class ScriptedExecutor:
         return 4242
 
 
+@dataclass
+class _Fill:
+    """One backfill's progress in memory: batches committed of its total, finished or not."""
+
+    batches: int = 0
+    finished: bool = False
+
+
+class MemoryBackfills:
+    """The runner's Backfills (ops/backfill.py) in memory: a backfill of ``total`` batches.
+
+    Each batch "commits" at once and moves the backfill's progress, which the store shows as
+    an unfinished BackfillProgress (what status reads). ``fail_at`` makes that batch number
+    fail (the batches before it stay); ``on_batch`` is called after each batch (a test's stop
+    request arrives "during" the backfill). ``runs`` records every run's (version, action,
+    options); a stop is honoured between batches, as run_backfill honours it.
+    """
+
+    def __init__(self, store: MemoryHistoryStore, total: int = 4) -> None:
+        self.store = store
+        self.total = total
+        self.fills: dict[tuple[str, str], _Fill] = {}
+        self.runs: list[tuple[str, str, BackfillOptions]] = []
+        self.forgotten: list[tuple[str, str]] = []
+        self.fail_at: int | None = None
+        self.on_batch: Callable[[int], None] | None = None
+
+    def run(
+        self,
+        version: str,
+        script: BackfillScript,
+        *,
+        action: str,
+        run_id: str,
+        options: BackfillOptions,
+        emit: ev.Emit,
+        stop: StopRequest | None,
+    ) -> BackfillResult:
+        self.runs.append((version, action, options))
+        fill = self.fills.setdefault((version, action), _Fill())
+        resumed = fill.batches > 0
+        emit(ev.BackfillStarted(version, "t", ("id",), self.total, fill.batches, 1, action))
+        this_run = 0
+        while not fill.finished:
+            if stop is not None and stop.requested:
+                if fill.batches == 0:
+                    raise stop.error(f"backfill {version} stopped before it began")
+                raise HalfApplied(
+                    f"{script.path}: backfill stopped after {fill.batches} rows"
+                    f" ({fill.batches} committed batches)",
+                    version=version,
+                )
+            number = fill.batches + 1
+            if number == self.fail_at:
+                self.fail_at = None
+                raise MigrationFailed(f"{script.path}:1: a backfill batch failed", version=version)
+            fill.batches = number
+            fill.finished = number == self.total
+            this_run += 1
+            self._show(version, action, fill)
+            if self.on_batch is not None:
+                self.on_batch(number)
+        emit(ev.BackfillFinished(version, fill.batches, fill.batches, fill.batches, 0, action))
+        return BackfillResult(
+            version, action, "t", ("id",), fill.batches, fill.batches, fill.batches, this_run, 0,
+            resumed,
+        )  # fmt: skip
+
+    def _show(self, version: str, action: str, fill: _Fill) -> None:
+        key = (version, action)
+        if fill.finished:
+            self.store.backfills.pop(key, None)
+        else:
+            self.store.backfills[key] = BackfillProgress(
+                version, action, fill.batches, fill.batches, self.total, fill.batches
+            )
+
+    def forget(self, version: str, action: str) -> None:
+        self.forgotten.append((version, action))
+        self.fills.pop((version, action), None)
+        self.store.backfills.pop((version, action), None)
+
+
 class MemoryTarget:
     """The runner's RunTarget over the in-memory store and the scripted executor."""
 
@@ -291,6 +386,7 @@ class MemoryTarget:
         self._store = MemoryHistoryStore()
         self.lock = MemoryLock()
         self.scripted = ScriptedExecutor(self._store)
+        self.backfills = MemoryBackfills(self._store)
 
     @property
     def store(self) -> MemoryHistoryStore:

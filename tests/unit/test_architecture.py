@@ -215,6 +215,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "planning",
         "apply",
         "stopping",
+        "backoff",
         "backfill",
         "rollback",
         "backup",

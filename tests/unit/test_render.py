@@ -31,8 +31,16 @@ class FakeBar:
     def print(self, text: str, **_: Any) -> None:
         self._lines.append(f"bar| {text}")
 
-    def update(self, _task: Any, *, description: str) -> None:
-        self.calls.append(f"update {description}")
+    def update(self, _task: Any, *, description: str, completed: int | None = None) -> None:
+        done = f" [{completed}]" if completed is not None else ""
+        self.calls.append(f"update {description}{done}")
+
+    def add_task(self, description: str, *, total: int | None, completed: int) -> str:
+        self.calls.append(f"add {description} {completed}/{total}")
+        return description
+
+    def remove_task(self, task: str) -> None:
+        self.calls.append(f"remove {task}")
 
     def advance(self, _task: Any) -> None:
         self.calls.append("advance")
@@ -125,3 +133,39 @@ def test_with_a_live_bar_steps_update_it_and_only_resumes_are_printed() -> None:
 
 def test_every_event_type_has_a_handler() -> None:
     assert set(_handlers()) == set(get_args(ev.Event))
+
+
+BACKFILL: list[ev.Event] = [
+    ev.BackfillStarted(V1, "items", ("id",), 20_000, 5000, 1000),
+    ev.BackfillProgress(V1, 10_000, 20_000, 10_000, 2500.0, 1000, 10),
+    ev.BackfillPaused(V1, "lock-waiters", 20, "2 session(s) waited on the last batch's rows"),
+    ev.BackfillFinished(V1, 20_000, 20_000, 20, 6000),
+]
+
+
+def test_a_backfill_on_a_terminal_is_a_bar_of_rows_with_rate_and_eta() -> None:
+    out = Lines()
+    renderer = RunRenderer(out)
+    bar = FakeBar(out.lines)
+    renderer._progress = bar
+    for event in BACKFILL:
+        renderer(event)
+    assert bar.calls == [
+        f"add backfill {V1} 5000/20000",
+        f"update backfill {V1}: 2,500 rows/s, ETA 4.0s [10000]",
+        f"remove backfill {V1}",
+    ]
+    assert out.lines[-1] == "bar|     backfill done: 20,000 rows changed in 20 batches (6.0s)"
+
+
+def test_a_backfill_without_a_terminal_is_log_lines() -> None:
+    out = Lines()
+    renderer = RunRenderer(out)
+    for event in BACKFILL:
+        renderer(event)
+    assert out.lines == [
+        "    backfill along items (id): ~20,000 rows, batches of 1,000, resuming after 5,000 keys",
+        "    backfilling 50% (10,000 of ~20,000 rows), 2,500 rows/s, ETA 4.0s",
+        "    backfill paused 20 ms: 2 session(s) waited on the last batch's rows",
+        "    backfill done: 20,000 rows changed in 20 batches (6.0s)",
+    ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from pgshift.model import Statement
-from pgshift.ops.apply import Chunk, backoff_ms, chunks_of, prefix_checksum
+from pgshift.ops.apply import Chunk, chunks_of, prefix_checksum
+from pgshift.ops.backoff import backoff_ms
 
 
 def stmt(index: int, transactional: bool = True) -> Statement:

@@ -13,7 +13,7 @@ from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import GROUPS, SettingRow, setting_rows
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
-from pgshift.plan import MigrationState, Plan, Step
+from pgshift.plan import MigrationState, Plan, Step, backfill_text
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
@@ -222,6 +222,7 @@ def _dry_run(
                     {
                         **_step_json(s.migration),
                         "out_of_order": s.migration.version < newest_applied,
+                        "kind": s.kind,
                     }
                     for s in plan.steps
                 ],
@@ -238,6 +239,8 @@ def _dry_run(
     for step in plan.steps:
         m = step.migration
         out.line(f"\n-- {m.path}")
+        if step.kind == "backfill":
+            out.line("-- a backfill: runs in key-range batches, each in a transaction of its own")
         for stmt in m.statements:
             where = (
                 "" if stmt.transactional and m.header.transaction else "  -- outside a transaction"
@@ -307,6 +310,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                         "half_reverted": r.half_reverted,
                         "detail": r.detail,
                         "duplicates": duplicates.get(r.version, []),
+                        "backfill": _backfill_json(r),
                     }
                     for r in report.rows
                 ],
@@ -372,6 +376,24 @@ def _warn(warnings: Sequence[str]) -> None:
         write(sys.stderr, f"warning: {text}\n")
 
 
+def _backfill_json(r: MigrationState) -> dict[str, Any] | None:
+    """An unfinished backfill of the row, for `status --json` (None: none under way)."""
+    b = r.backfill
+    if b is None:
+        return None
+    percent = b.percent
+    return {
+        "action": b.action,
+        "percent": round(percent, 1) if percent is not None else None,
+        "rows_done": b.keys_done,
+        "rows_estimate": b.rows_estimate,
+        "rows_changed": b.rows_done,
+        "batches": b.batches,
+        "running": r.running,
+        "text": backfill_text(b),
+    }
+
+
 def _state_style(text: str) -> str | None:
     """The colour of a state cell on a terminal: its first word's (cli/colour.py)."""
     from pgshift.cli.colour import STATE_STYLE
@@ -381,6 +403,13 @@ def _state_style(text: str) -> str | None:
 
 def _state_text(r: MigrationState) -> str:
     """The state column: SPEC's state, and why when that alone would not tell the story."""
+    if r.backfill is not None:
+        shown = backfill_text(r.backfill)
+        if r.running:
+            return shown
+        prefix = f"{r.state}: " if r.state == "failed" else ""
+        again = "pgshift up" if r.backfill.action == "apply" else "pgshift rollback safe"
+        return f"{prefix}{shown}, stopped (`{again}` continues it)"
     if r.half_reverted:
         return f"{r.state} (half-reverted)"
     if r.running:

@@ -258,6 +258,8 @@ class RunRenderer:
         self._task: Any = None
         self.backup = BackupRenderer(out)
         self.backfill_said = 0.0  # when the last backfill progress line was printed
+        self.backfill_task: Any = None  # the live bar's backfill row, while one runs
+        self.waiters_said = float("-inf")  # when a pause for lock waiters was last printed
 
     def _say(self, text: str) -> None:
         if self._progress is not None:
@@ -402,13 +404,28 @@ def _backfill_started(renderer: RunRenderer, event: ev.BackfillStarted) -> None:
         f"    backfill along {event.table} ({', '.join(event.key)}): {estimate},"
         f" batches of {event.batch_size:,}{resumed}"
     )
+    bar = renderer._progress
+    if bar is not None:  # a row of its own on the live bar: rows done of the estimate
+        renderer.backfill_task = bar.add_task(
+            f"backfill {event.version}", total=event.estimate, completed=event.keys_done
+        )
 
 
 def _backfill_progress(renderer: RunRenderer, event: ev.BackfillProgress) -> None:
-    """A log line at most every 10 s (every event with --verbose): the progress of a long
-    backfill without one line per batch. (The live bar is left to the `up` wiring.)"""
+    """On a terminal, the live bar's backfill row: rows done of the estimate, rows/s, ETA.
+    Otherwise a log line at most every 10 s (every event with --verbose): the progress of a
+    long backfill without one line per batch."""
     import time
 
+    bar, task = renderer._progress, renderer.backfill_task
+    if bar is not None and task is not None:
+        eta = f", ETA {format_duration_ms(int(event.eta_s * 1000))}" if event.eta_s else ""
+        bar.update(
+            task,
+            completed=event.keys_done,
+            description=f"backfill {event.version}: {event.rows_per_s:,.0f} rows/s{eta}",
+        )
+        return
     now = time.monotonic()
     if not renderer.out.verbose and now - renderer.backfill_said < 10:
         return
@@ -423,10 +440,22 @@ def _backfill_progress(renderer: RunRenderer, event: ev.BackfillProgress) -> Non
 
 
 def _backfill_paused(renderer: RunRenderer, event: ev.BackfillPaused) -> None:
+    """Every pause for a lagging replica; pauses for sessions waiting on the batches (short,
+    and frequent under load) at most every 10 s unless --verbose."""
+    import time
+
+    if event.reason == "lock-waiters" and not renderer.out.verbose:
+        now = time.monotonic()
+        if now - renderer.waiters_said < 10:
+            return
+        renderer.waiters_said = now
     renderer._say(f"    backfill paused {event.pause_ms} ms: {event.detail}")
 
 
 def _backfill_finished(renderer: RunRenderer, event: ev.BackfillFinished) -> None:
+    if renderer._progress is not None and renderer.backfill_task is not None:
+        renderer._progress.remove_task(renderer.backfill_task)
+    renderer.backfill_task = None
     renderer._say(
         f"    backfill done: {event.rows_done:,} rows changed in {event.batches:,} batches"
         f" ({format_duration_ms(event.duration_ms)})"

@@ -45,6 +45,25 @@ class BackfillMoved(Exception):
     """
 
 
+@dataclass(frozen=True)
+class BatchDone:
+    """A committed batch: the rows its statement changed, and the sessions that were waiting
+    on its locks (pg_blocking_pids names this session) just before it committed."""
+
+    rows: int
+    waiters: int
+
+
+#: Sessions waiting for a lock this session holds, asked inside the batch's transaction.
+#: pg_blocking_pids takes the lock manager's locks briefly: asked only of sessions that wait
+#: on a lock at all, once per batch.
+_WAITERS_SQL = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    " AND pg_backend_pid() = ANY (pg_blocking_pids(pid))"
+)
+
+
 class BatchFailed(Exception):
     """The server refused a batch (its transaction is rolled back): ``error`` says why."""
 
@@ -371,13 +390,14 @@ class BackfillSession:
         run_id: str,
         lock_timeout_ms: int,
         statement_timeout_ms: int,
-    ) -> int:
+    ) -> BatchDone:
         """Run the batch ``(done_key, upper]`` and move the progress row, in one transaction.
 
         ``keys`` is how many keys the batch covers (next_bound's size), added to keys_done.
-        Returns the rows the statement touched. Raises BackfillMoved when the progress row
-        is not at ``state.done_key`` any more, BatchFailed when the server refuses the batch;
-        either way nothing of the batch is committed.
+        Returns the rows the statement touched and how many sessions waited on the batch's
+        locks just before it committed (what the loop paces itself by). Raises BackfillMoved
+        when the progress row is not at ``state.done_key`` any more, BatchFailed when the
+        server refuses the batch; either way nothing of the batch is committed.
         """
         import psycopg
         from psycopg import sql
@@ -414,6 +434,8 @@ class BackfillSession:
                 finally:
                     self._cancellable = False
                 failpoint(f"backfill-ran:{state.version}:{number}")
+                # Before COMMIT, while the batch still holds its row locks: who waits on them.
+                waiting = conn.execute(_WAITERS_SQL).fetchone()
                 conn.execute(
                     self._q(
                         "UPDATE {s}.backfill SET done_key = %s, rows_done = rows_done + %s,"
@@ -435,7 +457,7 @@ class BackfillSession:
         except psycopg.Error as exc:
             raise BatchFailed(server_error(exc, None)) from None
         failpoint(f"backfill-committed:{state.version}:{number}")
-        return max(rows, 0)
+        return BatchDone(max(rows, 0), int(waiting[0]) if waiting else 0)
 
     def _arguments(self, key: Key) -> pgsql.Composable:
         from psycopg import sql
@@ -482,3 +504,19 @@ def _order(columns: Key, *, descending: bool) -> pgsql.Composable:
 
 def _array(key: Key | None) -> list[str] | None:
     return None if key is None else list(key)
+
+
+def forget(conn: psycopg.Connection[Any], schema: str, version: str, action: str) -> None:
+    """Drop the progress row of ``version``'s ``action`` backfill, finished or not.
+
+    The runner calls it when the migration moves the other way: a backfill applied, reverted
+    and applied again must run again, not be found finished by its old row.
+    """
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("DELETE FROM {}.backfill WHERE version = %s AND action = %s").format(
+            sql.Identifier(schema)
+        ),
+        (version, action),
+    )

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pgshift.db.connect import pg_connection
 from pgshift.db.readonly import TextSession, text_session, timestamp
@@ -22,6 +22,7 @@ from pgshift.history import (
     EVENT_REVERT_FAILED,
     EVENT_REVERTED,
     AppliedMigration,
+    BackfillProgress,
     Expect,
     History,
     Progress,
@@ -66,12 +67,33 @@ _READ = (
     " action) ORDER BY version), '[]') FROM {s}.progress),"
     "'failed', (SELECT coalesce(json_agg(version), '[]') FROM (SELECT DISTINCT ON (version)"
     " version, event FROM {s}.log WHERE event IN (%s, %s, %s) AND version IS NOT NULL"
-    " ORDER BY version, id DESC) last WHERE event = %s))::text"
+    " ORDER BY version, id DESC) last WHERE event = %s),"
+    "'backfills', {backfills})::text"
+)
+
+#: The backfills' progress rows (schema version 4), unfinished ones only: what status, health
+#: and /metrics show of a backfill under way or stopped.
+_READ_BACKFILLS = (
+    "(SELECT coalesce(json_agg(json_build_array(version, action, keys_done, rows_done,"
+    " rows_estimate, batches, " + _UTC_TEXT.format(column="updated_at") + ")"
+    " ORDER BY version, action), '[]') FROM {s}.backfill WHERE finished_at IS NULL)"
 )
 
 
-def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, tuple[bool, bool]]:
-    """Per history schema: (its tables exist, ``applied`` has ``rollback_sql``); one statement.
+class _Shape(NamedTuple):
+    """What a history schema holds: its tables, ``applied.rollback_sql``, the backfill table."""
+
+    exists: bool
+    rollback_sql: bool
+    backfill: bool
+
+
+_ABSENT = _Shape(False, False, False)
+
+
+def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, _Shape]:
+    """Per history schema: whether its tables exist, ``applied`` has ``rollback_sql`` and the
+    backfill table exists; one statement.
 
     Read-only commands read a history an older pgshift made and nobody upgraded yet (only a
     run under the lock upgrades), so a column of a newer schema version may be absent.
@@ -82,13 +104,15 @@ def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, tuple[boo
     # role without the grant must reach the check that names it (missing_grant).
     rows = session.rows(
         "SELECT s.name, (c.oid IS NOT NULL)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
-        " WHERE attrelid = c.oid AND attname = 'rollback_sql' AND NOT attisdropped)::text"
+        " WHERE attrelid = c.oid AND attname = 'rollback_sql' AND NOT attisdropped)::text,"
+        " EXISTS (SELECT 1 FROM pg_catalog.pg_class b WHERE b.relnamespace = n.oid"
+        " AND b.relname = 'backfill')::text"
         " FROM unnest(ARRAY[" + ", ".join(["%s::text"] * len(schemas)) + "]) AS s(name)"
         " LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.name"
         " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'",
         tuple(schemas),
     )
-    return {str(r[0]): (r[1] == "true", r[2] == "true") for r in rows}
+    return {str(r[0]): _Shape(r[1] == "true", r[2] == "true", r[3] == "true") for r in rows}
 
 
 def _history(document_text: str | None, zone: tzinfo) -> History:
@@ -116,7 +140,19 @@ def _history(document_text: str | None, zone: tzinfo) -> History:
     )
     failed = frozenset(document.get("failed", ()))
     applied_versions = {a.version for a in applied}
-    return History(applied, progress, failed - applied_versions)
+    backfills = tuple(
+        BackfillProgress(
+            r[0],
+            r[1],
+            int(r[2]),
+            int(r[3]),
+            None if r[4] is None else int(r[4]),
+            int(r[5]),
+            timestamp(r[6], zone),
+        )
+        for r in document.get("backfills", ())
+    )
+    return History(applied, progress, failed - applied_versions, backfills)
 
 
 #: Histories read by one statement at most. The server's planning of a UNION ALL grows faster
@@ -139,12 +175,12 @@ def read_many(
     session = text_session(conn)
     shapes = _shapes(session, schemas)
     found = {name: History() for name in schemas}
-    present = [name for name in dict.fromkeys(schemas) if shapes.get(name, (False, False))[0]]
+    present = [name for name in dict.fromkeys(schemas) if shapes.get(name, _ABSENT).exists]
     for start in range(0, len(present), HISTORIES_PER_STATEMENT):
         parts: list[str] = []
         params: list[str] = []
         for name in present[start : start + HISTORIES_PER_STATEMENT]:
-            query, values = PostgresHistoryStore(name)._read_query(session, shapes[name][1])
+            query, values = PostgresHistoryStore(name)._read_query(session, shapes[name])
             parts.append(f"SELECT %s::text, ({query})")
             params += [name, *values]
         for row in session.rows(" UNION ALL ".join(parts), params):
@@ -196,9 +232,9 @@ class PostgresHistoryStore:
     def exists(self, conn: psycopg.Connection[tuple[Any, ...]] | TextSession) -> bool:
         return self._shape(text_session(conn))[0]
 
-    def _shape(self, session: TextSession) -> tuple[bool, bool]:
-        """(the tables exist, ``applied`` has ``rollback_sql``), in one round trip."""
-        return _shapes(session, (self.schema,)).get(self.schema, (False, False))
+    def _shape(self, session: TextSession) -> _Shape:
+        """What this history schema holds (_Shape), in one round trip."""
+        return _shapes(session, (self.schema,)).get(self.schema, _ABSENT)
 
     def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
         """Bring the tool's tables to the newest version; call only while holding the lock."""
@@ -262,16 +298,17 @@ class PostgresHistoryStore:
         psycopg gives a timestamptz.
         """
         session = text_session(conn)
-        exists, has_rollback_sql = self._shape(session)
-        if not exists:
+        shape = self._shape(session)
+        if not shape.exists:
             return History()
-        query, params = self._read_query(session, has_rollback_sql)
+        query, params = self._read_query(session, shape)
         rows = session.rows(query, params)
         return _history(rows[0][0] if rows else None, session.timezone)
 
-    def _read_query(self, session: TextSession, has_rollback_sql: bool) -> tuple[str, list[str]]:
+    def _read_query(self, session: TextSession, shape: _Shape) -> tuple[str, list[str]]:
         """The one statement that reads this history (see read), with its parameters."""
-        query = _READ.replace("{rollback_sql}", "rollback_sql" if has_rollback_sql else "NULL")
+        query = _READ.replace("{rollback_sql}", "rollback_sql" if shape.rollback_sql else "NULL")
+        query = query.replace("{backfills}", _READ_BACKFILLS if shape.backfill else "'[]'::json")
         # A "%" in the quoted name must not read as a placeholder.
         query = query.replace("{s}", session.identifier(self.schema).replace("%", "%%"))
         return query, [EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED, EVENT_FAILED]

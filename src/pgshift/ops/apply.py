@@ -25,8 +25,8 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pgshift import events as ev
 from pgshift.durations import format_duration_ms
@@ -62,7 +62,9 @@ from pgshift.history import (
     ProgressMoved,
     Session,
 )
-from pgshift.model import Statement
+from pgshift.model import Migration, Statement
+from pgshift.ops.backfill import BackfillOptions, Backfills
+from pgshift.ops.backoff import RETRY_PAUSE_FLOOR, backoff_ms
 from pgshift.ops.stopping import StopRequest, trapped
 from pgshift.plan import Plan, Step, recheck
 
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
 
     from pgshift.config import Settings
     from pgshift.db.lock import LockHolder
+    from pgshift.db.target import Target
     from pgshift.ops.monitor import Monitor
 
 
@@ -126,6 +129,9 @@ class RunOptions:
     #: PGSHIFT_STOP_GRACE: how long SIGTERM lets the running statement finish before
     #: cancelling it (ops/stopping.py).
     stop_grace_ms: int = 10_000
+    #: How backfill steps are paced (SPEC 14); a step's lock and statement timeouts and the
+    #: retry budget come from the fields above and the file's header, per step.
+    backfill: BackfillOptions = field(default_factory=BackfillOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -137,6 +143,7 @@ class RunOptions:
             runner_lock_wait_ms=settings.runner.lock_wait_ms,
             allow_pooler=settings.connection.allow_pooler,
             stop_grace_ms=settings.runner.stop_grace_ms,
+            backfill=BackfillOptions.from_settings(settings),
         )
 
     retry_cap_ms: int = 10_000
@@ -150,7 +157,15 @@ class _Stopped(Exception):
     """
 
     def __init__(
-        self, version: str | None, action: str, *, half: bool, done: int, total: int, ms: int
+        self,
+        version: str | None,
+        action: str,
+        *,
+        half: bool,
+        done: int,
+        total: int,
+        ms: int,
+        why: str | None = None,
     ) -> None:
         super().__init__(version)
         self.version = version
@@ -159,6 +174,7 @@ class _Stopped(Exception):
         self.done = done
         self.total = total
         self.ms = ms
+        self.why = why  # how far a half-done step got, when not in statements (a backfill)
 
 
 @dataclass(frozen=True)
@@ -199,26 +215,6 @@ def prefix_checksum(statements: Sequence[Statement], count: int) -> str:
     return digest.hexdigest()
 
 
-#: The first pause after a lock timeout is this many lock timeouts (then it doubles): behind a
-#: long blocker the application's queries queue only while an attempt waits, so the pauses must
-#: be long against the attempts for the application's total stall to stay small.
-RETRY_PAUSE_FACTOR = 4
-#: The shortest pause between attempts, in lock timeouts (backoff_ms draws from the upper half).
-RETRY_PAUSE_FLOOR = 2
-
-
-def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
-    """The pause before retry ``attempt`` (1-based): jittered, growing, at least 2 lock timeouts.
-
-    The ceiling starts at RETRY_PAUSE_FACTOR lock timeouts and doubles per attempt up to
-    ``cap_ms``; the pause is drawn from its upper half, so many runners spread out while the
-    application keeps long windows between attempts (bench/bench_lock_stall.py measures it).
-    """
-    first = RETRY_PAUSE_FACTOR * max(1, lock_timeout_ms)
-    ceiling = min(max(cap_ms, first), first * (2 ** min(attempt - 1, 20)))
-    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
-
-
 class Runner:
     """Applies the steps of a plan while holding the runner lock."""
 
@@ -231,8 +227,15 @@ class Runner:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        backfills: Backfills | None = None,
     ) -> None:
         self.target = target
+        if backfills is None:  # a database target's: the in-memory one is passed by tests
+            from pgshift.ops.backfill import TargetBackfills
+
+            backfills = TargetBackfills(cast("Target", target))
+        #: Runs the steps whose file is a `@kind: backfill` (ops/backfill.py).
+        self.backfills = backfills
         self.options = options
         self.emit = emit
         self.monitor = monitor  # health monitor hook: samples beside the run, may cancel
@@ -386,6 +389,13 @@ class Runner:
         with contextlib.suppress(Exception):  # the stop matters more than its log line
             self.store.log(side, self.run_id, "interrupted", stopped.version, detail)
         self.emit(ev.Interrupted(self.run_id, name, stopped.version, stopped.half, done))
+        if stopped.half and stopped.why is not None:
+            return HalfApplied(
+                f"interrupted by {name}: {stopped.why}",
+                version=stopped.version,
+                hint="run the same command again: the backfill continues after its last"
+                " committed batch",
+            )
         if stopped.half:
             return HalfApplied(
                 f"interrupted by {name}: {stopped.version} stopped after {stopped.done} of"
@@ -443,6 +453,13 @@ class _StepRun:
 
     def run(self) -> StepResult:
         step, script, m = self.step, self.script, self.step.migration
+        if _has_backfill(m):
+            # A backfill's progress row of the other direction is stale from now on: without
+            # this, a backfill applied, reverted and applied again is found finished.
+            other = "revert" if step.action == "apply" else "apply"
+            self.runner.backfills.forget(m.version, other)
+        if step.kind == "backfill":
+            return self._run_backfill()
         done = self._resume_point()
         self.runner.emit(
             ev.StepStarted(m.version, m.name, len(script.statements), done, step.action)
@@ -472,6 +489,69 @@ class _StepRun:
         duration = self._elapsed_ms()
         status = "applied" if step.action == "apply" else "reverted"
         self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
+        return StepResult(m.version, step.action, status, duration)
+
+    def _run_backfill(self) -> StepResult:
+        """The step's file is a backfill: its batches run and commit by themselves (the
+        backfill's own progress row says how far), then the applied or reverted row is
+        written in a transaction of its own. A re-run continues after the last batch."""
+        step, script, m, runner = self.step, self.script, self.step.migration, self.runner
+        runner.emit(ev.StepStarted(m.version, m.name, len(script.statements), 0, step.action))
+        started = {"resume_at": 0, "backfill": True}
+        self.store.log(self.side, runner.run_id, "migration_started", m.version, started)
+        options = replace(
+            runner.options.backfill,
+            lock_timeout_ms=self.lock_timeout_ms,
+            statement_timeout_ms=self.budget_ms,
+            lock_retry_total_ms=runner.options.lock_retry_total_ms,
+            retry_cap_ms=runner.options.retry_cap_ms,
+        )
+        try:
+            runner.backfills.run(
+                m.version,
+                script,
+                action=step.action,
+                run_id=runner.run_id,
+                options=options,
+                emit=runner.emit,
+                stop=runner.stop,
+            )
+        except HalfApplied as stopped:  # stopped between batches, some committed
+            raise _Stopped(
+                m.version, step.action, half=True, done=0, total=1, ms=self._elapsed_ms(),
+                why=stopped.message,
+            ) from None  # fmt: skip
+        except Interrupted:  # stopped before its first batch: nothing of it committed
+            raise _Stopped(
+                m.version, step.action, half=False, done=0, total=1, ms=self._elapsed_ms()
+            ) from None
+        except MigrationFailed as failed:  # a batch failed; the batches before it stay
+            detail: dict[str, Any] = {
+                "sqlstate": failed.sqlstate,
+                "message": failed.message,
+                "backfill": True,
+            }
+            with contextlib.suppress(Exception):  # the failure matters more than its log line
+                self.store.record_failed(
+                    self.side, runner.run_id, m.version, detail, action=step.action
+                )
+            runner.emit(ev.StepFailed(m.version, m.name, failed.message, step.action))
+            raise
+        try:
+            self.executor.run_transaction(
+                (),
+                self._record(Chunk(0, 0, True), last=True),
+                version=self.version,
+                lock_timeout_ms=self.lock_timeout_ms,
+                statement_timeout_ms=self.budget_ms,
+            )
+        except StatementFailed as failure:
+            if failure.error.sqlstate == PROGRESS_MOVED:
+                raise self._moved(failure.error.message) from None
+            raise self._failure(failure, half_applied=False) from None
+        duration = self._elapsed_ms()
+        status = "applied" if step.action == "apply" else "reverted"
+        runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
 
     def _chunk_failed(
@@ -796,6 +876,14 @@ class _StepRun:
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
         return MigrationFailed(message + "\n" + undone, hint=error.hint, **facts)
+
+
+def _has_backfill(m: Migration) -> bool:
+    """The migration or its rollback file is a `@kind: backfill` (either leaves a progress row)."""
+    rollback = m.rollback
+    return m.header.kind == "backfill" or (
+        rollback is not None and rollback.header.kind == "backfill"
+    )
 
 
 def _noun(step: Step) -> str:

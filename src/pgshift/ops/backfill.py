@@ -10,8 +10,12 @@ again, and no batch is ever applied twice.
 Pacing: the batch size adapts so that a batch takes about PGSHIFT_BACKFILL_BATCH_TIME (a
 batch's row locks are held for that long at most, and a lock wait behind it is that short);
 `@batch-pause` waits between batches; a replica lagging more than PGSHIFT_BACKFILL_MAX_LAG
-pauses the loop. A batch that meets a lock (lock_timeout), a deadlock or a serialization
-failure is retried with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
+pauses the loop. Each batch counts, just before it commits, the sessions waiting on its locks
+(db/backfill.py): when some did, the loop pauses briefly and aims its next batches at half the
+time (down to PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), since a session that meets a row of
+the batch under way waits for the whole batch; with nobody waiting the aim grows back.
+A batch that meets a lock (lock_timeout), a deadlock or a serialization failure is retried
+with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
 A stop request (SIGINT/SIGTERM, ops/stopping.py) is honoured between batches.
 """
 
@@ -22,7 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pgshift import events as ev
 from pgshift.errors import (
@@ -34,19 +38,29 @@ from pgshift.errors import (
     UsageError,
 )
 from pgshift.execution import QUERY_CANCELED, RETRIED_SQLSTATES
+from pgshift.ops.backoff import backoff_ms
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
-    from pgshift.db.backfill import BackfillSession, BackfillState, BatchFailed
+    from pgshift.db.backfill import BackfillSession, BackfillState, BatchDone, BatchFailed
     from pgshift.db.target import Target
     from pgshift.model import Migration, RollbackScript, Statement
     from pgshift.ops.stopping import StopRequest
+    from pgshift.plan import Script
+
+    BackfillScript = Migration | RollbackScript | Script
 
 #: `@batch-size` when the file does not say (SPEC 14).
 DEFAULT_BATCH_SIZE = 5_000
 #: A batch grows or shrinks by at most this factor from one batch to the next: one slow batch
 #: (a checkpoint, a cold cache) must not make the next one tiny, nor a fast one huge.
 MAX_STEP = 2.0
+#: While sessions wait on its batches, a backfill aims its batches at down to this fraction of
+#: PGSHIFT_BACKFILL_BATCH_TIME: a session that meets a locked row waits for the batch to end,
+#: so shorter batches are shorter waits (bench/bench_backfill.py measures the probe's p99).
+MAX_SHRINK = 8
+#: With nobody waiting, the aim grows back by this factor per batch.
+REGROW = 1.25
 
 
 @dataclass(frozen=True)
@@ -62,15 +76,18 @@ class BackfillOptions:
     max_batch_size: int = 1_000_000
     progress_every_s: float = 1.0
     lag_every_s: float = 1.0
+    #: After a batch that sessions waited on: pause this long (they get their rows first) and
+    #: aim the next batches at a shorter time, down to batch_time_ms / MAX_SHRINK.
+    waiter_pause_ms: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BackfillOptions:
         return cls(
-            batch_time_ms=settings.backfill_batch_time_ms,
-            max_lag_ms=settings.backfill_max_lag_ms,
-            lock_timeout_ms=settings.lock_timeout_ms,
-            lock_retry_total_ms=settings.lock_retry_total_ms,
-            statement_timeout_ms=settings.migration_timeout_ms,
+            batch_time_ms=settings.backfill.batch_time_ms,
+            max_lag_ms=settings.backfill.max_lag_ms,
+            lock_timeout_ms=settings.runner.lock_timeout_ms,
+            lock_retry_total_ms=settings.runner.lock_retry_total_ms,
+            statement_timeout_ms=settings.runner.migration_timeout_ms,
         )
 
 
@@ -103,14 +120,6 @@ def next_batch_size(size: int, elapsed_ms: float, target_ms: int, maximum: int) 
     return max(1, min(int(bounded), maximum))
 
 
-def backoff_ms(attempt: int, lock_timeout_ms: int, cap_ms: int, rng: random.Random) -> int:
-    """The pause before retry ``attempt``: the runner's formula (ops/apply.backoff_ms), kept
-    here while ops/ is restructured so this module does not import the runner it serves."""
-    first = 4 * max(1, lock_timeout_ms)
-    ceiling = min(max(cap_ms, first), first * (2 ** min(attempt - 1, 20)))
-    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
-
-
 @dataclass
 class _Loop:
     """The state of one run of one backfill: its session, where it is, and its clock."""
@@ -131,6 +140,8 @@ class _Loop:
     size: int
     pause_ms: int
     started: float = 0.0
+    target_ms: float = 0.0  # the batch time aimed at now: shorter while sessions wait
+    waiters_said: float = float("-inf")
     keys_this_run: int = 0
     batches_this_run: int = 0
     said: float = float("-inf")
@@ -145,9 +156,10 @@ class _Loop:
                 return
             upper, keys = bound
             began = self.clock()
-            rows = self._batch_with_retries(upper, keys)
-            if rows is None:  # another session moved the progress: go on from there
+            done = self._batch_with_retries(upper, keys)
+            if done is None:  # another session moved the progress: go on from there
                 continue
+            rows = done.rows
             elapsed_ms = (self.clock() - began) * 1000
             self.state = dataclasses.replace(
                 self.state,
@@ -159,18 +171,52 @@ class _Loop:
             )
             self.keys_this_run += keys
             self.batches_this_run += 1
+            self._aim(done.waiters)
             if keys >= self.size:  # a short last batch says nothing about the rate
                 self.size = next_batch_size(
                     self.size,
                     elapsed_ms,
-                    self.options.batch_time_ms,
+                    round(self.target_ms),
                     self.options.max_batch_size,
                 )
             self._progress(force=self.state.finished)
-            if self.pause_ms and not self.state.finished:
+            if self.state.finished:
+                return
+            if done.waiters:
+                self._yield_to_waiters(done.waiters)
+            if self.pause_ms:
                 self.sleep(self.pause_ms / 1000)
 
-    def _batch_with_retries(self, upper: tuple[str, ...], keys: int) -> int | None:
+    def _aim(self, waiters: int) -> None:
+        """Move the batch time aimed at: halve it while sessions wait on the batches (down to
+        PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), grow it back while nobody does."""
+        full = self.options.batch_time_ms
+        if full <= 0:
+            return  # fixed batch sizes
+        if waiters:
+            self.target_ms = max(full / MAX_SHRINK, self.target_ms / 2)
+        else:
+            self.target_ms = min(float(full), self.target_ms * REGROW)
+
+    def _yield_to_waiters(self, waiters: int) -> None:
+        """Sessions waited on the batch just committed: let them have their rows first."""
+        pause_ms = self.options.waiter_pause_ms
+        now = self.clock()
+        if now - self.waiters_said >= self.options.progress_every_s:  # one line a second
+            self.waiters_said = now
+            self.emit(
+                ev.BackfillPaused(
+                    self.version,
+                    "lock-waiters",
+                    pause_ms,
+                    f"{waiters} session(s) waited on the last batch's rows; batches now aim"
+                    f" at {round(self.target_ms)} ms",
+                )
+            )
+        if pause_ms > 0:
+            self.sleep(pause_ms / 1000)
+
+    def _batch_with_retries(self, upper: tuple[str, ...], keys: int) -> BatchDone | None:
         from pgshift.db.backfill import BackfillMoved, BatchFailed
 
         deadline = self.clock() + self.options.lock_retry_total_ms / 1000
@@ -294,7 +340,7 @@ class _Loop:
         )
 
 
-def _statement(script: Migration | RollbackScript) -> Statement:
+def _statement(script: BackfillScript) -> Statement:
     if script.header.kind != "backfill":
         raise UsageError(f"{script.path} is not a backfill (its header has no @kind: backfill)")
     if len(script.statements) != 1:
@@ -307,7 +353,7 @@ def _statement(script: Migration | RollbackScript) -> Statement:
 def run_backfill(
     target: Target,
     version: str,
-    script: Migration | RollbackScript,
+    script: BackfillScript,
     *,
     action: str = "apply",
     run_id: str | None = None,
@@ -369,6 +415,7 @@ def run_backfill(
         size=size,
         pause_ms=header.batch_pause_ms or 0,
         started=clock(),
+        target_ms=float(options.batch_time_ms),
     )
     previous_cancel = stop.cancel if stop is not None else None
     if stop is not None:
@@ -401,3 +448,62 @@ def run_backfill(
         duration_ms=duration_ms,
         resumed=state.batches > 0,
     )
+
+
+class Backfills(Protocol):
+    """How the runner (ops/apply.py) runs a backfill step: TargetBackfills on a database, an
+    in-memory fake in tests (tests/plugins/memory.py), so the runner's decisions around a
+    backfill (records, failures, stops) are tested without a server."""
+
+    def run(
+        self,
+        version: str,
+        script: BackfillScript,
+        *,
+        action: str,
+        run_id: str,
+        options: BackfillOptions,
+        emit: ev.Emit,
+        stop: StopRequest | None,
+    ) -> BackfillResult:
+        """Run or resume the backfill to its end (run_backfill's contract)."""
+        ...
+
+    def forget(self, version: str, action: str) -> None:
+        """Drop the progress row of ``version``'s ``action`` backfill (db/backfill.forget)."""
+        ...
+
+
+class TargetBackfills:
+    """Backfills on a database target, on the target's own session (the runner's: it holds
+    the fence, and the in-run monitor watches it)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def run(
+        self,
+        version: str,
+        script: BackfillScript,
+        *,
+        action: str,
+        run_id: str,
+        options: BackfillOptions,
+        emit: ev.Emit,
+        stop: StopRequest | None,
+    ) -> BackfillResult:
+        return run_backfill(
+            self.target,
+            version,
+            script,
+            action=action,
+            run_id=run_id,
+            options=options,
+            emit=emit,
+            stop=stop,
+        )
+
+    def forget(self, version: str, action: str) -> None:
+        from pgshift.db.backfill import forget
+
+        forget(self.target.session, self.target.schema, version, action)

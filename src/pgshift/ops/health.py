@@ -27,6 +27,7 @@ from pgshift.ops.health_rules import (
     Check,
     HealthReport,
     Thresholds,
+    check_backfills,
     check_backups,
     check_blocked,
     check_connection,
@@ -274,6 +275,7 @@ class _DatabaseChecks:
             ("blocked_sessions", self.blocked),
             ("long_transactions", self.long_transactions),
             ("migration_lock", self.migration_lock),
+            ("backfills", self.backfills),
             ("replication", self.replication),
         ]
 
@@ -344,6 +346,14 @@ class _DatabaseChecks:
         if lock is not None:
             lock = replace(lock, holder=self._shown(lock.holder))
         return check_migration_lock(lock, self.t)
+
+    def backfills(self) -> Check:
+        history = self._read_history()
+        live_run = False
+        if history.backfills:  # only then does it matter who holds the lock
+            lock = self.probe.migration_lock(self.schema)
+            live_run = lock is not None and lock.workers > 0
+        return check_backfills(history, run_in_progress=live_run)
 
     def replication(self) -> Check:
         return check_replication(self.probe.replicas(), self.t)

@@ -66,6 +66,7 @@ CHECK_NAMES = (
     "blocked_sessions",
     "long_transactions",
     "migration_lock",
+    "backfills",
     "replication",
     "backups",
 )
@@ -379,6 +380,49 @@ def _failed_item(
         "message": failure.get("message"),
         "failed_at": failure.get("at"),
     }
+
+
+def check_backfills(history: History, run_in_progress: bool = False) -> Check:
+    """Unfinished backfills (SPEC 14): one a live run is doing is work under way (ok); one that
+    stopped (killed, failed, interrupted) waits for a re-run to continue it: warning. Later
+    migrations wait for it, but nothing is half-done in the data: each batch is whole."""
+    from pgshift.plan import backfill_text
+
+    items: list[dict[str, Any]] = []
+    for b in history.backfills:
+        running = run_in_progress and b.version not in history.failed
+        percent = b.percent
+        items.append(
+            {
+                "version": b.version,
+                "action": b.action,
+                "percent": round(percent, 1) if percent is not None else None,
+                "rows_done": b.keys_done,
+                "rows_estimate": b.rows_estimate,
+                "batches": b.batches,
+                "running": running,
+                "text": backfill_text(b),
+            }
+        )
+    data: dict[str, Any] = {
+        "count": len(items),
+        "running": sum(1 for i in items if i["running"]),
+        "stopped": sum(1 for i in items if not i["running"]),
+        "backfills": items,
+    }
+    if not items:
+        return Check("backfills", OK, "no backfill under way", data)
+    shown = "; ".join(
+        f"{i['version']} {i['text']}" + ("" if i["running"] else ", stopped") for i in items[:3]
+    )
+    if data["stopped"] == 0:
+        return Check("backfills", OK, f"{shown} (by the current run)", data)
+    again = (
+        "pgshift up"
+        if all(i["action"] == "apply" for i in items if not i["running"])
+        else "pgshift up` or `pgshift rollback safe"
+    )
+    return Check("backfills", WARNING, f"{shown}; run `{again}` to continue", data)
 
 
 def _nothing_failed(history: History, run_in_progress: bool, data: dict[str, Any]) -> Check:

@@ -62,7 +62,7 @@ def status_report(
 
     history, running, warnings = _status_reads(target)
     live_run = False
-    if history.in_progress:  # only then does it matter who holds the lock
+    if history.in_progress or history.backfills:  # only then does it matter who holds the lock
         lock = catalog.migration_lock(target.session, target.schema)
         live_run = lock is not None and lock.workers > 0
     rows = migration_states(migrations, history, run_in_progress=live_run)
