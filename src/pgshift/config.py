@@ -61,6 +61,8 @@ class Settings:
     # The newest migration of an adopted history (`import` and `baseline` set it): lint findings
     # in migrations up to it are history, not errors (`validate --since` overrides it).
     lint_since: str | None = None
+    # How long one pre-flight check may run (PGSHIFT_PREFLIGHT_TIMEOUT): its statement_timeout.
+    preflight_timeout_ms: int = 30_000
 
     def masked_url(self) -> str | None:
         return mask_url(self.database_url) if self.database_url else None
@@ -282,6 +284,13 @@ _KNOBS: tuple[_Knob, ...] = (
         _parse_ms,
     ),
     _Knob("lint_since", "PGSHIFT_LINT_SINCE", "lint_since", "", _parse_version),
+    _Knob(
+        "preflight_timeout_ms",
+        "PGSHIFT_PREFLIGHT_TIMEOUT",
+        "preflight_timeout",
+        "30s",
+        _parse_ms,
+    ),
 )
 
 KNOB_ENV = {k.name: k.env for k in _KNOBS}
