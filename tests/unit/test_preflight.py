@@ -336,7 +336,7 @@ def test_a_result_names_count_and_examples() -> None:
         "duration_ms": 4.2,
     }
     exact = result_of(_check(), [("17", 1, 1)], 1.0)
-    assert exact.detail.endswith("1 rows have NULL in region (id 17)")
+    assert exact.detail.endswith("will fail: 1 row has NULL in region (id 17)")
     assert result_of(_check(), [], 1.0).detail == (
         "SET NOT NULL on orders.region: no rows have NULL in region"
     )
@@ -345,9 +345,14 @@ def test_a_result_names_count_and_examples() -> None:
 def test_a_duplicate_names_its_key_and_how_often() -> None:
     check = _one("ALTER TABLE orders ADD UNIQUE (code)")
     result = result_of(check, [("A", 3, 1)], 1.0)
+    composite = _one("ALTER TABLE orders ADD UNIQUE (code, qty)")
+    two = result_of(composite, [("(A,1)", 2, 2), ("(B,2)", 4, 2)], 1.0)
+    assert two.detail.endswith(
+        "2 keys are held by more than one row ((code, qty) (A,1) (2 rows), (B,2) (4 rows))"
+    )
     assert result.detail == (
-        "ADD UNIQUE (code) on orders will fail: 1 keys are held by more than one row"
-        " ((code) A (3 rows))"
+        "ADD UNIQUE (code) on orders will fail: 1 key is held by more than one row"
+        " (code A (3 rows))"
     )
 
 

@@ -689,14 +689,13 @@ def _duplicates(
         reason = ctx.state.blocker([table], read)
     if reason is not None:
         return _not_checked(ctx, UNIQUE, action, table, reason)
-    shown = ", ".join(_deparse(k) for k in keys)
     nulls = " (NULLs equal: NULLS NOT DISTINCT)" if nulls_not_distinct else ""
     return ctx.check(
         UNIQUE,
         table,
         columns,
         action=action,
-        key=(f"({shown})",),
+        key=tuple(_deparse(k) for k in keys),
         unit="keys",
         violation=f"are held by more than one row{nulls}",
         sql=duplicates_sql(rangevar, keys, _and(list(predicates))),
@@ -894,7 +893,7 @@ def _alter_type(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
             action=action,
             key=key,
             unit="rows",
-            violation=f"have values that do not convert to {shown}",
+            violation=f"have a value that does not convert to {shown}",
             sql=violators_sql(rangevar, pred, key),
         )
     ]
@@ -1003,6 +1002,17 @@ def _examples_text(check: Check, examples: Sequence[str], count: int) -> str:
     return f" ({label} {', '.join(examples)}{more})"
 
 
+_SINGULAR = {"have": "has", "exist": "exists", "are": "is", "violate": "violates"}
+
+
+def _counted(check: Check, total: int) -> str:
+    """"1 row has NULL in region", "1,204 rows have NULL in region"."""
+    if total != 1:
+        return f"{total:,} {check.unit} {check.violation}"
+    verb, _, rest = check.violation.partition(" ")
+    return f"1 {check.unit.removesuffix('s')} {_SINGULAR.get(verb, verb)} {rest}"
+
+
 def result_of(check: Check, rows: Sequence[tuple[Any, ...]], duration_ms: float) -> PreflightResult:
     """The result of a check from its query's rows: (example, occurrences, total) each."""
     base = PreflightResult(
@@ -1024,7 +1034,7 @@ def result_of(check: Check, rows: Sequence[tuple[Any, ...]], duration_ms: float)
     )
     at_least = "at least " if capped else ""
     detail = (
-        f"{check.action} will fail: {at_least}{total:,} {check.unit} {check.violation}"
+        f"{check.action} will fail: {at_least}{_counted(check, total)}"
         f"{_examples_text(check, examples, total)}"
     )
     return _replace(base, status=FAIL, count=total, capped=capped, examples=examples, detail=detail)
