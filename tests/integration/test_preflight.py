@@ -12,15 +12,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
+from tests.plugins.project import migration_pair
 
 from pgshift.config import load_settings
 from pgshift.db.target import Target
 from pgshift.ops.preflight import failures, preflight
 from pgshift.rewrite.preflight import EXPECTED_DURATION, FAIL, NOT_CHECKED, PASS, PreflightResult
+from pgshift.source.loader import load_migrations
 
+V1, V2 = "20250101000000", "20250102000000"
 ORDERS = (
     "CREATE TABLE orders (id bigint PRIMARY KEY, region text, qty bigint, code text, note text);"
 )
@@ -454,7 +458,7 @@ def test_a_locked_table_is_not_checked_within_100ms(db_url: str) -> None:
     assert took < 2
 
 
-def test_a_check_is_bounded_by_the_preflight_timeout(db_url: str, tmp_path: object) -> None:
+def test_a_check_is_bounded_by_the_preflight_timeout(db_url: str) -> None:
     _setup(
         db_url,
         ORDERS + "INSERT INTO orders (id, qty) VALUES (1, 1), (2, 2);"
@@ -485,3 +489,43 @@ def test_expected_durations_come_from_the_tables_size(db_url: str) -> None:
     assert duration.status == PASS and duration.expected_ms is not None
     assert duration.expected_ms > 0
     assert duration.detail.startswith("rewrite of orders (")
+
+
+def test_migrations_are_checked_in_order_with_their_files_and_estimates(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A violation an earlier pending migration brings is not judged on today's rows; a
+    migration's expected time over 3x its @estimated-duration is a warning."""
+    _setup(
+        db_url,
+        ORDERS + "INSERT INTO orders (id, qty, note) SELECT g, g, repeat('x', 200)"
+        " FROM generate_series(1, 20000) g",
+    )
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for version, name, sql, extra in (
+        (V1, "add_status", "ALTER TABLE orders ADD COLUMN status text;", "@estimated-duration: 1s"),
+        (
+            V2,
+            "require_status",
+            "ALTER TABLE orders ALTER COLUMN qty TYPE integer;\n"
+            "ALTER TABLE orders ALTER COLUMN status SET NOT NULL;",
+            "@estimated-duration: 1ms",
+        ),
+    ):
+        for file, text in migration_pair(version, name, sql, extra_header=[extra]).items():
+            (folder / file).write_text(text, encoding="utf-8")
+    migrations = load_migrations(folder)
+    with Target(db_url) as target:
+        results = preflight(migrations, target)
+    second = str(migrations[1].path)
+    assert [(Path(r.file).name, r.line, r.check, r.status) for r in results] == [
+        (migrations[1].path.name, 7, "type-change", PASS),
+        (migrations[1].path.name, 7, EXPECTED_DURATION, PASS),
+        (migrations[1].path.name, 7, EXPECTED_DURATION, "warn"),
+        (migrations[1].path.name, 8, "not-null", NOT_CHECKED),
+        (migrations[1].path.name, 8, EXPECTED_DURATION, PASS),
+    ]
+    assert f"added by an earlier pending statement ({migrations[0].path}:7)" in results[3].detail
+    assert results[2].detail.endswith("over 3x its @estimated-duration (1ms)")
+    assert all(r.file == second for r in results)

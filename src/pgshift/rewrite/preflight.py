@@ -1006,7 +1006,7 @@ _SINGULAR = {"have": "has", "exist": "exists", "are": "is", "violate": "violates
 
 
 def _counted(check: Check, total: int) -> str:
-    """"1 row has NULL in region", "1,204 rows have NULL in region"."""
+    """The count and what it counts: 1 row has NULL, 1,204 rows have NULL."""
     if total != 1:
         return f"{total:,} {check.unit} {check.violation}"
     verb, _, rest = check.violation.partition(" ")
