@@ -302,15 +302,16 @@ def test_tables_needed_include_referenced_tables() -> None:
     pending = pending_of(
         [
             "ALTER TABLE orders ADD FOREIGN KEY (qty) REFERENCES s.customers;"
-            "CREATE UNIQUE INDEX ON items (sku); UPDATE other SET a = 1"
+            "CREATE UNIQUE INDEX ON items (sku); UPDATE other SET a = 1; CLUSTER big USING big_pk"
         ]
     )
     assert tables_needed(pending) == [
         ORDERS,
         TableRef("s", "customers"),
         TableRef(None, "items"),
+        TableRef(None, "big"),
     ]
-    assert [(p.file, p.line) for p in pending] == [("<sql 1>", 1)] * 3
+    assert [(p.file, p.line) for p in pending] == [("<sql 1>", 1)] * 4
 
 
 def _check() -> Check:

@@ -229,7 +229,9 @@ def tables_needed(pending: Sequence[Pending]) -> list[TableRef]:
 
     for item in pending:
         for stmt in _parse(item.sql):
-            if isinstance(stmt, (ast.AlterTableStmt, ast.IndexStmt, ast.VacuumStmt)):
+            if isinstance(
+                stmt, (ast.AlterTableStmt, ast.IndexStmt, ast.VacuumStmt, ast.ClusterStmt)
+            ):
                 _Tables()(stmt)
     return list(seen)
 
