@@ -48,6 +48,7 @@ class RunnerSettings:
     lock_wait_ms: int  # PGSHIFT_RUNNER_LOCK_WAIT: waiting for another runner's lock
     migration_timeout_ms: int  # each statement's statement_timeout
     stop_grace_ms: int  # PGSHIFT_STOP_GRACE: SIGTERM lets the running statement finish
+    preflight_timeout_ms: int  # PGSHIFT_PREFLIGHT_TIMEOUT: one pre-flight check's bound
 
 
 @dataclass(frozen=True)
@@ -543,6 +544,13 @@ _KNOBS: tuple[_Knob, ...] = (
         "10s",
         _parse_ms,
     ),
+    _Knob(
+        "preflight_timeout_ms",
+        "PGSHIFT_PREFLIGHT_TIMEOUT",
+        "preflight_timeout",
+        "30s",
+        _parse_ms,
+    ),
 )
 
 KNOB_ENV = {k.name: k.env for k in _KNOBS}
@@ -562,6 +570,7 @@ PLACE: dict[str, tuple[str, str]] = {
     "runner_lock_wait_ms": ("runner", "lock_wait_ms"),
     "migration_timeout_ms": ("runner", "migration_timeout_ms"),
     "stop_grace_ms": ("runner", "stop_grace_ms"),
+    "preflight_timeout_ms": ("runner", "preflight_timeout_ms"),
     "backup_enabled": ("backup", "enabled"),
     "backup_dir": ("backup", "dir"),
     "backup_retention_days": ("backup", "retention_days"),

@@ -1,1 +1,1 @@
-"""Pure rewrites on parse trees: a plain statement made into what pgshift runs instead."""
+"""Pure rewrites on parse trees: a statement made into what pgshift runs, or what it implies."""

@@ -1,0 +1,382 @@
+"""The pure half of pre-flight: checks derived from SQL literals and catalog facts, no database.
+
+What the checks' queries find is proven against real servers in
+tests/integration/test_preflight.py; here: which statement implies which check, how its query
+is composed (quoted by the parser's deparser, the user's expressions reused as parsed), what
+an earlier pending statement makes uncheckable, and how results and durations read.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pglast import parse_sql
+
+from pgshift.config import load_settings
+from pgshift.errors import ConfigError
+from pgshift.ops.preflight import pending_of
+from pgshift.rewrite.preflight import (
+    CAP,
+    EXPECTED_DURATION,
+    FAIL,
+    NOT_CHECKED,
+    PASS,
+    WARN,
+    Check,
+    Facts,
+    Pending,
+    TableFacts,
+    TableRef,
+    derive_checks,
+    duration_results,
+    referenced_tables,
+    result_of,
+    tables_needed,
+)
+
+ORDERS = TableRef(None, "orders")
+ORDERS_FACTS = TableFacts(
+    key=("id",),
+    columns=(("id", "int8"), ("region", "text"), ("qty", "int8"), ("code", "varchar")),
+    bytes=100 * 1024 * 1024,
+    rows=1_000_000,
+)
+FACTS = Facts(18, ((ORDERS, ORDERS_FACTS), (TableRef(None, "customers"), TableFacts(key=("id",)))))
+
+
+def _checks(*sqls: str, facts: Facts = FACTS) -> list[Check]:
+    return derive_checks([Pending("m.sql", n, s, "m") for n, s in enumerate(sqls, 1)], facts)
+
+
+def _one(*sqls: str, facts: Facts = FACTS) -> Check:
+    (check,) = _checks(*sqls, facts=facts)
+    return check
+
+
+def _parses(sql: str) -> str:
+    """``sql`` parsed back by PostgreSQL's parser and deparsed: the query is well formed."""
+    assert len(parse_sql(sql)) == 1
+    return sql
+
+
+def test_set_not_null_reads_the_nulls_named_by_primary_key() -> None:
+    check = _one("ALTER TABLE orders ALTER COLUMN region SET NOT NULL")
+    assert (check.kind, check.table, check.columns, check.key) == (
+        "not-null",
+        ORDERS,
+        ("region",),
+        ("id",),
+    )
+    assert _parses(check.sql or "") == (
+        "SELECT CAST(example AS text), CAST(1 AS bigint), count(*) OVER ()"
+        " FROM (SELECT id AS example FROM orders WHERE region IS NULL LIMIT 1000) AS violators"
+        " LIMIT 5"
+    )
+
+
+def test_identifiers_are_quoted_by_the_deparser_never_pasted() -> None:
+    table = TableRef("Sales", "Order Items")
+    facts = Facts(
+        18, ((table, TableFacts(key=('k"; DROP TABLE x; --',), columns=(("Region", "text"),))),)
+    )
+    check = _one(
+        'ALTER TABLE "Sales"."Order Items" ALTER COLUMN "Region" SET NOT NULL', facts=facts
+    )
+    sql = _parses(check.sql or "")
+    assert 'FROM "Sales"."Order Items" WHERE "Region" IS NULL' in sql
+    assert 'SELECT "k""; DROP TABLE x; --" AS example' in sql
+
+
+def test_a_users_column_named_like_a_slot_is_left_alone() -> None:
+    facts = Facts(
+        18, ((ORDERS, TableFacts(key=("id",), columns=(("pgshift_slot_pred", "int4"),))),)
+    )
+    check = _one("ALTER TABLE orders ADD CHECK (pgshift_slot_pred > 0)", facts=facts)
+    assert "WHERE NOT pgshift_slot_pred > 0" in (check.sql or "")
+
+
+def test_without_a_primary_key_rows_are_named_by_ctid() -> None:
+    facts = Facts(18, ((ORDERS, TableFacts(columns=(("region", "text"),))),))
+    check = _one("ALTER TABLE ONLY orders ALTER COLUMN region SET NOT NULL", facts=facts)
+    assert check.key == ("ctid",)
+    assert "SELECT ctid AS example FROM ONLY orders" in (check.sql or "")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE orders ADD COLUMN n int",
+        "ALTER TABLE orders ADD COLUMN n int NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN n bigserial NOT NULL",
+        "ALTER TABLE orders ADD COLUMN n int GENERATED ALWAYS AS IDENTITY",
+        "ALTER TABLE orders ADD CONSTRAINT c CHECK (qty > 0) NOT VALID",
+        "ALTER TABLE orders ADD FOREIGN KEY (qty) REFERENCES customers NOT VALID",
+        "ALTER TABLE orders ADD CONSTRAINT u UNIQUE USING INDEX orders_u",
+        "ALTER TABLE orders ALTER COLUMN region TYPE text",
+        "ALTER TABLE orders ALTER COLUMN code TYPE varchar(3) USING code::varchar(3)",
+        "CREATE INDEX ON orders (region)",
+        "UPDATE orders SET qty = 1",
+    ],
+)
+def test_statements_whose_success_does_not_depend_on_the_data_imply_no_check(sql: str) -> None:
+    assert _checks(sql) == []
+
+
+def test_add_column_not_null_without_a_default_needs_an_empty_table() -> None:
+    for sql in (
+        "ALTER TABLE orders ADD COLUMN n int NOT NULL",
+        "ALTER TABLE orders ADD COLUMN n int NOT NULL DEFAULT NULL",
+        "ALTER TABLE orders ADD COLUMN n int PRIMARY KEY",
+    ):
+        check = _one(sql)
+        assert check.kind == "empty-table"
+        assert "WHERE TRUE LIMIT 1000" in (check.sql or "")
+
+
+def test_add_primary_key_checks_nulls_then_duplicates() -> None:
+    nulls, dups = _checks("ALTER TABLE orders ADD PRIMARY KEY (region, qty)")
+    assert "WHERE region IS NULL OR qty IS NULL" in (nulls.sql or "")
+    assert _parses(dups.sql or "") == (
+        "SELECT CAST(example AS text), n, count(*) OVER () FROM (SELECT ROW(region, qty) AS"
+        " example, count(*) AS n FROM orders WHERE region IS NOT NULL AND qty IS NOT NULL"
+        " GROUP BY 1 HAVING count(*) > 1 LIMIT 1000) AS duplicates LIMIT 5"
+    )
+
+
+def test_a_unique_index_keeps_its_where_expressions_collations_and_nulls() -> None:
+    check = _one(
+        'CREATE UNIQUE INDEX CONCURRENTLY u ON orders (lower(code) COLLATE "C", qty)'
+        " NULLS NOT DISTINCT WHERE qty > 0"
+    )
+    assert check.kind == "unique"
+    assert 'ROW(lower(code) COLLATE "C", qty) AS example' in (check.sql or "")
+    assert "WHERE qty > 0 GROUP BY 1" in (check.sql or "")  # NULLs group together
+    distinct = _one("CREATE UNIQUE INDEX u ON orders (lower(code)) WHERE qty > 0")
+    assert "WHERE qty > 0 AND lower(code) IS NOT NULL GROUP BY 1" in (distinct.sql or "")
+
+
+def test_foreign_keys_compose_their_match_kind() -> None:
+    simple = _one("ALTER TABLE orders ADD FOREIGN KEY (qty) REFERENCES customers")
+    assert "WHERE child.qty IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers AS parent" in (
+        simple.sql or ""
+    )
+    assert "parent.id = child.qty" in (simple.sql or "")
+    full = _one(
+        "ALTER TABLE orders ADD FOREIGN KEY (qty, region) REFERENCES customers (a, b) MATCH FULL"
+    )
+    assert (
+        "WHERE NOT(child.qty IS NULL AND child.region IS NULL) AND ((child.qty IS NULL OR"
+        " child.region IS NULL) OR NOT EXISTS" in (full.sql or "")
+    )
+    assert "MATCH FULL" in full.violation
+
+
+def test_a_foreign_key_to_a_table_without_primary_key_and_no_columns_is_not_checked() -> None:
+    facts = Facts(18, ((ORDERS, ORDERS_FACTS), (TableRef(None, "customers"), TableFacts())))
+    check = _one("ALTER TABLE orders ADD FOREIGN KEY (qty) REFERENCES customers", facts=facts)
+    assert check.not_checked == "customers has no primary key for the foreign key to reference"
+
+
+def test_validate_constraint_uses_the_pending_definition_else_the_catalogs() -> None:
+    pending = _one(
+        "ALTER TABLE orders ADD CONSTRAINT c CHECK (qty > 0) NOT VALID",
+        "ALTER TABLE orders VALIDATE CONSTRAINT c",
+    )
+    assert pending.kind == "check" and "WHERE NOT qty > 0" in (pending.sql or "")
+    known = TableFacts(
+        key=("id",),
+        columns=ORDERS_FACTS.columns,
+        constraints=(("fk", "FOREIGN KEY (qty) REFERENCES other(x) MATCH FULL NOT VALID"),),
+    )
+    facts = Facts(18, ((ORDERS, known),))
+    statement = "ALTER TABLE orders VALIDATE CONSTRAINT fk"
+    assert referenced_tables([Pending("m.sql", 1, statement)], facts) == [TableRef(None, "other")]
+    facts = facts.plus(Facts(18, ((TableRef(None, "other"), TableFacts()),)))
+    catalog = _one(statement, facts=facts)
+    assert catalog.kind == "foreign-key" and "parent.x = child.qty" in (catalog.sql or "")
+    unknown = _one("ALTER TABLE orders VALIDATE CONSTRAINT nope")
+    assert unknown.not_checked == "no constraint nope on orders is known before the run"
+
+
+@pytest.mark.parametrize(
+    ("sql", "predicate"),
+    [
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE varchar(3)",
+            "length(rtrim(CAST(region AS text), ' ')) > 3",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN qty TYPE smallint",
+            "round(CAST(qty AS numeric)) NOT BETWEEN -32768 AND 32767",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN qty TYPE numeric(5, 2)",
+            "CAST(qty AS numeric) <> 'NaN' AND abs(round(CAST(qty AS numeric), 2))"
+            " >= power(CAST(10 AS numeric), 3)",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE int USING region::int",
+            "NOT pg_input_is_valid(CAST(region AS text), 'integer')",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE date USING CAST(region AS date)",
+            "NOT pg_input_is_valid(CAST(region AS text), 'date')",
+        ),
+    ],
+)
+def test_type_changes_check_what_the_conversion_refuses(sql: str, predicate: str) -> None:
+    check = _one(sql)
+    assert check.kind == "type-change"
+    assert f"WHERE {predicate} LIMIT 1000" in _parses(check.sql or "")
+
+
+@pytest.mark.parametrize(
+    ("sql", "major", "reason"),
+    [
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE int USING region::int",
+            15,
+            "PostgreSQL 15 has no pg_input_is_valid (16+)",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE int",
+            18,
+            "PostgreSQL casts text to integer only with USING, whatever the data",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE int USING nullif(region, '')::int",
+            18,
+            "the type of the converted value is not known before the run",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN region TYPE int USING length(region)",
+            18,
+            "the USING expression is evaluated only by the statement itself",
+        ),
+        ("ALTER TABLE orders ALTER COLUMN nope TYPE int", 18, "column nope does not exist"),
+        ("ALTER TABLE missing ALTER COLUMN a TYPE int", 18, "table missing does not exist"),
+    ],
+)
+def test_type_changes_that_cannot_be_checked_say_why(sql: str, major: int, reason: str) -> None:
+    check = _one(sql, facts=Facts(major, FACTS.tables))
+    assert check.sql is None
+    assert reason in (check.not_checked or "")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "reason"),
+    [
+        ("CREATE TABLE orders (id int)", "table orders is created by an earlier pending statement"),
+        ("ALTER TABLE orders ADD COLUMN region text", "column region of orders is added"),
+        ("UPDATE orders SET region = 'eu'", "rows of orders are updated at m.sql:1"),
+        ("DELETE FROM orders WHERE region IS NULL", "rows of orders are deleted from"),
+        ("INSERT INTO orders (id) VALUES (1)", "rows of orders are inserted into"),
+        ("TRUNCATE orders", "orders is truncated at m.sql:1"),
+        ("ALTER TABLE orders RENAME COLUMN x TO region", "a column of it is renamed"),
+        ("DO $$ BEGIN PERFORM 1; END $$", "may change any data (DO at m.sql:1)"),
+        ("SELECT backfill_regions()", "may change any data (SELECT at m.sql:1)"),
+        ("ALTER TABLE orders ALTER COLUMN region TYPE varchar(9)", "column region of orders"),
+    ],
+)
+def test_a_check_after_an_earlier_pending_change_is_not_checked(earlier: str, reason: str) -> None:
+    checks = _checks(earlier, "ALTER TABLE orders ALTER COLUMN region SET NOT NULL")
+    assert reason in (checks[-1].not_checked or "")
+    assert checks[-1].sql is None
+
+
+def test_a_change_to_another_column_does_not_block_the_check() -> None:
+    check = _checks(
+        "ALTER TABLE orders ALTER COLUMN qty TYPE numeric",
+        "ALTER TABLE orders ALTER COLUMN region SET NOT NULL",
+    )[-1]
+    assert check.sql is not None
+
+
+def test_commands_of_one_alter_table_see_the_commands_before_them() -> None:
+    check = _one("ALTER TABLE orders ADD COLUMN s text DEFAULT 'x', ALTER COLUMN s SET NOT NULL")
+    assert "column s of orders is added by an earlier pending statement" in (
+        check.not_checked or ""
+    )
+
+
+def test_tables_needed_include_referenced_tables() -> None:
+    pending = pending_of(
+        [
+            "ALTER TABLE orders ADD FOREIGN KEY (qty) REFERENCES s.customers;"
+            "CREATE UNIQUE INDEX ON items (sku); UPDATE other SET a = 1; CLUSTER big USING big_pk"
+        ]
+    )
+    assert tables_needed(pending) == [
+        ORDERS,
+        TableRef("s", "customers"),
+        TableRef(None, "items"),
+        TableRef(None, "big"),
+    ]
+    assert [(p.file, p.line) for p in pending] == [("<sql 1>", 1)] * 4
+
+
+def _check() -> Check:
+    return _one("ALTER TABLE orders ALTER COLUMN region SET NOT NULL")
+
+
+def test_a_result_names_count_and_examples() -> None:
+    rows = [(str(n), 1, CAP) for n in (17, 23, 30, 31, 40)]
+    result = result_of(_check(), rows, 4.2)
+    assert (result.status, result.count, result.capped) == (FAIL, CAP, True)
+    assert result.detail == (
+        "SET NOT NULL on orders.region will fail: at least 1,000 rows have NULL in region"
+        " (id 17, 23, 30, 31, 40, ...)"
+    )
+    assert result.as_json() == {
+        "file": "m.sql",
+        "line": 1,
+        "check": "not-null",
+        "status": "fail",
+        "count": 1000,
+        "examples": ["17", "23", "30", "31", "40"],
+        "detail": result.detail,
+        "duration_ms": 4.2,
+    }
+    exact = result_of(_check(), [("17", 1, 1)], 1.0)
+    assert exact.detail.endswith("will fail: 1 row has NULL in region (id 17)")
+    assert result_of(_check(), [], 1.0).detail == (
+        "SET NOT NULL on orders.region: no rows have NULL in region"
+    )
+
+
+def test_a_duplicate_names_its_key_and_how_often() -> None:
+    check = _one("ALTER TABLE orders ADD UNIQUE (code)")
+    result = result_of(check, [("A", 3, 1)], 1.0)
+    composite = _one("ALTER TABLE orders ADD UNIQUE (code, qty)")
+    two = result_of(composite, [("(A,1)", 2, 2), ("(B,2)", 4, 2)], 1.0)
+    assert two.detail.endswith(
+        "2 keys are held by more than one row ((code, qty) (A,1) (2 rows), (B,2) (4 rows))"
+    )
+    assert result.detail == (
+        "ADD UNIQUE (code) on orders will fail: 1 key is held by more than one row"
+        " (code A (3 rows))"
+    )
+
+
+def test_durations_are_estimated_and_warned_over_three_times_the_estimate() -> None:
+    pending = [
+        Pending("a.sql", 3, "ALTER TABLE orders ALTER COLUMN qty TYPE int", "a", 100),
+        Pending("a.sql", 4, "CREATE INDEX ON orders (region)", "a", 100),
+        Pending("b.sql", 2, "ALTER TABLE orders ALTER COLUMN code TYPE text", "b", 100),
+        Pending("c.sql", 2, "ALTER TABLE missing ADD CHECK (a > 0)", "c", None),
+    ]
+    rewrite, index, missing, warn = duration_results(pending, FACTS)
+    assert rewrite.check == EXPECTED_DURATION and rewrite.status == PASS
+    assert rewrite.detail.startswith("rewrite of orders (100.0 MB, about 1,000,000 rows): about")
+    assert index.detail.startswith("index build of orders")
+    assert (rewrite.expected_ms or 0) > 1000 and (index.expected_ms or 0) > 1000
+    assert missing.status == NOT_CHECKED  # b.sql: varchar to text rewrites nothing: no entry
+    assert warn.status == WARN and warn.migration == "a" and (warn.file, warn.line) == ("a.sql", 3)
+    assert "over 3x its @estimated-duration (100ms)" in warn.detail
+
+
+def test_the_preflight_timeout_is_a_setting() -> None:
+    assert load_settings(env={}).runner.preflight_timeout_ms == 30_000
+    later = load_settings(env={"PGSHIFT_PREFLIGHT_TIMEOUT": "45s"})
+    assert later.runner.preflight_timeout_ms == 45_000
+    with pytest.raises(ConfigError, match="PGSHIFT_PREFLIGHT_TIMEOUT"):
+        load_settings(env={"PGSHIFT_PREFLIGHT_TIMEOUT": "soon"})
