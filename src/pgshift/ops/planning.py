@@ -127,8 +127,15 @@ class SharedPlanner:
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
 
     def plan(self, target: Target) -> Plan:
+        """The plan of a target the fleet's shared read found work on (or could not read).
+
+        Its session is opened first: the lint gate needs the server's major from it, and the
+        history is then read on it rather than over a libpq session of its own (one fewer
+        connection per target with work; Target.read_history).
+        """
+        major = target.facts.major
         plan = self.plan_from(target.read_history())
-        return self.linted(plan, target.facts.major) if plan.steps else plan
+        return self.linted(plan, major) if plan.steps else plan
 
     def plan_from(self, history: History) -> Plan:
         """The plan of a history already read (not yet linted: see linted)."""
