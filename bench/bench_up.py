@@ -5,7 +5,9 @@
 For each server (the embedded PostgreSQL 18 and, when installed, the system PostgreSQL 15) and
 each N, runs of `pgshift up --yes -q --skip-backup` of N generated migrations (a table, an index
 and 10 rows each) alternate with the floor: ONE `psql` process running the same SQL with
-BEGIN/COMMIT around each migration. Every run gets a fresh database and is checked afterwards.
+BEGIN/COMMIT around each migration; with ``--dbmate PATH``, dbmate's `up` of the same SQL as a
+third contender (each migration in its own transaction, its history in schema_migrations).
+Every run gets a fresh database and is checked afterwards.
 It reports the median, min and max wall times and the ratio of the medians, beside the targets
 (at most 1.5x at N = 100, at most 1.1x at N = 1000), and replaces the section
 "up throughput vs the psql floor" of bench/RESULTS.md.
@@ -17,19 +19,22 @@ cheapest way to run the same SQL; fsync stays on, as on a real deployment.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import statistics
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from harness.measure import (
     Quiet,
     Series,
     timed,
 )
-from harness.migrations import check_applied, generate, up_args
+from harness.migrations import BASE_VERSION, check_applied, generate, migration_sql, up_args
 from harness.options import add_common, start
 from harness.report import command_line, heading, machine, write_section
 from harness.servers import Server
@@ -48,6 +53,9 @@ class SizeResult:
     count: int
     pgshift: Series = field(default_factory=Series)
     floor: Series = field(default_factory=Series)
+    dbmate: Series = field(default_factory=Series)
+    #: pgshift / floor of each run pair (the two ran back to back), the steadier ratio here
+    pairs: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -61,6 +69,29 @@ class SizeResult:
         return f"{met} (<= {target}x)"
 
 
+def dbmate_folder(work: Path, count: int) -> Path:
+    """The generated migrations in dbmate's layout: the same SQL, `-- migrate:up/down`."""
+    folder = work / f"dbmate_{count}"
+    if folder.exists():
+        return folder
+    folder.mkdir(parents=True)
+    for i in range(count):
+        version = f"{BASE_VERSION + dt.timedelta(seconds=i):%Y%m%d%H%M%S}"
+        (folder / f"{version}_create_bench_table_{i:05d}.sql").write_text(
+            f"-- migrate:up\n{migration_sql(i)}\n-- migrate:down\nDROP TABLE bench_{i:05d};\n",
+            encoding="utf-8",
+        )
+    return folder
+
+
+def dbmate_url(url: str) -> str:
+    """A libpq URL in dbmate's spelling (its driver takes the socket folder as ``socket``)."""
+    parts = urlsplit(url)
+    query = [("socket" if k == "host" else k, v) for k, v in parse_qsl(parts.query)]
+    query.append(("sslmode", "disable"))
+    return urlunsplit(("postgres", parts.netloc, parts.path, urlencode(query), ""))
+
+
 def throughput(
     server: Server,
     pgshift: Path,
@@ -69,37 +100,47 @@ def throughput(
     runs: int,
     warmup: int,
     quiet: Quiet,
+    dbmate: Path | None = None,
 ) -> SizeResult:
-    """Alternate pgshift and the floor ``warmup + runs`` times, each on a fresh database."""
+    """Alternate pgshift, the floor (and dbmate) ``warmup + runs`` times, each on a fresh
+    database."""
     folder, sql_file = generate(work, count)
+    dbmate_dir = dbmate_folder(work, count) if dbmate else None
     result = SizeResult(server.label(), count)
 
-    def one(kind: str, keep: bool) -> None:
+    def command(kind: str, url: str) -> list[str]:
+        if kind == "pgshift":
+            return [str(pgshift), *up_args(folder, url)]
+        if kind == "dbmate":
+            return [str(dbmate), "--url", dbmate_url(url), "--migrations-dir", str(dbmate_dir),
+                    "--no-dump-schema", "up"]  # fmt: skip
+        return [str(server.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f",
+                str(sql_file)]  # fmt: skip
+
+    def one(kind: str, keep: bool) -> float:
         db = server.fresh_db(f"{kind}_{count}")
-        url = server.url(db)
-        floor = [str(server.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]
-        cmd = [str(pgshift), *up_args(folder, url)] if kind == "pgshift" else [*floor, "-f"]
-        if kind == "floor":
-            cmd.append(str(sql_file))
         if keep:
             quiet.settle()
-        elapsed = timed(cmd, work)
+        elapsed = timed(command(kind, server.url(db)), work)
         check_applied(server, db, count, history=kind == "pgshift")
         server.drop_db(db)
         if keep:
-            (result.pgshift if kind == "pgshift" else result.floor).add(elapsed)
+            getattr(result, kind).add(elapsed)
         busy = f" (CPUs {quiet.busy[-1]:.0%} busy before)" if keep and quiet.busy else ""
         print(
             f"  {result.server} N={count:<5} {kind:<8} {'run' if keep else 'warm-up':<7}"
             f" {elapsed:.3f} s{busy}",
             flush=True,
         )
+        return elapsed
 
+    kinds = ["pgshift", "floor"] + (["dbmate"] if dbmate else [])
     for i in range(warmup + runs):
-        # Alternate who goes first, so a slow drift of the machine hits both the same way.
-        order = ("pgshift", "floor") if i % 2 == 0 else ("floor", "pgshift")
-        for kind in order:
-            one(kind, keep=i >= warmup)
+        # Rotate who goes first, so a slow drift of the machine hits each the same way.
+        order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
+        took = {kind: one(kind, keep=i >= warmup) for kind in order}
+        if i >= warmup:
+            result.pairs.append(took["pgshift"] / took["floor"])
     return result
 
 
@@ -127,16 +168,24 @@ def render(
     add(f"- load: {quiet.summary()}")
     add(f"- the whole benchmark took {took:.0f} s; spread = (max - min) / median\n")
     add(
-        "| server | N | runs | pgshift up | floor (psql) | pgshift / floor | spread pgshift / floor"
-        " | extra per migration | target |"
+        "| server | N | runs | pgshift up | floor (psql) | dbmate | pgshift / floor (medians)"
+        " | pgshift / floor, pair by pair: median (min-max) | pgshift / dbmate"
+        " | spread pgshift / floor | extra per migration | target |"
     )
-    add("|---|---:|---:|---|---|---:|---|---:|---|")
+    add("|---|---:|---:|---|---|---|---:|---|---:|---|---:|---|")
     for r in results:
         extra = (r.pgshift.median - r.floor.median) / r.count * 1000
+        pairs = (
+            f"{statistics.median(r.pairs):.2f}x ({min(r.pairs):.2f}-{max(r.pairs):.2f})"
+            if r.pairs
+            else "-"
+        )
+        dbmate = r.dbmate.s() if r.dbmate.values else "-"
+        versus = f"{r.pgshift.median / r.dbmate.median:.2f}x" if r.dbmate.values else "-"
         add(
             f"| {r.server} | {r.count} | {len(r.pgshift.values)} | {r.pgshift.s()} |"
-            f" {r.floor.s()} | **{r.ratio:.2f}x** | {r.pgshift.spread:.0%} /"
-            f" {r.floor.spread:.0%} | {extra:+.2f} ms | {r.verdict()} |"
+            f" {r.floor.s()} | {dbmate} | **{r.ratio:.2f}x** | {pairs} | {versus} |"
+            f" {r.pgshift.spread:.0%} / {r.floor.spread:.0%} | {extra:+.2f} ms | {r.verdict()} |"
         )
     add("")
     for name in dict.fromkeys(r.server for r in results):
@@ -161,6 +210,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="values of N")
     p.add_argument("--runs", type=int, default=3, help="timed runs per contender, N and server")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per contender and N")
+    p.add_argument("--dbmate", type=Path, help="a dbmate binary: a third contender")
     add_common(p, idle_below=0.25, idle_wait=20, idle_budget=150)
     return p.parse_args(argv)
 
@@ -172,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         begun.began, begun.pgshift, begun.work, begun.servers, begun.quiet,
     )  # fmt: skip
     results = [
-        throughput(server, pgshift, work, count, args.runs, args.warmup, quiet)
+        throughput(server, pgshift, work, count, args.runs, args.warmup, quiet, args.dbmate)
         for server in servers
         for count in sorted(set(args.sizes))
     ]

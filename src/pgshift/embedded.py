@@ -219,11 +219,11 @@ def _announce_new(data_dir: Path, why: str | None = None) -> None:
     A second database appearing silently (a command run from another folder) looked like
     lost history ("0 applied, 14 pending"); stderr is what every caller, library or command
     line, shows to the person who ran it, and it never mixes into stdout's JSON. `-q` asks
-    for silence (events.quiet_notices), and gets it.
+    for silence (notices.quiet_notices), and gets it.
     """
     import sys
 
-    from pgshift.events import notices_wanted
+    from pgshift.notices import notices_wanted
 
     if not notices_wanted():
         return

@@ -160,17 +160,19 @@ def _sessions_opened_by(db_url: str, command: Callable[[], object]) -> int:
         raise AssertionError(f"sessions did not settle: {last}")
 
 
-def test_connections_one_per_read_two_per_run_three_with_a_backup(
+def test_connections_one_per_read_three_per_run_four_with_a_backup(
     make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A run reads its history over a short libpq session first (so that a no-op never
+    imports psycopg), then opens the runner's and the lock's (issue 18 revisited the budget)."""
     root = _project(make_project)
 
     def cli(*extra: str) -> Callable[[], object]:
         return lambda: run_cli(capsys, root, db_url, *extra)
 
     assert _sessions_opened_by(db_url, cli("status")) == 1
-    assert _sessions_opened_by(db_url, cli("up", "--yes", "--skip-backup", "--target", V1)) == 2
-    assert _sessions_opened_by(db_url, cli("up", "--yes")) == 3  # the third is pg_dump's
+    assert _sessions_opened_by(db_url, cli("up", "--yes", "--skip-backup", "--target", V1)) == 3
+    assert _sessions_opened_by(db_url, cli("up", "--yes")) == 4  # the fourth is pg_dump's
     assert applied_versions(db_url) == [V1, V2, V3]
     assert _sessions_opened_by(db_url, cli("up", "--yes")) == 1  # nothing to do
 

@@ -156,6 +156,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "process",
         "beside",
         "serve",
+        "notices",
     ),
     "source": (
         "__init__",
@@ -171,7 +172,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "loader",
     ),
     "source/importers": ("__init__",),
-    "rewrite": ("__init__", "backfill"),
+    "rewrite": ("__init__", "backfill", "preflight"),
     "lint": (
         "__init__",
         "finding",
@@ -206,6 +207,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "control",
         "trace",
         "backfill",
+        "preflight",
         "journal",
         "marking",
     ),
@@ -217,6 +219,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "stopping",
         "backoff",
         "backfill",
+        "preflight",
         "rollback",
         "backup",
         "manifest",

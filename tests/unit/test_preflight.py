@@ -21,9 +21,9 @@ from pgshift.rewrite.preflight import (
     NOT_CHECKED,
     PASS,
     WARN,
-    Check,
     Facts,
     Pending,
+    PreflightCheck,
     TableFacts,
     TableRef,
     derive_checks,
@@ -43,11 +43,11 @@ ORDERS_FACTS = TableFacts(
 FACTS = Facts(18, ((ORDERS, ORDERS_FACTS), (TableRef(None, "customers"), TableFacts(key=("id",)))))
 
 
-def _checks(*sqls: str, facts: Facts = FACTS) -> list[Check]:
+def _checks(*sqls: str, facts: Facts = FACTS) -> list[PreflightCheck]:
     return derive_checks([Pending("m.sql", n, s, "m") for n, s in enumerate(sqls, 1)], facts)
 
 
-def _one(*sqls: str, facts: Facts = FACTS) -> Check:
+def _one(*sqls: str, facts: Facts = FACTS) -> PreflightCheck:
     (check,) = _checks(*sqls, facts=facts)
     return check
 
@@ -314,7 +314,7 @@ def test_tables_needed_include_referenced_tables() -> None:
     assert [(p.file, p.line) for p in pending] == [("<sql 1>", 1)] * 4
 
 
-def _check() -> Check:
+def _check() -> PreflightCheck:
     return _one("ALTER TABLE orders ALTER COLUMN region SET NOT NULL")
 
 

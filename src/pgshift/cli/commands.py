@@ -146,7 +146,8 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 out, plan, as_json=args.json, newest_applied=newest, docs_url=settings.docs_url
             )
         if not plan.steps:
-            pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
+            if plan.checksum_upgrades:  # else nothing to run: spare importing the runner
+                pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
                 out.json({"run_id": None, "steps": [], "backup_id": None})
             else:

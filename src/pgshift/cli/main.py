@@ -268,7 +268,7 @@ def _main(argv: Sequence[str] | None) -> int:
         handler: Callable[[argparse.Namespace, Output], int] = args.handler
         if not args.quiet:
             return handler(args, out)
-        from pgshift.events import quiet_notices
+        from pgshift.notices import quiet_notices
 
         with quiet_notices():  # -q: not even the note that an embedded server is being made
             return handler(args, out)

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import errors, sql
 
 from pgshift.rewrite.preflight import (
-    Check,
     Facts,
+    PreflightCheck,
     PreflightResult,
     TableFacts,
     TableRef,
@@ -108,7 +108,7 @@ def _facts_row(conn: psycopg.Connection[Any], name: str) -> tuple[Any, ...] | No
 
 
 def run_checks(
-    conn: psycopg.Connection[Any], checks: Sequence[Check], *, timeout_ms: int
+    conn: psycopg.Connection[Any], checks: Sequence[PreflightCheck], *, timeout_ms: int
 ) -> list[PreflightResult]:
     """Each check's result, in order; a check without a query is "not checked" as it says."""
     return [
@@ -119,7 +119,9 @@ def run_checks(
     ]
 
 
-def run_check(conn: psycopg.Connection[Any], check: Check, *, timeout_ms: int) -> PreflightResult:
+def run_check(
+    conn: psycopg.Connection[Any], check: PreflightCheck, *, timeout_ms: int
+) -> PreflightResult:
     """Run one check in its own READ ONLY transaction on ``conn`` (an autocommit session)."""
     assert check.sql is not None
     started = time.monotonic()

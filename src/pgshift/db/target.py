@@ -5,9 +5,10 @@ server's version, the backup's snapshot, the backup's log row, the lock, the run
 monitor: eight for one `up`). A Target opens its session once, on first use, reads the server's
 facts from that session's handshake, and lends the same session to every step of the command;
 the runner lock lives on a second, otherwise idle session, which the in-run monitor samples on.
-So `status` and a no-op `up` cost one connection, `up` two, and a backup adds only pg_dump's.
-A read-only command reads history over a short libpq session of its own (db/readonly.py), so
-it never imports psycopg.
+So `status` and a no-op `up` cost one connection; `up` with work opens two more after that
+one has closed (never more than two at once), and a backup adds only pg_dump's.
+Until a command needs its psycopg session, history is read over a short libpq session of its
+own (db/readonly.py): a read-only command and a no-op `up` never import psycopg.
 
 Orchestrators (ops/) take a Target, never a URL; the URL stays inside it (child processes such
 as pg_dump get it through the backup's password file, never on a command line).
@@ -259,15 +260,20 @@ class Target:
         return self._store
 
     def read_history(self) -> History:
-        """The history, over the command's session; for a read-only command, over libpq directly.
+        """The history, over the command's session; before it has one, over libpq directly.
 
-        A read-only command (`status`, `health`, `validate`) never needs psycopg, and importing
-        it costs more than the whole read (db/readonly.py). A command that may go on to write
-        (`up`) reads on its psycopg session instead, so that it costs one connection when it
-        has nothing to do and two when it runs (a libpq read first would be a third). Without
-        a loadable libpq, psycopg reads.
+        Deciding that there is nothing to do must not cost psycopg's import, which costs more
+        than the whole read (db/readonly.py; bench/RESULTS.md): so while this Target has not
+        opened its psycopg session, the read goes over a short libpq session of its own. A
+        no-op `up` (and every read-only command) then costs one connection and no psycopg; an
+        `up` that runs opens its runner and lock sessions after that first one has closed
+        (three opened in all, never more than two at once). Once the psycopg session exists,
+        reads use it: the runner's re-read under the lock must see what that session sees.
+        A lost session of a command that writes is opened again rather than read around.
+        Without a loadable libpq, psycopg reads.
         """
-        if self.purpose in READ_ONLY_PURPOSES and (self._session is None or self._session.closed):
+        session = self._session
+        if session is None or (self.purpose in READ_ONLY_PURPOSES and session.closed):
             from pgshift.db.readonly import LibpqSession
 
             reader = LibpqSession.open(self._url, purpose=self.purpose)

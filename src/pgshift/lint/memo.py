@@ -137,6 +137,10 @@ class LintMemo:
         self._entries[key] = rows
         self._kept[key] = rows
 
+    def keep_all(self) -> None:
+        """Keep every entry, used or not: for a run that looked up only some migrations."""
+        self._kept = dict(self._entries)
+
     def finish(self) -> None:
         """Mark the memo changed when entries this run no longer uses are to be dropped."""
         if set(self._entries) != set(self._kept):

@@ -16,6 +16,7 @@ from pgshift import plan as planning
 from pgshift.errors import PgshiftError
 
 if TYPE_CHECKING:
+    from pgshift.config import Settings
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.lint.finding import Finding
@@ -37,7 +38,7 @@ def plan_for(project: Project, target: Target, *, to: str | None = None) -> Plan
     )
     if not plan.steps:
         return plan
-    findings = lint_gate(project.migrations, plan, target.facts.major)
+    findings = lint_gate(project.migrations, plan, target.facts.major, project.settings)
     since = project.settings.lint.since
     if since is not None:
         old = _history_files(plan, since)
@@ -87,21 +88,24 @@ def file_warnings(plan: Plan) -> list[Finding]:
     return found
 
 
-def lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[Finding]:
+def lint_gate(
+    migrations: Sequence[Migration], plan: Plan, major: int, settings: Settings | None = None
+) -> list[Finding]:
     """Refuse (InputError, exit 2) a planned file whose ``@zero-downtime: true`` is broken.
 
     Only the planned files (and their rollbacks) are linted; the others are read in plan
     order only for what they did (a validated NOT NULL check counts), which keeps an `up` of
-    one new migration over a thousand applied ones from linting all of them again.
+    one new migration over a thousand applied ones from linting all of them again. With
+    ``settings``, the project's findings memo (lint/memo.py, the one `validate` keeps) is
+    consulted first and fed after: an `up` of files `validate` (or an earlier `up`) already
+    linted for this major runs no rule at all.
     """
     from pgshift.errors import InputError, Problem
-    from pgshift.lint.engine import Linter
-    from pgshift.project_files import beside
 
     versions = set(plan.versions)
     planned = {str(step.migration.path) for step in plan.steps}
     planned |= {str(step.migration.rollback.path) for step in plan.steps if step.migration.rollback}
-    linted = Linter(major).lint_migrations(migrations, only=versions, helper=beside)
+    linted = _lint_planned(migrations, versions, major, settings)
     findings = [f for f in linted if f.file in planned]
     findings.sort(key=lambda f: f.sort_key())
     broken = [f for f in findings if f.code == "zero-downtime-claim"]
@@ -111,6 +115,55 @@ def lint_gate(migrations: Sequence[Migration], plan: Plan, major: int) -> list[F
             hint="make the statements safe, or say @zero-downtime: false;"
             " `pgshift validate` shows every finding",
         )
+    return findings
+
+
+def _lint_planned(
+    migrations: Sequence[Migration], versions: set[str], major: int, settings: Settings | None
+) -> list[Finding]:
+    """The rules' findings of the migrations in ``versions``, from the memo where it has them.
+
+    A migration's memo key chains every earlier migration (lint/memo.py), so a hit is exactly
+    what linting it here would find. Fresh findings are stored per migration only when each
+    belongs to one of the linted migrations' own files, so a hit never loses one.
+    """
+    from pgshift.project_files import beside
+
+    if settings is None:
+        from pgshift.lint.engine import Linter
+
+        return Linter(major).lint_migrations(migrations, only=versions, helper=beside)
+    from pgshift.lint.memo import chain_keys
+    from pgshift.project_files import read_lint_memo, write_lint_memo
+
+    ordered = list(migrations)
+    keys = chain_keys(ordered, frozenset(), pg_major=major, fixes=True)
+    memo = read_lint_memo(settings)
+    wanted = [i for i, m in enumerate(ordered) if m.version in versions]
+    known = {i: memo.get(keys[i]) for i in wanted}
+    missing = [i for i in wanted if known[i] is None]
+    findings = [f for i in wanted for f in known[i] or ()]
+    if missing:
+        from pgshift.lint.engine import Linter  # with pglast and the rules: only now
+
+        fresh = Linter(major).lint_migrations(
+            ordered, only={ordered[i].version for i in missing}, helper=beside
+        )
+        findings += fresh
+        by_file: dict[str, int] = {}
+        for i in missing:
+            m = ordered[i]
+            by_file[str(m.path)] = i
+            if m.rollback is not None:
+                by_file[str(m.rollback.path)] = i
+        if all(f.file in by_file for f in fresh):
+            grouped: dict[int, list[Finding]] = {i: [] for i in missing}
+            for f in fresh:
+                grouped[by_file[f.file]].append(f)
+            for i, found in grouped.items():
+                memo.put(keys[i], found)
+            memo.keep_all()  # what `validate` stored for other files or majors stays
+            write_lint_memo(settings, memo)
     return findings
 
 
@@ -127,8 +180,15 @@ class SharedPlanner:
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
 
     def plan(self, target: Target) -> Plan:
+        """The plan of a target the fleet's shared read found work on (or could not read).
+
+        Its session is opened first: the lint gate needs the server's major from it, and the
+        history is then read on it rather than over a libpq session of its own (one fewer
+        connection per target with work; Target.read_history).
+        """
+        major = target.facts.major
         plan = self.plan_from(target.read_history())
-        return self.linted(plan, target.facts.major) if plan.steps else plan
+        return self.linted(plan, major) if plan.steps else plan
 
     def plan_from(self, history: History) -> Plan:
         """The plan of a history already read (not yet linted: see linted)."""
@@ -142,7 +202,7 @@ class SharedPlanner:
             gate = self._gates.get(key)
             if gate is None:
                 try:
-                    gate = lint_gate(self.project.migrations, plan, key[0])
+                    gate = lint_gate(self.project.migrations, plan, key[0], self.project.settings)
                 except PgshiftError as exc:
                     gate = exc
                 self._gates[key] = gate

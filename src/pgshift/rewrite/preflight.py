@@ -133,7 +133,7 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Check:
+class PreflightCheck:
     """The read-only check a statement implies, or why it has none that can run now.
 
     ``sql`` is a complete SELECT (deparsed by pglast) returning (example, occurrences, total);
@@ -475,8 +475,10 @@ class _Context:
     facts: Facts
     state: _State
 
-    def check(self, kind: str, table: TableRef, columns: Sequence[str], **fields: Any) -> Check:
-        return Check(
+    def check(
+        self, kind: str, table: TableRef, columns: Sequence[str], **fields: Any
+    ) -> PreflightCheck:
+        return PreflightCheck(
             kind=kind,
             file=self.item.file,
             line=self.item.line,
@@ -505,7 +507,7 @@ class _Context:
         return None
 
 
-def derive_checks(pending: Sequence[Pending], facts: Facts) -> list[Check]:
+def derive_checks(pending: Sequence[Pending], facts: Facts) -> list[PreflightCheck]:
     """The check of every pending statement whose success depends on the data, in order.
 
     The statements are walked in order, so a check that depends on what an earlier pending
@@ -513,7 +515,7 @@ def derive_checks(pending: Sequence[Pending], facts: Facts) -> list[Check]:
     as not checked, with the reason, instead of being run on a state it will not meet.
     """
     state = _State()
-    out: list[Check] = []
+    out: list[PreflightCheck] = []
     for item in pending:
         for stmt in _parse(item.sql):
             ctx = _Context(item, facts, state)
@@ -525,11 +527,11 @@ def derive_checks(pending: Sequence[Pending], facts: Facts) -> list[Check]:
     return out
 
 
-def _alter_table(ctx: _Context, stmt: Any) -> list[Check]:
+def _alter_table(ctx: _Context, stmt: Any) -> list[PreflightCheck]:
     if stmt.objtype != ObjectType.OBJECT_TABLE:
         return []
     table = _table(stmt.relation)
-    out: list[Check] = []
+    out: list[PreflightCheck] = []
     for cmd in stmt.cmds or ():
         derive = _COMMANDS.get(cmd.subtype)
         if derive is not None:
@@ -538,13 +540,15 @@ def _alter_table(ctx: _Context, stmt: Any) -> list[Check]:
     return out
 
 
-def _not_checked(ctx: _Context, kind: str, action: str, table: TableRef, reason: str) -> Check:
+def _not_checked(
+    ctx: _Context, kind: str, action: str, table: TableRef, reason: str
+) -> PreflightCheck:
     return ctx.check(
         kind, table, (), action=action, sql=None, unit="rows", violation="", not_checked=reason
     )
 
 
-def _null_rows(ctx: _Context, rangevar: Any, columns: Sequence[str], action: str) -> Check:
+def _null_rows(ctx: _Context, rangevar: Any, columns: Sequence[str], action: str) -> PreflightCheck:
     table = _table(rangevar)
     reason = ctx.blocker([table], columns)
     if reason is not None:
@@ -563,7 +567,7 @@ def _null_rows(ctx: _Context, rangevar: Any, columns: Sequence[str], action: str
     )
 
 
-def _set_not_null(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
+def _set_not_null(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
     action = f"SET NOT NULL on {_table(rangevar)}.{cmd.name}"
     return [_null_rows(ctx, rangevar, [cmd.name], action)]
 
@@ -588,7 +592,7 @@ def _has_default(column: Any) -> bool:
     return False
 
 
-def _add_column(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
+def _add_column(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
     column = cmd.def_
     not_null = column.is_not_null or any(
         c.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY)
@@ -616,14 +620,16 @@ def _add_column(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
     ]
 
 
-def _add_constraint(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
+def _add_constraint(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
     con = cmd.def_
     if not isinstance(con, ast.Constraint):
         return []
     return _constraint_checks(ctx, rangevar, con, validating=False)
 
 
-def _constraint_checks(ctx: _Context, rangevar: Any, con: Any, *, validating: bool) -> list[Check]:
+def _constraint_checks(
+    ctx: _Context, rangevar: Any, con: Any, *, validating: bool
+) -> list[PreflightCheck]:
     enforced = con.is_enforced or con.contype not in (
         ConstrType.CONSTR_CHECK,
         ConstrType.CONSTR_FOREIGN,
@@ -663,7 +669,7 @@ def _duplicates(
     predicates: Sequence[Any],
     action: str,
     nulls_not_distinct: bool,
-) -> Check:
+) -> PreflightCheck:
     table = _table(rangevar)
     reason = ctx.blocker([table], columns)
     if reason is None:  # columns inside expressions and the partial index's WHERE
@@ -684,7 +690,7 @@ def _duplicates(
     )
 
 
-def _unique_index(ctx: _Context, stmt: Any) -> list[Check]:
+def _unique_index(ctx: _Context, stmt: Any) -> list[PreflightCheck]:
     rangevar, keys, columns = stmt.relation, [], []
     for elem in stmt.indexParams or ():
         expr = _col(elem.name) if elem.name else elem.expr
@@ -701,7 +707,7 @@ def _unique_index(ctx: _Context, stmt: Any) -> list[Check]:
     return [_duplicates(ctx, rangevar, columns, keys, predicates, action, stmt.nulls_not_distinct)]
 
 
-def _check_violators(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> Check:
+def _check_violators(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> PreflightCheck:
     table = _table(rangevar)
     shown = _deparse(con.raw_expr)
     verb = "VALIDATE CONSTRAINT" if validating else "ADD CHECK"
@@ -740,7 +746,7 @@ def _columns_in(expr: Any) -> list[str]:
     return names
 
 
-def _orphans(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> Check:
+def _orphans(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> PreflightCheck:
     table, parent = _table(rangevar), _table(con.pktable)
     fk = [s.sval for s in con.fk_attrs or ()]
     pk = [s.sval for s in con.pk_attrs or ()]
@@ -799,7 +805,7 @@ def _orphans(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> Check:
     )
 
 
-def _validate_constraint(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
+def _validate_constraint(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
     table = _table(rangevar)
     con = ctx.state.constraint(table, cmd.name)
     if con is None:
@@ -842,7 +848,7 @@ def _typmods(type_name: Any) -> tuple[int, ...] | None:
     return tuple(mods)
 
 
-def _alter_type(ctx: _Context, rangevar: Any, cmd: Any) -> list[Check]:
+def _alter_type(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
     table, column, target = _table(rangevar), cmd.name, cmd.def_.typeName
     shown = _deparse(target)
     action = f"ALTER COLUMN {column} TYPE {shown} on {table}"
@@ -976,7 +982,7 @@ _COMMANDS = {
 # -- results ----------------------------------------------------------------------------------
 
 
-def _examples_text(check: Check, examples: Sequence[str], count: int) -> str:
+def _examples_text(check: PreflightCheck, examples: Sequence[str], count: int) -> str:
     if not examples:
         return ""
     label = check.key[0] if len(check.key) == 1 else f"({', '.join(check.key)})"
@@ -987,7 +993,7 @@ def _examples_text(check: Check, examples: Sequence[str], count: int) -> str:
 _SINGULAR = {"have": "has", "exist": "exists", "are": "is", "violate": "violates"}
 
 
-def _counted(check: Check, total: int) -> str:
+def _counted(check: PreflightCheck, total: int) -> str:
     """The count and what it counts: 1 row has NULL, 1,204 rows have NULL."""
     if total != 1:
         return f"{total:,} {check.unit} {check.violation}"
@@ -995,7 +1001,9 @@ def _counted(check: Check, total: int) -> str:
     return f"1 {check.unit.removesuffix('s')} {_SINGULAR.get(verb, verb)} {rest}"
 
 
-def result_of(check: Check, rows: Sequence[tuple[Any, ...]], duration_ms: float) -> PreflightResult:
+def result_of(
+    check: PreflightCheck, rows: Sequence[tuple[Any, ...]], duration_ms: float
+) -> PreflightResult:
     """The result of a check from its query's rows: (example, occurrences, total) each."""
     base = PreflightResult(
         file=check.file,
@@ -1022,7 +1030,9 @@ def result_of(check: Check, rows: Sequence[tuple[Any, ...]], duration_ms: float)
     return _replace(base, status=FAIL, count=total, capped=capped, examples=examples, detail=detail)
 
 
-def not_checked(check: Check, reason: str, duration_ms: float | None = None) -> PreflightResult:
+def not_checked(
+    check: PreflightCheck, reason: str, duration_ms: float | None = None
+) -> PreflightResult:
     """A check that did not run (or could not finish), with the reason."""
     return PreflightResult(
         file=check.file,
