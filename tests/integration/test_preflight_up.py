@@ -141,6 +141,8 @@ def test_library_plan_up_and_apply_refuse(make_project: ProjectMaker, db_url: st
         cwd=root,
     )
     project = pgshift.load_project(settings)
+    with pytest.raises(PreflightFailed):
+        pgshift.up(settings)  # the one-call form refuses alike
     with pgshift.connect(settings) as target:
         plan = pgshift.plan_up(project, target)
         assert (plan.preflight[0].check, plan.preflight[0].status) == ("not-null", "fail")
@@ -207,3 +209,31 @@ def test_fleet_reports_the_bad_tenant_alone(
     )
     assert cli.code == 1
     assert DETAIL in cli.out + cli.err
+
+
+def test_an_expected_duration_over_three_times_the_estimate_warns_and_applies(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(
+        pair(
+            V1,
+            "narrow qty",
+            "ALTER TABLE items ALTER COLUMN qty TYPE integer;",
+            extra_header=["@estimated-duration: 1ms"],
+        )
+    )
+    query(
+        db_url,
+        "CREATE TABLE items (id bigint PRIMARY KEY, qty bigint, note text);"
+        " INSERT INTO items SELECT g, g, repeat('x', 200) FROM generate_series(1, 20000) g;"
+        " ANALYZE items",
+    )
+    result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+    assert result.code == 0, result.err
+    assert "pre-flight warning:" in result.err
+    assert "over 3x its @estimated-duration (1ms)" in result.err
+    assert query(
+        db_url,
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_name = 'items' AND column_name = 'qty'",
+    ) == [("integer",)]

@@ -64,8 +64,10 @@ def up(
     to: str | None = None,
     on_event: Emit | None = None,
     backup: bool = True,
+    preflight: bool = True,
 ) -> RunResult:
-    """Load the project, plan and apply it on the configured database, without asking.
+    """Load the project, plan and apply it on the configured database, without asking
+    (a failing pre-flight check refuses it, PreflightFailed; ``preflight=False`` skips them).
 
     The one-call form of ``load_project`` + ``connect`` + ``plan_up`` + ``apply``; callers
     that want to see or confirm the plan first call those instead.
@@ -75,7 +77,8 @@ def up(
 
     project = load_project(settings)
     with connect(settings) as target:
-        return run_up(project, target, to=to, emit=on_event or events.ignore, backup=backup)
+        emit = on_event or events.ignore
+        return run_up(project, target, to=to, emit=emit, backup=backup, preflight=preflight)
 
 
 def create(

@@ -174,8 +174,11 @@ def run_up(
     to: str | None = None,
     emit: ev.Emit = ev.ignore,
     backup: bool = True,
+    preflight: bool = True,
 ) -> RunResult:
-    """Plan (ops/planning.py) and run at once, without showing the plan to anyone."""
+    """Plan (ops/planning.py, with its pre-flight unless ``preflight`` is False) and run at
+    once, without showing the plan to anyone."""
     from pgshift.ops.planning import plan_for
 
-    return run_plan(plan_for(project, target, to=to), target, emit=emit, backup=backup)
+    plan = plan_for(project, target, to=to, preflight=preflight)
+    return run_plan(plan, target, emit=emit, backup=backup)
