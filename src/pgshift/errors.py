@@ -8,7 +8,9 @@ RunResult) are defined here for that reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: Problem.kind values: a bad file name, a file that cannot be read or decoded, a header line,
 #: SQL the parser rejects, a transaction statement in a file, a dependency (unknown, mismatched
@@ -78,6 +80,21 @@ class CheckFailed(PgshiftError):
     """A migration failed and was rolled back, or a check failed."""
 
     exit_code = 1
+
+
+class PreflightFailed(PgshiftError):
+    """Pre-flight predicts that a planned statement will fail on the target's data: `up`
+    refuses before anything is taken or changed (no backup, no lock, no history row).
+
+    ``results`` are the failing pre-flight results (pgshift.rewrite.preflight.PreflightResult:
+    file, line, check, table, count, examples, detail), so a caller reads them as fields.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, results: Sequence[Any], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.results = tuple(results)
 
 
 class UsageError(PgshiftError):

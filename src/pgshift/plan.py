@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgshift.errors import DriftError, HalfReverted, InputError, Problem, UsageError
 from pgshift.history import AppliedMigration, BackfillProgress, History, Progress
 from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
+
+if TYPE_CHECKING:
+    from pgshift.rewrite.preflight import PreflightResult  # pglast: only where checks run
 
 APPLIED = "applied"
 PENDING = "pending"
@@ -114,6 +118,11 @@ class Plan:
     # Problems in files of applied migrations (an old rollback that no longer parses):
     # warnings for `up`, refusals only for a rollback that needs the file.
     warnings: tuple[Problem, ...] = ()
+    # Pre-flight results of the planned apply steps on the target (ops/planning.py), in plan
+    # order: a "fail" among them makes `apply` refuse before anything is taken. With
+    # ``preflight_skipped`` the checks were not run on purpose, and the run logs so.
+    preflight: tuple[PreflightResult, ...] = ()
+    preflight_skipped: bool = False
 
     @property
     def versions(self) -> tuple[str, ...]:

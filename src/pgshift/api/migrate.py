@@ -20,9 +20,13 @@ if TYPE_CHECKING:
     from pgshift.project_files import Project
 
 
-def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
+def plan_up(
+    project: Project, target: Target, *, to: str | None = None, preflight: bool = True
+) -> Plan:
     """What `up` would do on ``target``: the pending migrations in dependency order (up to
-    ``to``), with the lint findings of the planned files for the target's PostgreSQL version.
+    ``to``), with the lint findings of the planned files for the target's PostgreSQL version,
+    and their pre-flight results (``plan.preflight``: checks of the target's data, run
+    read-only; ``preflight=False`` skips them, and the run then logs `preflight_skipped`).
     Findings in migrations up to the project's `lint_since` (an adopted history, applied here
     for the first time: a fresh database) are history and left out, as `validate` leaves them.
 
@@ -31,7 +35,7 @@ def plan_up(project: Project, target: Target, *, to: str | None = None) -> Plan:
     """
     from pgshift.ops.planning import plan_for
 
-    return plan_for(project, target, to=to)
+    return plan_for(project, target, to=to, preflight=preflight)
 
 
 def apply(
@@ -43,7 +47,9 @@ def apply(
     to the run, so `rollback emergency` can fall back to it. Under the runner lock the plan is
     made again from fresh history: steps another run finished meanwhile are skipped, any other
     change refuses the run (PlanChanged, exit 3) before anything runs. A failure raises the
-    error with the partial RunResult as its ``result``. Progress, backup progress and
+    error with the partial RunResult as its ``result``. A plan whose pre-flight predicts a
+    failure is refused first (PreflightFailed, exit 1, the failing results as ``results``):
+    no backup, no lock, nothing changed. Progress, backup progress and
     health samples arrive through ``on_event`` (pgshift.events).
     """
     from pgshift import events
@@ -58,8 +64,10 @@ def up(
     to: str | None = None,
     on_event: Emit | None = None,
     backup: bool = True,
+    preflight: bool = True,
 ) -> RunResult:
-    """Load the project, plan and apply it on the configured database, without asking.
+    """Load the project, plan and apply it on the configured database, without asking
+    (a failing pre-flight check refuses it, PreflightFailed; ``preflight=False`` skips them).
 
     The one-call form of ``load_project`` + ``connect`` + ``plan_up`` + ``apply``; callers
     that want to see or confirm the plan first call those instead.
@@ -69,7 +77,8 @@ def up(
 
     project = load_project(settings)
     with connect(settings) as target:
-        return run_up(project, target, to=to, emit=on_event or events.ignore, backup=backup)
+        emit = on_event or events.ignore
+        return run_up(project, target, to=to, emit=emit, backup=backup, preflight=preflight)
 
 
 def create(

@@ -39,6 +39,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="VERSION", help="apply up to this version only")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its SQL only")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check the data first (the skip is logged in the history)",
+    )
     p.set_defaults(handler=cmd_up)
 
     p = sub.add_parser("status", parents=[common], help="one row per migration")
@@ -139,7 +144,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
     project = pgshift.load_project(settings)
     with pgshift.connect(settings) as target:
-        plan = pgshift.plan_up(project, target, to=args.target)
+        plan = pgshift.plan_up(project, target, to=args.target, preflight=not args.skip_preflight)
         newest = _newest_applied(target) if plan.steps else ""
         if args.dry_run:
             return _dry_run(
@@ -149,17 +154,70 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
             if plan.checksum_upgrades:  # else nothing to run: spare importing the runner
                 pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
             if args.json:
-                out.json({"run_id": None, "steps": [], "backup_id": None})
+                out.json({"run_id": None, "steps": [], "backup_id": None, "preflight": []})
             else:
                 out.line("Nothing to apply: the database is up to date.")
             return 0
         if plan.findings:
             _show_findings(out, plan.findings, settings.docs_url)
+        refused = _preflight_gate(out, plan, as_json=args.json)
+        if refused is not None:
+            return refused
         backup = not args.skip_backup
         wanted = backup and settings.backup_enabled
         if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted, newest_applied=newest):
             raise UsageError("cancelled: nothing was applied")
-        return apply_and_report(out, plan, target, backup=backup, as_json=args.json)
+        return apply_and_report(
+            out, plan, target, backup=backup, as_json=args.json, extra=_preflight_json(plan)
+        )
+
+
+def _preflight_gate(out: Output, plan: Plan, *, as_json: bool) -> int | None:
+    """Before confirming: say a skip, show the duration warnings, and refuse (exit 1) a plan
+    whose pre-flight predicts a failure; with --json the refusal is one document."""
+    from pgshift.errors import PreflightFailed
+    from pgshift.ops.run import refuse_preflight
+
+    err = Output(quiet=out.quiet, json_mode=True)  # stderr: stdout stays the plan and run
+    if plan.preflight_skipped:
+        err.line("pre-flight: skipped (--skip-preflight); the skip is logged in the history")
+    for r in plan.preflight:
+        if r.status == "warn":
+            err.line(f"pre-flight warning: {r.file}:{r.line}: {r.detail}")
+    try:
+        refuse_preflight(plan)
+    except PreflightFailed as exc:
+        if not as_json:
+            raise
+        return failure_json(out, exc, **_preflight_json(plan))
+    return None
+
+
+def _preflight_json(plan: Plan) -> dict[str, Any]:
+    """The "preflight" key of `up --json`: every check's result, in plan order."""
+    return {"preflight": [r.as_json() for r in plan.preflight]}
+
+
+def _show_preflight(out: Output, plan: Plan) -> None:
+    """`up --dry-run`: every check (pass, fail, not-checked with its reason) and duration."""
+    if plan.preflight_skipped:
+        out.line("pre-flight: skipped (--skip-preflight)")
+        return
+    if not plan.preflight:
+        out.line("pre-flight: no statement's success depends on the data")
+        return
+    out.table(
+        ["file", "line", "check", "status", "detail"],
+        [
+            [r.file, str(r.line), r.check, r.status, r.detail + _took(r.duration_ms)]
+            for r in plan.preflight
+        ],
+        title=f"Pre-flight: {len(plan.preflight)} result(s)",
+    )
+
+
+def _took(ms: float | None) -> str:
+    return "" if ms is None else f" ({ms:.1f} ms)"
 
 
 def apply_and_report(
@@ -170,11 +228,13 @@ def apply_and_report(
     backup: bool,
     as_json: bool,
     execute: Executes | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> int:
     """Run ``plan`` with live progress; with --json, one document, the error inside it.
 
     ``execute`` is the library call that runs it (``pgshift.apply`` unless given), so every
-    verb that runs a plan (`up`, `rollback safe`, `rollback to-version`) reports alike.
+    verb that runs a plan (`up`, `rollback safe`, `rollback to-version`) reports alike;
+    ``extra`` joins the JSON document (`up`'s "preflight").
     """
     renderer = RunRenderer(out)
     run = execute or pgshift.apply
@@ -185,9 +245,9 @@ def apply_and_report(
         renderer.backup.done()
         if not as_json:
             raise
-        return failure_json(out, exc)
+        return failure_json(out, exc, **(extra or {}))
     if as_json:
-        out.json(run_json(result))
+        out.json({**run_json(result), **(extra or {})})
     return 0
 
 
@@ -228,6 +288,8 @@ def _dry_run(
                     for s in plan.steps
                 ],
                 "findings": [f.to_json(docs_url) for f in plan.findings],
+                **_preflight_json(plan),
+                "preflight_skipped": plan.preflight_skipped,
             }
         )
         return 0
@@ -237,6 +299,7 @@ def _dry_run(
     if plan.findings:
         _show_findings(out, plan.findings, docs_url)
     _show_plan(out, plan, newest_applied)
+    _show_preflight(out, plan)
     for step in plan.steps:
         m = step.migration
         out.line(f"\n-- {m.path}")

@@ -252,6 +252,7 @@ class Runner:
         self.seen: dict[str, Expect] = {}  # each migration's progress as the run found it
         self.earlier_runs: list[str] = []  # live sessions of earlier runs it waited for
         self.overtaken: tuple[str, ...] = ()  # resume points another run moved forward
+        self.preflight_skipped = False  # the plan's pre-flight was skipped: the run logs it
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -304,6 +305,7 @@ class Runner:
                 self.emit(ev.StepSkipped(version, "already done by another run", action))
                 results.append(StepResult(version, action, "skipped", 0))
             self.overtaken = check.moved
+            self.preflight_skipped = planned.preflight_skipped
             for moved in check.moved:
                 self.emit(ev.PlanOvertaken(moved))
             self._run_steps(executor, lock, check.run, waited_ms, results)
@@ -325,6 +327,20 @@ class Runner:
         else:
             self.emit(ev.RunnerLockWaiting(holder.describe()))
 
+    def _log_before(self, side: Session, lock: RunnerLock, waited_ms: int) -> None:
+        """The events logged before `run_started`: waits, overtaken plans, a skipped pre-flight."""
+        if lock.waited_for is not None:
+            detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
+            self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
+        for session in self.earlier_runs:
+            detail = {"session": session, "waited_ms": waited_ms}
+            self.store.log(side, self.run_id, "earlier_run_waited", None, detail)
+        for moved in self.overtaken:
+            self.store.log(side, self.run_id, "plan_overtaken", None, {"detail": moved})
+        if self.preflight_skipped:
+            detail = {"detail": "pre-flight checks skipped (--skip-preflight)"}
+            self.store.log(side, self.run_id, "preflight_skipped", None, detail)
+
     def _run_steps(
         self,
         executor: Executor,
@@ -335,14 +351,7 @@ class Runner:
     ) -> None:
         """Run the steps in order, logging the run's start, end or failure."""
         side = _side(lock)
-        if lock.waited_for is not None:
-            detail = {"holder": lock.waited_for.describe(), "waited_ms": waited_ms}
-            self.store.log(side, self.run_id, "runner_lock_waited", None, detail)
-        for session in self.earlier_runs:
-            detail = {"session": session, "waited_ms": waited_ms}
-            self.store.log(side, self.run_id, "earlier_run_waited", None, detail)
-        for moved in self.overtaken:
-            self.store.log(side, self.run_id, "plan_overtaken", None, {"detail": moved})
+        self._log_before(side, lock, waited_ms)
         self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
         self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
         started = time.monotonic()

@@ -26,7 +26,7 @@ from pgshift.errors import BUG_EXIT_CODE, DatabaseUnavailable, PgshiftError
 from pgshift.fleet_targets import TargetSpec, waves
 from pgshift.ops.apply import RunResult
 from pgshift.ops.planning import SharedPlanner
-from pgshift.ops.run import run_plan
+from pgshift.ops.run import refuse_preflight, run_plan
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
@@ -248,7 +248,8 @@ def fleet_plan(
     """What `fleet up` would do: each target planned on its own (reads, never writes).
 
     A target with something to do is ``pending`` with the versions in ``versions``; one that
-    cannot be planned (unreachable, drift) is ``failed`` with its exit code.
+    cannot be planned (unreachable, drift) or whose pre-flight predicts a failure is
+    ``failed`` with its exit code and message.
     """
     planner = SharedPlanner(project)
     histories = read_histories(project.settings, targets, concurrency, "plan")
@@ -262,6 +263,7 @@ def fleet_plan(
             if plan.steps:  # linting needs the server's version: this target's own session
                 with connect_target(project.settings, spec, purpose="plan") as target:
                     plan = planner.plan(target)
+                refuse_preflight(plan)
         except PgshiftError as exc:
             return TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
         status = "pending" if plan.steps else UP_TO_DATE

@@ -2,7 +2,8 @@
 
 `pgshift.plan_up`, `up` and every target of a fleet plan through here. The plan itself is pure
 (pgshift.plan); this adds what needs the target (its history, its server's major) and the
-project (its `lint_since`). Pre-flight results, when they come, join the plan here too.
+project (its `lint_since`). Pre-flight results (ops/preflight.py) join the plan here too:
+read-only checks on the target, before any backup or lock.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
     from pgshift.project_files import Project
 
 
-def plan_for(project: Project, target: Target, *, to: str | None = None) -> Plan:
-    """The pending migrations of ``project`` on ``target`` (up to ``to``), with their findings.
+def plan_for(
+    project: Project, target: Target, *, to: str | None = None, preflight: bool = True
+) -> Plan:
+    """The pending migrations of ``project`` on ``target`` (up to ``to``), with their findings
+    and (unless ``preflight`` is False: then marked skipped) their pre-flight results.
 
     Findings: the lint gate's for the target's major (lint_gate refuses a broken
     ``@zero-downtime: true``), less those in migrations up to the project's `lint_since` (an
@@ -44,7 +48,22 @@ def plan_for(project: Project, target: Target, *, to: str | None = None) -> Plan
         old = _history_files(plan, since)
         findings = [f for f in findings if f.file not in old]
     findings += file_warnings(plan)
-    return replace(plan, findings=tuple(findings))
+    return with_preflight(replace(plan, findings=tuple(findings)), target, run=preflight)
+
+
+def with_preflight(plan: Plan, target: Target, *, run: bool = True) -> Plan:
+    """``plan`` with the pre-flight results of its apply steps' migrations on ``target``, in
+    plan order (read-only, bounded; ops/preflight.py); ``run`` False marks them skipped.
+
+    A step that resumes a stopped migration is left out: its first statements already ran,
+    so checks derived from them would judge data the run itself has changed.
+    """
+    if not run:
+        return replace(plan, preflight=(), preflight_skipped=True)
+    from pgshift.ops.preflight import preflight
+
+    pending = [s.migration for s in plan.steps if s.action == "apply" and s.resume is None]
+    return replace(plan, preflight=tuple(preflight(pending, target)) if pending else ())
 
 
 def _history_files(plan: Plan, since: str) -> set[str]:
@@ -171,11 +190,13 @@ class SharedPlanner:
     """Plans for many targets of one project, linting each distinct plan once per server
     major version (a fleet's targets mostly plan the same migrations); safe across threads.
 
-    Its plans carry the lint gate's findings only, as a fleet has always planned.
+    Its plans carry the lint gate's findings, and each target's own pre-flight results
+    (data differs per target; ``preflight`` False skips them).
     """
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, *, preflight: bool = True) -> None:
         self.project = project
+        self.preflight = preflight
         self._lock = threading.Lock()
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
 
@@ -188,7 +209,9 @@ class SharedPlanner:
         """
         major = target.facts.major
         plan = self.plan_from(target.read_history())
-        return self.linted(plan, major) if plan.steps else plan
+        if not plan.steps:
+            return plan
+        return with_preflight(self.linted(plan, major), target, run=self.preflight)
 
     def plan_from(self, history: History) -> Plan:
         """The plan of a history already read (not yet linted: see linted)."""

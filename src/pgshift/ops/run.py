@@ -12,11 +12,12 @@ backup is tied to that run's id, and a refusal comes before anything is taken or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pgshift import events as ev
-from pgshift.errors import LockBusy, PgshiftError
+from pgshift.errors import LockBusy, PgshiftError, PreflightFailed
 from pgshift.ops.apply import Runner, RunOptions, RunResult
 from pgshift.ops.monitor import monitor_for
 from pgshift.plan import UP
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pgshift.ops.manifest import Manifest
     from pgshift.plan import Plan
     from pgshift.project_files import Project
+    from pgshift.rewrite.preflight import PreflightResult
 
 BEFORE_UP, BEFORE_ROLLBACK = "before-up", "before-rollback"
 
@@ -44,6 +46,29 @@ def refuse_if_locked(target: Target) -> None:
             f"another pgshift run holds the migration lock: {holder.describe()}",
             hint="wait for it to finish; nothing was changed",
         )
+
+
+def refuse_preflight(plan: Plan) -> None:
+    """Refuse (PreflightFailed, exit 1) a plan whose pre-flight predicts a failure, before
+    anything is taken or changed: no backup, no lock, no history row."""
+    if not plan.preflight:
+        return  # nothing checked: spare importing the parser
+    from pgshift.rewrite.preflight import FAIL
+
+    failing = [r for r in plan.preflight if r.status == FAIL]
+    if failing:
+        raise PreflightFailed(
+            preflight_message(failing),
+            failing,
+            hint="fix the data first (or --skip-preflight to run anyway); nothing was changed",
+        )
+
+
+def preflight_message(failing: Sequence[PreflightResult]) -> str:
+    """What the refusal says: each failing statement's file, line and the check's own words."""
+    lines = [f"pre-flight: {len(failing)} statement(s) will fail on this database's data:"]
+    lines += [f"  {r.file}:{r.line}: {r.detail}" for r in failing]
+    return "\n".join(lines)
 
 
 def backup_before(
@@ -123,8 +148,10 @@ def run_plan(
     backup: bool = True,
     refuse_busy: bool = False,
 ) -> RunResult:
-    """Run exactly ``plan`` on ``target``: checksum upgrades, then (with steps) start_run and
-    the Runner; the result, and a failure's partial result, carry the backup's id."""
+    """Run exactly ``plan`` on ``target``: the pre-flight refusal, checksum upgrades, then (with
+    steps) start_run and the Runner; the result, and a failure's partial result, carry the
+    backup's id."""
+    refuse_preflight(plan)
     if plan.checksum_upgrades:
         upgrade_checksums(plan, target)
     if not plan.steps:
@@ -147,8 +174,11 @@ def run_up(
     to: str | None = None,
     emit: ev.Emit = ev.ignore,
     backup: bool = True,
+    preflight: bool = True,
 ) -> RunResult:
-    """Plan (ops/planning.py) and run at once, without showing the plan to anyone."""
+    """Plan (ops/planning.py, with its pre-flight unless ``preflight`` is False) and run at
+    once, without showing the plan to anyone."""
     from pgshift.ops.planning import plan_for
 
-    return run_plan(plan_for(project, target, to=to), target, emit=emit, backup=backup)
+    plan = plan_for(project, target, to=to, preflight=preflight)
+    return run_plan(plan, target, emit=emit, backup=backup)
