@@ -446,6 +446,8 @@ def test_a_check_holds_access_share_and_nothing_more(db_url: str) -> None:
 def test_a_locked_table_is_not_checked_within_100ms(db_url: str) -> None:
     _setup(db_url, ORDERS + "INSERT INTO orders (id) VALUES (1)")
     with psycopg.connect(db_url) as holder:
+        # A regression that waits on the lock then fails within seconds instead of hanging.
+        holder.execute("SET idle_in_transaction_session_timeout = '5s'")
         holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
         with Target(db_url) as target:
             started = time.monotonic()

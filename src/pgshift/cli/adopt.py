@@ -79,17 +79,13 @@ def _show_baseline(out: Output, plan: BaselinePlan) -> None:
 
 
 def _confirm(out: Output, plan: BaselinePlan, *, yes: bool) -> None:
-    if yes:
-        return
     count = len(plan.migrations)
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"refusing to record {count} migration(s) as applied without confirmation:"
-            " there is no terminal to ask on",
-            hint="pass --yes to record them without asking",
-        )
-    answer = out.ask(f"Record {count} migration(s) as applied? [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
+    if not out.confirm(
+        f"Record {count} migration(s) as applied?",
+        yes=yes,
+        refusal=f"refusing to record {count} migration(s) as applied",
+        hint="pass --yes to record them without asking",
+    ):
         raise UsageError("cancelled: nothing was recorded")
 
 

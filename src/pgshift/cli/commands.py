@@ -128,16 +128,13 @@ def _confirmed(
     _show_plan(out, plan, newest_applied)
     if backup_wanted:
         out.line("a backup is taken before applying (--skip-backup to skip)")
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"refusing to apply {len(plan.steps)} migration(s) without confirmation:"
-            " there is no terminal to ask on",
-            hint="pass --yes to apply without asking",
-        )
-    answer = out.ask(f"Apply {len(plan.steps)} migration(s)? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    count = len(plan.steps)
+    return out.confirm(
+        f"Apply {count} migration(s)?",
+        yes=yes,
+        refusal=f"refusing to apply {count} migration(s)",
+        hint="pass --yes to apply without asking",
+    )
 
 
 def cmd_up(args: argparse.Namespace, out: Output) -> int:

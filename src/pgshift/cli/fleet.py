@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -167,16 +166,12 @@ def _confirmed(out: Output, plan: FleetResult, *, yes: bool, backup: bool) -> bo
         return True  # nothing to apply: the run only confirms that, target by target
     if backup:
         out.line("a backup of each target's database is taken first (--skip-backup to skip)")
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"refusing to apply migrations to {pending} target(s) without confirmation:"
-            " there is no terminal to ask on",
-            hint="pass --yes to apply without asking",
-        )
-    answer = out.ask(f"Apply to {pending} target(s)? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    return out.confirm(
+        f"Apply to {pending} target(s)?",
+        yes=yes,
+        refusal=f"refusing to apply migrations to {pending} target(s)",
+        hint="pass --yes to apply without asking",
+    )
 
 
 def cmd_fleet_up(args: argparse.Namespace, out: Output) -> int:

@@ -106,6 +106,27 @@ class Output:
         write(stream, prompt)
         return sys.stdin.readline()
 
+    def confirm(
+        self,
+        question: str,
+        *,
+        yes: bool,
+        refusal: str,
+        hint: str = "pass --yes to go ahead without asking",
+    ) -> bool:
+        """True with --yes; else the answer to ``question`` on a terminal. Without a terminal
+        nobody can answer, so it refuses (exit 2) rather than wait or guess: ``refusal`` says
+        what was not done."""
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            from pgshift.errors import UsageError
+
+            raise UsageError(
+                f"{refusal} without confirmation: there is no terminal to ask on", hint=hint
+            )
+        return self.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
     def json(self, data: Any) -> None:
         write(sys.stdout, json.dumps(data, indent=2, default=str) + "\n")
 

@@ -10,7 +10,6 @@ error inside it when there is one.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -98,14 +97,7 @@ def _missing_action(args: argparse.Namespace, out: Output) -> int:
 
 
 def _confirm(out: Output, yes: bool, question: str, refusal: str) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"{refusal} without confirmation: there is no terminal to ask on",
-            hint="pass --yes to go ahead without asking",
-        )
-    return out.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    return out.confirm(question, yes=yes, refusal=refusal)
 
 
 def _manifest_json(m: Manifest) -> dict[str, Any]:
