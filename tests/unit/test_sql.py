@@ -304,3 +304,29 @@ def test_only_finishing_a_prepared_transaction_is_refused(sql: str, transactiona
 )
 def test_refusal_reads_the_statement_options(sql: str, transactional: bool) -> None:
     assert only(sql + ";").transactional is transactional
+
+
+@pytest.mark.parametrize(
+    ("sql", "stamped"),
+    [
+        ("ALTER TABLE ONLY public.t ALTER COLUMN id SET (pg_attver=145157672);", True),
+        (
+            "ALTER TABLE ONLY t ALTER COLUMN a SET (pg_attver=1),"
+            " ALTER COLUMN b SET (pg_attver=1);",
+            True,
+        ),
+        ("ALTER TABLE ONLY public.t ALTER COLUMN id SET (n_distinct=5);", False),
+        ("ALTER TABLE ONLY public.t ALTER COLUMN id SET (pg_attver=1, n_distinct=5);", False),
+        ("ALTER TABLE public.t OWNER TO app;", False),
+        ("ALTER TABLE ONLY public.t ALTER COLUMN id SET (pg_attver=1); DROP TABLE t;", False),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT", False),
+    ],
+)
+def test_a_scratch_copy_leaves_out_only_the_column_options_a_server_stamps(
+    sql: str, stamped: bool
+) -> None:
+    """PostgreSQL 15.20 stamps every column with pg_attver, which pg_dump dumps and other
+    servers refuse; exactly those statements are left out of a copy, decided on the parse tree."""
+    from pgshift.source.sql import sets_only_stamped_options
+
+    assert sets_only_stamped_options(sql) is stamped

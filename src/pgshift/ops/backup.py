@@ -381,7 +381,14 @@ def copy_schema(
                 dest_env,
                 redact_both,
                 lambda script, psql: _pump(
-                    script, psql, (), (), dest_major, lock_wait_ms, lambda _: None
+                    script,
+                    psql,
+                    (),
+                    (),
+                    dest_major,
+                    lock_wait_ms,
+                    lambda _: None,
+                    another_server=True,
                 ),
                 "copying the schema into the scratch database",
             )
@@ -438,6 +445,8 @@ def _pump(
     server_major: int,
     lock_timeout_ms: int,
     on_progress: Callable[[int], None],
+    *,
+    another_server: bool = False,
 ) -> None:
     """Copy pg_restore's script into psql, adapting its preamble to the target server.
 
@@ -446,13 +455,25 @@ def _pump(
     * ``SET lock_timeout = 0`` becomes a bounded wait, so the restore cannot queue the
       application's queries behind it for long; a busy lock fails the restore cleanly.
     * ``SET transaction_timeout`` (pg_dump >= 17) is dropped for servers that lack the setting.
+    * ``another_server`` (a schema copied onto a scratch database): column options the source
+      server stamped on its own, which other servers refuse, are left out (read on the parse
+      tree: source/sql.sets_only_stamped_options).
     """
+    from pgshift.source.sql import sets_only_stamped_options
+
     sent = 0
     last = time.monotonic()
     in_preamble = True
     prelude_sql = "".join(statement + "\n" for statement in prelude).encode()
     for raw in iter(source.readline, b""):
         line = raw
+        if (
+            another_server
+            and raw.startswith(b"ALTER TABLE ")
+            and b" SET (" in raw
+            and sets_only_stamped_options(raw.decode("utf-8", errors="replace"))
+        ):
+            continue
         if in_preamble:
             stripped = raw.strip()
             if stripped == b"SET lock_timeout = 0;":

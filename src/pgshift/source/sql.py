@@ -374,3 +374,32 @@ def split_and_checksum(
         if tree_sink is not None:
             tree_sink.append(wrapped)
     return tuple(statements), [], digest.hexdigest()
+
+
+#: Column options a server sets on its own and other servers refuse ("unrecognized parameter"):
+#: PostgreSQL 15.20 stamps every column with pg_attver, which pg_dump then dumps as
+#: ``ALTER TABLE ONLY t ALTER COLUMN c SET (pg_attver=...)``.
+SERVER_STAMPED_OPTIONS = frozenset({"pg_attver"})
+
+
+def sets_only_stamped_options(sql: str) -> bool:
+    """Whether ``sql`` is one ALTER TABLE whose every subcommand only sets column options the
+    server stamped itself (SERVER_STAMPED_OPTIONS): a copy onto another server leaves it out."""
+    try:
+        statements = parse_sql(sql)
+    except ParseError:
+        return False
+    if len(statements) != 1:
+        return False
+    stmt: Any = statements[0].stmt
+    if type(stmt).__name__ != "AlterTableStmt" or not stmt.cmds:
+        return False
+    for cmd in stmt.cmds:
+        if getattr(cmd.subtype, "name", "") != "AT_SetOptions":
+            return False
+        options = cmd.def_ or ()
+        if not options or any(
+            d.defnamespace is not None or d.defname not in SERVER_STAMPED_OPTIONS for d in options
+        ):
+            return False
+    return True
