@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +144,37 @@ def run_doc_commands(
         assert code == 0, f"`{line}` exited {code}:\n{captured.out}\n{captured.err}"
         results.append(result)
     return results
+
+
+def on_terminal(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    answers: Sequence[tuple[bytes, bytes]],
+    timeout_s: float = 120,
+) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal, typing each (prompt, answer) once that prompt shows,
+    in order; the exit code and everything the screen showed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    screen, pending, deadline = b"", list(answers), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        if pending and pending[0][0] in screen:
+            os.write(leader, pending.pop(0)[1])
+        if proc.poll() is not None and not ready:
+            break
+    os.close(leader)
+    return proc.wait(timeout=30), screen.decode(errors="replace")

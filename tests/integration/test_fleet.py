@@ -321,11 +321,9 @@ def test_fleet_up_shows_the_plan_and_asks_like_up(
     """Issue 17 finding 14: `fleet up` applied to every target without showing the plan or
     asking, and refused `--yes`."""
     import os
-    import pty
-    import select
-    import subprocess
     import sys
-    import time
+
+    from tests.support import on_terminal
 
     root = _project(make_project)
     targets = str(_targets_file(root, db_url, databases))
@@ -336,37 +334,17 @@ def test_fleet_up_shows_the_plan_and_asks_like_up(
     assert all(name in refused.out for name in ("db0", "db1", *TENANTS))  # the plan was shown
     assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
 
-    def on_terminal(answer: bytes) -> tuple[int, str]:
-        leader, follower = pty.openpty()
+    def answering(answer: bytes) -> tuple[int, str]:
         argv = [sys.executable, "-m", "pgshift", "fleet", "up", "--targets", targets,
                 "--skip-backup", "--dir", str(root / "migrations")]  # fmt: skip
-        proc = subprocess.Popen(argv, cwd=root, stdin=follower, stdout=follower,
-                                stderr=follower, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
-        os.close(follower)
-        screen, answered, deadline = b"", False, time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            if not answered and b"[y/N]" in screen:
-                os.write(leader, answer)
-                answered = True
-            if proc.poll() is not None and not ready:
-                break
-        os.close(leader)
-        return proc.wait(timeout=30), screen.decode(errors="replace")
+        env = {**os.environ, "COLUMNS": "200"}
+        return on_terminal(argv, cwd=root, env=env, answers=[(b"[y/N]", answer)])
 
-    code, screen = on_terminal(b"n\n")
+    code, screen = answering(b"n\n")
     assert code == 2 and "Apply to 5 target(s)? [y/N]" in screen, screen
     assert "cancelled: nothing was applied" in screen
     assert query(db_url, "SELECT to_regclass('acme_pgshift.applied')") == [(None,)]
-    code, screen = on_terminal(b"y\n")
+    code, screen = answering(b"y\n")
     assert code == 0, screen
     assert "done 5, failed 0, remaining 0" in screen
     assert query(db_url, "SELECT count(*) FROM acme_pgshift.applied") == [(3,)]

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +18,7 @@ from tests.support import (
     applied_versions,
     count_events,
     doc_commands,
+    on_terminal,
     query,
     run_cli,
     run_doc_commands,
@@ -299,40 +297,12 @@ def test_mark_asks_for_the_reason_and_confirmation_on_a_terminal(
     make_project: ProjectMaker, db_url: str
 ) -> None:
     project = _project(make_project)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pgshift",
-            "mark",
-            V1,
-            "--applied",
-            "--dir",
-            str(project / "migrations"),
-        ],
-        cwd=project,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200"},
-    )
-    os.close(follower)
-    screen = b""
+    argv = [sys.executable, "-m", "pgshift", "mark", V1, "--applied", "--dir",
+            str(project / "migrations")]  # fmt: skip
     answers = [(b"Why", b"ran it in psql during the outage\n"), (b"[y/N]", b"y\n")]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                screen += os.read(leader, 4096)
-            except OSError:
-                break
-        if answers and answers[0][0] in screen:
-            os.write(leader, answers.pop(0)[1])
-    code = proc.wait(timeout=30)
-    os.close(leader)
-    assert code == 0, screen.decode(errors="replace")
+    env = {**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200"}
+    code, screen = on_terminal(argv, cwd=project, env=env, answers=answers, timeout_s=60)
+    assert code == 0, screen
     assert applied_versions(db_url) == [V1]
     detail = query(db_url, "SELECT detail FROM pgshift.log WHERE event = 'mark'")[0][0]
     assert detail["reason"] == "ran it in psql during the outage"
