@@ -42,6 +42,9 @@ class Header:
     batch_key: tuple[str, ...] = ()  # `@batch-key`: the key columns, instead of the primary key
     batch_size: int | None = None  # `@batch-size`: rows of the first batch (then adapted)
     batch_pause_ms: int | None = None  # `@batch-pause`: a pause between batches
+    # `@expand-contract: true`: `up` applies the expand phase, `pgshift contract` the rest.
+    expand_contract: bool = False
+    expand_down: str | None = None  # `@expand-down`: the new column's value in the old type
     unknown: tuple[HeaderField, ...] = ()  # @keys pgshift does not know; validate warns
 
     def line_of(self, key: str) -> int:
@@ -213,3 +216,62 @@ class PoolerProbe:
     announced_pid: int  # the pid in the startup reply (a pooler announces its own)
     server_pids: tuple[int, ...]  # pg_backend_pid() in successive autocommit statements
     setting_kept: bool  # a session-level set_config survived into the next transaction
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """A column as the catalog has it, for deriving the expand and contract of a change."""
+
+    name: str
+    type: str  # format_type(): "integer", "character varying(20)", "numeric(10,2)[]"
+    not_null: bool
+    default: str | None  # pg_get_expr() of its default
+    identity: bool = False
+    generated: bool = False
+    comment: str | None = None
+    sequence: str | None = None  # the sequence it owns (serial), qualified as the server prints
+
+
+@dataclass(frozen=True)
+class TableIndex:
+    """An index of a table: its definition as pg_get_indexdef prints it, the columns it reads."""
+
+    name: str
+    definition: str
+    columns: tuple[str, ...]
+    constraint: str | None = None  # the UNIQUE or PRIMARY KEY constraint it backs
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class TableConstraint:
+    """A CHECK or FOREIGN KEY constraint of a table, as pg_get_constraintdef prints it."""
+
+    name: str
+    kind: str  # "c" check, "f" foreign key (pg_constraint.contype)
+    definition: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What expand and contract need to know of one table; pgshift's own artifacts left out.
+
+    ``referenced`` are foreign keys of other tables that point at this one, as (constraint,
+    referencing table, referenced columns); ``views`` the views that read it, with the
+    columns they read.
+    """
+
+    schema: str
+    name: str
+    columns: tuple[ColumnFacts, ...]
+    key: tuple[str, ...]  # the primary key's columns
+    indexes: tuple[TableIndex, ...] = ()
+    constraints: tuple[TableConstraint, ...] = ()
+    referenced: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    views: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    grants: tuple[tuple[str, str], ...] = ()  # (grantee, privilege) on the table
+    triggers: tuple[str, ...] = ()  # pgshift's sync triggers on it: expansions under way
+
+    def column(self, name: str) -> ColumnFacts | None:
+        return next((c for c in self.columns if c.name == name), None)

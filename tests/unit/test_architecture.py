@@ -172,7 +172,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "loader",
     ),
     "source/importers": ("__init__",),
-    "rewrite": ("__init__", "backfill", "preflight"),
+    "rewrite": ("__init__", "backfill", "preflight", "template", "expand"),
     "lint": (
         "__init__",
         "finding",
@@ -207,6 +207,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "control",
         "trace",
         "backfill",
+        "expand",
         "preflight",
         "journal",
         "marking",

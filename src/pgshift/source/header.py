@@ -39,6 +39,8 @@ ANNOTATION_KEYS = (
     "batch-key",
     "batch-size",
     "batch-pause",
+    "expand-contract",
+    "expand-down",
 )
 #: The annotations that only a `@kind: backfill` file may carry.
 BACKFILL_KEYS = ("batch-key", "batch-size", "batch-pause")
@@ -173,6 +175,8 @@ _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "batch-key": ("batch_key", _columns),
     "batch-size": ("batch_size", _positive),
     "batch-pause": ("batch_pause_ms", _duration),
+    "expand-contract": ("expand_contract", _boolean),
+    "expand-down": ("expand_down", _non_empty),
 }
 
 
