@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pgshift.api.adopt import baseline, import_migrations
     from pgshift.api.fleet import fleet_up
     from pgshift.api.inspection import at_head, health, health_server, status, wait
-    from pgshift.api.migrate import apply, create, plan_up, up
+    from pgshift.api.migrate import apply, contract, create, plan_contract, plan_up, up
     from pgshift.api.project import connect, database_url, load_project, read_history
     from pgshift.api.records import mark, run_history
     from pgshift.api.recover import backup, list_backups, restore, rollback, rollback_emergency
@@ -107,6 +107,7 @@ _FUNCTIONS = {
     "baseline": "pgshift.api.adopt",
     "connect": "pgshift.api.project",
     "connect_target": "pgshift.ops.fleet",
+    "contract": "pgshift.api.migrate",
     "create": "pgshift.api.migrate",
     "database_url": "pgshift.api.project",
     "explain": "pgshift.api.validation",
@@ -127,6 +128,7 @@ _FUNCTIONS = {
     "plan_import": "pgshift.ops.importing",
     "plan_restore": "pgshift.ops.rollback",
     "plan_rollback": "pgshift.ops.rollback",
+    "plan_contract": "pgshift.api.migrate",
     "plan_up": "pgshift.api.migrate",
     "preview_rollback": "pgshift.ops.rollback",
     "read_history": "pgshift.api.project",
@@ -312,6 +314,7 @@ __all__ = [
     "baseline",
     "connect",
     "connect_target",
+    "contract",
     "create",
     "database_url",
     "explain",
@@ -329,6 +332,7 @@ __all__ = [
     "load_targets",
     "mark",
     "plan_baseline",
+    "plan_contract",
     "plan_emergency",
     "plan_import",
     "plan_restore",

@@ -84,7 +84,18 @@ class RecordProgress:
     expect: Expect | None = None
 
 
-HistoryWrite = RecordApplied | RecordReverted | RecordProgress
+@dataclass(frozen=True)
+class RecordContracted:
+    """An expanded migration's contract done: its applied row says so, written in the
+    transaction of the contract's last statements."""
+
+    version: str
+    run_id: str
+    duration_ms: int
+    expect: Expect | None = None
+
+
+HistoryWrite = RecordApplied | RecordReverted | RecordProgress | RecordContracted
 
 
 def later_by(write: HistoryWrite, ms: int) -> HistoryWrite:
@@ -96,7 +107,7 @@ def later_by(write: HistoryWrite, ms: int) -> HistoryWrite:
     if isinstance(write, RecordApplied):
         row = dataclasses.replace(write.row, duration_ms=write.row.duration_ms + ms)
         return dataclasses.replace(write, row=row)
-    if isinstance(write, RecordReverted):
+    if isinstance(write, RecordReverted | RecordContracted):
         return dataclasses.replace(write, duration_ms=write.duration_ms + ms)
     return write
 

@@ -139,6 +139,7 @@ class History:
 EVENT_APPLIED = "migration_applied"
 EVENT_FAILED = "migration_failed"
 EVENT_REVERTED = "migration_reverted"
+EVENT_CONTRACTED = "migration_contracted"
 EVENT_REVERT_FAILED = "revert_failed"
 
 
@@ -209,6 +210,10 @@ class HistoryStore(Protocol):
         detail: Mapping[str, object] | None = None,
         *,
         expect: Expect | None = None,
+    ) -> None: ...
+
+    def record_contracted(
+        self, session: Session, version: str, run_id: str, *, expect: Expect | None = None
     ) -> None: ...
 
     def save_progress(
@@ -300,6 +305,16 @@ class MemoryHistoryStore:
         self.applied.pop(version, None)
         self.progress.pop(version, None)
         self.log(session, run_id, EVENT_REVERTED, version, detail)
+
+    def record_contracted(
+        self, session: Session | None, version: str, run_id: str, *, expect: Expect | None = None
+    ) -> None:
+        self._check(version, expect)
+        row = self.applied[version]
+        record = dict(row.metadata.get("expand") or {}, phase="contracted")
+        self.applied[version] = replace(row, metadata={**row.metadata, "expand": record})
+        self.progress.pop(version, None)
+        self.log(session, run_id, EVENT_CONTRACTED, version, {})
 
     def save_progress(
         self, session: Session | None, progress: Progress, *, expect: Expect | None = None

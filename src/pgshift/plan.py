@@ -14,6 +14,7 @@ from pgshift.errors import DriftError, HalfReverted, InputError, Problem, UsageE
 from pgshift.history import AppliedMigration, BackfillProgress, History, Progress
 from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
+from pgshift.rewrite.expand import CONTRACT, EXPAND, UNDO, Expansion
 
 if TYPE_CHECKING:
     from pgshift.rewrite.preflight import PreflightResult  # pglast: only where checks run
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 APPLIED = "applied"
 PENDING = "pending"
 FAILED = "failed"
+#: Applied in its expand phase: both shapes served until `pgshift contract` (SPEC 15).
+EXPANDED = "expanded"
 OUT_OF_ORDER = "out-of-order"
 DRIFTED = "drifted"
 MISSING = "missing"
@@ -68,6 +71,16 @@ class Step:
     migration: Migration
     resume: Progress | None = None
     action: str = "apply"  # or "revert": run the rollback file and forget the applied row
+    # An `@expand-contract` migration's phases: "apply" runs its expand, "contract" its
+    # contract, "revert" its undo (inside the window) instead of the files' statements.
+    expansion: Expansion | None = None
+
+    @property
+    def phase(self) -> str | None:
+        """Which of the expansion's phases the step runs (None: the files' statements)."""
+        if self.expansion is None:
+            return None
+        return {"apply": EXPAND, "contract": CONTRACT, "revert": UNDO}[self.action]
 
     @property
     def kind(self) -> str:
@@ -77,11 +90,17 @@ class Step:
         header = m.header
         if self.action != "apply":
             header = m.rollback.header if m.rollback is not None else header
+        if self.expansion is not None:
+            return "statements"
         return "backfill" if header.kind == "backfill" else "statements"
 
     @property
     def script(self) -> Script:
         m = self.migration
+        phase = self.phase
+        if self.expansion is not None and phase is not None:
+            header = replace(m.header, transaction=True, kind=None)
+            return Script(m.path, header, self.expansion.statements(phase), m.checksum)
         if self.action == "apply":
             return Script(m.path, m.header, m.statements, m.checksum)
         if m.rollback is None:
@@ -92,6 +111,7 @@ class Step:
 
 UP = "up"
 REVERT = "revert"
+CONTRACT_PLAN = "contract"
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,8 @@ def replan(plan: Plan, history: History) -> Plan:
     """The plan of the same kind, from the same project, against ``history``."""
     if plan.kind == REVERT:
         return plan_revert(plan.migrations, history, plan.selection)
+    if plan.kind == CONTRACT_PLAN:
+        return contract_plan(plan.migrations, history, plan.selection)
     return plan_pending(plan.migrations, history, plan.target)
 
 
@@ -190,6 +212,8 @@ def recheck(planned: Plan, history: History) -> Recheck:
                 f"{step.migration.name}: another run got to statement {further} (planned from"
                 f" {was}); going on from there"
             )
+        if now.expansion is None and step.expansion is not None:  # derived from the catalog
+            now = replace(now, expansion=step.expansion)
         run.append(now)
     for step in fresh.steps:
         if (step.migration.version, step.action) not in planned_versions:
@@ -337,10 +361,56 @@ def same_statements(row: AppliedMigration, migration: Migration) -> bool:
 
 
 def _applied_state(m: Migration, row: AppliedMigration) -> MigrationState:
-    """The row of an applied migration whose file is there: applied, or drifted."""
+    """The row of an applied migration whose file is there: applied, expanded, or drifted."""
     if not same_statements(row, m):
         return MigrationState(m.version, m.description, DRIFTED, m, row)
+    if expanded_record(row) is not None:
+        detail = "expanded: the old and the new shape are both served; `pgshift contract` ends it"
+        return MigrationState(m.version, m.description, EXPANDED, m, row, detail=detail)
     return MigrationState(m.version, m.description, APPLIED, m, row, detail=_noted(row, m))
+
+
+def expanded_record(row: AppliedMigration | None) -> Mapping[str, object] | None:
+    """The expansion an applied row keeps while its migration is expanded, else None."""
+    if row is None:
+        return None
+    record = row.metadata.get("expand")
+    if isinstance(record, Mapping) and record.get("phase") == "expanded":
+        return record
+    return None
+
+
+def expansion_of(row: AppliedMigration | None) -> Expansion | None:
+    """The contract and undo phases of an expanded migration, as its applied row keeps them."""
+    record = expanded_record(row)
+    if row is None or record is None:
+        return None
+    return Expansion.from_record(row.version, record)
+
+
+def contract_plan(
+    migrations: Sequence[Migration], history: History, versions: Sequence[str] = ()
+) -> Plan:
+    """Contract steps for the expanded migrations among ``versions`` (all when empty), oldest
+    first; one whose contract stopped part-way goes on from its progress."""
+    by_version = {m.version: m for m in migrations}
+    wanted = set(versions)
+    steps: list[Step] = []
+    for row in sorted(history.applied, key=lambda r: r.version):
+        expansion = expansion_of(row)
+        if expansion is None or (wanted and row.version not in wanted):
+            continue
+        migration = by_version.get(row.version)
+        if migration is None:
+            raise UsageError(f"{row.version} is expanded but its migration file is missing")
+        resume = history.progress_of(row.version, "contract")
+        steps.append(Step(migration, resume, action="contract", expansion=expansion))
+    unknown = sorted(wanted - {s.migration.version for s in steps})
+    if unknown:
+        raise UsageError(f"not expanded, nothing to contract: {', '.join(unknown)}")
+    return Plan(
+        tuple(steps), CONTRACT_PLAN, selection=tuple(versions), migrations=tuple(migrations)
+    )
 
 
 def _noted(row: AppliedMigration, migration: Migration) -> str | None:
@@ -837,7 +907,10 @@ def plan_revert(migrations: Sequence[Migration], history: History, versions: Seq
         if v not in applied and history.progress_of(v) is None:
             continue
         source, _ = revert_source(by_version.get(v), applied.get(v))
-        if source is not None:
+        expansion = expansion_of(applied.get(v))
+        if expansion is not None and v in by_version:  # inside the window: undo the expand
+            steps.append(Step(by_version[v], history.progress_of(v, "revert"), "revert", expansion))
+        elif source is not None:
             steps.append(Step(source, history.progress_of(v, "revert"), action="revert"))
     return Plan(tuple(steps), REVERT, selection=tuple(versions), migrations=tuple(migrations))
 

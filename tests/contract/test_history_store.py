@@ -178,6 +178,7 @@ def test_upgrading_from_version_1_keeps_old_rows_without_rollback_sql(db_url: st
             "0002_rollback_sql.sql",
             "0003_expect.sql",
             "0004_backfill.sql",
+            "0005_contract.sql",
         ]
         assert pg.upgrade(conn) == []  # idempotent
         assert pg.read(conn).applied_versions()[A].rollback_sql is None

@@ -27,6 +27,7 @@ from pgshift.execution import (
     HistoryWrite,
     IndexFacts,
     RecordApplied,
+    RecordContracted,
     RecordProgress,
     RecordReverted,
     ServerError,
@@ -209,6 +210,10 @@ class ScriptedExecutor:
                 version, run_id, expect = write.version, write.run_id, write.expect
                 self.store.record_reverted(
                     MEMORY_SESSION, version, run_id, write.detail, expect=expect
+                )
+            elif isinstance(write, RecordContracted):
+                self.store.record_contracted(
+                    MEMORY_SESSION, write.version, write.run_id, expect=write.expect
                 )
             elif isinstance(write, RecordProgress):
                 self.store.save_progress(MEMORY_SESSION, write.progress, expect=write.expect)

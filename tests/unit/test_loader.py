@@ -344,7 +344,7 @@ def test_unknown_annotation_is_a_warning(folder: Path) -> None:
         "migrations/20250101000000_a.sql:2: unknown annotation @owner is ignored (known:"
         " @zero-downtime, @estimated-duration, @risk-level, @dependencies, @transaction,"
         " @lock-timeout, @statement-timeout, @lint-ignore, @kind, @batch-key, @batch-size,"
-        " @batch-pause)"
+        " @batch-pause, @expand-contract, @expand-down)"
     ]
     assert result.migrations[0].header.metadata() == {"owner": "team-db"}
 

@@ -122,3 +122,30 @@ def create(
         }
     )
     return forward, rollback
+
+
+def plan_contract(target: Target, project: Project, versions: Sequence[str] = ()) -> Plan:
+    """The contract plan of ``versions`` (every expanded migration when empty): what
+    `pgshift contract` shows and asks about before it runs (SPEC 15)."""
+    from pgshift.ops.expand import plan_contract_for
+
+    return plan_contract_for(project, target, versions)
+
+
+def contract(
+    settings: Settings,
+    versions: Sequence[str] = (),
+    *,
+    on_event: Emit | None = None,
+    backup: bool = True,
+) -> RunResult:
+    """Load the project and run the contract of ``versions`` (every expanded migration when
+    empty) on the configured database, without asking: the old shape's columns, triggers and
+    views go, the new shape takes the final names, each migration in one short transaction."""
+    from pgshift import events
+    from pgshift.ops.run import run_plan
+
+    project = load_project(settings)
+    with connect(settings) as target:
+        plan = plan_contract(target, project, versions)
+        return run_plan(plan, target, emit=on_event or events.ignore, backup=backup)

@@ -160,11 +160,12 @@ def _registrars(verb: str | None = None) -> list[Registrar]:
 
     if verb in _FAST_VERBS:
         return [commands.register, ops_verbs.register]
-    from pgshift.cli import adopt, completion, fleet, health, records, rollback, validate
+    from pgshift.cli import adopt, completion, expand, fleet, health, records, rollback, validate
 
     fast = [commands.register, ops_verbs.register]
     return [
         *fast,
+        expand.register,
         health.register,
         validate.register,
         rollback.register,

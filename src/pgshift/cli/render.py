@@ -261,8 +261,8 @@ class BackupRenderer:
         self.started = False
 
 
-_PAST = {"apply": "applied", "revert": "reverted"}
-_DOING = {"apply": "applying", "revert": "reverting"}
+_PAST = {"apply": "applied", "revert": "reverted", "contract": "contracted"}
+_DOING = {"apply": "applying", "revert": "reverting", "contract": "contracting"}
 
 
 class RunRenderer:

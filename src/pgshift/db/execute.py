@@ -119,7 +119,7 @@ class PostgresExecutor:
         return True
 
     def _write_sql(self, write: HistoryWrite) -> bytes:
-        from pgshift.execution import RecordApplied, RecordReverted
+        from pgshift.execution import RecordApplied, RecordContracted, RecordReverted
 
         if isinstance(write, RecordApplied):
             return self.store.applied_sql(self.conn, write.row, expect=write.expect)
@@ -131,6 +131,10 @@ class PostgresExecutor:
                 write.detail,
                 duration_ms=write.duration_ms,
                 expect=write.expect,
+            )
+        if isinstance(write, RecordContracted):
+            return self.store.contracted_sql(
+                self.conn, write.version, write.run_id, write.duration_ms, expect=write.expect
             )
         return self.store.progress_sql(self.conn, write.progress, expect=write.expect)
 
@@ -196,7 +200,13 @@ class PostgresExecutor:
 
         import psycopg
 
-        from pgshift.execution import RecordApplied, RecordReverted, StatementFailed, later_by
+        from pgshift.execution import (
+            RecordApplied,
+            RecordContracted,
+            RecordReverted,
+            StatementFailed,
+            later_by,
+        )
 
         conn = self.conn
         try:
@@ -210,7 +220,7 @@ class PostgresExecutor:
                     self._cancellable = False
             failpoint(f"ran:{version}:{statement.index}")
             record = self._write_sql(later_by(write, int((time.monotonic() - began) * 1000)))
-            if isinstance(write, RecordApplied | RecordReverted):
+            if isinstance(write, RecordApplied | RecordReverted | RecordContracted):
                 with conn.transaction():
                     conn.execute(record)
             else:

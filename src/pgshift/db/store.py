@@ -18,6 +18,7 @@ from pgshift.db.readonly import TextSession, text_session, timestamp
 from pgshift.execution import PROGRESS_MOVED
 from pgshift.history import (
     EVENT_APPLIED,
+    EVENT_CONTRACTED,
     EVENT_FAILED,
     EVENT_REVERT_FAILED,
     EVENT_REVERTED,
@@ -466,6 +467,40 @@ class PostgresHistoryStore:
             duration_ms=duration_ms,
             detail=dict(detail or {}),
         )
+
+    def contracted_sql(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        version: str,
+        run_id: str,
+        duration_ms: int = 0,
+        *,
+        expect: Expect | None = None,
+    ) -> bytes:
+        """Mark the applied row's expansion contracted, clear progress and log it, in one
+        statement; with ``expect``, only from exactly that progress row (compare-and-set)."""
+        guard, values = _guard(expect, version)
+        return self._compose(
+            conn,
+            _DURATION + " a AS (UPDATE {s}.applied SET metadata = jsonb_set(metadata,"
+            " '{{expand,phase}}', '\"contracted\"') WHERE version = {version} RETURNING 1),"
+            " p AS (DELETE FROM {s}.progress WHERE version = {version}"
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            **values,
+            version=version,
+            run_id=run_id,
+            event=EVENT_CONTRACTED,
+            duration_ms=duration_ms,
+            detail={},
+        )
+
+    def record_contracted(
+        self, session: Session, version: str, run_id: str, *, expect: Expect | None = None
+    ) -> None:
+        """Write what contracted_sql says, in the caller's transaction."""
+        conn = pg_connection(session)
+        with _moved(version, expect):
+            conn.execute(self.contracted_sql(conn, version, run_id, expect=expect))
 
     def progress_sql(
         self,

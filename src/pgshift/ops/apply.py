@@ -48,6 +48,7 @@ from pgshift.execution import (
     Executor,
     HistoryWrite,
     RecordApplied,
+    RecordContracted,
     RecordProgress,
     RecordReverted,
     ServerError,
@@ -62,11 +63,11 @@ from pgshift.history import (
     ProgressMoved,
     Session,
 )
-from pgshift.model import Migration, Statement
+from pgshift.model import Header, Migration, Statement
 from pgshift.ops.backfill import BackfillOptions, Backfills
 from pgshift.ops.backoff import RETRY_PAUSE_FLOOR, backoff_ms
 from pgshift.ops.stopping import StopRequest, trapped
-from pgshift.plan import Plan, Step, recheck
+from pgshift.plan import Plan, Script, Step, recheck
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -473,7 +474,7 @@ class _StepRun:
         self.runner.emit(
             ev.StepStarted(m.version, m.name, len(script.statements), done, step.action)
         )
-        chunks = chunks_of(script.statements, transaction=script.header.transaction)
+        chunks = self._chunks()
         chunks = [c for c in chunks if c.end > done or c.end == 0]
         committed_any = done > 0
         if len(chunks) > 1 or not chunks[0].transactional:
@@ -486,7 +487,7 @@ class _StepRun:
             if i > 0 and self.runner.stop.requested:  # between chunks: done is exactly done
                 raise self._stopped(half=committed_any, done=chunk.start)
             try:
-                self._chunk_with_retries(chunk, last=i == len(chunks) - 1)
+                self._any_chunk(chunk, last=i == len(chunks) - 1)
                 self.expect = Expect(step.action, chunk.end)
             except StatementFailed as failure:
                 raise self._chunk_failed(failure, chunk, committed_any=committed_any) from None
@@ -499,6 +500,76 @@ class _StepRun:
         status = "applied" if step.action == "apply" else "reverted"
         self.runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
         return StepResult(m.version, step.action, status, duration)
+
+    def _any_chunk(self, chunk: Chunk, *, last: bool) -> None:
+        statements = self.script.statements
+        if statements and chunk.end > chunk.start and statements[chunk.start].kind == BACKFILL:
+            self._backfill_chunk(chunk, last=last)
+        else:
+            self._chunk_with_retries(chunk, last=last)
+
+    def _chunks(self) -> list[Chunk]:
+        """The step's transactions: an expansion's phase says them, else the file's
+        statements do (chunks_of)."""
+        expansion, phase = self.step.expansion, self.step.phase
+        if expansion is not None and phase is not None:
+            return [Chunk(s, e, t) for s, e, t in expansion.groups(phase)] or [Chunk(0, 0, True)]
+        return chunks_of(self.script.statements, transaction=self.script.header.transaction)
+
+    def _backfill_chunk(self, chunk: Chunk, *, last: bool) -> None:
+        """An expansion's backfill: pgshift's own UPDATE, run in key-range batches by the
+        backfill engine (each batch exactly once, with its own progress row), then the step's
+        progress moves past it in a transaction of its own."""
+        statement = self.script.statements[chunk.start]
+        runner = self.runner
+        resumed_here = self.step.resume is not None and (
+            self.step.resume.statements_done == chunk.start
+        )
+        if not resumed_here:  # a finished row of an earlier expand (since undone) is stale
+            runner.backfills.forget(self.version, "apply")
+        digest = hashlib.sha256(statement.sql.encode()).hexdigest()
+        header = Header(kind="backfill")
+        script = Script(self.script.path, header, (statement,), f"sha256:{digest}")
+        options = replace(
+            runner.options.backfill,
+            lock_timeout_ms=self.lock_timeout_ms,
+            statement_timeout_ms=self.budget_ms,
+            lock_retry_total_ms=runner.options.lock_retry_total_ms,
+            retry_cap_ms=runner.options.retry_cap_ms,
+        )
+        try:
+            runner.backfills.run(
+                self.version,
+                script,
+                action="apply",
+                run_id=runner.run_id,
+                options=options,
+                emit=runner.emit,
+                stop=runner.stop,
+            )
+        except (HalfApplied, Interrupted) as stopped:
+            raise _Stopped(
+                self.version,
+                self.step.action,
+                half=True,
+                done=chunk.start,
+                total=len(self.script.statements),
+                ms=self._elapsed_ms(),
+                why=getattr(stopped, "message", str(stopped)),
+            ) from None
+        try:
+            self.executor.run_transaction(
+                (),
+                self._record(chunk, last=last),
+                version=self.version,
+                lock_timeout_ms=self.lock_timeout_ms,
+                statement_timeout_ms=self.budget_ms,
+            )
+        except StatementFailed as failure:
+            if failure.error.sqlstate == PROGRESS_MOVED:
+                raise self._moved(failure.error.message) from None
+            raise self._failure(failure, half_applied=True) from None
+        runner.emit(ev.StatementDone(self.version, chunk.end, len(self.script.statements)))
 
     def _run_backfill(self) -> StepResult:
         """The step's file is a backfill: its batches run and commit by themselves (the
@@ -527,9 +598,14 @@ class _StepRun:
             )
         except HalfApplied as stopped:  # stopped between batches, some committed
             raise _Stopped(
-                m.version, step.action, half=True, done=0, total=1, ms=self._elapsed_ms(),
+                m.version,
+                step.action,
+                half=True,
+                done=0,
+                total=1,
+                ms=self._elapsed_ms(),
                 why=stopped.message,
-            ) from None  # fmt: skip
+            ) from None
         except Interrupted:  # stopped before its first batch: nothing of it committed
             raise _Stopped(
                 m.version, step.action, half=False, done=0, total=1, ms=self._elapsed_ms()
@@ -610,9 +686,13 @@ class _StepRun:
             self._forget_start()
         total = len(self.script.statements)
         return _Stopped(
-            self.version, self.step.action, half=half, done=done, total=total,
+            self.version,
+            self.step.action,
+            half=half,
+            done=done,
+            total=total,
             ms=self._elapsed_ms(),
-        )  # fmt: skip
+        )
 
     def _resume_point(self) -> int:
         """Statements an interrupted run already did; DriftError if their text changed."""
@@ -759,6 +839,8 @@ class _StepRun:
         runner, m, expect = self.runner, self.step.migration, self.expect
         if not last:
             return RecordProgress(self._progress(chunk.end), expect)
+        if self.step.action == "contract":
+            return RecordContracted(m.version, runner.run_id, self._elapsed_ms(), expect)
         if self.step.action == "revert":
             detail = {"user": runner.user, "host": runner.host}
             return RecordReverted(m.version, runner.run_id, self._elapsed_ms(), detail, expect)
@@ -774,10 +856,18 @@ class _StepRun:
                 applied_by=runner.user,
                 host=runner.host,
                 run_id=runner.run_id,
-                metadata=m.header.metadata(),
+                metadata=self._metadata(),
             ),
             expect,
         )
+
+    def _metadata(self) -> dict[str, Any]:
+        """The applied row's metadata: the header's annotations, and for an expansion what
+        contract and undo will run (kept, so they never depend on deriving them again)."""
+        metadata: dict[str, Any] = dict(self.step.migration.header.metadata())
+        if self.step.expansion is not None:
+            metadata["expand"] = self.step.expansion.record()
+        return metadata
 
     # -- what is logged and raised -------------------------------------------------------------
 
@@ -885,6 +975,10 @@ class _StepRun:
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
         return MigrationFailed(message + "\n" + undone, hint=error.hint, **facts)
+
+
+#: The kind an expansion gives its backfill statements (rewrite/expand.py's PhaseStep).
+BACKFILL = "Backfill"
 
 
 def _has_backfill(m: Migration) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 7
+FORMAT = 8
 
 _T = TypeVar("_T")
 
@@ -45,6 +45,8 @@ _HEADER_VALUES = (
     "batch_key",
     "batch_size",
     "batch_pause_ms",
+    "expand_contract",
+    "expand_down",
 )
 
 
