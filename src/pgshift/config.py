@@ -7,7 +7,6 @@ is only ever shown with its password masked.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -645,6 +644,8 @@ def find_project_root(start: Path) -> tuple[Path, Path | None]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read: 3 ms of every start otherwise
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

@@ -7,7 +7,6 @@ import contextlib
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -276,7 +275,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except PgshiftError as exc:
         out.error(exc)
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         return exc.exit_code
     except KeyboardInterrupt as exc:
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
@@ -292,9 +291,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if converted is not None:
             out.error(converted)
             if debug:
-                traceback.print_exc()
+                _print_traceback()
             return converted.exit_code
-        traceback.print_exc()
+        _print_traceback()
         out.plain_error("this is a bug in pgshift; please report it with the traceback above")
         return BUG_EXIT_CODE
 
@@ -329,3 +328,11 @@ def _database_error(exc: Exception, argv: list[str]) -> PgshiftError | None:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback on stderr; traceback (and textwrap) are imported only
+    when one is printed, not on every start."""
+    import traceback
+
+    traceback.print_exc()

@@ -84,11 +84,15 @@ def pending_of(items: Sequence[Migration | Statement | str]) -> list[Pending]:
     for number, item in enumerate(items, 1):
         if isinstance(item, Migration):
             est = item.header.estimated_duration_ms
-            out += [Pending(str(item.path), s.line, s.sql, item.name, est) for s in item.statements]
+            path = str(item.path)
+            out += [
+                Pending(path, s.line, s.sql, item.name, est, s.kind, s.tree)
+                for s in item.statements
+            ]
         elif isinstance(item, Statement):
-            out.append(Pending("<sql>", item.line, item.sql))
+            out.append(Pending("<sql>", item.line, item.sql, "", None, item.kind, item.tree))
         else:
             name = f"<sql {number}>"
             statements, _problems = split_statements(item, name)
-            out += [Pending(name, s.line, s.sql, name) for s in statements]
+            out += [Pending(name, s.line, s.sql, name, None, s.kind, s.tree) for s in statements]
     return out
