@@ -280,7 +280,8 @@ def _dry_run(
                     {
                         **_step_json(s.migration),
                         "out_of_order": s.migration.version < newest_applied,
-                        "kind": s.kind,
+                        "kind": "expand-contract" if s.expansion is not None else s.kind,
+                        **_expansion_json(s),
                     }
                     for s in plan.steps
                 ],
@@ -300,6 +301,9 @@ def _dry_run(
     for step in plan.steps:
         m = step.migration
         out.line(f"\n-- {m.path}")
+        if step.expansion is not None:
+            _show_expansion(out, step)
+            continue
         if step.kind == "backfill":
             out.line("-- a backfill: runs in key-range batches, each in a transaction of its own")
         for stmt in m.statements:
@@ -309,6 +313,46 @@ def _dry_run(
             out.line(f"-- line {stmt.line}{where}\n{stmt.sql};")
     out.line("\ndry run: nothing was changed")
     return 0
+
+
+def _expansion_json(step: Step) -> dict[str, Any]:
+    """An `@expand-contract` step's phases, for `up --dry-run --json`."""
+    e = step.expansion
+    if e is None:
+        return {}
+
+    def statements(phase: str) -> list[dict[str, Any]]:
+        return [
+            {"line": st.line, "sql": st.sql, "transactional": st.transactional, "kind": st.kind}
+            for st in e.statements(phase)
+        ]
+
+    return {
+        "expand": statements("expand"),
+        "contract": statements("contract"),
+        "summary": list(e.summary),
+        "removes": list(e.removes),
+    }
+
+
+def _show_expansion(out: Output, step: Step) -> None:
+    """What `up` runs of an `@expand-contract` migration, and what `pgshift contract` will."""
+    e = step.expansion
+    assert e is not None
+    out.line("-- expand and contract: `up` runs the expand phase; both shapes are served until")
+    out.line("-- `pgshift contract`")
+    for line in e.summary:
+        out.line(f"--   {line}")
+    for st in e.statements("expand"):
+        how = (
+            "  -- in batches"
+            if st.kind == "Backfill"
+            else ("" if st.transactional else "  -- outside a transaction")
+        )
+        out.line(f"-- line {st.line}{how}\n{st.sql};")
+    out.line("-- then `pgshift contract` runs, in one transaction:")
+    for st in e.statements("contract"):
+        out.line(f"--   {st.sql};")
 
 
 def _show_findings(out: Output, findings: Sequence[Finding], docs_url: str) -> None:

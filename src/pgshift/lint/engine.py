@@ -124,6 +124,8 @@ class Linter:
             for rule in self._statement_rules(stmt.kind, rollback):
                 for hit in rule.check(stmt, ctx):
                     finding = _finding(rule, hit, file, *positions.of(hit, stmt))
+                    if rule.code in SERVED_BY_EXPAND and not rollback:
+                        finding = _served(finding, header)
                     if self.fixes and fixes.has_fixer(rule.code):
                         finding = replace(finding, fix=fixes.fix_for(rule.code, stmt, ctx))
                     raw.append(finding)
@@ -335,6 +337,38 @@ class Linter:
                 )
             )
         return found
+
+
+#: What `@expand-contract: true` serves in two shapes instead of the statement's blocking or
+#: breaking form (rewrite/expand.py): in such a migration these findings are notes, elsewhere
+#: their help points at it.
+SERVED_BY_EXPAND = frozenset(
+    {
+        "rename-column",
+        "change-column-type",
+        "set-not-null",
+        "drop-column",
+        "rename-table",
+        "constraint-missing-not-valid",
+        "unique-constraint-without-index",
+        "add-column-rewrite",
+    }
+)
+
+
+def _served(finding: Finding, header: Header) -> Finding:
+    if header.expand_contract:
+        return replace(
+            finding,
+            severity="note",
+            message=f"{finding.message} (served in two shapes: the migration is @expand-contract)",
+        )
+    return replace(
+        finding,
+        help=f"{finding.help}; or add '-- @expand-contract: true' to the header and pgshift"
+        " performs the safe form itself, serving the old and the new code until"
+        " `pgshift contract`",
+    )
 
 
 def _finding(rule: Rule, hit: Hit, file: str, line: int, column: int) -> Finding:

@@ -1,0 +1,2 @@
+-- @expand-contract: true
+ALTER TABLE users RENAME COLUMN name TO full_name;
