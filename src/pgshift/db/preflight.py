@@ -166,6 +166,8 @@ def run_check(
         )
     except psycopg.Error as exc:
         message = exc.diag.message_primary or str(exc)
+        if check.derived_from:  # an earlier pending statement's own values fail to compute
+            message += f" (reading the rows as {check.derived_from} leave them)"
         return not_checked(check, f"its query failed: {message}", _since(started))
     return result_of(check, rows, _since(started))
 

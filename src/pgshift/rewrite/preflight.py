@@ -170,6 +170,7 @@ class PreflightCheck:
     key: tuple[str, ...] = ()  # what names the examples: ("id",), ("a", "b") or ("ctid",)
     not_checked: str | None = None
     migration: str = ""
+    derived_from: str = ""  # the earlier pending statements whose rows the check reads
 
 
 @dataclass(frozen=True)
@@ -483,7 +484,7 @@ def _record(item: Pending, stmt: Any, state: _State) -> None:
         if derived.truncate_cascades(stmt):
             state.opaque = f"TRUNCATE ... CASCADE at {where}"
         for rv in stmt.relations or ():
-            derived.truncate(state.relation(_table(rv), "truncated"))
+            derived.truncate(state.relation(_table(rv), "truncated"), where)
     for ref, what in _blocked_by(stmt):
         state.relation(ref, what).blocked = f"{what} at {where}"
 
@@ -511,10 +512,12 @@ class _Context:
     item: Pending
     facts: Facts
     state: _State
+    used: list[Relation] = field(default_factory=list)  # derived states read by its checks
 
     def check(
         self, kind: str, table: TableRef, columns: Sequence[str], **fields: Any
     ) -> PreflightCheck:
+        changed = [at for rel in self.used for at in rel.changed_at]
         return PreflightCheck(
             kind=kind,
             file=self.item.file,
@@ -522,6 +525,7 @@ class _Context:
             table=table,
             columns=tuple(columns),
             migration=self.item.migration,
+            derived_from=", ".join(dict.fromkeys(changed)),
             **fields,
         )
 
@@ -530,6 +534,7 @@ class _Context:
         the earlier pending statements leave, derived (rewrite/preflight_state.py)."""
         rel = self.state.relations.get(_table(rangevar))
         if rel is not None and rel.query is not None:
+            self.used.append(rel)
             return rel.source(alias)
         return _aliased(rangevar, alias) if alias else rangevar
 

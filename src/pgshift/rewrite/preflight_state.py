@@ -81,6 +81,7 @@ class Relation:
     carry_ctid: bool  # the table has no primary key: examples are named by ctid
     query: Any = None
     blocked: str | None = None
+    changed_at: list[str] = field(default_factory=list)  # file:line of each derived change
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -206,7 +207,9 @@ def _base(rel: Relation) -> Any:
     return ast.SelectStmt(targetList=tuple(targets), fromClause=(table,))
 
 
-def _wrap(rel: Relation, values: dict[str, Any], where: Any = None, alias: str = "") -> None:
+def _wrap(
+    rel: Relation, at: str, values: dict[str, Any], where: Any = None, alias: str = ""
+) -> None:
     """Wrap the state's query in one more level: each column ``values[c]`` (else itself)."""
     previous = rel.query if rel.query is not None else _base(rel)
     targets = [_target(_col("ctid"), "ctid")] if rel.carry_ctid else []
@@ -215,6 +218,8 @@ def _wrap(rel: Relation, values: dict[str, Any], where: Any = None, alias: str =
         lateral=False, subquery=previous, alias=ast.Alias(aliasname=alias or rel.table.name)
     )
     rel.query = ast.SelectStmt(targetList=tuple(targets), fromClause=(source,), whereClause=where)
+    if at not in rel.changed_at:
+        rel.changed_at.append(at)
 
 
 def _mark(rel: Relation, name: str, reason: str) -> None:
@@ -252,7 +257,7 @@ def add_column(rel: Relation, definition: Any, where: str) -> None:
     value = _null() if default is None or unknown else default
     rel.query = rel.query if rel.query is not None else _base(rel)  # before the column exists
     rel.columns.append(Column(name, typname, type_node, default, unknown, unknown))
-    _wrap(rel, {name: _cast(value, type_node)})
+    _wrap(rel, where, {name: _cast(value, type_node)})
 
 
 def alter_type(rel: Relation, cmd: Any, where: str) -> None:
@@ -266,7 +271,7 @@ def alter_type(rel: Relation, cmd: Any, where: str) -> None:
         unknown = f"column {cmd.name} of {rel.table} changes type at {where} with a subquery"
         rel.columns[rel.columns.index(col)] = replace(col, unknown=unknown)
         return
-    _wrap(rel, {col.name: _cast(using, target)})
+    _wrap(rel, where, {col.name: _cast(using, target)})
     typname = str(target.names[-1].sval).lower()
     rel.columns[rel.columns.index(col)] = replace(col, type=typname, cast=target)
 
@@ -344,7 +349,7 @@ def update(rel: Relation, stmt: Any, where: str) -> None:
                 args=(ast.CaseWhen(expr=stmt.whereClause, result=new),), defresult=_col(col.name)
             )
         values[col.name] = new
-    _wrap(rel, values, alias=alias)
+    _wrap(rel, where, values, alias=alias)
 
 
 def _update_unknown(stmt: Any) -> str | None:
@@ -375,11 +380,11 @@ def delete(rel: Relation, stmt: Any, where: str) -> None:
         if stmt.whereClause is None
         else ast.BooleanTest(arg=stmt.whereClause, booltesttype=BoolTestType.IS_NOT_TRUE)
     )
-    _wrap(rel, {}, where=keep, alias=alias)
+    _wrap(rel, where, {}, where=keep, alias=alias)
 
 
-def truncate(rel: Relation) -> None:
-    _wrap(rel, {}, where=ast.A_Const(val=ast.Boolean(False)))
+def truncate(rel: Relation, at: str) -> None:
+    _wrap(rel, at, {}, where=ast.A_Const(val=ast.Boolean(False)))
 
 
 def truncate_cascades(stmt: Any) -> bool:
@@ -443,6 +448,7 @@ def _union_values(rel: Relation, names: Sequence[str], rows: Sequence[Any], wher
         larg=previous,
         rarg=ast.SelectStmt(targetList=tuple(targets), fromClause=(values,)),
     )
+    rel.changed_at.append(where)
 
 
 @dataclass
