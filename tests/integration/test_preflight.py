@@ -260,6 +260,21 @@ CASES = [
         (("type-change", PASS),),
     ),
     Case(
+        "numeric-to-integer-rounds-over-the-range",
+        "CREATE TABLE prices (id int PRIMARY KEY, p numeric);"
+        " INSERT INTO prices VALUES (1, 2147483647.4), (2, 2147483647.5)",
+        "ALTER TABLE prices ALTER COLUMN p TYPE integer",
+        (("type-change", FAIL),),
+        examples=("2",),
+    ),
+    Case(
+        "integer-to-bigint-widens-without-a-check",
+        "CREATE TABLE counts (id int PRIMARY KEY, n int);"
+        " INSERT INTO counts VALUES (1, 2147483647)",
+        "ALTER TABLE counts ALTER COLUMN n TYPE bigint",
+        (),
+    ),
+    Case(
         "numeric-precision-overflow-after-rounding",
         "CREATE TABLE prices (id int PRIMARY KEY, p numeric(10, 3));"
         "INSERT INTO prices VALUES (1, 999.994), (2, 999.995), (3, 'NaN')",
