@@ -260,6 +260,21 @@ CASES = [
         (("type-change", PASS),),
     ),
     Case(
+        "numeric-to-integer-rounds-over-the-range",
+        "CREATE TABLE prices (id int PRIMARY KEY, p numeric);"
+        " INSERT INTO prices VALUES (1, 2147483647.4), (2, 2147483647.5)",
+        "ALTER TABLE prices ALTER COLUMN p TYPE integer",
+        (("type-change", FAIL),),
+        examples=("2",),
+    ),
+    Case(
+        "integer-to-bigint-widens-without-a-check",
+        "CREATE TABLE counts (id int PRIMARY KEY, n int);"
+        " INSERT INTO counts VALUES (1, 2147483647)",
+        "ALTER TABLE counts ALTER COLUMN n TYPE bigint",
+        (),
+    ),
+    Case(
         "numeric-precision-overflow-after-rounding",
         "CREATE TABLE prices (id int PRIMARY KEY, p numeric(10, 3));"
         "INSERT INTO prices VALUES (1, 999.994), (2, 999.995), (3, 'NaN')",
@@ -358,9 +373,9 @@ def test_the_message_names_table_count_and_examples_by_key(db_url: str) -> None:
     assert result.as_json()["examples"] == ["1", "2", "3", "4", "5"]
 
 
-def test_a_statement_after_a_backfill_is_not_checked_and_then_succeeds(db_url: str) -> None:
+def test_a_statement_after_a_backfill_is_checked_on_the_rows_it_leaves(db_url: str) -> None:
     """The classic recipe: fill the NULLs, then SET NOT NULL. The NULLs there now are gone by
-    then, so checking the current rows would predict a failure that never happens."""
+    then: the check reads the rows as the UPDATE leaves them, and passes."""
     _setup(db_url, ORDERS + "INSERT INTO orders (id, region) VALUES (1, NULL)")
     statements = [
         "UPDATE orders SET region = 'eu' WHERE region IS NULL",
@@ -368,12 +383,26 @@ def test_a_statement_after_a_backfill_is_not_checked_and_then_succeeds(db_url: s
     ]
     with Target(db_url) as target:
         (result,) = _data_checks(preflight(statements, target))
-    assert result.status == NOT_CHECKED
-    assert "rows of orders are updated at <sql 1>:1" in result.detail
+    assert result.status == PASS, result.detail
     assert not _statement_fails(db_url, ";".join(statements))
 
 
-def test_a_column_added_earlier_is_not_checked(db_url: str) -> None:
+def test_an_update_from_another_table_is_not_checked_with_the_reason(db_url: str) -> None:
+    _setup(
+        db_url,
+        ORDERS + "CREATE TABLE r (id bigint, region text); INSERT INTO orders (id) VALUES (1)",
+    )
+    statements = [
+        "UPDATE orders SET region = r.region FROM r WHERE r.id = orders.id",
+        "ALTER TABLE orders ALTER COLUMN region SET NOT NULL",
+    ]
+    with Target(db_url) as target:
+        (result,) = _data_checks(preflight(statements, target))
+    assert result.status == NOT_CHECKED
+    assert "rows of orders are updated at <sql 1>:1 with FROM" in result.detail
+
+
+def test_a_column_added_earlier_is_checked_with_its_default(db_url: str) -> None:
     _setup(db_url, ORDERS + "INSERT INTO orders (id) VALUES (1)")
     sql = (
         "ALTER TABLE orders ADD COLUMN status text DEFAULT 'new';\n"
@@ -381,7 +410,8 @@ def test_a_column_added_earlier_is_not_checked(db_url: str) -> None:
     )
     with Target(db_url) as target:
         (result,) = _data_checks(preflight([sql], target))
-    assert result.status == NOT_CHECKED and "added by an earlier pending statement" in result.detail
+    assert result.status == PASS, result.detail
+    assert not _statement_fails(db_url, sql)
 
 
 def test_a_check_is_read_only(db_url: str) -> None:
@@ -496,8 +526,9 @@ def test_expected_durations_come_from_the_tables_size(db_url: str) -> None:
 def test_migrations_are_checked_in_order_with_their_files_and_estimates(
     db_url: str, tmp_path: Path
 ) -> None:
-    """A violation an earlier pending migration brings is not judged on today's rows; a
-    migration's expected time over 3x its @estimated-duration is a warning."""
+    """A violation an earlier pending migration brings (a column added without a default, then
+    SET NOT NULL) is judged on the rows it leaves; a migration's expected time over 3x its
+    @estimated-duration is a warning."""
     _setup(
         db_url,
         ORDERS + "INSERT INTO orders (id, qty, note) SELECT g, g, repeat('x', 200)"
@@ -525,9 +556,9 @@ def test_migrations_are_checked_in_order_with_their_files_and_estimates(
         (migrations[1].path.name, 7, "type-change", PASS),
         (migrations[1].path.name, 7, EXPECTED_DURATION, PASS),
         (migrations[1].path.name, 7, EXPECTED_DURATION, "warn"),
-        (migrations[1].path.name, 8, "not-null", NOT_CHECKED),
+        (migrations[1].path.name, 8, "not-null", FAIL),
         (migrations[1].path.name, 8, EXPECTED_DURATION, PASS),
     ]
-    assert f"added by an earlier pending statement ({migrations[0].path}:7)" in results[3].detail
+    assert "at least 1,000 rows have NULL in status (id 1, 2, 3, 4, 5, ...)" in results[3].detail
     assert results[2].detail.endswith("over 3x its @estimated-duration (1ms)")
     assert all(r.file == second for r in results)

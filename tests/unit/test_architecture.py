@@ -172,7 +172,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "loader",
     ),
     "source/importers": ("__init__",),
-    "rewrite": ("__init__", "backfill", "preflight", "template", "expand"),
+    "rewrite": ("__init__", "backfill", "preflight_state", "preflight", "template", "expand"),
     "lint": (
         "__init__",
         "finding",

@@ -57,7 +57,23 @@ SELECT
   (SELECT coalesce(array_agg(n.conname::text ORDER BY n.conname), '{}')
      FROM pg_catalog.pg_constraint n WHERE n.conrelid = rel.oid),
   (SELECT coalesce(array_agg(pg_catalog.pg_get_constraintdef(n.oid) ORDER BY n.conname), '{}')
-     FROM pg_catalog.pg_constraint n WHERE n.conrelid = rel.oid)
+     FROM pg_catalog.pg_constraint n WHERE n.conrelid = rel.oid),
+  (SELECT coalesce(array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum),
+                   '{}')
+     FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  -- defaults, identity and generated columns: what a row a pending INSERT adds gets.
+  -- pg_get_expr with relation 0 opens no relation (so takes no lock): a default has no Vars.
+  (SELECT coalesce(array_agg(ARRAY[a.attname::text,
+                                   CASE WHEN a.attidentity <> '' THEN 'identity'
+                                        WHEN a.attgenerated <> '' THEN 'generated'
+                                        ELSE 'default' END,
+                                   coalesce(pg_catalog.pg_get_expr(d.adbin, 0), '')]
+                             ORDER BY a.attnum), '{}')
+     FROM pg_catalog.pg_attribute a
+     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+      AND (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''))
 FROM rel
 """
 
@@ -79,7 +95,7 @@ def read_facts(conn: psycopg.Connection[Any], tables: Sequence[TableRef]) -> Fac
         row = _facts_row(conn, name)
         if row is None:
             continue
-        key, names, types, size, rows, connames, condefs = row
+        key, names, types, size, rows, connames, condefs, formatted, defaults = row
         out.append(
             (
                 ref,
@@ -89,6 +105,8 @@ def read_facts(conn: psycopg.Connection[Any], tables: Sequence[TableRef]) -> Fac
                     bytes=int(size),
                     rows=float(rows),
                     constraints=tuple(zip(connames, condefs, strict=True)),
+                    formatted=tuple(zip(names, formatted, strict=True)),
+                    defaults=tuple((d[0], d[1], d[2]) for d in defaults),
                 ),
             )
         )
@@ -148,6 +166,8 @@ def run_check(
         )
     except psycopg.Error as exc:
         message = exc.diag.message_primary or str(exc)
+        if check.derived_from:  # an earlier pending statement's own values fail to compute
+            message += f" (reading the rows as {check.derived_from} leave them)"
         return not_checked(check, f"its query failed: {message}", _since(started))
     return result_of(check, rows, _since(started))
 

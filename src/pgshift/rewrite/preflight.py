@@ -39,6 +39,9 @@ from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
+from pgshift.rewrite import preflight_state as derived
+from pgshift.rewrite.preflight_state import Relation, States, relation_of
+
 #: Check kinds, as `up --json` names them ("check").
 NOT_NULL = "not-null"
 EMPTY_TABLE = "empty-table"
@@ -97,9 +100,16 @@ class TableFacts:
     bytes: int = 0  # pg_relation_size, summed over partitions
     rows: float = 0.0  # reltuples, summed over partitions (an estimate)
     constraints: tuple[tuple[str, str], ...] = ()  # (name, pg_get_constraintdef)
+    # (column, format_type with its typmod): the type as SQL, for casts of derived values
+    formatted: tuple[tuple[str, str], ...] = ()
+    # (column, "default" | "identity" | "generated", pg_get_expr of the default or "")
+    defaults: tuple[tuple[str, str, str], ...] = ()
 
     def type_of(self, column: str) -> str | None:
         return next((t for c, t in self.columns if c == column), None)
+
+    def type_text(self, column: str) -> str | None:
+        return next((t for c, t in self.formatted if c == column), None)
 
     def constraint(self, name: str) -> str | None:
         return next((d for n, d in self.constraints if n == name), None)
@@ -185,6 +195,7 @@ class PreflightCheck:
     key: tuple[str, ...] = ()  # what names the examples: ("id",), ("a", "b") or ("ctid",)
     not_checked: str | None = None
     migration: str = ""
+    derived_from: str = ""  # the earlier pending statements whose rows the check reads
 
 
 @dataclass(frozen=True)
@@ -451,7 +462,7 @@ def violators_sql(
 ) -> str:
     """Up to EXAMPLES rows of ``rangevar`` matching ``predicate``, named by ``key``, and their
     count up to CAP: one scan that stops at the CAP-th violator."""
-    table = _aliased(rangevar, alias) if alias else rangevar
+    table = _aliased(rangevar, alias) if alias and isinstance(rangevar, ast.RangeVar) else rangevar
     return _deparse(
         _fill(
             f"SELECT example::text, 1::bigint, count(*) OVER ()"
@@ -466,7 +477,13 @@ def violators_sql(
 
 def duplicates_sql(rangevar: Any, keys: Sequence[Any], predicate: Any) -> str:
     """Up to EXAMPLES key values of ``rangevar`` held by more than one row (among the rows
-    matching ``predicate``), with how often, and how many such values, up to CAP."""
+    matching ``predicate``), with how often, and how many such values, up to CAP.
+
+    The grouping is a MATERIALIZED CTE, planned for all its rows: with the LIMIT over it
+    directly, the planner chose a parallel sort and a GroupAggregate for their quicker first
+    row, and a check with no duplicate cost 1.3x the plain GROUP BY's hash aggregate on a
+    million rows (bench/bench_preflight.py). Grouping reads every row either way.
+    """
     group = (
         keys[0]
         if len(keys) == 1
@@ -474,9 +491,11 @@ def duplicates_sql(rangevar: Any, keys: Sequence[Any], predicate: Any) -> str:
     )
     return _deparse(
         _fill(
-            f"SELECT example::text, n, count(*) OVER ()"
-            f" FROM (SELECT {_SLOT}key AS example, count(*) AS n FROM {_SLOT}table"
-            f" WHERE {_SLOT}pred GROUP BY 1 HAVING count(*) > 1 LIMIT {CAP}) AS duplicates"
+            f"WITH duplicates AS MATERIALIZED"
+            f" (SELECT {_SLOT}key AS example, count(*) AS n FROM {_SLOT}table"
+            f" WHERE {_SLOT}pred GROUP BY 1 HAVING count(*) > 1)"
+            f" SELECT example::text, n, count(*) OVER ()"
+            f" FROM (SELECT example, n FROM duplicates LIMIT {CAP}) AS capped"
             f" LIMIT {EXAMPLES}",
             key=group,
             table=rangevar,
@@ -490,14 +509,29 @@ def duplicates_sql(rangevar: Any, keys: Sequence[Any], predicate: Any) -> str:
 
 @dataclass
 class _State:
-    """What the pending statements before the current one create or change (one walk's state)."""
+    """What the pending statements before the current one create or change (one walk's state).
 
+    ``relations`` holds, per table an earlier statement changed, the rows it will have, as a
+    query derived on the parse trees (rewrite/preflight_state.py), or why they cannot be.
+    """
+
+    facts: Facts
     created: list[tuple[TableRef, str]] = field(default_factory=list)
-    added: list[tuple[TableRef, str, str]] = field(default_factory=list)
-    # (table, the column changed or None for its rows, what happens where)
-    changed: list[tuple[TableRef, str | None, str]] = field(default_factory=list)
+    relations: States = field(default_factory=States)
     opaque: str | None = None
     not_valid: list[tuple[TableRef, str, Any]] = field(default_factory=list)
+
+    def relation(self, table: TableRef, what: str) -> Relation:
+        """The derived state of ``table``, started from the target's facts on first change."""
+        rel = self.relations.get(table)
+        if rel is None:
+            facts = self.facts.table(table)
+            if facts is None:
+                rel = Relation(table, [], carry_ctid=True, blocked=f"{what}, on no known table")
+            else:
+                rel = relation_of(table, facts)
+            self.relations.relations.append(rel)
+        return rel
 
     def blocker(self, tables: Sequence[TableRef], columns: Sequence[str]) -> str | None:
         """Why a check on ``tables`` (``columns`` of the first) cannot be run before the run."""
@@ -505,17 +539,14 @@ class _State:
             for seen, where in self.created:
                 if seen.same(ref):
                     return f"table {ref} is created by an earlier pending statement ({where})"
-        for seen, column, where in self.added:
-            if tables and seen.same(tables[0]) and column in columns:
-                return (
-                    f"column {column} of {seen} is added by an earlier pending statement ({where})"
-                )
-        for number, ref in enumerate(tables):
-            for seen, changed, what in self.changed:
-                if seen.same(ref) and (changed is None or (number == 0 and changed in columns)):
-                    return f"{what}: the check would read data that is not there yet"
         if self.opaque:
             return f"an earlier pending statement may change any data ({self.opaque})"
+        for number, ref in enumerate(tables):
+            rel = self.relations.get(ref)
+            read = columns if number == 0 else [c.name for c in rel.columns] if rel else []
+            reason = rel.unknown(read) if rel is not None else None
+            if reason is not None:
+                return f"{reason}: the check would read data pgshift cannot derive before the run"
         return None
 
     def constraint(self, table: TableRef, name: str) -> Any:
@@ -526,12 +557,6 @@ def _where(item: Pending) -> str:
     return f"{item.file}:{item.line}"
 
 
-_CHANGERS = {
-    "InsertStmt": "inserted into",
-    "UpdateStmt": "updated",
-    "DeleteStmt": "deleted from",
-    "MergeStmt": "merged into",
-}
 _OPAQUE = ("DoStmt", "CallStmt", "SelectStmt", "ExecuteStmt")
 
 
@@ -545,13 +570,10 @@ def _created(stmt: Any) -> TableRef | None:
     return None
 
 
-def _changed(stmt: Any) -> list[tuple[TableRef, str]]:
-    """The tables whose rows ``stmt`` changes (or which it renames or drops), and how."""
-    kind = type(stmt).__name__
-    if kind in _CHANGERS:
-        return [(_table(stmt.relation), f"rows of {_table(stmt.relation)} are {_CHANGERS[kind]}")]
-    if isinstance(stmt, ast.TruncateStmt):
-        return [(_table(rv), f"{_table(rv)} is truncated") for rv in stmt.relations or ()]
+def _blocked_by(stmt: Any) -> list[tuple[TableRef, str]]:
+    """The tables whose rows ``stmt`` changes in a way not derived (or renames or drops)."""
+    if isinstance(stmt, ast.MergeStmt):
+        return [(_table(stmt.relation), f"rows of {_table(stmt.relation)} are merged into")]
     if isinstance(stmt, ast.CopyStmt) and stmt.is_from and stmt.relation is not None:
         return [(_table(stmt.relation), f"rows are copied into {_table(stmt.relation)}")]
     if isinstance(stmt, ast.RenameStmt) and stmt.relation is not None:
@@ -574,17 +596,25 @@ def _record(item: Pending, stmt: Any, state: _State) -> None:
         state.created.append((created, where))
     elif kind in _OPAQUE:
         state.opaque = f"{kind.removesuffix('Stmt').upper()} at {where}"
-    for ref, what in _changed(stmt):
-        state.changed.append((ref, None, f"{what} at {where}"))
+    elif isinstance(stmt, ast.UpdateStmt):
+        derived.update(state.relation(_table(stmt.relation), "updated"), stmt, where)
+    elif isinstance(stmt, ast.DeleteStmt):
+        derived.delete(state.relation(_table(stmt.relation), "deleted from"), stmt, where)
+    elif isinstance(stmt, ast.InsertStmt):
+        derived.insert(state.relation(_table(stmt.relation), "inserted into"), stmt, where)
+    elif isinstance(stmt, ast.TruncateStmt):
+        if derived.truncate_cascades(stmt):
+            state.opaque = f"TRUNCATE ... CASCADE at {where}"
+        for rv in stmt.relations or ():
+            derived.truncate(state.relation(_table(rv), "truncated"), where)
+    for ref, what in _blocked_by(stmt):
+        state.relation(ref, what).blocked = f"{what} at {where}"
 
 
 def _record_command(item: Pending, table: TableRef, cmd: Any, state: _State) -> None:
     where = _where(item)
-    if cmd.subtype == AlterTableType.AT_AddColumn:
-        state.added.append((table, cmd.def_.colname, where))
-    elif cmd.subtype == AlterTableType.AT_AlterColumnType:
-        what = f"column {cmd.name} of {table} changes type at {where}"
-        state.changed.append((table, cmd.name, what))
+    if cmd.subtype in derived.ALTERING:
+        derived.alter_command(state.relation(table, "altered"), cmd, where)
     elif (
         cmd.subtype == AlterTableType.AT_AddConstraint
         and isinstance(cmd.def_, ast.Constraint)
@@ -604,10 +634,12 @@ class _Context:
     item: Pending
     facts: Facts
     state: _State
+    used: list[Relation] = field(default_factory=list)  # derived states read by its checks
 
     def check(
         self, kind: str, table: TableRef, columns: Sequence[str], **fields: Any
     ) -> PreflightCheck:
+        changed = [at for rel in self.used for at in rel.changed_at]
         return PreflightCheck(
             kind=kind,
             file=self.item.file,
@@ -615,8 +647,26 @@ class _Context:
             table=table,
             columns=tuple(columns),
             migration=self.item.migration,
+            derived_from=", ".join(dict.fromkeys(changed)),
             **fields,
         )
+
+    def source(self, rangevar: Any, alias: str | None = None) -> Any:
+        """The FROM item a check reads ``rangevar``'s rows from: the table itself, or the rows
+        the earlier pending statements leave, derived (rewrite/preflight_state.py)."""
+        rel = self.state.relations.get(_table(rangevar))
+        if rel is not None and rel.query is not None:
+            self.used.append(rel)
+            return rel.source(alias)
+        return _aliased(rangevar, alias) if alias else rangevar
+
+    def type_of(self, table: TableRef, column: str) -> str | None:
+        rel = self.state.relations.get(table)
+        if rel is not None and rel.blocked is None:
+            col = rel.column(column)
+            return col.type if col is not None else None
+        facts = self.facts.table(table)
+        return facts.type_of(column) if facts is not None else None
 
     def key(self, table: TableRef) -> tuple[str, ...]:
         facts = self.facts.table(table)
@@ -630,8 +680,7 @@ class _Context:
         for ref in tables:
             if self.facts.table(ref) is None:
                 return f"table {ref} does not exist on the target"
-        main = self.facts.table(tables[0])
-        missing = [c for c in columns if main is not None and main.type_of(c) is None]
+        missing = [c for c in columns if self.type_of(tables[0], c) is None]
         if missing:
             return f"column {missing[0]} does not exist in {tables[0]} on the target"
         return None
@@ -644,7 +693,7 @@ def derive_checks(pending: Sequence[Pending], facts: Facts) -> list[PreflightChe
     statement creates or changes (a table created, a column added, rows updated) is returned
     as not checked, with the reason, instead of being run on a state it will not meet.
     """
-    state = _State()
+    state = _State(facts)
     out: list[PreflightCheck] = []
     for item in pending:
         for stmt in item.trees:
@@ -693,7 +742,7 @@ def _null_rows(ctx: _Context, rangevar: Any, columns: Sequence[str], action: str
         key=key,
         unit="rows",
         violation=f"have NULL in {', '.join(columns)}",
-        sql=violators_sql(rangevar, pred, key),
+        sql=violators_sql(ctx.source(rangevar), pred, key),
     )
 
 
@@ -745,7 +794,7 @@ def _add_column(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
             key=key,
             unit="rows",
             violation="exist (each would get NULL)",
-            sql=violators_sql(rangevar, _and([]), key),
+            sql=violators_sql(ctx.source(rangevar), _and([]), key),
         )
     ]
 
@@ -816,7 +865,7 @@ def _duplicates(
         key=tuple(_deparse(k) for k in keys),
         unit="keys",
         violation=f"are held by more than one row{nulls}",
-        sql=duplicates_sql(rangevar, keys, _and(list(predicates))),
+        sql=duplicates_sql(ctx.source(rangevar), keys, _and(list(predicates))),
     )
 
 
@@ -859,7 +908,7 @@ def _check_violators(ctx: _Context, rangevar: Any, con: Any, validating: bool) -
         key=key,
         unit="rows",
         violation=f"violate ({shown})",
-        sql=violators_sql(rangevar, pred, key),
+        sql=violators_sql(ctx.source(rangevar), pred, key),
     )
 
 
@@ -905,7 +954,7 @@ def _orphans(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> Prefli
     )
     missing = _expr(
         f"NOT EXISTS (SELECT 1 FROM {_SLOT}parent WHERE {_SLOT}match)",
-        parent=_aliased(con.pktable, "parent"),
+        parent=ctx.source(con.pktable, "parent"),
         match=match,
     )
     all_set = [_null(c, is_null=False) for c in child_cols]
@@ -931,7 +980,7 @@ def _orphans(ctx: _Context, rangevar: Any, con: Any, validating: bool) -> Prefli
         key=key,
         unit="rows",
         violation=f"have no referenced row in {parent} ({kind}{', '.join(fk)} -> {', '.join(pk)})",
-        sql=violators_sql(rangevar, pred, key, alias="child"),
+        sql=violators_sql(ctx.source(rangevar, "child"), pred, key, alias="child"),
     )
 
 
@@ -1012,7 +1061,7 @@ def _alter_type(ctx: _Context, rangevar: Any, cmd: Any) -> list[PreflightCheck]:
             key=key,
             unit="rows",
             violation=f"have a value that does not convert to {shown}",
-            sql=violators_sql(rangevar, pred, key),
+            sql=violators_sql(ctx.source(rangevar), pred, key),
         )
     ]
 
@@ -1026,18 +1075,17 @@ def _conversion(
     casts ``x`` explicitly, then assigns; any other USING expression is only evaluated by the
     statement itself.
     """
-    facts = ctx.facts.table(table)
     using = definition.raw_default
     if using is None:
-        return _col(column), facts.type_of(column) if facts else None, False, ""
+        return _col(column), ctx.type_of(table, column), False, ""
     if isinstance(using, ast.TypeCast) and _type_name(using.typeName) == _type_name(
         definition.typeName
     ):
         arg: Any = using.arg
         source = None
         last: Any = arg.fields[-1] if isinstance(arg, ast.ColumnRef) and arg.fields else None
-        if isinstance(last, ast.String) and facts is not None:
-            source = facts.type_of(str(last.sval))
+        if isinstance(last, ast.String):
+            source = ctx.type_of(table, str(last.sval))
         same_mods = _typmods(using.typeName) == _typmods(definition.typeName)
         return arg, source, same_mods, ""
     return (
@@ -1069,7 +1117,7 @@ def _conversion_predicate(
     if name == "text" or (name == source and not mods):
         return None, None
     if source in _NUMERIC_TYPES:
-        return _numeric_predicate(value, name, mods)
+        return _numeric_predicate(value, name, mods, source)
     if source in _TEXT_TYPES:
         if major < 16:
             return None, (
@@ -1082,9 +1130,18 @@ def _conversion_predicate(
 
 
 def _numeric_predicate(
-    value: Any, name: str, mods: tuple[int, ...] | None
+    value: Any, name: str, mods: tuple[int, ...] | None, source: str = "numeric"
 ) -> tuple[Any, str | None]:
-    """Out of range for an integer type, or too many digits for numeric(p, s)."""
+    """Out of range for an integer type, or too many digits for numeric(p, s).
+
+    From an integer type the value is compared as it is: rounding it through numeric cost
+    twice the plain query on a million rows (bench/bench_preflight.py), for nothing to round.
+    """
+    if name in _INT_RANGES and source in _INT_RANGES:
+        lo, hi = _INT_RANGES[name]
+        if _INT_RANGES[source][0] >= lo and _INT_RANGES[source][1] <= hi:
+            return None, None  # widening: every value fits
+        return _expr(f"{_SLOT}v NOT BETWEEN {lo} AND {hi}", v=value), None
     if name in _INT_RANGES:
         lo, hi = _INT_RANGES[name]
         return _expr(f"round({_SLOT}v::numeric) NOT BETWEEN {lo} AND {hi}", v=value), None
@@ -1150,7 +1207,8 @@ def result_of(
     total = int(rows[0][2])
     capped = total >= CAP
     examples = tuple(
-        str(r[0]) if int(r[1]) <= 1 else f"{r[0]} ({int(r[1])} rows)" for r in rows[:EXAMPLES]
+        _example(r[0]) if int(r[1]) <= 1 else f"{_example(r[0])} ({int(r[1])} rows)"
+        for r in rows[:EXAMPLES]
     )
     at_least = "at least " if capped else ""
     detail = (
@@ -1158,6 +1216,11 @@ def result_of(
         f"{_examples_text(check, examples, total)}"
     )
     return _replace(base, status=FAIL, count=total, capped=capped, examples=examples, detail=detail)
+
+
+def _example(key: Any) -> str:
+    """A violator's key as text; a row a pending INSERT adds has none yet (ctid, a serial)."""
+    return "a new row" if key is None else str(key)
 
 
 def not_checked(
