@@ -226,7 +226,7 @@ class ColumnFacts:
     type: str  # format_type(): "integer", "character varying(20)", "numeric(10,2)[]"
     not_null: bool
     default: str | None  # pg_get_expr() of its default
-    identity: bool = False
+    identity: str = ""  # pg_attribute.attidentity: "a" (ALWAYS), "d" (BY DEFAULT), "" (none)
     generated: bool = False
     comment: str | None = None
     sequence: str | None = None  # the sequence it owns (serial), qualified as the server prints
@@ -254,12 +254,21 @@ class TableConstraint:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A foreign key of another table that points at this one."""
+
+    name: str
+    table: str  # the referencing table, as regclass prints it (quoted and qualified as needed)
+    columns: tuple[str, ...]  # the columns of this table it references
+    definition: str  # pg_get_constraintdef()
+
+
+@dataclass(frozen=True)
 class TableFacts:
     """What expand and contract need to know of one table; pgshift's own artifacts left out.
 
-    ``referenced`` are foreign keys of other tables that point at this one, as (constraint,
-    referencing table, referenced columns); ``views`` the views that read it, with the
-    columns they read.
+    ``referenced`` are foreign keys of other tables that point at this one; ``views`` the
+    views that read it, with the columns they read.
     """
 
     schema: str
@@ -268,7 +277,7 @@ class TableFacts:
     key: tuple[str, ...]  # the primary key's columns
     indexes: tuple[TableIndex, ...] = ()
     constraints: tuple[TableConstraint, ...] = ()
-    referenced: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    referenced: tuple[Reference, ...] = ()
     views: tuple[tuple[str, tuple[str, ...]], ...] = ()
     grants: tuple[tuple[str, str], ...] = ()  # (grantee, privilege) on the table
     triggers: tuple[str, ...] = ()  # pgshift's sync triggers on it: expansions under way

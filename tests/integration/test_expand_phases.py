@@ -286,3 +286,65 @@ def test_a_validated_check_lets_contract_set_not_null_without_a_scan(
     conn.execute("SET client_min_messages = debug1")
     _run(conn, e, CONTRACT)
     assert any("sufficient to prove" in n for n in notices), notices
+
+
+KEYS = """
+CREATE TABLE orders (id serial PRIMARY KEY, note text);
+CREATE TABLE items (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    order_id integer NOT NULL REFERENCES orders (id), n int);
+INSERT INTO orders (note) SELECT 'o' || g FROM generate_series(1, 30) g;
+INSERT INTO items (order_id, n) SELECT g, g FROM generate_series(1, 30) g;
+"""
+
+
+def test_a_serial_primary_key_referenced_by_a_foreign_key_widens_to_bigint(
+    db_url: str,
+) -> None:
+    """The int-to-bigint of a key: the shadow gets a unique index built concurrently, contract
+    drops and re-adds the foreign keys that point at it (NOT VALID, then validated on their
+    own) and widens the sequence with the column."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(KEYS)
+        e = _derive(conn, "ALTER TABLE orders ALTER COLUMN id TYPE bigint;")
+        _run(conn, e, EXPAND)
+        row = conn.execute("INSERT INTO orders (note) VALUES ('during') RETURNING id").fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO items (order_id, n) VALUES (%s, 0)", (row[0],))
+        conn.execute("INSERT INTO orders (note) VALUES ('x') ON CONFLICT (id) DO NOTHING")
+        _run(conn, e, CONTRACT)
+        assert conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'orders'::regclass AND attname = 'id'"
+        ).fetchone() == ("bigint",)
+        assert conn.execute(
+            "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'items'::regclass"
+            " AND contype = 'f'"
+        ).fetchall() == [("items_order_id_fkey", True)]
+        assert conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'orders'::regclass"
+            " AND contype = 'p'"
+        ).fetchall() == [("orders_pkey",)]
+        widened = "SELECT data_type FROM pg_sequences WHERE sequencename = 'orders_id_seq'"
+        assert conn.execute(widened).fetchone() == ("bigint",)
+        conn.execute("SELECT setval('orders_id_seq', 3000000000)")
+        big = conn.execute("INSERT INTO orders (note) VALUES ('big') RETURNING id").fetchone()
+        assert big == (3000000001,)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO items (order_id) VALUES (999999)")
+        assert _objects(conn) == []
+
+
+def test_an_identity_column_keeps_counting_through_its_type_change(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(KEYS)
+        e = _derive(conn, "ALTER TABLE items ALTER COLUMN id TYPE bigint;")
+        _run(conn, e, EXPAND)
+        conn.execute("INSERT INTO items (order_id, n) VALUES (1, 31)")
+        _run(conn, e, CONTRACT)
+        row = conn.execute("INSERT INTO items (order_id, n) VALUES (1, 32) RETURNING id").fetchone()
+        assert row == (32,)
+        assert conn.execute(
+            "SELECT attidentity, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'items'::regclass AND attname = 'id'"
+        ).fetchone() == ("a", "bigint")
+        assert _objects(conn) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgshift.model import ColumnFacts, TableFacts, TableIndex
+from pgshift.model import ColumnFacts, Reference, TableFacts, TableIndex
 from pgshift.rewrite.backfill import Relation
 from pgshift.rewrite.expand import (
     CONTRACT,
@@ -28,6 +28,7 @@ def _facts(**extra: object) -> TableFacts:
         ColumnFacts("id", "bigint", True, None),
         ColumnFacts("name", "text", True, None),
         ColumnFacts("amount", "integer", False, "0"),
+        ColumnFacts("gen", "integer", False, None, generated=True),
     )
     return TableFacts("public", "users", columns, ("id",), **extra)  # type: ignore[arg-type]
 
@@ -105,7 +106,8 @@ def test_indexes_of_the_old_column_are_built_concurrently_for_the_new_and_rename
             None,
             "without a DEFAULT breaks the old code",
         ),
-        ("ALTER TABLE users ALTER COLUMN id TYPE text;", None, "part of the primary key"),
+        ("ALTER TABLE users DROP COLUMN id;", None, "part of the primary key"),
+        ("ALTER TABLE users ALTER COLUMN gen TYPE bigint;", None, "gen is a generated column"),
         ("DROP TABLE users;", None, "DropStmt is not one expand and contract can serve"),
         ("ALTER TABLE users RENAME COLUMN nope TO x;", None, "column nope of users does not exist"),
         (
@@ -114,9 +116,9 @@ def test_indexes_of_the_old_column_are_built_concurrently_for_the_new_and_rename
             "view public.v reads name",
         ),
         (
-            "ALTER TABLE users RENAME COLUMN id TO key;",
-            _facts(referenced=(("orders_user_fk", "orders", ("id",)),)),
-            "referenced by foreign key orders_user_fk",
+            "ALTER TABLE users DROP COLUMN name;",
+            _facts(referenced=(Reference("orders_user_fk", "orders", ("name",), "x"),)),
+            "referenced by foreign key orders_user_fk of orders: drop that constraint first",
         ),
         ("ALTER TABLE users ADD PRIMARY KEY (name);", None, "only CHECK, FOREIGN KEY and UNIQUE"),
     ],

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from pgshift.model import ColumnFacts, TableConstraint, TableFacts, TableIndex
+from pgshift.model import ColumnFacts, Reference, TableConstraint, TableFacts, TableIndex
 from pgshift.rewrite.backfill import Relation
 from pgshift.rewrite.expand import MARK
 
@@ -23,7 +23,7 @@ WITH t AS (SELECT c.oid, n.nspname, c.relname, c.relacl
 SELECT t.nspname, t.relname,
   (SELECT coalesce(json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
-      'default', pg_get_expr(d.adbin, d.adrelid), 'identity', a.attidentity <> '',
+      'default', pg_get_expr(d.adbin, d.adrelid), 'identity', a.attidentity::text,
       'generated', a.attgenerated <> '', 'comment', col_description(t.oid, a.attnum),
       'sequence', pg_get_serial_sequence(t.oid::regclass::text, a.attname))
     ORDER BY a.attnum), '[]')
@@ -56,7 +56,8 @@ SELECT t.nspname, t.relname,
   (SELECT coalesce(json_agg(json_build_array(
       con.conname, con.conrelid::regclass::text,
       (SELECT coalesce(json_agg(a.attname), '[]') FROM pg_attribute a
-       WHERE a.attrelid = t.oid AND a.attnum = ANY (con.confkey)))), '[]')
+       WHERE a.attrelid = t.oid AND a.attnum = ANY (con.confkey)),
+      pg_get_constraintdef(con.oid))), '[]')
    FROM pg_constraint con WHERE con.confrelid = t.oid AND con.contype = 'f'),
   (SELECT coalesce(json_agg(json_build_array(v.view, v.columns)), '[]') FROM (
      SELECT r.ev_class::regclass::text AS view,
@@ -102,7 +103,7 @@ def table_facts(conn: psycopg.Connection[Any], table: Relation) -> TableFacts | 
             TableConstraint(c["name"], c["kind"], c["definition"], tuple(c["columns"]))
             for c in constraints
         ),
-        referenced=tuple((r[0], r[1], tuple(r[2])) for r in referenced),
+        referenced=tuple(Reference(r[0], r[1], tuple(r[2]), r[3]) for r in referenced),
         views=tuple((v[0], tuple(v[1])) for v in views),
         grants=tuple((g[0], g[1]) for g in grants),
         triggers=tuple(marked),
@@ -115,7 +116,7 @@ def _column(c: dict[str, Any]) -> ColumnFacts:
         type=c["type"],
         not_null=bool(c["not_null"]),
         default=c["default"],
-        identity=bool(c["identity"]),
+        identity=str(c["identity"] or ""),
         generated=bool(c["generated"]),
         comment=c["comment"],
         sequence=c["sequence"],

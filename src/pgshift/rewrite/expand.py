@@ -473,26 +473,23 @@ class _Deriver:
         }[change.kind]
         handler(table, change)
 
-    def _column(self, table: _Table, name: str, line: int) -> ColumnFacts:
+    def _column(self, table: _Table, name: str, line: int, *, dropped: bool = False) -> ColumnFacts:
         column = table.facts.column(name)
         if column is None:
             raise NotExpandable(line, f"column {name} of {table.relation} does not exist")
-        self._refuse_dependents(table, column, line)
+        self._refuse_dependents(table, column, line, dropped=dropped)
         return column
 
-    def _refuse_dependents(self, table: _Table, column: ColumnFacts, line: int) -> None:
-        if column.identity or column.generated:
-            what = "an identity" if column.identity else "a generated"
+    def _refuse_dependents(
+        self, table: _Table, column: ColumnFacts, line: int, *, dropped: bool
+    ) -> None:
+        """What contract could not carry over to the new column, refused now with the reason:
+        a generated column; views reading the column; and for a column dropped for good, the
+        primary key and foreign keys that point at it (a renamed or retyped one carries them)."""
+        if column.generated:
             raise NotExpandable(
-                line, f"{column.name} is {what} column: not served in two shapes yet"
+                line, f"{column.name} is a generated column: not served in two shapes yet"
             )
-        for constraint, referencing, columns in table.facts.referenced:
-            if column.name in columns:
-                raise NotExpandable(
-                    line,
-                    f"{column.name} is referenced by foreign key {constraint} of {referencing}:"
-                    " changing a referenced key in two shapes is not served yet",
-                )
         for view, columns in table.facts.views:
             if column.name in columns:
                 raise NotExpandable(
@@ -500,11 +497,18 @@ class _Deriver:
                     f"view {view} reads {column.name}: contract could not drop the old column;"
                     " change the view in a migration of its own first",
                 )
+        if not dropped:
+            return
+        for reference in table.facts.referenced:
+            if column.name in reference.columns:
+                raise NotExpandable(
+                    line,
+                    f"{column.name} is referenced by foreign key {reference.name} of"
+                    f" {reference.table}: drop that constraint first",
+                )
         if column.name in table.facts.key:
             raise NotExpandable(
-                line,
-                f"{column.name} is part of the primary key of {table.relation}: not served in two"
-                " shapes yet",
+                line, f"{column.name} is part of the primary key of {table.relation}"
             )
 
     def _rename_column(self, table: _Table, change: Change) -> None:
@@ -582,7 +586,7 @@ class _Deriver:
         table.not_null.append((change.column, change.line))
 
     def _drop_column(self, table: _Table, change: Change) -> None:
-        self._column(table, change.column, change.line)
+        self._column(table, change.column, change.line, dropped=True)
         table.dropped.append((change.column, change.line))
 
     def _add_column(self, table: _Table, change: Change) -> None:
@@ -629,6 +633,7 @@ class _Phases:
         self.later: list[PhaseStep] = []  # backfills, concurrent builds, validations
         self.contract: list[PhaseStep] = []
         self.renames: list[PhaseStep] = []  # contract's renames, after the old objects are gone
+        self.contract_later: list[PhaseStep] = []  # validations, each its own transaction
         self.undo: list[PhaseStep] = []
         self.summary: list[str] = []
         self.removes: list[str] = []
@@ -638,7 +643,7 @@ class _Phases:
             version=self.version,
             tables=tables,
             expand=tuple(self.setup + self.later),
-            contract=tuple(self.contract + self.renames),
+            contract=tuple(self.contract + self.renames + self.contract_later),
             undo=tuple(reversed(self.undo)),
             summary=tuple(self.summary),
             removes=tuple(self.removes),
@@ -742,10 +747,14 @@ class _Phases:
         self._backfill(table, names, line)
         for pair in table.pairs:
             self._carry_column(table, pair, names)
+        for pair in table.pairs:
+            self._release_references(table, pair)
         self._contract(fill("DROP TRIGGER __tr ON __s.__t", **names, __tr=trigger), line)
         self._contract(fill("DROP FUNCTION __s.__f()", **names, __f=function), line)
         for pair in table.pairs:
             self._swap(table, pair, names)
+        for pair in table.pairs:
+            self._restore_references(table, pair)
         for pair in table.pairs:
             self._undo(
                 fill("ALTER TABLE __s.__t DROP COLUMN IF EXISTS __c", **names, __c=pair.shadow),
@@ -876,37 +885,104 @@ class _Phases:
             pair.line,
         )
 
+    def _remember_identity(self, pair: _Pair) -> None:
+        """The next number the old identity would give, kept in a setting local to the
+        contract's transaction: its sequence goes with the old column, and the new column's
+        identity starts there (the transaction holds the table: no row takes one between)."""
+        stmt = _tree(
+            "SELECT set_config('pgshift.identity', (CASE WHEN s.is_called THEN s.last_value + 1"
+            " ELSE s.last_value END)::text, true) FROM x s"
+        )
+        source = _range_var(pair.old.sequence or "")
+        source.alias = stmt.fromClause[0].alias
+        stmt.fromClause = (source,)
+        self._contract(deparse(stmt), pair.line)
+
+    def _restore_identity(self, table: _Table, pair: _Pair, names: dict[str, Any]) -> None:
+        """The new column (NOT NULL by now) becomes the identity, ALWAYS or BY DEFAULT as the
+        old one was, and goes on from the number _remember_identity kept."""
+        kind = "ALWAYS" if pair.old.identity == "a" else "BY DEFAULT"
+        sql = fill(
+            f"ALTER TABLE __s.__t ALTER COLUMN __c ADD GENERATED {kind} AS IDENTITY",
+            **names,
+            __c=pair.new,
+        )
+        self._contract(sql, pair.line)
+        stmt = _tree(
+            "SELECT setval(pg_get_serial_sequence('t', 'c'),"
+            " current_setting('pgshift.identity')::bigint, false)"
+        )
+        call = stmt.targetList[0].val.args[0]
+        table_name = f"{_quoted(table.facts.schema)}.{_quoted(table.facts.name)}"
+        call.args = (_string(table_name), _string(pair.new))
+        self._contract(deparse(stmt), pair.line)
+
+    def _release_references(self, table: _Table, pair: _Pair) -> None:
+        """Foreign keys of other tables that point at the old column go before it does, in
+        the contract's transaction (they would keep it, and its key index, from going)."""
+        for reference in table.facts.referenced:
+            if pair.old.name in reference.columns:
+                stmt = _tree("ALTER TABLE x DROP CONSTRAINT __k".replace("__k", "k"))
+                stmt.relation = _range_var(reference.table)
+                stmt.cmds[0].name = reference.name
+                self._contract(deparse(stmt), pair.line)
+
+    def _restore_references(self, table: _Table, pair: _Pair) -> None:
+        """The same foreign keys, on the new column, added NOT VALID in the contract's
+        transaction once the new key exists, then validated each in a transaction of its own
+        (SHARE UPDATE EXCLUSIVE: writes go on meanwhile)."""
+        for reference in table.facts.referenced:
+            if pair.old.name not in reference.columns:
+                continue
+            stmt = _tree("ALTER TABLE x ADD CONSTRAINT k CHECK (true)")
+            stmt.relation = _range_var(reference.table)
+            definition = _tree(f"ALTER TABLE t ADD {reference.definition}").cmds[0].def_
+            definition.conname = reference.name
+            definition.skip_validation = True
+            definition.initially_valid = False
+            definition.pk_attrs = tuple(
+                ast.String(sval=pair.new if a.sval == pair.old.name else a.sval)
+                for a in definition.pk_attrs or ()
+            )
+            stmt.cmds[0].def_ = definition
+            self._rename(deparse(stmt), pair.line)
+            validate = _tree("ALTER TABLE x VALIDATE CONSTRAINT k")
+            validate.relation = _range_var(reference.table)
+            validate.cmds[0].name = reference.name
+            self.contract_later.append(
+                PhaseStep(deparse(validate), len(self.contract_later) + 1, pair.line)
+            )
+
     def _swap(self, table: _Table, pair: _Pair, names: dict[str, Any]) -> None:
         """The contract of one pair, in the one short transaction: the old column goes (with
         its indexes and constraints), the shadow takes the final name and what the old column
-        had (default, NOT NULL, owned sequence)."""
+        had (default, NOT NULL, its identity or owned sequence, which goes on counting)."""
         old, line = pair.old, pair.line
-        if old.sequence is not None:
-            sequence = _tree(f"ALTER SEQUENCE {old.sequence} OWNED BY NONE")
-            self._contract(deparse(sequence), line)
+        serial = old.sequence is not None and not old.identity
+        if old.identity:
+            self._remember_identity(pair)
+        if serial:
+            self._contract(deparse(_tree(f"ALTER SEQUENCE {old.sequence} OWNED BY NONE")), line)
         self._contract(fill("ALTER TABLE __s.__t DROP COLUMN __c", **names, __c=old.name), line)
         if pair.shadow != pair.new:
-            self._contract(
-                fill(
-                    "ALTER TABLE __s.__t RENAME COLUMN __c TO __n",
-                    **names,
-                    __c=pair.shadow,
-                    __n=pair.new,
-                ),
-                line,
+            sql = fill(
+                "ALTER TABLE __s.__t RENAME COLUMN __c TO __n",
+                **names,
+                __c=pair.shadow,
+                __n=pair.new,
             )
-        if old.default is not None:
-            stmt = _tree(
-                fill(
-                    "ALTER TABLE __s.__t ALTER COLUMN __c SET DEFAULT __d",
-                    **names,
-                    __c=pair.new,
-                    __d="d",
-                )
+            self._contract(sql, line)
+        if old.default is not None and not old.identity:
+            sql = fill(
+                "ALTER TABLE __s.__t ALTER COLUMN __c SET DEFAULT __d",
+                **names,
+                __c=pair.new,
+                __d="d",
             )
+            stmt = _tree(sql)
             stmt.cmds[0].def_ = parse_expression(old.default)
             self._contract(deparse(stmt), line)
-        if old.sequence is not None:
+        if serial:
             sequence = _tree(f"ALTER SEQUENCE {old.sequence} OWNED BY x.y.z")
             sequence.options[0].arg = (
                 ast.String(sval=table.facts.schema),
@@ -914,6 +990,10 @@ class _Phases:
                 ast.String(sval=pair.new),
             )
             self._contract(deparse(sequence), line)
+            if pair.type_sql in _SEQUENCE_TYPES and pair.type_sql != old.type:
+                widened = _tree(f"ALTER SEQUENCE {old.sequence} AS bigint")
+                widened.options[0].arg = parse_type(pair.type_sql)
+                self._contract(deparse(widened), line)
         if pair.not_null:
             check = artifact(pair.new, "nn", self.version)
             self._contract(
@@ -923,6 +1003,8 @@ class _Phases:
             self._contract(
                 fill("ALTER TABLE __s.__t DROP CONSTRAINT __k", **names, __k=check), line
             )
+        if old.identity:
+            self._restore_identity(table, pair, names)
 
     # -- changes that need no second column -------------------------------------------------
 
@@ -1061,6 +1143,25 @@ class _Phases:
         self._later(fill("ALTER TABLE __s.__t VALIDATE CONSTRAINT __k", **names, __k=name), line)
         self._undo(undo, line)
         self.summary.append(f"line {line}: {name} added NOT VALID, then validated on its own")
+
+
+#: Types a sequence may be declared AS: a widened key's sequence is widened with it.
+_SEQUENCE_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def _range_var(name: str) -> Any:
+    """The RangeVar of a relation name as the server prints it (regclass text: quoted and
+    qualified as needed), read by the parser."""
+    return _tree(f"SELECT FROM {name}").fromClause[0]
+
+
+def _quoted(name: str) -> str:
+    """``name`` as an SQL identifier, printed by the deparser."""
+    return deparse(column_ref(name))
+
+
+def _string(value: str) -> Any:
+    return ast.A_Const(val=ast.String(sval=value), isnull=False)
 
 
 def _index_param(param: Any, pair: _Pair, renamed: Mapping[str, Any]) -> Any:
