@@ -174,6 +174,11 @@ class Pending:
             out.append(light)
         return out
 
+    @functools.cached_property
+    def full_trees(self) -> list[Any]:
+        """The statement's whole parse trees, for a pass that reads more than ``trees`` keeps."""
+        return _parse(self.sql)
+
 
 @dataclass(frozen=True)
 class PreflightCheck:
@@ -281,8 +286,10 @@ def _light(kind: str, node: Mapping[str, Any]) -> Any | None:
     None when they read more of it than its table (the caller then parses it in full).
 
     Exact by construction: a CREATE TABLE is read for its table and IF NOT EXISTS, a
-    row-changing statement for its target table, a non-unique CREATE INDEX for every table
-    it names (only its own, unless an expression names another: then in full).
+    non-unique CREATE INDEX for every table it names (only its own, unless an expression
+    names another: then in full), a row-changing statement for its target table; on a table
+    already on the target, derive_checks reads it whole (the state it leaves, in
+    rewrite/preflight_state.py), through Pending.full_trees.
     """
     rangevar = node.get("relation")
     if not isinstance(rangevar, dict):
@@ -297,7 +304,7 @@ def _light(kind: str, node: Mapping[str, Any]) -> Any | None:
         return ast.CreateStmt(relation=relation, if_not_exists=bool(node.get("if_not_exists")))
     if kind == "IndexStmt" and not node.get("unique") and not _names_table(node):
         return ast.IndexStmt(relation=relation, unique=False)
-    if kind in _ROW_CHANGERS:
+    if kind in _ROW_CHANGERS:  # derive_checks asks for the whole tree when it reads more
         return getattr(ast, kind)(relation=relation)
     return None
 
@@ -596,12 +603,8 @@ def _record(item: Pending, stmt: Any, state: _State) -> None:
         state.created.append((created, where))
     elif kind in _OPAQUE:
         state.opaque = f"{kind.removesuffix('Stmt').upper()} at {where}"
-    elif isinstance(stmt, ast.UpdateStmt):
-        derived.update(state.relation(_table(stmt.relation), "updated"), stmt, where)
-    elif isinstance(stmt, ast.DeleteStmt):
-        derived.delete(state.relation(_table(stmt.relation), "deleted from"), stmt, where)
-    elif isinstance(stmt, ast.InsertStmt):
-        derived.insert(state.relation(_table(stmt.relation), "inserted into"), stmt, where)
+    elif kind in _DERIVED_CHANGES:
+        _record_rows(item, stmt, where, state)
     elif isinstance(stmt, ast.TruncateStmt):
         if derived.truncate_cascades(stmt):
             state.opaque = f"TRUNCATE ... CASCADE at {where}"
@@ -609,6 +612,34 @@ def _record(item: Pending, stmt: Any, state: _State) -> None:
             derived.truncate(state.relation(_table(rv), "truncated"), where)
     for ref, what in _blocked_by(stmt):
         state.relation(ref, what).blocked = f"{what} at {where}"
+
+
+#: Row changes whose result is derived as a state of their table (preflight_state.py).
+_DERIVED_CHANGES = frozenset({"UpdateStmt", "DeleteStmt", "InsertStmt"})
+
+
+def _record_rows(item: Pending, stmt: Any, where: str, state: _State) -> None:
+    """The rows an UPDATE, DELETE or INSERT leaves, as a derived state of its table; none
+    for a table an earlier pending statement creates (nothing of it is derived)."""
+    table = _table(stmt.relation)
+    if table in {t for t, _ in state.created}:
+        return
+    stmt = _whole(item, stmt)
+    if isinstance(stmt, ast.UpdateStmt):
+        derived.update(state.relation(table, "updated"), stmt, where)
+    elif isinstance(stmt, ast.DeleteStmt):
+        derived.delete(state.relation(table, "deleted from"), stmt, where)
+    elif isinstance(stmt, ast.InsertStmt):
+        derived.insert(state.relation(table, "inserted into"), stmt, where)
+
+
+def _whole(item: Pending, stmt: Any) -> Any:
+    """``stmt``'s whole tree: ``item.trees`` keeps only the target table of a row change
+    (Pending.trees), the derived state needs all of it. The n-th row change of a kind among
+    the light trees is the n-th of that kind among the whole ones."""
+    kind = type(stmt)
+    nth = [t for t in item.trees if type(t) is kind].index(stmt)
+    return [t for t in item.full_trees if type(t) is kind][nth]
 
 
 def _record_command(item: Pending, table: TableRef, cmd: Any, state: _State) -> None:
