@@ -322,6 +322,8 @@ class MemoryBackfills:
         self.forgotten: list[tuple[str, str]] = []
         self.fail_at: int | None = None
         self.on_batch: Callable[[int], None] | None = None
+        # A recorded revert drops the apply backfill's progress, finished or not, as on a server.
+        store.on_revert.append(lambda version: self.fills.pop((version, "apply"), None))
 
     def run(
         self,
