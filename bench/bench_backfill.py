@@ -15,6 +15,7 @@ random row every few milliseconds on its own connection:
 * backfill: the same statement as a `@kind: backfill` migration, run by
   ``pgshift.ops.backfill.run_backfill`` with the default pacing (PGSHIFT_BACKFILL_BATCH_TIME).
 
+Each run starts after a CHECKPOINT (``--fresh-wal`` leaves it out; see _with_probe).
 It prints a Markdown table: rows/s of each, and the probe's p50 / p99 / max latency during each.
 Issue 20's goals: the backfill at least 50,000 rows/s and at least half the single statement's
 rate; the probe's p99 at most 20 ms above idle; no probe statement waiting 1 s longer than idle.
@@ -95,7 +96,23 @@ def _build(url: str, table: str, rows: int) -> None:
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(name))
 
 
+#: --fresh-wal: no CHECKPOINT before each run (see _with_probe).
+FRESH_WAL = False
+
+
 def _with_probe(url: str, table: str, rows: int, work: object) -> tuple[float, list[float]]:
+    """Run ``work`` while the probe runs; its duration and the probe's latencies.
+
+    A CHECKPOINT first (unless --fresh-wal) lets the server recycle the WAL segments the
+    previous run filled, as a server in steady state has them: without it, a benchmark server
+    started minutes ago zero-fills a new 16 MB segment every 16 MB of WAL, and every commit of
+    the probe that comes meanwhile waits for it (wait events IO:WalInitWrite, IO:WalInitSync:
+    about 50 ms each here), whatever writes the WAL, which measures the server's youth rather
+    than the batches' locks.
+    """
+    if not FRESH_WAL:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
     probe = Probe(url, table, rows)
     probe.start()
     time.sleep(0.2)
@@ -162,6 +179,13 @@ def bench(server_url: str, rows: int) -> list[tuple[str, float | None, list[floa
     return results
 
 
+def _load() -> str:
+    """The machine's 1, 5 and 15 minute load averages: the figures mean little without them."""
+    import os
+
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def _spread(values: list[float], digits: int = 1) -> str:
     """``median (min-max)`` of a measure over the repeats."""
     shown = f"{{:,.{digits}f}}"
@@ -178,11 +202,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; medians shown")
     parser.add_argument("--batch-time-ms", type=int, default=200, help="the backfill's aim")
+    parser.add_argument(
+        "--fresh-wal", action="store_true", help="no CHECKPOINT before each run (_with_probe)"
+    )
     args = parser.parse_args()
-    global BATCH_TIME_MS  # noqa: PLW0603 - one knob of a script, set once from its argv
+    global BATCH_TIME_MS, FRESH_WAL  # noqa: PLW0603 - knobs of a script, set once from its argv
     BATCH_TIME_MS = args.batch_time_ms
+    FRESH_WAL = args.fresh_wal
+    print(f"load average before: {_load()}", flush=True)
     if args.repeat > 1:
         _repeated(args)
+        print(f"load average after: {_load()}", flush=True)
         return
     targets: list[tuple[str, str]] = []
     if args.database_url:
@@ -205,6 +235,7 @@ def main() -> None:
                     f" | {worst:.1f} |",
                     flush=True,
                 )
+    print(f"load average after: {_load()}", flush=True)
 
 
 def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -247,6 +247,10 @@ class MemoryHistoryStore:
         self.events: list[tuple[str | None, str, str | None, dict[str, Any]]] = []
         #: Unfinished backfills by (version, action): what a test's backfill fake leaves.
         self.backfills: dict[tuple[str, str], BackfillProgress] = {}
+        #: Called with the version of each revert recorded: the revert also drops the progress
+        #: of the version's apply backfill (db/store.py's reverted_sql), which a backfill fake
+        #: keeps finished or not.
+        self.on_revert: list[Callable[[str], None]] = []
 
     def read(self, session: Session | None = None) -> History:
         decisive = {}
@@ -300,10 +304,19 @@ class MemoryHistoryStore:
         expect: Expect | None = None,
     ) -> None:
         self._check(version, expect)
-        if expect is not None and version not in self.applied and version not in self.progress:
+        half_filled = (version, "apply") in self.backfills
+        if (
+            expect is not None
+            and version not in self.applied
+            and version not in self.progress
+            and not half_filled
+        ):
             raise ProgressMoved(version, expect)  # nothing left to revert: another run did
         self.applied.pop(version, None)
         self.progress.pop(version, None)
+        self.backfills.pop((version, "apply"), None)  # as the database's reverted_sql does
+        for hook in self.on_revert:
+            hook(version)
         self.log(session, run_id, EVENT_REVERTED, version, detail)
 
     def record_contracted(

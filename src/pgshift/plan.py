@@ -241,6 +241,21 @@ def half_reverted_versions(history: History) -> tuple[str, ...]:
     )
 
 
+def half_filled_versions(history: History) -> tuple[str, ...]:
+    """Versions never recorded as applied whose backfill committed batches, newest first.
+
+    A `@kind: backfill` migration commits batch by batch and is recorded applied only after
+    its last batch; a killed, failed or stopped one is half-applied, with its own progress row
+    (SPEC 14) rather than a statement progress row. `up` continues it; a rollback that passes
+    over it must revert it first (its rollback file), or the rows it already changed stay
+    changed under a schema reverted beneath them, and a later `up` would go on after the last
+    batch as if they had not.
+    """
+    applied = history.applied_versions()
+    filled = {b.version for b in history.backfills if b.action == "apply"}
+    return tuple(sorted(filled - set(applied), reverse=True))
+
+
 def finish_revert_command(versions: Sequence[str]) -> str:
     """The command that finishes these half-reverted migrations' rollbacks, and nothing else.
 
@@ -707,12 +722,15 @@ def rollback_selection(
     was applied in, so that `rollback safe` with no --count finishes it: the command `status`,
     `health` and `up` name. `to-version` includes it when newer than V, and refuses when it is
     V or older, since V and what it needs cannot be kept applied over a half-dropped schema.
+    A half-done backfill (half_filled_versions) comes next: it is the newest change, and the
+    migrations before it cannot be reverted under its committed batches. It counts as one.
     """
     if count is not None and to_version is not None:
         raise UsageError("give either --count or --to-version, not both")
     half = half_reverted_versions(history)
+    filled = half_filled_versions(history)
     by_order = sorted(history.applied, key=_apply_order, reverse=True)
-    applied = [*half, *(a.version for a in by_order if a.version not in half)]
+    applied = [*half, *filled, *(a.version for a in by_order if a.version not in half)]
     if to_version is not None:
         if to_version != "0" and to_version not in history.applied_versions():
             raise UsageError(
@@ -733,7 +751,8 @@ def rollback_selection(
         raise UsageError(f"--count {wanted}: give a number of migrations of at least 1")
     if wanted > len(applied):
         raise UsageError(
-            f"--count {wanted}: only {len(applied)} migration(s) are applied",
+            f"--count {wanted}: only {len(applied)} migration(s) are applied"
+            + (" or half-applied" if filled else ""),
             hint="`pgshift status` lists them",
         )
     return tuple(applied[:wanted])
@@ -879,6 +898,13 @@ def _check_half_applied(history: History) -> RollbackCheck | None:
         f"{p.version} stopped half-way ({p.action}, {p.statements_done} statement(s) done)"
         for p in history.in_progress
     ]
+    applied = history.applied_versions()
+    half.extend(
+        f"{b.version}'s backfill stopped half-way ({b.rows_done:,} rows changed in"
+        f" {b.batches:,} committed batches, never applied): its rollback file reverts them"
+        for b in history.backfills
+        if b.action == "apply" and b.version not in applied
+    )
     return RollbackCheck("half-applied", WARNING, "; ".join(half)) if half else None
 
 
@@ -904,7 +930,8 @@ def plan_revert(migrations: Sequence[Migration], history: History, versions: Seq
     applied = history.applied_versions()
     steps: list[Step] = []
     for v in versions:
-        if v not in applied and history.progress_of(v) is None:
+        half_filled = history.backfill_of(v, "apply") is not None
+        if v not in applied and history.progress_of(v) is None and not half_filled:
             continue
         source, _ = revert_source(by_version.get(v), applied.get(v))
         expansion = expansion_of(applied.get(v))
@@ -960,7 +987,8 @@ def emergency_selection(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What `rollback emergency` reverts to undo run ``run_id``, and what stays applied.
 
-    Reverted: migrations left half-applied (forwards), that run's applied migrations, and every
+    Reverted: migrations left half-applied (forwards; a backfill with committed batches too),
+    that run's applied migrations, and every
     half-reverted one, whichever run applied it. A half-revert can only start after the last
     `up` (`up` refuses while one exists), so it belongs to the trouble being undone; it cannot
     be kept applied over a half-dropped schema, and only its rollback file finishes it (issue
@@ -970,7 +998,11 @@ def emergency_selection(
     by_order = sorted(history.applied, key=_apply_order, reverse=True)
     from_run = [a.version for a in by_order if run_id is not None and a.run_id == run_id]
     half_applied = sorted(
-        (p.version for p in history.in_progress if p.version not in applied), reverse=True
+        {
+            *(p.version for p in history.in_progress if p.version not in applied),
+            *half_filled_versions(history),
+        },
+        reverse=True,
     )
     half_reverted = [v for v in half_reverted_versions(history) if v not in from_run]
     deps = {m.version: m.dependencies for m in migrations}

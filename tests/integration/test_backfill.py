@@ -22,7 +22,7 @@ from pgshift import events as ev
 from pgshift.db.target import Target
 from pgshift.errors import DriftError, HalfApplied, InputError, MigrationFailed
 from pgshift.model import Migration
-from pgshift.ops.backfill import BackfillOptions, next_batch_size, run_backfill
+from pgshift.ops.backfill import BackfillOptions, next_aim, next_batch_size, run_backfill
 from pgshift.ops.stopping import StopRequest
 from pgshift.source.loader import load_migrations
 
@@ -362,3 +362,22 @@ def test_the_batch_size_follows_the_target_time() -> None:
     assert next_batch_size(900_000, 10, 200, 1_000_000) == 1_000_000
     assert next_batch_size(1, 1000, 200, 1_000_000) == 1
     assert next_batch_size(5000, 10, 0, 1_000_000) == 5000  # 0: fixed size
+
+
+def test_the_aim_shortens_while_sessions_wait_and_grows_back_only_after_a_quiet_spell() -> None:
+    """A waiter halves the aim (down to an eighth); quiet batches keep it there until nobody
+    has waited for quiet_s, then it grows back by a quarter per batch up to the full time."""
+    aim = 200.0
+    aim = next_aim(aim, 200, waiters=1, quiet_for_s=0.0, quiet_s=10.0)
+    assert aim == 100.0
+    for _ in range(5):
+        aim = next_aim(aim, 200, waiters=2, quiet_for_s=0.0, quiet_s=10.0)
+    assert aim == 25.0  # 200 / 8, no lower
+    for quiet in (0.1, 3.0, 9.9):  # nobody waits, but not for long enough: it stays short
+        aim = next_aim(aim, 200, waiters=0, quiet_for_s=quiet, quiet_s=10.0)
+    assert aim == 25.0
+    aim = next_aim(aim, 200, waiters=0, quiet_for_s=10.0, quiet_s=10.0)
+    assert aim == 31.25
+    for _ in range(20):
+        aim = next_aim(aim, 200, waiters=0, quiet_for_s=12.0, quiet_s=10.0)
+    assert aim == 200.0

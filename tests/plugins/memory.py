@@ -327,6 +327,8 @@ class MemoryBackfills:
         self.forgotten: list[tuple[str, str]] = []
         self.fail_at: int | None = None
         self.on_batch: Callable[[int], None] | None = None
+        # A recorded revert drops the apply backfill's progress, finished or not, as on a server.
+        store.on_revert.append(self._reverted)
 
     def run(
         self,
@@ -377,6 +379,9 @@ class MemoryBackfills:
             self.store.backfills[key] = BackfillProgress(
                 version, action, fill.batches, fill.batches, self.total, fill.batches
             )
+
+    def _reverted(self, version: str) -> None:
+        self.fills.pop((version, "apply"), None)
 
     def forget(self, version: str, action: str) -> None:
         self.forgotten.append((version, action))

@@ -600,7 +600,11 @@ def plain_role_url(db_url: str, pg_server: PgServer) -> Iterator[str]:
 
 
 #: Optional system tools (``@pytest.mark.needs_tool("pgbouncer")``) by name, and where they live.
-OPTIONAL_TOOLS: dict[str, Path] = {"pgbouncer": Path("/usr/sbin/pgbouncer")}
+OPTIONAL_TOOLS: dict[str, Path] = {
+    "pgbouncer": Path("/usr/sbin/pgbouncer"),
+    # For a streaming replica (test_backfill_replica.py); the embedded 18 has its own.
+    "pg_basebackup": PG15_BIN / "pg_basebackup",
+}
 _tool_notices: set[str] = set()
 
 

@@ -485,9 +485,17 @@ class BackfillSession:
         return True
 
     def replica_lag_ms(self) -> int | None:
-        """The largest replay lag of the replicas streaming from this server (None: none)."""
+        """The largest replay lag of the replicas streaming from this server (None: none).
+
+        A replica that has replayed all the WAL sent to it lags 0, whatever ``replay_lag``
+        says: that column keeps the lag measured when replay last crossed a sample, which after
+        a long pause is the pause itself, until the replica has reported twice that it is
+        caught up (two ``wal_receiver_status_interval``, 20 s by default) or new WAL comes; a
+        backfill that waits for it writes no WAL, so it would wait those 20 s for nothing.
+        """
         row = self.conn.execute(
-            "SELECT (max(extract(epoch FROM replay_lag)) * 1000)::bigint FROM pg_stat_replication"
+            "SELECT max(CASE WHEN replay_lsn >= sent_lsn THEN 0"
+            " ELSE extract(epoch FROM replay_lag) * 1000 END)::bigint FROM pg_stat_replication"
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 

@@ -450,13 +450,19 @@ class PostgresHistoryStore:
     ) -> bytes:
         """Delete the applied row and progress and log the revert, in one statement.
 
+        The progress row of the migration's own backfill goes too: a backfill that committed
+        batches but was never recorded applied is half-applied, and only this revert, in the
+        same transaction, may forget it (a kill before leaves it to be reverted again).
         With ``expect``, only while the progress row is exactly that and something is there
-        to revert (the applied row or a progress row): else PGSMV, as for applied_sql.
+        to revert (the applied row, a progress row or a backfill's): else PGSMV, as for
+        applied_sql.
         """
         guard, values = _guard(expect, version, reverting=True)
         return self._compose(
             conn,
             _DURATION + " a AS (DELETE FROM {s}.applied WHERE version = {version} RETURNING 1),"
+            " b AS (DELETE FROM {s}.backfill WHERE version = {version} AND action = 'apply'"
+            " RETURNING 1),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version}"
             " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
             **values,
@@ -658,7 +664,8 @@ def _guard(
 ) -> tuple[str, dict[str, Any]]:
     """The WHERE that makes a write with ``expect`` raise PGSMV unless the deleted progress
     row (CTE ``p``) was exactly the expected one, and for a revert, unless something was
-    reverted (CTE ``a``, the applied row, or ``p``). Empty without ``expect``."""
+    reverted (CTE ``a``, the applied row, ``p``, or ``b``, a backfill's). Empty without
+    ``expect``."""
     if expect is None:
         return "", {}
     if expect.action is None:
@@ -669,7 +676,10 @@ def _guard(
             " AND statements_done = {expected_done})"
         )
     if reverting:
-        found += " AND (EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM p))"
+        found += (
+            " AND (EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM p)"
+            " OR EXISTS (SELECT 1 FROM b))"
+        )
     values: dict[str, Any] = {
         "expected_action": expect.action or "",
         "expected_done": expect.statements_done,

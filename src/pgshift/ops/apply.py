@@ -463,11 +463,12 @@ class _StepRun:
 
     def run(self) -> StepResult:
         step, script, m = self.step, self.script, self.step.migration
-        if _has_backfill(m):
-            # A backfill's progress row of the other direction is stale from now on: without
-            # this, a backfill applied, reverted and applied again is found finished.
-            other = "revert" if step.action == "apply" else "apply"
-            self.runner.backfills.forget(m.version, other)
+        if _has_backfill(m) and step.action == "apply":
+            # The revert's backfill row is stale from now on: without this, a backfill
+            # reverted and applied again is found finished. (The apply row goes with the
+            # reverted record, in its transaction: until then it may be all that says a
+            # never-applied backfill committed batches, which a revert must undo.)
+            self.runner.backfills.forget(m.version, "revert")
         if step.kind == "backfill":
             return self._run_backfill()
         done = self._resume_point()

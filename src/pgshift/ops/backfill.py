@@ -13,7 +13,11 @@ batch's row locks are held for that long at most, and a lock wait behind it is t
 pauses the loop. Each batch counts, just before it commits, the sessions waiting on its locks
 (db/backfill.py): when some did, the loop pauses briefly and aims its next batches at half the
 time (down to PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), since a session that meets a row of
-the batch under way waits for the whole batch; with nobody waiting the aim grows back.
+the batch under way waits for the whole batch. The aim grows back only once nobody has waited
+for QUIET_S: a table the application works on is still worked on one batch later, and the
+chance that a batch catches a waiter grows with the square of its time, so growing back after
+every quiet batch (as it first did) spent most of the run at the long batches that made
+the application wait (bench/RESULTS.md).
 A batch that meets a lock (lock_timeout), a deadlock or a serialization failure is retried
 with backoff, like any statement, within PGSHIFT_LOCK_RETRY_TOTAL.
 A stop request (SIGINT/SIGTERM, ops/stopping.py) is honoured between batches.
@@ -59,8 +63,10 @@ MAX_STEP = 2.0
 #: PGSHIFT_BACKFILL_BATCH_TIME: a session that meets a locked row waits for the batch to end,
 #: so shorter batches are shorter waits (bench/bench_backfill.py measures the probe's p99).
 MAX_SHRINK = 8
-#: With nobody waiting, the aim grows back by this factor per batch.
+#: With nobody waiting for QUIET_S, the aim grows back by this factor per batch.
 REGROW = 1.25
+#: Seconds without a session waiting on a batch before the aim grows back.
+QUIET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class BackfillOptions:
     #: After a batch that sessions waited on: pause this long (they get their rows first) and
     #: aim the next batches at a shorter time, down to batch_time_ms / MAX_SHRINK.
     waiter_pause_ms: int = 20
+    #: Seconds without waiters before the aim grows back towards batch_time_ms.
+    quiet_s: float = QUIET_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BackfillOptions:
@@ -120,6 +128,22 @@ def next_batch_size(size: int, elapsed_ms: float, target_ms: int, maximum: int) 
     return max(1, min(int(bounded), maximum))
 
 
+def next_aim(
+    target_ms: float, full_ms: int, *, waiters: int, quiet_for_s: float, quiet_s: float
+) -> float:
+    """The batch time to aim at next, from the aim now and who waited on the last batch.
+
+    Halved when sessions waited on the batch (down to ``full_ms / MAX_SHRINK``); grown back by
+    REGROW per batch (up to ``full_ms``) only once nobody has waited for ``quiet_s``: a table
+    the application works on is still worked on a batch later.
+    """
+    if waiters:
+        return max(full_ms / MAX_SHRINK, target_ms / 2)
+    if quiet_for_s >= quiet_s:
+        return min(float(full_ms), target_ms * REGROW)
+    return target_ms
+
+
 @dataclass
 class _Loop:
     """The state of one run of one backfill: its session, where it is, and its clock."""
@@ -141,6 +165,7 @@ class _Loop:
     pause_ms: int
     started: float = 0.0
     target_ms: float = 0.0  # the batch time aimed at now: shorter while sessions wait
+    waited: float = float("-inf")  # when a session last waited on a batch
     waiters_said: float = float("-inf")
     keys_this_run: int = 0
     batches_this_run: int = 0
@@ -189,14 +214,17 @@ class _Loop:
 
     def _aim(self, waiters: int) -> None:
         """Move the batch time aimed at: halve it while sessions wait on the batches (down to
-        PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), grow it back while nobody does."""
+        PGSHIFT_BACKFILL_BATCH_TIME / MAX_SHRINK), grow it back once nobody has for QUIET_S."""
         full = self.options.batch_time_ms
         if full <= 0:
             return  # fixed batch sizes
+        now = self.clock()
         if waiters:
-            self.target_ms = max(full / MAX_SHRINK, self.target_ms / 2)
-        else:
-            self.target_ms = min(float(full), self.target_ms * REGROW)
+            self.waited = now
+        self.target_ms = next_aim(
+            self.target_ms, full, waiters=waiters, quiet_for_s=now - self.waited,
+            quiet_s=self.options.quiet_s,
+        )  # fmt: skip
 
     def _yield_to_waiters(self, waiters: int) -> None:
         """Sessions waited on the batch just committed: let them have their rows first."""

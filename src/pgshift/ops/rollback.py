@@ -469,6 +469,9 @@ def verify_state(target: Target, ep: EmergencyPlan, *, restored: bool = False) -
     for p in history.in_progress:
         if p.version in ep.versions:
             problems.append(f"{p.version} is still half-way ({p.action})")
+    for b in history.backfills:
+        if b.version in ep.versions and b.action == "apply":
+            problems.append(f"{b.version}'s backfill is still half-way ({b.batches} batches)")
     if reference is not None:
         objects = inventory(target.session)
         ours = quote_ident(target.session, target.schema)
