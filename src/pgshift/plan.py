@@ -803,6 +803,9 @@ def check_rollback(
     half = _check_half_applied(history)
     if half is not None:
         checks.append(half)
+    expanding = _check_half_expanded(by_version, history, versions)
+    if expanding is not None:
+        checks.append(expanding)
     return tuple(checks)
 
 
@@ -890,6 +893,35 @@ def _check_dependents(
             "dependencies", ERROR, "; ".join(broken) + " (revert them too, e.g. with to-version)"
         )
     return RollbackCheck("dependencies", OK, "no migration that stays applied depends on these")
+
+
+def _check_half_expanded(
+    by_version: Mapping[str, Migration], history: History, versions: Sequence[str]
+) -> RollbackCheck | None:
+    """An `@expand-contract` migration whose expand was stopped part-way (a kill) refuses a
+    rollback of the migrations beneath it: their rollback files would run under its trigger
+    and columns (the one beneath is often the CREATE TABLE it expands), and its own undo
+    exists only once it is expanded. Finishing it is the way out: `up` resumes it, and
+    `rollback safe` then returns to the old shape keeping every write."""
+    applied = history.applied_versions()
+    half = [
+        p
+        for p in history.in_progress
+        if p.action == "apply"
+        and p.version not in applied
+        and p.version not in versions
+        and (m := by_version.get(p.version)) is not None
+        and m.header.expand_contract
+    ]
+    if not half:
+        return None
+    detail = "; ".join(
+        f"the expand of {p.version} stopped half-way ({p.statements_done} statement(s) done):"
+        " run `pgshift up` to finish it, then `pgshift rollback safe` returns to the old shape"
+        " keeping every write"
+        for p in half
+    )
+    return RollbackCheck("half-expanded", ERROR, detail)
 
 
 def _check_half_applied(history: History) -> RollbackCheck | None:

@@ -392,3 +392,16 @@ def test_emergency_finishes_a_half_revert_of_an_older_run_than_the_last_up() -> 
     assert emergency_selection(migrations, h, "b") == ((V2,), (V1,))
     # Half-reverted in the last run itself: reverted once, not twice.
     assert emergency_selection(migrations, h, "a") == ((V2, V1), ())
+
+
+def test_a_half_done_expand_refuses_rolling_back_what_lies_beneath_it() -> None:
+    """A killed expand: reverting V1 would run its rollback under V2's trigger and columns."""
+    expanding = replace(mig(V2), header=Header(expand_contract=True))
+    stopped = Progress(V2, "fw", "p", 8, "r", T0, action="apply")
+    h = history(row(V1, 1), progress=(stopped,))
+    with pytest.raises(UsageError, match=r"half-expanded: the expand of .* run `pgshift up`"):
+        plan_safe_rollback([mig(V1), expanding], h)
+    # A plain migration stopped half-way keeps its warning only.
+    plain = plan_safe_rollback([mig(V1), mig(V2)], h)
+    assert plain.versions == (V1,)
+    assert [c.status for c in plain.checks if c.name == "half-applied"] == [WARNING]
