@@ -557,3 +557,25 @@ def test_rollback_safe_after_a_killed_expand_refuses_and_names_up(
     assert _leftovers(db_url) == []
     assert query(db_url, "SELECT version FROM pgshift.applied") == [(V1,)]
     assert query(db_url, "SELECT count(*) FROM accounts") == [(FEW,)]
+
+
+@pytest.mark.parametrize("point", [f"committed:{V2}:6", f"ran:{V2}:8"])
+def test_rollback_emergency_after_a_killed_expand_runs_its_undo(
+    make_project: ProjectMaker, db_url: str, point: str
+) -> None:
+    """`rollback emergency` reverts a half-applied migration; for a half-expanded one that is
+    the undo phase, derived again from the catalog, never the rollback file (written for the
+    final shape: here it would rename a column that does not exist yet). The old shape is
+    back, with every row, and the migration beneath stays applied."""
+    project = _project(make_project, db_url, FEW)
+    _killed_at(project, db_url, point)
+    code, output = _finish(spawn_cli(project, db_url, "rollback", "emergency", "--yes", env=ENV))
+    assert code == 0, output
+    assert _columns(db_url) == {"id": "bigint", "name": "text", "amount": "integer"}
+    assert _leftovers(db_url) == []
+    assert query(db_url, "SELECT version FROM pgshift.applied") == [(V1,)]
+    assert query(db_url, "SELECT count(*) FROM pgshift.progress") == [(0,)]
+    assert query(db_url, "SELECT count(*) FROM accounts") == [(FEW,)]
+    code, output = _finish(spawn_cli(project, db_url, "up", "--yes", env=FIXED))
+    assert code == 0, output  # and it expands again from the start
+    assert _state(project, db_url) == "expanded"

@@ -316,7 +316,13 @@ def test_bad_backfill_values_name_their_line(line: str, message: str) -> None:
 
 
 def test_batch_annotations_need_the_backfill_kind() -> None:
+    also = " (or '-- @expand-contract: true', whose copy of the rows is one)"
     assert messages("-- @batch-size: 100\n-- @batch-key: id\nUPDATE t SET a = 1;\n") == [
-        "m.sql:1: @batch-size applies only to a backfill; add '-- @kind: backfill'",
-        "m.sql:2: @batch-key applies only to a backfill; add '-- @kind: backfill'",
+        "m.sql:1: @batch-size applies only to a backfill; add '-- @kind: backfill'" + also,
+        "m.sql:2: @batch-key applies only to a backfill; add '-- @kind: backfill'" + also,
     ]
+
+
+def test_batch_annotations_pace_an_expand_contract_copy_too() -> None:
+    text = "-- @expand-contract: true\n-- @batch-size: 100\n-- @batch-pause: 5ms\n"
+    assert messages(text + "ALTER TABLE t RENAME COLUMN a TO b;\n") == []

@@ -529,7 +529,13 @@ class _StepRun:
         if not resumed_here:  # a finished row of an earlier expand (since undone) is stale
             runner.backfills.forget(self.version, "apply")
         digest = hashlib.sha256(statement.sql.encode()).hexdigest()
-        header = Header(kind="backfill")
+        own = self.step.migration.header  # its @batch-key, -size and -pause apply to the copy
+        header = Header(
+            kind="backfill",
+            batch_key=own.batch_key,
+            batch_size=own.batch_size,
+            batch_pause_ms=own.batch_pause_ms,
+        )
         script = Script(self.script.path, header, (statement,), f"sha256:{digest}")
         options = replace(
             runner.options.backfill,

@@ -52,6 +52,31 @@ def with_expansions(plan: Plan, target: Target, history: History) -> Plan:
     return replace(plan, steps=steps)
 
 
+def undo_half_expansions(plan: Plan, target: Target, history: History) -> Plan:
+    """``plan`` whose revert steps of `@expand-contract` migrations stopped part-way in their
+    expand run the undo phase, derived again from the catalog as the stopped run derived it
+    (its artifacts are left out of the facts), instead of the rollback file, which is
+    written for the final shape and would run against a table that never reached it."""
+    applied = history.applied_versions()
+
+    def half_expanded(version: str, expand_contract: bool) -> bool:
+        return (
+            expand_contract
+            and version not in applied
+            and history.progress_of(version, "apply") is not None
+        )
+
+    steps = tuple(
+        replace(step, expansion=expansion_for(step.migration, target))
+        if step.action == "revert"
+        and step.expansion is None
+        and half_expanded(step.migration.version, step.migration.header.expand_contract)
+        else step
+        for step in plan.steps
+    )
+    return replace(plan, steps=steps)
+
+
 def expanded_tables(history: History) -> dict[str, str]:
     """{bare table name: version} of every table an expanded migration serves now."""
     found: dict[str, str] = {}

@@ -74,14 +74,17 @@ def plan_rollback(
     problems of the files it would run count (load the project with ``allow_problems``).
     """
     from pgshift import plan as planning
+    from pgshift.ops.expand import undo_half_expansions
 
-    return planning.plan_safe_rollback(
+    history = target.read_history()
+    plan = planning.plan_safe_rollback(
         project.migrations,
-        target.read_history(),
+        history,
         count=count,
         to_version=to_version,
         problems=project.problems,
     )
+    return undo_half_expansions(plan, target, history)
 
 
 def run_rollback(
@@ -414,6 +417,7 @@ def plan_emergency(project: Project, target: Target) -> EmergencyPlan:
     fall back to. Reads, never writes.
     """
     from pgshift.db.inventory import current_database
+    from pgshift.ops.expand import undo_half_expansions
     from pgshift.ops.manifest import backups_in
 
     migrations, problems = project.migrations, project.problems
@@ -435,7 +439,7 @@ def plan_emergency(project: Project, target: Target) -> EmergencyPlan:
         run_id=run_id,
         versions=versions,
         expected=expected,
-        plan=plan_revert(migrations, history, versions),
+        plan=undo_half_expansions(plan_revert(migrations, history, versions), target, history),
         checks=tuple(checks),
         backup=candidates[-1] if candidates else None,
         migrations=tuple(migrations),

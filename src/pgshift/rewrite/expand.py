@@ -710,8 +710,8 @@ class _Phases:
             sql = fill(f"GRANT {privilege} ON __s.__t TO __g", **names, __g=grantee)
             self._setup(sql, line)
         self._contract(fill("DROP VIEW __s.__t", **names), line)
-        self._undo(fill("ALTER TABLE __s.__n RENAME TO __t", **names, __n=new), line)
-        self._undo(fill("DROP VIEW __s.__t", **names), line)
+        self._undo(fill("ALTER TABLE IF EXISTS __s.__n RENAME TO __t", **names, __n=new), line)
+        self._undo(fill("DROP VIEW IF EXISTS __s.__t", **names), line)
         shown = f"{table.facts.schema}.{table.facts.name}"
         self.summary.append(
             f"{shown} renamed to {new}; a view {shown} serves the old code until contract"
@@ -760,8 +760,8 @@ class _Phases:
                 fill("ALTER TABLE __s.__t DROP COLUMN IF EXISTS __c", **names, __c=pair.shadow),
                 pair.line,
             )
-        self._undo(fill("DROP FUNCTION __s.__f()", **names, __f=function), line)
-        self._undo(fill("DROP TRIGGER __tr ON __s.__t", **names, __tr=trigger), line)
+        self._undo(fill("DROP FUNCTION IF EXISTS __s.__f()", **names, __f=function), line)
+        self._undo(fill("DROP TRIGGER IF EXISTS __tr ON __s.__t", **names, __tr=trigger), line)
         self.removes.append(f"trigger {trigger} and function {facts.schema}.{function}")
 
     def _backfill(self, table: _Table, names: dict[str, Any], line: int) -> None:

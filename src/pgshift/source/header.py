@@ -42,7 +42,8 @@ ANNOTATION_KEYS = (
     "expand-contract",
     "expand-down",
 )
-#: The annotations that only a `@kind: backfill` file may carry.
+#: The annotations that only a `@kind: backfill` file may carry (and an `@expand-contract`
+#: one: they pace its backfill).
 BACKFILL_KEYS = ("batch-key", "batch-size", "batch-pause")
 #: What `@kind` accepts: the one kind of migration that runs differently from plain SQL.
 KINDS = ("backfill",)
@@ -304,14 +305,15 @@ def parse_header(text: str, file: str, *, rollback: bool = False) -> tuple[Heade
             builder.add(item)
     header = Header(fields=tuple(builder.fields), unknown=tuple(builder.unknown), **builder.values)
     kind_given = any(f.is_annotation and f.key == "kind" for f in builder.fields)
-    if header.kind != "backfill" and not kind_given:
+    if header.kind != "backfill" and not kind_given and not header.expand_contract:
         for item in builder.fields:
             if item.is_annotation and item.key in BACKFILL_KEYS:
                 builder.problems.append(
                     Problem(
                         file,
                         item.line,
-                        f"@{item.key} applies only to a backfill; add '-- @kind: backfill'",
+                        f"@{item.key} applies only to a backfill; add '-- @kind: backfill'"
+                        " (or '-- @expand-contract: true', whose copy of the rows is one)",
                     )
                 )
     return header, builder.problems
