@@ -235,6 +235,7 @@ class Run:
     reprepared: int = 0
     disagreeing: int = 0  # rows where the shapes disagree or a value is not its last writer's
     leftovers: list[str] = field(default_factory=list)
+    diagnosis: dict[str, float] = field(default_factory=dict)  # --diagnose: rows/s
     problems: list[str] = field(default_factory=list)
 
 
@@ -316,6 +317,46 @@ class Checker:
             run.problems.append(f"{phase}: {row[0]} {what}")
 
 
+#: --diagnose: what the plain UPDATE costs without each thing expand added, with the
+#: workloads paused, each variant in a transaction that is rolled back (so no value changes).
+VARIANTS = {
+    "as is": [],
+    "sync trigger disabled": [
+        f"ALTER TABLE accounts DISABLE TRIGGER zz_accounts_pgshift_sync_{V2}"
+    ],
+    "shadow index dropped": [f"DROP INDEX accounts_amount_idx_pgshift_ix_{V2}"],
+    "neither": [
+        f"ALTER TABLE accounts DISABLE TRIGGER zz_accounts_pgshift_sync_{V2}",
+        f"DROP INDEX accounts_amount_idx_pgshift_ix_{V2}",
+    ],
+}
+
+
+def _diagnose(url: str, plain_rows: int, phase: str, times: int = 3) -> dict[str, float]:
+    """Rows/s of the plain UPDATE per variant (median of ``times``), then after a VACUUM."""
+    update = "UPDATE accounts SET amount = -amount WHERE id <= %s"
+    found: dict[str, float] = {}
+    variants = VARIANTS if phase == "window" else {"as is": []}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for vacuumed in (False, True):
+            if vacuumed:
+                conn.execute("VACUUM accounts")
+            for label, setup in variants.items():
+                rates = []
+                for _ in range(times):
+                    with conn.transaction(force_rollback=True):
+                        for statement in setup:
+                            conn.execute(statement.encode())
+                        began = time.perf_counter()
+                        conn.execute(update.encode(), (plain_rows,))
+                        rates.append(plain_rows / (time.perf_counter() - began))
+                after = ", after VACUUM" if vacuumed else ""
+                found[f"{phase}: {label}{after}"] = statistics.median(rates)
+                if vacuumed:
+                    break  # after VACUUM: the table as is only
+    return found
+
+
 def _leftovers(url: str) -> list[str]:
     """What expand added that contract should have removed, and the shape that must remain."""
     with psycopg.connect(url) as conn:
@@ -365,7 +406,9 @@ def _build(url: str, settings: Settings, rows: int) -> None:
         conn.execute("CHECKPOINT")
 
 
-def bench(server_url: str, rows: int, plain_rows: int, slot_s: float) -> Run:
+def bench(
+    server_url: str, rows: int, plain_rows: int, slot_s: float, diagnose: bool = False
+) -> Run:
     """One run on a fresh scratch database of the server at ``server_url``."""
     name = f"bench_expand_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
@@ -376,7 +419,7 @@ def bench(server_url: str, rows: int, plain_rows: int, slot_s: float) -> Run:
     settings = _settings(folder, url)
     try:
         _build(url, settings, rows)
-        return _timeline(url, settings, rows, plain_rows, slot_s)
+        return _timeline(url, settings, rows, plain_rows, slot_s, diagnose)
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(
@@ -384,7 +427,9 @@ def bench(server_url: str, rows: int, plain_rows: int, slot_s: float) -> Run:
             )
 
 
-def _timeline(url: str, settings: Settings, rows: int, plain_rows: int, slot_s: float) -> Run:
+def _timeline(
+    url: str, settings: Settings, rows: int, plain_rows: int, slot_s: float, diagnose: bool
+) -> Run:
     run, marks = Run(), dict[str, float]()
     checker = Checker(url, rows, plain_rows)
     old, peer = Workload(url, "name", "old"), Workload(url, "name", "peer")
@@ -403,6 +448,8 @@ def _timeline(url: str, settings: Settings, rows: int, plain_rows: int, slot_s: 
         peer.finish()
         old.pause()
         checker.check(run, "before up", [old_shape], [old, peer])
+        if diagnose:
+            run.diagnosis.update(_diagnose(url, checker.plain_rows, "before"))
         old.resume()
 
         t0 = time.perf_counter()
@@ -427,6 +474,8 @@ def _timeline(url: str, settings: Settings, rows: int, plain_rows: int, slot_s: 
         old.pause()
         new.pause()
         checker.check(run, "before contract", both, [old, peer, new])
+        if diagnose:
+            run.diagnosis.update(_diagnose(url, checker.plain_rows, "window"))
         old.finish()
         new.resume()
 
@@ -497,6 +546,9 @@ def _lines(label: str, rows: int, runs: list[Run], lock_timeout_ms: int) -> list
         ("plain UPDATE: before / window",
          col(lambda r: r.before_plain / r.window_plain, 2) + "x"),
     ]  # fmt: skip
+    for key in runs[0].diagnosis:
+        rates = [r.diagnosis[key] for r in runs]
+        measures.append((f"diagnosis, plain UPDATE rows/s, {key}", _spread(rates, 0)))
     out = [f"| {label} | {rows:,} | {len(runs)} | {what} | {value} |" for what, value in measures]
     worst = max(max(r.longest_expand_s, r.longest_contract_s) for r in runs)
     penalty = statistics.median(r.before_updates / r.window_updates for r in runs)
@@ -531,6 +583,9 @@ def main() -> None:
     parser.add_argument("--slot", type=float, default=5.0, help="seconds each rate is measured")
     parser.add_argument("--plain-rows", type=int, default=50_000, help="rows of the plain UPDATE")
     parser.add_argument("--write", action="store_true", help="replace the section of RESULTS.md")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="the plain UPDATE without each thing expand added"
+    )
     args = parser.parse_args()
     from harness import report
 
@@ -545,7 +600,7 @@ def main() -> None:
     for label, url in _targets(args):
         runs = []
         for _ in range(args.repeat):
-            runs.append(bench(url, args.rows, args.plain_rows, args.slot))
+            runs.append(bench(url, args.rows, args.plain_rows, args.slot, args.diagnose))
         shown = "\n".join(_lines(label, args.rows, runs, lock_timeout_ms))
         table, _, rest = shown.partition("\n\n")
         lines.append(table)
