@@ -607,7 +607,7 @@ def main() -> None:
     section = [
         *report.heading(TITLE, report.command_line("bench_expand.py")),
         f"Machine: {report.machine()}; load average at the start {load_before}."
-        f" lock_timeout {lock_timeout_ms} ms.\n",
+        f" lock_timeout {lock_timeout_ms} ms.\n\n",
         *(line + "\n" for line in lines),
         "\n",
         *(note.rstrip() + "\n\n" for note in notes),
