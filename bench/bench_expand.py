@@ -38,6 +38,10 @@ most 2x), shown beside the set-based UPDATE's rows/s before and in the window. A
 prepared before contract's type swap fails once with "cached plan must not change result type"
 and is run again after DEALLOCATE ALL (the documented remedy, as in
 tests/integration/test_expand_contract.py): counted as ``re-prepared``, not as an error.
+
+``--diagnose`` adds, with the workloads paused before ``up`` and before ``contract``, the
+set-based UPDATE after a VACUUM, in the window also without the sync trigger, with an emptied
+sync function, without the shadow index, and without both (rolled back, best of 3).
 """
 
 from __future__ import annotations
