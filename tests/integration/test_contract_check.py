@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.plugins.pg import PgServer, SystemServer, _postmaster_pid
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
 from tests.support import run_cli
@@ -192,8 +193,91 @@ def test_the_old_names_are_derived_from_the_migration_and_the_catalog(db_url: st
             "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint;"
             "ALTER TABLE accounts DROP COLUMN note;",
         )
-        assert both == (OldShape("public", "accounts", ("name", "note")),)
+        assert both == (
+            OldShape(
+                "public",
+                "accounts",
+                ("name", "note"),
+                new_columns=("full_name", f"amount_pgshift_new_{V1}"),
+            ),
+        )
         assert _old_names(conn, "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint;") == ()
         assert _old_names(conn, "ALTER TABLE people RENAME TO persons;") == (
             OldShape("public", "people", (), table_renamed=True),
         )
+
+
+@pytest.fixture
+def preloaded(pg_server: PgServer) -> Iterator[str]:
+    """A server of the same major of its own, started with pg_stat_statements preloaded (the
+    suite's servers are shared and do not load it): the URL of its `postgres` database."""
+    server = SystemServer(pg_server.bin_dir)
+    try:
+        options = (
+            f"-k {server.base} -h 127.0.0.1 -p {server.port}"
+            " -c shared_preload_libraries=pg_stat_statements -c fsync=off"
+        )
+        server._run(
+            "pg_ctl", "-D", str(server.data_dir), "-l", str(server.log), "-w", "-t", "60",
+            "-o", options, "restart",
+        )  # fmt: skip
+        server._pid = _postmaster_pid(server.data_dir)
+        url = server.url("postgres")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+        yield url
+    finally:
+        server.close()
+
+
+def test_statements_pg_stat_statements_kept_are_reported_until_it_is_reset(
+    preloaded: str, make_project: ProjectMaker, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A statement of the old shape that ran and whose session is gone is still evidence (a
+    nightly job): reported with its calls and role, until pg_stat_statements is reset. The
+    expansion's own backfill, which names both shapes, is not."""
+    monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
+    project = make_project(
+        {
+            **pair(V1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);"),
+            **pair(
+                V2, "rename name", "ALTER TABLE accounts RENAME COLUMN name TO full_name;",
+                extra_header=["@expand-contract: true"],
+            ),
+        }
+    )  # fmt: skip
+    assert run_cli(capsys, project, preloaded, "up", "--yes", "--target", V1).code == 0
+    with psycopg.connect(preloaded, autocommit=True) as conn:
+        conn.execute("INSERT INTO accounts SELECT g, 'n' || g FROM generate_series(1, 10) g")
+    assert run_cli(capsys, project, preloaded, "up", "--yes").code == 0
+    settings = _settings(project, preloaded)
+    clean = pgshift.check_contract(settings)
+    assert clean.statements_missing is None and clean.statements_reset_at is not None
+    assert clean.statements == () and clean.exit_code == 0  # the backfill is not old code
+    with psycopg.connect(preloaded, autocommit=True, application_name="nightly") as job:
+        for i in range(3):
+            job.execute(OLD_QUERY, (i,)).fetchall()
+    check = _until_no_session(settings)
+    assert check.sessions == ()
+    assert [(u.version, u.names, u.user, u.calls) for u in check.statements] == [
+        (V2, ("public.accounts.name",), "postgres", 3)
+    ]
+    assert SECRET not in check.statements[0].statement
+    assert check.exit_code == 1
+    text = run_cli(capsys, project, preloaded, "contract", "--check")
+    assert text.code == 1
+    assert "pg_stat_statements: 3 call(s) by postgres use public.accounts.name" in text.out
+    assert "pg_stat_statements_reset()" in text.out
+    with psycopg.connect(preloaded, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    assert pgshift.check_contract(settings).exit_code == 0
+
+
+def _until_no_session(settings: Settings) -> pgshift.ContractCheck:
+    deadline = time.monotonic() + 10
+    while True:
+        check = pgshift.check_contract(settings)
+        if not check.sessions or time.monotonic() > deadline:
+            return check
+        time.sleep(0.1)

@@ -9,7 +9,7 @@ from pgshift.rewrite.expand import Expansion, OldShape
 from pgshift.source.old_shape import old_names_in
 
 SHAPES = (
-    OldShape("public", "accounts", ("name", "legacy")),
+    OldShape("public", "accounts", ("name", "legacy"), new_columns=("full_name",)),
     OldShape("public", "users", (), table_renamed=True),
 )
 
@@ -45,6 +45,9 @@ def test_a_statement_of_the_old_shape_is_recognised(text: str, expected: tuple[s
         "SELECT name FROM orders",  # another table's column of that name
         "SELECT name FROM other.accounts",  # another schema's table
         "SELECT * FROM people",  # the renamed table's new name
+        # The expansion's own backfill names both shapes: not the old code, which predates
+        # the new column.
+        "UPDATE public.accounts SET full_name = name WHERE full_name IS DISTINCT FROM name",
         "",
     ],
 )
@@ -66,6 +69,7 @@ def test_the_old_names_survive_the_applied_rows_record() -> None:
         "table": "accounts",
         "columns": ["name", "legacy"],
         "table_renamed": False,
+        "new_columns": ["full_name"],
     }
     assert Expansion.from_record("20260101000000", record).old_names == SHAPES
     # A row an older pgshift expanded has no old names: nothing is looked for.

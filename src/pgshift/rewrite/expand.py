@@ -127,12 +127,16 @@ class OldShape:
 
     `contract --check` looks for these names in the statements sessions run. A type change
     keeps the column's name, so the old and the new code name it alike: it has no entry here.
+    ``new_columns``: the columns the old shape did not have (a rename's new name, a type
+    change's shadow); a statement naming one is not the old code's, which predates them (the
+    expansion's own backfill names both).
     """
 
     schema: str
     table: str  # the table as the old code names it
     columns: tuple[str, ...] = ()
     table_renamed: bool = False
+    new_columns: tuple[str, ...] = ()
 
     def record(self) -> dict[str, Any]:
         return {
@@ -140,6 +144,7 @@ class OldShape:
             "table": self.table,
             "columns": list(self.columns),
             "table_renamed": self.table_renamed,
+            "new_columns": list(self.new_columns),
         }
 
     @classmethod
@@ -149,6 +154,7 @@ class OldShape:
             str(record["table"]),
             tuple(str(c) for c in record.get("columns", ())),
             bool(record.get("table_renamed", False)),
+            tuple(str(c) for c in record.get("new_columns", ())),
         )
 
 
@@ -662,11 +668,13 @@ def _old_shape(table: _Table) -> OldShape:
     change alone keeps the name), a dropped column, the table's name when it is renamed."""
     columns = [p.old.name for p in table.pairs if p.old.name != p.new]
     columns += [name for name, _ in table.dropped]
+    new = [p.shadow for p in table.pairs] + [c.column for c in table.added if c.column]
     return OldShape(
         table.facts.schema,
         table.facts.name,
         tuple(dict.fromkeys(columns)),
         table.renamed_to is not None,
+        tuple(dict.fromkeys(new)),
     )
 
 

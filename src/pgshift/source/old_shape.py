@@ -6,6 +6,8 @@ shape: it reads the statements sessions run (pg_stat_activity) and have run
 together with a column only the old shape has (a column renamed away or dropped), or for the
 old name of a renamed table. A name is matched as PostgreSQL's parser sees it (quoted or not,
 folded), never by searching the text: `name` in a string constant or a comment is not a use.
+A statement that also names a column only the new shape has is not the old code's (the
+expansion's own backfill, an index built for the new shape).
 
 What it cannot tell: which table an unqualified column belongs to when the statement names
 several tables (a column of that name on another table counts), and which schema an
@@ -37,7 +39,7 @@ def old_names_in(text: str, shapes: Sequence[OldShape]) -> tuple[str, ...] | Non
     _collect(tree, relations, columns)
     found: list[str] = []
     for shape in shapes:
-        if not _names_table(relations, shape):
+        if not _names_table(relations, shape) or any(c in columns for c in shape.new_columns):
             continue
         where = f"{shape.schema}.{shape.table}"
         if shape.table_renamed:
