@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from pgshift.api.adopt import baseline, import_migrations
     from pgshift.api.fleet import fleet_up
     from pgshift.api.inspection import at_head, health, health_server, status, wait
-    from pgshift.api.migrate import apply, contract, create, plan_contract, plan_up, up
+    from pgshift.api.migrate import (
+        apply,
+        check_contract,
+        contract,
+        create,
+        plan_contract,
+        plan_up,
+        up,
+    )
     from pgshift.api.project import connect, database_url, load_project, read_history
     from pgshift.api.records import mark, run_history
     from pgshift.api.recover import backup, list_backups, restore, rollback, rollback_emergency
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
     from pgshift.model import Migration, SchemaObject
     from pgshift.ops.backup import RestoreResult
     from pgshift.ops.baseline import BaselinePlan, BaselineResult, plan_baseline
+    from pgshift.ops.expand import ContractCheck, OldShapeUse
     from pgshift.ops.fleet import (
         FleetResult,
         FleetStatus,
@@ -105,6 +114,7 @@ _FUNCTIONS = {
     "at_head": "pgshift.api.inspection",
     "backup": "pgshift.api.recover",
     "baseline": "pgshift.api.adopt",
+    "check_contract": "pgshift.api.migrate",
     "connect": "pgshift.api.project",
     "connect_target": "pgshift.ops.fleet",
     "contract": "pgshift.api.migrate",
@@ -152,6 +162,7 @@ _TYPES = {
     "BaselinePlan": "pgshift.ops.baseline",
     "BaselineResult": "pgshift.ops.baseline",
     "Check": "pgshift.ops.health_rules",
+    "ContractCheck": "pgshift.ops.expand",
     "DryRunReport": "pgshift.ops.rollback",
     "EmergencyPlan": "pgshift.ops.rollback",
     "EmergencyResult": "pgshift.ops.rollback",
@@ -176,6 +187,7 @@ _TYPES = {
     "MarkResult": "pgshift.ops.marking",
     "Migration": "pgshift.model",
     "MigrationState": "pgshift.plan",
+    "OldShapeUse": "pgshift.ops.expand",
     "Plan": "pgshift.plan",
     "Progress": "pgshift.history",
     "Project": "pgshift.project_files",
@@ -242,6 +254,7 @@ __all__ = [
     "BaselinePlan",
     "BaselineResult",
     "Check",
+    "ContractCheck",
     "DryRunReport",
     "EarlierRunWaiting",
     "EmergencyPlan",
@@ -267,6 +280,7 @@ __all__ = [
     "MarkResult",
     "Migration",
     "MigrationState",
+    "OldShapeUse",
     "PgshiftError",
     "Plan",
     "PlanOvertaken",
@@ -312,6 +326,7 @@ __all__ = [
     "at_head",
     "backup",
     "baseline",
+    "check_contract",
     "connect",
     "connect_target",
     "contract",

@@ -92,6 +92,14 @@ class BackfillSettings:
 
 
 @dataclass(frozen=True)
+class ExpandSettings:
+    """Expand and contract (SPEC 15): how long a migration may stay expanded, serving the old
+    and the new shape at once, before `health` warns that its `pgshift contract` is overdue."""
+
+    warn_ms: int  # PGSHIFT_EXPAND_WARN
+
+
+@dataclass(frozen=True)
 class LintSettings:
     """Where findings link their rule's page, and where an adopted history ends."""
 
@@ -102,7 +110,7 @@ class LintSettings:
 
 
 #: The groups in the order `pgshift config` shows them.
-GROUPS = ("connection", "project", "runner", "backup", "health", "backfill", "lint")
+GROUPS = ("connection", "project", "runner", "backup", "health", "backfill", "expand", "lint")
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class Settings:
     backup: BackupSettings
     health: HealthSettings
     backfill: BackfillSettings
+    expand: ExpandSettings
     lint: LintSettings
     sources: Mapping[str, Source]
 
@@ -543,6 +552,7 @@ _KNOBS: tuple[_Knob, ...] = (
         "10s",
         _parse_ms,
     ),
+    _Knob("expand_warn_ms", "PGSHIFT_EXPAND_WARN", "expand_warn", "7 days", _parse_ms),
     _Knob(
         "preflight_timeout_ms",
         "PGSHIFT_PREFLIGHT_TIMEOUT",
@@ -592,6 +602,7 @@ PLACE: dict[str, tuple[str, str]] = {
     "health_abort_blocked_ms": ("health", "abort_blocked_ms"),
     "backfill_batch_time_ms": ("backfill", "batch_time_ms"),
     "backfill_max_lag_ms": ("backfill", "max_lag_ms"),
+    "expand_warn_ms": ("expand", "warn_ms"),
     "docs_url": ("lint", "docs_url"),
     "lint_since": ("lint", "since"),
 }
@@ -715,6 +726,7 @@ _GROUP_TYPES: dict[str, type] = {
     "backup": BackupSettings,
     "health": HealthSettings,
     "backfill": BackfillSettings,
+    "expand": ExpandSettings,
     "lint": LintSettings,
 }
 

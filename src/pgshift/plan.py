@@ -422,7 +422,18 @@ def contract_plan(
         steps.append(Step(migration, resume, action="contract", expansion=expansion))
     unknown = sorted(wanted - {s.migration.version for s in steps})
     if unknown:
-        raise UsageError(f"not expanded, nothing to contract: {', '.join(unknown)}")
+        applied = {row.version for row in history.applied}
+
+        def state(v: str) -> str:
+            if v in applied:
+                return "applied, not expanded"
+            return "pending" if v in by_version else "no such migration"
+
+        why = [f"{v} ({state(v)})" for v in unknown]
+        raise UsageError(
+            f"not expanded, nothing to contract: {', '.join(why)}",
+            hint="`pgshift status` shows which migrations are expanded",
+        )
     return Plan(
         tuple(steps), CONTRACT_PLAN, selection=tuple(versions), migrations=tuple(migrations)
     )

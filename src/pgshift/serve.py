@@ -274,6 +274,18 @@ def render_metrics(report: HealthReport, runs: int) -> str:
         ("pgshift_migrations_pending", "pending_migrations", "count", "Pending migrations."),
         ("pgshift_migrations_failed", "failed_migrations", "count", "Failed or half-applied."),
         ("pgshift_migrations_drifted", "drift", "count", "Applied migrations changed or gone."),
+        (
+            "pgshift_migrations_expanded",
+            "expanded_migrations",
+            "count",
+            "Migrations in their expand phase (both shapes served).",
+        ),
+        (
+            "pgshift_migrations_expanded_overdue",
+            "expanded_migrations",
+            "overdue",
+            "Expanded longer than PGSHIFT_EXPAND_WARN.",
+        ),
         ("pgshift_invalid_indexes", "invalid_indexes", "count", "INVALID indexes."),
         ("pgshift_blocked_sessions", "blocked_sessions", "count", "Sessions waiting on locks."),
         (

@@ -51,7 +51,7 @@ def test_config_shows_the_settings_by_group(
     result = run_cli(capsys, tmp_path, None, "config")
     assert result.code == 0
     lines = result.out.splitlines()
-    groups = ("connection", "project", "runner", "backup", "health", "backfill", "lint")
+    groups = ("connection", "project", "runner", "backup", "health", "backfill", "expand", "lint")
     heads = [lines.index(f"[{group}]") for group in groups]
     assert heads == sorted(heads)  # in this order
     ends = [*heads[1:], len(lines)]
@@ -59,6 +59,7 @@ def test_config_shows_the_settings_by_group(
     assert any("PGSHIFT_LOCK_TIMEOUT" in line for line in section["runner"])
     assert any("DB_BACKUP_DIR" in line for line in section["backup"])
     assert any("PGSHIFT_BACKFILL_MAX_LAG" in line for line in section["backfill"])
+    assert any("PGSHIFT_EXPAND_WARN" in line for line in section["expand"])
     assert not any("DB_BACKUP_DIR" in line for line in section["runner"])
     data = run_cli(capsys, tmp_path, None, "config", "--json").json()
     assert {entry["group"] for entry in data.values()} == set(groups)

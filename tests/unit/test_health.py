@@ -36,6 +36,7 @@ from pgshift.ops.health_rules import (
     check_blocked,
     check_connection,
     check_connections,
+    check_expanded,
     check_failed,
     check_long_transactions,
     check_migration_lock,
@@ -325,6 +326,7 @@ def test_metrics_text_exposes_counts_and_nan_for_unknown() -> None:
             Check("blocked_sessions", UNKNOWN, "not checked"),
             Check("migration_lock", OK, "not held", {"held": False}),
             Check("backups", WARNING, "", {"newest_age_s": None}),
+            Check("expanded_migrations", WARNING, "", {"count": 2, "overdue": 1}),
         ),
         NOW,
     )
@@ -333,6 +335,8 @@ def test_metrics_text_exposes_counts_and_nan_for_unknown() -> None:
     assert lines["pgshift_health_status"] == "3"
     assert lines['pgshift_health_check_status{check="pending_migrations"}'] == "1"
     assert lines["pgshift_migrations_pending"] == "2"
+    assert lines["pgshift_migrations_expanded"] == "2"
+    assert lines["pgshift_migrations_expanded_overdue"] == "1"
     assert lines["pgshift_invalid_indexes"] == "1"
     assert lines["pgshift_blocked_sessions"] == "NaN"
     assert lines["pgshift_last_backup_age_seconds"] == "NaN"
@@ -449,3 +453,41 @@ def test_failed_check_details_word_for_word() -> None:
         f"no failed migration; {v2} being applied and {v1} being reverted by the current run"
     )
     assert running.data["running"] == [v1, v2]
+
+
+def _state(version: str, state: str, applied_at: datetime) -> Any:
+    from pgshift.plan import MigrationState
+
+    row = AppliedMigration(version, "rename", "c", None, applied_at, 1, "me", None, "r")
+    return MigrationState(version, "rename", state, None, row)
+
+
+def test_expanded_migrations_warn_past_pgshift_expand_warn_from_when_expand_finished() -> None:
+    """The age of an expanded migration is its applied row's applied_at (expand's end); the
+    warning names the overdue ones and the command that ends them; 7 days by default."""
+    assert T.expand_warn_ms == 7 * 86_400_000
+    none = check_expanded([_state("20250101000000", "applied", NOW - timedelta(days=30))], NOW, T)
+    assert none.status == OK and none.data["count"] == 0
+    assert none.detail == "no migration is expanded"
+    young = _state("20250102000000", "expanded", NOW - timedelta(days=6, hours=23))
+    fresh = check_expanded([young], NOW, T)
+    assert fresh.status == OK
+    assert fresh.detail == ("20250102000000 expanded for 6d 23h (under PGSHIFT_EXPAND_WARN 7d 0h)")
+    old = _state("20250103000000", "expanded", NOW - timedelta(days=7))
+    late = check_expanded([young, old], NOW, T)
+    assert late.status == WARNING
+    assert late.detail == (
+        "20250102000000 expanded for 6d 23h; 20250103000000 expanded for 7d 0h:"
+        " 20250103000000 longer than PGSHIFT_EXPAND_WARN 7d 0h; once the old code is gone"
+        " (`pgshift contract --check`), run `pgshift contract 20250103000000`"
+    )
+    assert late.data["count"] == 2 and late.data["overdue"] == 1
+    assert late.data["migrations"][1] == {
+        "version": "20250103000000",
+        "description": "rename",
+        "since": (NOW - timedelta(days=7)).isoformat(),
+        "age_s": 7 * 86400.0,
+        "overdue": True,
+    }
+    short = Thresholds(expand_warn_ms=3_600_000)
+    assert check_expanded([young], NOW, short).status == WARNING

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pgshift.db.target import Target
     from pgshift.events import Emit
     from pgshift.ops.apply import RunResult
+    from pgshift.ops.expand import ContractCheck
     from pgshift.plan import Plan
     from pgshift.project_files import Project
 
@@ -130,6 +131,19 @@ def plan_contract(target: Target, project: Project, versions: Sequence[str] = ()
     from pgshift.ops.expand import plan_contract_for
 
     return plan_contract_for(project, target, versions)
+
+
+def check_contract(settings: Settings, versions: Sequence[str] = ()) -> ContractCheck:
+    """Whether code written for the old shape of ``versions`` (every expanded migration when
+    empty) still runs: sessions whose current or last statement names a column or table name
+    only the old shape has, and the statements pg_stat_statements kept, when it is installed.
+    Changes nothing (`pgshift contract --check`); a version that is not expanded is a
+    UsageError (exit 2) naming it."""
+    from pgshift.ops.expand import check_contract_for
+
+    project = load_project(settings, allow_problems=True)
+    with connect(settings, purpose="contract check") as target:
+        return check_contract_for(project, target, versions)
 
 
 def contract(

@@ -50,6 +50,7 @@ def paint(text: str, style: str, stream: Any) -> str:
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "note": "bold cyan"}
 STATE_STYLE = {
     "applied": "green",
+    "expanded": "cyan",
     "pending": "yellow",
     "out-of-order": "yellow",
     "failed": "red",

@@ -423,6 +423,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                 "applied": report.applied,
                 "failed": report.failed,
                 "half_reverted": report.half_reverted,
+                "expanded": report.expanded,
                 "problems": [
                     {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
                     for p in report.problems
@@ -461,7 +462,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         rows,
         title=f"{report.applied} applied, {report.pending} pending"
         + (f", {report.failed} failed" if report.failed else "")
-        + (f", {report.half_reverted} half-reverted" if report.half_reverted else ""),
+        + (f", {report.half_reverted} half-reverted" if report.half_reverted else "")
+        + (f", {report.expanded} expanded" if report.expanded else ""),
         styles={"state": _state_style},
     )
     for r in report.rows:

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pgshift.errors import InputError, Problem, UsageError
+from pgshift.errors import InputError, Problem
 from pgshift.plan import Plan, contract_plan, expanded_record
-from pgshift.rewrite.expand import Expansion, NotExpandable, changes_of, expansion, tables_of
+from pgshift.rewrite.expand import (
+    Expansion,
+    NotExpandable,
+    OldShape,
+    changes_of,
+    expansion,
+    tables_of,
+)
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target
@@ -117,17 +125,118 @@ def refuse_touching_expanded(plan: Plan, history: History) -> None:
 
 
 @dataclass(frozen=True)
-class ContractCheck:
-    """What `contract --check` found: sessions still running statements of the old shape."""
+class OldShapeUse:
+    """A session, or a statement pg_stat_statements kept, that names what only the old shape
+    of an expanded migration has: code written for the old shape still runs.
+
+    ``statement``: with its constants masked (``$1``), never the application's data. A session
+    has ``pid``, ``application_name`` and ``state`` (active: running it now; idle: it was the
+    session's last statement); a kept statement has ``calls`` instead.
+    """
 
     version: str
-    old_columns: tuple[str, ...]
-    sessions: tuple[tuple[int, str], ...]  # (pid, the statement), the old shape's users
+    names: tuple[str, ...]  # schema.table.column, or schema.table for a renamed table
+    statement: str
+    user: str
+    pid: int | None = None
+    application_name: str | None = None
+    state: str | None = None
+    calls: int | None = None
+
+
+@dataclass(frozen=True)
+class ContractCheck:
+    """What `pgshift contract --check` found; it changes nothing.
+
+    ``watched``: per expanded migration, the names only its old shape has, which is what is
+    looked for (empty for a migration that only changes types: the old and the new code name
+    the same columns, and their statements cannot be told apart). ``statements_missing``: why
+    pg_stat_statements was not read, None when it was (``statements_reset_at``: the start of
+    what it kept). ``unreadable``: sessions whose statement could not be parsed (cut short by
+    track_activity_query_size, or hidden from this role).
+    """
+
+    watched: tuple[tuple[str, tuple[str, ...]], ...]
+    sessions: tuple[OldShapeUse, ...] = ()
+    statements: tuple[OldShapeUse, ...] = ()
+    statements_missing: str | None = None
+    statements_reset_at: datetime | None = None
+    unreadable: int = 0
+
+    @property
+    def in_use(self) -> bool:
+        """Whether anything still uses an old shape: then contract would break it."""
+        return bool(self.sessions or self.statements)
+
+    @property
+    def exit_code(self) -> int:
+        """`contract --check`'s exit code: 0 when nothing uses an old shape, else 1."""
+        return 1 if self.in_use else 0
+
+
+def check_contract_for(
+    project: Project, target: Target, versions: Sequence[str] = ()
+) -> ContractCheck:
+    """Whether sessions (and, when it is there, pg_stat_statements) still use the old shape of
+    ``versions`` (every expanded migration when empty); reads only. A version that is not
+    expanded is a UsageError naming it."""
+    from pgshift.db.old_shape import client_sessions, kept_statements
+    from pgshift.source.normalize import normalize_query
+    from pgshift.source.old_shape import old_names_in
+
+    plan = contract_plan(project.migrations, target.read_history(), versions)
+    shapes = [(s.migration.version, s.expansion.old_names) for s in plan.steps if s.expansion]
+    watched = tuple((v, _shown_names(old)) for v, old in shapes)
+    if not any(old for _, old in shapes):
+        return ContractCheck(watched)
+    sessions: list[OldShapeUse] = []
+    unreadable = 0
+    for session in client_sessions(target.session):
+        if not session.query.strip():
+            continue
+        for version, old in shapes:
+            names = old_names_in(session.query, old)
+            if names is None:
+                unreadable += 1
+                break
+            if names:
+                statement = normalize_query(session.query)
+                sessions.append(
+                    OldShapeUse(
+                        version,
+                        names,
+                        statement,
+                        session.user,
+                        session.pid,
+                        session.application_name,
+                        session.state,
+                    )
+                )
+    kept = kept_statements(target.session)
+    statements = [
+        OldShapeUse(version, names, normalize_query(k.query), k.user, calls=k.calls)
+        for k in kept.statements
+        for version, old in shapes
+        if (names := old_names_in(k.query, old))
+    ]
+    return ContractCheck(
+        watched, tuple(sessions), tuple(statements), kept.missing, kept.reset_at, unreadable
+    )
+
+
+def _shown_names(old: Sequence[OldShape]) -> tuple[str, ...]:
+    names: list[str] = []
+    for shape in old:
+        where = f"{shape.schema}.{shape.table}"
+        if shape.table_renamed:
+            names.append(where)
+        names.extend(f"{where}.{c}" for c in shape.columns)
+    return tuple(names)
 
 
 def plan_contract_for(project: Project, target: Target, versions: Sequence[str] = ()) -> Plan:
-    """The contract plan of ``versions`` (every expanded migration when empty) on ``target``."""
-    plan = contract_plan(project.migrations, target.read_history(), versions)
-    if not plan.steps:
-        raise UsageError("no migration is expanded: there is nothing to contract")
-    return plan
+    """The contract plan of ``versions`` (every expanded migration when empty) on ``target``:
+    empty when nothing is expanded, like `up`'s with nothing pending (a deploy that always runs
+    `pgshift contract --yes` finds nothing to do and succeeds); a version named that is not
+    expanded is a UsageError naming it."""
+    return contract_plan(project.migrations, target.read_history(), versions)

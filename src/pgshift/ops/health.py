@@ -33,6 +33,7 @@ from pgshift.ops.health_rules import (
     check_connection,
     check_connections,
     check_drift,
+    check_expanded,
     check_failed,
     check_files,
     check_invalid_indexes,
@@ -176,7 +177,9 @@ def run_checks(
     try:
         with probe() as session:
             connect_ms = (time.perf_counter() - started) * 1000
-            reader = _DatabaseChecks(session, settings, t, migrations, connect_ms, show_queries)
+            reader = _DatabaseChecks(
+                session, settings, t, migrations, connect_ms, show_queries, now
+            )
             for name, body in reader.in_order():
                 timed(name, body)
             with contextlib.suppress(QueryFailed):
@@ -252,8 +255,10 @@ class _DatabaseChecks:
         migrations: Sequence[Migration] | PgshiftError,
         connect_ms: float,
         show_queries: bool = False,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.probe = probe
+        self.now = now
         self.schema = settings.schema
         self.t = thresholds
         self.migrations = migrations
@@ -276,6 +281,7 @@ class _DatabaseChecks:
             ("long_transactions", self.long_transactions),
             ("migration_lock", self.migration_lock),
             ("backfills", self.backfills),
+            ("expanded_migrations", self.expanded),
             ("replication", self.replication),
         ]
 
@@ -354,6 +360,11 @@ class _DatabaseChecks:
             lock = self.probe.migration_lock(self.schema)
             live_run = lock is not None and lock.workers > 0
         return check_backfills(history, run_in_progress=live_run)
+
+    def expanded(self) -> Check:
+        return self._from_states(
+            "expanded_migrations", lambda states: check_expanded(states, self.now(), self.t)
+        )
 
     def replication(self) -> Check:
         return check_replication(self.probe.replicas(), self.t)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ CHECK_NAMES = (
     "long_transactions",
     "migration_lock",
     "backfills",
+    "expanded_migrations",
     "replication",
     "backups",
 )
@@ -145,6 +146,7 @@ class Thresholds:
     connections_crit_pct: int = 95
     replication_lag_warn_ms: int = 10_000
     replication_lag_crit_ms: int = 60_000
+    expand_warn_ms: int = 7 * 86_400_000  # PGSHIFT_EXPAND_WARN
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -162,6 +164,7 @@ class Thresholds:
             connections_crit_pct=settings.health_connections_crit_pct,
             replication_lag_warn_ms=settings.health_replication_lag_warn_ms,
             replication_lag_crit_ms=settings.health_replication_lag_crit_ms,
+            expand_warn_ms=settings.expand.warn_ms,
         )
 
 
@@ -175,6 +178,16 @@ def _level(value: float, warn: float, crit: float) -> str:
 
 def _dur(ms: float | None) -> str:
     return format_duration_ms(ms)
+
+
+def _age(ms: float | None) -> str:
+    """A long age as a person reads it: 8d 3h, 5h 12m; shorter ones as _dur does."""
+    if ms is None or ms < 3_600_000:
+        return _dur(ms)
+    hours = int(ms // 3_600_000)
+    if hours < 48:
+        return f"{hours}h {int(ms % 3_600_000 // 60_000)}m"
+    return f"{hours // 24}d {hours % 24}h"
 
 
 def _who(s: SessionInfo) -> str:
@@ -423,6 +436,56 @@ def check_backfills(history: History, run_in_progress: bool = False) -> Check:
         else "pgshift up` or `pgshift rollback safe"
     )
     return Check("backfills", WARNING, f"{shown}; run `{again}` to continue", data)
+
+
+def check_expanded(states: Sequence[MigrationState], now: datetime, t: Thresholds) -> Check:
+    """Migrations in their expand phase (SPEC 15), each since its applied row's `applied_at`
+    (when expand finished): one expanded longer than PGSHIFT_EXPAND_WARN is a warning.
+
+    Why a warning at all: while expanded, every write pays the synchronising trigger, the table
+    carries a second copy of each changed column, and later migrations of the table are refused
+    until `pgshift contract`; a window meant to last one deploy that is forgotten costs all of
+    that for good.
+    """
+    aged: list[tuple[MigrationState, datetime, float]] = []
+    for s in states:
+        if s.state != "expanded" or s.applied is None:
+            continue
+        since = s.applied.applied_at
+        if since.tzinfo is None:  # the history stores timestamptz; a naive one is UTC
+            since = since.replace(tzinfo=UTC)
+        aged.append((s, since, max(0.0, (now - since).total_seconds() * 1000)))
+    overdue = [s.version for s, _, age_ms in aged if age_ms >= t.expand_warn_ms]
+    data: dict[str, Any] = {
+        "count": len(aged),
+        "overdue": len(overdue),
+        "warn_s": t.expand_warn_ms / 1000,
+        "migrations": [
+            {
+                "version": s.version,
+                "description": s.description,
+                "since": since.isoformat(),
+                "age_s": round(age_ms / 1000, 1),
+                "overdue": s.version in overdue,
+            }
+            for s, since, age_ms in aged
+        ],
+    }
+    if not aged:
+        return Check("expanded_migrations", OK, "no migration is expanded", data)
+    shown = "; ".join(f"{s.version} expanded for {_age(age_ms)}" for s, _, age_ms in aged[:3])
+    if len(aged) > 3:
+        shown += f" and {len(aged) - 3} more"
+    limit = f"PGSHIFT_EXPAND_WARN {_age(t.expand_warn_ms)}"
+    if not overdue:
+        return Check("expanded_migrations", OK, f"{shown} (under {limit})", data)
+    return Check(
+        "expanded_migrations",
+        WARNING,
+        f"{shown}: {_names(overdue)} longer than {limit}; once the old code is gone"
+        f" (`pgshift contract --check`), run `pgshift contract {' '.join(overdue)}`",
+        data,
+    )
 
 
 def _nothing_failed(history: History, run_in_progress: bool, data: dict[str, Any]) -> Check:

@@ -49,6 +49,12 @@ class StatusReport:
         return sum(1 for r in self.rows if r.applied is not None and not r.half_reverted)
 
     @property
+    def expanded(self) -> int:
+        """Applied in their expand phase (counted in ``applied`` too): both shapes served until
+        `pgshift contract`, each since its row's ``applied_at``, when expand finished."""
+        return sum(1 for r in self.rows if r.state == "expanded")
+
+    @property
     def half_reverted(self) -> int:
         return sum(1 for r in self.rows if r.half_reverted)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pglast import ast, enums, parse_sql
@@ -121,6 +121,44 @@ class PhaseStep:
 
 
 @dataclass(frozen=True)
+class OldShape:
+    """What only the old code names on one table while it is served in two shapes: the
+    columns renamed away or dropped, and the table's own name when the table is renamed.
+
+    `contract --check` looks for these names in the statements sessions run. A type change
+    keeps the column's name, so the old and the new code name it alike: it has no entry here.
+    ``new_columns``: the columns the old shape did not have (a rename's new name, a type
+    change's shadow); a statement naming one is not the old code's, which predates them (the
+    expansion's own backfill names both).
+    """
+
+    schema: str
+    table: str  # the table as the old code names it
+    columns: tuple[str, ...] = ()
+    table_renamed: bool = False
+    new_columns: tuple[str, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "table": self.table,
+            "columns": list(self.columns),
+            "table_renamed": self.table_renamed,
+            "new_columns": list(self.new_columns),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> OldShape:
+        return cls(
+            str(record["schema"]),
+            str(record["table"]),
+            tuple(str(c) for c in record.get("columns", ())),
+            bool(record.get("table_renamed", False)),
+            tuple(str(c) for c in record.get("new_columns", ())),
+        )
+
+
+@dataclass(frozen=True)
 class Expansion:
     """The three phases of one migration, and what a person is told of them."""
 
@@ -131,6 +169,7 @@ class Expansion:
     undo: tuple[PhaseStep, ...]
     summary: tuple[str, ...] = ()  # one line per change: what expand does, what contract ends
     removes: tuple[str, ...] = field(default=())  # what contract removes, for its question
+    old_names: tuple[OldShape, ...] = ()  # what only the old code names (contract --check)
 
     def steps(self, phase: str) -> tuple[PhaseStep, ...]:
         return {EXPAND: self.expand, CONTRACT: self.contract, UNDO: self.undo}[phase]
@@ -160,6 +199,7 @@ class Expansion:
             "undo": [_step_record(s) for s in self.undo],
             "summary": list(self.summary),
             "removes": list(self.removes),
+            "old_names": [o.record() for o in self.old_names],
         }
 
     @classmethod
@@ -172,6 +212,7 @@ class Expansion:
             undo=tuple(_step_of(r) for r in record.get("undo", ())),
             summary=tuple(record.get("summary", ())),
             removes=tuple(record.get("removes", ())),
+            old_names=tuple(OldShape.from_record(o) for o in record.get("old_names", ())),
         )
 
 
@@ -619,8 +660,25 @@ def expansion(
         builder.asis_node(change)
     for table in deriver.tables.values():
         builder.table(table)
-    return builder.result(
+    result = builder.result(
         tuple(f"{t.facts.schema}.{t.facts.name}" for t in deriver.tables.values())
+    )
+    old = tuple(_old_shape(t) for t in deriver.tables.values())
+    return replace(result, old_names=tuple(o for o in old if o.columns or o.table_renamed))
+
+
+def _old_shape(table: _Table) -> OldShape:
+    """The names of ``table`` only the old code uses: a pair's old column when renamed (a type
+    change alone keeps the name), a dropped column, the table's name when it is renamed."""
+    columns = [p.old.name for p in table.pairs if p.old.name != p.new]
+    columns += [name for name, _ in table.dropped]
+    new = [p.shadow for p in table.pairs] + [c.column for c in table.added if c.column]
+    return OldShape(
+        table.facts.schema,
+        table.facts.name,
+        tuple(dict.fromkeys(columns)),
+        table.renamed_to is not None,
+        tuple(dict.fromkeys(new)),
     )
 
 
