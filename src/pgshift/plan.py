@@ -14,9 +14,9 @@ from pgshift.errors import DriftError, HalfReverted, InputError, Problem, UsageE
 from pgshift.history import AppliedMigration, BackfillProgress, History, Progress
 from pgshift.lint.finding import Finding
 from pgshift.model import Header, Migration, Statement
-from pgshift.rewrite.expand import CONTRACT, EXPAND, UNDO, Expansion
 
 if TYPE_CHECKING:
+    from pgshift.rewrite.expand import Expansion
     from pgshift.rewrite.preflight import PreflightResult  # pglast: only where checks run
 
 APPLIED = "applied"
@@ -80,7 +80,7 @@ class Step:
         """Which of the expansion's phases the step runs (None: the files' statements)."""
         if self.expansion is None:
             return None
-        return {"apply": EXPAND, "contract": CONTRACT, "revert": UNDO}[self.action]
+        return {"apply": "expand", "contract": "contract", "revert": "undo"}[self.action]
 
     @property
     def kind(self) -> str:
@@ -400,6 +400,8 @@ def expansion_of(row: AppliedMigration | None) -> Expansion | None:
     record = expanded_record(row)
     if row is None or record is None:
         return None
+    from pgshift.rewrite.expand import Expansion  # pglast: only when there is one
+
     return Expansion.from_record(row.version, record)
 
 

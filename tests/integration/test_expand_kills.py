@@ -2,7 +2,7 @@
 
 `pgshift up` of an `@expand-contract` migration (a rename and a widening on a table of tens of
 thousands of rows) runs in a child process that is killed inside each part of the expand
-phase: the setup transaction, the backfill, a validation, the concurrent index builds (once
+phase: the setup transaction, the backfill, the VACUUM after it, the concurrent index builds (once
 with its orphaned build terminated, which leaves an INVALID index, once with it left to
 finish unrecorded). Each part is held by a gate the test owns (a lock, a locked row, an old
 snapshot), so the kill lands in it for certain; the instant inside it is drawn from a seeded
@@ -385,15 +385,14 @@ def test_sigkills_inside_every_part_of_expand_and_contract_then_reruns(
         assert _progress(db_url) == 6  # the backfill did not end
         assert query(db_url, "SELECT finished_at FROM pgshift.backfill") == [(None,)]
         killed.append("backfill")
-        # 3. During a validation: SHARE UPDATE EXCLUSIVE, which VALIDATE CONSTRAINT needs.
+        # 3. During the VACUUM after the backfill: SHARE UPDATE EXCLUSIVE, which it (and
+        # every VALIDATE CONSTRAINT after it) needs; killed while it waits or between tries.
         with _held(db_url, "LOCK TABLE accounts IN SHARE UPDATE EXCLUSIVE MODE"):
             child = _up(project, db_url)
-            _wait(
-                "a validation waits", lambda: _runner_waits(db_url, "%VALIDATE CONSTRAINT%"), child
-            )
+            _wait("the VACUUM waits", lambda: _runner_waits(db_url, "%VACUUM%"), child)
             _kill(child, rng, 0.0, 1.2)
-        assert _progress(db_url) == 7  # the backfill ended; the validation did not commit
-        killed.append("validation")
+        assert _progress(db_url) == 7  # the backfill ended; the VACUUM was not recorded
+        killed.append("vacuum")
         # 4. During a concurrent index build, waiting for an old snapshot: its orphaned
         # session is terminated, which leaves the index INVALID for the rerun to rebuild.
         cic = "%CREATE UNIQUE INDEX CONCURRENTLY%"
@@ -415,7 +414,7 @@ def test_sigkills_inside_every_part_of_expand_and_contract_then_reruns(
             _kill(child, rng, 0.0, 0.5)
         _wait("the orphaned build finished", lambda: _orphan_pid(db_url, cic) is None)
         assert _invalid_indexes(db_url) == [] and NAME_INDEX in _index_oids(db_url)
-        assert _progress(db_url) == 8  # the build is done, but no run recorded it
+        assert _progress(db_url) == 9  # the build is done, but no run recorded it
         built = _index_oids(db_url)[NAME_INDEX]
         killed.append("index build, orphan finished")
         # Reruns until `up` finishes.
@@ -434,7 +433,7 @@ def test_sigkills_inside_every_part_of_expand_and_contract_then_reruns(
     assert killed == [
         "setup",
         "backfill",
-        "validation",
+        "vacuum",
         "index build, orphan terminated",
         "index build, orphan finished",
     ]
@@ -476,20 +475,22 @@ def _cic_waits(db_url: str) -> bool:
 FIXED = {**ENV, "PGSHIFT_BACKFILL_BATCH_TIME": "0"}
 FEW = 12_000
 
-#: Where db/execute.py's and db/backfill.py's failpoints cut the expand of V2 (its 11
-#: statements: the setup transaction 0-5, the backfill 6, a validation 7, a concurrent
-#: unique index 8, a validation 9, a concurrent index 10): after each commit, after a batch
-#: ran and after it committed, and after a concurrent build ran but before it was recorded.
+#: Where db/execute.py's and db/backfill.py's failpoints cut the expand of V2 (its 12
+#: statements: the setup transaction 0-5, the backfill 6, a VACUUM 7, a validation 8, a
+#: concurrent unique index 9, a validation 10, a concurrent index 11): after each commit,
+#: after a batch ran and after it committed, and after a statement run alone ran but before
+#: it was recorded.
 FAILPOINTS = [
     f"committed:{V2}:6",  # the setup transaction committed, the backfill not begun
     f"backfill-ran:{V2}:2",  # a batch ran, its transaction not committed
     f"backfill-committed:{V2}:2",
     f"committed:{V2}:0",  # the backfill finished; the step's progress moved past it
-    f"committed:{V2}:8",  # a validation committed
-    f"ran:{V2}:8",  # a concurrent build done, not recorded
-    f"committed:{V2}:9",
+    f"ran:{V2}:7",  # the VACUUM done, not recorded (it runs again: harmless)
+    f"committed:{V2}:9",  # a validation committed
+    f"ran:{V2}:9",  # a concurrent build done, not recorded
     f"committed:{V2}:10",
-    f"ran:{V2}:10",  # the expand's last statement done; its applied row not written
+    f"committed:{V2}:11",
+    f"ran:{V2}:11",  # the expand's last statement done; its applied row not written
 ]
 
 
@@ -535,14 +536,14 @@ def test_rollback_safe_after_a_killed_expand_refuses_and_names_up(
     accounts, under the live trigger, with a mere warning); it now refuses, changes nothing,
     and names the way out. After `up` finishes the expand, it takes it back as usual."""
     project = _project(make_project, db_url, FEW)
-    _killed_at(project, db_url, f"ran:{V2}:8")
+    _killed_at(project, db_url, f"ran:{V2}:9")
     half = _columns(db_url)
     assert set(half) == {"id", "name", "amount", "full_name", SHADOW}
     for verb in ("dry-run", "safe"):
         args = ("rollback", verb) if verb == "dry-run" else ("rollback", verb, "--yes")
         code, output = _finish(spawn_cli(project, db_url, *args, env=ENV))
         assert "half-expanded" in output, output
-        assert f"the expand of {V2} stopped half-way (8 statement(s) done)" in output
+        assert f"the expand of {V2} stopped half-way (9 statement(s) done)" in output
         assert "run `pgshift up` to finish it, then `pgshift rollback safe`" in output
         if verb == "safe":
             assert code == 2, output
@@ -559,7 +560,7 @@ def test_rollback_safe_after_a_killed_expand_refuses_and_names_up(
     assert query(db_url, "SELECT count(*) FROM accounts") == [(FEW,)]
 
 
-@pytest.mark.parametrize("point", [f"committed:{V2}:6", f"ran:{V2}:8"])
+@pytest.mark.parametrize("point", [f"committed:{V2}:6", f"ran:{V2}:9"])
 def test_rollback_emergency_after_a_killed_expand_runs_its_undo(
     make_project: ProjectMaker, db_url: str, point: str
 ) -> None:

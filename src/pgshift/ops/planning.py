@@ -37,13 +37,16 @@ def plan_for(
     adopted history applied here for the first time), plus the applied files' problems and the
     irreversible migrations (file_warnings). Reads, never writes.
     """
-    from pgshift.ops.expand import with_expansions
-
     history = target.read_history()
     plan = planning.plan_pending(project.migrations, history, to, problems=project.problems)
     if not plan.steps:
         return plan
-    plan = with_expansions(plan, target, history)
+    if any(s.migration.header.expand_contract for s in plan.steps) or any(
+        planning.expanded_record(row) for row in history.applied
+    ):  # pglast, and a catalog read, only for expand and contract
+        from pgshift.ops.expand import with_expansions
+
+        plan = with_expansions(plan, target, history)
     findings = lint_gate(project.migrations, plan, target.facts.major, project.settings)
     since = project.settings.lint.since
     if since is not None:
