@@ -173,7 +173,17 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "loader",
     ),
     "source/importers": ("__init__",),
-    "rewrite": ("__init__", "backfill", "preflight_state", "preflight", "template", "expand"),
+    "rewrite": (
+        "__init__",
+        "backfill",
+        "preflight_state",
+        "preflight",
+        "template",
+        "expand_model",
+        "expand_pairs",
+        "expand_steps",
+        "expand",
+    ),
     "lint": (
         "__init__",
         "finding",

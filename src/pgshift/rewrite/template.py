@@ -31,6 +31,12 @@ def _template(sql: str) -> tuple[ast.Node, ...]:
     return tuple(raw.stmt for raw in parse_sql(sql) if raw.stmt is not None)
 
 
+def statement_tree(sql: str) -> Any:
+    """The tree of the one statement ``sql`` (typed Any: pglast's fields are all Optional,
+    and a tree the parser built has the ones its kind needs)."""
+    return parse_sql(sql)[0].stmt
+
+
 def parse_expression(sql: str) -> ast.Node:
     """The tree of one SQL expression (``amount::bigint``, ``lower(name)``)."""
     (stmt,) = parse_sql(f"SELECT {sql}")
