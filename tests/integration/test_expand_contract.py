@@ -232,3 +232,27 @@ def test_a_later_migration_on_the_expanded_table_waits_for_contract(
     assert [s.version for s in result.steps] == [V2]
     pgshift.up(settings, backup=False)
     assert "extra" in _columns(db_url)
+
+
+def test_on_a_database_without_the_table_the_migration_runs_as_written(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh database (a developer's, CI's, a new tenant's) gets the table and its change in
+    one `up`: no running code uses a table that did not exist, so the final form runs as
+    written and the migration is applied, not expanded."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    _write(folder, V1, "accounts", TABLE, "DROP TABLE accounts;\n")
+    _write(folder, V2, "rename_and_widen", EXPAND, "SELECT 1;\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
+    assert main(["up", "--dry-run"]) == 0
+    assert "-- @expand-contract: runs as written, none of its tables" in capsys.readouterr().out
+    assert main(["up", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    states = {m["version"]: m["state"] for m in json.loads(capsys.readouterr().out)["migrations"]}
+    assert states == {V1: "applied", V2: "applied"}
+    assert _columns(db_url) == {"id": "bigint", "full_name": "text", "amount": "bigint"}
+    assert _leftovers(db_url) == []

@@ -304,6 +304,11 @@ def _dry_run(
         if step.expansion is not None:
             _show_expansion(out, step)
             continue
+        if m.header.expand_contract and step.action == "apply":
+            out.line(
+                "-- @expand-contract: runs as written, none of its tables is on the database"
+                " yet (no running code uses them)"
+            )
         if step.kind == "backfill":
             out.line("-- a backfill: runs in key-range batches, each in a transaction of its own")
         for stmt in m.statements:

@@ -228,12 +228,13 @@ def cmd_fleet_status(args: argparse.Namespace, out: Output) -> int:
             str(r.pending),
             str(r.failed),
             str(r.drifted),
+            str(r.expanded),
             r.last_run or "-",
         ]
         for r in status.rows
     ]
     out.table(
-        ["target", "state", "head", "pending", "failed", "drifted", "last run"],
+        ["target", "state", "head", "pending", "failed", "drifted", "expanded", "last run"],
         rows,
         title="fleet status",
     )

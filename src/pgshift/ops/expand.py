@@ -31,14 +31,30 @@ if TYPE_CHECKING:
     from pgshift.project_files import Project
 
 
-def expansion_for(migration: Migration, target: Target) -> Expansion:
+def expansion_for(migration: Migration, target: Target) -> Expansion | None:
     """The phases of ``migration`` on ``target``, from its statements and the catalog; an
-    InputError naming the file and line of a change that cannot be served in two shapes."""
+    InputError naming the file and line of a change that cannot be served in two shapes.
+
+    None when none of its tables is on the target yet (a fresh database, or tables an
+    earlier migration of the same run creates): no running code uses them, so the migration
+    runs as written and is applied, not expanded. A migration some of whose tables exist and
+    some not is refused: split it."""
     from pgshift.db.expand import facts_of
 
     try:
         changes = changes_of(migration.statements)
-        facts = facts_of(target.session, tables_of(changes))
+        tables = tables_of(changes)
+        facts = facts_of(target.session, tables)
+        if tables and not facts:
+            return None
+        missing = [t for t in tables if t not in facts]
+        if missing:
+            line = next(c.line for c in changes if c.table == missing[0])
+            raise NotExpandable(
+                line,
+                f"table {missing[0]} is not on the target yet while other tables of this"
+                " migration are: split it, so the new tables' changes run as written",
+            )
         return expansion(migration.version, changes, facts, down=migration.header.expand_down)
     except NotExpandable as exc:
         problem = Problem(str(migration.path), exc.line, f"@expand-contract: {exc.message}")

@@ -607,6 +607,8 @@ class TargetStatus:
     last_run: str | None  # when the newest applied migration was applied (ISO 8601)
     error: str | None = None  # the target could not be read
     exit_code: int = 0
+    # In their expand phase (`@expand-contract`): applied, both shapes served until contract.
+    expanded: int = 0
 
     @property
     def state(self) -> str:
@@ -677,4 +679,5 @@ def target_status(name: str, states: Sequence[MigrationState]) -> TargetStatus:
         failed=sum(1 for s in states if s.state == planning.FAILED),
         drifted=sum(1 for s in states if s.state in (planning.DRIFTED, planning.MISSING)),
         last_run=last.isoformat() if last is not None else None,
+        expanded=sum(1 for s in states if s.state == planning.EXPANDED),
     )

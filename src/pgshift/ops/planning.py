@@ -41,12 +41,7 @@ def plan_for(
     plan = planning.plan_pending(project.migrations, history, to, problems=project.problems)
     if not plan.steps:
         return plan
-    if any(s.migration.header.expand_contract for s in plan.steps) or any(
-        planning.expanded_record(row) for row in history.applied
-    ):  # pglast, and a catalog read, only for expand and contract
-        from pgshift.ops.expand import with_expansions
-
-        plan = with_expansions(plan, target, history)
+    plan = expanded_on(plan, target, history)
     findings = lint_gate(project.migrations, plan, target.facts.major, project.settings)
     since = project.settings.lint.since
     if since is not None:
@@ -54,6 +49,19 @@ def plan_for(
         findings = [f for f in findings if f.file not in old]
     findings += file_warnings(plan)
     return with_preflight(replace(plan, findings=tuple(findings)), target, run=preflight)
+
+
+def expanded_on(plan: Plan, target: Target, history: History) -> Plan:
+    """``plan`` with the expand phases of its `@expand-contract` migrations derived on
+    ``target`` (ops/expand.py), refusing one that touches a table still expanded; pglast and
+    the catalog read only when a migration expands or is expanded."""
+    if any(s.migration.header.expand_contract for s in plan.steps) or any(
+        planning.expanded_record(row) for row in history.applied
+    ):
+        from pgshift.ops.expand import with_expansions
+
+        return with_expansions(plan, target, history)
+    return plan
 
 
 def with_preflight(plan: Plan, target: Target, *, run: bool = True) -> Plan:
@@ -213,9 +221,11 @@ class SharedPlanner:
         connection per target with work; Target.read_history).
         """
         major = target.facts.major
-        plan = self.plan_from(target.read_history())
+        history = target.read_history()
+        plan = self.plan_from(history)
         if not plan.steps:
             return plan
+        plan = expanded_on(plan, target, history)
         return with_preflight(self.linted(plan, major), target, run=self.preflight)
 
     def plan_from(self, history: History) -> Plan:
