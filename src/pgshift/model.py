@@ -230,6 +230,7 @@ class ColumnFacts:
     generated: bool = False
     comment: str | None = None
     sequence: str | None = None  # the sequence it owns (serial), qualified as the server prints
+    grants: tuple[tuple[str, str], ...] = ()  # column privileges: (grantee, privilege)
 
 
 @dataclass(frozen=True)

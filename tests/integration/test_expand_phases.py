@@ -348,3 +348,68 @@ def test_an_identity_column_keeps_counting_through_its_type_change(db_url: str) 
             " WHERE attrelid = 'items'::regclass AND attname = 'id'"
         ).fetchone() == ("a", "bigint")
         assert _objects(conn) == []
+
+
+def test_a_narrowing_with_using_checks_the_old_codes_values_against_the_new_type(
+    db_url: str,
+) -> None:
+    """`bigint` to `integer` through a `USING` expression: during the window the old code's
+    writes go through it, so a value the new type cannot hold is refused at once (it could
+    not survive contract) while every other write is served in both shapes."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, code text NOT NULL, n bigint);"
+            " INSERT INTO t SELECT g, ' ' || g, g FROM generate_series(1, 50) g;"
+        )
+        e = _derive(
+            conn,
+            "ALTER TABLE t ALTER COLUMN code TYPE integer USING trim(code)::integer;"
+            " ALTER TABLE t ALTER COLUMN n TYPE integer;",
+        )
+        _run(conn, e, EXPAND)
+        conn.execute("INSERT INTO t VALUES (51, '  51', 2147483647)")
+        with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+            conn.execute("INSERT INTO t VALUES (52, '52', 3000000000)")
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("UPDATE t SET code = 'twelve' WHERE id = 12")
+        _run(conn, e, CONTRACT)
+        assert conn.execute("SELECT code, n FROM t WHERE id = 51").fetchone() == (51, 2147483647)
+        assert conn.execute(
+            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attname)"
+            " FROM pg_attribute WHERE attrelid = 't'::regclass AND attname IN ('code', 'n')"
+        ).fetchone() == ("integer,integer",)
+        assert _objects(conn) == []
+
+
+def test_column_privileges_and_the_tables_grants_follow_the_new_shape(db_url: str) -> None:
+    """A role allowed one column reads the renamed column in the window and after contract;
+    a renamed table's view carries the table's grants, PUBLIC's too."""
+    role = "pgshift_expand_reader"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role};"
+            " CREATE TABLE t (id bigint PRIMARY KEY, secret text, name text);"
+            " INSERT INTO t VALUES (1, 's', 'n');"
+            f" GRANT SELECT (id, name) ON t TO {role};"
+            " CREATE TABLE u (id bigint PRIMARY KEY); GRANT SELECT ON u TO PUBLIC;"
+        )
+        try:
+            e = _derive(conn, "ALTER TABLE t RENAME COLUMN name TO full_name;")
+            _run(conn, e, EXPAND)
+            with conn.transaction():
+                conn.execute(f"SET LOCAL ROLE {role}")
+                assert conn.execute("SELECT full_name, name FROM t").fetchone() == ("n", "n")
+            _run(conn, e, CONTRACT)
+            with conn.transaction():
+                conn.execute(f"SET LOCAL ROLE {role}")
+                assert conn.execute("SELECT full_name FROM t").fetchone() == ("n",)
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("SELECT secret FROM t")
+            e = _derive(conn, "ALTER TABLE u RENAME TO v;")
+            _run(conn, e, EXPAND)
+            with conn.transaction():
+                conn.execute(f"SET LOCAL ROLE {role}")
+                assert conn.execute("SELECT count(*) FROM u").fetchone() == (0,)
+        finally:
+            conn.execute("DROP TABLE IF EXISTS t; DROP VIEW IF EXISTS u; DROP TABLE IF EXISTS v")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")

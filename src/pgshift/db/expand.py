@@ -25,7 +25,10 @@ SELECT t.nspname, t.relname,
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
       'default', pg_get_expr(d.adbin, d.adrelid), 'identity', a.attidentity::text,
       'generated', a.attgenerated <> '', 'comment', col_description(t.oid, a.attnum),
-      'sequence', pg_get_serial_sequence(t.oid::regclass::text, a.attname))
+      'sequence', pg_get_serial_sequence(t.oid::regclass::text, a.attname),
+      'grants', (SELECT coalesce(json_agg(json_build_array(
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                   g.privilege_type)), '[]') FROM aclexplode(a.attacl) g))
     ORDER BY a.attnum), '[]')
    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
    WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -120,6 +123,7 @@ def _column(c: dict[str, Any]) -> ColumnFacts:
         generated=bool(c["generated"]),
         comment=c["comment"],
         sequence=c["sequence"],
+        grants=tuple((str(g[0]), str(g[1])) for g in c.get("grants") or ()),
     )
 
 

@@ -110,7 +110,7 @@ class Phases:
         self._setup(fill("ALTER TABLE __s.__t RENAME TO __n", **names, __n=new), line)
         self._setup(fill("CREATE VIEW __s.__t AS SELECT * FROM __s.__n", **names, __n=new), line)
         for grantee, privilege in table.facts.grants:
-            sql = fill(f"GRANT {privilege} ON __s.__t TO __g", **names, __g=grantee)
+            sql = _grant(privilege, names, grantee)
             self._setup(sql, line)
         self._contract(fill("DROP VIEW __s.__t", **names), line)
         self._undo(fill("ALTER TABLE IF EXISTS __s.__n RENAME TO __t", **names, __n=new), line)
@@ -201,6 +201,8 @@ class Phases:
         for constraint in facts.constraints:
             if old.name in constraint.columns:
                 self._carry_constraint(constraint, pair, names)
+        for grantee, privilege in old.grants:  # column privileges follow the column
+            self._setup(_grant(privilege, names, grantee, pair.shadow), pair.line)
         if old.comment is not None:
             comment = statement_tree(
                 fill("COMMENT ON COLUMN __s.__t.__c IS 'x'", **names, __c=pair.shadow)
@@ -560,6 +562,24 @@ class Phases:
         self._later(fill("ALTER TABLE __s.__t VALIDATE CONSTRAINT __k", **names, __k=name), line)
         self._undo(undo, line)
         self.summary.append(f"line {line}: {name} added NOT VALID, then validated on its own")
+
+
+#: What GRANT may name, as aclexplode() spells it: a catalog value outside them is refused
+#: rather than printed into a statement.
+_PRIVILEGES = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"}
+)
+
+
+def _grant(privilege: str, names: Mapping[str, Any], grantee: str, column: str = "") -> str:
+    """GRANT ``privilege`` on the table (on ``column`` of it, when given) to ``grantee``
+    (a role, or PUBLIC), printed from its tree."""
+    if privilege not in _PRIVILEGES:
+        raise ValueError(f"unknown privilege {privilege!r}")
+    on = f"{privilege} (__c) ON TABLE __s.__t" if column else f"{privilege} ON TABLE __s.__t"
+    if grantee == "PUBLIC":
+        return fill(f"GRANT {on} TO PUBLIC", **names, **({"__c": column} if column else {}))
+    return fill(f"GRANT {on} TO __g", **names, __g=grantee, **({"__c": column} if column else {}))
 
 
 #: Types a sequence may be declared AS: a widened key's sequence is widened with it.
