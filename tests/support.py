@@ -102,6 +102,19 @@ def count_events(db_url: str, event: str) -> int:
     return int(query(db_url, "SELECT count(*) FROM pgshift.log WHERE event = %s", [event])[0][0])
 
 
+def doc_files(doc: Path) -> dict[str, str]:
+    """A docs page's ```sql blocks, by the file name each names on its first line
+    (``-- Migration: <file>`` or ``-- Rollback: <file>``)."""
+    import re
+
+    found: dict[str, str] = {}
+    for block in re.findall(r"```sql\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.DOTALL):
+        name = re.match(r"-- (?:Migration|Rollback): (\S+)", block)
+        assert name is not None, block
+        found[name.group(1)] = block
+    return found
+
+
 def doc_commands(doc: Path, heading: str) -> list[str]:
     """The lines of the ```sh blocks in the `## <heading>` section of a docs page, in order."""
     text = doc.read_text(encoding="utf-8")

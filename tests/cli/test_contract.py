@@ -9,8 +9,7 @@ import pytest
 
 import pgshift
 from pgshift.config import load_settings
-from tests.plugins.project import ProjectMaker
-from tests.plugins.project import migration_pair as pair
+from tests.plugins.project import ProjectMaker, rename_migrations
 from tests.support import run_cli
 
 V1, V2, V9 = "20260101000000", "20260102000000", "20260109000000"
@@ -23,18 +22,7 @@ def project(
 ) -> Path:  # fmt: skip
     """accounts applied; V2 (a column rename, `@expand-contract`) pending."""
     monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
-    root = make_project(
-        {
-            **pair(V1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);"),
-            **pair(
-                V2,
-                "rename name",
-                "ALTER TABLE accounts RENAME COLUMN name TO full_name;",
-                rollback_sql="ALTER TABLE accounts RENAME COLUMN full_name TO name;",
-                extra_header=["@expand-contract: true"],
-            ),
-        }
-    )
+    root = make_project(rename_migrations(V1, V2))
     assert run_cli(capsys, root, db_url, "up", "--yes", "--target", V1).code == 0
     return root
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.plugins.project import ProjectMaker, migration_pair
+from tests.plugins.project import ProjectMaker, migration_pair, tenant_fleet
 from tests.support import query
 
 import pgshift
@@ -44,11 +44,7 @@ def test_each_tenant_schema_backfills_its_own_table_and_a_failed_one_resumes(
     make_project: ProjectMaker, db_url: str
 ) -> None:
     root = _project(make_project)
-    lines: list[str] = []
-    for tenant in TENANTS:
-        lines += ["[[target]]", f'name = "{tenant}"', f'url = "{db_url}"', f'schema = "{tenant}"']
-    (root / "fleet.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    specs = pgshift.load_targets(root / "fleet.toml")
+    specs = pgshift.load_targets(tenant_fleet(root, db_url, TENANTS))
     settings = load_settings(
         {"migrations_dir": str(root / "migrations")},
         env={"DB_BACKUP_ENABLED": "false", "PGSHIFT_BACKFILL_BATCH_TIME": "0"},

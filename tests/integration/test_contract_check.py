@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from tests.plugins.pg import PgServer, SystemServer, _postmaster_pid
-from tests.plugins.project import ProjectMaker
+from tests.plugins.project import ProjectMaker, rename_migrations
 from tests.plugins.project import migration_pair as pair
 from tests.support import run_cli
 
@@ -36,18 +36,7 @@ def expanded(
 ) -> Path:  # fmt: skip
     """A project whose second migration (a column rename) is applied in its expand phase."""
     monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
-    project = make_project(
-        {
-            **pair(V1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);"),
-            **pair(
-                V2,
-                "rename name",
-                "ALTER TABLE accounts RENAME COLUMN name TO full_name;",
-                rollback_sql="ALTER TABLE accounts RENAME COLUMN full_name TO name;",
-                extra_header=["@expand-contract: true"],
-            ),
-        }
-    )
+    project = make_project(rename_migrations(V1, V2))
     assert run_cli(capsys, project, db_url, "up", "--yes", "--target", V1).code == 0
     result = run_cli(capsys, project, db_url, "up", "--yes")
     assert result.code == 0, result.out + result.err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests.support import doc_commands, query, run_doc_commands
+from tests.support import doc_commands, doc_files, query, run_doc_commands
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "expand-contract.md"
 
@@ -29,13 +29,7 @@ INSERT INTO order_items (order_id, sku)
 
 def _files() -> dict[str, str]:
     """The page's ```sql blocks, by the file name each names on its first line."""
-    text = DOC.read_text(encoding="utf-8")
-    found: dict[str, str] = {}
-    for block in re.findall(r"```sql\n(.*?)```", text, flags=re.DOTALL):
-        name = re.match(r"-- (?:Migration|Rollback): (\S+)", block)
-        assert name is not None, block
-        found[name.group(1)] = block
-    return found
+    return doc_files(DOC)
 
 
 def test_the_expand_contract_page_runs_as_written(

@@ -4,7 +4,7 @@ expanded, and `pgshift contract` on one tenant's target contracts that tenant al
 
 from __future__ import annotations
 
-from tests.plugins.project import ProjectMaker, migration_pair
+from tests.plugins.project import ProjectMaker, migration_pair, tenant_fleet
 from tests.support import query
 
 import pgshift
@@ -35,11 +35,7 @@ def test_each_tenant_expands_its_own_table_and_contracts_alone(
             "INSERT INTO items (label) SELECT 'x' || g FROM generate_series(1, 500) g;",
         )
     )
-    lines: list[str] = []
-    for tenant in TENANTS:
-        lines += ["[[target]]", f'name = "{tenant}"', f'url = "{db_url}"', f'schema = "{tenant}"']
-    (root / "fleet.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    specs = pgshift.load_targets(root / "fleet.toml")
+    specs = pgshift.load_targets(tenant_fleet(root, db_url, TENANTS))
     settings = load_settings(
         {"migrations_dir": str(root / "migrations")},
         env={"DB_BACKUP_ENABLED": "false"},

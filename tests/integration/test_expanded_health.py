@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.plugins.project import ProjectMaker
-from tests.plugins.project import migration_pair as pair
+from tests.plugins.project import ProjectMaker, rename_migrations
 from tests.support import run_cli
 
 import pgshift
@@ -28,18 +27,7 @@ def expanded(
     monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
     monkeypatch.setenv("PGSHIFT_HEALTH_LATENCY_WARN", "10s")
     monkeypatch.setenv("PGSHIFT_HEALTH_LATENCY_CRIT", "20s")
-    project = make_project(
-        {
-            **pair(V1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);"),
-            **pair(
-                V2,
-                "rename name",
-                "ALTER TABLE accounts RENAME COLUMN name TO full_name;",
-                rollback_sql="ALTER TABLE accounts RENAME COLUMN full_name TO name;",
-                extra_header=["@expand-contract: true"],
-            ),
-        }
-    )
+    project = make_project(rename_migrations(V1, V2))
     # The expand phase is planned from the table's catalog facts: the table exists first.
     assert run_cli(capsys, project, db_url, "up", "--yes", "--target", V1).code == 0
     result = run_cli(capsys, project, db_url, "up", "--yes")

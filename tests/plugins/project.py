@@ -134,6 +134,33 @@ class ProjectMaker:
         return self.root
 
 
+def rename_migrations(first: str, second: str) -> dict[str, str]:
+    """``accounts (id, name)`` at ``first``, and at ``second`` the rename of ``name`` to
+    ``full_name`` as an `@expand-contract` migration: the expand tests' common project."""
+    return {
+        **migration_pair(
+            first, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);"
+        ),
+        **migration_pair(
+            second,
+            "rename name",
+            "ALTER TABLE accounts RENAME COLUMN name TO full_name;",
+            rollback_sql="ALTER TABLE accounts RENAME COLUMN full_name TO name;",
+            extra_header=["@expand-contract: true"],
+        ),
+    }
+
+
+def tenant_fleet(root: Path, db_url: str, tenants: Iterable[str]) -> Path:
+    """A fleet.toml in ``root`` with one target per tenant schema of ``db_url``."""
+    lines: list[str] = []
+    for tenant in tenants:
+        lines += ["[[target]]", f'name = "{tenant}"', f'url = "{db_url}"', f'schema = "{tenant}"']
+    path = root / "fleet.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> ProjectMaker:
     """`make_project({"2025..._x.sql": text, ...})` -> project root with those migrations."""

@@ -537,23 +537,8 @@ class _StepRun:
             batch_pause_ms=own.batch_pause_ms,
         )
         script = Script(self.script.path, header, (statement,), f"sha256:{digest}")
-        options = replace(
-            runner.options.backfill,
-            lock_timeout_ms=self.lock_timeout_ms,
-            statement_timeout_ms=self.budget_ms,
-            lock_retry_total_ms=runner.options.lock_retry_total_ms,
-            retry_cap_ms=runner.options.retry_cap_ms,
-        )
         try:
-            runner.backfills.run(
-                self.version,
-                script,
-                action="apply",
-                run_id=runner.run_id,
-                options=options,
-                emit=runner.emit,
-                stop=runner.stop,
-            )
+            self._batches(script, "apply")
         except (HalfApplied, Interrupted) as stopped:
             raise _Stopped(
                 self.version,
@@ -578,6 +563,27 @@ class _StepRun:
             raise self._failure(failure, half_applied=True) from None
         runner.emit(ev.StatementDone(self.version, chunk.end, len(self.script.statements)))
 
+    def _batches(self, script: Script, action: str) -> None:
+        """Run ``script`` (a backfill) to its end with the backfill engine, paced by the run's
+        options and bounded by this step's lock and statement timeouts."""
+        runner = self.runner
+        options = replace(
+            runner.options.backfill,
+            lock_timeout_ms=self.lock_timeout_ms,
+            statement_timeout_ms=self.budget_ms,
+            lock_retry_total_ms=runner.options.lock_retry_total_ms,
+            retry_cap_ms=runner.options.retry_cap_ms,
+        )
+        runner.backfills.run(
+            self.version,
+            script,
+            action=action,
+            run_id=runner.run_id,
+            options=options,
+            emit=runner.emit,
+            stop=runner.stop,
+        )
+
     def _run_backfill(self) -> StepResult:
         """The step's file is a backfill: its batches run and commit by themselves (the
         backfill's own progress row says how far), then the applied or reverted row is
@@ -586,23 +592,8 @@ class _StepRun:
         runner.emit(ev.StepStarted(m.version, m.name, len(script.statements), 0, step.action))
         started = {"resume_at": 0, "backfill": True}
         self.store.log(self.side, runner.run_id, "migration_started", m.version, started)
-        options = replace(
-            runner.options.backfill,
-            lock_timeout_ms=self.lock_timeout_ms,
-            statement_timeout_ms=self.budget_ms,
-            lock_retry_total_ms=runner.options.lock_retry_total_ms,
-            retry_cap_ms=runner.options.retry_cap_ms,
-        )
         try:
-            runner.backfills.run(
-                m.version,
-                script,
-                action=step.action,
-                run_id=runner.run_id,
-                options=options,
-                emit=runner.emit,
-                stop=runner.stop,
-            )
+            self._batches(script, step.action)
         except HalfApplied as stopped:  # stopped between batches, some committed
             raise _Stopped(
                 m.version,

@@ -425,16 +425,22 @@ class Phases:
 
     # -- changes that need no second column -------------------------------------------------
 
-    def _not_null(self, table: TableChanges, column: str, line: int, names: dict[str, Any]) -> None:
+    def _checked_not_null(self, names: dict[str, Any], column: str, line: int) -> str:
+        """NOT NULL the safe way: a CHECK added NOT VALID and validated in expand, then
+        contract's SET NOT NULL (no scan: the check proves it) and the check dropped. Returns
+        the check's name."""
         check = artifact(column, "nn", self.version)
         self._not_valid_check(names, check, column, line)
+        sql = fill("ALTER TABLE __s.__t ALTER COLUMN __c SET NOT NULL", **names, __c=column)
+        self._contract(sql, line)
+        self._contract(fill("ALTER TABLE __s.__t DROP CONSTRAINT __k", **names, __k=check), line)
+        return check
+
+    def _not_null(self, table: TableChanges, column: str, line: int, names: dict[str, Any]) -> None:
+        check = self._checked_not_null(names, column, line)
         self._undo(
             fill("ALTER TABLE __s.__t DROP CONSTRAINT IF EXISTS __k", **names, __k=check), line
         )
-        self._contract(
-            fill("ALTER TABLE __s.__t ALTER COLUMN __c SET NOT NULL", **names, __c=column), line
-        )
-        self._contract(fill("ALTER TABLE __s.__t DROP CONSTRAINT __k", **names, __k=check), line)
         self.summary.append(
             f"{table.facts.schema}.{table.facts.name}.{column} checked NOT NULL now (a validated"
             " CHECK); contract makes it NOT NULL without a scan"
@@ -496,14 +502,7 @@ class Phases:
         backfill.targetList[0].val = value
         self._later(deparse(backfill), line, backfill=True)
         if change.not_null:
-            check = artifact(column, "nn", self.version)
-            self._not_valid_check(names, check, column, line)
-            self._contract(
-                fill("ALTER TABLE __s.__t ALTER COLUMN __c SET NOT NULL", **names, __c=column), line
-            )
-            self._contract(
-                fill("ALTER TABLE __s.__t DROP CONSTRAINT __k", **names, __k=check), line
-            )
+            self._checked_not_null(names, column, line)
         self.summary.append(
             f"line {line}: {column} added with its default for new rows; existing rows filled"
             " in batches"
