@@ -154,3 +154,27 @@ def test_identifiers_are_quoted_by_the_printer() -> None:
     )
     e = expansion(V, changes_of(statements), {Relation(None, "Users"): facts})
     assert _sql(e, EXPAND)[0] == 'ALTER TABLE public."Users" ADD COLUMN "Full Name" text'
+
+
+def test_an_expand_down_nothing_uses_is_refused_on_its_line() -> None:
+    with pytest.raises(NotExpandable, match="@expand-down is the way back") as refused:
+        expansion(
+            V,
+            changes_of(
+                split_statements("ALTER TABLE users ALTER COLUMN amount TYPE bigint;", "m")[0]
+            ),
+            {USERS: _facts()},
+            down="amount::integer",
+            down_line=3,
+        )
+    assert refused.value.line == 3
+
+
+def test_the_way_back_follows_a_retyped_column_renamed_afterwards() -> None:
+    e = _expand(
+        "ALTER TABLE users ALTER COLUMN amount TYPE bigint USING amount * 100;"
+        " ALTER TABLE users RENAME COLUMN amount TO cents;",
+        down="amount / 100",
+    )
+    body = next(s for s in _sql(e, EXPAND) if s.startswith("CREATE FUNCTION"))
+    assert "new.amount := new.cents / 100" in body

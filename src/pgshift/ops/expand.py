@@ -55,7 +55,14 @@ def expansion_for(migration: Migration, target: Target) -> Expansion | None:
                 f"table {missing[0]} is not on the target yet while other tables of this"
                 " migration are: split it, so the new tables' changes run as written",
             )
-        return expansion(migration.version, changes, facts, down=migration.header.expand_down)
+        header = migration.header
+        return expansion(
+            migration.version,
+            changes,
+            facts,
+            down=header.expand_down,
+            down_line=header.line_of("expand-down"),
+        )
     except NotExpandable as exc:
         problem = Problem(str(migration.path), exc.line, f"@expand-contract: {exc.message}")
         raise InputError([problem]) from None

@@ -250,13 +250,26 @@ def expansion(
     facts: Mapping[Relation, TableFacts],
     *,
     down: str | None = None,
+    down_line: int = 1,
 ) -> Expansion:
     """The phases of migration ``version`` from its ``changes`` and the ``facts`` of the
     tables they name (read before anything of the expansion exists, or with its artifacts
-    left out), or NotExpandable naming the change that cannot be served."""
+    left out), or NotExpandable naming the change that cannot be served.
+
+    ``down`` is the header's `@expand-down` (on line ``down_line``): the way back from a
+    renamed and retyped column's new values; refused when no such column uses it (a type
+    change alone keeps the old column, whose type checks every write)."""
     deriver = Deriver(version, facts, down)
     for change in changes:
         deriver.add(change)
+    used = any(p.writable and p.down_given for t in deriver.tables.values() for p in t.pairs)
+    if deriver.down is not None and not used:
+        raise NotExpandable(
+            down_line,
+            "@expand-down is the way back for a column this migration renames and retypes, and"
+            " there is none: a type change alone keeps the old column during the window, and"
+            " its type checks every write",
+        )
     builder = Phases(version)
     for change in deriver.as_is:
         builder.run_as_written(change)

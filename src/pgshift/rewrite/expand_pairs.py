@@ -34,6 +34,7 @@ class ColumnPair:
     writable: bool
     line: int
     not_null: bool = False  # the new shape is NOT NULL (as the old column was, or made so)
+    down_given: bool = False  # ``down`` is the header's `@expand-down`, not a cast
 
 
 @dataclass
@@ -179,13 +180,24 @@ class Deriver:
         if using is None:
             up.arg = column_ref(source)
         down = self._down(change, old)
+        given = down is self.down
         if existing is not None:
             existing.type_sql, existing.up, existing.down = change.type_sql, up, down
+            existing.down_given = given
             return
         shadow = artifact(old.name, "new", self.version)
         table.pairs.append(
             ColumnPair(
-                old, old.name, shadow, change.type_sql, up, down, False, change.line, old.not_null
+                old,
+                old.name,
+                shadow,
+                change.type_sql,
+                up,
+                down,
+                False,
+                change.line,
+                old.not_null,
+                given,
             )
         )
 
