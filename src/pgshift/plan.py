@@ -316,7 +316,10 @@ def migration_states(
             state = OUT_OF_ORDER
         else:
             state = PENDING
-        rows.append(MigrationState(m.version, m.description, state, m, row, running))
+        stopped = _half_expanded_detail(m, history) if state == FAILED and moving else None
+        rows.append(
+            MigrationState(m.version, m.description, state, m, row, running, detail=stopped)
+        )
     on_disk = {m.version for m in migrations}
     for version, row in applied.items():
         if version not in on_disk:
@@ -344,6 +347,17 @@ def _with_backfill(
         return row
     running = row.running or (run_in_progress and row.version not in history.failed)
     return replace(row, backfill=progress, running=running)
+
+
+def _half_expanded_detail(m: Migration, history: History) -> str | None:
+    """An `@expand-contract` migration whose expand stopped part-way: what finishes it."""
+    progress = history.progress_of(m.version, "apply")
+    if not m.header.expand_contract or progress is None:
+        return None
+    return (
+        f"its expand phase stopped after {progress.statements_done} statement(s): `pgshift up`"
+        " finishes it (or `pgshift rollback emergency` undoes it)"
+    )
 
 
 def backfill_text(progress: BackfillProgress) -> str:

@@ -570,6 +570,11 @@ def test_rollback_emergency_after_a_killed_expand_runs_its_undo(
     back, with every row, and the migration beneath stays applied."""
     project = _project(make_project, db_url, FEW)
     _killed_at(project, db_url, point)
+    status = spawn_cli(project, db_url, "status", "--json", env=ENV).communicate(timeout=120)[0]
+    [row] = [m for m in json.loads(status)["migrations"] if m["version"] == V2]
+    assert row["state"] == "failed"
+    assert "its expand phase stopped after" in row["detail"]
+    assert "`pgshift up` finishes it" in row["detail"]
     code, output = _finish(spawn_cli(project, db_url, "rollback", "emergency", "--yes", env=ENV))
     assert code == 0, output
     assert _columns(db_url) == {"id": "bigint", "name": "text", "amount": "integer"}

@@ -474,6 +474,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     for r in report.rows:
         if r.half_reverted and r.detail:
             out.line(f"{r.version}_{r.description}: half-reverted: {r.detail}")
+        elif r.state == "failed" and r.detail:
+            out.line(f"{r.version}_{r.description}: {r.detail}")
     if report.problems:  # read-only: shown, never a refusal (SPEC 1)
         out.line(f"{len(report.problems)} problem(s) in the migration files:")
         for p in report.problems:
