@@ -566,6 +566,8 @@ FIXES = {
     "rollback": WAYS_ON,
     "backfill": "keep a backfill file (@kind: backfill) to its one UPDATE, DELETE or"
     " INSERT ... SELECT, as the message says",
+    "expand": "move what an @expand-contract migration cannot serve in two shapes to a"
+    " migration of its own, as the message says",
 }
 
 

@@ -3,6 +3,8 @@ refused and why (no database: the catalog facts are written here)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pgshift.model import ColumnFacts, Reference, TableFacts, TableIndex
@@ -178,3 +180,21 @@ def test_the_way_back_follows_a_retyped_column_renamed_afterwards() -> None:
     )
     body = next(s for s in _sql(e, EXPAND) if s.startswith("CREATE FUNCTION"))
     assert "new.amount := new.cents / 100" in body
+
+
+def test_validate_refuses_what_cannot_be_served_before_any_database(tmp_path: Path) -> None:
+    """The loader finds, from the statements alone, what an @expand-contract migration asks
+    that has no two-shape form: `validate` (and `up`, exit 2) names its file and line."""
+    from pgshift.source.loader import read_migrations
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / f"{V}_drop.sql").write_text(
+        "-- Description: drop\n-- @expand-contract: true\nDROP TABLE users;\n"
+    )
+    (folder / f"{V}_drop_rollback.sql").write_text("SELECT 1;\n")
+    problems = [str(p) for p in read_migrations(folder).problems]
+    assert problems == [
+        f"{folder / f'{V}_drop.sql'}:3: @expand-contract: DropStmt is not one expand and"
+        " contract can serve in two shapes; move it to a migration of its own"
+    ]

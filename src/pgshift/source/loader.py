@@ -756,7 +756,23 @@ def _statement_problems(
     ]
     if not sql_problems:
         found += of_kind(backfill_problems(file, header, statements), "backfill")
+        found += of_kind(expand_problems(file, header, statements), "expand")
     return found
+
+
+def expand_problems(file: str, header: Header, statements: Sequence[Statement]) -> list[Problem]:
+    """What an `@expand-contract` migration asks that cannot be served in two shapes, found
+    from its statements alone (SPEC 15; rewrite/expand.py says why), so `validate` reports it
+    before a deploy; what needs the target's catalog is refused when `up` plans."""
+    if not header.expand_contract:
+        return []
+    from pgshift.rewrite.expand import NotExpandable, changes_of  # pglast: only for these
+
+    try:
+        changes_of(statements)
+    except NotExpandable as exc:
+        return [Problem(file, exc.line, f"@expand-contract: {exc.message}")]
+    return []
 
 
 def backfill_problems(file: str, header: Header, statements: Sequence[Statement]) -> list[Problem]:
