@@ -282,6 +282,7 @@ class TableFacts:
     views: tuple[tuple[str, tuple[str, ...]], ...] = ()
     grants: tuple[tuple[str, str], ...] = ()  # (grantee, privilege) on the table
     triggers: tuple[str, ...] = ()  # pgshift's sync triggers on it: expansions under way
+    partitioned: bool = False  # a partitioned table (its indexes cannot be built CONCURRENTLY)
 
     def column(self, name: str) -> ColumnFacts | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -256,3 +256,38 @@ def test_on_a_database_without_the_table_the_migration_runs_as_written(
     assert states == {V1: "applied", V2: "applied"}
     assert _columns(db_url) == {"id": "bigint", "full_name": "text", "amount": "bigint"}
     assert _leftovers(db_url) == []
+
+
+def test_a_table_without_a_primary_key_is_copied_along_its_batch_key(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    _write(
+        folder, V1, "events",
+        "-- Description: events\nCREATE TABLE events (code text NOT NULL UNIQUE, n integer);\n"
+        "INSERT INTO events SELECT 'e' || g, g FROM generate_series(1, 3000) g;\n",
+        "DROP TABLE events;\n",
+    )  # fmt: skip
+    _write(
+        folder, V2, "widen",
+        "-- Description: widen\n-- @expand-contract: true\n-- @batch-key: code\n"
+        "-- @batch-size: 500\nALTER TABLE events ALTER COLUMN n TYPE bigint;\n",
+        "ALTER TABLE events ALTER COLUMN n TYPE integer;\n",
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("DB_BACKUP_ENABLED", "false")
+    monkeypatch.setenv("PGSHIFT_BACKFILL_BATCH_TIME", "0")  # fixed batches: @batch-size's
+    assert main(["up", "--yes", "--target", V1]) == 0
+    assert main(["up", "--yes"]) == 0
+    with psycopg.connect(db_url) as conn:
+        batches = conn.execute("SELECT batches FROM pgshift.backfill").fetchone()
+        assert batches == (6,)  # 3,000 rows along `code`, in batches of 500
+    assert main(["contract", "--yes"]) == 0
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'events'::regclass AND attname = 'n'"
+        ).fetchone() == ("bigint",)
+        assert conn.execute("SELECT sum(n) FROM events").fetchone() == (4501500,)

@@ -123,6 +123,16 @@ def test_indexes_of_the_old_column_are_built_concurrently_for_the_new_and_rename
             "referenced by foreign key orders_user_fk of orders: drop that constraint first",
         ),
         ("ALTER TABLE users ADD PRIMARY KEY (name);", None, "only CHECK, FOREIGN KEY and UNIQUE"),
+        (
+            "ALTER TABLE users RENAME COLUMN name TO full_name;",
+            TableFacts("public", "users", (ColumnFacts("name", "text", False, None),), ()),
+            "users has no primary key to copy its rows along",
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN amount TYPE bigint;",
+            _facts(partitioned=True),
+            "users is partitioned",
+        ),
     ],
 )
 def test_what_cannot_be_served_in_two_shapes_is_refused_with_the_reason(

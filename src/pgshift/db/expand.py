@@ -17,10 +17,10 @@ from pgshift.rewrite.backfill import Relation
 from pgshift.rewrite.expand import MARK
 
 _FACTS_SQL = """
-WITH t AS (SELECT c.oid, n.nspname, c.relname, c.relacl
+WITH t AS (SELECT c.oid, n.nspname, c.relname, c.relacl, c.relkind
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE c.oid = to_regclass(%(name)s) AND c.relkind IN ('r', 'p'))
-SELECT t.nspname, t.relname,
+SELECT t.nspname, t.relname, t.relkind = 'p',
   (SELECT coalesce(json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
       'default', pg_get_expr(d.adbin, d.adrelid), 'identity', a.attidentity::text,
@@ -90,7 +90,8 @@ def table_facts(conn: psycopg.Connection[Any], table: Relation) -> TableFacts | 
     row = conn.execute(_FACTS_SQL, {"name": name, "mark": f"_{MARK}_"}).fetchone()
     if row is None:
         return None
-    schema, relname, columns, key, indexes, constraints, referenced, views, grants, marked = row
+    schema, relname, partitioned, columns, key, indexes, constraints = row[:7]
+    referenced, views, grants, marked = row[7:]
     return TableFacts(
         schema=schema,
         name=relname,
@@ -110,6 +111,7 @@ def table_facts(conn: psycopg.Connection[Any], table: Relation) -> TableFacts | 
         views=tuple((v[0], tuple(v[1])) for v in views),
         grants=tuple((g[0], g[1]) for g in grants),
         triggers=tuple(marked),
+        partitioned=bool(partitioned),
     )
 
 

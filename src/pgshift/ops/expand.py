@@ -62,6 +62,7 @@ def expansion_for(migration: Migration, target: Target) -> Expansion | None:
             facts,
             down=header.expand_down,
             down_line=header.line_of("expand-down"),
+            batch_key=header.batch_key,
         )
     except NotExpandable as exc:
         problem = Problem(str(migration.path), exc.line, f"@expand-contract: {exc.message}")

@@ -251,6 +251,7 @@ def expansion(
     *,
     down: str | None = None,
     down_line: int = 1,
+    batch_key: Sequence[str] = (),
 ) -> Expansion:
     """The phases of migration ``version`` from its ``changes`` and the ``facts`` of the
     tables they name (read before anything of the expansion exists, or with its artifacts
@@ -258,11 +259,21 @@ def expansion(
 
     ``down`` is the header's `@expand-down` (on line ``down_line``): the way back from a
     renamed and retyped column's new values; refused when no such column uses it (a type
-    change alone keeps the old column, whose type checks every write)."""
+    change alone keeps the old column, whose type checks every write). ``batch_key`` is the
+    header's `@batch-key`: the copy of a table without a primary key goes along it."""
     deriver = Deriver(version, facts, down)
     for change in changes:
         deriver.add(change)
     used = any(p.writable and p.down_given for t in deriver.tables.values() for p in t.pairs)
+    for table in deriver.tables.values():
+        copies = table.pairs or any(c.default is not None for c in table.added)
+        if copies and not table.facts.key and not batch_key:
+            line = table.pairs[0].line if table.pairs else table.added[0].line
+            raise NotExpandable(
+                line,
+                f"{table.relation} has no primary key to copy its rows along in batches: give"
+                " it one, or name a unique NOT NULL column with '-- @batch-key: column'",
+            )
     if deriver.down is not None and not used:
         raise NotExpandable(
             down_line,

@@ -68,6 +68,13 @@ class Deriver:
             facts = self.facts.get(change.table)
             if facts is None:
                 raise NotExpandable(change.line, f"table {change.table} does not exist")
+            if facts.partitioned and change.kind != "rename-table":
+                raise NotExpandable(
+                    change.line,
+                    f"{change.table} is partitioned: its indexes cannot be built CONCURRENTLY"
+                    " for the new shape; change its partitions' columns in a migration of"
+                    " their own",
+                )
             found = TableChanges(facts, change.table)
             self.tables[change.table] = found
         if found.renamed_to is not None:
