@@ -143,7 +143,12 @@ SERVER_LOG: Path | None = None
 def _diagnosis_start(url: str) -> waits.WaitSampler | None:
     if not DIAGNOSE:
         return None
-    sampler = waits.WaitSampler(url, checkpoints_before=waits.checkpoints(url), began=time.time())
+    sampler = waits.WaitSampler(
+        url,
+        checkpoints_before=waits.checkpoints(url),
+        wal_before=waits.wal_files(url),
+        began=time.time(),
+    )
     sampler.start()
     return sampler
 
@@ -154,6 +159,7 @@ def _diagnosis_report(url: str, table: str, probe: Probe, sampler: waits.WaitSam
     ended = time.time()
     before = sampler.checkpoints_before
     after = waits.checkpoints(url)
+    segments, lsn = waits.wal_files(url)
     slow = [
         (at, ms) for at, ms in zip(probe.started_at, probe.latencies_ms, strict=False)
         if ms >= SLOW_MS
@@ -161,6 +167,8 @@ def _diagnosis_report(url: str, table: str, probe: Probe, sampler: waits.WaitSam
     print(
         f"  [{table}] {len(probe.latencies_ms)} probes, {len(slow)} over {SLOW_MS:.0f} ms;"
         f" checkpoints timed +{after[0] - before[0]}, requested +{after[1] - before[1]};"
+        f" WAL {(lsn - sampler.wal_before[1]) / 2**20:,.0f} MB,"
+        f" segments in pg_wal {sampler.wal_before[0]} -> {segments};"
         f" longest transactions: {'; '.join(sampler.longest_transactions())}",
         flush=True,
     )

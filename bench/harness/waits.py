@@ -58,6 +58,7 @@ class WaitSampler(threading.Thread):
     every_s: float = 0.003
     began: float = 0.0  # epoch seconds when sampling started
     checkpoints_before: tuple[int, int] = (0, 0)
+    wal_before: tuple[int, int] = (0, 0)  # wal_files(): segments in pg_wal, LSN
     samples: list[Sample] = field(default_factory=list)
     halt: threading.Event = field(default_factory=threading.Event)
 
@@ -120,6 +121,18 @@ def checkpoints(url: str) -> tuple[int, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         newer = conn.info.server_version >= 170000
         row = conn.execute(_CHECKPOINTS_SQL[newer]).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def wal_files(url: str) -> tuple[int, int]:
+    """(segments in pg_wal, current WAL position in bytes): the run's WAL volume, and how many
+    segments it made the server create (a segment made is one zero-filled)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'),"
+            " pg_current_wal_lsn() - '0/0'"
+        ).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
 
