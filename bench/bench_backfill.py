@@ -1,10 +1,12 @@
 """Benchmark of a backfill against the same UPDATE run as one statement, with a latency probe.
 
-    PYTHONPATH=src python bench/bench_backfill.py --server both --rows 1000000
-    PYTHONPATH=src python bench/bench_backfill.py --database-url 'postgresql://...' --rows 100000
+    PYTHONPATH=src:bench python bench/bench_backfill.py --server both --rows 1000000 --repeat 3
+    PYTHONPATH=src:bench python bench/bench_backfill.py --server pg15 --repeat 8 --diagnose
+    PYTHONPATH=src:bench python bench/bench_backfill.py --database-url 'postgresql://...'
 
-Without --database-url it starts the benchmark servers (harness/servers.py: the embedded 18,
-the system 15). It prints its table and writes nothing to RESULTS.md yet.
+Without --database-url it starts the benchmark servers (harness/servers.py: ``pg18`` the
+embedded 18, ``pg15`` the system 15), on the disk. It prints its table and writes nothing
+to RESULTS.md.
 
 On a scratch database of the given server, one table of N rows (bigint primary key, an int
 counter, a text column) is built twice, then, each while a probe thread updates and reads one
@@ -20,6 +22,12 @@ It prints a Markdown table: rows/s of each, and the probe's p50 / p99 / max late
 Issue 20's goals: the backfill at least 50,000 rows/s and at least half the single statement's
 rate; the probe's p99 at most 20 ms above idle; no probe statement waiting 1 s longer than idle.
 Every row's counter is checked to be exactly 1 afterwards.
+
+``--diagnose`` samples every busy backend's wait event every few ms (harness/waits.py) and,
+after each run, prints its checkpoints, WAL volume, WAL segments created, autovacuum and
+checkpoint log lines, longest transactions, and for every probe pair over ``--slow-ms`` what
+the probe's backend and the others waited on meanwhile. It loads the machine: its runs are
+for explaining, not for the table.
 """
 
 from __future__ import annotations
