@@ -1,10 +1,12 @@
 """Benchmark of a backfill against the same UPDATE run as one statement, with a latency probe.
 
-    PYTHONPATH=src python bench/bench_backfill.py --server both --rows 1000000
-    PYTHONPATH=src python bench/bench_backfill.py --database-url 'postgresql://...' --rows 100000
+    PYTHONPATH=src:bench python bench/bench_backfill.py --server both --rows 1000000 --repeat 3
+    PYTHONPATH=src:bench python bench/bench_backfill.py --server pg15 --repeat 8 --diagnose
+    PYTHONPATH=src:bench python bench/bench_backfill.py --database-url 'postgresql://...'
 
-Without --database-url it starts the benchmark servers (harness/servers.py: the embedded 18,
-the system 15). It prints its table and writes nothing to RESULTS.md yet.
+Without --database-url it starts the benchmark servers (harness/servers.py: ``pg18`` the
+embedded 18, ``pg15`` the system 15), on the disk. It prints its table and writes nothing
+to RESULTS.md.
 
 On a scratch database of the given server, one table of N rows (bigint primary key, an int
 counter, a text column) is built twice, then, each while a probe thread updates and reads one
@@ -20,6 +22,12 @@ It prints a Markdown table: rows/s of each, and the probe's p50 / p99 / max late
 Issue 20's goals: the backfill at least 50,000 rows/s and at least half the single statement's
 rate; the probe's p99 at most 20 ms above idle; no probe statement waiting 1 s longer than idle.
 Every row's counter is checked to be exactly 1 afterwards.
+
+``--diagnose`` samples every busy backend's wait event every few ms (harness/waits.py) and,
+after each run, prints its checkpoints, WAL volume, WAL segments created, autovacuum and
+checkpoint log lines, longest transactions, and for every probe pair over ``--slow-ms`` what
+the probe's backend and the others waited on meanwhile. It loads the machine: its runs are
+for explaining, not for the table.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from pathlib import Path
 
 import psycopg
 import psycopg.conninfo
+from harness import waits
 from psycopg import sql
 
 from pgshift.db.target import Target
@@ -51,15 +60,19 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.table, self.rows, self.every_s = url, table, rows, every_s
         self.latencies_ms: list[float] = []
+        self.started_at: list[float] = []  # epoch seconds of each pair (--diagnose)
+        self.pid = 0
         self.halt = threading.Event()
 
     def run(self) -> None:
         rng = random.Random(7)
         with psycopg.connect(self.url, autocommit=True) as conn:
+            self.pid = conn.info.backend_pid
             update = sql.SQL("UPDATE {} SET s = s WHERE id = %s").format(sql.Identifier(self.table))
             read = sql.SQL("SELECT n FROM {} WHERE id = %s").format(sql.Identifier(self.table))
             while not self.halt.is_set():
                 key = rng.randint(1, self.rows)
+                self.started_at.append(time.time())
                 began = time.perf_counter()
                 conn.execute(update, (key,))
                 conn.execute(read, (key,))
@@ -113,6 +126,7 @@ def _with_probe(url: str, table: str, rows: int, work: object) -> tuple[float, l
     if not FRESH_WAL:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CHECKPOINT")
+    sampler = _diagnosis_start(url)
     probe = Probe(url, table, rows)
     probe.start()
     time.sleep(0.2)
@@ -120,7 +134,59 @@ def _with_probe(url: str, table: str, rows: int, work: object) -> tuple[float, l
     work()  # type: ignore[operator]
     took = time.perf_counter() - began
     time.sleep(0.2)
-    return took, probe.stop()
+    latencies = probe.stop()
+    if sampler is not None:
+        _diagnosis_report(url, table, probe, sampler)
+    return took, latencies
+
+
+#: --diagnose: sample wait events during each run and explain the probe's slow statements.
+DIAGNOSE = False
+#: --diagnose: a probe pair slower than this is explained.
+SLOW_MS = 250.0
+#: --diagnose: the server log of the server under test (checkpoint and autovacuum lines).
+SERVER_LOG: Path | None = None
+
+
+def _diagnosis_start(url: str) -> waits.WaitSampler | None:
+    if not DIAGNOSE:
+        return None
+    sampler = waits.WaitSampler(
+        url,
+        checkpoints_before=waits.checkpoints(url),
+        wal_before=waits.wal_files(url),
+        began=time.time(),
+    )
+    sampler.start()
+    return sampler
+
+
+def _diagnosis_report(url: str, table: str, probe: Probe, sampler: waits.WaitSampler) -> None:
+    """The run's checkpoints, autovacuum lines, and what each slow probe pair waited on."""
+    sampler.stop()
+    ended = time.time()
+    before = sampler.checkpoints_before
+    after = waits.checkpoints(url)
+    segments, lsn = waits.wal_files(url)
+    slow = [
+        (at, ms) for at, ms in zip(probe.started_at, probe.latencies_ms, strict=False)
+        if ms >= SLOW_MS
+    ]  # fmt: skip
+    print(
+        f"  [{table}] {len(probe.latencies_ms)} probes, {len(slow)} over {SLOW_MS:.0f} ms;"
+        f" checkpoints timed +{after[0] - before[0]}, requested +{after[1] - before[1]};"
+        f" WAL {(lsn - sampler.wal_before[1]) / 2**20:,.0f} MB,"
+        f" segments in pg_wal {sampler.wal_before[0]} -> {segments};"
+        f" longest transactions: {'; '.join(sampler.longest_transactions())}",
+        flush=True,
+    )
+    for line in waits.server_log_lines(SERVER_LOG, sampler.began, ended):
+        print(line, flush=True)
+    for at, ms in slow:
+        offset = at - sampler.began
+        print(f"  probe at +{offset:.2f} s took {ms:.1f} ms:", flush=True)
+        for line in sampler.explain(at, at + ms / 1000, probe.pid):
+            print(line, flush=True)
 
 
 #: PGSHIFT_BACKFILL_BATCH_TIME for the backfill run (--batch-time-ms); 200 is the default.
@@ -198,60 +264,64 @@ def _spread(values: list[float], digits: int = 1) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a server where a scratch database can be made")
-    parser.add_argument("--server", choices=["embedded", "system", "both"], default="both")
+    parser.add_argument(
+        "--server",
+        choices=["embedded", "system", "both", "pg18", "pg15"],
+        default="both",
+        help="the benchmark servers to start: pg18 is the embedded 18, pg15 the system 15",
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; medians shown")
     parser.add_argument("--batch-time-ms", type=int, default=200, help="the backfill's aim")
     parser.add_argument(
         "--fresh-wal", action="store_true", help="no CHECKPOINT before each run (_with_probe)"
     )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="sample wait events during each run; explain every probe pair over --slow-ms"
+        " with the server log's checkpoint and autovacuum lines",
+    )
+    parser.add_argument("--slow-ms", type=float, default=250.0, help="with --diagnose")
     args = parser.parse_args()
-    global BATCH_TIME_MS, FRESH_WAL  # noqa: PLW0603 - knobs of a script, set once from its argv
+    global BATCH_TIME_MS, FRESH_WAL, DIAGNOSE, SLOW_MS  # noqa: PLW0603 - a script's knobs, set once
     BATCH_TIME_MS = args.batch_time_ms
     FRESH_WAL = args.fresh_wal
+    DIAGNOSE = args.diagnose
+    SLOW_MS = args.slow_ms
     print(f"load average before: {_load()}", flush=True)
-    if args.repeat > 1:
-        _repeated(args)
-        print(f"load average after: {_load()}", flush=True)
-        return
-    targets: list[tuple[str, str]] = []
-    if args.database_url:
-        targets.append(("given", args.database_url))
-    else:
-        from harness.servers import start_servers
-
-        work = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
-        for server in start_servers(args.server, work):
-            targets.append((server.label(), server.url("postgres")))
-    print("| server | rows | run | rows/s | probe p50 ms | probe p99 ms | probe max ms |")
-    print("|---|---:|---|---:|---:|---:|---:|")
-    for label, url in targets:
-        for rows in args.rows:
-            for run, rate, latencies in bench(url, rows):
-                p50, p99, worst = _quantiles(latencies)
-                shown = f"{rate:,.0f}" if rate is not None else "-"
-                print(
-                    f"| {label} | {rows:,} | {run} | {shown} | {p50:.1f} | {p99:.1f}"
-                    f" | {worst:.1f} |",
-                    flush=True,
-                )
+    _repeated(args)
     print(f"load average after: {_load()}", flush=True)
 
 
-def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+def _targets(args: argparse.Namespace) -> list[tuple[str, str, Path | None]]:
+    """(label, URL of its postgres database, its server log when we started it)."""
     if args.database_url:
-        return [("given", args.database_url)]
-    from harness.servers import start_servers
+        return [("given", args.database_url, None)]
+    from harness.measure import work_folder
+    from harness.servers import SystemServer, start_servers
 
-    work = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
-    return [(s.label(), s.url("postgres")) for s in start_servers(args.server, work)]
+    which = {"pg18": "embedded", "pg15": "system"}.get(args.server, args.server)
+    # On the disk (not tmpfs like the other benchmarks): WAL and checkpoint costs are the
+    # point here, and the earlier figures in RESULTS.md were taken on the disk too.
+    work = work_folder(Path(tempfile.gettempdir()), keep=False)
+    targets: list[tuple[str, str, Path | None]] = []
+    for server in start_servers(which, work):
+        log = server.log if isinstance(server, SystemServer) else work / "pgdata" / "log"
+        targets.append((server.label(), server.url("postgres"), log))
+    return targets
 
 
 def _repeated(args: argparse.Namespace) -> None:
     """Each server ``--repeat`` times; one row per run kind: median (min-max) of the runs."""
+    global SERVER_LOG  # noqa: PLW0603 - the log of the server under test, for --diagnose
+    targets = _targets(args)
     print("| server | rows | run | runs | rows/s | probe p50 ms | probe p99 ms | probe max ms |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for label, url in _targets(args):
+    for label, url, log in targets:
+        SERVER_LOG = log
+        if DIAGNOSE and log is not None:
+            waits.enable_logging(url)
         for rows in args.rows:
             measured: dict[str, list[tuple[float | None, float, float, float]]] = {}
             for _ in range(args.repeat):

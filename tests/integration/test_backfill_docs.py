@@ -50,3 +50,27 @@ def test_the_backfills_page_runs_as_written(
     assert row["state"] == "applied" and row["backfill"] is None
     assert "backfills" in health.out
     assert query(db_url, "SELECT count(*) FROM accounts WHERE email <> lower(email)") == [(0,)]
+
+
+def test_the_wal_facts_the_page_states(db_url: str) -> None:
+    """What "What pacing cannot remove" says of PostgreSQL holds on each server: WAL comes in
+    16 MB segments, min_wal_size is 80 MB unless set, and the wait events it names exist
+    (pg_wait_events lists them from 17; 15's names are the same, as bench/RESULTS.md's
+    samples of pg_stat_activity on 15 show)."""
+    page = DOC.read_text(encoding="utf-8")
+    section = page.split("### What pacing cannot remove", 1)[1].split("\n## ", 1)[0]
+    assert "16 MB" in section and "80 MB by default" in section
+    [(segment, minimum, unit)] = query(
+        db_url,
+        "SELECT current_setting('wal_segment_size'), boot_val, unit FROM pg_settings"
+        " WHERE name = 'min_wal_size'",
+    )
+    assert segment == "16MB"
+    assert (minimum, unit) == ("80", "MB")
+    named = {"WALInitWrite", "WALInitSync", "WALSync"}
+    renamed = {name.replace("WAL", "Wal") for name in named}  # 17 renamed them
+    assert all(f"`{name}`" in section for name in named | renamed)
+    [(major,)] = query(db_url, "SELECT current_setting('server_version_num')::int / 10000")
+    if major >= 17:
+        rows = query(db_url, "SELECT name FROM pg_wait_events WHERE type = 'IO'")
+        assert renamed <= {name for (name,) in rows}
