@@ -230,6 +230,13 @@ def test_a_later_migration_on_the_expanded_table_waits_for_contract(
         pgshift.up(settings, backup=False)
     result = pgshift.contract(settings, backup=False)
     assert [s.version for s in result.steps] == [V2]
+    [run] = [r for r in pgshift.run_history(settings).runs if r.run_id == result.run_id]
+    assert (run.kind, run.outcome, run.contracted, run.applied) == (
+        "contract",
+        "finished",
+        (V2,),
+        (),
+    )
     pgshift.up(settings, backup=False)
     assert "extra" in _columns(db_url)
 

@@ -99,6 +99,7 @@ def _print_run(out: Output, run: RunRecord) -> None:
     for label, versions in (
         ("applied", run.applied),
         ("reverted", run.reverted),
+        ("contracted", run.contracted),
         ("failed", run.failed),
     ):
         if versions:

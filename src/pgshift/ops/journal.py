@@ -38,7 +38,7 @@ _KIND_OF_EVENT = {
 class RunRecord:
     """One run as its log tells it.
 
-    ``kind``: up, rollback, baseline, import, mark, restore, backup, ...; ``outcome``:
+    ``kind``: up, rollback, contract, baseline, import, mark, restore, backup, ...; ``outcome``:
     finished, failed, interrupted, recorded (a run that changes history without running
     migrations: baseline, import, mark), or unfinished (no end was logged: still running, or
     its process died). ``user`` and ``host`` are the operating-system user and machine that
@@ -59,6 +59,7 @@ class RunRecord:
     failed: tuple[str, ...]
     error: str | None
     events: tuple[LogEntry, ...]
+    contracted: tuple[str, ...] = ()  # expanded migrations this run contracted (SPEC 15)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class RunRecord:
             "duration_ms": self.duration_ms,
             "applied": list(self.applied),
             "reverted": list(self.reverted),
+            "contracted": list(self.contracted),
             "failed": list(self.failed),
             "error": self.error,
             "events": [
@@ -179,12 +181,15 @@ def _record(events: Sequence[LogEntry], who: Mapping[str, tuple[str, str | None]
         failed=_versions(events, "migration_failed", "revert_failed"),
         error=_error(by_event),
         events=tuple(events),
+        contracted=_versions(events, "migration_contracted"),
     )
 
 
 def _kind(events: Sequence[LogEntry], started: LogEntry | None) -> str:
     if started is not None:
         actions = {str(s[1]) for s in started.detail.get("steps", ()) if len(s) > 1}
+        if actions == {"contract"}:
+            return "contract"
         return "rollback" if actions == {"revert"} else "up"
     names = [e.event for e in events]
     for event, kind in _KIND_OF_EVENT.items():
