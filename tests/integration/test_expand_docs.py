@@ -53,6 +53,7 @@ def test_the_expand_contract_page_runs_as_written(
         dry_run.out
     )
     assert "20250106000000_widen_order_ids" in up.out
+    assert "expanded: 20250105000000_rename_account_name, 20250106000000_widen_order_ids:" in up.out
     assert check.code == 0
     assert "column public.accounts.name" in contract_dry_run.out
     assert "Contracted 2 migration(s)." in contract.out

@@ -164,9 +164,17 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
         wanted = backup and settings.backup_enabled
         if not _confirmed(out, plan, yes=args.yes, backup_wanted=wanted, newest_applied=newest):
             raise UsageError("cancelled: nothing was applied")
-        return apply_and_report(
+        code = apply_and_report(
             out, plan, target, backup=backup, as_json=args.json, extra=_preflight_json(plan)
         )
+        expanded = [s.migration.name for s in plan.steps if s.expansion is not None]
+        if code == 0 and expanded and not args.json:
+            out.line(
+                f"expanded: {', '.join(expanded)}: the old and the new code both work now;"
+                " deploy the new code, then `pgshift contract` (`pgshift contract --check` says"
+                " whether the old shape is still used)"
+            )
+        return code
 
 
 def _preflight_gate(out: Output, plan: Plan, *, as_json: bool) -> int | None:
