@@ -8,6 +8,8 @@ an earlier pending statement makes uncheckable, and how results and durations re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pglast import parse_sql
 
@@ -572,9 +574,12 @@ def test_small_trees_give_the_same_results_as_full_parses() -> None:
     full = pending_of([";\n".join(_PLAN)])
     for item in full:
         item.__dict__["trees"] = [raw.stmt for raw in parse_sql(item.sql)]  # pglast's, in full
+    # Without the loader's table heads (a Pending of SQL alone): from a JSON parse each.
+    parsed = [replace(p, head=None) for p in pending_of([";\n".join(_PLAN)])]
     assert [p.kind for p in light][:3] == ["CreateStmt"] * 3  # the loader's kinds reach it
+    assert [p.head is not None for p in light][:5] == [True, True, True, True, True]
     outcome = _outcome(light)
-    assert outcome == _outcome(full)
+    assert outcome == _outcome(full) == _outcome(parsed)
     assert len(outcome[2]) >= 3 and len(outcome[3]) >= 4  # checks and durations were derived
 
 
@@ -582,13 +587,16 @@ def test_statements_read_only_for_their_table_are_not_parsed_by_pglast(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An `up` of 1,000 new tables spent 0.9 s building pglast trees for pre-flight; a table,
-    a plain index and its rows now cost one JSON parse each, and other kinds none."""
+    a plain index and its rows now cost no parse at all (their table heads come from the
+    loader's parse, kept in the statements memo), and other kinds none."""
     import pgshift.rewrite.preflight as module
 
     def refuse(sql: str) -> None:
         raise AssertionError(f"parsed in full: {sql}")
 
     monkeypatch.setattr(module, "parse_sql", refuse)
+    # The loader cut each one's table head from its own parse: no JSON parse either.
+    monkeypatch.setattr(module, "parse_sql_json", refuse)
     pending = pending_of(
         [
             "CREATE TABLE t (id bigint, name text);"
