@@ -8,10 +8,13 @@ an earlier pending statement makes uncheckable, and how results and durations re
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from pglast import parse_sql
+from pglast.parser import parse_sql_json
 
 from pgshift.config import load_settings
 from pgshift.errors import ConfigError
@@ -581,6 +584,43 @@ def test_small_trees_give_the_same_results_as_full_parses() -> None:
     outcome = _outcome(light)
     assert outcome == _outcome(full) == _outcome(parsed)
     assert len(outcome[2]) >= 3 and len(outcome[3]) >= 4  # checks and durations were derived
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE t (id int)",
+        "CREATE UNLOGGED TABLE IF NOT EXISTS app.t (id int)",
+        "CREATE INDEX ON ONLY app.t (name)",
+        "INSERT INTO app.t VALUES (1)",
+        "UPDATE t SET id = 2",
+        "DELETE FROM ONLY t",
+        "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN DELETE",
+    ],
+)
+def test_a_tree_built_from_a_head_equals_the_validated_one(sql: str) -> None:
+    """Pre-flight builds the small trees without pglast's validation (_node): each must equal
+    what pglast's own constructors build from the same JSON tree, attribute by attribute."""
+    from pglast import ast
+
+    (statement,) = pending_of([sql])
+    ((kind, node),) = json.loads(parse_sql_json(sql))["stmts"][0]["stmt"].items()
+    rv = node["relation"]
+    relation = ast.RangeVar(
+        schemaname=rv.get("schemaname"),
+        relname=rv["relname"],
+        inh=bool(rv.get("inh", False)),
+        relpersistence=rv.get("relpersistence", "p"),
+    )
+    extra = {"CreateStmt": {"if_not_exists": bool(node.get("if_not_exists"))}}
+    extra["IndexStmt"] = {"unique": False}
+    validated = getattr(ast, kind)(relation=relation, **extra.get(kind, {}))
+    assert statement.head is not None and statement.trees == [validated]
+    assert [type(v) for v in _values(statement.trees[0])] == [type(v) for v in _values(validated)]
+
+
+def _values(node: Any) -> list[Any]:
+    return [getattr(node, a) for a in node] + [getattr(node.relation, a) for a in node.relation]
 
 
 def test_statements_read_only_for_their_table_are_not_parsed_by_pglast(
