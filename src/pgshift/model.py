@@ -77,6 +77,12 @@ class Statement:
     # The parser's tree of this statement, {"NodeKind": {...fields}} as libpg_query's JSON, so
     # the linter reuses the one parse instead of parsing every file again.
     tree: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # For a statement pre-flight reads only for its table (CREATE TABLE, a plain CREATE INDEX,
+    # a row change): (schema or None, table, inh, relpersistence, if_not_exists) from its tree,
+    # kept in the statements memo so pre-flight need not parse it (rewrite/preflight_head.py).
+    table_head: tuple[str | None, str, bool, str, bool] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,39 @@ def test_the_rollback_sql_is_kept_with_its_row(store: tuple[HistoryStore, Any]) 
     assert applied[B].rollback_sql is None
 
 
+def test_every_bound_literal_comes_back_as_written(db_url: str) -> None:
+    """The writes bind their values as literals into one message (db/store.py _compose): text
+    with quotes, backslashes, percent signs and non-ASCII, NULLs, large numbers and JSON
+    must read back exactly, in a history schema whose name needs quoting."""
+    odd = "It's 100% \\ é \u2603 $$ %(version)s {s}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        pg = PostgresHistoryStore('odd "schema"')
+        pg.upgrade(conn)
+        written = replace(
+            row(A),
+            description=odd,
+            applied_by=odd,
+            host=None,
+            duration_ms=2**40,
+            rollback_sql=odd,
+            rollback_checksum="r" * 64,
+            metadata={"risk-level": odd, "nested": {"list": [1, None, odd]}},
+        )
+        pg.record_applied(conn, written, {"why": odd})
+        pg.record_applied(conn, row(B))  # the second write reuses the composed template
+        (got,) = [a for a in pg.read(conn).applied if a.version == A]
+        detail = conn.execute(
+            sql.SQL("SELECT detail->>'why' FROM {}.log WHERE version = %s").format(
+                sql.Identifier(pg.schema)
+            ),
+            (A,),
+        ).fetchone()
+    assert (got.description, got.applied_by, got.host) == (odd, odd, None)
+    assert (got.rollback_sql, dict(got.metadata)) == (odd, dict(written.metadata))
+    assert got.duration_ms >= 2**40
+    assert detail == (odd,)
+
+
 def test_upgrading_from_version_1_keeps_old_rows_without_rollback_sql(db_url: str) -> None:
     """Rows applied before the column existed read back as NULL, before and after the upgrade.
 

@@ -177,6 +177,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "__init__",
         "backfill",
         "preflight_state",
+        "preflight_head",
         "preflight",
         "template",
         "expand_model",

@@ -8,8 +8,13 @@ an earlier pending statement makes uncheckable, and how results and durations re
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from pglast import parse_sql
+from pglast.parser import parse_sql_json
 
 from pgshift.config import load_settings
 from pgshift.errors import ConfigError
@@ -572,23 +577,66 @@ def test_small_trees_give_the_same_results_as_full_parses() -> None:
     full = pending_of([";\n".join(_PLAN)])
     for item in full:
         item.__dict__["trees"] = [raw.stmt for raw in parse_sql(item.sql)]  # pglast's, in full
+    # Without the loader's table heads (a Pending of SQL alone): from a JSON parse each.
+    parsed = [replace(p, head=None) for p in pending_of([";\n".join(_PLAN)])]
     assert [p.kind for p in light][:3] == ["CreateStmt"] * 3  # the loader's kinds reach it
+    assert [p.head is not None for p in light][:5] == [True, True, True, True, True]
     outcome = _outcome(light)
-    assert outcome == _outcome(full)
+    assert outcome == _outcome(full) == _outcome(parsed)
     assert len(outcome[2]) >= 3 and len(outcome[3]) >= 4  # checks and durations were derived
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE t (id int)",
+        "CREATE UNLOGGED TABLE IF NOT EXISTS app.t (id int)",
+        "CREATE INDEX ON ONLY app.t (name)",
+        "INSERT INTO app.t VALUES (1)",
+        "UPDATE t SET id = 2",
+        "DELETE FROM ONLY t",
+        "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN DELETE",
+    ],
+)
+def test_a_tree_built_from_a_head_equals_the_validated_one(sql: str) -> None:
+    """Pre-flight builds the small trees without pglast's validation (_node): each must equal
+    what pglast's own constructors build from the same JSON tree, attribute by attribute."""
+    from pglast import ast
+
+    (statement,) = pending_of([sql])
+    ((kind, node),) = json.loads(parse_sql_json(sql))["stmts"][0]["stmt"].items()
+    rv = node["relation"]
+    relation = ast.RangeVar(
+        schemaname=rv.get("schemaname"),
+        relname=rv["relname"],
+        inh=bool(rv.get("inh", False)),
+        relpersistence=rv.get("relpersistence", "p"),
+    )
+    extra = {"CreateStmt": {"if_not_exists": bool(node.get("if_not_exists"))}}
+    extra["IndexStmt"] = {"unique": False}
+    validated = getattr(ast, kind)(relation=relation, **extra.get(kind, {}))
+    assert statement.head is not None and statement.trees == [validated]
+    assert [type(v) for v in _values(statement.trees[0])] == [type(v) for v in _values(validated)]
+
+
+def _values(node: Any) -> list[Any]:
+    return [getattr(node, a) for a in node] + [getattr(node.relation, a) for a in node.relation]
 
 
 def test_statements_read_only_for_their_table_are_not_parsed_by_pglast(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An `up` of 1,000 new tables spent 0.9 s building pglast trees for pre-flight; a table,
-    a plain index and its rows now cost one JSON parse each, and other kinds none."""
+    a plain index and its rows now cost no parse at all (their table heads come from the
+    loader's parse, kept in the statements memo), and other kinds none."""
     import pgshift.rewrite.preflight as module
 
     def refuse(sql: str) -> None:
         raise AssertionError(f"parsed in full: {sql}")
 
     monkeypatch.setattr(module, "parse_sql", refuse)
+    # The loader cut each one's table head from its own parse: no JSON parse either.
+    monkeypatch.setattr(module, "parse_sql_json", refuse)
     pending = pending_of(
         [
             "CREATE TABLE t (id bigint, name text);"

@@ -47,6 +47,10 @@ def test_a_hit_returns_what_the_parsers_return(newline: str) -> None:
     assert [f.key for f in cached_header.unknown] == ["custom-key"]
     assert cached[1].concurrent_index == (None, "café_name_idx")
     assert cached[0].ignore == ("prefer-text",)
+    # What pre-flight reads of a CREATE TABLE comes back without a parse (preflight_head.py).
+    assert [s.table_head for s in cached] == [s.table_head for s in parsed]
+    assert cached[0].table_head == (None, "café", True, "p", False)
+    assert cached[2].table_head is None  # a DO block: pre-flight parses it when it must
     assert all(s.tree is None for s in cached)  # trees are not kept; the linter re-parses
 
 
@@ -75,6 +79,18 @@ def test_a_span_outside_the_text_is_a_damaged_entry() -> None:
     damaged = StatementCache.from_bytes(json.dumps(document).encode())
     _, _, statements, _, _ = damaged.parse("SELECT 1;", "a.sql", rollback=False)
     assert [s.sql for s in statements] == ["SELECT 1"] and damaged.changed
+
+
+def test_a_damaged_table_head_is_a_damaged_entry() -> None:
+    text = "CREATE TABLE t (id int);"
+    cache = StatementCache()
+    cache.parse(text, "a.sql", rollback=False)
+    document = json.loads(cache.to_bytes())
+    for entry in document["entries"].values():
+        entry[1][0][-1] = [None, 7, True, "p", False]  # a table named by a number
+    damaged = StatementCache.from_bytes(json.dumps(document).encode())
+    _, _, statements, _, _ = damaged.parse(text, "a.sql", rollback=False)
+    assert statements[0].table_head == (None, "t", True, "p", False) and damaged.changed
 
 
 def test_syntax_errors_are_never_memoised() -> None:

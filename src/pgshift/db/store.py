@@ -33,6 +33,7 @@ from pgshift.history import (
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql as pgsql
+    from psycopg.abc import Transformer
 
     from pgshift.plan import ChecksumUpgrade
 
@@ -219,7 +220,8 @@ class PostgresHistoryStore:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        self._templates: dict[str, str] = {}
+        self._templates: dict[str, list[bytes | str]] = {}
+        self._tx: tuple[psycopg.Connection[tuple[Any, ...]], Transformer] | None = None
 
     def _q(self, template: str) -> pgsql.Composed:
         """Compose ``template`` with ``{s}`` standing for the quoted history schema."""
@@ -384,21 +386,59 @@ class PostgresHistoryStore:
         """``template`` with ``{s}`` the quoted schema and every other field a bound literal.
 
         Literals rather than parameters, so these writes can travel inside the one simple-query
-        message that carries a whole migration (see runner.py). psycopg does the quoting
-        (client-side binding); the template is composed once per store, as it runs per
-        migration.
+        message that carries a whole migration (see db/execute.py). psycopg does the quoting
+        (its Transformer's literals, client-side binding). The template is composed once per
+        store into its SQL pieces and the names between them, and one Transformer per
+        connection keeps its dumpers: a ClientCursor's mogrify per migration re-read the
+        query and looked up 17 dumpers each time (0.1 ms of an `up`'s 0.8 ms per migration).
         """
-        import psycopg
-        from psycopg import sql
         from psycopg.types.json import Jsonb
 
-        query = self._templates.get(template)
-        if query is None:
-            placeholders = {key: sql.Placeholder(key) for key in values}
-            composed = sql.SQL(template).format(s=sql.Identifier(self.schema), **placeholders)
-            query = self._templates[template] = composed.as_string(conn)
-        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
-        return psycopg.ClientCursor(conn).mogrify(query, params).encode()
+        pieces = self._templates.get(template)
+        if pieces is None:
+            pieces = self._templates[template] = self._pieces(conn, template, values)
+        tx = self._transformer(conn)
+        out = []
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                out.append(piece)
+                continue
+            value = values[piece]
+            if value is None:
+                out.append(b"NULL")
+            else:
+                out.append(tx.as_literal(Jsonb(value) if isinstance(value, dict) else value))
+        return b"".join(out)
+
+    def _pieces(
+        self, conn: psycopg.Connection[tuple[Any, ...]], template: str, values: Mapping[str, Any]
+    ) -> list[bytes | str]:
+        """``template`` composed: its SQL as bytes (the schema quoted in), a field by name."""
+        from psycopg import sql
+
+        placeholders = {key: sql.Placeholder(key) for key in values}
+        names = {id(placeholder): key for key, placeholder in placeholders.items()}
+        composed = sql.SQL(template).format(s=sql.Identifier(self.schema), **placeholders)
+        pieces: list[bytes | str] = []
+        for part in composed:
+            if isinstance(part, sql.Placeholder):  # format() places the very objects given
+                pieces.append(names[id(part)])
+            elif pieces and isinstance(pieces[-1], bytes):
+                pieces[-1] += part.as_bytes(conn)
+            else:
+                pieces.append(part.as_bytes(conn))
+        return pieces
+
+    def _transformer(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Transformer:
+        """The Transformer binding literals for ``conn``, made once per connection."""
+        from psycopg.adapt import Transformer as Binder
+
+        known = self._tx  # one read: a fleet's threads may share this store
+        if known is not None and known[0] is conn:
+            return known[1]
+        tx = Binder.from_context(conn)
+        self._tx = (conn, tx)
+        return tx
 
     def applied_sql(
         self,

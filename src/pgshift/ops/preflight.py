@@ -86,13 +86,20 @@ def pending_of(items: Sequence[Migration | Statement | str]) -> list[Pending]:
             est = item.header.estimated_duration_ms
             path = str(item.path)
             out += [
-                Pending(path, s.line, s.sql, item.name, est, s.kind, s.tree)
+                Pending(path, s.line, s.sql, item.name, est, s.kind, s.tree, s.table_head)
                 for s in item.statements
             ]
         elif isinstance(item, Statement):
-            out.append(Pending("<sql>", item.line, item.sql, "", None, item.kind, item.tree))
+            out.append(
+                Pending(
+                    "<sql>", item.line, item.sql, "", None, item.kind, item.tree, item.table_head
+                )
+            )
         else:
             name = f"<sql {number}>"
             statements, _problems = split_statements(item, name)
-            out += [Pending(name, s.line, s.sql, name, None, s.kind, s.tree) for s in statements]
+            out += [
+                Pending(name, s.line, s.sql, name, None, s.kind, s.tree, s.table_head)
+                for s in statements
+            ]
     return out

@@ -40,6 +40,7 @@ from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
 from pgshift.rewrite import preflight_state as derived
+from pgshift.rewrite.preflight_head import READ_KINDS, Head, head_of
 from pgshift.rewrite.preflight_state import Relation, States, relation_of
 
 #: Check kinds, as `up --json` names them ("check").
@@ -147,6 +148,8 @@ class Pending:
     # unknown, and its libpg_query JSON tree when the loader kept one.
     kind: str = field(default="", compare=False)
     tree: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # The loader's cut of a statement read only for its table (rewrite/preflight_head.py).
+    head: Head | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def trees(self) -> list[Any]:
@@ -158,20 +161,23 @@ class Pending:
         parsed at all (the loader's kind says so), and the kinds the passes read only for
         their table (CREATE TABLE, a plain CREATE INDEX, INSERT, UPDATE, DELETE, MERGE) get a
         small tree holding just what the passes read, from the loader's JSON tree or a JSON
-        parse (a tenth of the cost). The rest are parsed in full.
+        parse (a tenth of the cost), or from the head the loader cut (and the statements memo
+        kept) without any parse. The rest are parsed in full.
         """
-        if self.kind and self.kind not in _READ_KINDS:
+        if self.kind and self.kind not in READ_KINDS:
             return []
+        if self.head is not None and self.kind:  # the loader's cut: no parse at all
+            return [_from_head(self.kind, self.head)]
         raws = [self.tree] if self.tree is not None else _parse_json(self.sql)
         out: list[Any] = []
         for raw in raws:
             ((kind, node),) = raw.items()
-            if kind not in _READ_KINDS:
+            if kind not in READ_KINDS:
                 continue
-            light = _light(kind, node)
-            if light is None:
+            head = head_of(kind, node)
+            if head is None:
                 return _parse(self.sql)
-            out.append(light)
+            out.append(_from_head(kind, head))
         return out
 
     @functools.cached_property
@@ -253,69 +259,28 @@ def _parse_json(sql: str) -> list[Mapping[str, Any]]:
     return [raw.get("stmt") or {} for raw in raws]
 
 
-#: Statement kinds some pass reads (tables_needed, referenced_tables, derive_checks with
-#: _record, _works); any other statement changes no result and is never parsed.
-_READ_KINDS = frozenset(
-    {
-        "CreateStmt",
-        "CreateTableAsStmt",
-        "SelectStmt",
-        "AlterTableStmt",
-        "IndexStmt",
-        "VacuumStmt",
-        "ClusterStmt",
-        "InsertStmt",
-        "UpdateStmt",
-        "DeleteStmt",
-        "MergeStmt",
-        "TruncateStmt",
-        "CopyStmt",
-        "RenameStmt",
-        "DropStmt",
-        "DoStmt",
-        "CallStmt",
-        "ExecuteStmt",
-    }
-)
-#: Kinds the passes read only for their target table (and CREATE TABLE's IF NOT EXISTS).
-_ROW_CHANGERS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
-
-
-def _light(kind: str, node: Mapping[str, Any]) -> Any | None:
-    """The part of a statement's pglast tree the passes read, built from its JSON tree, or
-    None when they read more of it than its table (the caller then parses it in full).
-
-    Exact by construction: a CREATE TABLE is read for its table and IF NOT EXISTS, a
-    non-unique CREATE INDEX for every table it names (only its own, unless an expression
-    names another: then in full), a row-changing statement for its target table; on a table
-    already on the target, derive_checks reads it whole (the state it leaves, in
-    rewrite/preflight_state.py), through Pending.full_trees.
-    """
-    rangevar = node.get("relation")
-    if not isinstance(rangevar, dict):
-        return None
-    relation = ast.RangeVar(
-        schemaname=rangevar.get("schemaname"),
-        relname=rangevar.get("relname", ""),
-        inh=bool(rangevar.get("inh", False)),
-        relpersistence=rangevar.get("relpersistence", "p"),
+def _from_head(kind: str, head: Head) -> Any:
+    """The small pglast tree of a statement read only for its table (see Pending.trees)."""
+    schema, name, inh, persistence, flag = head
+    relation = _node(
+        ast.RangeVar, schemaname=schema, relname=name, inh=inh, relpersistence=persistence
     )
     if kind == "CreateStmt":
-        return ast.CreateStmt(relation=relation, if_not_exists=bool(node.get("if_not_exists")))
-    if kind == "IndexStmt" and not node.get("unique") and not _names_table(node):
-        return ast.IndexStmt(relation=relation, unique=False)
-    if kind in _ROW_CHANGERS:  # derive_checks asks for the whole tree when it reads more
-        return getattr(ast, kind)(relation=relation)
-    return None
+        return _node(ast.CreateStmt, relation=relation, if_not_exists=flag)
+    if kind == "IndexStmt":
+        return _node(ast.IndexStmt, relation=relation, unique=False)
+    return _node(getattr(ast, kind), relation=relation)  # a row change (ROW_CHANGERS)
 
 
-def _names_table(value: Any) -> bool:
-    """Whether a JSON tree holds a RangeVar node (a table named inside an expression)."""
-    if isinstance(value, dict):
-        return "RangeVar" in value or any(_names_table(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_names_table(v) for v in value)
-    return False
+def _node(cls: type[Any], **values: Any) -> Any:
+    """``cls(**values)`` without pglast's per-attribute validation, for values that came from
+    the parser itself (a str, a bool, a node built here): the same node, built in a fifth of
+    the time (the validating constructor was most of pre-flight over 1,000 new tables;
+    tests/unit/test_preflight.py compares both)."""
+    node = object.__new__(cls)
+    for attribute in node:  # a pglast node iterates over its attribute names
+        object.__setattr__(node, attribute, values.get(attribute))
+    return node
 
 
 def _table(rangevar: Any) -> TableRef:
@@ -524,6 +489,9 @@ class _State:
 
     facts: Facts
     created: list[tuple[TableRef, str]] = field(default_factory=list)
+    # The tables of ``created``, exactly as written: a set, so a row change of a new table
+    # is told apart in O(1) (a list scan per INSERT made a plan of 1,000 new tables O(n^2)).
+    created_tables: set[TableRef] = field(default_factory=set)
     relations: States = field(default_factory=States)
     opaque: str | None = None
     not_valid: list[tuple[TableRef, str, Any]] = field(default_factory=list)
@@ -601,6 +569,7 @@ def _record(item: Pending, stmt: Any, state: _State) -> None:
     created = _created(stmt)
     if created is not None:
         state.created.append((created, where))
+        state.created_tables.add(created)
     elif kind in _OPAQUE:
         state.opaque = f"{kind.removesuffix('Stmt').upper()} at {where}"
     elif kind in _DERIVED_CHANGES:
@@ -622,7 +591,7 @@ def _record_rows(item: Pending, stmt: Any, where: str, state: _State) -> None:
     """The rows an UPDATE, DELETE or INSERT leaves, as a derived state of its table; none
     for a table an earlier pending statement creates (nothing of it is derived)."""
     table = _table(stmt.relation)
-    if table in {t for t, _ in state.created}:
+    if table in state.created_tables:
         return
     stmt = _whole(item, stmt)
     if isinstance(stmt, ast.UpdateStmt):

@@ -22,6 +22,7 @@ from pglast.parser import ParseError, Token, parse_sql, parse_sql_json, scan, sp
 
 from pgshift.errors import Problem
 from pgshift.model import Statement
+from pgshift.rewrite.preflight_head import READ_KINDS, head_of
 
 #: Starts every statement checksum, so that a new way of computing it gets a new prefix.
 CHECKSUM_PREFIX = b"pgshift-statements-1\n"
@@ -369,6 +370,7 @@ def split_and_checksum(
                 concurrent_index=_concurrent_index(kind, node) if concurrent else None,
                 ignore=ignore,
                 tree=wrapped if trees else None,
+                table_head=head_of(kind, node) if kind in READ_KINDS else None,
             )
         )
         if tree_sink is not None:

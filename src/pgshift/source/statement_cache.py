@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pgshift.errors import Problem
 from pgshift.model import Header, HeaderField, Statement
 
-FORMAT = 8
+FORMAT = 9  # 9: a statement row ends with its table head (rewrite/preflight_head.py)
 
 _T = TypeVar("_T")
 
@@ -138,7 +138,7 @@ def code_version() -> str:
     for folder, names in (
         (source, ("header.py", "loader.py", "naming.py", "sql.py", "statement_cache.py")),
         (package, ("errors.py", "graph.py", "model.py")),
-        (os.path.join(package, "rewrite"), ("backfill.py",)),
+        (os.path.join(package, "rewrite"), ("backfill.py", "preflight_head.py")),
     ):
         for name in names:
             try:
@@ -447,11 +447,12 @@ def _row(text: str, starts: list[int], s: Statement) -> list[Any]:
         s.transaction_control,
         index,
         list(s.ignore),
+        list(s.table_head) if s.table_head else None,
     ]
 
 
 def _statement(text: str, index: int, row: list[Any]) -> Statement:
-    where, length, line, column, kind, transactional, control, concurrent, ignore = row
+    where, length, line, column, kind, transactional, control, concurrent, ignore, head = row
     sql = where if isinstance(where, str) else text[where : where + length]
     if not isinstance(where, str) and len(sql) != length:
         raise ValueError("a span outside the text")  # a damaged entry: the caller re-parses
@@ -467,5 +468,16 @@ def _statement(text: str, index: int, row: list[Any]) -> Statement:
             "concurrent_index": (concurrent[0], concurrent[1]) if concurrent else None,
             "ignore": tuple(ignore),
             "tree": None,
+            "table_head": _head(head) if head else None,
         }
     )
+
+
+def _head(row: list[Any]) -> tuple[str | None, str, bool, str, bool]:
+    """A statement's table head (model.Statement.table_head) from its memo row."""
+    schema, name, inh, persistence, flag = row
+    if not (isinstance(name, str) and isinstance(persistence, str)):
+        raise ValueError("a damaged table head")  # the caller parses the file again
+    if schema is not None and not isinstance(schema, str):
+        raise ValueError("a damaged table head")
+    return (schema, name, bool(inh), persistence, bool(flag))
