@@ -549,6 +549,12 @@ class _StepRun:
                 ms=self._elapsed_ms(),
                 why=getattr(stopped, "message", str(stopped)),
             ) from None
+        self._record_alone(chunk, last=last, half_applied=True)
+        runner.emit(ev.StatementDone(self.version, chunk.end, len(self.script.statements)))
+
+    def _record_alone(self, chunk: Chunk, *, last: bool, half_applied: bool) -> None:
+        """The history write after batches that committed by themselves, in a transaction of
+        its own; a progress row another session moved is PlanChanged, as for any write."""
         try:
             self.executor.run_transaction(
                 (),
@@ -560,8 +566,7 @@ class _StepRun:
         except StatementFailed as failure:
             if failure.error.sqlstate == PROGRESS_MOVED:
                 raise self._moved(failure.error.message) from None
-            raise self._failure(failure, half_applied=True) from None
-        runner.emit(ev.StatementDone(self.version, chunk.end, len(self.script.statements)))
+            raise self._failure(failure, half_applied=half_applied) from None
 
     def _batches(self, script: Script, action: str) -> None:
         """Run ``script`` (a backfill) to its end with the backfill engine, paced by the run's
@@ -620,18 +625,7 @@ class _StepRun:
                 )
             runner.emit(ev.StepFailed(m.version, m.name, failed.message, step.action))
             raise
-        try:
-            self.executor.run_transaction(
-                (),
-                self._record(Chunk(0, 0, True), last=True),
-                version=self.version,
-                lock_timeout_ms=self.lock_timeout_ms,
-                statement_timeout_ms=self.budget_ms,
-            )
-        except StatementFailed as failure:
-            if failure.error.sqlstate == PROGRESS_MOVED:
-                raise self._moved(failure.error.message) from None
-            raise self._failure(failure, half_applied=False) from None
+        self._record_alone(Chunk(0, 0, True), last=True, half_applied=False)
         duration = self._elapsed_ms()
         status = "applied" if step.action == "apply" else "reverted"
         runner.emit(ev.StepApplied(m.version, m.name, duration, step.action))
