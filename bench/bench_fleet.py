@@ -1,160 +1,301 @@
-"""Benchmark of `pgshift fleet up` / `fleet status` over many tenant schemas and databases.
+"""Benchmark of `pgshift fleet up` / `fleet status` over tenant schemas, beside one serial psql.
 
-    python bench/bench_fleet.py --tenants 1000 --migrations 20 --concurrency 1 2 4 8 16
+    python bench/bench_fleet.py --tenants 200 --migrations 10 --concurrency 8 --runs 3 --databases 0
 
-On the embedded PostgreSQL 18 (fsync on, the server's defaults), with T tenant schemas in one
-database and M small generated migrations (a table, an index, a few rows each): the end-to-end
-time of `pgshift fleet up --skip-backup -q` (a fresh process, interpreter start included) per
---concurrency, as migrations/s; then, over the migrated fleet, a no-op `fleet up` and
-`fleet status -q`; then the same workload over D separate databases. Each timed figure is the
-median of --runs runs (a fresh fleet each for `up`), with its spread. It replaces the section
-"fleet throughput" of bench/RESULTS.md.
+Per server (`--server embedded|system|both`, fsync on), with T tenant schemas in one database
+and M small generated migrations (a table, an index and 10 rows each): for each --concurrency,
+--runs pairs of
+* `pgshift fleet up --skip-backup -q --yes` (a fresh process, interpreter start included), and
+* the reference: ONE `psql -X -q -v ON_ERROR_STOP=1 -f` of the same T x M migrations, each in
+  BEGIN/COMMIT, a `SET search_path` before each tenant's,
+each on its own fresh database with the T schemas, the two in turn (who goes first alternates),
+both checked afterwards. Issue 18's target: the fleet at most 0.80x the serial psql. Then, over
+a migrated fleet of --tenants, the no-op `fleet up` and `fleet status -q` (target: under
+0.5 s each); then, unless `--databases 0`, the same workload over D separate databases.
+Reports medians (min-max), spread, the CPUs' business and load average before each run, and
+the ratio of each pair. It replaces the section "fleet up vs one serial psql" of RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.measure import Quiet, Series, default_work_parent, pgshift_script, run, work_folder
+from harness.measure import Quiet, Series, compile_pgshift, run
 from harness.migrations import generate
-from harness.report import RESULTS, command_line, heading, machine, write_section
-from harness.servers import Server, start_servers
+from harness.options import add_common, start
+from harness.report import command_line, heading, machine, write_section
+from harness.servers import Server
 
-SECTION = "fleet throughput"
-TARGET_PER_S = 600.0
+SECTION = "fleet up vs one serial psql"
+TARGET_RATIO = 0.80  # fleet up / serial psql, issue 18
+TARGET_NOOP_S = 0.5  # no-op fleet up and fleet status, issue 18
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
-def _tenant_fleet(server: Server, work: Path, tenants: int) -> tuple[str, Path]:
-    db = server.fresh_db("fleet")
-    server.admin("; ".join(f"CREATE SCHEMA t{i:04d}" for i in range(tenants)), dbname=db)
+def _schemas(tenants: int) -> list[str]:
+    return [f"t{i:04d}" for i in range(tenants)]
+
+
+def _tenant_db(server: Server, label: str, tenants: int) -> str:
+    """A fresh database holding the T empty tenant schemas (the same for both contenders)."""
+    db = server.fresh_db(label)
+    server.admin("; ".join(f"CREATE SCHEMA {s}" for s in _schemas(tenants)), dbname=db)
+    server.admin("CHECKPOINT")
+    return db
+
+
+def _targets_file(work: Path, server: Server, db: str, tenants: int) -> Path:
     url = server.url(db)
     path = work / f"{db}.toml"
     path.write_text(
         "".join(
-            f'[[target]]\nname = "t{i:04d}"\nurl = "{url}"\nschema = "t{i:04d}"\n'
-            for i in range(tenants)
+            f'[[target]]\nname = "{s}"\nurl = "{url}"\nschema = "{s}"\n' for s in _schemas(tenants)
         ),
         encoding="utf-8",
     )
-    return db, path
+    return path
 
 
-def _database_fleet(server: Server, work: Path, count: int) -> tuple[list[str], Path]:
-    names = [server.fresh_db(f"fleetdb{i}") for i in range(count)]
-    path = work / "databases.toml"
-    path.write_text(
-        "".join(f'[[target]]\nname = "{n}"\nurl = "{server.url(n)}"\n' for n in names),
-        encoding="utf-8",
-    )
-    return names, path
+def _psql_file(work: Path, floor_sql: Path, tenants: int, migrations: int) -> Path:
+    """The serial reference's one file: per tenant, `SET search_path` then the M migrations."""
+    path = work / f"fleet_floor_{tenants}x{migrations}.sql"
+    if not path.exists():
+        body = floor_sql.read_text(encoding="utf-8")
+        path.write_text(
+            "".join(f"SET search_path TO {s};\n{body}" for s in _schemas(tenants)),
+            encoding="utf-8",
+        )
+    return path
 
 
 def _fleet(script: Path, folder: Path, action: str, targets: Path, *extra: str) -> float:
     cmd = [
         str(script), "fleet", action, "--targets", str(targets), "--dir", str(folder), "-q",
-        *(["--yes"] if action == "up" else []), *extra,
+        *(["--yes", "--skip-backup"] if action == "up" else []), *extra,
     ]  # fmt: skip
     started = time.perf_counter()
-    proc = run(cmd, folder.parent)
-    spent = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd[:3])} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
-    return spent
+    run(cmd, folder.parent)
+    return time.perf_counter() - started
 
 
-def _check(server: Server, db: str, history: str, migrations: int) -> None:
-    rows = server.admin(f'SELECT count(*) FROM "{history}".applied', dbname=db)
-    if rows[0][0] != migrations:
-        sys.exit(f"bench: {db}.{history} has {rows[0][0]} applied rows, not {migrations}")
+def _psql(server: Server, db: str, sql_file: Path) -> float:
+    cmd = [str(server.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server.url(db), "-f",
+           str(sql_file)]  # fmt: skip
+    started = time.perf_counter()
+    run(cmd, sql_file.parent)
+    return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tenants", type=int, default=1000)
-    parser.add_argument("--migrations", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    parser.add_argument("--sweep-tenants", type=int, help="tenants for the concurrency sweep")
-    parser.add_argument("--databases", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
+def _check(server: Server, db: str, tenants: int, migrations: int, *, history: bool) -> None:
+    """Both contenders must have done all the work: T x M tables (and history rows)."""
+    tables = server.admin(
+        "SELECT count(*) FROM pg_tables WHERE schemaname ~ '^t[0-9]{4}$'"
+        " AND tablename LIKE 'bench\\_%'",
+        dbname=db,
+    )[0][0]
+    if tables != tenants * migrations:
+        sys.exit(f"bench: {db} has {tables} bench tables, not {tenants * migrations}")
+    if history:
+        last = _schemas(tenants)[-1]
+        for schema in ("t0000_pgshift", f"{last}_pgshift"):
+            rows = server.admin(f'SELECT count(*) FROM "{schema}".applied', dbname=db)[0][0]
+            if rows != migrations:
+                sys.exit(f"bench: {db}.{schema} has {rows} applied rows, not {migrations}")
 
-    script = pgshift_script()
-    work = work_folder(default_work_parent(), keep=args.keep)
-    folder, _ = generate(work, args.migrations)
-    (server,) = start_servers("embedded", work)
-    quiet = Quiet()
+
+@dataclass
+class Pairs:
+    """The fleet and the serial psql at one --concurrency on one server, run pair by pair."""
+
+    concurrency: int
+    fleet: Series = field(default_factory=Series)
+    psql: Series = field(default_factory=Series)
+    ratios: list[float] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def _pairs(
+    server: Server, script: Path, work: Path, folder: Path, sql: Path, args: argparse.Namespace,
+    quiet: Quiet, concurrency: int,
+) -> Pairs:  # fmt: skip
+    """``--warmup + --runs`` pairs, each contender on its own fresh database, order alternating."""
+    result = Pairs(concurrency)
+    tenants, m = args.sweep_tenants or args.tenants, args.migrations
+
+    def one(kind: str, keep: bool) -> tuple[float, float, float]:
+        db = _tenant_db(server, f"{kind}{concurrency}", tenants)
+        targets = _targets_file(work, server, db, tenants)
+        quiet.settle()
+        busy, load = (quiet.busy[-1] if quiet.busy else 0.0), os.getloadavg()[0]
+        if kind == "fleet":
+            took = _fleet(script, folder, "up", targets, "--concurrency", str(concurrency))
+        else:
+            took = _psql(server, db, sql)
+        _check(server, db, tenants, m, history=kind == "fleet")
+        server.drop_db(db)
+        if not keep:
+            quiet.busy.pop()
+        print(
+            f"  {server.label()} c={concurrency} {kind:<5} {'run' if keep else 'warm-up':<7}"
+            f" {took:.3f} s (CPUs {busy:.0%} busy before, load {load:.1f})",
+            flush=True,
+        )
+        return took, busy, load
+
+    for i in range(args.warmup + args.runs):
+        order = ["fleet", "psql"] if i % 2 == 0 else ["psql", "fleet"]
+        took = {kind: one(kind, keep=i >= args.warmup) for kind in order}
+        if i < args.warmup:
+            continue
+        (f, fb, fl), (p, pb, pl) = took["fleet"], took["psql"]
+        result.fleet.add(f)
+        result.psql.add(p)
+        result.ratios.append(f / p)
+        result.rows.append(
+            f"| {server.label()} | {concurrency} | {i - args.warmup + 1} | {order[0]} |"
+            f" {f:.3f} s | {p:.3f} s | **{f / p:.2f}x** | {fb:.0%} / {pb:.0%} |"
+            f" {fl:.1f} / {pl:.1f} |"
+        )
+    return result
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _server_report(
+    server: Server, script: Path, work: Path, args: argparse.Namespace, quiet: Quiet
+) -> list[str]:
+    """The lines one server adds to the section."""
     m = args.migrations
+    folder, floor_sql = generate(work, m)
     sweep_t = args.sweep_tenants or args.tenants
+    sql = _psql_file(work, floor_sql, sweep_t, m)
+    results = [_pairs(server, script, work, folder, sql, args, quiet, c) for c in args.concurrency]
     lines = [
-        *heading(SECTION, command_line("bench_fleet.py")),
-        f"Machine: {machine()}.",
-        f"Server: {server.describe()}.",
+        f"### {server.label()}: {server.describe()}",
         "",
-        f"`fleet up --skip-backup -q` of {m} migrations to {sweep_t} tenant schemas of one"
-        " database (a fresh process; end to end):",
+        f"`fleet up` of {m} migrations to {sweep_t} tenant schemas ({sweep_t * m:,} migrations)"
+        " against ONE `psql -f` applying the same migrations serially, pair by pair:",
         "",
-        "| --concurrency | time | migrations/s | spread |",
-        "|---|---|---|---|",
+        "| --concurrency | fleet up | psql (serial) | migrations/s fleet / psql | spread fleet /"
+        " psql | ratio of medians | ratio per pair, median (min-max) | target <= 0.80x |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    best = 0.0
-    for c in args.concurrency:
-        series = Series()
-        for _ in range(args.runs):
-            db, targets = _tenant_fleet(server, work, sweep_t)
-            quiet.settle()
-            series.add(_fleet(script, folder, "up", targets, "--concurrency", str(c)))
-            _check(server, db, "t0000_pgshift", m)
-            server.drop_db(db)
-        rate = sweep_t * m / series.median
-        best = max(best, rate)
-        lines.append(f"| {c} | {series.s()} | {rate:.0f} | {series.spread:.0%} |")
-        print(lines[-1], flush=True)
+    for r in results:
+        n = sweep_t * m
+        lines.append(
+            f"| {r.concurrency} | {r.fleet.s()} | {r.psql.s()} |"
+            f" {n / r.fleet.median:.0f} / {n / r.psql.median:.0f} |"
+            f" {r.fleet.spread:.0%} / {r.psql.spread:.0%} |"
+            f" {r.fleet.median / r.psql.median:.2f}x | **{r.ratio:.2f}x**"
+            f" ({min(r.ratios):.2f}-{max(r.ratios):.2f}) | {_verdict(r.ratio <= TARGET_RATIO)} |"
+        )
+    lines += [
+        "",
+        "Each pair (CPUs busy / 1-min load average just before each contender's run):",
+        "",
+        "| server | --concurrency | pair | first | fleet up | psql | fleet / psql | CPUs busy"
+        " fleet / psql | load fleet / psql |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(row for r in results for row in r.rows),
+    ]
 
-    db, targets = _tenant_fleet(server, work, args.tenants)
+    db = _tenant_db(server, "noop", args.tenants)
+    targets = _targets_file(work, server, db, args.tenants)
     first = _fleet(script, folder, "up", targets, "--concurrency", str(max(args.concurrency)))
+    _check(server, db, args.tenants, m, history=True)
     noop, status = Series(), Series()
-    for _ in range(max(3, args.runs)):
+    for _ in range(max(5, args.runs)):
         quiet.settle()
         noop.add(_fleet(script, folder, "up", targets))
         status.add(_fleet(script, folder, "status", targets))
-    lines += [
-        "",
-        f"Over {args.tenants} tenants: the first `fleet up` (concurrency"
-        f" {max(args.concurrency)}) took {first:.1f} s"
-        f" ({args.tenants * m / first:.0f} migrations/s); no-op `fleet up` {noop.s()},"
-        f" `fleet status -q` {status.s()} (default concurrency 8; target under 2 s each).",
-    ]
-    print(lines[-1], flush=True)
     server.drop_db(db)
-
-    names, targets = _database_fleet(server, work, args.databases)
-    quiet.settle()
-    spent = _fleet(script, folder, "up", targets, "--concurrency", "8")
-    for name in names:
-        _check(server, name, "pgshift", m)
-    noop_db = _fleet(script, folder, "up", targets)
-    status_db = _fleet(script, folder, "status", targets)
     lines += [
         "",
-        f"{args.databases} separate databases x {m} migrations, concurrency 8: {spent:.1f} s"
-        f" ({args.databases * m / spent:.0f} migrations/s); no-op `fleet up` {noop_db:.2f} s,"
-        f" `fleet status` {status_db:.2f} s.",
-        "",
-        f"Best tenant throughput {best:.0f} migrations/s against the target of"
-        f" {TARGET_PER_S:.0f}. {quiet.summary()}.",
+        f"Over {args.tenants} migrated tenants ({len(noop.values)} runs each, default"
+        f" concurrency): no-op `fleet up` {noop.s()}, spread {noop.spread:.0%},"
+        f" {_verdict(noop.median < TARGET_NOOP_S)}; `fleet status -q` {status.s()}, spread"
+        f" {status.spread:.0%}, {_verdict(status.median < TARGET_NOOP_S)} (target under"
+        f" {TARGET_NOOP_S} s each). Their first `fleet up` took {first:.1f} s.",
     ]
-    print("\n".join(lines[-3:]), flush=True)
+    if args.databases:
+        names = [server.fresh_db(f"fleetdb{i}") for i in range(args.databases)]
+        dbs = work / f"databases_{server.kind}.toml"
+        dbs.write_text(
+            "".join(f'[[target]]\nname = "{n}"\nurl = "{server.url(n)}"\n' for n in names),
+            encoding="utf-8",
+        )
+        quiet.settle()
+        spent = _fleet(script, folder, "up", dbs, "--concurrency", "8")
+        for name in names:
+            rows = server.admin('SELECT count(*) FROM "pgshift".applied', dbname=name)[0][0]
+            if rows != m:
+                sys.exit(f"bench: {name} has {rows} applied rows, not {m}")
+        noop_db = _fleet(script, folder, "up", dbs)
+        status_db = _fleet(script, folder, "status", dbs)
+        for name in names:
+            server.drop_db(name)
+        lines += [
+            "",
+            f"{args.databases} separate databases x {m} migrations, concurrency 8: {spent:.1f} s"
+            f" ({args.databases * m / spent:.0f} migrations/s); no-op `fleet up` {noop_db:.2f} s,"
+            f" `fleet status` {status_db:.2f} s (single runs).",
+        ]
+    lines.append("")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--tenants", type=int, default=200, help="tenant schemas (no-op figures)")
+    p.add_argument("--migrations", type=int, default=10, help="migrations per tenant")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[8], help="fleet --concurrency")
+    p.add_argument("--sweep-tenants", type=int, help="tenants for the pairs (default --tenants)")
+    p.add_argument("--databases", type=int, default=0, help="separate databases (0: skip)")
+    p.add_argument("--runs", type=int, default=3, help="timed pairs per --concurrency and server")
+    p.add_argument("--warmup", type=int, default=0, help="untimed pairs first")
+    add_common(p, idle_below=0.25, idle_wait=20, idle_budget=300)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    begun = start(args)
+    print(f"bench: bytecode of {compile_pgshift()} written", flush=True)
+    body = [
+        line
+        for s in begun.servers
+        for line in _server_report(s, begun.pgshift, begun.work, args, begun.quiet)
+    ]
+    took = time.perf_counter() - begun.began
+    lines = [
+        *heading(SECTION, command_line("bench_fleet.py")),
+        f"Machine: {machine()}.",
+        "",
+        *body,
+        f"{begun.quiet.summary()}. The whole run took {took:.0f} s.",
+    ]
     if not args.no_write:
-        write_section(RESULTS, SECTION, "\n".join(lines) + "\n")
+        write_section(args.results, SECTION, "\n".join(lines) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -237,3 +237,42 @@ def test_an_expected_duration_over_three_times_the_estimate_warns_and_applies(
         "SELECT data_type FROM information_schema.columns"
         " WHERE table_name = 'items' AND column_name = 'qty'",
     ) == [("integer",)]
+
+
+def test_a_fleet_builds_the_pending_statements_once_and_checks_each_tenant_alone(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    from pgshift.ops.fleet import connect_target
+    from pgshift.ops.planning import SharedPlanner
+
+    root = _project(make_project)
+    query(db_url, "CREATE SCHEMA bad; CREATE SCHEMA good")
+    query(db_url, SETUP.replace("orders", "bad.orders"))
+    query(db_url, SETUP.replace("orders", "good.orders") + "; UPDATE good.orders SET region = 'x'")
+    targets = root / "fleet.toml"
+    targets.write_text(
+        "".join(
+            f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in ("bad", "good")
+        ),
+        encoding="utf-8",
+    )
+    settings = load_settings(
+        {"migrations_dir": str(root / "migrations")},
+        env={"DB_BACKUP_ENABLED": "false"},
+        cwd=root,
+    )
+    project = pgshift.load_project(settings)
+    planner = SharedPlanner(project)
+    plans = {}
+    for spec in pgshift.load_targets(targets):
+        with connect_target(settings, spec) as target:
+            plans[spec.name] = planner.plan(target)
+    # One set of Pending statements (their parse trees built once) served both tenants ...
+    made = planner.statements(project.migrations)
+    assert made is planner.statements(project.migrations)
+    assert "trees" in vars(made[0])
+    # ... and each tenant's checks still judged its own rows.
+    bad = [r.status for r in plans["bad"].preflight if r.check != "expected-duration"]
+    good = [r.status for r in plans["good"].preflight if r.check != "expected-duration"]
+    assert (bad, good) == (["fail"], ["pass"])
+    assert any("2 rows have NULL in region" in r.detail for r in plans["bad"].preflight)

@@ -9,7 +9,7 @@ read-only checks on the target, before any backup or lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pgshift.model import Migration
     from pgshift.plan import Plan
     from pgshift.project_files import Project
+    from pgshift.rewrite.preflight import Pending
 
 
 def plan_for(
@@ -64,19 +65,30 @@ def expanded_on(plan: Plan, target: Target, history: History) -> Plan:
     return plan
 
 
-def with_preflight(plan: Plan, target: Target, *, run: bool = True) -> Plan:
+def with_preflight(
+    plan: Plan,
+    target: Target,
+    *,
+    run: bool = True,
+    statements: Callable[[Sequence[Migration]], Sequence[Pending]] | None = None,
+) -> Plan:
     """``plan`` with the pre-flight results of its apply steps' migrations on ``target``, in
     plan order (read-only, bounded; ops/preflight.py); ``run`` False marks them skipped.
 
     A step that resumes a stopped migration is left out: its first statements already ran,
-    so checks derived from them would judge data the run itself has changed.
+    so checks derived from them would judge data the run itself has changed. ``statements``
+    turns those migrations into pre-flight's Pending statements (default: anew each call;
+    a fleet's SharedPlanner passes its memo).
     """
     if not run:
         return replace(plan, preflight=(), preflight_skipped=True)
-    from pgshift.ops.preflight import preflight
+    from pgshift.ops.preflight import pending_of, preflight_pending
 
     pending = [s.migration for s in plan.steps if s.action == "apply" and s.resume is None]
-    return replace(plan, preflight=tuple(preflight(pending, target)) if pending else ())
+    if not pending:
+        return replace(plan, preflight=())
+    made = statements(pending) if statements is not None else pending_of(pending)
+    return replace(plan, preflight=tuple(preflight_pending(made, target)))
 
 
 def _history_files(plan: Plan, since: str) -> set[str]:
@@ -212,6 +224,7 @@ class SharedPlanner:
         self.preflight = preflight
         self._lock = threading.Lock()
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
+        self._pending: dict[tuple[str, ...], Sequence[Pending]] = {}
 
     def plan(self, target: Target) -> Plan:
         """The plan of a target the fleet's shared read found work on (or could not read).
@@ -226,7 +239,22 @@ class SharedPlanner:
         if not plan.steps:
             return plan
         plan = expanded_on(plan, target, history)
-        return with_preflight(self.linted(plan, major), target, run=self.preflight)
+        return with_preflight(
+            self.linted(plan, major), target, run=self.preflight, statements=self.statements
+        )
+
+    def statements(self, migrations: Sequence[Migration]) -> Sequence[Pending]:
+        """Pre-flight's Pending statements of ``migrations``, made once per set of versions for
+        all targets: each keeps its parse trees (Pending.trees), which every target built again
+        (pre-flight's client CPU per fleet target 1.6 -> 1.1 ms; bench/RESULTS.md)."""
+        from pgshift.ops.preflight import pending_of
+
+        key = tuple(m.version for m in migrations)
+        with self._lock:
+            made = self._pending.get(key)
+            if made is None:
+                made = self._pending[key] = tuple(pending_of(migrations))
+        return made
 
     def plan_from(self, history: History) -> Plan:
         """The plan of a history already read (not yet linted: see linted)."""

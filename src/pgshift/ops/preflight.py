@@ -47,7 +47,15 @@ def preflight(
     whose total is over 3x its @estimated-duration a "warn" one. ``timeout_ms`` bounds each
     check (default: the target's PGSHIFT_PREFLIGHT_TIMEOUT, else 30 s).
     """
-    pending = pending_of(statements_or_migrations)
+    return preflight_pending(pending_of(statements_or_migrations), target, timeout_ms=timeout_ms)
+
+
+def preflight_pending(
+    pending: Sequence[Pending], target: Target, *, timeout_ms: int | None = None
+) -> list[PreflightResult]:
+    """preflight() of statements already made Pending: a fleet builds them once for all its
+    targets (ops/planning.SharedPlanner), so each statement's trees are built once, not per
+    target; the facts, checks and durations stay each target's own."""
     if not pending:
         return []
     facts = read_facts(target.session, tables_needed(pending))
