@@ -59,6 +59,11 @@ class Header:
         return {f.key: f.value for f in self.fields if f.is_annotation}
 
 
+#: The kind (Statement.kind) of an expansion's copy of the rows: not a parser node, an UPDATE
+#: over the whole table that the runner hands to the backfill engine (rewrite/expand_model.py).
+BACKFILL_KIND = "Backfill"
+
+
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One SQL statement of a file with its position, classified by the real PostgreSQL parser."""

@@ -13,6 +13,7 @@ from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import GROUPS, SettingRow, setting_rows
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
+from pgshift.model import BACKFILL_KIND
 from pgshift.plan import MigrationState, Plan, Step, backfill_text
 
 if TYPE_CHECKING:
@@ -359,7 +360,7 @@ def _show_expansion(out: Output, step: Step) -> None:
     for st in e.statements("expand"):
         how = (
             "  -- in batches"
-            if st.kind == "Backfill"
+            if st.kind == BACKFILL_KIND
             else ("" if st.transactional else "  -- outside a transaction")
         )
         out.line(f"-- line {st.line}{how}\n{st.sql};")

@@ -63,7 +63,7 @@ from pgshift.history import (
     ProgressMoved,
     Session,
 )
-from pgshift.model import Header, Migration, Statement
+from pgshift.model import BACKFILL_KIND, Header, Migration, Statement
 from pgshift.ops.backfill import BackfillOptions, Backfills
 from pgshift.ops.backoff import RETRY_PAUSE_FLOOR, backoff_ms
 from pgshift.ops.stopping import StopRequest, trapped
@@ -504,7 +504,7 @@ class _StepRun:
 
     def _any_chunk(self, chunk: Chunk, *, last: bool) -> None:
         statements = self.script.statements
-        if statements and chunk.end > chunk.start and statements[chunk.start].kind == BACKFILL:
+        if statements and chunk.end > chunk.start and statements[chunk.start].kind == BACKFILL_KIND:
             self._backfill_chunk(chunk, last=last)
         else:
             self._chunk_with_retries(chunk, last=last)
@@ -967,10 +967,6 @@ class _StepRun:
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
         return MigrationFailed(message + "\n" + undone, hint=error.hint, **facts)
-
-
-#: The kind an expansion gives its backfill statements (rewrite/expand.py's PhaseStep).
-BACKFILL = "Backfill"
 
 
 def _has_backfill(m: Migration) -> bool:

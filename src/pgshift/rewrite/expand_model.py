@@ -10,7 +10,7 @@ from typing import Any
 
 from pglast.parser import ParseError
 
-from pgshift.model import Statement
+from pgshift.model import BACKFILL_KIND, Statement
 from pgshift.rewrite.backfill import Relation
 from pgshift.rewrite.template import statement_tree
 
@@ -71,7 +71,7 @@ class PhaseStep:
     concurrent_index: tuple[str, str] | None = None
 
     def statement(self, index: int) -> Statement:
-        kind = "Backfill" if self.backfill else _kind_of(self.sql)
+        kind = BACKFILL_KIND if self.backfill else _kind_of(self.sql)
         return Statement(
             index=index,
             sql=self.sql,
