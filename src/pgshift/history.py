@@ -119,6 +119,10 @@ class History:
     in_progress: tuple[Progress, ...] = ()
     failed: frozenset[str] = frozenset()  # versions whose latest attempt failed, not applied
     backfills: tuple[BackfillProgress, ...] = ()  # unfinished backfills only
+    #: The digest of exactly what this history was read from (db/store.py): two reads with one
+    #: digest decide alike, which is what lets a no-op be remembered (ops/uptodate.py). "" when
+    #: unknown (the in-memory store): nothing is then remembered.
+    digest: str = field(default="", compare=False)
 
     def backfill_of(self, version: str, action: str) -> BackfillProgress | None:
         for b in self.backfills:

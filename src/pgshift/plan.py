@@ -143,6 +143,9 @@ class Plan:
     # ``preflight_skipped`` the checks were not run on purpose, and the run logs so.
     preflight: tuple[PreflightResult, ...] = ()
     preflight_skipped: bool = False
+    # The digest of the history the plan was made from (History.digest): a plan with nothing
+    # to do is remembered under it (ops/uptodate.py).
+    history_digest: str = field(default="", repr=False, compare=False)
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -674,6 +677,7 @@ def plan_pending(
         migrations=tuple(migrations),
         checksum_upgrades=upgrades,
         warnings=warnings,
+        history_digest=history.digest,
     )
 
 

@@ -15,17 +15,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pgshift.config import Settings
 from pgshift.errors import Problem
-from pgshift.model import Migration
-from pgshift.source.loader import LoadResult, ParseListener, read_migrations
-from pgshift.source.statement_cache import StatementCache
 
 T = TypeVar("T")
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the loader is imported by the commands that read files, not by all
     from collections.abc import Callable, Iterable
 
     from pgshift.concurrency import Pending
     from pgshift.lint.memo import LintMemo
+    from pgshift.model import Migration
+    from pgshift.source.loader import LoadResult, ParseListener
 
 
 def cache_path(settings: Settings) -> Path:
@@ -56,6 +55,30 @@ def write_lint_memo(settings: Settings, memo: LintMemo) -> None:
         _write_private(lint_cache_path(settings), memo.to_bytes())
 
 
+def verdicts_path(settings: Settings) -> Path:
+    """The remembered answers of commands with nothing to do (ops/uptodate.py)."""
+    return settings.project.root / ".pgshift" / "cache" / "verdicts.json"
+
+
+def read_verdicts(settings: Settings) -> dict[str, str]:
+    """The answers ops/uptodate.py remembered (key: note), newest first; none when the file
+    is absent or damaged."""
+    import json
+
+    try:
+        kept = json.loads(verdicts_path(settings).read_bytes())["verdicts"]
+        return {str(key): str(note) for key, note in kept}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def write_verdicts(settings: Settings, kept: dict[str, str]) -> None:
+    import json
+
+    document = {"verdicts": [[key, note] for key, note in kept.items()]}
+    _write_private(verdicts_path(settings), json.dumps(document).encode())
+
+
 def beside(work: Callable[[], T]) -> Pending[T] | None:
     """The Helper commands hand the loader and the linter: pgshift/beside.py, imported (with
     pickle and threading) only when a large project gives it work."""
@@ -71,6 +94,9 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
     per-file memo is read only when the folder memo does not match the files as read now.
     ``listener`` (lint/ahead.py) is handed each file with its parse trees on a cold read.
     """
+    from pgshift.source.loader import read_migrations
+    from pgshift.source.statement_cache import StatementCache
+
     path, folder_path = cache_path(settings), folder_cache_path(settings)
     try:
         folder = folder_path.read_bytes()

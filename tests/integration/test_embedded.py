@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from tests.plugins.pg import tmp_root
 
-from pgshift import embedded
+from pgshift import embedded, postmaster
 
 _SRC = Path(embedded.__file__).resolve().parents[1]
 _START_AND_REPORT = (
@@ -59,7 +59,7 @@ def _in_subprocess(root: Path) -> subprocess.Popen[str]:
 def test_start_reuse_status_stop(project: Path) -> None:
     before = embedded.server_status(project)
     assert before.running is False
-    assert before.data_dir == embedded.data_dir_for(project).resolve()
+    assert before.data_dir == postmaster.data_dir_for(project).resolve()
 
     # Two commands starting the server at the same moment end up with one server, which
     # keeps running after both processes exit.
@@ -110,7 +110,7 @@ def test_a_subfolder_uses_the_projects_embedded_server_and_a_new_one_is_announce
     first = _pgshift(project, "up", "--yes", "--skip-backup")
     assert first.returncode == 0, first.stderr
     assert "creating a new embedded PostgreSQL server in" in first.stderr
-    assert str(embedded.data_dir_for(project).resolve()) in first.stderr
+    assert str(postmaster.data_dir_for(project).resolve()) in first.stderr
 
     # -q silences even this note (issue 17 finding 15): a second, fresh project.
     other = project / "other"

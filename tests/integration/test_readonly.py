@@ -88,6 +88,24 @@ def test_an_absent_history_reads_empty_and_errors_are_pgshift_errors(db_url: str
         assert session.rows("SELECT 1") == [("1",)]  # the session survives a refused query
 
 
+def test_the_server_hashes_a_history_as_its_reader_does(db_url: str) -> None:
+    """History.digest (the client's hash of the document it read) and the server's digest of
+    the same document agree, non-ASCII text included, over psycopg and over libpq; any write
+    moves it. A no-op is remembered under the one and recognised by the other."""
+    store = _write_history(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        read = store.read(conn)
+        assert len(read.digest) > 64 and store.digest(conn) == read.digest
+        session = LibpqSession.open(db_url, purpose="test")
+        assert session is not None
+        with session:
+            assert store.digest(session) == store.read(session).digest == read.digest
+        store.record_failed(conn, RUN, A, {"error": "again"})
+        assert store.digest(conn) not in ("", read.digest)
+        assert store.digest(conn) == store.read(conn).digest
+        assert PostgresHistoryStore("no such schema").digest(conn) == ""
+
+
 def test_both_text_sessions_read_placeholders_alike(db_url: str) -> None:
     store = PostgresHistoryStore("pgshift")
     session = LibpqSession.open(db_url, purpose="test")

@@ -88,11 +88,17 @@ def at_head(settings: Settings) -> HeadReport:
     At head: nothing pending, failed, out of order, drifted or missing. Never takes the
     migration lock and never writes; reads history over one short read-only session.
     """
+    from pgshift.ops.readiness import HeadReport
     from pgshift.ops.status import head
+    from pgshift.ops.uptodate import HEAD, Verdicts
 
+    verdicts = Verdicts(settings)  # before the files are read (source/folder_stat.py)
+    remembered = verdicts.holds(HEAD)
+    if remembered is not None:
+        return HeadReport(remembered or None, ())
     migrations = load_project(settings, allow_problems=True).migrations
     with connect(settings, purpose="check") as target:
-        return head(migrations, target)
+        return head(migrations, target, verdicts)
 
 
 def wait(

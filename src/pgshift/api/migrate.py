@@ -74,12 +74,25 @@ def up(
     that want to see or confirm the plan first call those instead.
     """
     from pgshift import events
+    from pgshift.errors import RunResult as Done
     from pgshift.ops.run import run_up
+    from pgshift.ops.uptodate import UP, Verdicts
 
+    verdicts = Verdicts(settings) if to is None else None
+    if verdicts is not None and verdicts.holds(UP) is not None:
+        return Done("", ())  # decided before for these files and this history
     project = load_project(settings)
     with connect(settings) as target:
         emit = on_event or events.ignore
-        return run_up(project, target, to=to, emit=emit, backup=backup, preflight=preflight)
+        return run_up(
+            project,
+            target,
+            to=to,
+            emit=emit,
+            backup=backup,
+            preflight=preflight,
+            verdicts=verdicts,
+        )
 
 
 def create(

@@ -13,15 +13,17 @@ from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import GROUPS, SettingRow, setting_rows
 from pgshift.durations import format_duration_ms
 from pgshift.errors import PgshiftError, UsageError
-from pgshift.model import BACKFILL_KIND
-from pgshift.plan import MigrationState, Plan, Step, backfill_text
 
 if TYPE_CHECKING:
+    from pgshift.config import Settings
     from pgshift.db.target import Target
     from pgshift.errors import Problem
     from pgshift.events import Emit
+    from pgshift.history import BackfillProgress
     from pgshift.lint.finding import Finding
     from pgshift.ops.apply import RunResult
+    from pgshift.ops.uptodate import Verdicts
+    from pgshift.plan import MigrationState, Plan, Step
 
 
 class Executes(Protocol):
@@ -138,8 +140,41 @@ def _confirmed(
     )
 
 
+def _nothing_to_apply(out: Output, *, as_json: bool) -> int:
+    if as_json:
+        out.json({"run_id": None, "steps": [], "backup_id": None, "preflight": []})
+    else:
+        out.line("Nothing to apply: the database is up to date.")
+    return 0
+
+
+def _remembered(args: argparse.Namespace, settings: Settings) -> Verdicts | None:
+    """The remembered answers (ops/uptodate.py) a plain `up` asks before reading any file;
+    `--dry-run` and `--target` always plan in full."""
+    if args.dry_run or args.target is not None:
+        return None
+    from pgshift.ops.uptodate import Verdicts
+
+    return Verdicts(settings)  # its stat of the folder comes before the files are read
+
+
+def _nothing_left(plan: Plan, target: Target, verdicts: Verdicts | None) -> None:
+    """A plan with no step: older checksums rewritten (under the lock), else remembered."""
+    if plan.checksum_upgrades:  # else nothing to run: spare importing the runner
+        pgshift.apply(plan, target)
+    elif verdicts is not None:
+        from pgshift.ops.uptodate import UP
+
+        verdicts.remember(UP, plan.history_digest)
+
+
 def cmd_up(args: argparse.Namespace, out: Output) -> int:
+    from pgshift.ops.uptodate import UP
+
     settings = settings_from(args)
+    verdicts = _remembered(args, settings)
+    if verdicts is not None and verdicts.holds(UP) is not None:
+        return _nothing_to_apply(out, as_json=args.json)
     project = pgshift.load_project(settings)
     with pgshift.connect(settings) as target:
         plan = pgshift.plan_up(project, target, to=args.target, preflight=not args.skip_preflight)
@@ -149,13 +184,8 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 out, plan, as_json=args.json, newest_applied=newest, docs_url=settings.docs_url
             )
         if not plan.steps:
-            if plan.checksum_upgrades:  # else nothing to run: spare importing the runner
-                pgshift.apply(plan, target)  # only rewrites older checksums, under the lock
-            if args.json:
-                out.json({"run_id": None, "steps": [], "backup_id": None, "preflight": []})
-            else:
-                out.line("Nothing to apply: the database is up to date.")
-            return 0
+            _nothing_left(plan, target, verdicts)
+            return _nothing_to_apply(out, as_json=args.json)
         if plan.findings:
             _show_findings(out, plan.findings, settings.docs_url)
         refused = _preflight_gate(out, plan, as_json=args.json)
@@ -351,6 +381,8 @@ def _expansion_json(step: Step) -> dict[str, Any]:
 
 def _show_expansion(out: Output, step: Step) -> None:
     """What `up` runs of an `@expand-contract` migration, and what `pgshift contract` will."""
+    from pgshift.model import BACKFILL_KIND
+
     e = step.expansion
     assert e is not None
     out.line("-- expand and contract: `up` runs the expand phase; both shapes are served until")
@@ -513,7 +545,7 @@ def _backfill_json(r: MigrationState) -> dict[str, Any] | None:
         "rows_changed": b.rows_done,
         "batches": b.batches,
         "running": r.running,
-        "text": backfill_text(b),
+        "text": _backfill_text(b),
     }
 
 
@@ -524,10 +556,16 @@ def _state_style(text: str) -> str | None:
     return STATE_STYLE.get(text.split(" ", 1)[0])
 
 
+def _backfill_text(progress: BackfillProgress) -> str:
+    from pgshift.plan import backfill_text
+
+    return backfill_text(progress)
+
+
 def _state_text(r: MigrationState) -> str:
     """The state column: SPEC's state, and why when that alone would not tell the story."""
     if r.backfill is not None:
-        shown = backfill_text(r.backfill)
+        shown = _backfill_text(r.backfill)
         if r.running:
             return shown
         prefix = f"{r.state}: " if r.state == "failed" else ""

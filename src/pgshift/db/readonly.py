@@ -223,7 +223,15 @@ class LibpqSession:
         self._lib = lib
         self._conn: int | None = conn
         self._url = url
-        self.timezone = _zone(self._parameter("TimeZone"))
+        self._timezone: tzinfo | None = None
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The session's TimeZone as psycopg would give it; found when first asked (zoneinfo
+        is a cost a question that reads no timestamp need not pay)."""
+        if self._timezone is None:
+            self._timezone = _zone(self._parameter("TimeZone"))
+        return self._timezone
 
     @classmethod
     def open(

@@ -7,6 +7,7 @@ Identifiers are always composed with psycopg.sql; the tool's schema is versioned
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,9 +117,10 @@ def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, _Shape]:
     return {str(r[0]): _Shape(r[1] == "true", r[2] == "true", r[3] == "true") for r in rows}
 
 
-def _history(document_text: str | None, zone: tzinfo) -> History:
+def _history(document_text: str | None, zone: tzinfo, shape: _Shape) -> History:
     """A History from the JSON document _READ builds, timestamps in the session's zone."""
     document = json.loads(document_text or "{}")
+    digest = history_digest(shape, document_text) if document_text is not None else ""
     applied = tuple(
         AppliedMigration(
             version=r[0],
@@ -153,7 +155,25 @@ def _history(document_text: str | None, zone: tzinfo) -> History:
         )
         for r in document.get("backfills", ())
     )
-    return History(applied, progress, failed - applied_versions, backfills)
+    return History(applied, progress, failed - applied_versions, backfills, digest)
+
+
+def history_digest(shape: _Shape, document_text: str) -> str:
+    """What a history read stands for: its schema's shape and the SHA-256 of the document.
+
+    The same text as the server's ``DIGEST_SQL`` gives over the same document, so a command
+    with nothing to do can ask the server for it instead of reading the whole history.
+    """
+    return _shape_digest(shape, hashlib.sha256(document_text.encode("utf-8")).hexdigest())
+
+
+def _shape_digest(shape: _Shape, document_sha256: str) -> str:
+    return "".join("1" if part else "0" for part in shape) + ":" + document_sha256
+
+
+#: The server's SHA-256 of a history document (the read statement in place of ``{read}``):
+#: the bytes it hashes are those a UTF8 client receives, which history_digest hashes.
+DIGEST_SQL = "SELECT encode(sha256(convert_to(d.doc, 'UTF8')), 'hex') FROM ({read}) AS d(doc)"
 
 
 #: Histories read by one statement at most. The server's planning of a UNION ALL grows faster
@@ -185,7 +205,7 @@ def read_many(
             parts.append(f"SELECT %s::text, ({query})")
             params += [name, *values]
         for row in session.rows(" UNION ALL ".join(parts), params):
-            found[str(row[0])] = _history(row[1], session.timezone)
+            found[str(row[0])] = _history(row[1], session.timezone, shapes[str(row[0])])
     return found
 
 
@@ -305,7 +325,20 @@ class PostgresHistoryStore:
             return History()
         query, params = self._read_query(session, shape)
         rows = session.rows(query, params)
-        return _history(rows[0][0] if rows else None, session.timezone)
+        return _history(rows[0][0] if rows else None, session.timezone, shape)
+
+    def digest(self, conn: Session | TextSession) -> str:
+        """The digest ``read`` would give the history now (History.digest), hashed by the
+        server, so that the whole history never travels; "" when there is no history."""
+        session = text_session(conn)
+        shape = self._shape(session)
+        if not shape.exists:
+            return ""
+        query, params = self._read_query(session, shape)
+        rows = session.rows(DIGEST_SQL.replace("{read}", query), params)
+        if not rows or rows[0][0] is None:
+            return ""
+        return _shape_digest(shape, str(rows[0][0]))
 
     def _read_query(self, session: TextSession, shape: _Shape) -> tuple[str, list[str]]:
         """The one statement that reads this history (see read), with its parameters."""

@@ -282,6 +282,18 @@ class Target:
                     return self.store.read(reader)
         return self.store.read(self.session)
 
+    def history_digest(self) -> str:
+        """The digest read_history would give now (History.digest), computed by the server over
+        a short libpq session, so that neither the history nor psycopg's import is paid for it;
+        "" where libpq does not load (the question is then not worth psycopg's import)."""
+        from pgshift.db.readonly import LibpqSession
+
+        reader = LibpqSession.open(self._url, purpose=self.purpose)
+        if reader is None:
+            return ""
+        with reader:
+            return self.store.digest(reader)
+
     def read_only_session(self) -> AbstractContextManager[Session]:
         """A session for a read-only command's reads: libpq's own when it loads (no psycopg
         import, read_history's reasoning), closed after; else this target's session, kept open.

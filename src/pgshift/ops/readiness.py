@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pgshift.errors import DatabaseUnavailable, PgshiftError, WaitTimeout
-from pgshift.history import History
-from pgshift.model import Migration
-from pgshift.plan import APPLIED, migration_states
+
+if TYPE_CHECKING:  # a remembered answer (ops/uptodate.py) needs neither
+    from pgshift.history import History
+    from pgshift.model import Migration
 
 #: First pause between polls, growth factor, and the longest pause.
 FIRST_POLL_S = 0.5
@@ -36,6 +38,8 @@ class HeadReport:
 
 def head_report(migrations: Sequence[Migration], history: History) -> HeadReport:
     """At head: nothing pending, failed, out of order, drifted or missing, nothing half-way."""
+    from pgshift.plan import APPLIED, migration_states
+
     rows = migration_states(migrations, history)
     not_ready = tuple(
         f"{r.version}_{r.description}: {r.state}" + (" (half-reverted)" if r.half_reverted else "")

@@ -25,6 +25,7 @@ from pgshift.plan import UP
 if TYPE_CHECKING:
     from pgshift.db.target import Target
     from pgshift.ops.manifest import Manifest
+    from pgshift.ops.uptodate import Verdicts
     from pgshift.plan import Plan
     from pgshift.project_files import Project
     from pgshift.rewrite.preflight import PreflightResult
@@ -175,10 +176,16 @@ def run_up(
     emit: ev.Emit = ev.ignore,
     backup: bool = True,
     preflight: bool = True,
+    verdicts: Verdicts | None = None,
 ) -> RunResult:
     """Plan (ops/planning.py, with its pre-flight unless ``preflight`` is False) and run at
-    once, without showing the plan to anyone."""
+    once, without showing the plan to anyone. A plan with nothing to do is told to
+    ``verdicts`` (ops/uptodate.py), so the next `up` of the same files and history is quick."""
     from pgshift.ops.planning import plan_for
 
     plan = plan_for(project, target, to=to, preflight=preflight)
+    if verdicts is not None and not plan.steps and not plan.checksum_upgrades:
+        from pgshift.ops.uptodate import UP
+
+        verdicts.remember(UP, plan.history_digest)
     return run_plan(plan, target, emit=emit, backup=backup)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pgshift.history import History
     from pgshift.model import Migration
     from pgshift.ops.readiness import HeadReport
+    from pgshift.ops.uptodate import Verdicts
     from pgshift.plan import MigrationState
 
 
@@ -106,12 +107,21 @@ def _mark_running(rows: list[MigrationState], running: dict[str, str]) -> list[M
     return marked
 
 
-def head(migrations: Sequence[Migration], target: Target) -> HeadReport:
+def head(
+    migrations: Sequence[Migration], target: Target, verdicts: Verdicts | None = None
+) -> HeadReport:
     """Whether ``target`` is at the head of ``migrations``; reads history over one short
-    read-only session, never takes the migration lock and never writes."""
+    read-only session, never takes the migration lock and never writes to the database.
+    An answer at head is told to ``verdicts`` (ops/uptodate.py) for the next command."""
     from pgshift.ops.readiness import head_report
 
-    return head_report(migrations, target.read_history())
+    history = target.read_history()
+    report = head_report(migrations, history)
+    if verdicts is not None and report.at_head:
+        from pgshift.ops.uptodate import HEAD
+
+        verdicts.remember(HEAD, history.digest, report.head or "")
+    return report
 
 
 __all__ = ["StatusReport", "head", "status_report"]

@@ -18,6 +18,7 @@ from pgshift.concurrency import Helper
 from pgshift.errors import ConfigError, InputError, Problem
 from pgshift.graph import CycleError, topological_order
 from pgshift.model import Header, Migration, RollbackScript, Statement
+from pgshift.source.folder_stat import migration_file_names
 from pgshift.source.header import ANNOTATION_KEYS, parse_header
 from pgshift.source.naming import FileName, parse_file_name
 from pgshift.source.statement_cache import (
@@ -305,12 +306,7 @@ def read_migrations(
         )
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    with os.scandir(directory) as entries:  # one directory read, no stat per file
-        names = sorted(
-            entry.name
-            for entry in entries
-            if entry.name.endswith(".sql") and not entry.name.startswith(".") and entry.is_file()
-        )
+    names = migration_file_names(directory)
     present = set(names)
     paths = [directory / name for name in names]  # a child path: no full path to parse again
     folder_fd = _open_folder(directory)

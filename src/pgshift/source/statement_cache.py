@@ -108,22 +108,6 @@ def entry_key(text: str, *, rollback: bool, checksum: str | None = None) -> str:
     return text_key(text, checksum) + (":r" if rollback else ":m")
 
 
-def _parser_version() -> str:
-    """Which installed parser made the entries, without importing it (that costs 30 ms).
-
-    The installed package's location, size and time change with every install, which is all
-    an entry needs to know to be trusted.
-    """
-    import importlib.util
-    import os
-
-    spec = importlib.util.find_spec("pglast")
-    if spec is None or spec.origin is None:
-        return "none"
-    info = os.stat(spec.origin)
-    return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
-
-
 def code_version() -> str:
     """The parser's identity and that of the pgshift modules whose output the memos hold.
 
@@ -134,7 +118,9 @@ def code_version() -> str:
 
     source = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(source)
-    parts = [_parser_version()]
+    from pgshift.source.stamps import parser_version
+
+    parts = [parser_version()]
     for folder, names in (
         (source, ("header.py", "loader.py", "naming.py", "sql.py", "statement_cache.py")),
         (package, ("errors.py", "graph.py", "model.py")),

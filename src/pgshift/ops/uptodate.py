@@ -1,0 +1,107 @@
+"""Remembered answers of commands with nothing to do: a no-op `up`, a database at its head.
+
+Why it exists: every deploy, init container and fleet tenant runs `pgshift up` or `pgshift
+wait`, and most of the time there is nothing to do. Whether there is depends on three things
+only: the migration files, the history, and pgshift's own code. Once the full path has decided
+that there is nothing to do, the answer is kept (`.pgshift/cache/verdicts.json`) under a key
+made of all three: the folder's settled stat signature (source/folder_stat.py), the digest of
+the history it read (History.digest) and a stamp of the code. The next command makes the same
+key from a stat of the folder and one digest the server computes (no migration file opened, no
+history sent, psycopg not imported), and answers at once when the key is kept. Anything else,
+an error on the way included, takes the full path, which decides and reports as it always did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+from pgshift.errors import PgshiftError
+from pgshift.project_files import read_verdicts, write_verdicts
+from pgshift.source.folder_stat import FolderStat, folder_stat
+from pgshift.source.stamps import code_stamp
+
+if TYPE_CHECKING:
+    from pgshift.config import Settings
+
+#: `up` has nothing to apply and no checksum to upgrade.
+UP = "up"
+#: Every migration on disk is applied as it is: `status --check` and `wait` pass.
+HEAD = "head"
+#: Keys kept, newest first: a project deployed to several databases keeps each one's.
+KEEP = 64
+_FORMAT = 1
+
+
+class Verdicts:
+    """One command's use of the remembered answers: asked before its work, told after it.
+
+    The folder's signature is taken when this is made, so make it *before* the files are read.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder: FolderStat | None = folder_stat(settings.project.migrations_dir)
+        self._code = code_stamp()
+
+    def holds(self, kind: str) -> str | None:
+        """The note kept with ``kind`` when it was decided for exactly these files and the
+        history as it is now (``remember``); None when it was not.
+
+        Never raises and never starts the embedded server: an unreachable database, a missing
+        libpq or anything unexpected is simply not a remembered answer.
+        """
+        if self.folder is None:
+            return None
+        kept = read_verdicts(self.settings)
+        if not kept:  # nothing remembered here: spare the connection
+            return None
+        try:
+            digest = _history_digest(self.settings)
+        except PgshiftError:
+            return None
+        return kept.get(self._key(kind, digest)) if digest else None
+
+    def remember(self, kind: str, history_digest: str, note: str = "") -> None:
+        """Keep ``kind`` (and ``note``: what the answer says, e.g. the head's version) as
+        decided for these files and the history of ``history_digest``.
+
+        Not when the signature is not settled (a file changed in the last seconds could
+        change again unseen) or the history's digest is unknown.
+        """
+        if self.folder is None or not self.folder.settled or not history_digest:
+            return
+        key = self._key(kind, history_digest)
+        kept = read_verdicts(self.settings)
+        if next(iter(kept.items()), None) == (key, note):
+            return
+        kept.pop(key, None)
+        write_verdicts(self.settings, {key: note, **dict(list(kept.items())[: KEEP - 1])})
+
+    def _key(self, kind: str, history_digest: str) -> str:
+        assert self.folder is not None
+        document = [
+            _FORMAT,
+            kind,
+            self._code,
+            self.folder.digest,
+            self.settings.connection.schema,
+            history_digest,
+        ]
+        return hashlib.sha256(json.dumps(document).encode()).hexdigest()
+
+
+def _history_digest(settings: Settings) -> str:
+    """The configured database's history digest; "" when its embedded server is not running."""
+    from pgshift.db.target import Target
+
+    url = settings.connection.url
+    if url is None:
+        from pgshift.postmaster import running_url
+
+        url = running_url(settings.project.root)
+        if url is None:
+            return ""
+    with Target.from_settings(settings, url, purpose="check") as target:
+        return target.history_digest()
