@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from tests.plugins.project import ProjectMaker, migration_pair
 
 from pgshift.db.readonly import LibpqSession, PsycopgText, find_libpq
@@ -104,6 +106,54 @@ def test_the_server_hashes_a_history_as_its_reader_does(db_url: str) -> None:
         assert store.digest(conn) not in ("", read.digest)
         assert store.digest(conn) == store.read(conn).digest
         assert PostgresHistoryStore("no such schema").digest(conn) == ""
+
+
+def test_the_stamp_moves_with_every_write_and_is_verified_against_a_read(db_url: str) -> None:
+    """The cheap stamp of a history's rows (xmin and key of each row) stays put while nothing
+    is written and moves with any insert, update or delete in any table the read reads; a
+    stamp is only ever tied to the digest of a read of that same snapshot."""
+    store = _write_history(db_url)
+    session = LibpqSession.open(db_url, purpose="test")
+    assert session is not None
+    with session, psycopg.connect(db_url, autocommit=True) as conn:
+        first = store.stamp(session)
+        assert first and store.stamp(session) == first and store.stamp(conn) == first
+        read = store.read(session)
+        assert store.verified_stamp(session, read.digest) == first
+        writes = [
+            "UPDATE pgshift.applied SET duration_ms = duration_ms WHERE version = '" + A + "'",
+            "DELETE FROM pgshift.applied WHERE version = '" + B + "'",
+            "UPDATE pgshift.progress SET statements_done = 3",
+            "INSERT INTO pgshift.log (event, version) VALUES ('migration_applied', '" + C + "')",
+            "INSERT INTO pgshift.backfill (version, checksum, key_table, key_columns, run_id)"
+            " VALUES ('" + C + "', 'c', 't', '{id}', '" + RUN + "')",
+        ]
+        seen = {first}
+        for write in writes:
+            conn.execute(write)
+            now = store.stamp(session)
+            assert now not in seen, write
+            seen.add(now)
+        # The read of before is not the history now: its stamp is not handed out.
+        assert store.verified_stamp(session, read.digest) == ""
+        assert store.verified_stamp(session, store.read(session).digest) == now
+        assert PostgresHistoryStore("no such schema").stamp(session) == ""
+
+
+def test_a_role_that_only_reads_the_history_gets_its_stamp(
+    db_url: str, plain_role_url: str
+) -> None:
+    """No privilege beyond reading pgshift's tables is needed (an application's role)."""
+    store = _write_history(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        role = sql.Identifier(str(conninfo_to_dict(plain_role_url)["user"]))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pgshift TO {}").format(role))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA pgshift TO {}").format(role))
+        expected = store.stamp(conn)
+    session = LibpqSession.open(plain_role_url, purpose="test")
+    assert session is not None
+    with session:
+        assert store.stamp(session) == expected != ""
 
 
 def test_both_text_sessions_read_placeholders_alike(db_url: str) -> None:

@@ -282,17 +282,21 @@ class Target:
                     return self.store.read(reader)
         return self.store.read(self.session)
 
-    def history_digest(self) -> str:
-        """The digest read_history would give now (History.digest), computed by the server over
-        a short libpq session, so that neither the history nor psycopg's import is paid for it;
-        "" where libpq does not load (the question is then not worth psycopg's import)."""
+    def history_stamp(self, digest: str | None = None) -> str:
+        """The stamp of the history's rows now (PostgresHistoryStore.stamp), read over a short
+        libpq session, so that neither the history nor psycopg's import is paid for it. With
+        ``digest`` (a History.digest): the stamp of that history, "" when it is not the one
+        there now (verified_stamp). "" too where libpq does not load: a question whose answer
+        is only worth having fast is not worth psycopg's import."""
         from pgshift.db.readonly import LibpqSession
 
         reader = LibpqSession.open(self._url, purpose=self.purpose)
         if reader is None:
             return ""
         with reader:
-            return self.store.digest(reader)
+            if digest is None:
+                return self.store.stamp(reader)
+            return self.store.verified_stamp(reader, digest)
 
     def read_only_session(self) -> AbstractContextManager[Session]:
         """A session for a read-only command's reads: libpq's own when it loads (no psycopg

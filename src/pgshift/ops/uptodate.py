@@ -4,9 +4,10 @@ Why it exists: every deploy, init container and fleet tenant runs `pgshift up` o
 wait`, and most of the time there is nothing to do. Whether there is depends on three things
 only: the migration files, the history, and pgshift's own code. Once the full path has decided
 that there is nothing to do, the answer is kept (`.pgshift/cache/verdicts.json`) under a key
-made of all three: the folder's settled stat signature (source/folder_stat.py), the digest of
-the history it read (History.digest) and a stamp of the code. The next command makes the same
-key from a stat of the folder and one digest the server computes (no migration file opened, no
+made of all three: the folder's settled stat signature (source/folder_stat.py), the stamp of
+the history's rows (PostgresHistoryStore.stamp, verified in one snapshot against the digest of
+the history the decision read) and a stamp of the code. The next command makes the same key
+from a stat of the folder and one stamp the server computes (no migration file opened, no
 history sent, psycopg not imported), and answers at once when the key is kept. Anything else,
 an error on the way included, takes the full path, which decides and reports as it always did.
 """
@@ -57,29 +58,29 @@ class Verdicts:
         kept = read_verdicts(self.settings)
         if not kept:  # nothing remembered here: spare the connection
             return None
-        try:
-            digest = _history_digest(self.settings)
-        except PgshiftError:
-            return None
-        return kept.get(self._key(kind, digest)) if digest else None
+        stamp = _history_stamp(self.settings)
+        return kept.get(self._key(kind, stamp)) if stamp else None
 
     def remember(self, kind: str, history_digest: str, note: str = "") -> None:
         """Keep ``kind`` (and ``note``: what the answer says, e.g. the head's version) as
-        decided for these files and the history of ``history_digest``.
+        decided for these files and the history whose read gave ``history_digest``.
 
         Not when the signature is not settled (a file changed in the last seconds could
-        change again unseen) or the history's digest is unknown.
+        change again unseen), nor when that history is no longer the one in the database.
         """
         if self.folder is None or not self.folder.settled or not history_digest:
             return
-        key = self._key(kind, history_digest)
+        stamp = _history_stamp(self.settings, history_digest)
+        if not stamp:
+            return
+        key = self._key(kind, stamp)
         kept = read_verdicts(self.settings)
         if next(iter(kept.items()), None) == (key, note):
             return
         kept.pop(key, None)
         write_verdicts(self.settings, {key: note, **dict(list(kept.items())[: KEEP - 1])})
 
-    def _key(self, kind: str, history_digest: str) -> str:
+    def _key(self, kind: str, history_stamp: str) -> str:
         assert self.folder is not None
         document = [
             _FORMAT,
@@ -87,13 +88,14 @@ class Verdicts:
             self._code,
             self.folder.digest,
             self.settings.connection.schema,
-            history_digest,
+            history_stamp,
         ]
         return hashlib.sha256(json.dumps(document).encode()).hexdigest()
 
 
-def _history_digest(settings: Settings) -> str:
-    """The configured database's history digest; "" when its embedded server is not running."""
+def _history_stamp(settings: Settings, digest: str | None = None) -> str:
+    """The configured database's history stamp (Target.history_stamp, verified against
+    ``digest`` when given); "" when its embedded server is not running or on any error."""
     from pgshift.db.target import Target
 
     url = settings.connection.url
@@ -103,5 +105,8 @@ def _history_digest(settings: Settings) -> str:
         url = running_url(settings.project.root)
         if url is None:
             return ""
-    with Target.from_settings(settings, url, purpose="check") as target:
-        return target.history_digest()
+    try:
+        with Target.from_settings(settings, url, purpose="check") as target:
+            return target.history_stamp(digest)
+    except PgshiftError:
+        return ""
