@@ -5,12 +5,15 @@
 A deploy calls `pgshift up` on every release, most often with nothing to do, so its latency
 (interpreter start included) is what an operator waits for. With N generated migrations applied
 on a fresh database of each server (embedded PostgreSQL 18, system PostgreSQL 15 when present),
-it times, as fresh processes, the no-op `up` and `status -q` (target: under 100 ms) beside three
-references that say what part of that is unavoidable: `python -c pass`, `psql -c 'SELECT 1'` and
-a minimal psycopg script doing the least a no-op must do. It then splits the no-op `up` into
-phases in one process (imports, `load_project`, `read_history`) and lists its heaviest imports
-from `python -X importtime`. It replaces the section "no-op up and status latency" of
-bench/RESULTS.md.
+it times, as fresh processes: the no-op `up` and `status --check` as they run again on the same
+folder and history (answered from the remembered verdict, ops/uptodate.py), the no-op `up` as it
+runs first after a change (the verdict file removed before each run: files and history read in
+full) and `status -q` (target: under 100 ms), beside three references that say what part of
+that is unavoidable: `python -c pass`, `psql -c 'SELECT 1'` and a minimal psycopg script doing
+the least a full no-op must do. It then splits the remembered no-op into phases in one process
+and the full one into `load_project` and `read_history`, and lists the heaviest imports of the
+remembered no-op from `python -X importtime`. It replaces the section "no-op up and status
+latency" of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from harness.servers import Server
 
 SECTION = "no-op up and status latency"
 TARGET_S = 0.100
+SETTLE_S = 2.2  # source/folder_stat.py's SETTLE_NS, and a margin
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, as root
 
 # Runs in a fresh interpreter: `main()` cold (with its lazy imports) and warm (the work alone),
-# then the two phases that grow with the project, through the public facade.
+# the parts of a remembered no-op, then the two phases of a full one that grow with the project.
 _PHASES_DRIVER = r"""
 import json, sys, time
 
@@ -64,14 +68,31 @@ out = {"import_cli": t1 - t0, "first_main": t2 - t1, "warm_main": best(lambda: m
 try:
     import pgshift
     from pgshift.config import load_settings
+    from pgshift.db.target import Target
+    from pgshift.source.folder_stat import folder_stat
+    from pgshift.source.stamps import code_stamp
 
     settings = load_settings({"database_url": url, "migrations_dir": folder})
+    out["folder_stat"] = best(lambda: folder_stat(settings.project.migrations_dir))
+    out["code_stamp"] = best(code_stamp)
+    def stamp():
+        with Target.from_settings(settings, url, purpose="check") as target:
+            return target.history_stamp()
+    out["history_stamp"] = best(stamp)
     out["load_project"] = best(lambda: pgshift.load_project(settings))
     out["read_history"] = best(lambda: pgshift.read_history(settings, url))
 except Exception as exc:  # the facade changed: report what is known
     out["error"] = repr(exc)
 print("BENCH-PHASES " + json.dumps(out))
 """
+
+#: Where a command run in the work folder remembers its verdicts (ops/uptodate.py).
+_VERDICTS = ".pgshift/cache/verdicts.json"
+#: The row of a no-op that finds no verdict: the verdicts file is set aside before each run.
+_FIRST = (
+    "`pgshift up --yes -q --skip-backup`, first after a change (no remembered verdict:"
+    " files and history read)"
+)
 
 # The least a Python no-op can do with psycopg: connect, read the applied versions and checksums,
 # hash every file of the folder and compare. A lower bound for pgshift's design, not a tool.
@@ -119,11 +140,19 @@ def noop(
     folder, _ = generate(work, count)
     db = server.fresh_db(f"noop_{count}")
     url = server.url(db)
+    written = time.time()
     run([str(pgshift), *up_args(folder, url)], work)
     check_applied(server, db, count, history=True)
+    # A folder changed in the last seconds is never remembered (source/folder_stat.py): let the
+    # generated files settle, as a project's files have between two deploys.
+    time.sleep(max(0.0, written + SETTLE_S - time.time()))
     python = sys.executable
+    up = [str(pgshift), *up_args(folder, url)]
+    check = [str(pgshift), "status", "--check", "--dir", str(folder), "--database-url", url]
     cmds = {
-        "`pgshift up --yes -q --skip-backup`": [str(pgshift), *up_args(folder, url)],
+        "`pgshift up --yes -q --skip-backup` (again: remembered)": up,
+        "`pgshift status --check` (again: remembered)": check,
+        _FIRST: up,
         "`pgshift status -q`": [str(pgshift), *status_args(folder, url)],
         "reference: `python -c pass` (interpreter start, site)": [python, "-c", "pass"],
         f"reference: minimal psycopg no-op (connect, read history, hash {2 * count} files)": [
@@ -148,7 +177,14 @@ def noop(
         if i > 0:
             quiet.settle()
         for label, cmd in cmds.items():
-            elapsed = timed(cmd, work)
+            if label == _FIRST:  # its verdicts set aside, untimed, and put back after
+                kept = work / _VERDICTS
+                aside = kept.with_suffix(".aside")
+                kept.replace(aside)
+                elapsed = timed(cmd, work)
+                aside.replace(kept)
+            else:
+                elapsed = timed(cmd, work)
             if i > 0:
                 series[label].add(elapsed)
     name = server.label()
@@ -175,17 +211,27 @@ def _phase_rows(r: NoopResult) -> list[tuple[str, float]]:
             "first `main()` minus a warm one: lazy imports, one-time caches",
             ph["first_main"] - ph["warm_main"],
         ),
-        ("warm `main()`: the work itself", ph["warm_main"]),
+        ("warm `main()`: the work itself (remembered)", ph["warm_main"]),
     ]
-    if "load_project" in ph:
-        other = max(0.0, ph["warm_main"] - ph["load_project"] - ph["read_history"])
+    if "history_stamp" in ph:
+        parts = ph["folder_stat"] + ph["code_stamp"] + ph["history_stamp"]
         rows += [
+            (f"&nbsp;&nbsp;stat of the folder's {2 * r.count} files", ph["folder_stat"]),
+            ("&nbsp;&nbsp;stamp of pgshift's own modules", ph["code_stamp"]),
             (
-                f"&nbsp;&nbsp;`load_project`: read, parse, hash {2 * r.count} files",
+                "&nbsp;&nbsp;libpq: connect and the history's stamp (2 queries)",
+                ph["history_stamp"],
+            ),
+            (
+                "&nbsp;&nbsp;the rest: settings, argparse, the verdict file, output",
+                max(0.0, ph["warm_main"] - parts),
+            ),
+            (
+                f"first no-op after a change: `load_project` (read, hash {2 * r.count} files,"
+                " the parse memo)",
                 ph["load_project"],
             ),
-            ("&nbsp;&nbsp;`read_history`: connect + read the history", ph["read_history"]),
-            ("&nbsp;&nbsp;the rest: settings, argparse, plan, output (a difference)", other),
+            ("first no-op after a change: `read_history` (connect, read)", ph["read_history"]),
         ]
     return rows
 
@@ -228,8 +274,8 @@ def render(
         r = results[0]
         total = sum(t[1] for t in r.imports)
         add(
-            f"{r.server}: top-level imports of the no-op `up` (`python -X importtime`; sum"
-            f" {total / 1000:.0f} ms):\n"
+            f"{r.server}: top-level imports of the remembered no-op `up`"
+            f" (`python -X importtime`; sum {total / 1000:.0f} ms):\n"
         )
         add("| module | cumulative ms | self ms |")
         add("|---|---:|---:|")
