@@ -149,3 +149,59 @@ def test_wait_times_out_with_exit_5_and_the_library_raises(
     assert pgshift.wait(settings, timeout_s=5).at_head
     assert applied_versions(db_url) == [V1]
     # Read-only: neither wrote an event nor took the lock (no run was logged for them).
+
+
+def page_build_steps() -> list[str]:
+    """Every `RUN ...` line of the page's Dockerfile blocks, in order."""
+    return re.findall(r"^RUN (.*)$", PAGE.read_text(), flags=re.MULTILINE)
+
+
+AFTER_BUILD = """
+import json, sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "parsed": "pglast" in sys.modules}))
+"""
+
+
+def test_the_memo_the_image_build_writes_spares_the_job_any_parsing(
+    make_project: ProjectMaker, db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The page's build step, run without a database, leaves a memo with which a fresh
+    container's no-op `up` and `wait` parse nothing (pglast is never imported)."""
+    (build,) = page_build_steps()
+    assert build == "pgshift validate"
+    files = {
+        **pair(V1, "users", "CREATE TABLE users (id int);"),
+        **pair(V2, "orders", "CREATE TABLE orders (id int);\nCREATE INDEX ON orders (id);"),
+    }
+    elsewhere = make_project(files)  # the database brought to head from another checkout
+    assert run_cli_subprocess(elsewhere, db_url, "up", "--yes", "--skip-backup")["code"] == 0
+    image = tmp_path_factory.mktemp("image")  # apart from the other checkout's `.pgshift/`
+    (image / "migrations").mkdir()
+    for name, text in files.items():
+        (image / "migrations" / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))}
+    built = subprocess.run(
+        [sys.executable, "-m", "pgshift", *build.split()[1:]],
+        cwd=image, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert (image / ".pgshift" / "cache" / "folder.json").is_file()
+    assert not (image / ".pgshift" / "pgdata").exists()  # no database was made for it
+    for argv in (["up", "--yes"], ["wait", "--timeout", "10s"]):
+        assert run_cli_subprocess(image, db_url, *argv) == {"code": 0, "parsed": False}
+
+
+def run_cli_subprocess(project: Path, db_url: str, *argv: str) -> dict[str, object]:
+    """`pgshift <argv>` in a fresh interpreter in ``project``, as a container runs it."""
+    env = {**os.environ, "DATABASE_URL": db_url, "DB_BACKUP_ENABLED": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", AFTER_BUILD, *argv],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
