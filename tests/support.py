@@ -191,3 +191,31 @@ def on_terminal(
             break
     os.close(leader)
     return proc.wait(timeout=30), screen.decode(errors="replace")
+
+
+#: `pgshift <argv>` through main(), then its exit code and which of the watched modules it
+#: imported (a fresh interpreter's sys.modules), as the last line of its output.
+_MODULES_LOADED = """
+import json, sys
+from pgshift.cli.main import main
+watched = json.loads(sys.argv[1])
+code = main(sys.argv[2:])
+print(json.dumps({"code": code, "loaded": sorted(set(watched) & set(sys.modules))}))
+"""
+
+
+def modules_loaded(
+    project: Path, db_url: str, watched: Sequence[str], *argv: str
+) -> dict[str, object]:
+    """`pgshift <argv>` in a fresh interpreter in ``project`` (``db_url`` as DATABASE_URL,
+    backups off), as a deploy runs it: ``{"code": exit code, "loaded": watched modules it
+    imported}``."""
+    env = {**os.environ, "DATABASE_URL": db_url, "DB_BACKUP_ENABLED": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_LOADED, json.dumps(list(watched)), *argv],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

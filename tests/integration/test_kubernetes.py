@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
-from tests.support import applied_versions, run_cli
+from tests.support import applied_versions, modules_loaded, run_cli
 
 import pgshift
 from pgshift.config import load_settings
@@ -156,14 +156,6 @@ def page_build_steps() -> list[str]:
     return re.findall(r"^RUN (.*)$", PAGE.read_text(), flags=re.MULTILINE)
 
 
-AFTER_BUILD = """
-import json, sys
-from pgshift.cli.main import main
-code = main(sys.argv[1:])
-print(json.dumps({"code": code, "parsed": "pglast" in sys.modules}))
-"""
-
-
 def test_the_memo_the_image_build_writes_spares_the_job_any_parsing(
     make_project: ProjectMaker, db_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -176,7 +168,7 @@ def test_the_memo_the_image_build_writes_spares_the_job_any_parsing(
         **pair(V2, "orders", "CREATE TABLE orders (id int);\nCREATE INDEX ON orders (id);"),
     }
     elsewhere = make_project(files)  # the database brought to head from another checkout
-    assert run_cli_subprocess(elsewhere, db_url, "up", "--yes", "--skip-backup")["code"] == 0
+    assert modules_loaded(elsewhere, db_url, (), "up", "--yes", "--skip-backup")["code"] == 0
     image = tmp_path_factory.mktemp("image")  # apart from the other checkout's `.pgshift/`
     (image / "migrations").mkdir()
     for name, text in files.items():
@@ -191,17 +183,4 @@ def test_the_memo_the_image_build_writes_spares_the_job_any_parsing(
     assert (image / ".pgshift" / "cache" / "folder.json").is_file()
     assert not (image / ".pgshift" / "pgdata").exists()  # no database was made for it
     for argv in (["up", "--yes"], ["wait", "--timeout", "10s"]):
-        assert run_cli_subprocess(image, db_url, *argv) == {"code": 0, "parsed": False}
-
-
-def run_cli_subprocess(project: Path, db_url: str, *argv: str) -> dict[str, object]:
-    """`pgshift <argv>` in a fresh interpreter in ``project``, as a container runs it."""
-    env = {**os.environ, "DATABASE_URL": db_url, "DB_BACKUP_ENABLED": "false"}
-    done = subprocess.run(
-        [sys.executable, "-c", AFTER_BUILD, *argv],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+        assert modules_loaded(image, db_url, ("pglast",), *argv) == {"code": 0, "loaded": []}

