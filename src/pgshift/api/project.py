@@ -53,11 +53,14 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
     """
     if settings.connection.url is not None:
         return settings.connection.url
-    if not start_embedded and not (settings.project.root / ".pgshift" / "pgdata").is_dir():
-        return None  # no embedded server was ever made here: spare importing its module
-    from pgshift.embedded import target_url
+    from pgshift.postmaster import running_url
 
-    return target_url(settings, start=start_embedded)
+    running = running_url(settings.project.root)  # the common case: it runs already
+    if running is not None or not start_embedded:
+        return running
+    from pgshift.embedded import target_url  # the server's package, only to start it
+
+    return target_url(settings, start=True)
 
 
 def nothing_configured(settings: Settings) -> str | None:

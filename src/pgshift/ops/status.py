@@ -64,12 +64,13 @@ def status_report(
     migrations: Sequence[Migration], problems: Sequence[Problem], target: Target
 ) -> StatusReport:
     """Every migration's state on ``target``, a live run's current steps marked "running"."""
-    from pgshift.db import catalog
     from pgshift.plan import migration_states
 
     history, running, warnings = _status_reads(target)
     live_run = False
     if history.in_progress or history.backfills:  # only then does it matter who holds the lock
+        from pgshift.db import catalog
+
         lock = catalog.migration_lock(target.session, target.schema)
         live_run = lock is not None and lock.workers > 0
     rows = migration_states(migrations, history, run_in_progress=live_run)
