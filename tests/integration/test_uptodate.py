@@ -75,6 +75,8 @@ def test_a_noop_up_is_answered_without_the_files_until_history_changes(
         _files_unread(patched)
         quick = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
         assert (quick.code, quick.out) == (noop.code, noop.out)
+        told = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup", "-v")
+        assert "answered without reading them" in told.err
         as_json = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup", "--json")
         assert as_json.code == 0 and as_json.json()["steps"] == []
     _forget_v2(db_url)

@@ -174,6 +174,11 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
     verdicts = _remembered(args, settings)
     if verdicts is not None and verdicts.holds(UP) is not None:
+        if out.verbose:
+            out.info(
+                "the same files and history as the last `up` that found nothing to do:"
+                " answered without reading them (.pgshift/cache/verdicts.json)"
+            )
         return _nothing_to_apply(out, as_json=args.json)
     project = pgshift.load_project(settings)
     with pgshift.connect(settings) as target:
