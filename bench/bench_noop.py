@@ -134,9 +134,16 @@ def top_imports(stderr: str) -> list[tuple[str, int, int]]:
 
 
 def noop(
-    server: Server, pgshift: Path, work: Path, count: int, runs: int, quiet: Quiet
+    server: Server,
+    pgshift: Path,
+    work: Path,
+    count: int,
+    runs: int,
+    quiet: Quiet,
+    dbmate: Path | None = None,
 ) -> NoopResult:
-    """Apply ``count`` migrations once, then time every command ``runs`` times, interleaved."""
+    """Apply ``count`` migrations once, then time every command ``runs`` times, interleaved;
+    with ``dbmate``, its no-op `up` over the same migrations (applied by it) is a row too."""
     folder, _ = generate(work, count)
     db = server.fresh_db(f"noop_{count}")
     url = server.url(db)
@@ -162,6 +169,7 @@ def noop(
             str(folder),
             url,
         ],
+        **_dbmate_row(server, work, count, dbmate),
         "reference: `psql -X -q -c 'SELECT 1'`": [
             str(server.psql),
             "-X",
@@ -201,6 +209,22 @@ def noop(
     proc = run([python, "-X", "importtime", str(pgshift), *up_args(folder, url)], work)
     server.drop_db(db)
     return NoopResult(name, count, series, phases, top_imports(proc.stderr))
+
+
+def _dbmate_row(
+    server: Server, work: Path, count: int, dbmate: Path | None
+) -> dict[str, list[str]]:
+    """The peer's no-op: dbmate's `up` of the same migrations, which it applied first to a
+    database of its own (it keeps no memo: it lists the folder and reads its table)."""
+    if dbmate is None:
+        return {}
+    from bench_up import dbmate_folder, dbmate_url
+
+    folder = dbmate_folder(work, count)
+    url = dbmate_url(server.url(server.fresh_db(f"noop_dbmate_{count}")))
+    command = [str(dbmate), "--url", url, "--migrations-dir", str(folder), "--no-dump-schema"]
+    run([*command, "up"], work)
+    return {"peer: `dbmate up` with nothing to do": [*command, "up"]}
 
 
 def _phase_rows(r: NoopResult) -> list[tuple[str, float]]:
@@ -291,6 +315,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--count", type=int, default=1000, help="migrations applied before timing")
     p.add_argument("--runs", type=int, default=15, help="timed runs of each command")
+    p.add_argument("--dbmate", type=Path, help="a dbmate binary: the peer's no-op as a row")
     add_common(p, idle_below=0.25, idle_wait=10, idle_budget=90)
     return p.parse_args(argv)
 
@@ -301,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began, pgshift, work, servers, quiet = (
         begun.began, begun.pgshift, begun.work, begun.servers, begun.quiet,
     )  # fmt: skip
-    results = [noop(s, pgshift, work, args.count, args.runs, quiet) for s in servers]
+    results = [noop(s, pgshift, work, args.count, args.runs, quiet, args.dbmate) for s in servers]
     described = [s.describe() for s in servers]
     took = time.perf_counter() - began
     section = render(command_line("bench_noop.py"), described, results, quiet, took)
