@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +59,13 @@ class FleetResult:
     """One outcome per target, in the order of the targets; the exit code is the worst one."""
 
     outcomes: tuple[TargetOutcome, ...]
+    #: fleet_plan's only, and only when no target had anything to apply: every target's history
+    #: as the plan read it (or the error reading it gave). fleet_up(plan=...) then decides from
+    #: these instead of reading every history again, so a no-op `fleet up` reads once. None when
+    #: some target has work: time passes at the prompt, so the run reads again.
+    histories: Mapping[TargetSpec, History | PgshiftError] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def exit_code(self) -> int:
@@ -175,7 +182,9 @@ def read_histories(
 # -- one target's `up`, and the fleet's --------------------------------------------------------
 
 
-def up_target(project: Project, backup: bool, histories: dict[str, History | PgshiftError]) -> Work:
+def up_target(
+    project: Project, backup: bool, histories: Mapping[str, History | PgshiftError]
+) -> Work:
     """One target's `up`: connect, plan (ops/planning.py), run (ops/run.py), as an outcome.
 
     ``histories`` were read beforehand, one session per database (read_histories): a target
@@ -225,10 +234,17 @@ def up_in_waves(
     run: str | None = None,
     worker: str | None = None,
     lease_s: float = 30.0,
+    plan: FleetResult | None = None,
 ) -> FleetResult:
     """Read every history first (read_histories), then up_target per target: in waves on this
-    machine, or claimed from the run ``run`` of the control database at ``control_url``."""
-    histories = read_histories(project.settings, targets, options.concurrency, "plan")
+    machine, or claimed from the run ``run`` of the control database at ``control_url``.
+
+    ``plan`` is the fleet_plan just shown for these targets: when it found nothing to apply,
+    the histories it read stand for this run's read (planned_histories).
+    """
+    histories = planned_histories(plan, targets)
+    if histories is None:
+        histories = read_histories(project.settings, targets, options.concurrency, "plan")
     work = up_target(project, backup, histories)
     if control_url is None:
         return run_fleet(targets, work, options, emit)
@@ -253,6 +269,7 @@ def fleet_plan(
     """
     planner = SharedPlanner(project)
     histories = read_histories(project.settings, targets, concurrency, "plan")
+    with_work: set[str] = set()  # filled from the pool's threads: set.add is atomic
 
     def one(spec: TargetSpec) -> TargetOutcome:
         try:
@@ -261,6 +278,7 @@ def fleet_plan(
                 raise history
             plan = planner.plan_from(history)
             if plan.steps:  # linting needs the server's version: this target's own session
+                with_work.add(spec.name)
                 with connect_target(project.settings, spec, purpose="plan") as target:
                     plan = planner.plan(target)
                 refuse_preflight(plan)
@@ -269,7 +287,30 @@ def fleet_plan(
         status = "pending" if plan.steps else UP_TO_DATE
         return TargetOutcome(spec.name, status, versions=plan.versions)
 
-    return FleetResult(tuple(map_targets(targets, one, concurrency)))
+    outcomes = tuple(map_targets(targets, one, concurrency))
+    if with_work:
+        return FleetResult(outcomes)
+    return FleetResult(outcomes, {spec: histories[spec.name] for spec in targets})
+
+
+def planned_histories(
+    plan: FleetResult | None, targets: Sequence[TargetSpec]
+) -> dict[str, History | PgshiftError] | None:
+    """The histories ``plan`` read, by target name, when they may stand for a run's read of
+    ``targets``; None when the run must read them itself.
+
+    Only a plan that found nothing to apply keeps them (fleet_plan), and only for exactly these
+    targets. Taking them is safe for the same reason the run's own read is: that read only
+    spares a target shown up to date its session, while a target with work still opens its own
+    Target and plans again under its lock (up_target). What it assumes is that little time
+    passed since the plan: `fleet up` asks nothing when nothing is pending, so there the two
+    follow each other at once.
+    """
+    if plan is None or plan.histories is None or len(plan.histories) != len(targets):
+        return None
+    if not all(spec in plan.histories for spec in targets):
+        return None
+    return {spec.name: plan.histories[spec] for spec in targets}
 
 
 def fleet_run_name(project: Project) -> str:
