@@ -482,3 +482,45 @@ def test_a_no_op_fleet_up_reads_every_history_once(
     assert pgshift.fleet_plan(project, pgshift.load_targets(newco)).histories is not None
     with_work = (*specs, pgshift.TargetSpec("later", db_url, "later"))
     assert pgshift.fleet_plan(project, with_work).histories is None
+
+
+FLEET_NOOP = """
+import json, sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+watched = {"psycopg", "pglast", "rich", "pgshift.db.target", "pgshift.ops.apply", "pgshift.ops.run"}
+print(json.dumps({"code": code, "loaded": sorted(watched & set(sys.modules))}))
+"""
+
+
+def test_a_fleet_with_nothing_to_do_loads_no_runner_driver_parser_or_ui(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """DESIGN.md principle 6 for fleets: a no-op `fleet up` and `fleet status` read the
+    histories and stop there; the runner (ops/apply.py, ops/run.py), the Target, psycopg,
+    pglast and rich are loaded only by a target with work."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = _project(make_project)
+    path = _tenants_file(root, db_url, ["t0", "t1", "t2"])
+    env = {**os.environ, "DB_BACKUP_ENABLED": "false"}
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        argv = [sys.executable, "-c", FLEET_NOOP, "fleet", *args, "--targets", str(path), "-q"]
+        done = subprocess.run(
+            argv, cwd=root, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        return int(found["code"]), [str(m) for m in found["loaded"]]
+
+    code, loaded = run("up", "--yes", "--skip-backup")  # three tenants with work: the runner
+    assert code == 0
+    assert {"pgshift.db.target", "pgshift.ops.apply", "pgshift.ops.run"} <= set(loaded)
+    assert run("up", "--yes", "--skip-backup") == (0, [])
+    assert run("status") == (0, [])
+    assert _effects(db_url, "t1") == ["1", "2", "3"]

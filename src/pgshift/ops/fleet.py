@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshift import events as ev
 from pgshift.config import Settings
-from pgshift.db.target import Target
 from pgshift.errors import BUG_EXIT_CODE, DatabaseUnavailable, PgshiftError
 from pgshift.fleet_targets import TargetSpec, waves
-from pgshift.ops.apply import RunResult
 from pgshift.ops.planning import SharedPlanner
-from pgshift.ops.run import refuse_preflight, run_plan
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
+    from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.plan import MigrationState
     from pgshift.project_files import Project
@@ -144,6 +142,8 @@ def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
 
 def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
     """The Target of one fleet target (its tenant schema as the session's search_path)."""
+    from pgshift.db.target import Target
+
     return Target.from_settings(
         target_settings(settings, spec), spec.url, purpose=purpose, tenant_schema=spec.schema
     )
@@ -200,27 +200,42 @@ def up_target(
         history = None if isinstance(read, PgshiftError) else read
         if history is not None and not planner.plan_from(history).steps:
             return TargetOutcome(spec.name, UP_TO_DATE)
-        with connect_target(project.settings, spec) as target:
-            plan = planner.plan(target)
-            if not plan.steps:
-                return TargetOutcome(spec.name, UP_TO_DATE)
-            try:
-                result = run_plan(plan, target, emit=emit, backup=backup)
-            except PgshiftError as exc:
-                done = exc.result or RunResult("", ())
-                return TargetOutcome(
-                    spec.name,
-                    FAILED,
-                    exc.exit_code,
-                    sum(1 for s in done.steps if s.status == "applied"),
-                    plan.versions,
-                    exc.message,
-                    done.run_id or None,
-                )
-        applied = sum(1 for s in result.steps if s.status == "applied")
-        return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
+        return _run_target(project, planner, spec, emit, backup)
 
     return work
+
+
+def _run_target(
+    project: Project, planner: SharedPlanner, spec: TargetSpec, emit: ev.Emit, backup: bool
+) -> TargetOutcome:
+    """A target the fleet's read did not show up to date: planned again on its own Target and
+    run (ops/run.py) under its own lock.
+
+    The runner's modules are imported here, not with this module: a fleet with nothing to do
+    (`fleet up` with nothing pending, `fleet status`) never needs them.
+    """
+    from pgshift.ops.apply import RunResult
+    from pgshift.ops.run import run_plan
+
+    with connect_target(project.settings, spec) as target:
+        plan = planner.plan(target)
+        if not plan.steps:
+            return TargetOutcome(spec.name, UP_TO_DATE)
+        try:
+            result = run_plan(plan, target, emit=emit, backup=backup)
+        except PgshiftError as exc:
+            done = exc.result or RunResult("", ())
+            return TargetOutcome(
+                spec.name,
+                FAILED,
+                exc.exit_code,
+                sum(1 for s in done.steps if s.status == "applied"),
+                plan.versions,
+                exc.message,
+                done.run_id or None,
+            )
+    applied = sum(1 for s in result.steps if s.status == "applied")
+    return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
 
 
 def up_in_waves(
@@ -278,6 +293,8 @@ def fleet_plan(
                 raise history
             plan = planner.plan_from(history)
             if plan.steps:  # linting needs the server's version: this target's own session
+                from pgshift.ops.run import refuse_preflight
+
                 with_work.add(spec.name)
                 with connect_target(project.settings, spec, purpose="plan") as target:
                     plan = planner.plan(target)
