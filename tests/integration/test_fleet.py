@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import query, run_cli
+from tests.support import CliResult, query, run_cli
 
 import pgshift
 from pgshift import events
@@ -387,3 +387,140 @@ def test_a_tenant_schema_that_needs_quoting_is_created_as_named(
     assert up.code == 0, up.out + up.err
     assert query(db_url, 'SELECT count(*) FROM "Tenant-7_pgshift".applied') == [(3,)]
     assert query(db_url, 'SELECT count(*) FROM "Tenant-7".effects') == [(3,)]  # one per migration
+
+
+def _tenants_file(root: Path, db_url: str, tenants: list[str]) -> Path:
+    path = root / "tenants.toml"
+    path.write_text(
+        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in tenants),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _outcomes(result: pgshift.FleetResult) -> list[dict[str, object]]:
+    """The outcomes as `fleet up --json` prints them, without the time each took."""
+    import json
+    from dataclasses import asdict
+
+    found = [{k: v for k, v in asdict(o).items() if k != "duration_ms"} for o in result.outcomes]
+    return list(json.loads(json.dumps(found)))
+
+
+def test_a_no_op_fleet_up_reads_every_history_once(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: the command's no-op `fleet up` read every history twice, for the plan it shows
+    and again for the run. When the plan finds nothing to apply, its read is the run's (CLI and
+    library); with work the run still reads again. What it prints and reports is unchanged."""
+    from tests.integration.test_api import _sessions_opened_by
+
+    from pgshift.db import store
+    from pgshift.history import History
+
+    root = _project(make_project)
+    tenants = [f"t{i}" for i in range(4)]
+    path = _tenants_file(root, db_url, tenants)
+    specs = pgshift.load_targets(path)
+    project = pgshift.load_project(_settings(root))
+    assert pgshift.fleet_up(project, specs, backup=False).exit_code == 0
+    reference = _outcomes(pgshift.fleet_up(project, specs, backup=False))  # reads for itself
+
+    reads: list[tuple[str, ...]] = []
+    real = store.read_histories
+
+    def counted(url: str | None, schemas: list[str], purpose: str) -> dict[str, History]:
+        reads.append(tuple(schemas))
+        return real(url, schemas, purpose)
+
+    monkeypatch.setattr(store, "read_histories", counted)
+    argv = ("fleet", "up", "--targets", str(path), "--skip-backup", "--yes")
+    ran: list[CliResult] = []
+
+    def command(*extra: str) -> None:
+        ran.append(run_cli(capsys, root, None, *argv, *extra))
+
+    for extra in ((), ("--json",)):
+        reads.clear()
+        opened = _sessions_opened_by(db_url, lambda: command(*extra))  # noqa: B023 (called now)
+        assert (opened, len(reads)) == (1, 1)  # as `fleet status`: one session, one read
+        assert reads[0] == tuple(f"{t}_pgshift" for t in tenants)
+    text, document = ran
+    assert text.code == 0 and document.code == 0
+    for tenant in tenants:
+        assert f"[{tenant}] up-to-date\n" in text.out
+    assert "fleet up: 0 target(s) migrated (0 migration(s)), 4 up to date" in text.out
+    targets = document.json()["targets"]
+    assert [{k: v for k, v in t.items() if k != "duration_ms"} for t in targets] == reference
+    assert document.json()["summary"]["up-to-date"] == 4
+
+    # The library: the plan's read is the run's when it is handed over.
+    reads.clear()
+    plan = pgshift.fleet_plan(project, specs)
+    assert plan.histories is not None
+    seen: list[events.FleetEvent] = []
+    result = pgshift.fleet_up(project, specs, backup=False, plan=plan, on_event=seen.append)
+    assert len(reads) == 1
+    assert _outcomes(result) == reference
+    finished = [e for e in seen if isinstance(e, events.TargetFinished)]
+    assert sorted((e.target, e.status) for e in finished) == [(t, "up-to-date") for t in tenants]
+    # ... and only for the targets it planned: others are read by the run itself.
+    assert pgshift.fleet_up(project, specs[:2], backup=False, plan=plan).exit_code == 0
+    assert len(reads) == 2
+
+    # With work, the plan keeps no histories and the run reads again (time passes at a prompt).
+    newco = _tenants_file(root, db_url, [*tenants, "newco"])
+    reads.clear()
+    up = run_cli(capsys, root, None, "fleet", "up", "--targets", str(newco), "--skip-backup", "-y")
+    assert up.code == 0, up.err
+    assert len(reads) == 2
+    assert "[newco] applied: 3 migration(s)" in up.out
+    assert _effects(db_url, "newco") == ["1", "2", "3"]
+    assert pgshift.fleet_plan(project, pgshift.load_targets(newco)).histories is not None
+    with_work = (*specs, pgshift.TargetSpec("later", db_url, "later"))
+    assert pgshift.fleet_plan(project, with_work).histories is None
+
+
+FLEET_NOOP = """
+import json, sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+watched = {"psycopg", "pglast", "rich", "pgshift.db.target", "pgshift.ops.apply", "pgshift.ops.run"}
+print(json.dumps({"code": code, "loaded": sorted(watched & set(sys.modules))}))
+"""
+
+
+def test_a_fleet_with_nothing_to_do_loads_no_runner_driver_parser_or_ui(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """DESIGN.md principle 6 for fleets: a no-op `fleet up` and `fleet status` read the
+    histories and stop there; the runner (ops/apply.py, ops/run.py), the Target, psycopg,
+    pglast and rich are loaded only by a target with work."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = _project(make_project)
+    path = _tenants_file(root, db_url, ["t0", "t1", "t2"])
+    env = {**os.environ, "DB_BACKUP_ENABLED": "false"}
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        argv = [sys.executable, "-c", FLEET_NOOP, "fleet", *args, "--targets", str(path), "-q"]
+        done = subprocess.run(
+            argv, cwd=root, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        return int(found["code"]), [str(m) for m in found["loaded"]]
+
+    code, loaded = run("up", "--yes", "--skip-backup")  # three tenants with work: the runner
+    assert code == 0
+    assert {"pgshift.db.target", "pgshift.ops.apply", "pgshift.ops.run"} <= set(loaded)
+    assert run("up", "--yes", "--skip-backup") == (0, [])
+    assert run("status") == (0, [])
+    assert _effects(db_url, "t1") == ["1", "2", "3"]

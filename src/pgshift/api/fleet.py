@@ -29,6 +29,7 @@ def fleet_up(
     run: str | None = None,
     worker: str | None = None,
     lease_s: float = 30.0,
+    plan: FleetResult | None = None,
 ) -> FleetResult:
     """Plan and apply every target through the single-target path, in waves, in a bounded pool.
 
@@ -44,6 +45,11 @@ def fleet_up(
     With ``control_url`` the targets are claimed from the run table ``run`` (default: one per
     migration set) of that database, shared by every worker that names it (see
     docs/fleets.md); the result is then the whole run's.
+
+    ``plan`` is fleet_plan's result for these targets, when it was just shown: if it found
+    nothing to apply on any target, the histories it read are this run's too, so a fleet with
+    nothing to do is read once, not twice. Otherwise (or for other targets) every history is
+    read again: time may have passed since the plan, e.g. at a prompt.
     """
     from pgshift import events
     from pgshift.ops import fleet
@@ -58,4 +64,5 @@ def fleet_up(
         run=run,
         worker=worker,
         lease_s=lease_s,
+        plan=plan,
     )

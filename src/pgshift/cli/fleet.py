@@ -193,6 +193,7 @@ def cmd_fleet_up(args: argparse.Namespace, out: Output) -> int:
         control_url=args.control_url,
         run=args.run,
         lease_s=args.lease,
+        plan=plan,  # when it found nothing to apply, its read is the run's: one read, not two
     )
     if out.json_mode:
         out.json(_result_json(result))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshift import events as ev
 from pgshift.config import Settings
-from pgshift.db.target import Target
 from pgshift.errors import BUG_EXIT_CODE, DatabaseUnavailable, PgshiftError
 from pgshift.fleet_targets import TargetSpec, waves
-from pgshift.ops.apply import RunResult
 from pgshift.ops.planning import SharedPlanner
-from pgshift.ops.run import refuse_preflight, run_plan
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
+    from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.plan import MigrationState
     from pgshift.project_files import Project
@@ -59,6 +57,13 @@ class FleetResult:
     """One outcome per target, in the order of the targets; the exit code is the worst one."""
 
     outcomes: tuple[TargetOutcome, ...]
+    #: fleet_plan's only, and only when no target had anything to apply: every target's history
+    #: as the plan read it (or the error reading it gave). fleet_up(plan=...) then decides from
+    #: these instead of reading every history again, so a no-op `fleet up` reads once. None when
+    #: some target has work: time passes at the prompt, so the run reads again.
+    histories: Mapping[TargetSpec, History | PgshiftError] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def exit_code(self) -> int:
@@ -137,6 +142,8 @@ def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
 
 def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
     """The Target of one fleet target (its tenant schema as the session's search_path)."""
+    from pgshift.db.target import Target
+
     return Target.from_settings(
         target_settings(settings, spec), spec.url, purpose=purpose, tenant_schema=spec.schema
     )
@@ -175,7 +182,9 @@ def read_histories(
 # -- one target's `up`, and the fleet's --------------------------------------------------------
 
 
-def up_target(project: Project, backup: bool, histories: dict[str, History | PgshiftError]) -> Work:
+def up_target(
+    project: Project, backup: bool, histories: Mapping[str, History | PgshiftError]
+) -> Work:
     """One target's `up`: connect, plan (ops/planning.py), run (ops/run.py), as an outcome.
 
     ``histories`` were read beforehand, one session per database (read_histories): a target
@@ -191,27 +200,42 @@ def up_target(project: Project, backup: bool, histories: dict[str, History | Pgs
         history = None if isinstance(read, PgshiftError) else read
         if history is not None and not planner.plan_from(history).steps:
             return TargetOutcome(spec.name, UP_TO_DATE)
-        with connect_target(project.settings, spec) as target:
-            plan = planner.plan(target)
-            if not plan.steps:
-                return TargetOutcome(spec.name, UP_TO_DATE)
-            try:
-                result = run_plan(plan, target, emit=emit, backup=backup)
-            except PgshiftError as exc:
-                done = exc.result or RunResult("", ())
-                return TargetOutcome(
-                    spec.name,
-                    FAILED,
-                    exc.exit_code,
-                    sum(1 for s in done.steps if s.status == "applied"),
-                    plan.versions,
-                    exc.message,
-                    done.run_id or None,
-                )
-        applied = sum(1 for s in result.steps if s.status == "applied")
-        return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
+        return _run_target(project, planner, spec, emit, backup)
 
     return work
+
+
+def _run_target(
+    project: Project, planner: SharedPlanner, spec: TargetSpec, emit: ev.Emit, backup: bool
+) -> TargetOutcome:
+    """A target the fleet's read did not show up to date: planned again on its own Target and
+    run (ops/run.py) under its own lock.
+
+    The runner's modules are imported here, not with this module: a fleet with nothing to do
+    (`fleet up` with nothing pending, `fleet status`) never needs them.
+    """
+    from pgshift.ops.apply import RunResult
+    from pgshift.ops.run import run_plan
+
+    with connect_target(project.settings, spec) as target:
+        plan = planner.plan(target)
+        if not plan.steps:
+            return TargetOutcome(spec.name, UP_TO_DATE)
+        try:
+            result = run_plan(plan, target, emit=emit, backup=backup)
+        except PgshiftError as exc:
+            done = exc.result or RunResult("", ())
+            return TargetOutcome(
+                spec.name,
+                FAILED,
+                exc.exit_code,
+                sum(1 for s in done.steps if s.status == "applied"),
+                plan.versions,
+                exc.message,
+                done.run_id or None,
+            )
+    applied = sum(1 for s in result.steps if s.status == "applied")
+    return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
 
 
 def up_in_waves(
@@ -225,10 +249,17 @@ def up_in_waves(
     run: str | None = None,
     worker: str | None = None,
     lease_s: float = 30.0,
+    plan: FleetResult | None = None,
 ) -> FleetResult:
     """Read every history first (read_histories), then up_target per target: in waves on this
-    machine, or claimed from the run ``run`` of the control database at ``control_url``."""
-    histories = read_histories(project.settings, targets, options.concurrency, "plan")
+    machine, or claimed from the run ``run`` of the control database at ``control_url``.
+
+    ``plan`` is the fleet_plan just shown for these targets: when it found nothing to apply,
+    the histories it read stand for this run's read (planned_histories).
+    """
+    histories = planned_histories(plan, targets)
+    if histories is None:
+        histories = read_histories(project.settings, targets, options.concurrency, "plan")
     work = up_target(project, backup, histories)
     if control_url is None:
         return run_fleet(targets, work, options, emit)
@@ -249,27 +280,70 @@ def fleet_plan(
 
     A target with something to do is ``pending`` with the versions in ``versions``; one that
     cannot be planned (unreachable, drift) or whose pre-flight predicts a failure is
-    ``failed`` with its exit code and message.
+    ``failed`` with its exit code and message. Every target is planned from the fleet's one
+    read (read_histories); only those with work open a session of their own, in the pool.
     """
     planner = SharedPlanner(project)
     histories = read_histories(project.settings, targets, concurrency, "plan")
-
-    def one(spec: TargetSpec) -> TargetOutcome:
+    outcomes: dict[str, TargetOutcome] = {}
+    with_work: list[TargetSpec] = []
+    for spec in targets:  # pure, ~35 us a target: less than handing it to a thread
         try:
             history = histories[spec.name]
             if isinstance(history, PgshiftError):
                 raise history
             plan = planner.plan_from(history)
-            if plan.steps:  # linting needs the server's version: this target's own session
-                with connect_target(project.settings, spec, purpose="plan") as target:
-                    plan = planner.plan(target)
-                refuse_preflight(plan)
         except PgshiftError as exc:
-            return TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
+            outcomes[spec.name] = _failed(spec, exc)
+            continue
+        if plan.steps:
+            with_work.append(spec)
+        else:
+            outcomes[spec.name] = TargetOutcome(spec.name, UP_TO_DATE, versions=plan.versions)
+
+    def on_its_session(spec: TargetSpec) -> TargetOutcome:
+        """Linting needs the server's version, and pre-flight its facts: the target's session."""
+        from pgshift.ops.run import refuse_preflight
+
+        try:
+            with connect_target(project.settings, spec, purpose="plan") as target:
+                plan = planner.plan(target)
+            refuse_preflight(plan)
+        except PgshiftError as exc:
+            return _failed(spec, exc)
         status = "pending" if plan.steps else UP_TO_DATE
         return TargetOutcome(spec.name, status, versions=plan.versions)
 
-    return FleetResult(tuple(map_targets(targets, one, concurrency)))
+    for outcome in map_targets(with_work, on_its_session, concurrency):
+        outcomes[outcome.target] = outcome
+    found = tuple(outcomes[spec.name] for spec in targets)
+    if with_work:
+        return FleetResult(found)
+    return FleetResult(found, {spec: histories[spec.name] for spec in targets})
+
+
+def _failed(spec: TargetSpec, exc: PgshiftError) -> TargetOutcome:
+    return TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
+
+
+def planned_histories(
+    plan: FleetResult | None, targets: Sequence[TargetSpec]
+) -> dict[str, History | PgshiftError] | None:
+    """The histories ``plan`` read, by target name, when they may stand for a run's read of
+    ``targets``; None when the run must read them itself.
+
+    Only a plan that found nothing to apply keeps them (fleet_plan), and only for exactly these
+    targets. Taking them is safe for the same reason the run's own read is: that read only
+    spares a target shown up to date its session, while a target with work still opens its own
+    Target and plans again under its lock (up_target). What it assumes is that little time
+    passed since the plan: `fleet up` asks nothing when nothing is pending, so there the two
+    follow each other at once.
+    """
+    if plan is None or plan.histories is None or len(plan.histories) != len(targets):
+        return None
+    if not all(spec in plan.histories for spec in targets):
+        return None
+    return {spec.name: plan.histories[spec] for spec in targets}
 
 
 def fleet_run_name(project: Project) -> str:
