@@ -86,7 +86,7 @@ class PreflightFailed(PgshiftError):
     """Pre-flight predicts that a planned statement will fail on the target's data: `up`
     refuses before anything is taken or changed (no backup, no lock, no history row).
 
-    ``results`` are the failing pre-flight results (pgshift.rewrite.preflight.PreflightResult:
+    ``results`` are the failing pre-flight results (pgshift.rewrite.preflight_light.PreflightResult:
     file, line, check, table, count, examples, detail), so a caller reads them as fields.
     """
 

@@ -17,7 +17,7 @@ from pgshift.model import Header, Migration, Statement
 
 if TYPE_CHECKING:
     from pgshift.rewrite.expand import Expansion
-    from pgshift.rewrite.preflight import PreflightResult  # pglast: only where checks run
+    from pgshift.rewrite.preflight_light import PreflightResult
 
 APPLIED = "applied"
 PENDING = "pending"

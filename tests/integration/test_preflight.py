@@ -21,7 +21,13 @@ from tests.plugins.project import migration_pair
 from pgshift.config import load_settings
 from pgshift.db.target import Target
 from pgshift.ops.preflight import failures, preflight
-from pgshift.rewrite.preflight import EXPECTED_DURATION, FAIL, NOT_CHECKED, PASS, PreflightResult
+from pgshift.rewrite.preflight_light import (
+    EXPECTED_DURATION,
+    FAIL,
+    NOT_CHECKED,
+    PASS,
+    PreflightResult,
+)
 from pgshift.source.loader import load_migrations
 
 V1, V2 = "20250101000000", "20250102000000"

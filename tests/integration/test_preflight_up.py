@@ -276,3 +276,58 @@ def test_a_fleet_builds_the_pending_statements_once_and_checks_each_tenant_alone
     good = [r.status for r in plans["good"].preflight if r.check != "expected-duration"]
     assert (bad, good) == (["fail"], ["pass"])
     assert any("2 rows have NULL in region" in r.detail for r in plans["bad"].preflight)
+
+
+#: Runs `pgshift <argv>` in a fresh interpreter and prints, last, which heavy modules it loaded.
+_LOADED = """
+import sys
+from pgshift.cli.main import main
+code = main(sys.argv[1:])
+watched = ("pglast", "pgshift.rewrite.preflight", "pgshift.db.probe", "pgshift.ops.health_rules")
+print(sorted(m for m in watched if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_an_up_of_new_tables_needs_neither_the_parser_nor_the_monitors_probe(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh process's `up` of migrations that only create, index and fill new tables, the
+    files read before (memos warm, as `up --dry-run` leaves them): pre-flight is answered from
+    the loader's table heads without pglast, with the full derivation's results, and a run
+    shorter than the health interval imports nothing for the monitor's samples."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    create = "CREATE TABLE t (id int, name text);\nCREATE INDEX ON t (name);\n"
+    project = make_project(
+        {
+            **pair(V1, "t", create + "INSERT INTO t VALUES (1, 'a');"),
+            **pair("20250102000000", "u", "CREATE TABLE u (id int);\nCREATE INDEX ON u (id);"),
+        }
+    )
+    assert run_cli(capsys, project, db_url, "up", "--dry-run").code == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DB_", "PGSHIFT_"))}
+    argv = ["up", "--yes", "--json", "--skip-backup", "--dir", str(project / "migrations")]
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, *argv, "--database-url", db_url],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    *document, loaded = done.stdout.strip().splitlines()
+    assert loaded == "[]"
+    report = json.loads("\n".join(document))
+    assert [s["status"] for s in report["steps"]] == ["applied", "applied"]
+    assert [(p["check"], p["status"], p["detail"]) for p in report["preflight"]] == [
+        (
+            "expected-duration",
+            "not-checked",
+            f"index build of {t}: not estimated: the table is not on the target",
+        )
+        for t in ("t", "u")
+    ]

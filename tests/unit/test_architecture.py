@@ -181,6 +181,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "backfill",
         "preflight_state",
         "preflight_head",
+        "preflight_light",
         "preflight",
         "template",
         "expand_model",

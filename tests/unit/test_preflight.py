@@ -21,15 +21,9 @@ from pgshift.errors import ConfigError
 from pgshift.ops.preflight import pending_of
 from pgshift.rewrite.preflight import (
     CAP,
-    EXPECTED_DURATION,
-    FAIL,
-    NOT_CHECKED,
-    PASS,
-    WARN,
     Facts,
     Pending,
     PreflightCheck,
-    PreflightResult,
     TableFacts,
     TableRef,
     derive_checks,
@@ -38,6 +32,15 @@ from pgshift.rewrite.preflight import (
     result_of,
     tables_needed,
 )
+from pgshift.rewrite.preflight_light import (
+    EXPECTED_DURATION,
+    FAIL,
+    NOT_CHECKED,
+    PASS,
+    WARN,
+    PreflightResult,
+)
+from tests.plugins.project import ProjectMaker, migration_pair
 
 ORDERS = TableRef(None, "orders")
 ORDERS_FACTS = TableFacts(
@@ -650,3 +653,101 @@ def test_statements_read_only_for_their_table_are_not_parsed_by_pglast(
     ]
     # A kind no pass reads is not parsed at all: here, text that would not even parse.
     assert Pending("m.sql", 1, "GRANT what on earth", kind="GrantStmt").trees == []
+
+
+# -- plans of new tables only: answered without the parser -------------------------------------
+
+#: Plans that only create tables, index and fill them (rewrite/preflight_light.py answers them).
+_NEW_TABLES = [
+    [
+        "CREATE TABLE t (id bigint, name text)",
+        "CREATE INDEX ON t (name)",
+        "INSERT INTO t VALUES (1)",
+    ],
+    [
+        "CREATE TABLE app.t (id int)",
+        "GRANT SELECT ON app.t TO PUBLIC",
+        "CREATE INDEX t_id ON ONLY app.t (id)",
+        "UPDATE app.t SET id = 2",
+        "DELETE FROM app.t",
+        "CREATE UNLOGGED TABLE u (id int)",
+        "CREATE INDEX ON u (id)",
+        "COMMENT ON TABLE u IS 'x'",
+    ],
+    [
+        "CREATE TABLE app.part PARTITION OF app.parent FOR VALUES IN (1)",
+        "CREATE INDEX ON app.part (a)",
+    ],
+    ["GRANT SELECT ON orders TO PUBLIC"],
+]
+
+#: Plans the full derivation must answer: each reads the target or implies a check.
+_NOT_NEW_TABLES = [
+    ["CREATE TABLE IF NOT EXISTS t (id int)", "CREATE INDEX ON t (id)"],
+    ["CREATE TABLE t (id int)", "CREATE INDEX ON orders (region)"],
+    ["CREATE TABLE app.t (id int)", "CREATE INDEX ON t (id)"],  # t may be another table
+    ["CREATE TABLE t (id int)", "INSERT INTO orders (id) VALUES (1)"],
+    ["CREATE TABLE t (id int)", "CREATE UNIQUE INDEX ON t (id)"],
+    ["CREATE TABLE t (id int)", "ALTER TABLE t ALTER COLUMN id SET NOT NULL"],
+    ["CREATE TABLE t (id int)", "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN DELETE"],
+    ["CREATE TABLE t (id int)", "SELECT 1"],
+    ["CREATE TABLE t AS SELECT 1 AS id", "CREATE INDEX ON t (id)"],
+]
+
+
+@pytest.mark.parametrize("sqls", _NEW_TABLES)
+def test_a_plan_of_new_tables_gets_the_full_derivations_results_without_it(
+    sqls: list[str],
+) -> None:
+    """The light answer is what the full path composes (ops/preflight.preflight_pending):
+    no table to read facts of, no check, and the durations of an empty catalog."""
+    from pgshift.rewrite.preflight_light import new_tables_results
+
+    pending = pending_of([";\n".join(sqls)])
+    assert tables_needed(pending) == [] and derive_checks(pending, Facts(18)) == []
+    assert new_tables_results(pending) == duration_results(pending, Facts(18))
+
+
+@pytest.mark.parametrize("sqls", _NOT_NEW_TABLES)
+def test_any_other_plan_is_left_to_the_full_derivation(sqls: list[str]) -> None:
+    from pgshift.rewrite.preflight_light import new_tables_results
+
+    pending = pending_of([";\n".join(sqls)])
+    assert new_tables_results(pending) is None
+    assert (
+        new_tables_results([replace(p, kind="") for p in pending_of(["CREATE TABLE t ()"])]) is None
+    )
+
+
+def test_loaded_migrations_reach_the_light_path_with_kinds_and_heads(
+    make_project: ProjectMaker,
+) -> None:
+    """From the loader, cold and from the statements memo: the same statements, kinds and
+    heads as pre-flight's Pending, and the same results as the full derivation."""
+    from pgshift.project_files import read_project
+    from pgshift.rewrite.preflight_light import headed, new_tables_results
+
+    root = make_project(
+        {
+            **migration_pair(
+                "20250101000000", "one", "CREATE TABLE a (id int);\nCREATE INDEX ON a (id);"
+            ),
+            **migration_pair(
+                "20250102000000", "two", "INSERT INTO a VALUES (1);\nCREATE TABLE b ();"
+            ),
+        }
+    )
+    settings = load_settings({"migrations_dir": str(root / "migrations")}, cwd=root)
+    for _ in ("cold", "memo"):
+        migrations = read_project(settings).migrations
+        light = headed(migrations)
+        full = pending_of(migrations)
+        assert [(h.file, h.line, h.migration, h.kind, h.head) for h in light] == [
+            (p.file, p.line, p.migration, p.kind, p.head) for p in full
+        ]
+        assert all(h.head is not None for h in light)
+        results = new_tables_results(light)
+        assert results == duration_results(full, Facts(18)) and results is not None
+        assert [r.detail for r in results] == [
+            "index build of a: not estimated: the table is not on the target"
+        ]

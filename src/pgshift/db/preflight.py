@@ -22,12 +22,12 @@ from psycopg import errors, sql
 from pgshift.rewrite.preflight import (
     Facts,
     PreflightCheck,
-    PreflightResult,
     TableFacts,
     TableRef,
     not_checked,
     result_of,
 )
+from pgshift.rewrite.preflight_light import PreflightResult
 
 #: A check never waits longer than this for a lock (SPEC 13).
 LOCK_TIMEOUT_MS = 100

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from pgshift import events as ev
 from pgshift.errors import QueryFailed
-from pgshift.ops.health_rules import blocked_behind
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -55,6 +54,8 @@ class Verdict:
 
 def judge(blocked: Sequence[BlockedSession], runner_pid: int, policy: MonitorPolicy) -> Verdict:
     """Pure: should the runner's statement be cancelled to let the queue behind it drain?"""
+    from pgshift.ops.health_rules import blocked_behind  # only once a sample is taken
+
     behind = tuple(blocked_behind(blocked, runner_pid))
     over = tuple(b for b in behind if b.waiting_ms >= policy.abort_blocked_ms)
     cancel = policy.abort_blocked_sessions > 0 and len(over) > policy.abort_blocked_sessions
@@ -113,10 +114,11 @@ class Monitor:
     # -- monitor thread -------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        from pgshift.db.probe import lent
-
-        # The first sample comes after one interval: a short run samples nothing.
+        # The first sample comes after one interval: a short run samples nothing, and imports
+        # nothing for it either (this thread's imports would hold the GIL the run needs).
         while not self._stop.wait(self.policy.interval_ms / 1000):
+            from pgshift.db.probe import lent
+
             session = self._session
             if session is None or session.closed:
                 return  # the lock's session is gone; the runner finds out on its own

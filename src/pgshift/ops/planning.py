@@ -78,15 +78,21 @@ def with_preflight(
     A step that resumes a stopped migration is left out: its first statements already ran,
     so checks derived from them would judge data the run itself has changed. ``statements``
     turns those migrations into pre-flight's Pending statements (default: anew each call;
-    a fleet's SharedPlanner passes its memo).
+    a fleet's SharedPlanner passes its memo). A plan that only creates tables and fills them
+    is answered from the loader's table heads (rewrite/preflight_light.py), without pglast.
     """
     if not run:
         return replace(plan, preflight=(), preflight_skipped=True)
-    from pgshift.ops.preflight import pending_of, preflight_pending
-
     pending = [s.migration for s in plan.steps if s.action == "apply" and s.resume is None]
     if not pending:
         return replace(plan, preflight=())
+    from pgshift.rewrite.preflight_light import headed, new_tables_results
+
+    light = new_tables_results(headed(pending))
+    if light is not None:  # new tables only: no check, no catalog read, no pglast import
+        return replace(plan, preflight=tuple(light))
+    from pgshift.ops.preflight import pending_of, preflight_pending
+
     made = statements(pending) if statements is not None else pending_of(pending)
     return replace(plan, preflight=tuple(preflight_pending(made, target)))
 

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 from pgshift.db.preflight import read_facts, run_checks
 from pgshift.errors import UsageError
 from pgshift.rewrite.preflight import (
-    FAIL,
     Pending,
-    PreflightResult,
     derive_checks,
     duration_results,
     referenced_tables,
     tables_needed,
 )
+from pgshift.rewrite.preflight_light import FAIL, PreflightResult
 
 if TYPE_CHECKING:
     from pgshift.db.target import Target

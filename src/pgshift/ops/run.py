@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pgshift.ops.uptodate import Verdicts
     from pgshift.plan import Plan
     from pgshift.project_files import Project
-    from pgshift.rewrite.preflight import PreflightResult
+    from pgshift.rewrite.preflight_light import PreflightResult
 
 BEFORE_UP, BEFORE_ROLLBACK = "before-up", "before-rollback"
 
@@ -53,8 +53,8 @@ def refuse_preflight(plan: Plan) -> None:
     """Refuse (PreflightFailed, exit 1) a plan whose pre-flight predicts a failure, before
     anything is taken or changed: no backup, no lock, no history row."""
     if not plan.preflight:
-        return  # nothing checked: spare importing the parser
-    from pgshift.rewrite.preflight import FAIL
+        return
+    from pgshift.rewrite.preflight_light import FAIL
 
     failing = [r for r in plan.preflight if r.status == FAIL]
     if failing:

@@ -41,19 +41,21 @@ from pglast.visitors import Visitor
 
 from pgshift.rewrite import preflight_state as derived
 from pgshift.rewrite.preflight_head import READ_KINDS, Head, head_of
+from pgshift.rewrite.preflight_light import (
+    CHECK,
+    EMPTY_TABLE,
+    EXPECTED_DURATION,
+    FAIL,
+    FOREIGN_KEY,
+    NOT_CHECKED,
+    NOT_NULL,
+    PASS,
+    TYPE_CHANGE,
+    UNIQUE,
+    WARN,
+    PreflightResult,
+)
 from pgshift.rewrite.preflight_state import Relation, States, relation_of
-
-#: Check kinds, as `up --json` names them ("check").
-NOT_NULL = "not-null"
-EMPTY_TABLE = "empty-table"
-UNIQUE = "unique"
-CHECK = "check"
-FOREIGN_KEY = "foreign-key"
-TYPE_CHANGE = "type-change"
-EXPECTED_DURATION = "expected-duration"
-
-#: Statuses of a result; "warn" only for an expected duration over 3x @estimated-duration.
-PASS, FAIL, NOT_CHECKED, WARN = "pass", "fail", "not-checked", "warn"
 
 #: A check stops after this many violators: enough to say "at least N", found fast.
 CAP = 1000
@@ -207,37 +209,6 @@ class PreflightCheck:
     not_checked: str | None = None
     migration: str = ""
     derived_from: str = ""  # the earlier pending statements whose rows the check reads
-
-
-@dataclass(frozen=True)
-class PreflightResult:
-    """The outcome of one check: pass, fail or not-checked (warn: an expected duration)."""
-
-    file: str
-    line: int
-    check: str
-    status: str
-    count: int | None = None
-    examples: tuple[str, ...] = ()
-    detail: str = ""
-    duration_ms: float | None = None  # how long the check's query took
-    table: str = ""
-    migration: str = ""
-    capped: bool = False  # count is a lower bound: the check stopped at CAP violators
-    expected_ms: int | None = None  # expected duration of the statement itself
-
-    def as_json(self) -> dict[str, object]:
-        """The shape `up --json` carries under "preflight"."""
-        return {
-            "file": self.file,
-            "line": self.line,
-            "check": self.check,
-            "status": self.status,
-            "count": self.count,
-            "examples": list(self.examples),
-            "detail": self.detail,
-            "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 1),
-        }
 
 
 # -- pending statements -----------------------------------------------------------------------
