@@ -146,6 +146,9 @@ class Plan:
     # The digest of the history the plan was made from (History.digest): a plan with nothing
     # to do is remembered under it (ops/uptodate.py).
     history_digest: str = field(default="", repr=False, compare=False)
+    # The newest version applied in that history: a planned migration older than it is
+    # applied out of order (what `up` shows beside it).
+    newest_applied: str = field(default="", repr=False, compare=False)
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -678,6 +681,7 @@ def plan_pending(
         checksum_upgrades=upgrades,
         warnings=warnings,
         history_digest=history.digest,
+        newest_applied=max(applied, default=""),
     )
 
 

@@ -6,6 +6,7 @@ is closed before pgshift starts, so its very first write meets a broken pipe.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -141,3 +142,31 @@ def test_usage_errors_point_to_the_verbs_own_help(
     result = run_cli(capsys, tmp_path, None, *args)
     assert result.code == 2
     assert f"see `{help_of} --help`" in result.err, result.err
+
+
+def test_a_long_answer_reaches_a_file_whole_and_the_exit_code_is_kept(
+    make_project: ProjectMaker, db_url: str, tmp_path: Path
+) -> None:
+    """The process ends without the interpreter's teardown (cli/main.py `leave`): what it
+    wrote must still be flushed, whole, and its exit code kept."""
+    files: dict[str, str] = {}
+    for i in range(150):
+        version = f"2025010100{i // 60:02d}{i % 60:02d}"
+        files.update(pair(version, f"table {i}", f"CREATE TABLE t{i} (id int);"))
+    project = make_project(files)
+    answer = tmp_path / "status.json"
+    argv = [sys.executable, "-m", "pgshift", "--database-url", db_url]
+    with answer.open("w") as out:
+        done = subprocess.run(
+            [*argv, "status", "--json"], cwd=project, stdout=out, stderr=subprocess.PIPE,
+            text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(answer.read_text()) > 8192  # more than one buffer's worth
+    assert json.loads(answer.read_text())["pending"] == 150
+    behind = subprocess.run(
+        [*argv, "status", "--check"], cwd=project, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert behind.returncode == 1 and behind.stdout.startswith("not at head")
+    _clean(behind.stderr)

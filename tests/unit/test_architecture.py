@@ -115,7 +115,9 @@ def test_only_db_sends_sql() -> None:
 
 
 def test_only_the_helper_module_forks() -> None:
-    """Processes start in process.py; the one fork of pgshift itself is beside.py's."""
+    """Processes start in process.py; the one fork of pgshift itself is beside.py's. The
+    only other immediate exit is the console entry's, once main() has returned (cli/main.py
+    `leave`)."""
     import ast
 
     package = ROOT / "src" / "pgshift"
@@ -127,7 +129,8 @@ def test_only_the_helper_module_forks() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and node.attr in ("fork", "forkpty", "_exit"):
                 offenders.append(f"{relative}:{node.lineno} uses os.{node.attr}")
-    assert offenders == []
+    exits = [o for o in offenders if o.startswith("cli/main.py:") and o.endswith("os._exit")]
+    assert len(exits) == 1 and offenders == exits
 
 
 PACKAGE = ROOT / "src" / "pgshift"

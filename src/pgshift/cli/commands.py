@@ -119,11 +119,6 @@ def _show_plan(out: Output, plan: Plan, newest_applied: str = "") -> None:
     )
 
 
-def _newest_applied(target: Target) -> str:
-    """The newest applied version: a planned migration older than it is applied out of order."""
-    return max(target.read_history().applied_versions(), default="")
-
-
 def _confirmed(
     out: Output, plan: Plan, *, yes: bool, backup_wanted: bool, newest_applied: str = ""
 ) -> bool:
@@ -183,7 +178,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
     project = pgshift.load_project(settings)
     with pgshift.connect(settings) as target:
         plan = pgshift.plan_up(project, target, to=args.target, preflight=not args.skip_preflight)
-        newest = _newest_applied(target) if plan.steps else ""
+        newest = plan.newest_applied
         if args.dry_run:
             return _dry_run(
                 out, plan, as_json=args.json, newest_applied=newest, docs_url=settings.docs_url
