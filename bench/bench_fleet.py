@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.measure import Quiet, Series, compile_pgshift, run
+from harness.measure import Quiet, Series, run
 from harness.migrations import generate
 from harness.options import add_common, start
 from harness.report import command_line, heading, machine, write_section
@@ -278,7 +278,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     begun = start(args)
-    print(f"bench: bytecode of {compile_pgshift()} written", flush=True)
     body = [
         line
         for s in begun.servers

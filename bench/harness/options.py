@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.measure import Quiet, default_work_parent, pgshift_script, work_folder
+from harness.measure import (
+    Quiet,
+    compile_pgshift,
+    default_work_parent,
+    pgshift_script,
+    work_folder,
+)
 from harness.report import RESULTS
 from harness.servers import Server, start_servers
 
@@ -53,6 +59,7 @@ def start(args: argparse.Namespace) -> Start:
     pgshift = pgshift_script(args.pgshift)
     work = work_folder(args.work_parent, keep=args.keep)
     print(f"bench: work folder {work}\nbench: pgshift {pgshift}", flush=True)
+    print(f"bench: bytecode of {compile_pgshift()} written", flush=True)  # as pip would
     servers = start_servers(args.server, work)
     quiet = Quiet(args.idle_below, args.idle_wait, args.idle_budget)
     return Start(began, pgshift, work, servers, quiet)
