@@ -168,3 +168,19 @@ def test_the_command_answers_without_the_driver_the_loader_or_the_planner(
     for args in (("up", "--yes", "-q"), ("status", "--check")):
         assert run(*args)["code"] == 0  # decided in full, and remembered
         assert run(*args) == {"code": 0, "loaded": []}, args
+
+
+@pytest.mark.usefixtures("settled_now")
+def test_a_cache_that_cannot_be_written_only_costs_the_quick_answer(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only image or a `.pgshift` that is not a folder: every answer is decided in full,
+    and nothing fails."""
+    project = _project(make_project)
+    (project / ".pgshift").write_text("not a folder")
+    for _ in range(2):
+        done = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
+        assert done.code == 0, done.err
+        assert run_cli(capsys, project, db_url, "status", "--check").code == 0
+    assert applied_versions(db_url) == [V1, V2]
+    assert (project / ".pgshift").read_text() == "not a folder"
