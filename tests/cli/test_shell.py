@@ -170,3 +170,22 @@ def test_a_long_answer_reaches_a_file_whole_and_the_exit_code_is_kept(
     )  # fmt: skip
     assert behind.returncode == 1 and behind.stdout.startswith("not at head")
     _clean(behind.stderr)
+
+
+def test_leaving_runs_the_exit_handlers_and_keeps_what_they_write() -> None:
+    """cli/main.py `leave`: the exit handlers still run, their output is flushed, the code kept;
+    a thread still running is waited for as a normal exit would."""
+    code = (
+        "import atexit, threading, time\n"
+        "from pgshift.cli.main import leave\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "print('answer')\n"
+        "if __import__('sys').argv[1] == 'thread':\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "leave(3)\n"
+    )
+    for mode, expected in (("plain", "answer\nhandler ran\n"), ("thread", "thread done\n")):
+        done = subprocess.run(
+            [sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 3 and expected in done.stdout, (mode, done)

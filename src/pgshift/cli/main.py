@@ -347,17 +347,21 @@ def leave(code: int) -> NoReturn:
     import atexit
     import os
 
+    atexit._run_exitfuncs()
+    _flush(sys.stdout, sys.stderr)  # after the handlers: what they write is kept too
+    os._exit(code)
+
+
+def _flush(*streams: Any) -> None:
     from pgshift.cli.render import stream_closed
 
-    for stream in (sys.stdout, sys.stderr):
+    for stream in streams:
         try:
             stream.flush()
         except (BrokenPipeError, ValueError):  # the reader left, or the stream is closed
             stream_closed(stream)
         except OSError:
             pass  # as the interpreter's own flush at exit would: nothing more to do
-    atexit._run_exitfuncs()
-    os._exit(code)
 
 
 def _print_traceback() -> None:
