@@ -86,7 +86,9 @@ def at_head(settings: Settings) -> HeadReport:
     """Whether the database is at the project's head (`pgshift status --check`).
 
     At head: nothing pending, failed, out of order, drifted or missing. Never takes the
-    migration lock and never writes; reads history over one short read-only session.
+    migration lock and never writes to the database; reads history over one short read-only
+    session. An answer at head is remembered (`.pgshift/cache/verdicts.json`): asked again of
+    the same files and the same history, it comes from a stat of the folder and one query.
     """
     from pgshift.ops.readiness import HeadReport
     from pgshift.ops.status import head

@@ -71,7 +71,9 @@ def up(
     (a failing pre-flight check refuses it, PreflightFailed; ``preflight=False`` skips them).
 
     The one-call form of ``load_project`` + ``connect`` + ``plan_up`` + ``apply``; callers
-    that want to see or confirm the plan first call those instead.
+    that want to see or confirm the plan first call those instead. Finding nothing to do is
+    remembered, as by `pgshift up`: the same files and history then answer at once with an
+    empty result, without reading either again.
     """
     from pgshift import events
     from pgshift.errors import RunResult as Done
