@@ -16,7 +16,9 @@ db/execute.run_parts, in one loop per variant of that message:
 * ``+applied``, ``+log``, ``+progress``, ``+expect``: ``body`` plus one part of the write alone;
 * ``+write, no guard``: ``body`` plus the write without its ``expect`` WHERE;
 * ``write only``: marker, BEGIN, timeouts, the write, COMMIT (no migration statements);
-* ``full, write prepared``: ``full`` with the write PREPAREd once per session and EXECUTEd.
+* ``full, write prepared``: ``full`` with the write PREPAREd once per session and EXECUTEd;
+* ``full, write as a function``: ``full`` with the write as one call of a plpgsql function
+  (created for the loop), whose statements' plans the server caches per session.
 
 Each (round, server, variant) gets a fresh database with pgshift's schema and a CHECKPOINT; the
 variants run in a shuffled order in each round and the servers alternate, so both are measured
@@ -66,8 +68,38 @@ PREPARE = (
     " SELECT $8, 'migration_applied', $1, '{}'::jsonb || jsonb_build_object('duration_ms', d.ms)"
     " FROM d WHERE pgshift.expect(NOT EXISTS (SELECT 1 FROM p), $10)"
 )
+#: The same write as a plpgsql function: its three statements' plans are cached by the server
+#: per session without the client keeping any state, and the call is cheap to parse and plan.
+#: pgshift does not do this (see RESULTS.md); the guard is the same compare-and-set as _guard.
+FUNCTION = """
+CREATE FUNCTION pgshift.bench_record_applied(v text, descr text, chk text, rchk text, rsql text,
+    by_user text, on_host text, run uuid, meta jsonb, message text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ms bigint := floor(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000);
+    was text;
+BEGIN
+    DELETE FROM pgshift.progress WHERE version = v RETURNING action INTO was;
+    IF was IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PGSMV', MESSAGE = message;
+    END IF;
+    INSERT INTO pgshift.applied (version, description, checksum, rollback_checksum,
+        rollback_sql, duration_ms, applied_by, host, run_id, metadata)
+    VALUES (v, descr, chk, rchk, rsql, ms, by_user, on_host, run, meta);
+    INSERT INTO pgshift.log (run_id, event, version, detail)
+    VALUES (run, 'migration_applied', v, jsonb_build_object('duration_ms', ms));
+END
+$$
+"""
 #: Variants that write the applied row (checked after each loop).
-WRITES = {"full", "+applied", "+write, no guard", "write only", "full, write prepared"}
+WRITES = {
+    "full",
+    "+applied",
+    "+write, no guard",
+    "write only",
+    "full, write prepared",
+    "full, write as a function",
+}
 #: Variants whose parts go one message each (a round trip per statement, as psql sends a file).
 ONE_BY_ONE = {"psql, a round trip each"}
 
@@ -177,6 +209,16 @@ class Messages:
             message=f"the progress of {self.version(i)} is not where this run left it",
         )
 
+    def called(self, i: int) -> bytes:
+        return self._compose(
+            "SELECT {s}.bench_record_applied({version}, {description}, {checksum},"
+            " {rollback_checksum}, {rollback_sql}, {applied_by}, {host}, {run_id}, {metadata},"
+            " {message})",
+            i,
+            **self._row_values(i),
+            message=f"the progress of {self.version(i)} is not where this run left it",
+        )
+
     def variants(self) -> dict[str, Parts]:
         """Variant name -> a function of migration i returning the parts of its one message."""
         b, st = self.begin, self.statements
@@ -193,6 +235,7 @@ class Messages:
             "+write, no guard": lambda i: [*b(i), *st(i), self.unguarded(i), *commit],
             "write only": lambda i: [*b(i), self.write(i), *commit],
             "full, write prepared": lambda i: [*b(i), *st(i), self.executed(i), *commit],
+            "full, write as a function": lambda i: [*b(i), *st(i), self.called(i), *commit],
         }
 
 
@@ -251,6 +294,8 @@ def one_loop(server: Server, variant: str, count: int, label: str) -> Loop:
             conn.execute("CHECKPOINT")
             if variant == "full, write prepared":
                 conn.execute(PREPARE.encode())
+            if variant == "full, write as a function":
+                conn.execute(FUNCTION.encode())
             parts = build_variants(conn, store, str(uuid.uuid4()))[variant]
             messages = [parts(i) for i in range(count)]  # built before the clock starts
             lsn = "SELECT pg_current_wal_lsn()"
