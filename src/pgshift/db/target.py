@@ -5,8 +5,9 @@ server's version, the backup's snapshot, the backup's log row, the lock, the run
 monitor: eight for one `up`). A Target opens its session once, on first use, reads the server's
 facts from that session's handshake, and lends the same session to every step of the command;
 the runner lock lives on a second, otherwise idle session, which the in-run monitor samples on.
-So `status` and a no-op `up` cost one connection; `up` with work opens two more after that
-one has closed (never more than two at once), and a backup adds only pg_dump's.
+So `status` and a no-op `up` cost one connection (a no-op `up` that records its answer for
+next time, ops/uptodate.py, one more short one after it); `up` with work opens two more after
+that one has closed (never more than two at once), and a backup adds only pg_dump's.
 Until a command needs its psycopg session, history is read over a short libpq session of its
 own (db/readonly.py): a read-only command and a no-op `up` never import psycopg.
 
