@@ -50,8 +50,8 @@ from pgshift.postmaster import pid_is_postgres as _pid_is_postgres
 from pgshift.postmaster import read_postmaster as _read_postmaster
 from pgshift.postmaster import resolved_data_dir as _resolved_data_dir
 from pgshift.postmaster import running_postmaster as _running_postmaster
-from pgshift.postmaster import running_url
 from pgshift.postmaster import server_url as _url
+from pgshift.postmaster import url_without_starting
 from pgshift.process import ChildFailed, ChildTimedOut, run
 
 if TYPE_CHECKING:
@@ -82,10 +82,8 @@ def target_url(settings: Settings, *, start: bool = True) -> str | None:
     ``start=False`` never boots the embedded server: None when it is not running (a linter
     must not start a database).
     """
-    if settings.connection.url is not None:
-        return settings.connection.url
-    if not start:  # the URL ensure_running would give, without asking the server anything
-        return running_url(settings.project.root)
+    if not start or settings.connection.url is not None:
+        return url_without_starting(settings)
     return ensure_running(settings.project.root)
 
 

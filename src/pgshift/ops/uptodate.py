@@ -97,14 +97,11 @@ def _history_stamp(settings: Settings, digest: str | None = None) -> str:
     """The configured database's history stamp (Target.history_stamp, verified against
     ``digest`` when given); "" when its embedded server is not running or on any error."""
     from pgshift.db.target import Target
+    from pgshift.postmaster import url_without_starting
 
-    url = settings.connection.url
+    url = url_without_starting(settings)
     if url is None:
-        from pgshift.postmaster import running_url
-
-        url = running_url(settings.project.root)
-        if url is None:
-            return ""
+        return ""
     try:
         with Target.from_settings(settings, url, purpose="check") as target:
             return target.history_stamp(digest)
