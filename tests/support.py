@@ -115,6 +115,16 @@ def doc_files(doc: Path) -> dict[str, str]:
     return found
 
 
+def write_doc_files(doc: Path, root: Path) -> dict[str, str]:
+    """The page's ```sql blocks (doc_files) written into ``root``/migrations, which this
+    makes; returns them."""
+    files = doc_files(doc)
+    (root / "migrations").mkdir()
+    for name, text in files.items():
+        (root / "migrations" / name).write_text(text, encoding="utf-8")
+    return files
+
+
 def doc_commands(doc: Path, heading: str) -> list[str]:
     """The lines of the ```sh blocks in the `## <heading>` section of a docs page, in order."""
     text = doc.read_text(encoding="utf-8")

@@ -6,14 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support import doc_commands, doc_files, query, run_doc_commands
+from tests.support import doc_commands, query, run_doc_commands, write_doc_files
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "backfills.md"
-
-
-def _files() -> dict[str, str]:
-    """The page's ```sql blocks, by the file name each names on its first line."""
-    return doc_files(DOC)
 
 
 def test_the_backfills_page_runs_as_written(
@@ -22,14 +17,11 @@ def test_the_backfills_page_runs_as_written(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    files = _files()
+    files = write_doc_files(DOC, tmp_path)
     assert set(files) == {
         "20250102000000_lowercase_emails.sql",
         "20250102000000_lowercase_emails_rollback.sql",
     }
-    (tmp_path / "migrations").mkdir()
-    for name, text in files.items():
-        (tmp_path / "migrations" / name).write_text(text, encoding="utf-8")
     query(
         db_url,
         "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);"

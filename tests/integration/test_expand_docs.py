@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests.support import doc_commands, doc_files, query, run_doc_commands
+from tests.support import doc_commands, query, run_doc_commands, write_doc_files
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "expand-contract.md"
 
@@ -27,22 +27,14 @@ INSERT INTO order_items (order_id, sku)
 """
 
 
-def _files() -> dict[str, str]:
-    """The page's ```sql blocks, by the file name each names on its first line."""
-    return doc_files(DOC)
-
-
 def test_the_expand_contract_page_runs_as_written(
     tmp_path: Path,
     db_url: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    files = _files()
+    files = write_doc_files(DOC, tmp_path)
     assert len(files) == 4
-    (tmp_path / "migrations").mkdir()
-    for name, text in files.items():
-        (tmp_path / "migrations" / name).write_text(text, encoding="utf-8")
     query(db_url, SHOP)
     lines = doc_commands(DOC, "Try it")
     assert lines[0].startswith("export ") and len(lines) == 8
@@ -78,9 +70,7 @@ def test_in_the_window_both_codes_work_as_the_page_says(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (tmp_path / "migrations").mkdir()
-    for name, text in _files().items():
-        (tmp_path / "migrations" / name).write_text(text, encoding="utf-8")
+    write_doc_files(DOC, tmp_path)
     query(db_url, SHOP)
     env = {"DATABASE_URL": db_url, "DB_MIGRATIONS_DIR": "migrations", "DB_BACKUP_ENABLED": "false"}
     [up] = run_doc_commands(capsys, monkeypatch, tmp_path, ["pgshift up --yes"], env)
@@ -122,9 +112,7 @@ def test_the_library_example_runs_as_written(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [code] = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
-    (tmp_path / "migrations").mkdir()
-    for name, text in _files().items():
-        (tmp_path / "migrations" / name).write_text(text, encoding="utf-8")
+    write_doc_files(DOC, tmp_path)
     query(db_url, SHOP)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", db_url)
