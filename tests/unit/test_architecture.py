@@ -219,6 +219,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "inventory",
         "fingerprint",
         "execute",
+        "prepared",
         "scratch",
         "readonly",
         "probe",

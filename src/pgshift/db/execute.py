@@ -23,6 +23,7 @@ from pgshift import config
 if TYPE_CHECKING:
     import psycopg
 
+    from pgshift.db.prepared import PreparedWrites
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.execution import HistoryWrite, IndexFacts, ServerError
     from pgshift.model import Statement
@@ -101,6 +102,8 @@ class PostgresExecutor:
         #: True while the server runs a migration's statements (with, in a transaction, their
         #: history write): the only time a stop request may cancel (see cancel).
         self._cancellable = False
+        #: The history writes PREPAREd on this session (db/prepared.py), made on first use.
+        self._prepared: PreparedWrites | None = None
 
     def cancel(self) -> bool:
         """Ask the server to cancel what this session runs, when that is a migration statement.
@@ -118,25 +121,40 @@ class PostgresExecutor:
             self.conn.cancel_safe(timeout=5.0)
         return True
 
-    def _write_sql(self, write: HistoryWrite) -> bytes:
+    def _write_sql(self, write: HistoryWrite, prepared: PreparedWrites | None = None) -> bytes:
         from pgshift.execution import RecordApplied, RecordContracted, RecordReverted
 
+        conn, store = self.conn, self.store
         if isinstance(write, RecordApplied):
-            return self.store.applied_sql(self.conn, write.row, expect=write.expect)
+            return store.applied_sql(conn, write.row, expect=write.expect, prepared=prepared)
         if isinstance(write, RecordReverted):
-            return self.store.reverted_sql(
-                self.conn,
+            return store.reverted_sql(
+                conn,
                 write.version,
                 write.run_id,
                 write.detail,
                 duration_ms=write.duration_ms,
                 expect=write.expect,
+                prepared=prepared,
             )
         if isinstance(write, RecordContracted):
-            return self.store.contracted_sql(
-                self.conn, write.version, write.run_id, write.duration_ms, expect=write.expect
-            )
-        return self.store.progress_sql(self.conn, write.progress, expect=write.expect)
+            return store.contracted_sql(
+                conn, write.version, write.run_id, write.duration_ms, expect=write.expect,
+                prepared=prepared,
+            )  # fmt: skip
+        return store.progress_sql(conn, write.progress, expect=write.expect, prepared=prepared)
+
+    def _prepared_writes(self, statements: Sequence[Statement]) -> PreparedWrites | None:
+        """The session's prepared writes, or None (the write as text) when ``statements``
+        drop prepared statements; these are then prepared again after them."""
+        from pgshift.db.prepared import DROPS_PREPARED, PreparedWrites
+
+        if self._prepared is None:
+            self._prepared = PreparedWrites(self.conn)
+        if any(s.kind in DROPS_PREPARED for s in statements):
+            self._prepared.forget()
+            return None
+        return self._prepared
 
     def run_transaction(
         self,
@@ -162,20 +180,28 @@ class PostgresExecutor:
         # The marker names the migration in pg_stat_activity while it runs (db/activity.py).
         action = "revert" if isinstance(write, RecordReverted) else "apply"
         begin = marker(action, self.store.schema, version) + b"BEGIN"
-        parts = [begin, timeouts, *(s.sql.encode() for s in statements)]
-        parts += [self._write_sql(write), b"COMMIT"]
-        try:
-            self._cancellable = True
-            run_parts(self.conn, parts)
-        except PartFailed as failed:
-            self._rollback_quietly()
-            index = failed.index - 2  # BEGIN and the timeouts come first
-            stmt = statements[index] if 0 <= index < len(statements) else None
-            raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
-        except psycopg.Error as exc:  # the connection went away: the history will tell
-            raise StatementFailed(server_error(exc, None), None) from None
-        finally:
-            self._cancellable = False
+        body = [begin, timeouts, *(s.sql.encode() for s in statements)]
+        prepared = self._prepared_writes(statements)
+        while True:
+            parts = [*body, self._write_sql(write, prepared), b"COMMIT"]
+            try:
+                self._cancellable = True
+                run_parts(self.conn, parts)
+                break
+            except PartFailed as failed:
+                self._rollback_quietly()
+                if prepared is not None and _lost_prepared(failed, write_index=len(body)):
+                    # Rolled back whole: run it once more, the write as text (db/prepared.py).
+                    prepared.forget()
+                    prepared = None
+                    continue
+                index = failed.index - 2  # BEGIN and the timeouts come first
+                stmt = statements[index] if 0 <= index < len(statements) else None
+                raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
+            except psycopg.Error as exc:  # the connection went away: the history will tell
+                raise StatementFailed(server_error(exc, None), None) from None
+            finally:
+                self._cancellable = False
         end = statements[-1].index + 1 if statements else 0
         failpoint(f"committed:{version}:{end}")
 
@@ -219,6 +245,7 @@ class PostgresExecutor:
                 finally:
                     self._cancellable = False
             failpoint(f"ran:{version}:{statement.index}")
+            self._prepared_writes([statement])  # a DISCARD ALL run alone: prepare again after
             record = self._write_sql(later_by(write, int((time.monotonic() - began) * 1000)))
             if isinstance(write, RecordApplied | RecordReverted | RecordContracted):
                 with conn.transaction():
@@ -260,6 +287,14 @@ class PostgresExecutor:
             return
         with contextlib.suppress(psycopg.Error):
             self.conn.execute("ROLLBACK")
+
+
+def _lost_prepared(failed: PartFailed, *, write_index: int) -> bool:
+    """The write's EXECUTE found no prepared statement: a statement of the migration
+    deallocated it, or the session was reset."""
+    from pgshift.db.prepared import NOT_PREPARED
+
+    return failed.index == write_index and failed.error.sqlstate == NOT_PREPARED
 
 
 def server_error(error: Exception, offset: int | None) -> ServerError:
