@@ -176,11 +176,11 @@ class PostgresExecutor:
         from pgshift.db.activity import marker
         from pgshift.execution import RecordReverted, StatementFailed
 
-        timeouts = _timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=True)
+        timeouts = _timeouts(lock_timeout_ms, statement_timeout_ms, local=True)
         # The marker names the migration in pg_stat_activity while it runs (db/activity.py).
         action = "revert" if isinstance(write, RecordReverted) else "apply"
         begin = marker(action, self.store.schema, version) + b"BEGIN"
-        body = [begin, timeouts, *(s.sql.encode() for s in statements)]
+        body = [begin, *timeouts, *(s.sql.encode() for s in statements)]
         prepared = self._prepared_writes(statements)
         while True:
             parts = [*body, self._write_sql(write, prepared), b"COMMIT"]
@@ -195,7 +195,7 @@ class PostgresExecutor:
                     prepared.forget()
                     prepared = None
                     continue
-                index = failed.index - 2  # BEGIN and the timeouts come first
+                index = failed.index - 1 - len(timeouts)  # BEGIN and the timeouts come first
                 stmt = statements[index] if 0 <= index < len(statements) else None
                 raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
             except psycopg.Error as exc:  # the connection went away: the history will tell
@@ -236,7 +236,7 @@ class PostgresExecutor:
 
         conn = self.conn
         try:
-            conn.execute(_timeouts_sql(lock_timeout_ms, statement_timeout_ms, local=False))
+            conn.execute(b";".join(_timeouts(lock_timeout_ms, statement_timeout_ms, local=False)))
             began = time.monotonic()
             if not skip:
                 self._cancellable = True
@@ -308,12 +308,17 @@ def server_error(error: Exception, offset: int | None) -> ServerError:
     return ServerError(getattr(error, "sqlstate", None), primary, hint, offset)
 
 
-def _timeouts_sql(lock_ms: int, statement_ms: int, *, local: bool) -> bytes:
-    scope = "true" if local else "false"
-    return (
-        f"SELECT set_config('lock_timeout', '{int(lock_ms)}ms', {scope}),"
-        f" set_config('statement_timeout', '{int(statement_ms)}ms', {scope})"
-    ).encode()
+def _timeouts(lock_ms: int, statement_ms: int, *, local: bool) -> list[bytes]:
+    """The two SETs that bound the migration's lock waits and run time, one part each.
+
+    `SET LOCAL` rather than `SELECT set_config(...)`: a utility statement the server neither
+    plans nor looks up in the search path (10-15 us less per migration: bench/RESULTS.md).
+    """
+    scope = b"SET LOCAL " if local else b"SET "
+    return [
+        scope + b"lock_timeout = '%dms'" % int(lock_ms),
+        scope + b"statement_timeout = '%dms'" % int(statement_ms),
+    ]
 
 
 def _own_offset(error: Exception) -> int | None:
