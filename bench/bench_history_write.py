@@ -12,6 +12,10 @@ db/execute.run_parts, in one loop per variant of that message:
 * ``psql``: BEGIN, the statements, COMMIT in one message (the floor's SQL, pgshift's way);
 * ``psql, a round trip each``: the same, one message per statement, as psql itself sends it;
 * ``body``: pgshift's message without the history write (marker, BEGIN, timeouts, statements);
+* ``body, timeouts by set_config``: ``body`` with the timeouts as one `SELECT set_config(...)`,
+  as pgshift sent them before it sent `SET LOCAL`;
+* ``as up sends it (write prepared by the store)``: ``body`` plus the write as `up` sends it now,
+  `EXECUTE` of the form db/prepared.py PREPAREs once per session;
 * ``full``: pgshift's message exactly as `up` sends it (the write built by the real store);
 * ``+applied``, ``+log``, ``+progress``, ``+expect``: ``body`` plus one part of the write alone;
 * ``+write, no guard``: ``body`` plus the write without its ``expect`` WHERE;
@@ -99,6 +103,7 @@ WRITES = {
     "write only",
     "full, write prepared",
     "full, write as a function",
+    "as up sends it (write prepared by the store)",
 }
 #: Variants whose parts go one message each (a round trip per statement, as psql sends a file).
 ONE_BY_ONE = {"psql, a round trip each"}
@@ -108,10 +113,12 @@ class Messages:
     """The parts of migration i's message in each variant, the history write built by ``store``."""
 
     def __init__(self, conn: Any, store: Any, run_id: str) -> None:
-        from pgshift.db.execute import _timeouts_sql
+        from pgshift.db.execute import _timeouts
+        from pgshift.db.prepared import PreparedWrites
 
         self.conn, self.store, self.run_id = conn, store, run_id
-        self.timeouts = _timeouts_sql(500, 300_000, local=True)
+        self.timeouts = _timeouts(500, 300_000, local=True)
+        self.prepared = PreparedWrites(conn)
 
     @staticmethod
     def version(i: int) -> str:
@@ -124,7 +131,17 @@ class Messages:
     def begin(self, i: int) -> list[bytes]:
         from pgshift.db.activity import marker
 
-        return [marker("apply", SCHEMA, self.version(i)) + b"BEGIN", self.timeouts]
+        return [marker("apply", SCHEMA, self.version(i)) + b"BEGIN", *self.timeouts]
+
+    def begin_set_config(self, i: int) -> list[bytes]:
+        """BEGIN with the timeouts as pgshift set them before (one planned SELECT)."""
+        from pgshift.db.activity import marker
+
+        timeouts = (
+            b"SELECT set_config('lock_timeout', '500ms', true),"
+            b" set_config('statement_timeout', '300000ms', true)"
+        )
+        return [marker("apply", SCHEMA, self.version(i)) + b"BEGIN", timeouts]
 
     def row(self, i: int) -> Any:
         from pgshift.history import AppliedMigration
@@ -148,6 +165,15 @@ class Messages:
         from pgshift.history import Expect
 
         return bytes(self.store.applied_sql(self.conn, self.row(i), expect=Expect()))
+
+    def up_write(self, i: int) -> bytes:
+        """The history write as `up` sends it now: EXECUTE of the store's PREPAREd form."""
+        from pgshift.history import Expect
+
+        row = self.row(i)
+        return bytes(
+            self.store.applied_sql(self.conn, row, expect=Expect(), prepared=self.prepared)
+        )
 
     def _compose(self, template: str, i: int, **values: Any) -> bytes:
         return bytes(
@@ -227,6 +253,13 @@ class Messages:
             "psql": lambda i: [b"BEGIN", *st(i), *commit],
             "psql, a round trip each": lambda i: [b"BEGIN", *st(i), *commit],
             "body": lambda i: [*b(i), *st(i), *commit],
+            "body, timeouts by set_config": lambda i: [*self.begin_set_config(i), *st(i), *commit],
+            "as up sends it (write prepared by the store)": lambda i: [
+                *b(i),
+                *st(i),
+                self.up_write(i),
+                *commit,
+            ],
             "full": lambda i: [*b(i), *st(i), self.write(i), *commit],
             "+applied": lambda i: [*b(i), *st(i), self.applied(i), *commit],
             "+log": lambda i: [*b(i), *st(i), self.log(i), *commit],
