@@ -39,8 +39,8 @@ def pgshift_script(explicit: str | None = None) -> Path:
 
 
 def compile_pgshift() -> Path:
-    """Write the bytecode of the pgshift this process imports (PYTHONPATH included) and return
-    its folder.
+    """Write the bytecode of the pgshift this process imports (PYTHONPATH included) and its
+    kept dataclass methods, and return its folder.
 
     An installed pgshift has its .pyc files (pip compiles them); a source tree run with
     PYTHONDONTWRITEBYTECODE=1 (as in this sandbox) has none, and every process then compiles
@@ -53,6 +53,12 @@ def compile_pgshift() -> Path:
 
     folder = Path(pgshift.__file__).parent
     compileall.compile_dir(folder, quiet=1)
+    # The same for the dataclass methods pgshift keeps beside its bytecode (method_cache.py):
+    # a user's first run writes them; here that variable would stop every run from doing so.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder.parent), env.get("PYTHONPATH", "")])
+    warm = "import pgshift.method_cache as m; m.warm()"
+    subprocess.run([sys.executable, "-c", warm], env=env, check=True, capture_output=True)
     return folder
 
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pgshift.config import Settings, load_settings
-from pgshift.errors import PgshiftError
+from pgshift import method_cache
+
+method_cache.install()  # before any of pgshift's dataclasses is made
+
+from pgshift.config import Settings, load_settings  # noqa: E402
+from pgshift.errors import PgshiftError  # noqa: E402
 
 if TYPE_CHECKING:
     from pgshift.api.adopt import baseline, import_migrations

@@ -156,6 +156,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "project_files",
         "scaffold",
         "embedded",
+        "method_cache",
         "postmaster",
         "process",
         "beside",
