@@ -11,6 +11,7 @@ for both kinds of migration without the runner writing anything more.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _SAFE_SCHEMA = re.compile(r"[A-Za-z0-9_$]+")
@@ -35,14 +36,24 @@ def running_steps(session: Any, schema: str) -> dict[str, str]:
     """
     from pgshift.db.readonly import text_session
 
-    rows = text_session(session).rows(
-        "SELECT query FROM pg_stat_activity"
-        " WHERE datname = current_database() AND state = 'active'"
-        " AND pid <> pg_backend_pid() AND query LIKE '/* pgshift %%'"
-    )
+    rows = text_session(session).rows(RUNNING_QUERIES)
+    return steps_in([text for (text,) in rows], schema)
+
+
+#: The texts of the other live sessions' marked messages in this database (one column, query).
+RUNNING_QUERIES = (
+    "SELECT query FROM pg_stat_activity"
+    " WHERE datname = current_database() AND state = 'active'"
+    " AND pid <> pg_backend_pid() AND query LIKE '/* pgshift %%'"
+)
+
+
+def steps_in(texts: Sequence[str | None], schema: str) -> dict[str, str]:
+    """{version: action} of the migrations of ``schema`` that ``texts`` (RUNNING_QUERIES' rows)
+    are running."""
     word = _schema_word(schema)
     found: dict[str, str] = {}
-    for (text,) in rows:
+    for text in texts:
         match = _MARKER.match(text or "")
         if match is not None and match.group(2) == word:
             found[match.group(3)] = match.group(1)
