@@ -14,7 +14,14 @@ from pgshift.errors import PgshiftError
 if TYPE_CHECKING:
     from pgshift.api.adopt import baseline, import_migrations
     from pgshift.api.fleet import fleet_up
-    from pgshift.api.inspection import at_head, health, health_server, status, wait
+    from pgshift.api.inspection import (
+        at_head,
+        health,
+        health_server,
+        status,
+        status_document,
+        wait,
+    )
     from pgshift.api.migrate import (
         apply,
         check_contract,
@@ -96,6 +103,7 @@ if TYPE_CHECKING:
         preview_rollback,
     )
     from pgshift.ops.status import StatusReport
+    from pgshift.ops.status_memory import StatusDocument
     from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport
     from pgshift.ops.validation import ValidateReport, validate
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
@@ -147,6 +155,7 @@ _FUNCTIONS = {
     "rollback_emergency": "pgshift.api.recover",
     "run_history": "pgshift.api.records",
     "status": "pgshift.api.inspection",
+    "status_document": "pgshift.api.inspection",
     "target_settings": "pgshift.ops.fleet",
     "up": "pgshift.api.migrate",
     "validate": "pgshift.ops.validation",
@@ -206,6 +215,7 @@ _TYPES = {
     "SimulatedStep": "pgshift.ops.rollback",
     "Simulation": "pgshift.ops.rollback",
     "StatementPreview": "pgshift.ops.rollback",
+    "StatusDocument": "pgshift.ops.status_memory",
     "Step": "pgshift.plan",
     "StepApplied": "pgshift.events",
     "StepFailed": "pgshift.events",
@@ -300,6 +310,7 @@ __all__ = [
     "SimulatedStep",
     "Simulation",
     "StatementPreview",
+    "StatusDocument",
     "StatusReport",
     "Step",
     "StepApplied",
@@ -360,6 +371,7 @@ __all__ = [
     "rollback_emergency",
     "run_history",
     "status",
+    "status_document",
     "target_settings",
     "up",
     "validate",
