@@ -440,6 +440,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 def _status_table(out: Output, document: StatusDocument) -> None:
     """The table, its title and the lines after it, from the document alone: the full path
     and a remembered status draw the same output from the same document."""
+    if out.quiet:  # -q: none of it is shown; spare drawing a row per migration
+        return
     rows = [
         [
             r["version"],
