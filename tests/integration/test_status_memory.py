@@ -348,3 +348,22 @@ def test_a_fresh_process_answers_from_memory_on_a_terminal_and_off_it(
     assert again == (code, screen)
     for mode in MODES:
         assert modules_loaded(project, db_url, UNNEEDED, *mode) == {"code": 0, "loaded": []}
+
+
+@pytest.mark.usefixtures("settled_now")
+def test_without_libpq_every_status_is_read_in_full_and_alike(
+    make_project: ProjectMaker,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PGSHIFT_LIBPQ=off: psycopg reads (and what it read is still kept for a session with
+    libpq), but no answer comes from memory without the one-statement check."""
+    reads = Reads(monkeypatch)
+    project = _applied(make_project, db_url, capsys)
+    with_libpq = reads.full(capsys, project, db_url)
+    monkeypatch.setenv("PGSHIFT_LIBPQ", "off")
+    assert reads.full(capsys, project, db_url) == with_libpq
+    assert reads.full(capsys, project, db_url) == with_libpq
+    monkeypatch.delenv("PGSHIFT_LIBPQ")
+    assert reads.remembered(capsys, project, db_url) == with_libpq
