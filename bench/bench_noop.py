@@ -6,11 +6,13 @@ A deploy calls `pgshift up` on every release, most often with nothing to do, so 
 (interpreter start included) is what an operator waits for. With N generated migrations applied
 on a fresh database of each server (embedded PostgreSQL 18, system PostgreSQL 15 when present),
 it times, as fresh processes: the no-op `up` and `status --check` as they run again on the same
-folder and history (answered from the remembered verdict, ops/uptodate.py), the no-op `up` as it
-runs first after a change (the verdict file removed before each run: files and history read in
-full) and `status -q` (target: under 100 ms), beside three references that say what part of
-that is unavoidable: `python -c pass`, `psql -c 'SELECT 1'` and a minimal psycopg script doing
-the least a full no-op must do. It then splits the remembered no-op into phases in one process
+folder and history (answered from the remembered verdict, ops/uptodate.py), `status -q` and
+`status` (its table, off a terminal) as they run again (the remembered status,
+ops/status_memory.py), the no-op `up` and `status -q` as they run first after a change (the
+remembered file set aside before each run: files and history read in full; target of all:
+under 100 ms), beside three references that say what part of that is unavoidable:
+`python -c pass`, `psql -c 'SELECT 1'` and a minimal psycopg script doing the least a full
+no-op must do. It then splits the remembered no-op into phases in one process
 and the full one into `load_project` and `read_history`, and lists the heaviest imports of the
 remembered no-op from `python -X importtime`. It replaces the section "no-op up and status
 latency" of bench/RESULTS.md.
@@ -88,11 +90,19 @@ print("BENCH-PHASES " + json.dumps(out))
 
 #: Where a command run in the work folder remembers its verdicts (ops/uptodate.py).
 _VERDICTS = ".pgshift/cache/verdicts.json"
+#: Where it remembers its status documents (ops/status_memory.py).
+_STATUSES = ".pgshift/cache/status.json"
 #: The row of a no-op that finds no verdict: the verdicts file is set aside before each run.
 _FIRST = (
     "`pgshift up --yes -q --skip-backup`, first after a change (no remembered verdict:"
     " files and history read)"
 )
+#: The row of a status that finds no remembered document: that file is set aside likewise.
+_FIRST_STATUS = (
+    "`pgshift status -q`, first after a change (no remembered status: files and history read)"
+)
+#: Each row that must not find its memory, and the file it is set aside from.
+_SET_ASIDE = {_FIRST: _VERDICTS, _FIRST_STATUS: _STATUSES}
 
 # The least a Python no-op can do with psycopg: connect, read the applied versions and checksums,
 # hash every file of the folder and compare. A lower bound for pgshift's design, not a tool.
@@ -160,7 +170,12 @@ def noop(
         "`pgshift up --yes -q --skip-backup` (again: remembered)": up,
         "`pgshift status --check` (again: remembered)": check,
         _FIRST: up,
-        "`pgshift status -q`": [str(pgshift), *status_args(folder, url)],
+        _FIRST_STATUS: [str(pgshift), *status_args(folder, url)],
+        "`pgshift status -q` (again: remembered)": [str(pgshift), *status_args(folder, url)],
+        "`pgshift status`, its table off a terminal (again: remembered)": [
+            str(pgshift),
+            *[a for a in status_args(folder, url) if a != "-q"],
+        ],
         "reference: `python -c pass` (interpreter start, site)": [python, "-c", "pass"],
         f"reference: minimal psycopg no-op (connect, read history, hash {2 * count} files)": [
             python,
@@ -185,14 +200,7 @@ def noop(
         if i > 0:
             quiet.settle()
         for label, cmd in cmds.items():
-            if label == _FIRST:  # its verdicts set aside, untimed, and put back after
-                kept = work / _VERDICTS
-                aside = kept.with_suffix(".aside")
-                kept.replace(aside)
-                elapsed = timed(cmd, work)
-                aside.replace(kept)
-            else:
-                elapsed = timed(cmd, work)
+            elapsed = _timed_without(cmd, work, _SET_ASIDE.get(label))
             if i > 0:
                 series[label].add(elapsed)
     name = server.label()
@@ -209,6 +217,20 @@ def noop(
     proc = run([python, "-X", "importtime", str(pgshift), *up_args(folder, url)], work)
     server.drop_db(db)
     return NoopResult(name, count, series, phases, top_imports(proc.stderr))
+
+
+def _timed_without(cmd: list[str], work: Path, memory: str | None) -> float:
+    """timed(cmd), with the remembered file ``memory`` (if any, and once there) set aside,
+    untimed, and put back after."""
+    if memory is None or not (work / memory).exists():
+        return timed(cmd, work)
+    kept = work / memory
+    aside = kept.with_suffix(".aside")
+    kept.replace(aside)
+    try:
+        return timed(cmd, work)
+    finally:
+        aside.replace(kept)
 
 
 def _dbmate_row(

@@ -18,7 +18,14 @@ from pgshift.errors import PgshiftError  # noqa: E402
 if TYPE_CHECKING:
     from pgshift.api.adopt import baseline, import_migrations
     from pgshift.api.fleet import fleet_up
-    from pgshift.api.inspection import at_head, health, health_server, status, wait
+    from pgshift.api.inspection import (
+        at_head,
+        health,
+        health_server,
+        status,
+        status_document,
+        wait,
+    )
     from pgshift.api.migrate import (
         apply,
         check_contract,
@@ -100,6 +107,7 @@ if TYPE_CHECKING:
         preview_rollback,
     )
     from pgshift.ops.status import StatusReport
+    from pgshift.ops.status_memory import StatusDocument
     from pgshift.ops.trace import TracedLock, TracedStatement, TraceReport
     from pgshift.ops.validation import ValidateReport, validate
     from pgshift.plan import MigrationState, Plan, RollbackCheck, Step
@@ -151,6 +159,7 @@ _FUNCTIONS = {
     "rollback_emergency": "pgshift.api.recover",
     "run_history": "pgshift.api.records",
     "status": "pgshift.api.inspection",
+    "status_document": "pgshift.api.inspection",
     "target_settings": "pgshift.ops.fleet",
     "up": "pgshift.api.migrate",
     "validate": "pgshift.ops.validation",
@@ -210,6 +219,7 @@ _TYPES = {
     "SimulatedStep": "pgshift.ops.rollback",
     "Simulation": "pgshift.ops.rollback",
     "StatementPreview": "pgshift.ops.rollback",
+    "StatusDocument": "pgshift.ops.status_memory",
     "Step": "pgshift.plan",
     "StepApplied": "pgshift.events",
     "StepFailed": "pgshift.events",
@@ -304,6 +314,7 @@ __all__ = [
     "SimulatedStep",
     "Simulation",
     "StatementPreview",
+    "StatusDocument",
     "StatusReport",
     "Step",
     "StepApplied",
@@ -364,6 +375,7 @@ __all__ = [
     "rollback_emergency",
     "run_history",
     "status",
+    "status_document",
     "target_settings",
     "up",
     "validate",

@@ -11,7 +11,7 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from pgshift.config import Settings
 from pgshift.errors import Problem
@@ -19,7 +19,7 @@ from pgshift.errors import Problem
 T = TypeVar("T")
 
 if TYPE_CHECKING:  # the loader is imported by the commands that read files, not by all
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from pgshift.concurrency import Pending
     from pgshift.lint.memo import LintMemo
@@ -77,6 +77,48 @@ def write_verdicts(settings: Settings, kept: dict[str, str]) -> None:
 
     document = {"verdicts": [[key, note] for key, note in kept.items()]}
     _write_private(verdicts_path(settings), json.dumps(document).encode())
+
+
+def status_memory_path(settings: Settings) -> Path:
+    """The remembered `status` documents (ops/status_memory.py): apart from the verdicts, which
+    every no-op `up` reads and which must stay small."""
+    return settings.project.root / ".pgshift" / "cache" / "status.json"
+
+
+class KeptStatus(NamedTuple):
+    """One remembered status: for which database, under which key, the history's shape its
+    stamp reads, and the document as JSON text (decoded only for the entry that is used)."""
+
+    database: str
+    key: str
+    shape: str
+    document: bytes
+
+
+def read_status_memory(settings: Settings) -> list[KeptStatus]:
+    """The kept statuses, newest first; none when the file is absent or damaged.
+
+    The file is a line of JSON naming every entry, then one line per entry's document, so that
+    a command decodes only the document it uses (json.dumps never writes a raw newline).
+    """
+    import json
+
+    try:
+        lines = status_memory_path(settings).read_bytes().split(b"\n")
+        index = json.loads(lines[0])
+        return [
+            KeptStatus(str(database), str(key), str(shape), lines[i + 1])
+            for i, (database, key, shape) in enumerate(index)
+        ]
+    except (OSError, ValueError, TypeError, IndexError):
+        return []
+
+
+def write_status_memory(settings: Settings, kept: Sequence[KeptStatus]) -> None:
+    import json
+
+    index = json.dumps([[k.database, k.key, k.shape] for k in kept]).encode()
+    _write_private(status_memory_path(settings), b"\n".join([index, *(k.document for k in kept)]))
 
 
 def beside(work: Callable[[], T]) -> Pending[T] | None:

@@ -253,6 +253,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "status",
         "readiness",
         "uptodate",
+        "status_memory",
         "validation",
         "roundtrip",
         "trace",

@@ -1,5 +1,6 @@
-"""Reading a database's migration state: status (StatusReport), health, health_server, at_head
-and wait; each loads the project, opens the Target and calls one ops function.
+"""Reading a database's migration state: status (StatusReport), status_document, health,
+health_server, at_head and wait; each loads the project, opens the Target and calls one ops
+function.
 """
 
 from __future__ import annotations
@@ -18,15 +19,44 @@ if TYPE_CHECKING:
     from pgshift.model import Migration
     from pgshift.ops.health_rules import HealthReport
     from pgshift.ops.readiness import HeadReport
+    from pgshift.ops.status_memory import StatusDocument
     from pgshift.serve import HealthServer
 
 
 def status(settings: Settings) -> StatusReport:
+    """Every migration's state (`pgshift status`), read in full: the files, the whole history.
+
+    It does not use the remembered status (`.pgshift/cache/status.json`): its rows carry the
+    migrations and history rows themselves, which the memory does not keep, and a warm library
+    process would gain little. `status_document` gives what the command prints, remembered.
+    """
     from pgshift.ops.status import status_report
 
     project = load_project(settings, allow_problems=True)
     with connect(settings, purpose="status") as target:
         return status_report(project.migrations, project.problems, target)
+
+
+def status_document(settings: Settings) -> StatusDocument:
+    """`pgshift status` as the plain JSON document its `--json` prints (its table is drawn
+    from the same document).
+
+    Remembered (ops/status_memory.py): asked again of the same files, history, code and
+    session (TimeZone, grants), with no live run of this project's history under way, it comes
+    from a stat of the folder and one query, without reading a file or importing the driver;
+    a status showing live state is never remembered. Read-only: never takes the migration lock
+    and never writes to the database.
+    """
+    from pgshift.ops.status import document
+    from pgshift.ops.status_memory import StatusMemory
+
+    memory = StatusMemory(settings)  # before the files are read (source/folder_stat.py)
+    kept = memory.recall()
+    if kept is not None:
+        return kept
+    project = load_project(settings, allow_problems=True)
+    with connect(settings, purpose="status") as target:
+        return document(project.migrations, project.problems, target, memory)
 
 
 def health(settings: Settings, *, show_queries: bool = False) -> HealthReport:

@@ -12,18 +12,17 @@ from pgshift.cli.flags import settings_from
 from pgshift.cli.render import Output, RunRenderer, write
 from pgshift.config import GROUPS, SettingRow, setting_rows
 from pgshift.durations import format_duration_ms
-from pgshift.errors import PgshiftError, UsageError
+from pgshift.errors import PgshiftError, Problem, UsageError
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
     from pgshift.db.target import Target
-    from pgshift.errors import Problem
     from pgshift.events import Emit
-    from pgshift.history import BackfillProgress
     from pgshift.lint.finding import Finding
     from pgshift.ops.apply import RunResult
+    from pgshift.ops.status_memory import StatusDocument, StatusDocumentRow
     from pgshift.ops.uptodate import Verdicts
-    from pgshift.plan import MigrationState, Plan, Step
+    from pgshift.plan import Plan, Step
 
 
 class Executes(Protocol):
@@ -426,75 +425,35 @@ def _step_json(m: Any, newest_applied: str = "") -> dict[str, Any]:
 # -- status -----------------------------------------------------------------------------------
 
 
-def _duplicates(problems: Sequence[Problem]) -> dict[str, list[str]]:
-    """{version: the other files that use it}: a version used twice is shown on its row, not
-    only among the problems, so that the table does not look as if one file were all."""
-    from pathlib import Path
-
-    found: dict[str, list[str]] = {}
-    for p in problems:
-        if p.kind == "duplicate":
-            name = Path(p.file).name
-            found.setdefault(name.split("_", 1)[0], []).append(name)
-    return found
-
-
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
-    report = pgshift.status(settings_from(args))
-    duplicates = _duplicates(report.problems)
+    """`pgshift status`: the document (pgshift.status_document, remembered when nothing shown
+    has changed), printed as it is with --json, else drawn as the table and lines below."""
+    document = pgshift.status_document(settings_from(args))
     if args.json:
-        out.json(
-            {
-                "migrations": [
-                    {
-                        "version": r.version,
-                        "description": r.description,
-                        "state": r.state,
-                        "applied_at": r.applied.applied_at.isoformat() if r.applied else None,
-                        "duration_ms": r.applied.duration_ms if r.applied else None,
-                        "estimated_ms": r.migration.header.estimated_duration_ms
-                        if r.migration
-                        else None,
-                        "risk_level": r.migration.header.risk_level if r.migration else None,
-                        "zero_downtime": r.migration.header.zero_downtime if r.migration else None,
-                        "running": r.running,
-                        "half_reverted": r.half_reverted,
-                        "detail": r.detail,
-                        "duplicates": duplicates.get(r.version, []),
-                        "backfill": _backfill_json(r),
-                    }
-                    for r in report.rows
-                ],
-                "pending": report.pending,
-                "applied": report.applied,
-                "failed": report.failed,
-                "half_reverted": report.half_reverted,
-                "expanded": report.expanded,
-                "problems": [
-                    {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
-                    for p in report.problems
-                ],
-                "warnings": list(report.warnings),
-            }
-        )
-        _warn(report.warnings)
-        return 0
-    rows = []
-    for r in report.rows:
-        h = r.migration.header if r.migration else None
-        took = format_duration_ms(r.applied.duration_ms) if r.applied else "-"
-        estimated = format_duration_ms(h.estimated_duration_ms) if h else "-"
-        rows.append(
-            [
-                r.version,
-                r.description + "".join(f" + {name}" for name in duplicates.get(r.version, [])),
-                _state_text(r) + (" (duplicate version)" if r.version in duplicates else ""),
-                f"{r.applied.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied else "-",
-                f"{took} / {estimated}",
-                (h.risk_level or "-") if h else "-",
-                {True: "yes", False: "no", None: "-"}[h.zero_downtime if h else None],
-            ]
-        )
+        out.json(document)
+    else:
+        _status_table(out, document)
+    _warn(document["warnings"])
+    return 0
+
+
+def _status_table(out: Output, document: StatusDocument) -> None:
+    """The table, its title and the lines after it, from the document alone: the full path
+    and a remembered status draw the same output from the same document."""
+    if out.quiet:  # -q: none of it is shown; spare drawing a row per migration
+        return
+    rows = [
+        [
+            r["version"],
+            r["description"] + "".join(f" + {name}" for name in r["duplicates"]),
+            _state_text(r) + (" (duplicate version)" if r["duplicates"] else ""),
+            _applied_at_text(r["applied_at"]),
+            f"{format_duration_ms(r['duration_ms'])} / {format_duration_ms(r['estimated_ms'])}",
+            r["risk_level"] or "-",
+            {True: "yes", False: "no", None: "-"}[r["zero_downtime"]],
+        ]
+        for r in document["migrations"]
+    ]
     out.table(
         [
             "version",
@@ -506,47 +465,33 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             "zero-downtime",
         ],
         rows,
-        title=f"{report.applied} applied, {report.pending} pending"
-        + (f", {report.failed} failed" if report.failed else "")
-        + (f", {report.half_reverted} half-reverted" if report.half_reverted else "")
-        + (f", {report.expanded} expanded" if report.expanded else ""),
+        title=f"{document['applied']} applied, {document['pending']} pending"
+        + (f", {document['failed']} failed" if document["failed"] else "")
+        + (f", {document['half_reverted']} half-reverted" if document["half_reverted"] else "")
+        + (f", {document['expanded']} expanded" if document["expanded"] else ""),
         styles={"state": _state_style},
     )
-    for r in report.rows:
-        if r.half_reverted and r.detail:
-            out.line(f"{r.version}_{r.description}: half-reverted: {r.detail}")
-        elif r.state == "failed" and r.detail:
-            out.line(f"{r.version}_{r.description}: {r.detail}")
-    if report.problems:  # read-only: shown, never a refusal (SPEC 1)
-        out.line(f"{len(report.problems)} problem(s) in the migration files:")
-        for p in report.problems:
-            out.line(f"  {p}")
-    _warn(report.warnings)
-    return 0
+    for r in document["migrations"]:
+        if r["half_reverted"] and r["detail"]:
+            out.line(f"{r['version']}_{r['description']}: half-reverted: {r['detail']}")
+        elif r["state"] == "failed" and r["detail"]:
+            out.line(f"{r['version']}_{r['description']}: {r['detail']}")
+    problems = document["problems"]
+    if problems:  # read-only: shown, never a refusal (SPEC 1)
+        out.line(f"{len(problems)} problem(s) in the migration files:")
+        for p in problems:
+            out.line(f"  {Problem(p['file'], p['line'], p['message'], p['column'])}")
+
+
+def _applied_at_text(applied_at: str | None) -> str:
+    """``2025-05-28 12:00:00`` from the document's ISO 8601 time, in the zone it was shown in."""
+    return "-" if applied_at is None else f"{applied_at[:10]} {applied_at[11:19]}"
 
 
 def _warn(warnings: Sequence[str]) -> None:
     """Warnings on stderr, so that they reach a reader of `--json` and of a pipe alike."""
     for text in warnings:
         write(sys.stderr, f"warning: {text}\n")
-
-
-def _backfill_json(r: MigrationState) -> dict[str, Any] | None:
-    """An unfinished backfill of the row, for `status --json` (None: none under way)."""
-    b = r.backfill
-    if b is None:
-        return None
-    percent = b.percent
-    return {
-        "action": b.action,
-        "percent": round(percent, 1) if percent is not None else None,
-        "rows_done": b.keys_done,
-        "rows_estimate": b.rows_estimate,
-        "rows_changed": b.rows_done,
-        "batches": b.batches,
-        "running": r.running,
-        "text": _backfill_text(b),
-    }
 
 
 def _state_style(text: str) -> str | None:
@@ -556,26 +501,20 @@ def _state_style(text: str) -> str | None:
     return STATE_STYLE.get(text.split(" ", 1)[0])
 
 
-def _backfill_text(progress: BackfillProgress) -> str:
-    from pgshift.plan import backfill_text
-
-    return backfill_text(progress)
-
-
-def _state_text(r: MigrationState) -> str:
+def _state_text(r: StatusDocumentRow) -> str:
     """The state column: SPEC's state, and why when that alone would not tell the story."""
-    if r.backfill is not None:
-        shown = _backfill_text(r.backfill)
-        if r.running:
-            return shown
-        prefix = f"{r.state}: " if r.state == "failed" else ""
-        again = "pgshift up" if r.backfill.action == "apply" else "pgshift rollback safe"
-        return f"{prefix}{shown}, stopped (`{again}` continues it)"
-    if r.half_reverted:
-        return f"{r.state} (half-reverted)"
-    if r.running:
-        return f"{r.state} (reverting)" if r.applied is not None else f"{r.state} (running)"
-    return r.state
+    state, backfill = r["state"], r["backfill"]
+    if backfill is not None:
+        if r["running"]:
+            return backfill["text"]
+        prefix = f"{state}: " if state == "failed" else ""
+        again = "pgshift up" if backfill["action"] == "apply" else "pgshift rollback safe"
+        return f"{prefix}{backfill['text']}, stopped (`{again}` continues it)"
+    if r["half_reverted"]:
+        return f"{state} (half-reverted)"
+    if r["running"]:
+        return f"{state} (reverting)" if r["applied_at"] is not None else f"{state} (running)"
+    return state
 
 
 # -- create, config, server -------------------------------------------------------------------

@@ -67,10 +67,10 @@ class PsycopgText:
         return sql.Identifier(name).as_string(self.conn)
 
     def rows(self, query: str, params: Sequence[str] = ()) -> list[tuple[str | None, ...]]:
-        return [
-            tuple(None if v is None else str(v) for v in r)
-            for r in self.conn.execute(query, tuple(params))  # () too: "%%" means "%" in both
-        ]
+        cursor = self.conn.execute(query, tuple(params))  # () too: "%%" means "%" in both
+        if cursor.description is None:  # a command (BEGIN, COMMIT): no rows, as libpq's
+            return []
+        return [tuple(None if v is None else str(v) for v in r) for r in cursor]
 
 
 def text_session(session: Any) -> TextSession:

@@ -103,19 +103,24 @@ def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, _Shape]:
     """
     if not schemas:
         return {}
+    rows = session.rows(_shapes_query(len(schemas)), tuple(schemas))
+    return {str(r[0]): _Shape(r[1] == "true", r[2] == "true", r[3] == "true") for r in rows}
+
+
+def _shapes_query(count: int) -> str:
+    """The statement of _shapes for ``count`` schema names (its parameters): name, then the
+    three parts of _Shape as 'true' or 'false'."""
     # From the catalog, not to_regclass: that raises on a schema the role may not USE, and a
     # role without the grant must reach the check that names it (missing_grant).
-    rows = session.rows(
+    return (
         "SELECT s.name, (c.oid IS NOT NULL)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
         " WHERE attrelid = c.oid AND attname = 'rollback_sql' AND NOT attisdropped)::text,"
         " EXISTS (SELECT 1 FROM pg_catalog.pg_class b WHERE b.relnamespace = n.oid"
         " AND b.relname = 'backfill')::text"
-        " FROM unnest(ARRAY[" + ", ".join(["%s::text"] * len(schemas)) + "]) AS s(name)"
+        " FROM unnest(ARRAY[" + ", ".join(["%s::text"] * count) + "]) AS s(name)"
         " LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.name"
-        " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'",
-        tuple(schemas),
+        " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'"
     )
-    return {str(r[0]): _Shape(r[1] == "true", r[2] == "true", r[3] == "true") for r in rows}
 
 
 def _history(document_text: str | None, zone: tzinfo, shape: _Shape) -> History:
@@ -359,12 +364,17 @@ class PostgresHistoryStore:
         return self._stamp(session, shape) if shape.exists else ""
 
     def _stamp(self, session: TextSession, shape: _Shape) -> str:
+        query, params = self._stamp_query(session, shape)
+        rows = session.rows(query, params)
+        stamp = rows[0][0] if rows else None
+        return _shape_digest(shape, stamp) if stamp else ""
+
+    def _stamp_query(self, session: TextSession, shape: _Shape) -> tuple[str, list[str]]:
+        """The statement of the stamp (_STAMP) of a history of ``shape``, and its parameters."""
         backfill = _STAMP_BACKFILL if shape.backfill else "''"
         query = _STAMP.replace("{backfill}", backfill)
         query = query.replace("{s}", session.identifier(self.schema).replace("%", "%%"))
-        rows = session.rows(query, [EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED])
-        stamp = rows[0][0] if rows else None
-        return _shape_digest(shape, stamp) if stamp else ""
+        return query, [EVENT_APPLIED, EVENT_FAILED, EVENT_REVERTED]
 
     def verified_stamp(self, session: TextSession, digest: str) -> str:
         """The stamp of the history whose read gave ``digest`` (History.digest), or "" when
@@ -908,15 +918,26 @@ def missing_grant(session: Session | TextSession, schema: str) -> MissingGrant |
     """
     text = text_session(session)
     quoted = text.identifier(schema)
-    rows = text.rows(
-        "SELECT current_user, current_database(), (n.oid IS NOT NULL)::text,"
-        " has_database_privilege(current_database(), 'CREATE')::text,"
-        " coalesce(has_schema_privilege(n.oid, 'CREATE'), false)::text,"
-        " coalesce(has_schema_privilege(n.oid, 'USAGE'), false)::text"
-        " FROM (SELECT to_regnamespace(%s) AS oid) n",
-        (quoted,),
-    )
-    role, database, exists, create_db, create_schema, usage = rows[0]
+    rows = text.rows(_GRANT_FACTS, (quoted,))
+    return _missing(text, schema, rows[0])
+
+
+#: What missing_grant decides from, in one row (its parameter: the quoted schema name): the
+#: role, the database, whether the schema exists, and the role's CREATE on the database and
+#: CREATE and USAGE on the schema ('true' or 'false').
+_GRANT_FACTS = (
+    "SELECT current_user, current_database(), (n.oid IS NOT NULL)::text,"
+    " has_database_privilege(current_database(), 'CREATE')::text,"
+    " coalesce(has_schema_privilege(n.oid, 'CREATE'), false)::text,"
+    " coalesce(has_schema_privilege(n.oid, 'USAGE'), false)::text"
+    " FROM (SELECT to_regnamespace(%s) AS oid) n"
+)
+
+
+def _missing(text: TextSession, schema: str, facts: Sequence[str | None]) -> MissingGrant | None:
+    """missing_grant's answer from its facts (_GRANT_FACTS' row)."""
+    role, database, exists, create_db, create_schema, usage = facts
+    quoted = text.identifier(schema)
     who = text.identifier(str(role))
     if exists != "true":
         if create_db == "true":
@@ -935,3 +956,83 @@ def missing_grant(session: Session | TextSession, schema: str) -> MissingGrant |
             f"GRANT USAGE, CREATE ON SCHEMA {quoted} TO {who}",
         )  # fmt: skip
     return None
+
+
+# -- what a remembered status is keyed by -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusFacts:
+    """What `pgshift status` shows that neither the files nor the history's rows say, and the
+    stamp of those rows, read in one statement (status_facts): what a remembered status is
+    kept under (ops/status_memory.py).
+    """
+
+    shape: str  # the parts the history schema has, "111" (_Shape): what the stamp reads
+    stamp: str  # PostgresHistoryStore.stamp now; "" without a history, or of another shape
+    timezone: str  # the session's TimeZone: `status` shows applied_at in it
+    grant: tuple[str, ...]  # what missing_grant decides from (_GRANT_FACTS)
+    missing: MissingGrant | None
+    running: dict[str, str]  # running_steps: {version: action} a live run executes now
+
+
+def status_facts(session: TextSession, schema: str, shape: str | None = None) -> StatusFacts:
+    """The StatusFacts of the history in ``schema``, in one statement when ``shape`` is given.
+
+    ``shape`` is the shape the history had when a status was remembered (StatusFacts.shape):
+    it names the tables the stamp reads, which spares asking for them first. A history of
+    another shape now is stamped "" (a table gone makes the statement fail instead).
+    """
+    from pgshift.db.activity import RUNNING_QUERIES, steps_in
+
+    store = PostgresHistoryStore(schema)
+    expected = (
+        store._shape(session) if shape is None else _Shape(*(part == "1" for part in shape[:3]))
+    )
+    stamp_sql, stamp_params = (
+        store._stamp_query(session, expected) if expected.exists else ("SELECT NULL::text", [])
+    )
+    row = session.rows(
+        "WITH shape AS (" + _shapes_query(1) + "), grants AS (" + _GRANT_FACTS + ")"
+        " SELECT shape.*, grants.*, current_setting('TimeZone'),"
+        " (SELECT json_agg(r.query) FROM (" + RUNNING_QUERIES + ") r)::text,"
+        " (" + stamp_sql + ") FROM shape, grants",
+        [schema, session.identifier(schema), *stamp_params],
+    )[0]
+    actual = _Shape(row[1] == "true", row[2] == "true", row[3] == "true")
+    stamp = row[12]
+    return StatusFacts(
+        shape="".join("1" if part else "0" for part in actual),
+        stamp=_shape_digest(actual, stamp) if stamp and actual == expected else "",
+        timezone=str(row[10]),
+        grant=tuple(str(value) for value in row[4:10]),
+        missing=_missing(session, schema, row[4:10]),
+        running=steps_in(json.loads(row[11]) if row[11] else [], schema),
+    )
+
+
+def read_with_facts(session: Session | TextSession, schema: str) -> tuple[History, StatusFacts]:
+    """The history in ``schema`` and its StatusFacts, from one snapshot (a repeatable-read
+    transaction): the stamp stands for exactly the rows read, as verified_stamp's does."""
+    text = text_session(session)
+    text.rows("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        facts = status_facts(text, schema)
+        history = PostgresHistoryStore(schema).read(text)
+    finally:
+        text.rows("COMMIT")
+    return history, facts
+
+
+def read_status_facts(
+    url: str | None, schema: str, shape: str, *, purpose: str
+) -> StatusFacts | None:
+    """status_facts over a short libpq session of its own; None where libpq does not load: a
+    question whose answer is only worth having fast is not worth psycopg's import."""
+    from pgshift.db.readonly import LibpqSession
+
+    reader = LibpqSession.open(url, purpose=purpose)
+    if reader is None:
+        return None
+    with reader:
+        return status_facts(reader, schema, shape)
