@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the loader is imported by the commands that read files, not
     from pgshift.concurrency import Pending
     from pgshift.lint.memo import LintMemo
     from pgshift.model import Migration
+    from pgshift.source.folder_stat import FolderStat
     from pgshift.source.loader import LoadResult, ParseListener
 
 
@@ -34,6 +35,39 @@ def cache_path(settings: Settings) -> Path:
 def folder_cache_path(settings: Settings) -> Path:
     """The folder memo: the whole folder as last read, all a command over it unchanged loads."""
     return settings.project.root / ".pgshift" / "cache" / "folder.json"
+
+
+def texts_path(settings: Settings) -> Path:
+    """The migration files' texts as last read, with the folder's stat signature then."""
+    return settings.project.root / ".pgshift" / "cache" / "texts.json"
+
+
+def read_texts(settings: Settings, stat: FolderStat) -> dict[str, tuple[str, str]] | None:
+    """{file name: (text, checksum)} as read when the folder had exactly ``stat``'s signature;
+    None when they were kept for another signature, or the file is absent or damaged.
+
+    The signature holds every file's name, inode, size, modification and change time
+    (source/folder_stat.py): a file's text cannot change without its change time moving, so
+    the same signature means the same texts, and the files need not be opened again (two
+    thousand files cost ~40 ms of system calls on a slow machine). Only a settled signature is
+    ever kept, as for the remembered answers (ops/uptodate.py).
+    """
+    import json
+
+    try:
+        digest, rows = json.loads(texts_path(settings).read_bytes())
+        if digest != stat.digest:
+            return None
+        return {str(name): (str(text), str(checksum)) for name, text, checksum in rows}
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_texts(settings: Settings, stat: FolderStat, texts: dict[str, tuple[str, str]]) -> None:
+    import json
+
+    rows = [[name, text, checksum] for name, (text, checksum) in texts.items()]
+    _write_private(texts_path(settings), json.dumps([stat.digest, rows]).encode())
 
 
 def lint_cache_path(settings: Settings) -> Path:
@@ -136,9 +170,15 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
     per-file memo is read only when the folder memo does not match the files as read now.
     ``listener`` (lint/ahead.py) is handed each file with its parse trees on a cold read.
     """
+    from pgshift.source.folder_stat import folder_stat
     from pgshift.source.loader import read_migrations
     from pgshift.source.statement_cache import StatementCache
 
+    directory = settings.project.migrations_dir
+    stat = folder_stat(directory)  # before the files are read (read_texts)
+    settled = stat is not None and stat.settled
+    known = read_texts(settings, stat) if stat is not None and settled else None
+    texts: dict[str, tuple[str, str]] | None = {} if settled and known is None else None
     path, folder_path = cache_path(settings), folder_cache_path(settings)
     try:
         folder = folder_path.read_bytes()
@@ -153,7 +193,7 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
     gc.disable()
     try:
         cache = StatementCache.deferred(path.read_bytes, folder)
-        result = read_migrations(settings.project.migrations_dir, cache, beside, listener)
+        result = read_migrations(directory, cache, beside, listener, known=known, texts=texts)
     finally:
         gc.freeze()
         gc.unfreeze()
@@ -165,6 +205,8 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
             path.unlink(missing_ok=True)
     elif cache.changed:
         _write_private(path, cache.to_bytes())
+    if stat is not None and texts:
+        write_texts(settings, stat, texts)
     return result
 
 

@@ -134,6 +134,16 @@ def _read_bytes(path: Path, base: str, folder_fd: int | None) -> bytes:
         os.close(fd)
 
 
+def _read_all(directory: Path, paths: list[Path], names: list[str]) -> list[bytes | OSError]:
+    """Every file's bytes, or the error that reading it raised."""
+    folder_fd = _open_folder(directory)
+    try:
+        return [_try_read(path, name, folder_fd) for path, name in zip(paths, names, strict=True)]
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
+
+
 def _try_read(path: Path, base: str, folder_fd: int | None) -> bytes | OSError:
     try:
         return _read_bytes(path, base, folder_fd)
@@ -288,12 +298,19 @@ def read_migrations(
     cache: StatementCache | None = None,
     helper: Helper | None = None,
     listener: ParseListener | None = None,
+    *,
+    known: Mapping[str, tuple[str, str]] | None = None,
+    texts: dict[str, tuple[str, str]] | None = None,
 ) -> LoadResult:
     """Read every ``*.sql`` file of ``directory``; file mistakes become problems, never raise.
 
     ``cache`` spares parsing files whose text was split before (statement_cache.py); a
     ``helper`` (concurrency.py) parses half of the others on another core; a ``listener``
     is handed each file with its parse trees when every file is parsed (lint/ahead.py).
+    ``known`` gives {file name: (text, checksum)} of files the caller knows unchanged since
+    they were read (project_files.py: the folder's stat signature), so that they are not
+    opened again; used only when it names exactly the files found. When every file was read
+    and decoded, ``texts`` receives the same mapping, for the caller to keep.
 
     Raises ConfigError only when the folder itself is missing, since then no file can be
     blamed.
@@ -309,15 +326,17 @@ def read_migrations(
     names = migration_file_names(directory)
     present = set(names)
     paths = [directory / name for name in names]  # a child path: no full path to parse again
-    folder_fd = _open_folder(directory)
-    try:
-        raw = [_try_read(path, name, folder_fd) for path, name in zip(paths, names, strict=True)]
-    finally:
-        if folder_fd is not None:
-            os.close(folder_fd)
-    decoded = _decode_all(raw)
-    if decoded is not None:  # from here on only the texts are read: let the bytes go
-        raw = [b""] * len(raw)
+    raw: list[bytes | OSError]
+    if known is not None and len(known) == len(names) and all(n in known for n in names):
+        decoded: list[tuple[str, str]] | None = [known[name] for name in names]
+        raw = [b""] * len(names)
+    else:
+        raw = _read_all(directory, paths, names)
+        decoded = _decode_all(raw)
+        if decoded is not None:  # from here on only the texts are read: let the bytes go
+            raw = [b""] * len(raw)
+            if texts is not None:
+                texts.update(zip(names, decoded, strict=True))
     key = None
     if cache is not None and decoded is not None:
         files = [(name, text_key(*pair)) for name, pair in zip(names, decoded, strict=True)]
