@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -32,7 +33,7 @@ from harness.measure import Quiet, Series, run
 from harness.migrations import generate
 from harness.options import add_common, start
 from harness.report import command_line, heading, machine, write_section
-from harness.servers import Server
+from harness.servers import Server, server_cpu_s
 
 SECTION = "fleet up vs one serial psql"
 TARGET_RATIO = 0.80  # fleet up / serial psql, issue 18
@@ -121,6 +122,16 @@ class Pairs:
     psql: Series = field(default_factory=Series)
     ratios: list[float] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
+    #: contender -> (client CPU s, server CPU s) of each timed run
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def cpu_text(self, kind: str) -> str:
+        runs = self.cpu.get(kind, [])
+        if not runs:
+            return "-"
+        client = statistics.median(c for c, _ in runs)
+        server = statistics.median(s for _, s in runs)
+        return f"{client:.2f} + {server:.2f} = {client + server:.2f} s"
 
     @property
     def ratio(self) -> float:
@@ -140,10 +151,14 @@ def _pairs(
         targets = _targets_file(work, server, db, tenants)
         quiet.settle()
         busy, load = (quiet.busy[-1] if quiet.busy else 0.0), os.getloadavg()[0]
+        client, served = _client_cpu_s(), server_cpu_s(server)
         if kind == "fleet":
             took = _fleet(script, folder, "up", targets, "--concurrency", str(concurrency))
         else:
             took = _psql(server, db, sql)
+        cpu = (_client_cpu_s() - client, server_cpu_s(server) - served)
+        if keep:
+            result.cpu.setdefault(kind, []).append(cpu)
         _check(server, db, tenants, m, history=kind == "fleet")
         server.drop_db(db)
         if not keep:
@@ -170,6 +185,12 @@ def _pairs(
             f" {fl:.1f} / {pl:.1f} |"
         )
     return result
+
+
+def _client_cpu_s() -> float:
+    """CPU seconds of the children this script waited for (the contenders' processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _verdict(ok: bool) -> str:
@@ -204,6 +225,16 @@ def _server_report(
             f" {r.fleet.median / r.psql.median:.2f}x | **{r.ratio:.2f}x**"
             f" ({min(r.ratios):.2f}-{max(r.ratios):.2f}) | {_verdict(r.ratio <= TARGET_RATIO)} |"
         )
+    lines += [
+        "",
+        "CPU of each contender, median of its runs: the client's processes + the whole server's"
+        " (postmaster, backends that came and went, background processes), on "
+        f"{os.cpu_count()} CPUs:",
+        "",
+        "| --concurrency | fleet up: client + server | psql: client + server |",
+        "|---|---|---|",
+        *(f"| {r.concurrency} | {r.cpu_text('fleet')} | {r.cpu_text('psql')} |" for r in results),
+    ]
     lines += [
         "",
         "Each pair (CPUs busy / 1-min load average just before each contender's run):",

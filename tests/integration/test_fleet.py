@@ -471,17 +471,31 @@ def test_a_no_op_fleet_up_reads_every_history_once(
     assert pgshift.fleet_up(project, specs[:2], backup=False, plan=plan).exit_code == 0
     assert len(reads) == 2
 
-    # With work, the plan keeps no histories and the run reads again (time passes at a prompt).
+    # With work and --yes, nobody reads the plan before the run: it is the one read alone, the
+    # run takes that read, and only the target with work opens sessions (its own and its lock's),
+    # where before the plan opened one more for it and the run read every history again.
     newco = _tenants_file(root, db_url, [*tenants, "newco"])
     reads.clear()
-    up = run_cli(capsys, root, None, "fleet", "up", "--targets", str(newco), "--skip-backup", "-y")
+    argv_newco = ("fleet", "up", "--targets", str(newco), "--skip-backup", "-y")
+    ran.clear()
+    opened = _sessions_opened_by(
+        db_url, lambda: ran.append(run_cli(capsys, root, None, *argv_newco))
+    )
+    (up,) = ran
     assert up.code == 0, up.err
-    assert len(reads) == 2
+    assert (opened, len(reads)) == (3, 1)
+    planned = [line.split() for line in up.out.splitlines() if line.startswith("newco ")]
+    assert [row[:3] for row in planned] == [["newco", "pending", "3"]]
     assert "[newco] applied: 3 migration(s)" in up.out
     assert _effects(db_url, "newco") == ["1", "2", "3"]
     assert pgshift.fleet_plan(project, pgshift.load_targets(newco)).histories is not None
+    # Asked for the plan alone (`fleet plan`, or before a prompt), a target with work is planned
+    # on its own session and the run reads again: time passes at a prompt.
     with_work = (*specs, pgshift.TargetSpec("later", db_url, "later"))
     assert pgshift.fleet_plan(project, with_work).histories is None
+    read_alone = pgshift.fleet_plan(project, with_work, on_targets=False)
+    assert read_alone.histories is not None
+    assert {o.target: o.status for o in read_alone.outcomes}["later"] == "pending"
 
 
 FLEET_NOOP = """

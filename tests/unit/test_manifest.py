@@ -206,7 +206,8 @@ def test_checksum_is_verified_before_anything_uses_an_archive(tmp_path: Path) ->
     (tmp_path / good.file).write_bytes(archive_bytes)
     good = Manifest(**{**good.__dict__, "sha256": sha256_of(tmp_path / good.file)})
     assert verify_checksum(tmp_path, good) == tmp_path / good.file
-    (tmp_path / good.file).write_bytes(archive_bytes[:-1] + b"!")
+    flipped = bytes([archive_bytes[-1] ^ 0xFF])  # always a change (a fixed byte was 1 in 256)
+    (tmp_path / good.file).write_bytes(archive_bytes[:-1] + flipped)
     with pytest.raises(BackupError, match="corrupted or was changed"):
         verify_checksum(tmp_path, good)
     (tmp_path / good.file).unlink()

@@ -146,7 +146,10 @@ class FleetRenderer:
             if event.applied:
                 text += f": {event.applied} migration(s)"
             if event.message and event.status != "applied":
-                text += f" (exit {event.exit_code}): {event.message.splitlines()[0]}"
+                first, *rest = event.message.splitlines()
+                # The rest says why (a pre-flight's offending rows, a hint): kept, indented.
+                text += f" (exit {event.exit_code}): {first}"
+                text += "".join(f"\n    {line}" for line in rest if line.strip())
             out.line(text)
         elif isinstance(event, ev.FleetProgress):
             out.line(f"  done {event.done}, failed {event.failed}, remaining {event.remaining}")
@@ -178,7 +181,11 @@ def cmd_fleet_up(args: argparse.Namespace, out: Output) -> int:
     settings = settings_from(args)
     project = pgshift.load_project(settings)
     targets = _targets(args)
-    plan = pgshift.fleet_plan(project, targets, concurrency=args.concurrency)
+    # With --yes nobody reads the plan before the run: it comes from the one read of every
+    # history, and each target is planned on its own session only by its run.
+    plan = pgshift.fleet_plan(
+        project, targets, concurrency=args.concurrency, on_targets=not args.yes
+    )
     backup = not args.skip_backup and settings.backup_enabled
     if not _confirmed(out, plan, yes=args.yes, backup=backup):
         raise UsageError("cancelled: nothing was applied")

@@ -57,10 +57,11 @@ class FleetResult:
     """One outcome per target, in the order of the targets; the exit code is the worst one."""
 
     outcomes: tuple[TargetOutcome, ...]
-    #: fleet_plan's only, and only when no target had anything to apply: every target's history
-    #: as the plan read it (or the error reading it gave). fleet_up(plan=...) then decides from
-    #: these instead of reading every history again, so a no-op `fleet up` reads once. None when
-    #: some target has work: time passes at the prompt, so the run reads again.
+    #: fleet_plan's only, when no target had anything to apply or when it planned from its one
+    #: read alone (``on_targets=False``): every target's history as the plan read it (or the
+    #: error reading it gave). fleet_up(plan=...) then decides from these instead of reading
+    #: every history again. None when some target has work and was planned on its own
+    #: session: time passes at the prompt, so the run reads again.
     histories: Mapping[TargetSpec, History | PgshiftError] | None = field(
         default=None, repr=False, compare=False
     )
@@ -274,7 +275,11 @@ def up_in_waves(
 
 
 def fleet_plan(
-    project: Project, targets: Sequence[TargetSpec], *, concurrency: int = 8
+    project: Project,
+    targets: Sequence[TargetSpec],
+    *,
+    concurrency: int = 8,
+    on_targets: bool = True,
 ) -> FleetResult:
     """What `fleet up` would do: each target planned on its own (reads, never writes).
 
@@ -282,24 +287,17 @@ def fleet_plan(
     cannot be planned (unreachable, drift) or whose pre-flight predicts a failure is
     ``failed`` with its exit code and message. Every target is planned from the fleet's one
     read (read_histories); only those with work open a session of their own, in the pool.
+
+    ``on_targets=False`` (`fleet up --yes`: nobody reads the plan before the run starts)
+    plans from that one read alone: a target with work is ``pending`` without a session of its
+    own, because its run plans it again on its own session under its lock anyway (lint,
+    pre-flight and all, a refusal being that target's failure), and the read is kept for the
+    run (planned_histories). It spares every such target a connection and a second planning.
     """
     planner = SharedPlanner(project)
     histories = read_histories(project.settings, targets, concurrency, "plan")
     outcomes: dict[str, TargetOutcome] = {}
-    with_work: list[TargetSpec] = []
-    for spec in targets:  # pure, ~35 us a target: less than handing it to a thread
-        try:
-            history = histories[spec.name]
-            if isinstance(history, PgshiftError):
-                raise history
-            plan = planner.plan_from(history)
-        except PgshiftError as exc:
-            outcomes[spec.name] = _failed(spec, exc)
-            continue
-        if plan.steps:
-            with_work.append(spec)
-        else:
-            outcomes[spec.name] = TargetOutcome(spec.name, UP_TO_DATE, versions=plan.versions)
+    with_work = _plan_from_read(planner, targets, histories, outcomes, on_targets=on_targets)
 
     def on_its_session(spec: TargetSpec) -> TargetOutcome:
         """Linting needs the server's version, and pre-flight its facts: the target's session."""
@@ -322,6 +320,34 @@ def fleet_plan(
     return FleetResult(found, {spec: histories[spec.name] for spec in targets})
 
 
+def _plan_from_read(
+    planner: SharedPlanner,
+    targets: Sequence[TargetSpec],
+    histories: Mapping[str, History | PgshiftError],
+    outcomes: dict[str, TargetOutcome],
+    *,
+    on_targets: bool,
+) -> list[TargetSpec]:
+    """Every target planned from the fleet's one read into ``outcomes``; the targets with work
+    that are to be planned again on their own session (all of them with ``on_targets``)."""
+    with_work: list[TargetSpec] = []
+    for spec in targets:  # pure, ~35 us a target: less than handing it to a thread
+        try:
+            history = histories[spec.name]
+            if isinstance(history, PgshiftError):
+                raise history
+            plan = planner.plan_from(history)
+        except PgshiftError as exc:
+            outcomes[spec.name] = _failed(spec, exc)
+            continue
+        if plan.steps and on_targets:
+            with_work.append(spec)
+        else:
+            status = "pending" if plan.steps else UP_TO_DATE
+            outcomes[spec.name] = TargetOutcome(spec.name, status, versions=plan.versions)
+    return with_work
+
+
 def _failed(spec: TargetSpec, exc: PgshiftError) -> TargetOutcome:
     return TargetOutcome(spec.name, FAILED, exc.exit_code, message=exc.message)
 
@@ -332,12 +358,13 @@ def planned_histories(
     """The histories ``plan`` read, by target name, when they may stand for a run's read of
     ``targets``; None when the run must read them itself.
 
-    Only a plan that found nothing to apply keeps them (fleet_plan), and only for exactly these
+    Only a plan that found nothing to apply, or one made from the read alone for a run that
+    follows at once (fleet_plan's ``on_targets=False``), keeps them, and only for exactly these
     targets. Taking them is safe for the same reason the run's own read is: that read only
     spares a target shown up to date its session, while a target with work still opens its own
     Target and plans again under its lock (up_target). What it assumes is that little time
-    passed since the plan: `fleet up` asks nothing when nothing is pending, so there the two
-    follow each other at once.
+    passed since the plan: `fleet up` asks nothing when nothing is pending or with `--yes`,
+    so there the two follow each other at once.
     """
     if plan is None or plan.histories is None or len(plan.histories) != len(targets):
         return None
