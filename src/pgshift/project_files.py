@@ -37,6 +37,20 @@ def folder_cache_path(settings: Settings) -> Path:
     return settings.project.root / ".pgshift" / "cache" / "folder.json"
 
 
+class FolderMemory:
+    """What every remembered answer (ops/uptodate.py, ops/status_memory.py) is keyed by besides
+    the history: the folder's signature and pgshift's code. Taken when this is made, so make it
+    *before* the files are read."""
+
+    def __init__(self, settings: Settings) -> None:
+        from pgshift.source.folder_stat import folder_stat
+        from pgshift.source.stamps import code_stamp
+
+        self.settings = settings
+        self.folder: FolderStat | None = folder_stat(settings.project.migrations_dir)
+        self._code = code_stamp()
+
+
 def texts_path(settings: Settings) -> Path:
     """The migration files' texts as last read, with the folder's stat signature then."""
     return settings.project.root / ".pgshift" / "cache" / "texts.json"

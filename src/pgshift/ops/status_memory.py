@@ -43,12 +43,14 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from pgshift.project_files import KeptStatus, read_status_memory, write_status_memory
-from pgshift.source.folder_stat import FolderStat, folder_stat
-from pgshift.source.stamps import code_stamp
+from pgshift.project_files import (
+    FolderMemory,
+    KeptStatus,
+    read_status_memory,
+    write_status_memory,
+)
 
 if TYPE_CHECKING:
-    from pgshift.config import Settings
     from pgshift.db.store import StatusFacts
 
 #: Documents kept, newest first, one per database: a project deployed to a few databases keeps
@@ -110,16 +112,8 @@ class StatusDocument(TypedDict):
     warnings: list[str]
 
 
-class StatusMemory:
-    """One `status`'s use of the remembered documents: asked before its work, told after it.
-
-    The folder's signature is taken when this is made, so make it *before* the files are read.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.folder: FolderStat | None = folder_stat(settings.project.migrations_dir)
-        self._code = code_stamp()
+class StatusMemory(FolderMemory):
+    """One `status`'s use of the remembered documents: asked before its work, told after it."""
 
     def recall(self) -> StatusDocument | None:
         """The document kept for exactly these files, history and session; None when there is

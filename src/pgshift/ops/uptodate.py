@@ -19,9 +19,7 @@ import json
 from typing import TYPE_CHECKING
 
 from pgshift.errors import PgshiftError
-from pgshift.project_files import read_verdicts, write_verdicts
-from pgshift.source.folder_stat import FolderStat, folder_stat
-from pgshift.source.stamps import code_stamp
+from pgshift.project_files import FolderMemory, read_verdicts, write_verdicts
 
 if TYPE_CHECKING:
     from pgshift.config import Settings
@@ -35,16 +33,8 @@ KEEP = 64
 _FORMAT = 1
 
 
-class Verdicts:
-    """One command's use of the remembered answers: asked before its work, told after it.
-
-    The folder's signature is taken when this is made, so make it *before* the files are read.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.folder: FolderStat | None = folder_stat(settings.project.migrations_dir)
-        self._code = code_stamp()
+class Verdicts(FolderMemory):
+    """One command's use of the remembered answers: asked before its work, told after it."""
 
     def holds(self, kind: str) -> str | None:
         """The note kept with ``kind`` when it was decided for exactly these files and the
