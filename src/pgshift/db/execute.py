@@ -104,6 +104,9 @@ class PostgresExecutor:
         self._cancellable = False
         #: The history writes PREPAREd on this session (db/prepared.py), made on first use.
         self._prepared: PreparedWrites | None = None
+        #: Set once a write found its statement gone unseen: the session keeps sending text,
+        #: so that no other migration of the run is sent twice for it.
+        self._text_only = False
 
     def cancel(self) -> bool:
         """Ask the server to cancel what this session runs, when that is a migration statement.
@@ -149,6 +152,8 @@ class PostgresExecutor:
         drop prepared statements; these are then prepared again after them."""
         from pgshift.db.prepared import DROPS_PREPARED, PreparedWrites
 
+        if self._text_only:
+            return None
         if self._prepared is None:
             self._prepared = PreparedWrites(self.conn)
         if any(s.kind in DROPS_PREPARED for s in statements):
@@ -191,9 +196,10 @@ class PostgresExecutor:
             except PartFailed as failed:
                 self._rollback_quietly()
                 if prepared is not None and _lost_prepared(failed, write_index=len(body)):
-                    # Rolled back whole: run it once more, the write as text (db/prepared.py).
+                    # Rolled back whole: run it once more, the write as text (db/prepared.py),
+                    # and keep to text: what dropped it may do so again (or a pooler).
                     prepared.forget()
-                    prepared = None
+                    prepared, self._text_only = None, True
                     continue
                 index = failed.index - 1 - len(timeouts)  # BEGIN and the timeouts come first
                 stmt = statements[index] if 0 <= index < len(statements) else None

@@ -13,7 +13,9 @@ too), and a pooler in session mode keeps it. A migration that runs `DEALLOCATE` 
 sends its write as text (DROPS_PREPARED). One that drops them where the parser cannot see it (a
 function running `DEALLOCATE ALL`) makes the EXECUTE fail with SQLSTATE 26000 in a transaction
 that then rolls back whole, and the executor runs that migration once more with the write as
-text (db/execute.py), as it does after a lock timeout.
+text (db/execute.py), as it does after a lock timeout; that session then sends every later
+write as text, so that whatever dropped it (a pooler that hands out another server session,
+against pgshift's refusal of transaction-mode poolers) costs no other migration a second run.
 """
 
 from __future__ import annotations
