@@ -104,7 +104,12 @@ def _shapes(session: TextSession, schemas: Sequence[str]) -> dict[str, _Shape]:
     if not schemas:
         return {}
     rows = session.rows(_shapes_query(len(schemas)), tuple(schemas))
-    return {str(r[0]): _Shape(r[1] == "true", r[2] == "true", r[3] == "true") for r in rows}
+    return {str(r[0]): _shape_of_row(r) for r in rows}
+
+
+def _shape_of_row(row: Sequence[str | None]) -> _Shape:
+    """A _Shape from a row of _shapes_query: the name, then its three parts as text."""
+    return _Shape(row[1] == "true", row[2] == "true", row[3] == "true")
 
 
 def _shapes_query(count: int) -> str:
@@ -174,7 +179,26 @@ def history_digest(shape: _Shape, document_text: str) -> str:
 
 
 def _shape_digest(shape: _Shape, document_sha256: str) -> str:
-    return "".join("1" if part else "0" for part in shape) + ":" + document_sha256
+    return _shape_bits(shape) + ":" + document_sha256
+
+
+def _shape_bits(shape: _Shape) -> str:
+    """``shape`` as its parts' bits, "111": how digests, stamps and StatusFacts name it."""
+    return "".join("1" if part else "0" for part in shape)
+
+
+def _shape_of_bits(bits: str) -> _Shape:
+    return _Shape(*(part == "1" for part in bits[:3]))
+
+
+@contextlib.contextmanager
+def _one_snapshot(session: TextSession) -> Iterator[None]:
+    """A read-only repeatable-read transaction: what is read inside comes from one snapshot."""
+    session.rows("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        yield
+    finally:
+        session.rows("COMMIT")
 
 
 #: The server's SHA-256 of a history document (the read statement in place of ``{read}``):
@@ -385,12 +409,9 @@ class PostgresHistoryStore:
         """
         if not digest:
             return ""
-        session.rows("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
+        with _one_snapshot(session):
             stamp = self.stamp(session)
             same = bool(stamp) and self.digest(session) == digest
-        finally:
-            session.rows("COMMIT")
         return stamp if same else ""
 
     def digest(self, conn: Session | TextSession) -> str:
@@ -986,9 +1007,7 @@ def status_facts(session: TextSession, schema: str, shape: str | None = None) ->
     from pgshift.db.activity import RUNNING_QUERIES, steps_in
 
     store = PostgresHistoryStore(schema)
-    expected = (
-        store._shape(session) if shape is None else _Shape(*(part == "1" for part in shape[:3]))
-    )
+    expected = store._shape(session) if shape is None else _shape_of_bits(shape)
     stamp_sql, stamp_params = (
         store._stamp_query(session, expected) if expected.exists else ("SELECT NULL::text", [])
     )
@@ -999,10 +1018,10 @@ def status_facts(session: TextSession, schema: str, shape: str | None = None) ->
         " (" + stamp_sql + ") FROM shape, grants",
         [schema, session.identifier(schema), *stamp_params],
     )[0]
-    actual = _Shape(row[1] == "true", row[2] == "true", row[3] == "true")
+    actual = _shape_of_row(row)
     stamp = row[12]
     return StatusFacts(
-        shape="".join("1" if part else "0" for part in actual),
+        shape=_shape_bits(actual),
         stamp=_shape_digest(actual, stamp) if stamp and actual == expected else "",
         timezone=str(row[10]),
         grant=tuple(str(value) for value in row[4:10]),
@@ -1015,12 +1034,9 @@ def read_with_facts(session: Session | TextSession, schema: str) -> tuple[Histor
     """The history in ``schema`` and its StatusFacts, from one snapshot (a repeatable-read
     transaction): the stamp stands for exactly the rows read, as verified_stamp's does."""
     text = text_session(session)
-    text.rows("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    try:
+    with _one_snapshot(text):
         facts = status_facts(text, schema)
         history = PostgresHistoryStore(schema).read(text)
-    finally:
-        text.rows("COMMIT")
     return history, facts
 
 
