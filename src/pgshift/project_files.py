@@ -177,27 +177,34 @@ def beside(work: Callable[[], T]) -> Pending[T] | None:
     return when_needed(work)
 
 
-def read_project(settings: Settings, *, listener: ParseListener | None = None) -> LoadResult:
+def read_project(
+    settings: Settings,
+    *,
+    listener: ParseListener | None = None,
+    folder: FolderStat | None = None,
+) -> LoadResult:
     """Every file of the project read, problems and warnings included, never raising for them.
 
     Statements of files read before come from `.pgshift/cache/` instead of the parser; the
     per-file memo is read only when the folder memo does not match the files as read now.
     ``listener`` (lint/ahead.py) is handed each file with its parse trees on a cold read.
+    ``folder``: the folder's stat signature, when the caller took it before reading.
     """
     from pgshift.source.folder_stat import folder_stat
     from pgshift.source.loader import read_migrations
     from pgshift.source.statement_cache import StatementCache
 
     directory = settings.project.migrations_dir
-    stat = folder_stat(directory)  # before the files are read (read_texts)
+    # Before the files are read (read_texts): the caller's (a remembered answer's), or now.
+    stat = folder if folder is not None else folder_stat(directory)
     settled = stat is not None and stat.settled
     known = read_texts(settings, stat) if stat is not None and settled else None
     texts: dict[str, tuple[str, str]] | None = {} if settled and known is None else None
     path, folder_path = cache_path(settings), folder_cache_path(settings)
     try:
-        folder = folder_path.read_bytes()
+        memo: bytes | None = folder_path.read_bytes()
     except OSError:
-        folder = None
+        memo = None
     # Reading builds tens of thousands of small objects, none of them in a cycle; the cyclic
     # collector would walk the growing heap many times over while they are made (a fifth of
     # the read in a fresh process). It runs again as soon as the read is done, and the new
@@ -206,7 +213,7 @@ def read_project(settings: Settings, *, listener: ParseListener | None = None) -
     paused = gc.isenabled()
     gc.disable()
     try:
-        cache = StatementCache.deferred(path.read_bytes, folder)
+        cache = StatementCache.deferred(path.read_bytes, memo)
         result = read_migrations(directory, cache, beside, listener, known=known, texts=texts)
     finally:
         gc.freeze()

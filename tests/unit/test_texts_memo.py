@@ -97,3 +97,21 @@ def test_kept_texts_of_another_signature_or_damaged_are_not_used(
     assert [m.version for m in read_project(settings).migrations] == [V1]
     texts_path(settings).write_text("[not json", encoding="utf-8")
     assert [m.version for m in read_project(settings).migrations] == [V1]
+
+
+def test_a_signature_the_caller_took_is_not_taken_again(
+    make_project: ProjectMaker, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    """A remembered answer took the folder's signature before reading: the read uses it."""
+    root = _project(make_project)
+    settings = _settings(root)
+    read_project(settings)
+    taken = pgshift.source.folder_stat.folder_stat(root / "migrations")
+    assert taken is not None
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the folder's signature was taken again")
+
+    monkeypatch.setattr(pgshift.source.folder_stat, "folder_stat", refuse)
+    _no_reading(monkeypatch)
+    assert [m.version for m in read_project(settings, folder=taken).migrations] == [V1, V2]

@@ -54,7 +54,7 @@ def status_document(settings: Settings) -> StatusDocument:
     kept = memory.recall()
     if kept is not None:
         return kept
-    project = load_project(settings, allow_problems=True)
+    project = load_project(settings, allow_problems=True, folder=memory.folder)
     with connect(settings, purpose="status") as target:
         return document(project.migrations, project.problems, target, memory)
 

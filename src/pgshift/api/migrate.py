@@ -83,7 +83,7 @@ def up(
     verdicts = Verdicts(settings) if to is None else None
     if verdicts is not None and verdicts.holds(UP) is not None:
         return Done("", ())  # decided before for these files and this history
-    project = load_project(settings)
+    project = load_project(settings, folder=verdicts.folder if verdicts is not None else None)
     with connect(settings) as target:
         emit = on_event or events.ignore
         return run_up(

@@ -14,10 +14,14 @@ if TYPE_CHECKING:
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.project_files import Project
+    from pgshift.source.folder_stat import FolderStat
 
 
 def load_project(
-    settings: Settings | str | os.PathLike[str], *, allow_problems: bool = False
+    settings: Settings | str | os.PathLike[str],
+    *,
+    allow_problems: bool = False,
+    folder: FolderStat | None = None,
 ) -> Project:
     """The project's migrations in plan order, and the problems of their files.
 
@@ -29,13 +33,15 @@ def load_project(
     kept in ``Project.problems``: whether they block depends on the database (`plan_up`
     refuses those of migrations not applied yet and warns about the others; a rollback
     refuses those of the files it would run). ``allow_problems`` keeps every problem, for
-    the rollback planners and the read-only commands.
+    the rollback planners and the read-only commands. ``folder`` is the folder's stat
+    signature when the caller took it before any file was read (a remembered answer's,
+    project_files.FolderMemory), so that it is not taken twice.
     """
     from pgshift.project_files import Project, owned_problems, read_project
 
     if not isinstance(settings, Settings):
         settings = load_settings({"migrations_dir": os.fspath(settings)})
-    read = read_project(settings)
+    read = read_project(settings, folder=folder)
     if allow_problems:
         return Project(settings, read.migrations, read.problems, read.warnings)
     owned, unowned = owned_problems(read)

@@ -174,7 +174,7 @@ def cmd_up(args: argparse.Namespace, out: Output) -> int:
                 " answered without reading them (.pgshift/cache/verdicts.json)"
             )
         return _nothing_to_apply(out, as_json=args.json)
-    project = pgshift.load_project(settings)
+    project = pgshift.load_project(settings, folder=verdicts.folder if verdicts else None)
     with pgshift.connect(settings) as target:
         plan = pgshift.plan_up(project, target, to=args.target, preflight=not args.skip_preflight)
         newest = plan.newest_applied
