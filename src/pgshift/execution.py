@@ -11,7 +11,7 @@ runner's decisions are tested without a database as well as with one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,6 +98,38 @@ class RecordContracted:
 HistoryWrite = RecordApplied | RecordReverted | RecordProgress | RecordContracted
 
 
+@dataclass(frozen=True)
+class Transaction:
+    """One transaction of a batch (Executor.run_transactions): statements that commit with
+    ``write``, bounded by the two timeouts; ``version`` names it for markers and failpoints."""
+
+    statements: Sequence[Statement]
+    write: HistoryWrite
+    version: str
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+
+
+class BatchFailed(Exception):
+    """Transaction ``done`` of a batch failed with ``failure``; the ``done`` before it
+    committed (``durations``: each one's milliseconds, as the server measured them) and none
+    after it ran. ``begun``: whether any statement of the failed one ran before it was
+    stopped (False: it was refused at its start, e.g. because the run was asked to stop)."""
+
+    def __init__(
+        self, done: int, durations: Sequence[int], failure: StatementFailed, *, begun: bool = True
+    ) -> None:
+        super().__init__(str(failure))
+        self.done = done
+        self.durations = tuple(durations)
+        self.failure = failure
+        self.begun = begun
+
+
+#: Why a batch's transaction was refused at its start: the run was asked to stop meanwhile.
+STOPPED_BEFORE_START = ServerError(QUERY_CANCELED, "not started: the run was asked to stop")
+
+
 def later_by(write: HistoryWrite, ms: int) -> HistoryWrite:
     """``write`` with ``ms`` more of wall time, for a statement that ran before it was sent.
 
@@ -125,6 +157,10 @@ class IndexFacts:
         return f"{self.schema}.{self.name}"
 
 
+def _never() -> bool:
+    return False
+
+
 class Executor(Protocol):
     """Runs statements on the runner's session, each exactly once, and records with them.
 
@@ -133,6 +169,11 @@ class Executor(Protocol):
       or neither. A refusal raises StatementFailed naming the refused statement (None for the
       write or the COMMIT), and nothing of the transaction remains. A write whose ``expect``
       no longer holds is refused with sqlstate PROGRESS_MOVED.
+    * ``run_transactions`` runs a batch of such transactions, in order, in ONE round trip:
+      each commits on its own, with its write, and returns its duration; the first refusal
+      raises BatchFailed, and the transactions after it never run. Once ``stopped`` answers
+      True, no transaction of the batch that has not started yet starts (its refusal is
+      STOPPED_BEFORE_START, not begun).
     * ``run_alone`` runs one statement outside any transaction (unless ``skip``: it is known
       to be done already), then commits ``write`` on its own. A kill between the two is the
       one window left; the runner closes it from the catalog on resume (``find_index``). A
@@ -155,6 +196,10 @@ class Executor(Protocol):
         lock_timeout_ms: int,
         statement_timeout_ms: int,
     ) -> None: ...
+
+    def run_transactions(
+        self, batch: Sequence[Transaction], stopped: Callable[[], bool] = _never
+    ) -> list[int]: ...
 
     def run_alone(
         self,

@@ -24,6 +24,8 @@ from pgshift.execution import (
     DEADLOCK_DETECTED,
     PROGRESS_MOVED,
     QUERY_CANCELED,
+    STOPPED_BEFORE_START,
+    BatchFailed,
     HistoryWrite,
     IndexFacts,
     RecordApplied,
@@ -32,6 +34,7 @@ from pgshift.execution import (
     RecordReverted,
     ServerError,
     StatementFailed,
+    Transaction,
 )
 from pgshift.history import (
     MEMORY_SESSION,
@@ -233,6 +236,27 @@ class ScriptedExecutor:
             self._send(stmt)  # a failure leaves nothing: the transaction rolls back
         self._write(write)  # checked before anything counts as committed, like COMMIT
         self.committed.extend(s.sql for s in statements)
+
+    def run_transactions(
+        self, batch: Sequence[Transaction], stopped: Callable[[], bool] = lambda: False
+    ) -> list[int]:
+        """One after the other, as the server runs a batch's message: the first refusal stops
+        it, and what committed before it stays; once ``stopped``, no later one starts."""
+        for done, job in enumerate(batch):
+            if done and stopped():
+                failure = StatementFailed(STOPPED_BEFORE_START, None)
+                raise BatchFailed(done, [0] * done, failure, begun=False)
+            try:
+                self.run_transaction(
+                    job.statements,
+                    job.write,
+                    version=job.version,
+                    lock_timeout_ms=job.lock_timeout_ms,
+                    statement_timeout_ms=job.statement_timeout_ms,
+                )
+            except StatementFailed as failure:
+                raise BatchFailed(done, [0] * done, failure) from None
+        return [0] * len(batch)
 
     def run_alone(
         self,

@@ -16,6 +16,9 @@ from typing import Any
 
 _SAFE_SCHEMA = re.compile(r"[A-Za-z0-9_$]+")
 _MARKER = re.compile(r"^/\* pgshift (apply|revert) (\S+) (\d{14}) \*/")
+#: The batch's other versions, after the marker; the text may be cut short anywhere in it.
+_THEN = re.compile(r" /\* pgshift then ([0-9 ]*)")
+_VERSION = re.compile(r"\d{14}")
 
 
 def _schema_word(schema: str) -> str:
@@ -23,9 +26,16 @@ def _schema_word(schema: str) -> str:
     return schema if _SAFE_SCHEMA.fullmatch(schema) else "x" + schema.encode().hex()
 
 
-def marker(action: str, schema: str, version: str) -> bytes:
-    """The comment that opens a migration's message: `/* pgshift apply <schema> <version> */`."""
-    return f"/* pgshift {action} {_schema_word(schema)} {version} */ ".encode()
+def marker(action: str, schema: str, version: str, then: Sequence[str] = ()) -> bytes:
+    """The comment that opens a migration's message: `/* pgshift apply <schema> <version> */`.
+
+    A message that carries a batch of migrations (db/execute.py) names the others in a second
+    comment, `/* pgshift then <version> ... */`: they are in flight too, and `status` says so.
+    The server keeps only the first 1 kB of a query's text (track_activity_query_size), so the
+    versions past it are not seen; each version is kept whole or not at all.
+    """
+    first = f"/* pgshift {action} {_schema_word(schema)} {version} */ "
+    return (first + (f"/* pgshift then {' '.join(then)} */ " if then else "")).encode()
 
 
 def running_steps(session: Any, schema: str) -> dict[str, str]:
@@ -60,6 +70,11 @@ def steps_in(texts: Sequence[str | None], schema: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for text in texts:
         match = _MARKER.match(text or "")
-        if match is not None and match.group(2) == word:
-            found[match.group(3)] = match.group(1)
+        if match is None or match.group(2) != word:
+            continue
+        found[match.group(3)] = match.group(1)
+        then = _THEN.match(text or "", match.end())
+        for version in then.group(1).split() if then else ():
+            if _VERSION.fullmatch(version):
+                found[version] = match.group(1)
     return found

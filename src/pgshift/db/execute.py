@@ -15,21 +15,35 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 from pgshift import config
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import pq
+    from psycopg.abc import PQGen
 
     from pgshift.db.prepared import PreparedWrites
     from pgshift.db.store import PostgresHistoryStore
-    from pgshift.execution import HistoryWrite, IndexFacts, ServerError
+    from pgshift.execution import HistoryWrite, IndexFacts, ServerError, Transaction
     from pgshift.model import Statement
+
+RV = TypeVar("RV")
 
 #: The separator between the parts of one message.
 SEPARATOR = b";\n"
+
+
+class Gate(Protocol):
+    """Holds the gate key (db/lock.py) on a session other than the runner's."""
+
+    schema: str
+
+    def close_gate(self) -> bool: ...
+
+    def open_gate(self) -> None: ...
 
 
 class PartFailed(Exception):
@@ -39,15 +53,27 @@ class PartFailed(Exception):
     gave a position, else None.
     """
 
-    def __init__(self, index: int, error: psycopg.Error, offset: int | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        error: psycopg.Error,
+        offset: int | None,
+        results: Sequence[pq.abc.PGresult] = (),
+    ) -> None:
         super().__init__(str(error))
         self.index = index
         self.error = error
         self.offset = offset
+        self.results = results  # the answers of the parts before it
 
 
-def run_parts(conn: psycopg.Connection[Any], parts: Sequence[bytes]) -> None:
-    """Run ``parts`` (one SQL statement each) as one simple-query message; raise PartFailed.
+def run_parts(
+    conn: psycopg.Connection[Any],
+    parts: Sequence[bytes],
+    watch: Callable[[], None] | None = None,
+) -> list[pq.abc.PGresult]:
+    """Run ``parts`` (one SQL statement each) as one simple-query message; their results, in
+    order, or PartFailed. ``watch`` is called while the server works, every WATCH_S at least.
 
     Every part must be exactly one statement, so that result i answers part i. A lost
     connection raises psycopg's OperationalError as it is: which parts ran is then unknown to
@@ -60,12 +86,33 @@ def run_parts(conn: psycopg.Connection[Any], parts: Sequence[bytes]) -> None:
     message = SEPARATOR.join(parts)
     with conn.lock:
         conn.pgconn.send_query(message)
-        results = conn.wait(generators.execute(conn.pgconn))
+        answers = generators.execute(conn.pgconn)
+        if watch is None:
+            results: list[pq.abc.PGresult] = conn.wait(answers)
+        else:
+            results = conn.wait(_watched(answers, watch), interval=WATCH_S)
     for index, result in enumerate(results):
         if result.status != pq.ExecStatus.FATAL_ERROR:
             continue
         error = psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-        raise PartFailed(index, error, _offset_in_part(error, parts, index))
+        raise PartFailed(index, error, _offset_in_part(error, parts, index), results[:index])
+    return results
+
+
+#: How often a batch's wait looks at whether the run was asked to stop (PostgresExecutor).
+WATCH_S = 0.05
+
+
+def _watched(answers: PQGen[RV], watch: Callable[[], None]) -> PQGen[RV]:
+    """``answers`` (a psycopg generator), calling ``watch`` each time the wait wakes."""
+    try:
+        wait = next(answers)
+        while True:
+            ready = yield wait
+            watch()
+            wait = answers.send(ready)
+    except StopIteration as done:
+        return cast("RV", done.value)
 
 
 def _offset_in_part(error: psycopg.Error, parts: Sequence[bytes], index: int) -> int | None:
@@ -96,9 +143,14 @@ class PostgresExecutor:
     transactional chunk, its timeouts and its history write travel as one message.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], store: PostgresHistoryStore) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], store: PostgresHistoryStore, gate: Gate | None = None
+    ) -> None:
         self.conn = conn
         self.store = store
+        #: Keeps a batch's later transactions from starting once the run is asked to stop
+        #: (the runner lock's idle session: db/lock.py, gate_key); None: stop between batches.
+        self.gate = gate
         #: True while the server runs a migration's statements (with, in a transaction, their
         #: history write): the only time a stop request may cancel (see cancel).
         self._cancellable = False
@@ -107,6 +159,7 @@ class PostgresExecutor:
         #: Set once a write found its statement gone unseen: the session keeps sending text,
         #: so that no other migration of the run is sent twice for it.
         self._text_only = False
+        self._gate_sql: bytes | None = None  # _gate_and_stamp's statement, composed once
 
     def cancel(self) -> bool:
         """Ask the server to cancel what this session runs, when that is a migration statement.
@@ -170,46 +223,151 @@ class PostgresExecutor:
         lock_timeout_ms: int,
         statement_timeout_ms: int,
     ) -> None:
-        """BEGIN, the timeouts, the statements, the write and COMMIT as ONE simple-query message.
+        """One transaction: a batch of one (run_transactions)."""
+        from pgshift.execution import BatchFailed, Transaction
+
+        one = Transaction(statements, write, version, lock_timeout_ms, statement_timeout_ms)
+        try:
+            self.run_transactions([one])
+        except BatchFailed as failed:
+            raise failed.failure from None
+
+    def run_transactions(
+        self, batch: Sequence[Transaction], stopped: Callable[[], bool] = lambda: False
+    ) -> list[int]:
+        """Each transaction's BEGIN, timeouts, statements, write and COMMIT, the whole batch as
+        ONE simple-query message; each one's duration (ms) as the server measured it.
 
         One round trip per migration instead of one per statement is what keeps pgshift near
-        psql's speed. The server stops at the first error and the transaction rolls back whole;
-        run_parts tells which part failed, so nothing is run again to find it.
+        psql's speed; one per batch keeps the server from waiting on the client between two
+        small migrations at all. The server stops at the first error: the transactions before
+        it stay committed, the failing one rolls back whole, the ones after it never run, and
+        run_parts tells which part failed, so nothing is run again to find it (BatchFailed).
+        Once ``stopped`` says so, the gate closes and no later transaction starts.
         """
+        durations: list[int] = []
+        rest = list(batch)
+        while True:
+            parts, spans = self._message(rest)
+            # Only a message with a later transaction has one to keep from starting.
+            watch = _GateWatch(self.gate if len(spans) > 1 else None, stopped)
+            try:
+                results = self._run_batch_parts(rest, parts, spans, durations, watch)
+            except _SendAgain as again:
+                rest = rest[again.done :]
+                continue
+            finally:
+                watch.reopen()
+            return durations + _committed(rest, spans, results)
+
+    def _run_batch_parts(
+        self,
+        batch: Sequence[Transaction],
+        parts: Sequence[bytes],
+        spans: Sequence[_Span],
+        durations: list[int],
+        watch: Callable[[], None],
+    ) -> list[pq.abc.PGresult]:
+        """run_parts for run_transactions: a refusal as BatchFailed (the durations of those
+        committed before it added to ``durations``), or _SendAgain from the one whose prepared
+        write was lost."""
         import psycopg
 
-        from pgshift.db.activity import marker
-        from pgshift.execution import RecordReverted, StatementFailed
+        from pgshift.db.prepared import NOT_PREPARED
+        from pgshift.execution import STOPPED_BEFORE_START, BatchFailed, StatementFailed
 
-        timeouts = _timeouts(lock_timeout_ms, statement_timeout_ms, local=True)
-        # The marker names the migration in pg_stat_activity while it runs (db/activity.py).
-        action = "revert" if isinstance(write, RecordReverted) else "apply"
-        begin = marker(action, self.store.schema, version) + b"BEGIN"
-        body = [begin, *timeouts, *(s.sql.encode() for s in statements)]
-        prepared = self._prepared_writes(statements)
-        while True:
-            parts = [*body, self._write_sql(write, prepared), b"COMMIT"]
-            try:
-                self._cancellable = True
-                run_parts(self.conn, parts)
-                break
-            except PartFailed as failed:
-                self._rollback_quietly()
-                if prepared is not None and _lost_prepared(failed, write_index=len(body)):
-                    # Rolled back whole: run it once more, the write as text (db/prepared.py),
-                    # and keep to text: what dropped it may do so again (or a pooler).
-                    prepared.forget()
-                    prepared, self._text_only = None, True
-                    continue
-                index = failed.index - 1 - len(timeouts)  # BEGIN and the timeouts come first
-                stmt = statements[index] if 0 <= index < len(statements) else None
-                raise StatementFailed(server_error(failed.error, failed.offset), stmt) from None
-            except psycopg.Error as exc:  # the connection went away: the history will tell
-                raise StatementFailed(server_error(exc, None), None) from None
-            finally:
-                self._cancellable = False
-        end = statements[-1].index + 1 if statements else 0
-        failpoint(f"committed:{version}:{end}")
+        try:
+            self._cancellable = True
+            return run_parts(self.conn, parts, watch)
+        except PartFailed as failed:
+            self._rollback_quietly()
+            done = sum(1 for span in spans if span.commit < failed.index)
+            durations += _committed(batch[:done], spans, failed.results)
+            span = spans[done]
+            lost = failed.error.sqlstate == NOT_PREPARED
+            if span.prepared and failed.index == span.write and lost:
+                # Rolled back whole: run it (and the rest) once more, the write as text
+                # (db/prepared.py), and keep to text: what dropped it may do so again (or a
+                # pooler).
+                self._forget_prepared(text_only=True)
+                raise _SendAgain(done) from None
+            error = server_error(failed.error, failed.offset)
+            if failed.index == span.gate:
+                error = STOPPED_BEFORE_START
+            statements = batch[done].statements
+            index = failed.index - span.first
+            stmt = statements[index] if 0 <= index < len(statements) else None
+            failure = StatementFailed(error, stmt)
+            begun = failed.index >= span.first
+            raise BatchFailed(len(durations), durations, failure, begun=begun) from None
+        except psycopg.Error as exc:  # the connection went away: the history will tell
+            failure = StatementFailed(server_error(exc, None), None)
+            raise BatchFailed(len(durations), durations, failure) from None
+        finally:
+            self._cancellable = False
+
+    def _message(self, batch: Sequence[Transaction]) -> tuple[list[bytes], list[_Span]]:
+        """The parts of ``batch``'s one message, and where each transaction's lie in it.
+
+        The first BEGIN carries the marker that names the batch in pg_stat_activity
+        (db/activity.py). Every later transaction first passes the gate (when the executor has
+        one) and stamps its own start (db/store.py, STAMP_START): the server gives all the
+        transactions of one message the message's arrival as their start, and the history
+        write measures from it.
+        """
+        from pgshift.db.activity import marker
+        from pgshift.db.prepared import DROPS_PREPARED
+        from pgshift.execution import RecordReverted
+
+        parts: list[bytes] = []
+        spans: list[_Span] = []
+        dropped = False  # a transaction of the message drops prepared statements: text after it
+        for number, job in enumerate(batch):
+            gate = -1
+            if number == 0:
+                action = "revert" if isinstance(job.write, RecordReverted) else "apply"
+                then = [later.version for later in batch[1:]]
+                parts.append(marker(action, self.store.schema, job.version, then) + b"BEGIN")
+            else:
+                parts.append(b"BEGIN")
+                gate = len(parts)
+                parts.append(self._gate_and_stamp())
+            parts += _timeouts(job.lock_timeout_ms, job.statement_timeout_ms, local=True)
+            first = len(parts)
+            parts += [s.sql.encode() for s in job.statements]
+            prepared = None if dropped else self._prepared_writes(job.statements)
+            dropped = dropped or any(s.kind in DROPS_PREPARED for s in job.statements)
+            parts += [self._write_sql(job.write, prepared), b"COMMIT"]
+            spans.append(_Span(first, len(parts) - 2, len(parts) - 1, prepared is not None, gate))
+        return parts, spans
+
+    def _gate_and_stamp(self) -> bytes:
+        """A later transaction's first statement: the stamp of its start, refused (PGSMV, by
+        pgshift's `expect`) while the gate key is held; checking takes the key and gives it
+        back, so the gate can close while a transaction runs."""
+        from pgshift.db.store import STAMP_START
+
+        if self.gate is None:
+            return STAMP_START
+        if self._gate_sql is None:
+            from psycopg import sql
+
+            from pgshift.db.lock import gate_key
+
+            key = gate_key(self.gate.schema)
+            self._gate_sql = sql.SQL(
+                "SELECT {}.expect(CASE WHEN pg_catalog.pg_try_advisory_lock_shared({})"
+                " THEN pg_catalog.pg_advisory_unlock_shared({}) ELSE false END,"
+                " 'the run was asked to stop'), "
+            ).format(sql.Identifier(self.store.schema), key, key).as_bytes(
+                self.conn
+            ) + STAMP_START.removeprefix(b"SELECT ")
+        return self._gate_sql
+
+    def _forget_prepared(self, *, text_only: bool) -> None:
+        if self._prepared is not None:
+            self._prepared.forget()
+        self._text_only = self._text_only or text_only
 
     def run_alone(
         self,
@@ -295,12 +453,59 @@ class PostgresExecutor:
             self.conn.execute("ROLLBACK")
 
 
-def _lost_prepared(failed: PartFailed, *, write_index: int) -> bool:
-    """The write's EXECUTE found no prepared statement: a statement of the migration
-    deallocated it, or the session was reset."""
-    from pgshift.db.prepared import NOT_PREPARED
+class _Span(NamedTuple):
+    """Where one transaction of a batch lies in its message: the index of its first
+    statement, of its history write and of its COMMIT; whether the write is an EXECUTE."""
 
-    return failed.index == write_index and failed.error.sqlstate == NOT_PREPARED
+    first: int
+    write: int
+    commit: int
+    prepared: bool
+    gate: int  # the part that passes the gate and stamps the start; -1 for the first
+
+
+class _GateWatch:
+    """Called while a batch's message runs: closes the gate once the run is asked to stop."""
+
+    def __init__(self, gate: Gate | None, stopped: Callable[[], bool]) -> None:
+        self.gate = gate
+        self.stopped = stopped
+        self.closed = False
+
+    def __call__(self) -> None:
+        if self.gate is not None and not self.closed and self.stopped():
+            self.closed = self.gate.close_gate()
+
+    def reopen(self) -> None:
+        if self.gate is not None and self.closed:
+            self.gate.open_gate()
+            self.closed = False
+
+
+class _SendAgain(Exception):
+    """The batch is sent again from transaction ``done`` (those before it committed)."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
+
+
+def _committed(
+    done: Sequence[Transaction], spans: Sequence[_Span], results: Sequence[pq.abc.PGresult]
+) -> list[int]:
+    """The durations the writes of the committed transactions ``done`` answered (0 for a
+    progress write, which records none); each passes its failpoint."""
+    from pgshift.execution import RecordProgress
+
+    durations = []
+    for job, span in zip(done, spans, strict=False):
+        value = (
+            None if isinstance(job.write, RecordProgress) else results[span.write].get_value(0, 0)
+        )
+        durations.append(int(value) if value is not None else 0)
+        end = job.statements[-1].index + 1 if job.statements else 0
+        failpoint(f"committed:{job.version}:{end}")
+    return durations
 
 
 def server_error(error: Exception, offset: int | None) -> ServerError:

@@ -51,6 +51,14 @@ def fence_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def gate_key(schema: str) -> int:
+    """The key the lock's session holds, while a batch is in flight, to keep the batch's later
+    transactions from starting once the run is asked to stop (db/execute.py): each of them
+    checks it first, without keeping it."""
+    digest = hashlib.sha256(f"pgshift-gate:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _key_parts(key: int) -> tuple[int, int]:
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return unsigned >> 32, unsigned & 0xFFFF_FFFF
@@ -279,6 +287,27 @@ class RunnerLock:
             raise LockBusy(
                 "lost the migration lock: its connection to the database was closed"
             ) from None
+
+    def close_gate(self) -> bool:
+        """Hold the gate key (gate_key) on the lock's idle session: no later transaction of the
+        batch in flight starts from now on. False when the session cannot (it is gone)."""
+        import psycopg
+
+        if self.conn is None:
+            return False
+        try:
+            self.conn.execute("SELECT pg_advisory_lock(%s)", (gate_key(self.schema),))
+        except psycopg.Error:
+            return False
+        return True
+
+    def open_gate(self) -> None:
+        """Give the gate key back once the batch's message is answered."""
+        import psycopg
+
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (gate_key(self.schema),))
 
     def release(self) -> None:
         if self.conn is None:

@@ -39,9 +39,24 @@ if TYPE_CHECKING:
     from pgshift.db.prepared import PreparedForm, PreparedWrites
     from pgshift.plan import ChecksumUpgrade
 
+#: The custom setting a transaction sets to the clock (epoch milliseconds) as it begins, when it is
+#: not the first of its message (db/execute.py batches several into one): the server stamps
+#: every transaction of one simple-query message with the message's arrival time.
+BEGAN_SETTING = "pgshift.began"
+#: What such a transaction runs first: the clock into BEGAN_SETTING, for this transaction only.
+STAMP_START = (
+    b"SELECT pg_catalog.set_config('" + BEGAN_SETTING.encode() + b"',"
+    b" (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::text, true)"
+)
+
 #: Milliseconds since the current transaction began: the history write ends the transaction that
 #: ran the migration's statements (in one message, or one by one), so the server measures them.
-CHUNK_MS = "floor(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::bigint"
+#: From BEGAN_SETTING when the transaction set it (it is local to the transaction: empty after).
+CHUNK_MS = (
+    "floor(extract(epoch FROM clock_timestamp()) * 1000 - coalesce(nullif(current_setting('"
+    + BEGAN_SETTING
+    + "', true), '')::numeric, extract(epoch FROM transaction_timestamp()) * 1000))::bigint"
+)
 
 
 #: Opens a write: ``d.ms`` is the given duration plus what the server measured (CHUNK_MS).
@@ -52,6 +67,9 @@ _LOG_WITH_DURATION = (
     " SELECT {run_id}, {event}, {version},"
     " {detail} || jsonb_build_object('duration_ms', d.ms) FROM d"
 )
+#: After the guard: the write answers the duration it recorded, which the runner reports for a
+#: transaction that was one of a batch (it cannot time one of those itself).
+_RETURNING_MS = " RETURNING (detail ->> 'duration_ms')::bigint"
 
 
 #: A timestamptz as UTC text that datetime.fromisoformat reads, whatever the DateStyle.
@@ -595,7 +613,7 @@ class PostgresHistoryStore:
             " SELECT {version}, {description}, {checksum}, {rollback_checksum}, {rollback_sql},"
             " d.ms, {applied_by}, {host}, {run_id}, {metadata} FROM d),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version}"
-            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard + _RETURNING_MS,
             prepared=prepared,
             **values,
             version=row.version,
@@ -639,7 +657,7 @@ class PostgresHistoryStore:
             " b AS (DELETE FROM {s}.backfill WHERE version = {version} AND action = 'apply'"
             " RETURNING 1),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version}"
-            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard + _RETURNING_MS,
             prepared=prepared,
             **values,
             version=version,
@@ -667,7 +685,7 @@ class PostgresHistoryStore:
             _DURATION + " a AS (UPDATE {s}.applied SET metadata = jsonb_set(metadata,"
             " '{{expand,phase}}', '\"contracted\"') WHERE version = {version} RETURNING 1),"
             " p AS (DELETE FROM {s}.progress WHERE version = {version}"
-            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard,
+            " RETURNING action, statements_done)" + _LOG_WITH_DURATION + guard + _RETURNING_MS,
             prepared=prepared,
             **values,
             version=version,

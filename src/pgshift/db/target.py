@@ -366,7 +366,9 @@ class Target:
         """The runner's executor: migrations' statements on this target's session."""
         from pgshift.db.execute import PostgresExecutor
 
-        return PostgresExecutor(self.session, self.store)
+        # The lock's session, when the run holds it, keeps a stopped batch's rest from starting.
+        lock = self._lock if self._lock is not None and self._lock.conn is not None else None
+        return PostgresExecutor(self.session, self.store, gate=lock)
 
     # -- the runner lock ----------------------------------------------------------------------
 
