@@ -21,6 +21,7 @@ from pgshift.config import load_settings
 V1 = "20250101000000"
 V2 = "20250101000100"
 V3 = "20250101000200"
+V4 = "20250101000300"
 
 #: What the runner's session had prepared when the migration ran.
 SEEN = "CREATE TABLE seen AS SELECT name, statement FROM pg_prepared_statements;\n"
@@ -73,15 +74,18 @@ def test_a_migration_that_deallocates_runs_once_and_the_next_prepares_again(
         {
             **migration_pair(V1, "warm", "CREATE TABLE warm (id int);\n"),
             **migration_pair(V2, "drop", "SELECT nextval('ran_one');\nDEALLOCATE ALL;\n"),
-            **migration_pair(V3, "after", "SELECT nextval('ran_two');\n" + SEEN),
+            **migration_pair(V3, "after", "SELECT nextval('ran_two');\n"),
+            **migration_pair(V4, "seen", SEEN),
         }
     )
     result = run_cli(capsys, project, db_url, "up", "--yes", "--skip-backup")
     assert result.code == 0, result.err
     assert _last_value(db_url, "ran_one") == 1  # not run a second time
-    assert _last_value(db_url, "ran_two") == 1
-    assert applied_versions(db_url) == [V1, V2, V3]
-    assert len(query(db_url, "SELECT name FROM seen")) == 1  # prepared again for V3
+    assert _last_value(db_url, "ran_two") == 1  # nor the one after it in the same message
+    assert applied_versions(db_url) == [V1, V2, V3, V4]
+    # V2's message (alone, or with V3: a batch at most doubles after V1 ran alone) lost the
+    # statements; V4's is a later message, which prepares again.
+    assert len(query(db_url, "SELECT name FROM seen")) == 1
 
 
 def test_a_write_whose_statement_was_dropped_unseen_is_sent_again_as_text(

@@ -45,6 +45,7 @@ from pgshift.errors import (
 from pgshift.execution import (
     PROGRESS_MOVED,
     RETRIED_SQLSTATES,
+    BatchFailed,
     Executor,
     HistoryWrite,
     RecordApplied,
@@ -53,6 +54,7 @@ from pgshift.execution import (
     RecordReverted,
     ServerError,
     StatementFailed,
+    Transaction,
 )
 from pgshift.history import (
     AppliedMigration,
@@ -356,18 +358,22 @@ class Runner:
         self.store.log(side, self.run_id, "run_started", None, self._run_detail(steps))
         self.emit(ev.RunStarted(self.run_id, tuple(s.migration.version for s in steps)))
         started = time.monotonic()
+        size = _BatchSize()
         try:
-            for step in steps:
+            at = 0
+            while at < len(steps):
                 if self.stop.requested:
-                    raise _Stopped(None, step.action, half=False, done=0, total=0, ms=0)
+                    raise _Stopped(None, steps[at].action, half=False, done=0, total=0, ms=0)
                 lock.check()
+                group = _batch_at(steps, at, size.steps)
                 began = time.monotonic()
-                try:
-                    results.append(_StepRun(self, executor, side, step).run())
-                except MigrationFailed:
-                    version, action = step.migration.version, step.action
-                    results.append(StepResult(version, action, "failed", _ms_since(began)))
-                    raise
+                if len(group) > 1:
+                    at += self._run_batch(executor, side, group, results)
+                else:
+                    self._run_step(_StepRun(self, executor, side, steps[at]), results)
+                    at += 1
+                if group:
+                    size.took(len(group), time.monotonic() - began)
         except MigrationFailed as exc:
             detail = {"error": exc.message, "exit_code": exc.exit_code}
             self.store.log(side, self.run_id, "run_failed", exc.version, detail)
@@ -383,6 +389,39 @@ class Runner:
         detail = {"applied": applied, "duration_ms": elapsed}
         self.store.log(side, self.run_id, "run_finished", None, detail)
         self.emit(ev.RunFinished(self.run_id, applied, elapsed))
+
+    def _run_step(
+        self, run: _StepRun, results: list[StepResult], first: StatementFailed | None = None
+    ) -> None:
+        """One step, its result recorded; a failure's too, before it is raised."""
+        began = time.monotonic()
+        try:
+            results.append(run.run(first))
+        except MigrationFailed:
+            version, action = run.version, run.step.action
+            results.append(StepResult(version, action, "failed", _ms_since(began)))
+            raise
+
+    def _run_batch(
+        self, executor: Executor, side: Session, group: Sequence[Step], results: list[StepResult]
+    ) -> int:
+        """Run ``group`` (small one-transaction steps, _batch_at) as one message; how many of
+        its steps are done. Each still commits on its own with its history row; the step that
+        failed in it goes on as if run alone (retried, recorded, reported) from that answer."""
+        runs = [_StepRun(self, executor, side, step) for step in group]
+        batch = [run.transaction() for run in runs]
+        try:
+            durations = executor.run_transactions(batch, lambda: self.stop.requested)
+        except BatchFailed as failed:
+            for run, ms in zip(runs, failed.durations, strict=False):
+                results.append(run.committed(ms))
+            if self.stop.requested and not failed.begun:  # stopped between two steps
+                action = group[failed.done].action
+                raise _Stopped(None, action, half=False, done=0, total=0, ms=0) from None
+            self._run_step(runs[failed.done], results, failed.failure)
+            return failed.done + 1
+        results.extend(run.committed(ms) for run, ms in zip(runs, durations, strict=True))
+        return len(runs)
 
     def _interrupted(
         self, side: Session, stopped: _Stopped, results: Sequence[StepResult]
@@ -453,6 +492,8 @@ class _StepRun:
         self.lock_timeout_ms = header.lock_timeout_ms or options.lock_timeout_ms
         # The progress row as this run last knew it; every history write moves it from there.
         self.expect = runner.seen.get(self.version, Expect())
+        # The refusal its first attempt met in a batch (Runner._run_batch): retried from there.
+        self.first: StatementFailed | None = None
 
     @property
     def store(self) -> HistoryStore:
@@ -461,7 +502,24 @@ class _StepRun:
     def _elapsed_ms(self) -> int:
         return int((self.runner.clock() - self.started) * 1000)
 
-    def run(self) -> StepResult:
+    def transaction(self) -> Transaction:
+        """The step as one transaction of a batch (it is one: _batch_at)."""
+        statements = self.script.statements
+        write = self._record(Chunk(0, len(statements), True), last=True)
+        return Transaction(statements, write, self.version, self.lock_timeout_ms, self.budget_ms)
+
+    def committed(self, duration_ms: int) -> StepResult:
+        """The step committed in a batch: its events, as a step run alone emits them."""
+        m, action, total = self.step.migration, self.step.action, len(self.script.statements)
+        self.runner.emit(ev.StepStarted(m.version, m.name, total, 0, action))
+        self.runner.emit(ev.StatementDone(m.version, total, total))
+        self.runner.emit(ev.StepApplied(m.version, m.name, duration_ms, action))
+        status = "applied" if action == "apply" else "reverted"
+        return StepResult(m.version, action, status, duration_ms)
+
+    def run(self, first: StatementFailed | None = None) -> StepResult:
+        """The step, chunk by chunk; ``first``: what its first attempt met in a batch."""
+        self.first = first
         step, script, m = self.step, self.script, self.step.migration
         if _has_backfill(m) and step.action == "apply":
             # The revert's backfill row is stale from now on: without this, a backfill
@@ -729,15 +787,15 @@ class _StepRun:
 
     def _chunk_with_retries(self, chunk: Chunk, *, last: bool) -> None:
         """Run the chunk; retry what concurrency refused, within PGSHIFT_LOCK_RETRY_TOTAL."""
-        options = self.runner.options
-        clock = self.runner.clock
-        began = clock()
-        retry_deadline = began + options.lock_retry_total_ms / 1000
+        failure, self.first = self.first, None
+        # A step whose first attempt was in a batch began with the batch: its budget did too.
+        began = self.started if failure is not None else self.runner.clock()
+        retry_deadline = began + self.runner.options.lock_retry_total_ms / 1000
         attempt = 0
-        failure: StatementFailed | None = None
         while True:
-            if failure is not None and self.runner.stop.requested:
-                raise failure  # no retry once asked to stop: the run ends here
+            if failure is not None:
+                attempt += 1
+                self._pause_or_raise(failure, attempt, began, retry_deadline)
             remaining = self.budget_ms - self._elapsed_ms()
             if remaining <= 0:
                 why = f"took longer than its statement timeout of {self.budget_ms} ms"
@@ -753,26 +811,30 @@ class _StepRun:
                 return
             except StatementFailed as failed:
                 failure = failed
-                yielded = self.runner.monitor_cancelled(failure.error)
-                if failure.error.sqlstate not in RETRIED_SQLSTATES and not yielded:
-                    raise
-                if self.runner.stop.requested:
-                    raise
-                attempt += 1
-                sleep_ms = backoff_ms(
-                    attempt, self.lock_timeout_ms, options.retry_cap_ms, self.runner.rng
-                )
-                # The whole budget is used: a last pause ends at the deadline, unless what is
-                # left is shorter than the shortest pause (the application's window).
-                left_ms = int((retry_deadline - clock()) * 1000)
-                if left_ms < min(sleep_ms, RETRY_PAUSE_FLOOR * max(1, self.lock_timeout_ms)):
-                    elapsed_ms = int((clock() - began) * 1000)
-                    raise self._retries_exhausted(
-                        failure, attempt, elapsed_ms, yielded=yielded
-                    ) from None
-                sleep_ms = min(sleep_ms, left_ms)
-                self._log_retry(failure, attempt, sleep_ms, yielded=yielded)
-                self.runner.sleep(sleep_ms / 1000)
+
+    def _pause_or_raise(
+        self, failure: StatementFailed, attempt: int, began: float, retry_deadline: float
+    ) -> None:
+        """After a refused attempt: pause before the next, or raise what ends the step (the
+        refusal itself, or the exhausted budget). No retry once asked to stop."""
+        options, clock = self.runner.options, self.runner.clock
+        yielded = self.runner.monitor_cancelled(failure.error)
+        if failure.error.sqlstate not in RETRIED_SQLSTATES and not yielded:
+            raise failure
+        if self.runner.stop.requested:
+            raise failure
+        sleep_ms = backoff_ms(attempt, self.lock_timeout_ms, options.retry_cap_ms, self.runner.rng)
+        # The whole budget is used: a last pause ends at the deadline, unless what is left is
+        # shorter than the shortest pause (the application's window).
+        left_ms = int((retry_deadline - clock()) * 1000)
+        if left_ms < min(sleep_ms, RETRY_PAUSE_FLOOR * max(1, self.lock_timeout_ms)):
+            elapsed_ms = int((clock() - began) * 1000)
+            raise self._retries_exhausted(failure, attempt, elapsed_ms, yielded=yielded) from None
+        sleep_ms = min(sleep_ms, left_ms)
+        self._log_retry(failure, attempt, sleep_ms, yielded=yielded)
+        self.runner.sleep(sleep_ms / 1000)
+        if self.runner.stop.requested:
+            raise failure  # asked to stop during the pause: the run ends here
 
     def _chunk(self, chunk: Chunk, *, last: bool, statement_timeout_ms: int) -> None:
         statements = self.script.statements[chunk.start : chunk.end]
@@ -967,6 +1029,61 @@ class _StepRun:
             else "the rollback's transaction was rolled back; the migration is still applied"
         )
         return MigrationFailed(message + "\n" + undone, hint=error.hint, **facts)
+
+
+#: A batch's message carries about this much of the server's work (judged from the last
+#: message), so that progress still shows every tenth of a second or so.
+BATCH_TARGET_S = 0.1
+#: ...and at most this many steps or bytes of SQL.
+BATCH_MAX_STEPS = 128
+BATCH_MAX_BYTES = 1 << 20
+
+
+class _BatchSize:
+    """How many small steps the next message may carry (Executor.run_transactions).
+
+    One round trip per batch instead of per migration keeps the server busy while the client
+    records one migration and composes the next (bench/RESULTS.md). The first step goes
+    alone; then the batch at most doubles each time, up to what fills BATCH_TARGET_S at the
+    pace the last message showed, so a run of slow migrations goes one at a time again.
+    """
+
+    def __init__(self) -> None:
+        self.steps = 1
+
+    def took(self, steps: int, seconds: float) -> None:
+        each = seconds / steps
+        fits = int(BATCH_TARGET_S / each) if each > 0 else BATCH_MAX_STEPS
+        self.steps = max(1, min(BATCH_MAX_STEPS, 2 * steps, fits))
+
+
+def _batch_at(steps: Sequence[Step], at: int, size: int) -> list[Step]:
+    """The steps from ``at`` that may share one message: up to ``size`` consecutive ones of one
+    action, each a single transaction of plain statements (no backfill, no expansion phase,
+    nothing resumed); empty when the step at ``at`` is not such a one."""
+    group: list[Step] = []
+    sql_bytes = 0
+    for step in steps[at : at + size]:
+        if not _one_transaction(step) or (group and step.action != group[0].action):
+            break
+        sql_bytes += sum(len(s.sql) for s in step.script.statements)
+        if group and sql_bytes > BATCH_MAX_BYTES:
+            break
+        group.append(step)
+    return group
+
+
+def _one_transaction(step: Step) -> bool:
+    """The step is one transaction of plain statements, recorded in it."""
+    if step.resume is not None or step.expansion is not None or step.action == "contract":
+        return False
+    if step.kind == "backfill" or _has_backfill(step.migration):
+        return False
+    script = step.script
+    chunks = chunks_of(script.statements, transaction=script.header.transaction)
+    if len(chunks) != 1 or not chunks[0].transactional:
+        return False
+    return all(s.kind != BACKFILL_KIND for s in script.statements)
 
 
 def _has_backfill(m: Migration) -> bool:
