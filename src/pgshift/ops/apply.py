@@ -368,12 +368,13 @@ class Runner:
                 group = _batch_at(steps, at, size.steps)
                 began = time.monotonic()
                 if len(group) > 1:
-                    at += self._run_batch(executor, side, group, results)
+                    done = self._run_batch(executor, side, group, results)
                 else:
                     self._run_step(_StepRun(self, executor, side, steps[at]), results)
-                    at += 1
+                    done = 1
                 if group:
-                    size.took(len(group), time.monotonic() - began)
+                    size.took(done, time.monotonic() - began)
+                at += done
         except MigrationFailed as exc:
             detail = {"error": exc.message, "exit_code": exc.exit_code}
             self.store.log(side, self.run_id, "run_failed", exc.version, detail)
