@@ -16,6 +16,9 @@ db/execute.run_parts, in one loop per variant of that message:
   as pgshift sent them before it sent `SET LOCAL`;
 * ``as up sends it (write prepared by the store)``: ``body`` plus the write as `up` sends it now,
   `EXECUTE` of the form db/prepared.py PREPAREs once per session;
+* ``as up sends a batch (32 a message)``: the same migrations 32 to a message, as `up` sends
+  consecutive small ones: every migration after the first of its message passes the stop gate
+  and stamps its start first (db/execute.py, run_transactions);
 * ``full``: pgshift's message exactly as `up` sends it (the write built by the real store);
 * ``+applied``, ``+log``, ``+progress``, ``+expect``: ``body`` plus one part of the write alone;
 * ``+write, no guard``: ``body`` plus the write without its ``expect`` WHERE;
@@ -36,6 +39,7 @@ writes nothing: the section's reading is written by hand beside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -104,9 +108,12 @@ WRITES = {
     "full, write prepared",
     "full, write as a function",
     "as up sends it (write prepared by the store)",
+    "as up sends a batch (32 a message)",
 }
 #: Variants whose parts go one message each (a round trip per statement, as psql sends a file).
 ONE_BY_ONE = {"psql, a round trip each"}
+#: Variants whose messages carry this many migrations each.
+BATCHED = {"as up sends a batch (32 a message)": 32}
 
 
 class Messages:
@@ -165,6 +172,31 @@ class Messages:
         from pgshift.history import Expect
 
         return bytes(self.store.applied_sql(self.conn, self.row(i), expect=Expect()))
+
+    def batch_member(self, i: int) -> list[bytes]:
+        """Migration i as `up` sends it in a batch of BATCHED's size: a later one passes the
+        stop gate and stamps its start after BEGIN (PostgresExecutor._message)."""
+        size = BATCHED["as up sends a batch (32 a message)"]
+        body = [*self.begin(i), *self.statements(i), self.up_write(i), b"COMMIT"]
+        if i % size == 0:
+            return body
+        return [b"BEGIN", self.gate_stamp, *body[1:]]
+
+    @functools.cached_property
+    def gate_stamp(self) -> bytes:
+        from pgshift.db.execute import PostgresExecutor
+
+        class _Gate:  # the executor composes the gate's statement from the schema alone
+            schema = SCHEMA
+
+            def close_gate(self) -> bool:
+                return False
+
+            def open_gate(self) -> None:
+                pass
+
+        executor = PostgresExecutor(self.conn, self.store, gate=_Gate())
+        return executor._gate_and_stamp()
 
     def up_write(self, i: int) -> bytes:
         """The history write as `up` sends it now: EXECUTE of the store's PREPAREd form."""
@@ -260,6 +292,7 @@ class Messages:
                 self.up_write(i),
                 *commit,
             ],
+            "as up sends a batch (32 a message)": self.batch_member,
             "full": lambda i: [*b(i), *st(i), self.write(i), *commit],
             "+applied": lambda i: [*b(i), *st(i), self.applied(i), *commit],
             "+log": lambda i: [*b(i), *st(i), self.log(i), *commit],
@@ -339,6 +372,10 @@ def one_loop(server: Server, variant: str, count: int, label: str) -> Loop:
             began = time.perf_counter()
             if variant in ONE_BY_ONE:
                 messages = [[part] for message in messages for part in message]
+            if variant in BATCHED:
+                size = BATCHED[variant]
+                groups = [messages[k : k + size] for k in range(0, count, size)]
+                messages = [[part for one in group for part in one] for group in groups]
             for message in messages:
                 run_parts(conn, message)
             took = time.perf_counter() - began
