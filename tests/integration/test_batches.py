@@ -292,3 +292,32 @@ def test_status_names_the_migrations_of_a_message_in_flight_as_running(
             " AND pid <> pg_backend_pid()",
         )
         proc.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.5])
+def test_a_kill_while_a_batch_runs_leaves_the_rest_to_the_server_and_the_next_run_waits(
+    make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str], seconds: float
+) -> None:
+    """The killed client's message goes on in its session until the server sees the client
+    gone (client_connection_check_interval, about a second): V5, sleeping, rolls back then,
+    or commits first and the migrations queued behind it with it. The next run waits for that
+    session (the fence) and runs what is left: each migration is applied once, and only V5's
+    statements may have run twice (the first time rolled back)."""
+    query(db_url, "CREATE TABLE control (seconds float)")
+    query(db_url, "INSERT INTO control VALUES (%s)", [seconds])
+    sleep = "SELECT pg_sleep((SELECT seconds FROM control));\n"
+    root = _project(make_project, db_url, {4: sleep})
+    proc = spawn_cli(root, db_url, "up", "--yes", "--skip-backup")
+    _wait_for_sleep(db_url, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    resumed = run_cli(capsys, root, db_url, "up", "--yes", "--skip-backup")
+    assert resumed.code == 0, resumed.err
+    assert applied_versions(db_url) == VERSIONS
+    runs = _runs(db_url)
+    assert runs[:4] == [1] * 4 and runs[5:] == [1] * 3 and runs[4] in (1, 2), runs
+    counts = query(
+        db_url,
+        "SELECT version, count(*) FROM pgshift.log WHERE event = 'migration_applied' GROUP BY 1",
+    )
+    assert sorted(counts) == [(v, 1) for v in VERSIONS]
