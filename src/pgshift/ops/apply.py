@@ -1,4 +1,4 @@
-"""Executes a Plan on a target, one migration at a time, safely under load.
+"""Executes a Plan on a target, migration by migration, safely under load.
 
 The runner decides; an Executor (pgshift.execution) runs. Nothing here talks to PostgreSQL or
 imports its driver, so every decision below (resume, retry budget, failure recording, the plan
@@ -12,6 +12,9 @@ Why it is shaped this way:
 * Every statement runs under a short lock_timeout; a lock conflict rolls the transaction back and
   retries with jittered backoff, so the application's queries never queue behind a migration for
   longer than that timeout (the lock-queue outage).
+* Consecutive small migrations that are each one transaction travel several to a message
+  (_BatchSize, Executor.run_transactions), so the server never waits on the client between
+  them; each still commits alone, and one that fails in a batch goes on as if run alone.
 """
 
 from __future__ import annotations
