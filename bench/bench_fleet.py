@@ -7,9 +7,11 @@ and M small generated migrations (a table, an index and 10 rows each): for each 
 --runs pairs of
 * `pgshift fleet up --skip-backup -q --yes` (a fresh process, interpreter start included), and
 * the reference: ONE `psql -X -q -v ON_ERROR_STOP=1 -f` of the same T x M migrations, each in
-  BEGIN/COMMIT, a `SET search_path` before each tenant's,
-each on its own fresh database with the T schemas, the two in turn (who goes first alternates),
-both checked afterwards. Issue 18's target: the fleet at most 0.80x the serial psql. Then, over
+  BEGIN/COMMIT, a `SET search_path` before each tenant's, and
+* what the server can do concurrently with nothing else: --concurrency such psql at once, the
+  tenants dealt among them (no history, no lock, no tool's sessions),
+each on its own fresh database with the T schemas, in turn (the order alternates), all checked
+afterwards. Issue 18's target: the fleet at most 0.80x the serial psql. Then, over
 a migrated fleet of --tenants, the no-op `fleet up` and `fleet status -q` (target: under
 0.5 s each); then, unless `--databases 0`, the same workload over D separate databases.
 Reports medians (min-max), spread, the CPUs' business and load average before each run, and
@@ -22,6 +24,7 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -78,6 +81,30 @@ def _psql_file(work: Path, floor_sql: Path, tenants: int, migrations: int) -> Pa
     return path
 
 
+def _psql_shares(work: Path, floor_sql: Path, tenants: int, migrations: int, n: int) -> list[Path]:
+    """The tenants dealt to ``n`` files, one per concurrent psql (the concurrent reference)."""
+    body = floor_sql.read_text(encoding="utf-8")
+    paths = []
+    for k in range(n):
+        path = work / f"fleet_floor_{tenants}x{migrations}_{k + 1}of{n}.sql"
+        if not path.exists():
+            share = _schemas(tenants)[k::n]
+            path.write_text("".join(f"SET search_path TO {s};\n{body}" for s in share))
+        paths.append(path)
+    return paths
+
+
+def _psql_at_once(server: Server, db: str, files: Sequence[Path]) -> float:
+    """One psql per file, all at once: what the server does with the same migrations run
+    concurrently and nothing else (no history, no lock)."""
+    started = time.perf_counter()
+    psql = [str(server.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server.url(db), "-f"]
+    procs = [subprocess.Popen([*psql, str(f)], stdout=subprocess.DEVNULL) for f in files]
+    if any(p.wait() != 0 for p in procs):
+        sys.exit(f"bench: a concurrent psql failed on {db}")
+    return time.perf_counter() - started
+
+
 def _fleet(script: Path, folder: Path, action: str, targets: Path, *extra: str) -> float:
     cmd = [
         str(script), "fleet", action, "--targets", str(targets), "--dir", str(folder), "-q",
@@ -120,6 +147,8 @@ class Pairs:
     concurrency: int
     fleet: Series = field(default_factory=Series)
     psql: Series = field(default_factory=Series)
+    #: The same migrations by --concurrency psql processes at once (no history, no lock).
+    at_once: Series = field(default_factory=Series)
     ratios: list[float] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
     #: contender -> (client CPU s, server CPU s) of each timed run
@@ -145,17 +174,21 @@ def _pairs(
     """``--warmup + --runs`` pairs, each contender on its own fresh database, order alternating."""
     result = Pairs(concurrency)
     tenants, m = args.sweep_tenants or args.tenants, args.migrations
+    floor_sql = sql.with_name(f"floor_{m}.sql")
+    shares = _psql_shares(work, floor_sql, tenants, m, concurrency)
 
     def one(kind: str, keep: bool) -> tuple[float, float, float]:
-        db = _tenant_db(server, f"{kind}{concurrency}", tenants)
+        db = _tenant_db(server, f"{kind.replace(' ', '')}{concurrency}", tenants)
         targets = _targets_file(work, server, db, tenants)
         quiet.settle()
         busy, load = (quiet.busy[-1] if quiet.busy else 0.0), os.getloadavg()[0]
         client, served = _client_cpu_s(), server_cpu_s(server)
         if kind == "fleet":
             took = _fleet(script, folder, "up", targets, "--concurrency", str(concurrency))
-        else:
+        elif kind == "psql":
             took = _psql(server, db, sql)
+        else:
+            took = _psql_at_once(server, db, shares)
         cpu = (_client_cpu_s() - client, server_cpu_s(server) - served)
         if keep:
             result.cpu.setdefault(kind, []).append(cpu)
@@ -164,20 +197,21 @@ def _pairs(
         if not keep:
             quiet.busy.pop()
         print(
-            f"  {server.label()} c={concurrency} {kind:<5} {'run' if keep else 'warm-up':<7}"
+            f"  {server.label()} c={concurrency} {kind:<7} {'run' if keep else 'warm-up':<7}"
             f" {took:.3f} s (CPUs {busy:.0%} busy before, load {load:.1f})",
             flush=True,
         )
         return took, busy, load
 
     for i in range(args.warmup + args.runs):
-        order = ["fleet", "psql"] if i % 2 == 0 else ["psql", "fleet"]
+        order = ["fleet", "psql", "at once"] if i % 2 == 0 else ["at once", "psql", "fleet"]
         took = {kind: one(kind, keep=i >= args.warmup) for kind in order}
         if i < args.warmup:
             continue
         (f, fb, fl), (p, pb, pl) = took["fleet"], took["psql"]
         result.fleet.add(f)
         result.psql.add(p)
+        result.at_once.add(took["at once"][0])
         result.ratios.append(f / p)
         result.rows.append(
             f"| {server.label()} | {concurrency} | {i - args.warmup + 1} | {order[0]} |"
@@ -234,6 +268,19 @@ def _server_report(
         "| --concurrency | fleet up: client + server | psql: client + server |",
         "|---|---|---|",
         *(f"| {r.concurrency} | {r.cpu_text('fleet')} | {r.cpu_text('psql')} |" for r in results),
+        "",
+        "What the server can do with the same migrations concurrently and nothing else: as many"
+        " `psql -f` at once as --concurrency, the tenants dealt among them (no history, no lock,"
+        " no per-tenant session of a tool), against the serial psql of the same pairs:",
+        "",
+        "| --concurrency | psql at once | its ratio to the serial psql (medians) |"
+        " CPU client + server |",
+        "|---|---|---|---|",
+        *(
+            f"| {r.concurrency} | {r.at_once.s()} | {r.at_once.median / r.psql.median:.2f}x |"
+            f" {r.cpu_text('at once')} |"
+            for r in results
+        ),
     ]
     lines += [
         "",
