@@ -93,7 +93,8 @@ code = main(sys.argv[1:])
 acc["main()"] = (time.perf_counter() - s) * 1000
 done = {"start_ns": START_NS, "end_ns": time.time_ns(), **acc}
 sys.stderr.write("PHASES " + json.dumps(done) + "\n")
-sys.exit(code)
+from pgshift.cli.main import leave  # as the console script ends: no interpreter teardown
+leave(code)
 """
 
 ORDER = [
