@@ -229,3 +229,26 @@ def modules_loaded(
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def wait_for_sleep(db_url: str, proc: subprocess.Popen[str]) -> int:
+    """The pid of the session that sleeps (pg_sleep) in this test's database for ``proc``, once
+    it does; fails the test if ``proc`` ends first.
+
+    Found by what it waits for, not by its text: the server keeps only the first kilobyte of a
+    message's text, and a batch's sleeping statement may lie further in.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"pgshift ended before the sleep: {out}{err}")
+        rows = query(
+            db_url,
+            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event = 'PgSleep'"
+            " AND datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        if rows:
+            return int(rows[0][0])
+        time.sleep(0.02)
+    pytest.fail("nothing slept")

@@ -16,14 +16,20 @@ together and V4-V7 together.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import applied_versions, count_events, query, run_cli, spawn_cli
+from tests.support import (
+    applied_versions,
+    count_events,
+    query,
+    run_cli,
+    spawn_cli,
+    wait_for_sleep,
+)
 
 import pgshift
 from pgshift import events
@@ -207,33 +213,12 @@ def test_a_kill_after_a_commit_inside_a_batch_leaves_each_migration_run_once(
     assert sorted(counts) == [(v, 1) for v in VERSIONS]
 
 
-def _wait_for_sleep(db_url: str, proc: subprocess.Popen[str]) -> int:
-    """The pid of the session that sleeps in a migration's message for ``proc``.
-
-    Found by what it waits for: the server keeps only the first kilobyte of a message's text,
-    and a batch's sleeping statement lies further in."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"pgshift ended first: {out}{err}")
-        rows = query(
-            db_url,
-            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event = 'PgSleep'"
-            " AND query LIKE '/* pgshift apply %' AND pid <> pg_backend_pid()",
-        )
-        if rows:
-            return int(rows[0][0])
-        time.sleep(0.02)
-    pytest.fail("no migration slept")
-
-
 def test_a_terminated_backend_inside_a_batch_commits_nothing_twice(
     make_project: ProjectMaker, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _project(make_project, db_url, {4: "SELECT pg_sleep(30);\n"})
     proc = spawn_cli(root, db_url, "up", "--yes", "--skip-backup")
-    pid = _wait_for_sleep(db_url, proc)
+    pid = wait_for_sleep(db_url, proc)
     query(db_url, "SELECT pg_terminate_backend(%s)", [pid])
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0, out + err
@@ -257,7 +242,7 @@ def test_sigterm_inside_a_batch_lets_the_running_step_finish_and_starts_none_aft
     sleep = "SELECT pg_sleep((SELECT seconds FROM control));\n"
     root = _project(make_project, db_url, {4: sleep})  # V5, with V6 and V7 in its message
     proc = spawn_cli(root, db_url, "up", "--yes", "--skip-backup")
-    _wait_for_sleep(db_url, proc)
+    wait_for_sleep(db_url, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, out + err
@@ -278,7 +263,7 @@ def test_status_names_the_migrations_of_a_message_in_flight_as_running(
     root = _project(make_project, db_url, {4: sleep})
     proc = spawn_cli(root, db_url, "up", "--yes", "--skip-backup")
     try:
-        _wait_for_sleep(db_url, proc)
+        wait_for_sleep(db_url, proc)
         status = run_cli(capsys, root, db_url, "status", "--json").json()
         running = {m["version"] for m in status["migrations"] if m["running"]}
         assert VERSIONS[4] in running
@@ -308,7 +293,7 @@ def test_a_kill_while_a_batch_runs_leaves_the_rest_to_the_server_and_the_next_ru
     sleep = "SELECT pg_sleep((SELECT seconds FROM control));\n"
     root = _project(make_project, db_url, {4: sleep})
     proc = spawn_cli(root, db_url, "up", "--yes", "--skip-backup")
-    _wait_for_sleep(db_url, proc)
+    wait_for_sleep(db_url, proc)
     proc.kill()
     proc.communicate(timeout=60)
     resumed = run_cli(capsys, root, db_url, "up", "--yes", "--skip-backup")

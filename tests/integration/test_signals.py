@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
-from tests.support import applied_versions, query, spawn_cli, tables
+from tests.support import applied_versions, query, spawn_cli, tables, wait_for_sleep
 
 V1, V2, V3 = "20250101000000", "20250102000000", "20250103000000"
 SLEEP = "SELECT pg_sleep((SELECT seconds FROM control))"
@@ -37,30 +35,11 @@ def _slow_project(make_project: ProjectMaker, db_url: str, *, transaction: bool)
     )
 
 
-def _wait_for_sleep(db_url: str, proc: subprocess.Popen[str]) -> None:
-    """Until the server runs the slow statement for ``proc``."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"pgshift ended before the slow statement: {out}{err}")
-        rows = query(
-            db_url,
-            "SELECT 1 FROM pg_stat_activity WHERE state = 'active'"
-            " AND query LIKE '%pg_sleep((SELECT seconds FROM control))%'"
-            " AND pid <> pg_backend_pid()",
-        )
-        if rows:
-            return
-        time.sleep(0.05)
-    pytest.fail("the slow statement never started")
-
-
 def _interrupt(
     project: Path, db_url: str, signum: int, env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     proc = spawn_cli(project, db_url, "up", "--yes", "--skip-backup", env=env)
-    _wait_for_sleep(db_url, proc)
+    wait_for_sleep(db_url, proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err
