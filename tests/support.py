@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from pgshift.cli.main import main
+from pgshift.config import Settings
 
 
 @dataclass(frozen=True)
@@ -252,3 +253,18 @@ def wait_for_sleep(db_url: str, proc: subprocess.Popen[str]) -> int:
             return int(rows[0][0])
         time.sleep(0.02)
     pytest.fail("nothing slept")
+
+
+def applied_by_library(
+    project: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, steps: int
+) -> Settings:
+    """The library's Settings for ``project`` (run from its folder, no backups), after
+    `pgshift.up` applied its ``steps`` migrations; then a pause, so that the files' and the
+    history's times have moved on before the remembered answers are tested."""
+    import pgshift
+
+    monkeypatch.chdir(project)
+    settings = pgshift.load_settings({"database_url": db_url, "backup_enabled": "false"})
+    assert len(pgshift.up(settings).steps) == steps
+    time.sleep(0.01)
+    return settings

@@ -20,7 +20,7 @@ from psycopg import sql
 from tests.integration.test_uptodate import UNNEEDED
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
-from tests.support import CliResult, modules_loaded, on_terminal, query, run_cli
+from tests.support import CliResult, applied_by_library, modules_loaded, on_terminal, query, run_cli
 
 import pgshift
 from pgshift import project_files
@@ -283,11 +283,7 @@ class _running:
 def test_the_library_document_is_remembered_too(
     make_project: ProjectMaker, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = _project(make_project)
-    monkeypatch.chdir(project)
-    settings = pgshift.load_settings({"database_url": db_url, "backup_enabled": "false"})
-    assert len(pgshift.up(settings).steps) == 2
-    time.sleep(0.01)
+    settings = applied_by_library(_project(make_project), db_url, monkeypatch, 2)
     full = pgshift.status_document(settings)
     assert (full["applied"], full["pending"]) == (2, 0)
     assert [r["state"] for r in full["migrations"]] == ["applied", "applied"]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from tests.plugins.project import ProjectMaker
 from tests.plugins.project import migration_pair as pair
-from tests.support import applied_versions, modules_loaded, run_cli, tables
+from tests.support import applied_by_library, applied_versions, modules_loaded, run_cli, tables
 
 import pgshift
 from pgshift import project_files
@@ -124,11 +124,7 @@ def test_status_check_and_wait_remember_the_head(
 def test_the_library_answers_up_and_at_head_the_same_way(
     make_project: ProjectMaker, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = _project(make_project)
-    monkeypatch.chdir(project)
-    settings = pgshift.load_settings({"database_url": db_url, "backup_enabled": "false"})
-    assert len(pgshift.up(settings).steps) == 2
-    time.sleep(0.01)
+    settings = applied_by_library(_project(make_project), db_url, monkeypatch, 2)
     assert pgshift.up(settings).steps == () and pgshift.at_head(settings).at_head
     _files_unread(monkeypatch)
     assert pgshift.up(settings) == pgshift.RunResult("", ())
