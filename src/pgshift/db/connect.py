@@ -169,7 +169,6 @@ def open_connection(
     same round trip as the other session settings.
     """
     import psycopg
-    from psycopg import sql
 
     try:
         conninfo = url or ""
@@ -187,23 +186,35 @@ def open_connection(
             application_name=f"{APPLICATION_NAME} {purpose}",
             connect_timeout=connect_timeout_s,
         )
-        settings: list[sql.Composable] = []
-        if conn.info.server_version >= 140000:
-            # A killed runner must not leave its statement running (and its locks held) until
-            # the statement ends by itself: the server checks the client is still there.
-            settings.append(sql.SQL("set_config('client_connection_check_interval', '1s', false)"))
-        if search_path is not None:
-            # set_config takes the path as text: psycopg quotes the identifier inside it.
-            path = sql.Identifier(search_path).as_string(conn)
-            settings.append(
-                sql.SQL("set_config('search_path', {}, false)").format(sql.Literal(path))
-            )
-        if settings:
-            conn.execute(sql.SQL("SELECT ") + sql.SQL(", ").join(settings))
-            if not autocommit:
-                conn.commit()
+        apply_session_settings(conn, search_path)
+        if not autocommit:
+            conn.commit()
         return conn
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             "cannot connect to the database: " + redact(str(exc).strip(), url)
         ) from None
+
+
+def apply_session_settings(
+    conn: psycopg.Connection[tuple[object, ...]], search_path: str | None
+) -> None:
+    """The settings pgshift gives every session it opens, in one round trip: those a new
+    session gets, and those a session handed on to the next target gets again after its reset
+    (db/sessions.py; DISCARD ALL sets them back to the server's defaults).
+
+    ``search_path`` (a tenant schema of a fleet) becomes the session's search_path.
+    """
+    from psycopg import sql
+
+    settings: list[sql.Composable] = []
+    if conn.info.server_version >= 140000:
+        # A killed runner must not leave its statement running (and its locks held) until
+        # the statement ends by itself: the server checks the client is still there.
+        settings.append(sql.SQL("set_config('client_connection_check_interval', '1s', false)"))
+    if search_path is not None:
+        # set_config takes the path as text: psycopg quotes the identifier inside it.
+        path = sql.Identifier(search_path).as_string(conn)
+        settings.append(sql.SQL("set_config('search_path', {}, false)").format(sql.Literal(path)))
+    if settings:
+        conn.execute(sql.SQL("SELECT ") + sql.SQL(", ").join(settings))

@@ -20,6 +20,8 @@ from pgshift.errors import DatabaseUnavailable, LockBusy
 if TYPE_CHECKING:
     import psycopg
 
+    from pgshift.db.sessions import SessionKind, SessionShelf
+
 
 def lock_key(schema: str) -> int:
     """A stable signed 64-bit key per history schema (two projects in one database coexist).
@@ -185,8 +187,12 @@ class RunnerLock:
         allow_pooler: bool = False,
         verify: Verify | None = None,
         on_release: Release | None = None,
+        shelf: SessionShelf | None = None,
     ) -> None:
         self.url = url
+        #: Where the lock's session comes from and goes back to, when a fleet lends one
+        #: (db/sessions.py): after the unlock it holds no lock and no transaction.
+        self.shelf = shelf
         self.verify = verify
         self.on_release = on_release
         self.allow_pooler = allow_pooler
@@ -197,8 +203,16 @@ class RunnerLock:
         self.waited_for: LockHolder | None = None
         self._checked_at = time.monotonic()
 
+    def _kind(self) -> SessionKind:
+        from pgshift.db.sessions import SessionKind
+
+        return SessionKind(self.url, self.purpose, keepalive=True)
+
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        conn = open_connection(self.url, purpose=self.purpose, keepalive=True)
+        if self.shelf is not None:
+            conn = self.shelf.take(self._kind())
+        else:
+            conn = open_connection(self.url, purpose=self.purpose, keepalive=True)
         key = lock_key(self.schema)
         deadline = time.monotonic() + self.wait_ms / 1000
         delay = 0.05
@@ -317,13 +331,19 @@ class RunnerLock:
         if self.on_release is not None:
             with contextlib.suppress(psycopg.Error):
                 self.on_release()
+        conn, self.conn = self.conn, None
         try:
-            self.conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self.schema),))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self.schema),))
         except psycopg.Error:
-            pass  # the session is gone, and with it the lock
-        finally:
-            self.conn.close()
-            self.conn = None
+            conn.close()  # the session is gone, and with it the lock
+            return
+        except BaseException:
+            conn.close()
+            raise
+        if self.shelf is not None:
+            self.shelf.give_back(self._kind(), conn)
+        else:
+            conn.close()
 
     def __enter__(self) -> RunnerLock:
         self.acquire()

@@ -17,6 +17,9 @@ as pg_dump get it through the backup's password file, never on a command line).
 A fleet's tenant target is a Target with a ``tenant_schema``: its session runs with that schema
 as its search_path (so a migration's unqualified names land in the tenant), and its history
 schema is the tenant's own (fleet_targets.tenant_history_schema), which gives it its own lock.
+A fleet also hands its Targets a SessionShelf (db/sessions.py): each then takes its runner and
+lock sessions from the shelf and gives them back, reset, when it closes after a run that did not
+fail, so the next target of the same database starts on warm sessions instead of new ones.
 Before a run, the engine is detected and the runner lock is verified from this session
 (verify_runner_lock): an engine that accepts the lock call without locking is refused.
 """
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from pgshift.db.execute import PostgresExecutor
     from pgshift.db.lock import LockHolder, RunnerLock
     from pgshift.db.probe import Probe, ProbePool
+    from pgshift.db.sessions import SessionKind, SessionShelf
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.history import History, Session
 
@@ -112,8 +116,10 @@ class Target:
         allow_pooler: bool = False,
         settings: Settings | None = None,
         tenant_schema: str | None = None,
+        shelf: SessionShelf | None = None,
     ) -> None:
         self._url = url
+        self._shelf = shelf
         self._settings = settings
         self.schema = schema
         self.tenant_schema = tenant_schema
@@ -135,12 +141,15 @@ class Target:
         *,
         purpose: str = "runner",
         tenant_schema: str | None = None,
+        shelf: SessionShelf | None = None,
     ) -> Target:
         """The Target of ``url`` (and of its tenant schema: then settings.connection.schema must
-        already name the tenant's history schema, as the fleet sets it)."""
+        already name the tenant's history schema, as the fleet sets it), its sessions taken
+        from ``shelf`` when given."""
         return cls(
             url,
             tenant_schema=tenant_schema,
+            shelf=shelf,
             schema=settings.connection.schema,
             purpose=purpose,
             runner_lock_wait_ms=settings.runner.lock_wait_ms,
@@ -183,9 +192,12 @@ class Target:
     def session(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
-            self._session = open_connection(
-                self._url, purpose=self.purpose, search_path=self.tenant_schema
-            )
+            if self._shelf is not None:
+                self._session = self._shelf.take(self._kind(), search_path=self.tenant_schema)
+            else:
+                self._session = open_connection(
+                    self._url, purpose=self.purpose, search_path=self.tenant_schema
+                )
             if self._fenced:
                 # The run's session was lost and is opened again: the old one may still be
                 # executing, so the new one waits for it like for any earlier run's.
@@ -385,17 +397,29 @@ class Target:
                 allow_pooler=self.allow_pooler,
                 verify=self.after_lock,
                 on_release=self.before_unlock,
+                shelf=self._shelf,
             )
         return self._lock
 
     # -- lifetime -----------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def _kind(self) -> SessionKind:
+        from pgshift.db.sessions import SessionKind
+
+        return SessionKind(self._url, self.purpose)
+
+    def close(self, *, reuse: bool = False) -> None:
+        """Release the lock and end the session; with ``reuse`` (the command did not fail) and
+        a shelf, the session goes back to the shelf for the next target instead."""
         if self._lock is not None:
             self._lock.release()
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        session, self._session = self._session, None
+        if session is None:
+            return
+        if reuse and self._shelf is not None and not self._fenced:
+            self._shelf.give_back(self._kind(), session)
+        else:
+            session.close()
 
     def __enter__(self) -> Target:
         return self

@@ -27,6 +27,7 @@ from pgshift.ops.planning import SharedPlanner
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
+    from pgshift.db.sessions import SessionShelf
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.plan import MigrationState
@@ -141,12 +142,23 @@ def target_settings(settings: Settings, spec: TargetSpec) -> Settings:
     return replace(settings, connection=connection, backup=backup)
 
 
-def connect_target(settings: Settings, spec: TargetSpec, *, purpose: str = "runner") -> Target:
-    """The Target of one fleet target (its tenant schema as the session's search_path)."""
+def connect_target(
+    settings: Settings,
+    spec: TargetSpec,
+    *,
+    purpose: str = "runner",
+    shelf: SessionShelf | None = None,
+) -> Target:
+    """The Target of one fleet target (its tenant schema as the session's search_path), its
+    sessions taken from ``shelf`` (the fleet run's, db/sessions.py) when given."""
     from pgshift.db.target import Target
 
     return Target.from_settings(
-        target_settings(settings, spec), spec.url, purpose=purpose, tenant_schema=spec.schema
+        target_settings(settings, spec),
+        spec.url,
+        purpose=purpose,
+        tenant_schema=spec.schema,
+        shelf=shelf,
     )
 
 
@@ -184,13 +196,18 @@ def read_histories(
 
 
 def up_target(
-    project: Project, backup: bool, histories: Mapping[str, History | PgshiftError]
+    project: Project,
+    backup: bool,
+    histories: Mapping[str, History | PgshiftError],
+    shelf: SessionShelf | None = None,
 ) -> Work:
     """One target's `up`: connect, plan (ops/planning.py), run (ops/run.py), as an outcome.
 
     ``histories`` were read beforehand, one session per database (read_histories): a target
     they show up to date is done without a session of its own; any other (pending, failed,
-    or not read) opens its Target and plans again on it, under its own lock as always.
+    or not read) opens its Target and plans again on it, under its own lock as always. With
+    a ``shelf``, a target takes its sessions from the ones the targets before it on the same
+    database gave back (db/sessions.py).
     """
     planner = SharedPlanner(project)
 
@@ -201,40 +218,57 @@ def up_target(
         history = None if isinstance(read, PgshiftError) else read
         if history is not None and not planner.plan_from(history).steps:
             return TargetOutcome(spec.name, UP_TO_DATE)
-        return _run_target(project, planner, spec, emit, backup)
+        return _run_target(project, planner, spec, emit, backup, shelf)
 
     return work
 
 
 def _run_target(
-    project: Project, planner: SharedPlanner, spec: TargetSpec, emit: ev.Emit, backup: bool
+    project: Project,
+    planner: SharedPlanner,
+    spec: TargetSpec,
+    emit: ev.Emit,
+    backup: bool,
+    shelf: SessionShelf | None,
 ) -> TargetOutcome:
     """A target the fleet's read did not show up to date: planned again on its own Target and
-    run (ops/run.py) under its own lock.
+    run (ops/run.py) under its own lock. Its sessions go back to ``shelf`` only when it did
+    not fail (Target.close).
 
     The runner's modules are imported here, not with this module: a fleet with nothing to do
     (`fleet up` with nothing pending, `fleet status`) never needs them.
     """
+    target = connect_target(project.settings, spec, shelf=shelf)
+    outcome: TargetOutcome | None = None
+    try:
+        outcome = _plan_and_run(planner, target, spec, emit, backup)
+        return outcome
+    finally:
+        target.close(reuse=outcome is not None and outcome.status != FAILED)
+
+
+def _plan_and_run(
+    planner: SharedPlanner, target: Target, spec: TargetSpec, emit: ev.Emit, backup: bool
+) -> TargetOutcome:
     from pgshift.ops.apply import RunResult
     from pgshift.ops.run import run_plan
 
-    with connect_target(project.settings, spec) as target:
-        plan = planner.plan(target)
-        if not plan.steps:
-            return TargetOutcome(spec.name, UP_TO_DATE)
-        try:
-            result = run_plan(plan, target, emit=emit, backup=backup)
-        except PgshiftError as exc:
-            done = exc.result or RunResult("", ())
-            return TargetOutcome(
-                spec.name,
-                FAILED,
-                exc.exit_code,
-                sum(1 for s in done.steps if s.status == "applied"),
-                plan.versions,
-                exc.message,
-                done.run_id or None,
-            )
+    plan = planner.plan(target)
+    if not plan.steps:
+        return TargetOutcome(spec.name, UP_TO_DATE)
+    try:
+        result = run_plan(plan, target, emit=emit, backup=backup)
+    except PgshiftError as exc:
+        done = exc.result or RunResult("", ())
+        return TargetOutcome(
+            spec.name,
+            FAILED,
+            exc.exit_code,
+            sum(1 for s in done.steps if s.status == "applied"),
+            plan.versions,
+            exc.message,
+            done.run_id or None,
+        )
     applied = sum(1 for s in result.steps if s.status == "applied")
     return TargetOutcome(spec.name, APPLIED, 0, applied, plan.versions, run_id=result.run_id)
 
@@ -261,17 +295,20 @@ def up_in_waves(
     histories = planned_histories(plan, targets)
     if histories is None:
         histories = read_histories(project.settings, targets, options.concurrency, "plan")
-    work = up_target(project, backup, histories)
-    if control_url is None:
-        return run_fleet(targets, work, options, emit)
-    from pgshift.db.control import ControlBoard
+    from pgshift.db.sessions import SessionShelf
 
-    board = ControlBoard(control_url, run or fleet_run_name(project))
-    try:
-        claim = ClaimOptions(worker or _worker_name(), lease_s)
-        return run_claimed(targets, work, options, board, claim, emit)
-    finally:
-        board.close()
+    with SessionShelf() as shelf:
+        work = up_target(project, backup, histories, shelf)
+        if control_url is None:
+            return run_fleet(targets, work, options, emit)
+        from pgshift.db.control import ControlBoard
+
+        board = ControlBoard(control_url, run or fleet_run_name(project))
+        try:
+            claim = ClaimOptions(worker or _worker_name(), lease_s)
+            return run_claimed(targets, work, options, board, claim, emit)
+        finally:
+            board.close()
 
 
 def fleet_plan(

@@ -1,0 +1,145 @@
+"""A fleet hands its sessions from one tenant to the next (db/sessions.py), on real PostgreSQL.
+
+What must hold: a fleet of many new tenants opens two sessions per worker, not two per tenant;
+nothing a tenant's migrations leave on a session (settings, temporary tables, advisory locks,
+prepared statements) reaches the next tenant; a failed tenant's runner session is not handed
+on; a session that died on the shelf is replaced, not lent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.integration.test_api import _sessions_opened_by
+from tests.plugins.project import ProjectMaker, migration_pair
+from tests.support import query
+
+import pgshift
+from pgshift.config import load_settings
+from pgshift.db.sessions import SessionKind, SessionShelf
+
+V1, V2 = "20250101000000", "20250102000000"
+
+#: What a tenant's first migration sees of its session, then what it leaves on it: a session
+#: setting, a temporary table, a session advisory lock, a prepared statement.
+_LEAVES_STATE = """
+CREATE TABLE seen AS SELECT
+  current_schema() AS schema,
+  current_setting('work_mem') AS work_mem,
+  to_regclass('pg_temp.leftover') IS NOT NULL AS temp_table,
+  (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+     AND objid = 4242) AS advisory_locks,
+  (SELECT count(*) FROM pg_prepared_statements WHERE name = 'leftover') AS prepared,
+  current_setting('application_name') AS application_name;
+SET work_mem = '77kB';
+CREATE TEMP TABLE leftover (id int);
+SELECT pg_advisory_lock(4242);
+PREPARE leftover AS SELECT 1;
+"""
+
+
+def _settings(root: Path) -> pgshift.Settings:
+    return load_settings(
+        {"migrations_dir": str(root / "migrations")},
+        env={"DB_BACKUP_DIR": str(root / "backups"), "DB_BACKUP_ENABLED": "false"},
+        cwd=root,
+    )
+
+
+def _tenants(root: Path, db_url: str, names: list[str]) -> list[pgshift.TargetSpec]:
+    path = root / "tenants.toml"
+    path.write_text(
+        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in names),
+        encoding="utf-8",
+    )
+    return list(pgshift.load_targets(path))
+
+
+def test_tenants_run_one_after_another_on_the_same_two_sessions(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """Five new tenants, one at a time: the fleet's read, then ONE runner session and ONE
+    lock session for all five; each tenant's migration still starts on a clean session."""
+    make_project(migration_pair(V1, "leaves", _LEAVES_STATE))
+    root = make_project(migration_pair(V2, "after", "CREATE TABLE after_it (id int);"))
+    names = [f"t{i}" for i in range(5)]
+    specs = _tenants(root, db_url, names)
+    project = pgshift.load_project(_settings(root))
+    results: list[pgshift.FleetResult] = []
+
+    opened = _sessions_opened_by(
+        db_url, lambda: results.append(pgshift.fleet_up(project, specs, concurrency=1))
+    )
+
+    assert [o.status for o in results[0].outcomes] == ["applied"] * 5
+    assert opened == 3  # the fleet's read, the runner's session, the lock's session
+    for name in names:
+        seen = query(
+            db_url,
+            "SELECT schema, work_mem, temp_table, advisory_locks, prepared, application_name"
+            f" FROM {name}.seen",
+        )
+        default_work_mem = query(db_url, "SELECT current_setting('work_mem')")[0][0]
+        assert seen == [(name, default_work_mem, False, 0, 0, "pgshift runner")], name
+        assert query(db_url, f"SELECT to_regclass('{name}.after_it') IS NOT NULL") == [(True,)]
+
+
+def test_a_failed_tenants_runner_session_is_not_handed_on(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """The first tenant fails (its table is in the way): its runner session is closed, the
+    next tenant gets a new one (and the lock's session, which is clean after its unlock)."""
+    root = make_project(migration_pair(V1, "table", "CREATE TABLE thing (id int);"))
+    specs = _tenants(root, db_url, ["bad", "good"])
+    query(db_url, "CREATE SCHEMA bad; CREATE TABLE bad.thing (id int)")
+    project = pgshift.load_project(_settings(root))
+    results: list[pgshift.FleetResult] = []
+
+    opened = _sessions_opened_by(
+        db_url, lambda: results.append(pgshift.fleet_up(project, specs, concurrency=1))
+    )
+
+    assert [o.status for o in results[0].outcomes] == ["failed", "applied"]
+    assert opened == 4  # the read; bad's runner and lock; good's new runner (lock handed on)
+    assert query(db_url, "SELECT to_regclass('good.thing') IS NOT NULL") == [(True,)]
+
+
+def test_a_session_that_died_on_the_shelf_is_replaced(db_url: str) -> None:
+    """A session terminated while it waited on the shelf is closed and a new one is lent;
+    one that comes back lent again keeps its name in pg_stat_activity after its reset."""
+    kind = SessionKind(db_url, "runner")
+    with SessionShelf() as shelf:
+        first = shelf.take(kind, search_path="tenant_a")
+        pid = first.info.backend_pid
+        first.execute("SET work_mem = '77kB'")
+        shelf.give_back(kind, first)
+        again = shelf.take(kind, search_path="tenant_b")
+        assert again.info.backend_pid == pid
+        row = again.execute(
+            "SELECT current_setting('search_path'), current_setting('work_mem'),"
+            " current_setting('application_name')"
+        ).fetchone()
+        default_work_mem = query(db_url, "SELECT current_setting('work_mem')")[0][0]
+        assert row == ('"tenant_b"', default_work_mem, "pgshift runner")
+        shelf.give_back(kind, again)
+
+        query(db_url, f"SELECT pg_terminate_backend({pid})")
+        fresh = shelf.take(kind)
+        assert fresh.info.backend_pid != pid
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
+        assert (shelf.opened, shelf.reused) == (2, 1)
+        shelf.give_back(kind, fresh)
+    assert fresh.closed  # the shelf's sessions end with it
+
+
+def test_a_session_inside_a_transaction_is_closed_not_shelved(db_url: str) -> None:
+    kind = SessionKind(db_url, "runner")
+    with SessionShelf() as shelf:
+        conn = shelf.take(kind)
+        conn.execute("BEGIN")
+        shelf.give_back(kind, conn)
+        assert conn.closed
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
