@@ -215,3 +215,83 @@ def test_upgrading_from_version_1_keeps_old_rows_without_rollback_sql(db_url: st
         ]
         assert pg.upgrade(conn) == []  # idempotent
         assert pg.read(conn).applied_versions()[A].rollback_sql is None
+
+
+def _catalog(conn: psycopg.Connection[Any], schema: str) -> list[tuple[Any, ...]]:
+    """What a history schema holds, without names that differ by schema: its tables' columns
+    (type, default, nullability), constraints, indexes and functions."""
+    return conn.execute(
+        """
+        SELECT 'column', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+               a.attnotnull::text,
+               replace(coalesce(pg_get_expr(d.adbin, d.adrelid), ''), %(schema)s, '')
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+             LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+        WHERE c.relnamespace = to_regnamespace(quote_ident(%(schema)s)) AND c.relkind = 'r'
+              AND NOT a.attisdropped
+        UNION ALL
+        SELECT 'constraint', (SELECT relname FROM pg_class WHERE oid = conrelid), conname,
+               pg_get_constraintdef(oid), '', ''
+        FROM pg_constraint WHERE connamespace = to_regnamespace(quote_ident(%(schema)s))
+        UNION ALL
+        SELECT 'index', tablename, indexname, replace(indexdef, %(schema)s, ''), '', ''
+        FROM pg_indexes WHERE schemaname = %(schema)s
+        UNION ALL
+        SELECT 'function', proname, pg_get_function_arguments(oid), '', '', ''
+        FROM pg_proc WHERE pronamespace = to_regnamespace(quote_ident(%(schema)s))
+        ORDER BY 1, 2, 3
+        """,
+        {"schema": schema},
+    ).fetchall()
+
+
+def test_a_new_history_created_in_one_message_is_the_one_upgraded_file_by_file(
+    db_url: str,
+) -> None:
+    """A new history is created whole in one message, its tenant schema with it; the tables,
+    constraints, indexes and functions are those an old history upgraded one file at a time
+    ends with, and every file is recorded in schema_version."""
+    from pgshift.db.store import schema_files
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        whole = PostgresHistoryStore("whole")
+        names = [name for _, name, _ in schema_files()]
+        assert whole.upgrade(conn, tenant_schema="tenant") == names
+        assert conn.execute("SELECT to_regnamespace('tenant') IS NOT NULL").fetchone() == (True,)
+
+        stepwise = PostgresHistoryStore("stepwise")
+        conn.execute("CREATE SCHEMA stepwise")
+        conn.execute(
+            "CREATE TABLE stepwise.schema_version (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        assert stepwise.upgrade(conn) == names  # each file in a transaction of its own
+
+        assert _catalog(conn, "whole") == _catalog(conn, "stepwise")
+        assert len(_catalog(conn, "whole")) > 40
+        for schema in ("whole", "stepwise"):
+            found = conn.execute(
+                sql.SQL("SELECT name FROM {}.schema_version ORDER BY version").format(
+                    sql.Identifier(schema)
+                )
+            ).fetchall()
+            assert [n for (n,) in found] == names
+
+
+def test_a_new_history_that_fails_half_way_leaves_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message is one transaction: a file that fails after others ran takes back every
+    table, and the tenant's and the history's schemas created with them."""
+    from pgshift.db import store as store_module
+
+    files = store_module.schema_files()
+    broken = (*files, (99, "0099_broken.sql", "CREATE TABLE applied (version text);"))
+    monkeypatch.setattr(store_module, "schema_files", lambda: list(broken))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DuplicateTable):
+            PostgresHistoryStore("halfway").upgrade(conn, tenant_schema="newco")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute(
+            "SELECT to_regnamespace('halfway') IS NULL, to_regnamespace('newco') IS NULL"
+        ).fetchone() == (True, True)

@@ -233,6 +233,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
         "preflight",
         "journal",
         "marking",
+        "pool",
     ),
     "ops": (
         "__init__",

@@ -201,7 +201,7 @@ def apply_session_settings(
 ) -> None:
     """The settings pgshift gives every session it opens, in one round trip: those a new
     session gets, and those a session handed on to the next target gets again after its reset
-    (db/sessions.py; DISCARD ALL sets them back to the server's defaults).
+    (db/pool.py; DISCARD ALL sets them back to the server's defaults).
 
     ``search_path`` (a tenant schema of a fleet) becomes the session's search_path.
     """

@@ -20,7 +20,7 @@ from pgshift.errors import DatabaseUnavailable, LockBusy
 if TYPE_CHECKING:
     import psycopg
 
-    from pgshift.db.sessions import SessionKind, SessionShelf
+    from pgshift.db.pool import SessionKind, SessionPool
 
 
 def lock_key(schema: str) -> int:
@@ -187,12 +187,12 @@ class RunnerLock:
         allow_pooler: bool = False,
         verify: Verify | None = None,
         on_release: Release | None = None,
-        shelf: SessionShelf | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
         self.url = url
         #: Where the lock's session comes from and goes back to, when a fleet lends one
-        #: (db/sessions.py): after the unlock it holds no lock and no transaction.
-        self.shelf = shelf
+        #: (db/pool.py): after the unlock it holds no lock and no transaction.
+        self.pool = pool
         self.verify = verify
         self.on_release = on_release
         self.allow_pooler = allow_pooler
@@ -204,13 +204,13 @@ class RunnerLock:
         self._checked_at = time.monotonic()
 
     def _kind(self) -> SessionKind:
-        from pgshift.db.sessions import SessionKind
+        from pgshift.db.pool import SessionKind
 
         return SessionKind(self.url, self.purpose, keepalive=True)
 
     def acquire(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
-        if self.shelf is not None:
-            conn = self.shelf.take(self._kind())
+        if self.pool is not None:
+            conn = self.pool.take(self._kind())
         else:
             conn = open_connection(self.url, purpose=self.purpose, keepalive=True)
         key = lock_key(self.schema)
@@ -340,8 +340,8 @@ class RunnerLock:
         except BaseException:
             conn.close()
             raise
-        if self.shelf is not None:
-            self.shelf.give_back(self._kind(), conn)
+        if self.pool is not None:
+            self.pool.give_back(self._kind(), conn)
         else:
             conn.close()
 

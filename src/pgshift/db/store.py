@@ -328,54 +328,98 @@ class PostgresHistoryStore:
         """What this history schema holds (_Shape), in one round trip."""
         return _shapes(session, (self.schema,)).get(self.schema, _ABSENT)
 
-    def upgrade(self, conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
-        """Bring the tool's tables to the newest version; call only while holding the lock."""
+    def upgrade(
+        self, conn: psycopg.Connection[tuple[Any, ...]], *, tenant_schema: str | None = None
+    ) -> list[str]:
+        """Bring the tool's tables to the newest version; call only while holding the lock.
+
+        ``tenant_schema``: a fleet tenant's schema, created with its new history when missing
+        (a new tenant gets every migration).
+
+        One round trip asks what is there. A history that has none of pgshift's tables yet is
+        then created whole in ONE message (_create_whole): every fleet tenant's first run does
+        this, and one statement a round trip made it ~17 round trips per tenant. An existing
+        history gets each newer file in a transaction of its own.
+        """
         from psycopg import sql
 
+        history = sql.Identifier(self.schema).as_string(conn)
+        tenant = sql.Identifier(tenant_schema).as_string(conn) if tenant_schema else None
+        row = conn.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL,"
+            " to_regnamespace(%s) IS NOT NULL",
+            (history, f"{history}.schema_version", tenant),
+        ).fetchone()
+        assert row is not None
+        history_exists, versioned, tenant_exists = (bool(v) for v in row)
+        create = [] if tenant_schema is None or tenant_exists else [tenant_schema]
+        if not versioned:
+            return self._create_whole(conn, [*create, *([] if history_exists else [self.schema])])
+        for schema in create:  # the tenant's schema, missing beside a history that exists
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        found = conn.execute(self._q("SELECT coalesce(max(version), 0) FROM {s}.schema_version"))
+        current = int(found.fetchone()[0])  # type: ignore[index]
         done: list[str] = []
-        # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
-        # the schema exists (an administrator may have made it for a role without that grant).
-        if not self._schema_exists(conn):
-            conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
-        conn.execute(
+        for number, name, body in schema_files():
+            if number <= current:
+                continue
+            with conn.transaction():
+                conn.execute(self._search_path_sql(conn))
+                conn.execute(body.encode())
+                conn.execute(self._version_row(number, name))
+            done.append(name)
+        return done
+
+    def _create_whole(
+        self, conn: psycopg.Connection[tuple[Any, ...]], schemas: list[str]
+    ) -> list[str]:
+        """A new history, every file of it, in one transaction sent as one message.
+
+        Whole, because its tables never exist in an older shape that a later file must ALTER
+        while other runners' backups read them (an ACCESS EXCLUSIVE queued behind a backup's
+        snapshot blocks that backup's pg_dump). One message of several statements is one
+        implicit transaction: if any statement fails, none of them stays, the schemas created
+        here included. ``schemas`` are created first, only those found missing: CREATE SCHEMA IF
+        NOT EXISTS needs CREATE on the database even when the schema exists (an administrator
+        may have made it for a role without that grant).
+        """
+        from psycopg import sql
+
+        parts: list[sql.Composable] = [
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            for schema in schemas
+        ]
+        parts.append(self._search_path_sql(conn))
+        parts.append(
             self._q(
-                "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+                "CREATE TABLE {s}.schema_version ("
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
         )
-        row = conn.execute(self._q("SELECT coalesce(max(version), 0) FROM {s}.schema_version"))
-        current = int(row.fetchone()[0])  # type: ignore[index]
-        pending = [f for f in schema_files() if f[0] > current]
-        # A new history is created whole, in one transaction: its tables never exist in an
-        # older shape that a later file must ALTER while other runners' backups read them
-        # (an ACCESS EXCLUSIVE queued behind a backup's snapshot blocks that backup's pg_dump).
-        batches = [pending] if current == 0 else [[f] for f in pending]
-        for batch in batches:
-            if not batch:
-                continue
-            with conn.transaction():
-                # set_config takes the search_path as text: psycopg renders the identifier.
-                conn.execute(
-                    "SELECT set_config('search_path', %s, true)",
-                    (sql.Identifier(self.schema).as_string(conn),),
-                )
-                for number, name, body in batch:
-                    conn.execute(body.encode())
-                    conn.execute(
-                        self._q("INSERT INTO {s}.schema_version (version, name) VALUES (%s, %s)"),
-                        (number, name),
-                    )
-                    done.append(name)
+        done: list[str] = []
+        for number, name, body in schema_files():
+            parts.append(sql.SQL(body))  # pgshift's own file, not a template: nothing to format
+            parts.append(self._version_row(number, name))
+            done.append(name)
+        # Each part ends on a line of its own: a file's last line may be a comment.
+        conn.execute(sql.SQL("\n;\n").join(parts).as_bytes(conn))
         return done
 
-    def _schema_exists(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    def _search_path_sql(self, conn: psycopg.Connection[tuple[Any, ...]]) -> pgsql.Composed:
+        """The history schema as the search_path of the rest of the transaction (the schema
+        files name their tables unqualified); set_config takes the path as text."""
         from psycopg import sql
 
-        row = conn.execute(
-            "SELECT to_regnamespace(%s) IS NOT NULL", (sql.Identifier(self.schema).as_string(conn),)
-        ).fetchone()
-        return bool(row and row[0])
+        path = sql.Identifier(self.schema).as_string(conn)
+        return sql.SQL("SELECT set_config('search_path', {}, true)").format(sql.Literal(path))
+
+    def _version_row(self, number: int, name: str) -> pgsql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("INSERT INTO {s}.schema_version (version, name) VALUES ({n}, {f})").format(
+            s=sql.Identifier(self.schema), n=sql.Literal(number), f=sql.Literal(name)
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -904,22 +948,6 @@ def _moved(version: str, expect: Expect | None) -> Iterator[None]:
         if expect is not None and getattr(exc, "sqlstate", None) == PROGRESS_MOVED:
             raise ProgressMoved(version, expect) from None
         raise
-
-
-def create_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> None:
-    """Create a fleet's tenant schema before its first run, when it is missing.
-
-    Asked first rather than `CREATE SCHEMA IF NOT EXISTS`, which needs the CREATE privilege on
-    the database even when the schema exists: a tenant's owner may lack it.
-    """
-    from psycopg import sql
-
-    # The quoted name: to_regnamespace parses its argument as SQL (PostgreSQL 15 raises on a
-    # name that is not one unquoted, and an unquoted mixed-case name would be folded).
-    quoted = sql.Identifier(schema).as_string(conn)
-    row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (quoted,)).fetchone()
-    if row is not None and row[0]:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ as pg_dump get it through the backup's password file, never on a command line).
 A fleet's tenant target is a Target with a ``tenant_schema``: its session runs with that schema
 as its search_path (so a migration's unqualified names land in the tenant), and its history
 schema is the tenant's own (fleet_targets.tenant_history_schema), which gives it its own lock.
-A fleet also hands its Targets a SessionShelf (db/sessions.py): each then takes its runner and
-lock sessions from the shelf and gives them back, reset, when it closes after a run that did not
+A fleet also hands its Targets a SessionPool (db/pool.py): each then takes its runner and
+lock sessions from the pool and gives them back, reset, when it closes after a run that did not
 fail, so the next target of the same database starts on warm sessions instead of new ones.
 Before a run, the engine is detected and the runner lock is verified from this session
 (verify_runner_lock): an engine that accepts the lock call without locking is refused.
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from pgshift.config import Settings
     from pgshift.db.execute import PostgresExecutor
     from pgshift.db.lock import LockHolder, RunnerLock
+    from pgshift.db.pool import SessionKind, SessionPool
     from pgshift.db.probe import Probe, ProbePool
-    from pgshift.db.sessions import SessionKind, SessionShelf
     from pgshift.db.store import PostgresHistoryStore
     from pgshift.history import History, Session
 
@@ -116,10 +116,10 @@ class Target:
         allow_pooler: bool = False,
         settings: Settings | None = None,
         tenant_schema: str | None = None,
-        shelf: SessionShelf | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
         self._url = url
-        self._shelf = shelf
+        self._pool = pool
         self._settings = settings
         self.schema = schema
         self.tenant_schema = tenant_schema
@@ -141,15 +141,15 @@ class Target:
         *,
         purpose: str = "runner",
         tenant_schema: str | None = None,
-        shelf: SessionShelf | None = None,
+        pool: SessionPool | None = None,
     ) -> Target:
         """The Target of ``url`` (and of its tenant schema: then settings.connection.schema must
         already name the tenant's history schema, as the fleet sets it), its sessions taken
-        from ``shelf`` when given."""
+        from ``pool`` when given."""
         return cls(
             url,
             tenant_schema=tenant_schema,
-            shelf=shelf,
+            pool=pool,
             schema=settings.connection.schema,
             purpose=purpose,
             runner_lock_wait_ms=settings.runner.lock_wait_ms,
@@ -192,8 +192,8 @@ class Target:
     def session(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The command's connection (autocommit), opened on first use and reused after."""
         if self._session is None or self._session.closed:
-            if self._shelf is not None:
-                self._session = self._shelf.take(self._kind(), search_path=self.tenant_schema)
+            if self._pool is not None:
+                self._session = self._pool.take(self._kind(), search_path=self.tenant_schema)
             else:
                 self._session = open_connection(
                     self._url, purpose=self.purpose, search_path=self.tenant_schema
@@ -355,12 +355,8 @@ class Target:
 
         A tenant target's schema is created when missing: a new tenant gets every migration.
         """
-        if self.tenant_schema is not None:
-            from pgshift.db.store import create_schema
-
-            create_schema(self.session, self.tenant_schema)
         self.check_history_access()
-        self.store.upgrade(self.session)
+        self.store.upgrade(self.session, tenant_schema=self.tenant_schema)
 
     def check_history_access(self) -> None:
         """Refuse (exit 3, naming the schema and the missing GRANT) a role that may not keep
@@ -397,27 +393,27 @@ class Target:
                 allow_pooler=self.allow_pooler,
                 verify=self.after_lock,
                 on_release=self.before_unlock,
-                shelf=self._shelf,
+                pool=self._pool,
             )
         return self._lock
 
     # -- lifetime -----------------------------------------------------------------------------
 
     def _kind(self) -> SessionKind:
-        from pgshift.db.sessions import SessionKind
+        from pgshift.db.pool import SessionKind
 
         return SessionKind(self._url, self.purpose)
 
     def close(self, *, reuse: bool = False) -> None:
         """Release the lock and end the session; with ``reuse`` (the command did not fail) and
-        a shelf, the session goes back to the shelf for the next target instead."""
+        a pool, the session goes back to the pool for the next target instead."""
         if self._lock is not None:
             self._lock.release()
         session, self._session = self._session, None
         if session is None:
             return
-        if reuse and self._shelf is not None and not self._fenced:
-            self._shelf.give_back(self._kind(), session)
+        if reuse and self._pool is not None and not self._fenced:
+            self._pool.give_back(self._kind(), session)
         else:
             session.close()
 

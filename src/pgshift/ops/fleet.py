@@ -27,7 +27,7 @@ from pgshift.ops.planning import SharedPlanner
 
 if TYPE_CHECKING:
     from pgshift.db.control import RunRow
-    from pgshift.db.sessions import SessionShelf
+    from pgshift.db.pool import SessionPool
     from pgshift.db.target import Target
     from pgshift.history import History
     from pgshift.plan import MigrationState
@@ -147,10 +147,10 @@ def connect_target(
     spec: TargetSpec,
     *,
     purpose: str = "runner",
-    shelf: SessionShelf | None = None,
+    pool: SessionPool | None = None,
 ) -> Target:
     """The Target of one fleet target (its tenant schema as the session's search_path), its
-    sessions taken from ``shelf`` (the fleet run's, db/sessions.py) when given."""
+    sessions taken from ``pool`` (the fleet run's, db/pool.py) when given."""
     from pgshift.db.target import Target
 
     return Target.from_settings(
@@ -158,7 +158,7 @@ def connect_target(
         spec.url,
         purpose=purpose,
         tenant_schema=spec.schema,
-        shelf=shelf,
+        pool=pool,
     )
 
 
@@ -199,15 +199,15 @@ def up_target(
     project: Project,
     backup: bool,
     histories: Mapping[str, History | PgshiftError],
-    shelf: SessionShelf | None = None,
+    pool: SessionPool | None = None,
 ) -> Work:
     """One target's `up`: connect, plan (ops/planning.py), run (ops/run.py), as an outcome.
 
     ``histories`` were read beforehand, one session per database (read_histories): a target
     they show up to date is done without a session of its own; any other (pending, failed,
     or not read) opens its Target and plans again on it, under its own lock as always. With
-    a ``shelf``, a target takes its sessions from the ones the targets before it on the same
-    database gave back (db/sessions.py).
+    a ``pool``, a target takes its sessions from the ones the targets before it on the same
+    database gave back (db/pool.py).
     """
     planner = SharedPlanner(project)
 
@@ -218,7 +218,7 @@ def up_target(
         history = None if isinstance(read, PgshiftError) else read
         if history is not None and not planner.plan_from(history).steps:
             return TargetOutcome(spec.name, UP_TO_DATE)
-        return _run_target(project, planner, spec, emit, backup, shelf)
+        return _run_target(project, planner, spec, emit, backup, pool)
 
     return work
 
@@ -229,16 +229,16 @@ def _run_target(
     spec: TargetSpec,
     emit: ev.Emit,
     backup: bool,
-    shelf: SessionShelf | None,
+    pool: SessionPool | None,
 ) -> TargetOutcome:
     """A target the fleet's read did not show up to date: planned again on its own Target and
-    run (ops/run.py) under its own lock. Its sessions go back to ``shelf`` only when it did
+    run (ops/run.py) under its own lock. Its sessions go back to ``pool`` only when it did
     not fail (Target.close).
 
     The runner's modules are imported here, not with this module: a fleet with nothing to do
     (`fleet up` with nothing pending, `fleet status`) never needs them.
     """
-    target = connect_target(project.settings, spec, shelf=shelf)
+    target = connect_target(project.settings, spec, pool=pool)
     outcome: TargetOutcome | None = None
     try:
         outcome = _plan_and_run(planner, target, spec, emit, backup)
@@ -295,10 +295,10 @@ def up_in_waves(
     histories = planned_histories(plan, targets)
     if histories is None:
         histories = read_histories(project.settings, targets, options.concurrency, "plan")
-    from pgshift.db.sessions import SessionShelf
+    from pgshift.db.pool import SessionPool
 
-    with SessionShelf() as shelf:
-        work = up_target(project, backup, histories, shelf)
+    with SessionPool() as pool:
+        work = up_target(project, backup, histories, pool)
         if control_url is None:
             return run_fleet(targets, work, options, emit)
         from pgshift.db.control import ControlBoard

@@ -1,9 +1,9 @@
-"""A fleet hands its sessions from one tenant to the next (db/sessions.py), on real PostgreSQL.
+"""A fleet hands its sessions from one tenant to the next (db/pool.py), on real PostgreSQL.
 
 What must hold: a fleet of many new tenants opens two sessions per worker, not two per tenant;
 nothing a tenant's migrations leave on a session (settings, temporary tables, advisory locks,
 prepared statements) reaches the next tenant; a failed tenant's runner session is not handed
-on; a session that died on the shelf is replaced, not lent.
+on; a session that died on the pool is replaced, not lent.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.support import query
 
 import pgshift
 from pgshift.config import load_settings
-from pgshift.db.sessions import SessionKind, SessionShelf
+from pgshift.db.pool import SessionKind, SessionPool
 
 V1, V2 = "20250101000000", "20250102000000"
 
@@ -60,11 +60,13 @@ def _tenants(root: Path, db_url: str, names: list[str]) -> list[pgshift.TargetSp
 def test_tenants_run_one_after_another_on_the_same_two_sessions(
     make_project: ProjectMaker, db_url: str
 ) -> None:
-    """Five new tenants, one at a time: the fleet's read, then ONE runner session and ONE
-    lock session for all five; each tenant's migration still starts on a clean session."""
+    """Eight new tenants, one at a time: the fleet's read, then ONE runner session and ONE
+    lock session for all eight (more than the five runs psycopg needs to prepare a query it
+    sees again, which a reset must not leave stale); each tenant's migration still starts on
+    a clean session."""
     make_project(migration_pair(V1, "leaves", _LEAVES_STATE))
     root = make_project(migration_pair(V2, "after", "CREATE TABLE after_it (id int);"))
-    names = [f"t{i}" for i in range(5)]
+    names = [f"t{i}" for i in range(8)]
     specs = _tenants(root, db_url, names)
     project = pgshift.load_project(_settings(root))
     results: list[pgshift.FleetResult] = []
@@ -73,7 +75,7 @@ def test_tenants_run_one_after_another_on_the_same_two_sessions(
         db_url, lambda: results.append(pgshift.fleet_up(project, specs, concurrency=1))
     )
 
-    assert [o.status for o in results[0].outcomes] == ["applied"] * 5
+    assert [o.status for o in results[0].outcomes] == ["applied"] * 8
     assert opened == 3  # the fleet's read, the runner's session, the lock's session
     for name in names:
         seen = query(
@@ -106,16 +108,16 @@ def test_a_failed_tenants_runner_session_is_not_handed_on(
     assert query(db_url, "SELECT to_regclass('good.thing') IS NOT NULL") == [(True,)]
 
 
-def test_a_session_that_died_on_the_shelf_is_replaced(db_url: str) -> None:
-    """A session terminated while it waited on the shelf is closed and a new one is lent;
+def test_a_session_that_died_on_the_pool_is_replaced(db_url: str) -> None:
+    """A session terminated while it waited on the pool is closed and a new one is lent;
     one that comes back lent again keeps its name in pg_stat_activity after its reset."""
     kind = SessionKind(db_url, "runner")
-    with SessionShelf() as shelf:
-        first = shelf.take(kind, search_path="tenant_a")
+    with SessionPool() as pool:
+        first = pool.take(kind, search_path="tenant_a")
         pid = first.info.backend_pid
         first.execute("SET work_mem = '77kB'")
-        shelf.give_back(kind, first)
-        again = shelf.take(kind, search_path="tenant_b")
+        pool.give_back(kind, first)
+        again = pool.take(kind, search_path="tenant_b")
         assert again.info.backend_pid == pid
         row = again.execute(
             "SELECT current_setting('search_path'), current_setting('work_mem'),"
@@ -123,23 +125,23 @@ def test_a_session_that_died_on_the_shelf_is_replaced(db_url: str) -> None:
         ).fetchone()
         default_work_mem = query(db_url, "SELECT current_setting('work_mem')")[0][0]
         assert row == ('"tenant_b"', default_work_mem, "pgshift runner")
-        shelf.give_back(kind, again)
+        pool.give_back(kind, again)
 
         query(db_url, f"SELECT pg_terminate_backend({pid})")
-        fresh = shelf.take(kind)
+        fresh = pool.take(kind)
         assert fresh.info.backend_pid != pid
         assert fresh.execute("SELECT 1").fetchone() == (1,)
-        assert (shelf.opened, shelf.reused) == (2, 1)
-        shelf.give_back(kind, fresh)
-    assert fresh.closed  # the shelf's sessions end with it
+        assert (pool.opened, pool.reused) == (2, 1)
+        pool.give_back(kind, fresh)
+    assert fresh.closed  # the pool's sessions end with it
 
 
 def test_a_session_inside_a_transaction_is_closed_not_shelved(db_url: str) -> None:
     kind = SessionKind(db_url, "runner")
-    with SessionShelf() as shelf:
-        conn = shelf.take(kind)
+    with SessionPool() as pool:
+        conn = pool.take(kind)
         conn.execute("BEGIN")
-        shelf.give_back(kind, conn)
+        pool.give_back(kind, conn)
         assert conn.closed
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT 1")

@@ -4,17 +4,21 @@ Why it exists: a fleet target opened two sessions of its own (the runner's and t
 closed them when it was done. For schema-per-tenant fleets that was most of the server's work
 per tenant beyond the migrations themselves: every new backend costs the server its start-up
 (3.5-5.5 ms of CPU here) and then a cold catalog cache, which the tenant's first queries pay
-again (bench/RESULTS.md). A shelf keeps the sessions of a finished target and lends them to
+again (bench/RESULTS.md). A pool keeps the sessions of a finished target and lends them to
 the next target of the same URL, so a fleet of any size opens at most two sessions per worker.
 
-A session comes back to the shelf only in the state a new one starts in:
+A session comes back to the pool only in the state a new one starts in:
 
 * only when idle (no transaction open, the connection alive);
 * after ``DISCARD ALL``, which ends everything a session can carry from one target to the next:
   session settings a migration SET (search_path, role, timeouts), temporary tables, prepared
-  statements (pgshift's own and psycopg's, which clears its cache when it sees the command),
-  cursors, LISTENs and session advisory locks (a run's fence is given back before, but a
-  migration may take its own);
+  statements, cursors, LISTENs and session advisory locks (a run's fence is given back before,
+  but a migration may take its own);
+* psycopg never prepares statements on its own on these sessions (``prepare_threshold`` None):
+  it forgets its prepared statements on a DISCARD ALL only the first time it sees that command
+  on a session, so from the second reset on it would EXECUTE names the server no longer has.
+  pgshift's own prepared history writes (db/prepared.py) belong to each run's executor, which
+  prepares them again on the session it is given;
 * with pgshift's session settings applied again when lent (connect.apply_session_settings),
   the next target's search_path among them.
 
@@ -48,10 +52,10 @@ class SessionKind:
     keepalive: bool = False
 
 
-class SessionShelf:
+class SessionPool:
     """Idle sessions waiting for the next target, by kind; safe to share between threads.
 
-    Use it as a context manager: the sessions still on the shelf are closed at the end.
+    Use it as a context manager: the sessions still in the pool are closed at the end.
     """
 
     def __init__(self) -> None:
@@ -63,7 +67,7 @@ class SessionShelf:
         self.reused = 0
 
     def take(self, kind: SessionKind, *, search_path: str | None = None) -> Connection:
-        """A session of ``kind``: one from the shelf with pgshift's settings applied again, or a
+        """A session of ``kind``: one from the pool with pgshift's settings applied again, or a
         new one (open_connection) when none is idle or the idle one turns out to be gone."""
         import psycopg
 
@@ -84,13 +88,14 @@ class SessionShelf:
         conn = open_connection(
             kind.url, purpose=kind.purpose, keepalive=kind.keepalive, search_path=search_path
         )
+        conn.prepare_threshold = None
         with self._lock:
             self.opened += 1
         return conn
 
     def give_back(self, kind: SessionKind, conn: Connection) -> None:
         """Keep ``conn`` for the next target after resetting it (DISCARD ALL); close it when it
-        is not idle, its reset fails, or the shelf is closed."""
+        is not idle, its reset fails, or the pool is closed."""
         import psycopg
         from psycopg.pq import TransactionStatus
 
@@ -103,7 +108,7 @@ class SessionShelf:
             conn.close()
             return
         try:
-            conn.execute("DISCARD ALL")
+            conn.execute("DISCARD ALL", prepare=False)
         except psycopg.Error:
             conn.close()
             return
@@ -114,7 +119,7 @@ class SessionShelf:
         conn.close()
 
     def close(self) -> None:
-        """Close every session on the shelf; sessions given back after this are closed."""
+        """Close every session in the pool; sessions given back after this are closed."""
         with self._lock:
             self._closed = True
             idle = [conn for conns in self._idle.values() for conn in conns]
@@ -122,7 +127,7 @@ class SessionShelf:
         for conn in idle:
             conn.close()
 
-    def __enter__(self) -> SessionShelf:
+    def __enter__(self) -> SessionPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
