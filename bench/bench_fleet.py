@@ -9,7 +9,11 @@ and M small generated migrations (a table, an index and 10 rows each): for each 
 * the reference: ONE `psql -X -q -v ON_ERROR_STOP=1 -f` of the same T x M migrations, each in
   BEGIN/COMMIT, a `SET search_path` before each tenant's, and
 * what the server can do concurrently with nothing else: --concurrency such psql at once, the
-  tenants dealt among them (no history, no lock, no tool's sessions),
+  tenants dealt among them (no history, no lock, no tool's sessions), and
+* the floor of any tool that keeps a history of pgshift's shape per tenant: the same psql at
+  once, each tenant first creating pgshift's history tables (pgshift's own schema files, in one
+  transaction) and each migration writing its applied row and one log row in its transaction
+  (no lock, no reads, no client work),
 each on its own fresh database with the T schemas, in turn (the order alternates), all checked
 afterwards. Issue 18's target: the fleet at most 0.80x the serial psql. Then, over
 a migrated fleet of --tenants, the no-op `fleet up` and `fleet status -q` (target: under
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.measure import Quiet, Series, run
-from harness.migrations import generate
+from harness.migrations import generate, migration_sql
 from harness.options import add_common, start
 from harness.report import command_line, heading, machine, write_section
 from harness.servers import Server, server_cpu_s
@@ -94,6 +98,41 @@ def _psql_shares(work: Path, floor_sql: Path, tenants: int, migrations: int, n: 
     return paths
 
 
+def _history_shares(work: Path, tenants: int, migrations: int, n: int) -> list[Path]:
+    """The concurrent reference with a history of pgshift's shape per tenant (the module's
+    docstring): what any tool keeping that history must have the server do, and nothing else."""
+    from pgshift.db.store import schema_files
+
+    created = "".join(f"{body}\n;\nINSERT INTO schema_version VALUES ({number}, '{name}');\n"
+                      for number, name, body in schema_files())  # fmt: skip
+    paths = []
+    for k in range(n):
+        path = work / f"fleet_history_{tenants}x{migrations}_{k + 1}of{n}.sql"
+        if not path.exists():
+            parts = []
+            for i, tenant in enumerate(_schemas(tenants)[k::n]):
+                history = f"{tenant}_pgshift"
+                run_id = f"00000000-0000-4000-8000-{k:06d}{i:06d}"
+                parts.append(
+                    f"BEGIN;\nCREATE SCHEMA {history};\nSET LOCAL search_path TO {history};\n"
+                    "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+                    f" applied_at timestamptz NOT NULL DEFAULT now());\n{created}COMMIT;\n"
+                    f"SET search_path TO {tenant};\n"
+                )
+                for m in range(migrations):
+                    parts.append(
+                        f"BEGIN;\n{migration_sql(m)}"
+                        f"INSERT INTO {history}.applied (version, description, checksum,"
+                        f" duration_ms, applied_by, run_id) VALUES ('{m:014d}', 'migration {m}',"
+                        f" '{'c' * 64}', 1, 'bench', '{run_id}');\n"
+                        f"INSERT INTO {history}.log (run_id, event, version) VALUES"
+                        f" ('{run_id}', 'migration_applied', '{m:014d}');\nCOMMIT;\n"
+                    )
+            path.write_text("".join(parts), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
 def _psql_at_once(server: Server, db: str, files: Sequence[Path]) -> float:
     """One psql per file, all at once: what the server does with the same migrations run
     concurrently and nothing else (no history, no lock)."""
@@ -149,6 +188,8 @@ class Pairs:
     psql: Series = field(default_factory=Series)
     #: The same migrations by --concurrency psql processes at once (no history, no lock).
     at_once: Series = field(default_factory=Series)
+    #: The same, each tenant keeping a history of pgshift's shape (_history_shares).
+    with_history: Series = field(default_factory=Series)
     ratios: list[float] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
     #: contender -> (client CPU s, server CPU s) of each timed run
@@ -176,6 +217,7 @@ def _pairs(
     tenants, m = args.sweep_tenants or args.tenants, args.migrations
     floor_sql = sql.with_name(f"floor_{m}.sql")
     shares = _psql_shares(work, floor_sql, tenants, m, concurrency)
+    history_shares = _history_shares(work, tenants, m, concurrency)
 
     def one(kind: str, keep: bool) -> tuple[float, float, float]:
         db = _tenant_db(server, f"{kind.replace(' ', '')}{concurrency}", tenants)
@@ -187,12 +229,14 @@ def _pairs(
             took = _fleet(script, folder, "up", targets, "--concurrency", str(concurrency))
         elif kind == "psql":
             took = _psql(server, db, sql)
-        else:
+        elif kind == "at once":
             took = _psql_at_once(server, db, shares)
+        else:
+            took = _psql_at_once(server, db, history_shares)
         cpu = (_client_cpu_s() - client, server_cpu_s(server) - served)
         if keep:
             result.cpu.setdefault(kind, []).append(cpu)
-        _check(server, db, tenants, m, history=kind == "fleet")
+        _check(server, db, tenants, m, history=kind in ("fleet", "history"))
         server.drop_db(db)
         if not keep:
             quiet.busy.pop()
@@ -204,7 +248,8 @@ def _pairs(
         return took, busy, load
 
     for i in range(args.warmup + args.runs):
-        order = ["fleet", "psql", "at once"] if i % 2 == 0 else ["at once", "psql", "fleet"]
+        order = ["fleet", "psql", "at once", "history"]
+        order = order if i % 2 == 0 else order[::-1]
         took = {kind: one(kind, keep=i >= args.warmup) for kind in order}
         if i < args.warmup:
             continue
@@ -212,6 +257,7 @@ def _pairs(
         result.fleet.add(f)
         result.psql.add(p)
         result.at_once.add(took["at once"][0])
+        result.with_history.add(took["history"][0])
         result.ratios.append(f / p)
         result.rows.append(
             f"| {server.label()} | {concurrency} | {i - args.warmup + 1} | {order[0]} |"
@@ -271,14 +317,19 @@ def _server_report(
         "",
         "What the server can do with the same migrations concurrently and nothing else: as many"
         " `psql -f` at once as --concurrency, the tenants dealt among them (no history, no lock,"
-        " no per-tenant session of a tool), against the serial psql of the same pairs:",
+        " no per-tenant session of a tool); and the same with a history of pgshift's shape per"
+        " tenant (its tables created, an applied row and a log row written with each migration:"
+        " the floor of any tool keeping that history), against the serial psql of the same"
+        " pairs:",
         "",
         "| --concurrency | psql at once | its ratio to the serial psql (medians) |"
+        " CPU client + server | at once with a history per tenant | its ratio |"
         " CPU client + server |",
-        "|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
         *(
             f"| {r.concurrency} | {r.at_once.s()} | {r.at_once.median / r.psql.median:.2f}x |"
-            f" {r.cpu_text('at once')} |"
+            f" {r.cpu_text('at once')} | {r.with_history.s()} |"
+            f" {r.with_history.median / r.psql.median:.2f}x | {r.cpu_text('history')} |"
             for r in results
         ),
     ]
