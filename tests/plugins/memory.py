@@ -426,8 +426,9 @@ class MemoryTarget:
     def store(self) -> MemoryHistoryStore:
         return self._store
 
-    def prepare(self) -> None:
-        """Nothing to upgrade in memory."""
+    def prepare(self) -> bool:
+        """Nothing to upgrade in memory (nor to create: the history is read)."""
+        return False
 
     def read_history(self) -> History:
         return self._store.read()

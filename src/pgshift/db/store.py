@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pgshift.db.connect import pg_connection
@@ -292,8 +293,10 @@ def read_histories(url: str | None, schemas: Sequence[str], purpose: str) -> dic
         return read_many(conn, schemas)
 
 
-def schema_files() -> list[tuple[int, str, str]]:
-    """(number, name, sql) of the tool's own schema versions, in order."""
+@cache
+def schema_files() -> tuple[tuple[int, str, str], ...]:
+    """(number, name, sql) of the tool's own schema versions, in order: package data, read once
+    per process (a fleet asks for them per new tenant)."""
     from importlib import resources  # only under the lock: a read never needs it
 
     folder = resources.files("pgshift.db") / "schema"
@@ -301,7 +304,7 @@ def schema_files() -> list[tuple[int, str, str]]:
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text("utf-8")))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 class PostgresHistoryStore:

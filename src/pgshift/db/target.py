@@ -350,13 +350,18 @@ class Target:
 
         return translated(self._url)
 
-    def prepare(self) -> None:
+    def prepare(self) -> bool:
         """Bring pgshift's own tables to the newest version; only while holding the lock.
 
         A tenant target's schema is created when missing: a new tenant gets every migration.
+        True when this call created the history (every schema file from the first): it is then
+        empty, and the run need not read it (every new fleet tenant's first run).
         """
+        from pgshift.db.store import schema_files
+
         self.check_history_access()
-        self.store.upgrade(self.session, tenant_schema=self.tenant_schema)
+        done = self.store.upgrade(self.session, tenant_schema=self.tenant_schema)
+        return done[:1] == [schema_files()[0][1]]
 
     def check_history_access(self) -> None:
         """Refuse (exit 3, naming the schema and the missing GRANT) a role that may not keep

@@ -106,7 +106,7 @@ class RunTarget(Protocol):
     @property
     def store(self) -> HistoryStore: ...
 
-    def prepare(self) -> None: ...
+    def prepare(self) -> bool: ...
 
     def read_history(self) -> History: ...
 
@@ -290,8 +290,8 @@ class Runner:
         waited_ms = _ms_since(asked)
         results: list[StepResult] = []
         try:
-            self.target.prepare()
-            history = self.target.read_history()
+            # A history this run's prepare has just created, under the lock, is empty.
+            history = History() if self.target.prepare() else self.target.read_history()
             check = recheck(planned, history)
             if check.changed:
                 raise PlanChanged(

@@ -205,7 +205,9 @@ def up_target(
 
     ``histories`` were read beforehand, one session per database (read_histories): a target
     they show up to date is done without a session of its own; any other (pending, failed,
-    or not read) opens its Target and plans again on it, under its own lock as always. With
+    or not read) opens its Target, is planned there from that read (or from a read on its
+    session, when the fleet's failed) and runs under its own lock, which checks the plan
+    against the history read again under it, as always. With
     a ``pool``, a target takes its sessions from the ones the targets before it on the same
     database gave back (db/pool.py).
     """
@@ -218,7 +220,7 @@ def up_target(
         history = None if isinstance(read, PgshiftError) else read
         if history is not None and not planner.plan_from(history).steps:
             return TargetOutcome(spec.name, UP_TO_DATE)
-        return _run_target(project, planner, spec, emit, backup, pool)
+        return _run_target(project, planner, spec, history, emit, backup, pool)
 
     return work
 
@@ -227,13 +229,14 @@ def _run_target(
     project: Project,
     planner: SharedPlanner,
     spec: TargetSpec,
+    history: History | None,
     emit: ev.Emit,
     backup: bool,
     pool: SessionPool | None,
 ) -> TargetOutcome:
-    """A target the fleet's read did not show up to date: planned again on its own Target and
-    run (ops/run.py) under its own lock. Its sessions go back to ``pool`` only when it did
-    not fail (Target.close).
+    """A target the fleet's read did not show up to date: planned on its own Target (from
+    ``history``, the fleet's read of it, when it could be read) and run (ops/run.py) under its
+    own lock. Its sessions go back to ``pool`` only when it did not fail (Target.close).
 
     The runner's modules are imported here, not with this module: a fleet with nothing to do
     (`fleet up` with nothing pending, `fleet status`) never needs them.
@@ -241,19 +244,24 @@ def _run_target(
     target = connect_target(project.settings, spec, pool=pool)
     outcome: TargetOutcome | None = None
     try:
-        outcome = _plan_and_run(planner, target, spec, emit, backup)
+        outcome = _plan_and_run(planner, target, spec, history, emit, backup)
         return outcome
     finally:
         target.close(reuse=outcome is not None and outcome.status != FAILED)
 
 
 def _plan_and_run(
-    planner: SharedPlanner, target: Target, spec: TargetSpec, emit: ev.Emit, backup: bool
+    planner: SharedPlanner,
+    target: Target,
+    spec: TargetSpec,
+    history: History | None,
+    emit: ev.Emit,
+    backup: bool,
 ) -> TargetOutcome:
     from pgshift.ops.apply import RunResult
     from pgshift.ops.run import run_plan
 
-    plan = planner.plan(target)
+    plan = planner.plan(target, history)
     if not plan.steps:
         return TargetOutcome(spec.name, UP_TO_DATE)
     try:

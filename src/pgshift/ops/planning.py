@@ -232,15 +232,18 @@ class SharedPlanner:
         self._gates: dict[tuple[int, tuple[str, ...]], list[Finding] | PgshiftError] = {}
         self._pending: dict[tuple[str, ...], Sequence[Pending]] = {}
 
-    def plan(self, target: Target) -> Plan:
+    def plan(self, target: Target, history: History | None = None) -> Plan:
         """The plan of a target the fleet's shared read found work on (or could not read).
 
-        Its session is opened first: the lint gate needs the server's major from it, and the
-        history is then read on it rather than over a libpq session of its own (one fewer
-        connection per target with work; Target.read_history).
+        Its session is opened first: the lint gate needs the server's major from it. The plan
+        is made from ``history``, the fleet's read of this target, when there is one (its run
+        checks the plan against the history it reads again under its lock, as `up` does);
+        else the history is read on that session rather than over a libpq session of its own
+        (one fewer connection per target with work; Target.read_history).
         """
         major = target.facts.major
-        history = target.read_history()
+        if history is None:
+            history = target.read_history()
         plan = self.plan_from(history)
         if not plan.steps:
             return plan
