@@ -145,3 +145,36 @@ def test_a_session_inside_a_transaction_is_closed_not_shelved(db_url: str) -> No
         assert conn.closed
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT 1")
+
+
+def test_a_tenant_whose_backend_is_terminated_fails_alone_and_resumes(
+    make_project: ProjectMaker, db_url: str
+) -> None:
+    """The middle tenant's migration terminates its own backend (as an administrator's
+    pg_terminate_backend would): that tenant fails, its dead session is not handed on, the
+    tenant after it runs on a new one; re-running the fleet finishes the middle tenant, and
+    every tenant's migration is applied once."""
+    kill = (
+        "CREATE TABLE effects (tenant text);"
+        " INSERT INTO effects VALUES (current_schema());"
+        " SELECT CASE WHEN current_schema() = 't1' AND NOT EXISTS"
+        " (SELECT 1 FROM pg_namespace WHERE nspname = 'spared')"
+        " THEN pg_terminate_backend(pg_backend_pid()) END;"
+    )
+    root = make_project(migration_pair(V1, "kills", kill))
+    specs = _tenants(root, db_url, ["t0", "t1", "t2"])
+    project = pgshift.load_project(_settings(root))
+    results: list[pgshift.FleetResult] = []
+
+    opened = _sessions_opened_by(
+        db_url, lambda: results.append(pgshift.fleet_up(project, specs, concurrency=1))
+    )
+
+    assert [o.status for o in results[0].outcomes] == ["applied", "failed", "applied"]
+    assert opened == 4  # the read; t0's runner and lock; t2's new runner (t1's died with it)
+    query(db_url, "CREATE SCHEMA spared")
+    again = pgshift.fleet_up(project, specs, concurrency=1)
+    assert [o.status for o in again.outcomes] == ["up-to-date", "applied", "up-to-date"]
+    for tenant in ("t0", "t1", "t2"):
+        assert query(db_url, f"SELECT tenant FROM {tenant}.effects") == [(tenant,)]
+        assert query(db_url, f"SELECT count(*) FROM {tenant}_pgshift.applied") == [(1,)]
