@@ -222,7 +222,7 @@ class RunnerLock:
                 row = _try_lock(conn, key)
                 if row is not None and row[0]:
                     self.conn = conn
-                    server_pid = self._refuse_pooler(conn)
+                    server_pid = self._refuse_pooler(conn, int(str(row[1])))
                     if self.verify is not None:
                         self._verified(server_pid, on_wait)
                     return
@@ -256,7 +256,7 @@ class RunnerLock:
             self.release()
             raise
 
-    def _refuse_pooler(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    def _refuse_pooler(self, conn: psycopg.Connection[tuple[object, ...]], server_pid: int) -> int:
         """Refuse to run through a connection pooler unless told that it keeps sessions.
 
         A session advisory lock only means something if every later statement runs on the same
@@ -264,8 +264,6 @@ class RunnerLock:
         transaction another one, so two runners could both "hold" the lock. A pooler shows
         itself by announcing a backend pid that is not the server's.
         """
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        server_pid = int(str(row[0])) if row else 0
         announced = int(conn.info.backend_pid)
         if server_pid == announced or self.allow_pooler:
             return server_pid
@@ -354,11 +352,13 @@ class RunnerLock:
 
 
 def _try_lock(conn: psycopg.Connection[tuple[object, ...]], key: int) -> tuple[object, ...] | None:
-    """``pg_try_advisory_lock``; an engine without advisory locks is refused in plain words."""
+    """(``pg_try_advisory_lock``, the server session's pid: what the pooler check compares with
+    the pid the handshake announced), in one round trip; an engine without advisory locks is
+    refused in plain words."""
     import psycopg
 
     try:
-        return conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        return conn.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (key,)).fetchone()
     except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported) as exc:
         raise DatabaseUnavailable(
             "this database does not offer session advisory locks"

@@ -95,7 +95,8 @@ SELECT version(),
           WHERE l.locktype = 'advisory' AND l.granted AND l.pid = %(pid)s
             AND l.database = (SELECT oid FROM pg_catalog.pg_database
                               WHERE datname = current_database())
-            AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1)
+            AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid AND l.objsubid = 1),
+  pg_try_advisory_lock(%(fence)s)
 """
 
 
@@ -132,6 +133,9 @@ class Target:
         self._lock: RunnerLock | None = None
         self._fenced = False  # this session holds the fence (db/lock.hold_fence)
         self._fence_wait: Callable[[LockHolder], None] | None = None
+        #: check_history_access passed since the run began (start_run asks before its backup;
+        #: prepare, under the lock, need not ask again). Forgotten when the run gives its lock back.
+        self._access_checked = False
 
     @classmethod
     def from_settings(
@@ -219,9 +223,13 @@ class Target:
         Verifies the lock from this session (verify_runner_lock), then takes the fence on this
         session, the one that executes the migrations: once every session of an earlier run on
         this target has ended (db/lock.hold_fence). The history is read after this, so what
-        an orphan committed is seen, and nothing runs beside it.
+        an orphan committed is seen, and nothing runs beside it. The verification tries the
+        fence in its own round trip; only when an earlier run's session still holds it does
+        the run wait for it here.
         """
-        self.verify_runner_lock(lock_pid)
+        if self.verify_runner_lock(lock_pid):
+            self._fenced, self._fence_wait = True, on_wait
+            return
         self._fence(on_wait)
 
     def _fence(self, on_wait: Callable[[LockHolder], None] | None = None) -> None:
@@ -237,32 +245,38 @@ class Target:
         from pgshift.db.lock import release_fence
 
         fenced, self._fenced = self._fenced, False
+        self._access_checked = False
         if fenced and self._session is not None and not self._session.closed:
             release_fence(self._session, self.schema)
 
-    def verify_runner_lock(self, lock_pid: int) -> None:
-        """Detect the engine and check, from this session, that the lock session holds the lock.
+    def verify_runner_lock(self, lock_pid: int) -> bool:
+        """Detect the engine and check, from this session, that the lock session holds the lock;
+        in the same round trip, try the fence (db/lock.fence_key): True when it is now held.
 
         One round trip, once per run. An engine whose advisory lock call returns true without
         locking anything (CockroachDB's compatibility stubs, for one) shows nothing in pg_locks:
         pgshift refuses it, since two runners could then change one target at once.
         """
-        from pgshift.db.lock import lock_key_parts
+        from pgshift.db.lock import fence_key, lock_key_parts, release_fence
         from pgshift.errors import DatabaseUnavailable
 
         classid, objid = lock_key_parts(self.schema)
         row = self.session.execute(
-            _VERIFY_SQL, {"pid": lock_pid, "classid": classid, "objid": objid}
+            _VERIFY_SQL,
+            {"pid": lock_pid, "classid": classid, "objid": objid, "fence": fence_key(self.schema)},
         ).fetchone()
         assert row is not None
         self._engine = engine_of(str(row[0]), frozenset(row[1] or ()))
         if not row[2]:
+            if row[3]:
+                release_fence(self.session, self.schema)
             raise DatabaseUnavailable(
                 f"the migration lock was granted, but another session cannot see it held"
                 f" (engine: {self._engine}): this database does not enforce session advisory"
                 " locks, so two runners could change it at once; pgshift will not migrate it",
                 hint="see docs/distributed.md for what pgshift supports on each engine",
             )
+        return bool(row[3])
 
     @property
     def store(self) -> PostgresHistoryStore:
@@ -359,7 +373,8 @@ class Target:
         """
         from pgshift.db.store import schema_files
 
-        self.check_history_access()
+        if not self._access_checked:
+            self.check_history_access()
         done = self.store.upgrade(self.session, tenant_schema=self.tenant_schema)
         return done[:1] == [schema_files()[0][1]]
 
@@ -374,6 +389,7 @@ class Target:
             raise HistoryAccessDenied(
                 missing.message, schema=self.schema, grant=missing.grant, hint=missing.hint
             )
+        self._access_checked = True
 
     def executor(self) -> PostgresExecutor:
         """The runner's executor: migrations' statements on this target's session."""
