@@ -1020,7 +1020,7 @@ def _missing(text: TextSession, schema: str, facts: Sequence[str | None]) -> Mis
             f"CREATE SCHEMA {quoted} AUTHORIZATION {who}",
         )
     if usage != "true" or create_schema != "true":
-        # Every run's upgrade says CREATE TABLE IF NOT EXISTS, which checks CREATE first.
+        # A newer pgshift's upgrade creates tables there: refused now, not half-way then.
         return MissingGrant(
             schema, str(role), "the role lacks USAGE or CREATE on that schema",
             f"GRANT USAGE, CREATE ON SCHEMA {quoted} TO {who}",

@@ -207,9 +207,8 @@ def up_target(
     they show up to date is done without a session of its own; any other (pending, failed,
     or not read) opens its Target, is planned there from that read (or from a read on its
     session, when the fleet's failed) and runs under its own lock, which checks the plan
-    against the history read again under it, as always. With
-    a ``pool``, a target takes its sessions from the ones the targets before it on the same
-    database gave back (db/pool.py).
+    against the history read again under it, as always. With a ``pool``, a target takes its
+    sessions from the ones the targets before it on the same database gave back (db/pool.py).
     """
     planner = SharedPlanner(project)
 
@@ -258,6 +257,8 @@ def _plan_and_run(
     emit: ev.Emit,
     backup: bool,
 ) -> TargetOutcome:
+    """_run_target's work on its open Target; a run's failure is the outcome, not raised, so
+    that _run_target knows whether the sessions may be handed on."""
     from pgshift.ops.apply import RunResult
     from pgshift.ops.run import run_plan
 
