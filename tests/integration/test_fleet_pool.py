@@ -178,3 +178,19 @@ def test_a_tenant_whose_backend_is_terminated_fails_alone_and_resumes(
     for tenant in ("t0", "t1", "t2"):
         assert query(db_url, f"SELECT tenant FROM {tenant}.effects") == [(tenant,)]
         assert query(db_url, f"SELECT count(*) FROM {tenant}_pgshift.applied") == [(1,)]
+
+
+def test_fleet_plan_hands_its_sessions_on_too(make_project: ProjectMaker, db_url: str) -> None:
+    """`fleet plan` (what `fleet up` shows before it asks) plans each tenant with work on a
+    session of the pool: over eight new tenants, the fleet's read and ONE planning session."""
+    root = make_project(migration_pair(V1, "table", "CREATE TABLE thing (id int);"))
+    specs = _tenants(root, db_url, [f"t{i}" for i in range(8)])
+    project = pgshift.load_project(_settings(root))
+    planned: list[pgshift.FleetResult] = []
+
+    opened = _sessions_opened_by(
+        db_url, lambda: planned.append(pgshift.fleet_plan(project, specs, concurrency=1))
+    )
+
+    assert [(o.status, o.versions) for o in planned[0].outcomes] == [("pending", (V1,))] * 8
+    assert opened == 2

@@ -332,7 +332,9 @@ def fleet_plan(
     A target with something to do is ``pending`` with the versions in ``versions``; one that
     cannot be planned (unreachable, drift) or whose pre-flight predicts a failure is
     ``failed`` with its exit code and message. Every target is planned from the fleet's one
-    read (read_histories); only those with work open a session of their own, in the pool.
+    read (read_histories); only those with work take a session, in the pool of threads, for
+    what planning asks of the server (the lint gate's major, pre-flight's facts), and hand it
+    on to the next target of the same database (db/pool.py).
 
     ``on_targets=False`` (`fleet up --yes`: nobody reads the plan before the run starts)
     plans from that one read alone: a target with work is ``pending`` without a session of its
@@ -345,21 +347,30 @@ def fleet_plan(
     outcomes: dict[str, TargetOutcome] = {}
     with_work = _plan_from_read(planner, targets, histories, outcomes, on_targets=on_targets)
 
-    def on_its_session(spec: TargetSpec) -> TargetOutcome:
-        """Linting needs the server's version, and pre-flight its facts: the target's session."""
-        from pgshift.ops.run import refuse_preflight
+    from pgshift.db.pool import SessionPool
 
-        try:
-            with connect_target(project.settings, spec, purpose="plan") as target:
-                plan = planner.plan(target)
-            refuse_preflight(plan)
-        except PgshiftError as exc:
-            return _failed(spec, exc)
-        status = "pending" if plan.steps else UP_TO_DATE
-        return TargetOutcome(spec.name, status, versions=plan.versions)
+    with SessionPool() as pool:
 
-    for outcome in map_targets(with_work, on_its_session, concurrency):
-        outcomes[outcome.target] = outcome
+        def on_its_session(spec: TargetSpec) -> TargetOutcome:
+            """Linting needs the server's version, and pre-flight its facts: a session."""
+            from pgshift.ops.run import refuse_preflight
+
+            read = histories[spec.name]
+            target = connect_target(project.settings, spec, purpose="plan", pool=pool)
+            planned = False
+            try:
+                plan = planner.plan(target, None if isinstance(read, PgshiftError) else read)
+                planned = True
+                refuse_preflight(plan)
+            except PgshiftError as exc:
+                return _failed(spec, exc)
+            finally:
+                target.close(reuse=planned)
+            status = "pending" if plan.steps else UP_TO_DATE
+            return TargetOutcome(spec.name, status, versions=plan.versions)
+
+        for outcome in map_targets(with_work, on_its_session, concurrency):
+            outcomes[outcome.target] = outcome
     found = tuple(outcomes[spec.name] for spec in targets)
     if with_work:
         return FleetResult(found)
