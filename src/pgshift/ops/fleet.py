@@ -332,9 +332,9 @@ def fleet_plan(
     A target with something to do is ``pending`` with the versions in ``versions``; one that
     cannot be planned (unreachable, drift) or whose pre-flight predicts a failure is
     ``failed`` with its exit code and message. Every target is planned from the fleet's one
-    read (read_histories); only those with work take a session, in the pool of threads, for
-    what planning asks of the server (the lint gate's major, pre-flight's facts), and hand it
-    on to the next target of the same database (db/pool.py).
+    read (read_histories); only those with work, planned ``concurrency`` at a time, take a
+    session for what planning asks of the server (the lint gate's major, pre-flight's facts)
+    and hand it on to the next target of the same database (db/pool.py).
 
     ``on_targets=False`` (`fleet up --yes`: nobody reads the plan before the run starts)
     plans from that one read alone: a target with work is ``pending`` without a session of its
