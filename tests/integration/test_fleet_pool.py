@@ -8,15 +8,19 @@ on; a session that died on the pool is replaced, not lent.
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from tests.integration.test_api import _sessions_opened_by
+from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_pair
 from tests.support import query
 
 import pgshift
+from pgshift import events
 from pgshift.config import load_settings
 from pgshift.db.pool import SessionKind, SessionPool
 
@@ -194,3 +198,66 @@ def test_fleet_plan_hands_its_sessions_on_too(make_project: ProjectMaker, db_url
 
     assert [(o.status, o.versions) for o in planned[0].outcomes] == [("pending", (V1,))] * 8
     assert opened == 2
+
+
+def test_the_pool_keeps_at_most_max_idle_sessions(db_url: str) -> None:
+    """Beyond ``max_idle``, the session given back longest ago is closed: idle sessions of
+    databases no later target uses must not pile up."""
+    kinds = [SessionKind(db_url, purpose) for purpose in ("a", "b", "c")]
+    with SessionPool(max_idle=2) as pool:
+        conns = [pool.take(kind) for kind in kinds]
+        for kind, conn in zip(kinds, conns, strict=True):
+            pool.give_back(kind, conn)
+        assert [c.closed for c in conns] == [True, False, False]
+        again, other = pool.take(kinds[2]), pool.take(kinds[0])
+        assert again is conns[2] and other is not conns[0]
+        assert (pool.opened, pool.reused) == (4, 1)
+        pool.give_back(kinds[2], again)
+        pool.give_back(kinds[0], other)
+        assert conns[1].closed  # given back longest ago of the three
+    assert again.closed and other.closed  # the pool's sessions end with it
+
+
+def test_a_fleet_of_separate_databases_does_not_keep_their_sessions_open(
+    make_project: ProjectMaker, pg_server: PgServer
+) -> None:
+    """One target at a time over four databases: when the fourth starts, the first's sessions
+    are closed (the pool keeps two per worker), not held until the fleet ends."""
+    root = make_project(migration_pair(V1, "table", "CREATE TABLE thing (id int);"))
+    names = [f"pool_{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    for name in names:
+        pg_server.create_database(name)
+    try:
+        path = root / "databases.toml"
+        path.write_text(
+            "".join(f'[[target]]\nname = "{n}"\nurl = "{pg_server.url(n)}"\n' for n in names),
+            encoding="utf-8",
+        )
+        specs = pgshift.load_targets(path)
+        project = pgshift.load_project(_settings(root))
+        left_open: list[int] = []
+
+        def on_event(event: events.FleetEvent) -> None:
+            if isinstance(event, events.TargetStarted) and event.target == names[3]:
+                left_open.append(_pgshift_sessions(pg_server.url(names[0])))
+
+        result = pgshift.fleet_up(project, specs, concurrency=1, on_event=on_event)
+        assert [o.status for o in result.outcomes] == ["applied"] * 4
+        assert left_open == [0]
+    finally:
+        for name in names:
+            pg_server.drop_database(name)
+
+
+def _pgshift_sessions(url: str) -> int:
+    """pgshift's sessions on ``url``'s database, once those just closed have left."""
+    deadline = time.monotonic() + 5
+    while True:
+        count = query(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name LIKE 'pgshift %'",
+        )[0][0]
+        if count == 0 or time.monotonic() > deadline:
+            return int(count)
+        time.sleep(0.05)

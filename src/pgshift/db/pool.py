@@ -22,6 +22,11 @@ A session comes back to the pool only in the state a new one starts in:
 * with pgshift's session settings applied again when lent (connect.apply_session_settings),
   the next target's search_path among them.
 
+The pool keeps at most ``max_idle`` sessions (a fleet passes two per worker: what its workers
+can hold at once), closing the one given back longest ago beyond that: a fleet of many separate
+databases, whose sessions no later target can use, must not keep a connection open to each
+database it has done until it ends (a server's max_connections would run out).
+
 A session whose reset fails, or that is not idle, is closed instead. The owner of a session
 decides whether it may come back at all: a Target lends its runner session back only after a
 run that did not fail (Target.close), since a failed run may have left a cancel request in
@@ -58,9 +63,11 @@ class SessionPool:
     Use it as a context manager: the sessions still in the pool are closed at the end.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_idle: int = 16) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[SessionKind, list[Connection]] = {}
+        self.max_idle = max(0, max_idle)
+        #: Idle sessions, the one given back longest ago first (a fleet's are a few dozen).
+        self._idle: list[tuple[SessionKind, Connection]] = []
         self._closed = False
         #: Sessions opened and lent again, for the tests and the benchmarks.
         self.opened = 0
@@ -73,8 +80,7 @@ class SessionPool:
 
         while True:
             with self._lock:
-                idle = self._idle.get(kind)
-                conn = idle.pop() if idle else None
+                conn = self._pop(kind)
             if conn is None:
                 break
             try:
@@ -93,9 +99,17 @@ class SessionPool:
             self.opened += 1
         return conn
 
+    def _pop(self, kind: SessionKind) -> Connection | None:
+        """The idle session of ``kind`` given back last, out of the pool; None when none is."""
+        for i in range(len(self._idle) - 1, -1, -1):
+            if self._idle[i][0] == kind:
+                return self._idle.pop(i)[1]
+        return None
+
     def give_back(self, kind: SessionKind, conn: Connection) -> None:
         """Keep ``conn`` for the next target after resetting it (DISCARD ALL); close it when it
-        is not idle, its reset fails, or the pool is closed."""
+        is not idle, its reset fails, or the pool is closed; close the session given back
+        longest ago when the pool holds more than ``max_idle``."""
         import psycopg
         from psycopg.pq import TransactionStatus
 
@@ -112,17 +126,21 @@ class SessionPool:
         except psycopg.Error:
             conn.close()
             return
+        evicted: list[Connection] = [conn]
         with self._lock:
             if not self._closed:
-                self._idle.setdefault(kind, []).append(conn)
-                return
-        conn.close()
+                self._idle.append((kind, conn))
+                excess = max(0, len(self._idle) - self.max_idle)
+                evicted = [old for _, old in self._idle[:excess]]
+                del self._idle[:excess]
+        for old in evicted:
+            old.close()
 
     def close(self) -> None:
         """Close every session in the pool; sessions given back after this are closed."""
         with self._lock:
             self._closed = True
-            idle = [conn for conns in self._idle.values() for conn in conns]
+            idle = [conn for _, conn in self._idle]
             self._idle.clear()
         for conn in idle:
             conn.close()

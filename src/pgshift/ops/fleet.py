@@ -306,7 +306,7 @@ def up_in_waves(
         histories = read_histories(project.settings, targets, options.concurrency, "plan")
     from pgshift.db.pool import SessionPool
 
-    with SessionPool() as pool:
+    with SessionPool(max_idle=2 * options.concurrency) as pool:
         work = up_target(project, backup, histories, pool)
         if control_url is None:
             return run_fleet(targets, work, options, emit)
@@ -349,7 +349,7 @@ def fleet_plan(
 
     from pgshift.db.pool import SessionPool
 
-    with SessionPool() as pool:
+    with SessionPool(max_idle=concurrency) as pool:
 
         def on_its_session(spec: TargetSpec) -> TargetOutcome:
             """Linting needs the server's version, and pre-flight its facts: a session."""
