@@ -77,6 +77,20 @@ def spawn_cli(
     )
 
 
+def targets_file(path: Path, targets: Sequence[tuple[str, str, str | None]]) -> Path:
+    """A fleet's targets file at ``path``: one ``[[target]]`` per (name, url, tenant schema or
+    None for a whole database)."""
+    path.write_text(
+        "".join(
+            f'[[target]]\nname = "{name}"\nurl = "{url}"\n'
+            + (f'schema = "{schema}"\n' if schema is not None else "")
+            for name, url, schema in targets
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
 def query(db_url: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         cur = conn.execute(sql.encode() if params is None else sql, params)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import CliResult, query, run_cli
+from tests.support import CliResult, query, run_cli, targets_file
 
 import pgshift
 from pgshift import events
@@ -271,12 +271,7 @@ def test_the_tenants_of_one_database_are_read_over_one_session(
 
     root = _project(make_project)
     tenants = [f"t{i}" for i in range(6)]
-    path = root / "tenants.toml"
-    path.write_text(
-        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in tenants),
-        encoding="utf-8",
-    )
-    specs = pgshift.load_targets(path)
+    specs = pgshift.load_targets(_tenants_file(root, db_url, tenants))
     project = pgshift.load_project(_settings(root))
     assert pgshift.fleet_up(project, specs, backup=False).exit_code == 0
 
@@ -390,12 +385,7 @@ def test_a_tenant_schema_that_needs_quoting_is_created_as_named(
 
 
 def _tenants_file(root: Path, db_url: str, tenants: list[str]) -> Path:
-    path = root / "tenants.toml"
-    path.write_text(
-        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in tenants),
-        encoding="utf-8",
-    )
-    return path
+    return targets_file(root / "tenants.toml", [(t, db_url, t) for t in tenants])
 
 
 def _outcomes(result: pgshift.FleetResult) -> list[dict[str, object]]:

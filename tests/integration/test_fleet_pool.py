@@ -17,7 +17,7 @@ import pytest
 from tests.integration.test_api import _sessions_opened_by
 from tests.plugins.pg import PgServer
 from tests.plugins.project import ProjectMaker, migration_pair
-from tests.support import query
+from tests.support import query, targets_file
 
 import pgshift
 from pgshift import events
@@ -53,11 +53,7 @@ def _settings(root: Path) -> pgshift.Settings:
 
 
 def _tenants(root: Path, db_url: str, names: list[str]) -> list[pgshift.TargetSpec]:
-    path = root / "tenants.toml"
-    path.write_text(
-        "".join(f'[[target]]\nname = "{t}"\nurl = "{db_url}"\nschema = "{t}"\n' for t in names),
-        encoding="utf-8",
-    )
+    path = targets_file(root / "tenants.toml", [(t, db_url, t) for t in names])
     return list(pgshift.load_targets(path))
 
 
@@ -228,11 +224,7 @@ def test_a_fleet_of_separate_databases_does_not_keep_their_sessions_open(
     for name in names:
         pg_server.create_database(name)
     try:
-        path = root / "databases.toml"
-        path.write_text(
-            "".join(f'[[target]]\nname = "{n}"\nurl = "{pg_server.url(n)}"\n' for n in names),
-            encoding="utf-8",
-        )
+        path = targets_file(root / "databases.toml", [(n, pg_server.url(n), None) for n in names])
         specs = pgshift.load_targets(path)
         project = pgshift.load_project(_settings(root))
         left_open: list[int] = []
