@@ -351,15 +351,15 @@ def fleet_plan(
 
     with SessionPool(max_idle=concurrency) as pool:
 
-        def on_its_session(spec: TargetSpec) -> TargetOutcome:
+        def on_its_session(work: tuple[TargetSpec, History]) -> TargetOutcome:
             """Linting needs the server's version, and pre-flight its facts: a session."""
             from pgshift.ops.run import refuse_preflight
 
-            read = histories[spec.name]
+            spec, read = work
             target = connect_target(project.settings, spec, purpose="plan", pool=pool)
             planned = False
             try:
-                plan = planner.plan(target, None if isinstance(read, PgshiftError) else read)
+                plan = planner.plan(target, read)
                 planned = True
                 refuse_preflight(plan)
             except PgshiftError as exc:
@@ -384,10 +384,11 @@ def _plan_from_read(
     outcomes: dict[str, TargetOutcome],
     *,
     on_targets: bool,
-) -> list[TargetSpec]:
+) -> list[tuple[TargetSpec, History]]:
     """Every target planned from the fleet's one read into ``outcomes``; the targets with work
-    that are to be planned again on their own session (all of them with ``on_targets``)."""
-    with_work: list[TargetSpec] = []
+    that are to be planned again on their own session (all of them with ``on_targets``), each
+    with its read."""
+    with_work: list[tuple[TargetSpec, History]] = []
     for spec in targets:  # pure, ~35 us a target: less than handing it to a thread
         try:
             history = histories[spec.name]
@@ -398,7 +399,7 @@ def _plan_from_read(
             outcomes[spec.name] = _failed(spec, exc)
             continue
         if plan.steps and on_targets:
-            with_work.append(spec)
+            with_work.append((spec, history))
         else:
             status = "pending" if plan.steps else UP_TO_DATE
             outcomes[spec.name] = TargetOutcome(spec.name, status, versions=plan.versions)
